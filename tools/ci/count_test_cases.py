@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Counts individual test cases from Bazel's build event JSON files.
+
+For every test action in each BEP file, reads the test.xml Bazel wrote and
+counts <testcase> elements (a case with <failure> or <error> is failed; a
+skipped one is not counted). A test target that failed without a failing case
+in its XML (crash, sanitizer abort, timeout) counts as one failed case, and a
+test that could not be built counts as one failed case too.
+
+Prints per-phase lines and ends with the line "N passed, M failed".
+"""
+import json
+import sys
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+
+def xml_counts(path):
+    passed = failed = 0
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    for case in root.iter("testcase"):
+        if case.get("status") == "notrun" or case.find("skipped") is not None:
+            continue
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+        else:
+            passed += 1
+    return passed, failed
+
+
+def phase_counts(bep_path):
+    passed = failed = 0
+    failures = []
+    seen_tests = set()
+    try:
+        lines = open(bep_path).read().splitlines()
+    except OSError:
+        return 0, 1, ["(no build event file: bazel did not run)"]
+    for line in lines:
+        event = json.loads(line)
+        ident = event.get("id", {})
+        if "testResult" in ident:
+            label = ident["testResult"]["label"]
+            seen_tests.add(label)
+            result = event.get("testResult", {})
+            status = result.get("status", "NO_STATUS")
+            counts = None
+            for output in result.get("testActionOutput", []):
+                if output.get("name") == "test.xml":
+                    uri = output.get("uri", "")
+                    path = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+                    counts = xml_counts(path)
+            p, f = counts if counts else (0, 0)
+            if status != "PASSED" and f == 0:
+                f = 1
+            if f:
+                failures.append("%s (%s)" % (label, status))
+            passed += p
+            failed += f
+        elif "targetCompleted" in ident:
+            label = ident["targetCompleted"]["label"]
+            completed = event.get("completed")
+            aborted = event.get("aborted")
+            is_test = "testSummary" in json.dumps(event.get("children", []))
+            if (aborted or (completed and not completed.get("success", True))) \
+                    and is_test and label not in seen_tests:
+                failed += 1
+                failures.append("%s (did not build)" % label)
+    return passed, failed, failures
+
+
+def main(argv):
+    total_passed = total_failed = 0
+    for arg in argv[1:]:
+        name, _, bep = arg.partition("=")
+        p, f, failures = phase_counts(bep)
+        print("%s: %d passed, %d failed" % (name, p, f))
+        for failure in failures:
+            print("  FAILED: %s" % failure)
+        total_passed += p
+        total_failed += f
+    print("%d passed, %d failed" % (total_passed, total_failed))
+    return 1 if total_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
