@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <ostream>
+#include <utility>
 
 namespace mill {
 
