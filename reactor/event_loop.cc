@@ -1,0 +1,427 @@
+#include "reactor/event_loop.h"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "reactor/internal/source.h"
+
+namespace mill {
+namespace {
+
+using reactor_internal::Source;
+
+// The waker's poller token. Registration generations start at 1.
+constexpr Token kWakerToken(0);
+
+std::string DescribeException(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "non-standard exception";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(
+    EventLoopOptions options) {
+  if (options.workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "EventLoopOptions::workers must be at least 1, got ", options.workers));
+  }
+  if (options.events_capacity < 1) {
+    return absl::InvalidArgumentError(
+        "EventLoopOptions::events_capacity must be at least 1");
+  }
+  if (options.poll_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "EventLoopOptions::poll_timeout must not be negative");
+  }
+  if (options.buffer_size < 1) {
+    return absl::InvalidArgumentError(
+        "EventLoopOptions::buffer_size must be at least 1");
+  }
+  std::unique_ptr<EventLoop> loop(new EventLoop(std::move(options)));
+  absl::Status status = loop->Init();
+  if (!status.ok()) return status;
+  return loop;
+}
+
+EventLoop::EventLoop(EventLoopOptions options) : options_(std::move(options)) {}
+
+absl::Status EventLoop::Init() {
+  absl::StatusOr<std::unique_ptr<Poller>> poller =
+      options_.backend ? Poller::Create(*options_.backend) : Poller::Create();
+  if (!poller.ok()) return poller.status();
+  poller_ = std::move(*poller);
+
+  absl::StatusOr<std::unique_ptr<Waker>> waker =
+      Waker::Create(*poller_, kWakerToken);
+  if (!waker.ok()) return waker.status();
+  waker_ = std::move(*waker);
+
+  if (options_.dispatch_mode == DispatchMode::kPool) {
+    ThreadPoolOptions pool_options;
+    pool_options.num_workers = options_.workers;
+    pool_options.name_prefix = "mill-io-";
+    absl::StatusOr<std::unique_ptr<ThreadPool>> pool =
+        ThreadPool::Create(pool_options);
+    if (!pool.ok()) return pool.status();
+    workers_ = std::move(*pool);
+  }
+
+  BufferPoolOptions buffer_options;
+  buffer_options.buffer_size = options_.buffer_size;
+  buffer_options.max_idle = options_.max_idle_buffers;
+  buffers_ = std::make_unique<BufferPool>(buffer_options);
+  return absl::OkStatus();
+}
+
+EventLoop::~EventLoop() {
+  Stop();
+  // Queued dispatches still reference this loop (and re-arm through the
+  // poller): drain them before any member goes away. They skip their
+  // handlers since the loop is stopped.
+  if (workers_ != nullptr) workers_->Shutdown();
+  if (compute_ != nullptr) compute_->Shutdown();
+}
+
+absl::Status EventLoop::Register(int fd, Token token, Interest interest,
+                                 std::function<void(const Event&)> callback) {
+  if (!callback) {
+    return absl::InvalidArgumentError("EventLoop::Register: empty callback");
+  }
+  return Register(fd, token, interest,
+                  std::make_shared<CallbackHandler>(std::move(callback)));
+}
+
+absl::Status EventLoop::Register(int fd, Token token, Interest interest,
+                                 std::shared_ptr<EventHandler> handler) {
+  if (handler == nullptr) {
+    return absl::InvalidArgumentError("EventLoop::Register: null handler");
+  }
+  std::lock_guard<std::mutex> lock(tokens_mu_);
+  if (user_tokens_.contains(token)) {
+    return absl::AlreadyExistsError(absl::StrCat("EventLoop::Register: token ",
+                                                 token.value(),
+                                                 " is already registered"));
+  }
+  const Token key(next_generation_.fetch_add(1, std::memory_order_relaxed));
+  auto source =
+      std::make_shared<Source>(fd, token, key, interest, std::move(handler));
+  // Visible to the dispatcher before the poller can report the fd.
+  absl::Status status = sources_.Insert(key, source);
+  if (!status.ok()) return status;
+  const Trigger trigger = options_.dispatch_mode == DispatchMode::kPool
+                              ? Trigger::kOneShot
+                              : Trigger::kLevel;
+  status = poller_->Register(fd, key, interest, trigger);
+  if (!status.ok()) {
+    sources_.Remove(key);
+    return status;
+  }
+  user_tokens_.emplace(token, std::move(source));
+  return absl::OkStatus();
+}
+
+absl::Status EventLoop::Reregister(Token token, Interest interest) {
+  SourcePtr source;
+  {
+    std::lock_guard<std::mutex> lock(tokens_mu_);
+    auto it = user_tokens_.find(token);
+    if (it == user_tokens_.end()) {
+      return absl::NotFoundError(absl::StrCat("EventLoop::Reregister: token ",
+                                              token.value(),
+                                              " is not registered"));
+    }
+    source = it->second;
+  }
+  std::lock_guard<std::mutex> lock(source->state_mu);
+  if (source->deregistered.load(std::memory_order_relaxed)) {
+    return absl::NotFoundError(absl::StrCat(
+        "EventLoop::Reregister: token ", token.value(), " was deregistered"));
+  }
+  source->interest = interest;
+  if (options_.dispatch_mode == DispatchMode::kPool) {
+    // While a dispatch is in flight the fd is disarmed; re-arming it here
+    // would let a second worker run the handler concurrently. The dispatch
+    // re-arms with the new interest when it finishes.
+    if (source->in_flight) return absl::OkStatus();
+    return poller_->Reregister(source->fd, source->key, interest,
+                               Trigger::kOneShot);
+  }
+  return poller_->Reregister(source->fd, source->key, interest,
+                             Trigger::kLevel);
+}
+
+absl::Status EventLoop::Deregister(Token token) {
+  SourcePtr source;
+  {
+    std::lock_guard<std::mutex> lock(tokens_mu_);
+    auto it = user_tokens_.find(token);
+    if (it == user_tokens_.end()) {
+      return absl::NotFoundError(absl::StrCat("EventLoop::Deregister: token ",
+                                              token.value(),
+                                              " is not registered"));
+    }
+    source = std::move(it->second);
+    user_tokens_.erase(it);
+  }
+  absl::Status status;
+  {
+    std::lock_guard<std::mutex> lock(source->state_mu);
+    source->deregistered.store(true, std::memory_order_release);
+    status = poller_->Deregister(source->fd);
+  }
+  sources_.Remove(source->key);
+  // Wait for an invocation in flight on another thread. From inside the
+  // source's own handler there is nothing to wait for: the flag set above
+  // stops every later call.
+  if (source->invoking_thread.load(std::memory_order_acquire) !=
+      std::this_thread::get_id()) {
+    std::lock_guard<std::mutex> wait(source->invoke_mu);
+  }
+  if (!status.ok()) {
+    return absl::Status(
+        status.code(),
+        absl::StrCat("registration removed, but the poller refused (was the "
+                     "fd closed before Deregister?): ",
+                     status.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EventLoop::Run() {
+  if (running_.exchange(true, std::memory_order_acq_rel)) {
+    return absl::FailedPreconditionError(
+        "EventLoop::Run: the loop is already running on another thread");
+  }
+  loop_thread_.store(std::this_thread::get_id(), std::memory_order_release);
+  Events events(options_.events_capacity);
+  absl::Status result;
+  RunPostedTasks();
+  while (!stop_.load(std::memory_order_acquire)) {
+    absl::StatusOr<size_t> ready = poller_->Poll(events, options_.poll_timeout);
+    if (!ready.ok()) {
+      result = ready.status();
+      break;
+    }
+    for (const Event& event : events) {
+      if (stop_.load(std::memory_order_relaxed)) break;
+      Dispatch(event);
+    }
+    RunPostedTasks();
+  }
+  WaitForHandlers();
+  {
+    // Stopped for good: posted tasks will never run.
+    std::vector<absl::AnyInvocable<void()>> dropped;
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    dropped.swap(posted_);
+  }
+  loop_thread_.store(std::thread::id(), std::memory_order_release);
+  running_.store(false, std::memory_order_release);
+  return result;
+}
+
+void EventLoop::Stop() {
+  // Async-signal-safe: an atomic store and a write(2) to the waker.
+  stop_.store(true, std::memory_order_seq_cst);
+  (void)waker_->Wake();
+}
+
+bool EventLoop::IsInLoopThread() const {
+  return loop_thread_.load(std::memory_order_acquire) ==
+         std::this_thread::get_id();
+}
+
+absl::Status EventLoop::RunInLoop(absl::AnyInvocable<void()> fn) {
+  if (IsInLoopThread()) {
+    fn();
+    return absl::OkStatus();
+  }
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    if (stop_.load(std::memory_order_acquire)) {
+      return absl::FailedPreconditionError(
+          "EventLoop::RunInLoop: the loop is stopped");
+    }
+    posted_.push_back(std::move(fn));
+  }
+  return waker_->Wake();
+}
+
+void EventLoop::RunPostedTasks() {
+  std::vector<absl::AnyInvocable<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    tasks.swap(posted_);
+  }
+  for (auto& task : tasks) {
+    try {
+      task();
+    } catch (...) {
+      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+      ReportException(Token(), std::current_exception());
+    }
+  }
+}
+
+void EventLoop::Dispatch(const Event& polled) {
+  if (polled.token() == kWakerToken) {
+    waker_->Drain();
+    return;
+  }
+  SourcePtr source = sources_.Find(polled.token());
+  if (source == nullptr ||
+      source->deregistered.load(std::memory_order_acquire)) {
+    stale_events_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // Handlers see their own token, not the generation tag.
+  const Event event(source->user_token, polled.flags());
+  if (workers_ == nullptr) {  // DispatchMode::kDirect
+    Invoke(source, event);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(source->state_mu);
+    // One-shot registrations report once per arming, so a second event for
+    // an in-flight source is spurious; the re-arm re-checks readiness.
+    if (source->in_flight || source->deregistered.load()) return;
+    source->in_flight = true;
+  }
+  inflight_.fetch_add(1, std::memory_order_seq_cst);
+  absl::Status submitted =
+      workers_->Submit([this, source, event] { RunPoolTask(source, event); });
+  if (!submitted.ok()) {
+    // Only while the loop is being destroyed; the source stays disarmed.
+    std::lock_guard<std::mutex> lock(source->state_mu);
+    source->in_flight = false;
+    inflight_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void EventLoop::RunPoolTask(const SourcePtr& source, const Event& event) {
+  if (!stop_.load(std::memory_order_acquire)) Invoke(source, event);
+  {
+    std::lock_guard<std::mutex> lock(source->state_mu);
+    source->in_flight = false;
+    if (!source->deregistered.load(std::memory_order_relaxed)) {
+      // Level-checked re-arm: readiness that arose while the handler ran is
+      // reported by the next poll (guarantee 2).
+      absl::Status status = poller_->Reregister(
+          source->fd, source->key, source->interest, Trigger::kOneShot);
+      if (!status.ok()) {
+        rearm_failures_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  if (inflight_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      stop_.load(std::memory_order_seq_cst)) {
+    std::lock_guard<std::mutex> lock(inflight_mu_);
+    inflight_cv_.notify_all();
+  }
+}
+
+void EventLoop::Invoke(const SourcePtr& source, const Event& event) {
+  std::lock_guard<std::mutex> lock(source->invoke_mu);
+  if (source->deregistered.load(std::memory_order_acquire)) {
+    stale_events_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  source->invoking_thread.store(std::this_thread::get_id(),
+                                std::memory_order_release);
+  events_dispatched_.fetch_add(1, std::memory_order_relaxed);
+  try {
+    source->handler->HandleEvent(event);
+  } catch (...) {
+    handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+    ReportException(source->user_token, std::current_exception());
+  }
+  source->invoking_thread.store(std::thread::id(), std::memory_order_release);
+}
+
+void EventLoop::WaitForHandlers() {
+  if (workers_ == nullptr) return;
+  std::unique_lock<std::mutex> lock(inflight_mu_);
+  inflight_cv_.wait(
+      lock, [this] { return inflight_.load(std::memory_order_seq_cst) == 0; });
+}
+
+void EventLoop::ReportException(Token token, std::exception_ptr error) {
+  if (options_.on_handler_exception) {
+    try {
+      options_.on_handler_exception(token, error);
+    } catch (...) {
+      // A throwing reporter must not take the worker down either.
+    }
+    return;
+  }
+  std::fprintf(stderr, "mill-io: handler for token %llu threw: %s\n",
+               static_cast<unsigned long long>(token.value()),
+               DescribeException(error).c_str());
+}
+
+absl::Status EventLoop::SpawnCompute(ThreadPool::Task task, Priority priority) {
+  return compute_pool().Submit(std::move(task), priority);
+}
+
+ThreadPool& EventLoop::compute_pool() {
+  std::call_once(compute_once_, [this] {
+    ThreadPoolOptions pool_options;
+    pool_options.num_workers = options_.compute_workers;
+    pool_options.name_prefix = "mill-compute-";
+    compute_ = std::make_unique<ThreadPool>(pool_options);
+  });
+  return *compute_;
+}
+
+EventLoop::Stats EventLoop::stats() const {
+  Stats stats;
+  stats.events_dispatched = events_dispatched_.load(std::memory_order_relaxed);
+  stats.stale_events = stale_events_.load(std::memory_order_relaxed);
+  stats.handler_exceptions =
+      handler_exceptions_.load(std::memory_order_relaxed);
+  stats.rearm_failures = rearm_failures_.load(std::memory_order_relaxed);
+  stats.registered = sources_.size();
+  return stats;
+}
+
+// --- Signals ---------------------------------------------------------------
+
+namespace {
+std::atomic<EventLoop*> g_signal_loop{nullptr};
+
+extern "C" void StopLoopOnSignal(int) {
+  const int saved_errno = errno;
+  if (EventLoop* loop = g_signal_loop.load(std::memory_order_acquire)) {
+    loop->Stop();
+  }
+  errno = saved_errno;
+}
+}  // namespace
+
+absl::Status StopOnSignals(EventLoop* loop, std::vector<int> signals) {
+  g_signal_loop.store(loop, std::memory_order_release);
+  for (int signo : signals) {
+    struct sigaction action = {};
+    action.sa_handler = StopLoopOnSignal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    if (sigaction(signo, &action, nullptr) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("sigaction(", signo, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mill

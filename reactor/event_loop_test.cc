@@ -1,0 +1,744 @@
+#include "reactor/event_loop.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace mill {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+#ifdef MILL_IO_SANITIZER
+constexpr int kScale = 4;  // sanitizers are slow: fewer iterations
+#else
+constexpr int kScale = 1;
+#endif
+
+// Polls `pred` until it holds or `timeout` passes; returns its last value.
+template <typename Pred>
+bool WaitFor(Pred pred, milliseconds timeout = milliseconds(10000)) {
+  const auto deadline = steady_clock::now() + timeout;
+  while (!pred()) {
+    if (steady_clock::now() > deadline) return pred();
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return true;
+}
+
+void SetNonBlocking(int fd) {
+  ASSERT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+// A non-blocking socketpair, closed on destruction.
+struct SocketPair {
+  int loop_end = -1;  // registered with the loop
+  int peer = -1;      // driven by the test
+  SocketPair() {
+    int fds[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    loop_end = fds[0];
+    peer = fds[1];
+    SetNonBlocking(loop_end);
+  }
+  ~SocketPair() {
+    if (loop_end >= 0) close(loop_end);
+    if (peer >= 0) close(peer);
+  }
+  SocketPair(const SocketPair&) = delete;
+  SocketPair& operator=(const SocketPair&) = delete;
+};
+
+// Reads everything available (until EAGAIN); returns bytes read.
+size_t Drain(int fd, std::string* into = nullptr) {
+  char buf[4096];
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      total += n;
+      if (into) into->append(buf, n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return total;
+  }
+}
+
+void WriteAll(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = write(fd, p, size);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      std::this_thread::yield();
+      continue;
+    }
+    ASSERT_GT(n, 0) << strerror(errno);
+    p += n;
+    size -= n;
+  }
+}
+
+// Runs a loop on a background thread for the duration of a test.
+class LoopRunner {
+ public:
+  explicit LoopRunner(EventLoop* loop) : loop_(loop) {
+    thread_ = std::thread([this] { result_ = loop_->Run(); });
+  }
+  ~LoopRunner() { StopAndJoin(); }
+  absl::Status StopAndJoin() {
+    if (thread_.joinable()) {
+      loop_->Stop();
+      thread_.join();
+    }
+    return result_;
+  }
+
+ private:
+  EventLoop* loop_;
+  std::thread thread_;
+  absl::Status result_;
+};
+
+class EventLoopTest : public ::testing::TestWithParam<DispatchMode> {
+ protected:
+  std::unique_ptr<EventLoop> MakeLoop(EventLoopOptions options = {}) {
+    options.dispatch_mode = GetParam();
+    options.workers = 3;
+    options.poll_timeout = absl::Milliseconds(50);
+    absl::StatusOr<std::unique_ptr<EventLoop>> loop =
+        EventLoop::Create(std::move(options));
+    EXPECT_TRUE(loop.ok()) << loop.status();
+    return std::move(*loop);
+  }
+};
+
+TEST_P(EventLoopTest, RejectsBadOptions) {
+  EventLoopOptions options;
+  options.workers = 0;
+  EXPECT_EQ(EventLoop::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.workers = 1;
+  options.events_capacity = 0;
+  EXPECT_EQ(EventLoop::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(EventLoopTest, DefaultConfiguration) {
+  EventLoopOptions defaults;
+  EXPECT_EQ(defaults.workers, 4);
+  EXPECT_EQ(defaults.events_capacity, 1024u);
+  EXPECT_EQ(defaults.poll_timeout, absl::Milliseconds(100));
+  EXPECT_EQ(defaults.dispatch_mode, DispatchMode::kPool);
+}
+
+TEST_P(EventLoopTest, RegistrationErrors) {
+  auto loop = MakeLoop();
+  SocketPair a;
+  auto noop = [](const Event&) {};
+  ASSERT_TRUE(
+      loop->Register(a.loop_end, Token(1), Interest::Readable(), noop).ok());
+  SocketPair b;
+  EXPECT_EQ(
+      loop->Register(b.loop_end, Token(1), Interest::Readable(), noop).code(),
+      absl::StatusCode::kAlreadyExists);
+  // A bad fd fails cleanly and leaves the token free.
+  absl::Status bad = loop->Register(-1, Token(2), Interest::Readable(), noop);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(
+      loop->Register(b.loop_end, Token(2), Interest::Readable(), noop).ok());
+  EXPECT_EQ(loop->Deregister(Token(99)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loop->Reregister(Token(99), Interest::Writable()).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(loop->Register(b.loop_end, Token(3), Interest::Readable(),
+                           std::shared_ptr<EventHandler>())
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(loop->stats().registered, 2u);
+  EXPECT_TRUE(loop->Deregister(Token(1)).ok());
+  EXPECT_EQ(loop->Deregister(Token(1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loop->stats().registered, 1u);
+}
+
+TEST_P(EventLoopTest, DeliversReadableAndData) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  std::atomic<size_t> received{0};
+  std::atomic<uint64_t> token_seen{0};
+  ASSERT_TRUE(loop->Register(pair.loop_end, Token(7), Interest::Readable(),
+                             [&](const Event& e) {
+                               token_seen = e.token().value();
+                               if (e.is_readable())
+                                 received += Drain(pair.loop_end);
+                             })
+                  .ok());
+  LoopRunner runner(loop.get());
+  const std::string message(10000, 'x');
+  WriteAll(pair.peer, message.data(), message.size());
+  EXPECT_TRUE(WaitFor([&] { return received.load() == message.size(); }));
+  // The handler sees the user's token, not the internal generation tag.
+  EXPECT_EQ(token_seen.load(), 7u);
+  EXPECT_TRUE(runner.StopAndJoin().ok());
+}
+
+TEST_P(EventLoopTest, ReregisterChangesInterest) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  std::atomic<int> readable{0}, writable{0};
+  ASSERT_TRUE(loop->Register(pair.loop_end, Token(1), Interest::Readable(),
+                             [&](const Event& e) {
+                               if (e.is_readable()) ++readable;
+                               if (e.is_writable()) ++writable;
+                             })
+                  .ok());
+  LoopRunner runner(loop.get());
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(readable.load() + writable.load(), 0);  // nothing to read
+  ASSERT_TRUE(loop->Reregister(Token(1), Interest::Writable()).ok());
+  EXPECT_TRUE(WaitFor([&] { return writable.load() > 0; }));
+  EXPECT_EQ(readable.load(), 0);
+}
+
+// Guarantees 1 and 2: per-source ordering, no overlap, no lost readiness.
+TEST_P(EventLoopTest, OrderedNonOverlappingNoLostReadinessUnderLoad) {
+  auto loop = MakeLoop();
+  constexpr int kSources = 16;
+  constexpr int kWriters = 4;
+  const uint64_t kRecords = 4000 / kScale;
+  struct PerSource {
+    SocketPair pair;
+    std::string residual;
+    uint64_t expected = 0;  // next sequence number
+    std::atomic<bool> in_handler{false};
+    std::atomic<int> overlaps{0};
+    std::atomic<int> out_of_order{0};
+    std::atomic<uint64_t> received{0};
+  };
+  std::vector<std::unique_ptr<PerSource>> sources;
+  for (int i = 0; i < kSources; ++i) {
+    sources.push_back(std::make_unique<PerSource>());
+    PerSource* s = sources.back().get();
+    ASSERT_TRUE(loop->Register(s->pair.loop_end, Token(100 + i),
+                               Interest::Readable(),
+                               [s](const Event&) {
+                                 if (s->in_handler.exchange(true))
+                                   ++s->overlaps;
+                                 Drain(s->pair.loop_end, &s->residual);
+                                 size_t used = 0;
+                                 while (s->residual.size() - used >= 8) {
+                                   uint64_t seq;
+                                   memcpy(&seq, s->residual.data() + used, 8);
+                                   used += 8;
+                                   if (seq != s->expected) ++s->out_of_order;
+                                   s->expected = seq + 1;
+                                   ++s->received;
+                                 }
+                                 s->residual.erase(0, used);
+                                 // Give concurrent deliveries a chance to
+                                 // overlap.
+                                 std::this_thread::yield();
+                                 s->in_handler.store(false);
+                               })
+                    .ok());
+  }
+  LoopRunner runner(loop.get());
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (uint64_t seq = 0; seq < kRecords; ++seq) {
+        for (int i = w; i < kSources; i += kWriters) {
+          WriteAll(sources[i]->pair.peer, &seq, sizeof(seq));
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_TRUE(WaitFor([&] {
+    for (auto& s : sources)
+      if (s->received.load() != kRecords) return false;
+    return true;
+  })) << "lost readiness: some records were never delivered";
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  for (auto& s : sources) {
+    EXPECT_EQ(s->received.load(), kRecords);
+    EXPECT_EQ(s->overlaps.load(), 0);
+    EXPECT_EQ(s->out_of_order.load(), 0);
+  }
+}
+
+// Guarantee 3: after Deregister returns (other thread), the handler is not
+// running, is never called again, and is destroyed after its last call.
+TEST_P(EventLoopTest, DeregisterWhileEventsFireNeverCallsAfterReturn) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  const int kRounds = 1000 / kScale;
+  std::atomic<int> calls_after_deregister{0};
+  std::atomic<int> running_at_return{0};
+  std::atomic<int> destroyed_while_running{0};
+  std::atomic<int> total_calls{0};
+
+  struct Probe : EventHandler {
+    int fd;
+    std::atomic<bool>* deregistered;
+    std::atomic<bool> running{false};
+    std::atomic<int>* after;
+    std::atomic<int>* destroyed_running;
+    std::atomic<int>* calls;
+    ~Probe() override {
+      if (running.load()) ++*destroyed_running;
+    }
+    void HandleEvent(const Event&) override {
+      running.store(true);
+      if (deregistered->load()) ++*after;
+      ++*calls;
+      char buf[64];
+      while (read(fd, buf, sizeof(buf)) > 0) {
+      }
+      running.store(false);
+    }
+  };
+
+  for (int round = 0; round < kRounds; ++round) {
+    SocketPair pair;
+    std::atomic<bool> deregistered{false};
+    auto probe = std::make_shared<Probe>();
+    probe->fd = pair.loop_end;
+    probe->deregistered = &deregistered;
+    probe->after = &calls_after_deregister;
+    probe->destroyed_running = &destroyed_while_running;
+    probe->calls = &total_calls;
+    std::weak_ptr<Probe> weak = probe;
+    ASSERT_TRUE(
+        loop->Register(pair.loop_end, Token(round), Interest::Readable(), probe)
+            .ok());
+    SetNonBlocking(pair.peer);  // the writer must not block once unread
+    std::atomic<bool> stop_writer{false};
+    std::thread writer([&] {
+      char byte = 1;
+      while (!stop_writer.load()) {
+        (void)write(pair.peer, &byte, 1);
+        std::this_thread::yield();
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(round % 200));
+    ASSERT_TRUE(loop->Deregister(Token(round)).ok());
+    if (probe->running.load()) ++running_at_return;
+    deregistered.store(true);
+    probe.reset();
+    // Let any (forbidden) late delivery happen before we check.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    stop_writer.store(true);
+    writer.join();
+    // Nothing holds the handler any more once the loop let go of it.
+    EXPECT_TRUE(WaitFor([&] { return weak.expired(); }));
+  }
+  EXPECT_EQ(calls_after_deregister.load(), 0);
+  EXPECT_EQ(running_at_return.load(), 0);
+  EXPECT_EQ(destroyed_while_running.load(), 0);
+  EXPECT_GT(total_calls.load(), 0);
+}
+
+TEST_P(EventLoopTest, DeregisterFromOwnHandlerStopsFurtherCalls) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  std::atomic<int> calls{0};
+  EventLoop* raw = loop.get();
+  absl::Status inner;
+  ASSERT_TRUE(loop->Register(pair.loop_end, Token(5), Interest::Readable(),
+                             [&, raw](const Event&) {
+                               ++calls;
+                               inner = raw->Deregister(Token(5));
+                               // Data stays unread: a level source would
+                               // fire again if it were still registered.
+                             })
+                  .ok());
+  LoopRunner runner(loop.get());
+  WriteAll(pair.peer, "abc", 3);
+  EXPECT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  WriteAll(pair.peer, "def", 3);
+  std::this_thread::sleep_for(milliseconds(100));
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_TRUE(inner.ok()) << inner;
+  EXPECT_EQ(loop->stats().registered, 0u);
+}
+
+// Guarantee 6: a token re-registered with a new fd never receives an event
+// of the old registration. Two sources become ready together; whichever
+// handler runs first moves the other's token to a silent fd, so the other's
+// event in the same batch is stale and must be dropped.
+TEST_P(EventLoopTest, ReusedTokenGetsNoStaleEvents) {
+  auto loop = MakeLoop();
+  EventLoop* raw = loop.get();
+  const int kRounds = 300 / kScale;
+  std::atomic<int> stale_calls{0};
+  std::atomic<int> rounds_done{0};
+  std::vector<std::unique_ptr<SocketPair>> keep;  // fds stay open
+  LoopRunner runner(loop.get());
+  for (int i = 0; i < kRounds; ++i) {
+    for (int k = 0; k < 3; ++k) keep.push_back(std::make_unique<SocketPair>());
+    SocketPair& a = *keep[keep.size() - 3];
+    SocketPair& b = *keep[keep.size() - 2];
+    SocketPair& fresh = *keep[keep.size() - 1];  // never receives data
+    const Token token_a(2 * i + 1), token_b(2 * i + 2);
+    auto swapped = std::make_shared<std::atomic<bool>>(false);
+    auto move_to_fresh = [&, raw, swapped](Token other) {
+      if (swapped->exchange(true)) return;  // data stays unread
+      EXPECT_TRUE(raw->Deregister(other).ok());
+      const int fd = fresh.loop_end;
+      EXPECT_TRUE(raw->Register(fd, other, Interest::Readable(),
+                                [&, fd](const Event&) {
+                                  int avail = 0;
+                                  ioctl(fd, FIONREAD, &avail);
+                                  if (avail == 0) ++stale_calls;
+                                })
+                      .ok());
+      ++rounds_done;
+    };
+    ASSERT_TRUE(raw->Register(a.loop_end, token_a, Interest::Readable(),
+                              [=](const Event&) { move_to_fresh(token_b); })
+                    .ok());
+    ASSERT_TRUE(raw->Register(b.loop_end, token_b, Interest::Readable(),
+                              [=](const Event&) { move_to_fresh(token_a); })
+                    .ok());
+    WriteAll(a.peer, "x", 1);
+    WriteAll(b.peer, "y", 1);
+    ASSERT_TRUE(WaitFor([&] { return rounds_done.load() == i + 1; }));
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    ASSERT_TRUE(raw->Deregister(token_a).ok());
+    ASSERT_TRUE(raw->Deregister(token_b).ok());
+  }
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(stale_calls.load(), 0);
+  EXPECT_EQ(loop->stats().registered, 0u);
+}
+
+// Guarantee 4: a throwing handler is counted and the loop keeps serving.
+TEST_P(EventLoopTest, ThrowingHandlerIsCountedAndLoopSurvives) {
+  std::atomic<int> reported{0};
+  std::atomic<uint64_t> reported_token{0};
+  EventLoopOptions options;
+  options.on_handler_exception = [&](Token token, std::exception_ptr) {
+    reported_token = token.value();
+    ++reported;
+  };
+  auto loop = MakeLoop(options);
+  SocketPair bad, good;
+  std::atomic<int> bad_calls{0};
+  std::atomic<size_t> good_bytes{0};
+  ASSERT_TRUE(loop->Register(bad.loop_end, Token(66), Interest::Readable(),
+                             [&](const Event&) {
+                               ++bad_calls;
+                               Drain(bad.loop_end);
+                               throw std::runtime_error("handler failure");
+                             })
+                  .ok());
+  ASSERT_TRUE(
+      loop->Register(good.loop_end, Token(67), Interest::Readable(),
+                     [&](const Event&) { good_bytes += Drain(good.loop_end); })
+          .ok());
+  LoopRunner runner(loop.get());
+  for (int i = 0; i < 3; ++i) {
+    WriteAll(bad.peer, "boom", 4);
+    ASSERT_TRUE(WaitFor([&] { return bad_calls.load() == i + 1; }));
+    WriteAll(good.peer, "ok", 2);
+    ASSERT_TRUE(WaitFor([&] { return good_bytes.load() == 2u * (i + 1); }));
+  }
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(loop->stats().handler_exceptions, 3u);
+  EXPECT_EQ(reported.load(), 3);
+  EXPECT_EQ(reported_token.load(), 66u);
+}
+
+// Guarantee 5: Stop under load returns Run promptly, with no handler left
+// running.
+TEST_P(EventLoopTest, StopUnderLoadReturnsAfterRunningHandlersFinish) {
+  auto loop = MakeLoop();
+  constexpr int kSources = 8;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::atomic<int> in_handler{0};
+  std::atomic<int> calls{0};
+  for (int i = 0; i < kSources; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>());
+    int fd = pairs.back()->loop_end;
+    ASSERT_TRUE(loop->Register(fd, Token(i), Interest::Readable(),
+                               [&, fd](const Event&) {
+                                 ++in_handler;
+                                 ++calls;
+                                 Drain(fd);
+                                 std::this_thread::sleep_for(milliseconds(2));
+                                 --in_handler;
+                               })
+                    .ok());
+  }
+  std::atomic<bool> stop_writers{false};
+  std::vector<std::thread> writers;
+  for (int i = 0; i < kSources; ++i) {
+    writers.emplace_back([&, i] {
+      while (!stop_writers.load()) {
+        (void)write(pairs[i]->peer, "data", 4);
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    });
+  }
+  std::thread runner([&] { EXPECT_TRUE(loop->Run().ok()); });
+  ASSERT_TRUE(WaitFor([&] { return calls.load() > 20; }));
+  const auto stop_at = steady_clock::now();
+  loop->Stop();
+  runner.join();
+  const auto took = steady_clock::now() - stop_at;
+  EXPECT_EQ(in_handler.load(), 0);  // Run() waited for running handlers
+  // Poll timeout (50 ms) + longest handler (2 ms), with slack for a loaded
+  // machine and sanitizers; this guards against hangs, not for speed.
+  EXPECT_LT(took, milliseconds(2000));
+  const int calls_at_stop = calls.load();
+  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_EQ(calls.load(), calls_at_stop);  // nothing runs after Run returned
+  stop_writers.store(true);
+  for (auto& t : writers) t.join();
+  EXPECT_TRUE(loop->is_stopped());
+  EXPECT_TRUE(loop->Run().ok());  // a stopped loop returns at once
+}
+
+TEST_P(EventLoopTest, StopBeforeRunReturnsImmediatelyAndIsIdempotent) {
+  auto loop = MakeLoop();
+  loop->Stop();
+  loop->Stop();
+  EXPECT_TRUE(loop->Run().ok());
+}
+
+TEST_P(EventLoopTest, RunTwiceConcurrentlyIsRejected) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  ASSERT_TRUE(WaitFor([&] {
+    absl::Status s = loop->RunInLoop([] {});
+    return s.ok();
+  }));
+  std::atomic<bool> entered{false};
+  ASSERT_TRUE(loop->RunInLoop([&] { entered = true; }).ok());
+  ASSERT_TRUE(WaitFor([&] { return entered.load(); }));
+  EXPECT_EQ(loop->Run().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(EventLoopTest, StopFromSignalHandler) {
+  auto loop = MakeLoop();
+  ASSERT_TRUE(StopOnSignals(loop.get(), {SIGUSR1}).ok());
+  std::atomic<bool> returned{false};
+  std::thread runner([&] {
+    EXPECT_TRUE(loop->Run().ok());
+    returned = true;
+  });
+  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_FALSE(returned.load());
+  ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+  runner.join();
+  EXPECT_TRUE(returned.load());
+  EXPECT_TRUE(loop->is_stopped());
+  ASSERT_TRUE(StopOnSignals(nullptr, {SIGUSR1}).ok());
+}
+
+TEST_P(EventLoopTest, RunInLoopRunsOnLoopThread) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  std::atomic<bool> on_loop{false};
+  std::atomic<bool> ran{false};
+  EventLoop* raw = loop.get();
+  ASSERT_TRUE(loop->RunInLoop([&, raw] {
+                    on_loop = raw->IsInLoopThread();
+                    ran = true;
+                  })
+                  .ok());
+  EXPECT_TRUE(WaitFor([&] { return ran.load(); }));
+  EXPECT_TRUE(on_loop.load());
+  EXPECT_FALSE(loop->IsInLoopThread());
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(loop->RunInLoop([] {}).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(EventLoopTest, SpawnComputeRunsOffTheIoWorkers) {
+  auto loop = MakeLoop();
+  std::promise<int> result;
+  ASSERT_TRUE(
+      loop->SpawnCompute([&] { result.set_value(6 * 7); }, Priority::kHigh)
+          .ok());
+  EXPECT_EQ(result.get_future().get(), 42);
+  EXPECT_TRUE(WaitFor(
+      [&] { return loop->compute_pool().GetMetrics().completed == 1; }));
+}
+
+TEST_P(EventLoopTest, BufferPoolIsShared) {
+  EventLoopOptions options;
+  options.buffer_size = 1024;
+  auto loop = MakeLoop(options);
+  {
+    BufferPool::Handle buffer = loop->buffer_pool().Acquire();
+    EXPECT_EQ(buffer->capacity(), 1024u);
+  }
+  BufferPool::Handle again = loop->buffer_pool().Acquire();
+  EXPECT_EQ(loop->buffer_pool().GetStats().hits, 1u);
+}
+
+// Guarantee 7: with a read budget, a busy source does not starve others.
+TEST_P(EventLoopTest, BusySourceDoesNotStarveOthers) {
+  auto loop = MakeLoop();
+  SocketPair busy, quiet;
+  const size_t budget = loop->options().read_budget;
+  std::atomic<size_t> busy_bytes{0};
+  std::atomic<int> quiet_calls{0};
+  ASSERT_TRUE(loop->Register(busy.loop_end, Token(1), Interest::Readable(),
+                             [&](const Event&) {
+                               char buf[4096];
+                               size_t taken = 0;
+                               while (taken < budget) {
+                                 ssize_t n =
+                                     read(busy.loop_end, buf, sizeof(buf));
+                                 if (n <= 0) break;
+                                 taken += n;
+                               }
+                               busy_bytes += taken;
+                             })
+                  .ok());
+  ASSERT_TRUE(loop->Register(quiet.loop_end, Token(2), Interest::Readable(),
+                             [&](const Event&) {
+                               Drain(quiet.loop_end);
+                               ++quiet_calls;
+                             })
+                  .ok());
+  std::atomic<bool> stop{false};
+  std::thread firehose([&] {
+    std::string chunk(16384, 'f');
+    while (!stop.load()) (void)write(busy.peer, chunk.data(), chunk.size());
+  });
+  LoopRunner runner(loop.get());
+  for (int i = 0; i < 20; ++i) {
+    WriteAll(quiet.peer, "q", 1);
+    EXPECT_TRUE(WaitFor([&] { return quiet_calls.load() >= i + 1; },
+                        milliseconds(5000)))
+        << "quiet source starved at message " << i;
+  }
+  stop.store(true);
+  firehose.join();
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_GT(busy_bytes.load(), 0u);
+}
+
+// End to end: a TCP echo server on loopback through the loop.
+TEST_P(EventLoopTest, TcpEchoEndToEnd) {
+  auto loop = MakeLoop();
+  EventLoop* raw = loop.get();
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  ASSERT_EQ(listen(listener, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::mutex conns_mu;
+  std::vector<int> conns;
+  std::atomic<uint64_t> next_token{10};
+  ASSERT_TRUE(
+      raw->Register(
+             listener, Token(1), Interest::Readable(),
+             [&, raw](const Event&) {
+               for (;;) {
+                 int fd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+                 if (fd < 0) return;
+                 {
+                   std::lock_guard<std::mutex> lock(conns_mu);
+                   conns.push_back(fd);
+                 }
+                 auto pending = std::make_shared<std::string>();
+                 EXPECT_TRUE(raw->Register(fd, Token(next_token++),
+                                           Interest::Readable(),
+                                           [fd, pending](const Event&) {
+                                             // Blocking-free echo: read what is
+                                             // there, write back what the
+                                             // socket takes.
+                                             Drain(fd, pending.get());
+                                             while (!pending->empty()) {
+                                               ssize_t n =
+                                                   write(fd, pending->data(),
+                                                         pending->size());
+                                               if (n <= 0) {
+                                                 std::this_thread::yield();
+                                                 continue;
+                                               }
+                                               pending->erase(0, n);
+                                             }
+                                           })
+                                 .ok());
+               }
+             })
+          .ok());
+  LoopRunner runner(raw);
+  constexpr int kClients = 4;
+  std::vector<std::thread> clients;
+  std::atomic<int> verified{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+                0);
+      std::string sent, got;
+      for (int i = 0; i < 200000; ++i) sent.push_back(char('a' + (i + c) % 26));
+      std::thread reader([&] {
+        char buf[8192];
+        while (got.size() < sent.size()) {
+          ssize_t n = read(fd, buf, sizeof(buf));
+          if (n <= 0) break;
+          got.append(buf, n);
+        }
+      });
+      size_t off = 0;
+      while (off < sent.size()) {
+        ssize_t n = write(fd, sent.data() + off,
+                          std::min<size_t>(3000, sent.size() - off));
+        ASSERT_GT(n, 0);
+        off += n;
+      }
+      reader.join();
+      if (got == sent) ++verified;
+      close(fd);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(verified.load(), kClients);
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  for (int fd : conns) close(fd);
+  close(listener);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothModes, EventLoopTest,
+                         ::testing::Values(DispatchMode::kPool,
+                                           DispatchMode::kDirect),
+                         [](const auto& info) {
+                           return info.param == DispatchMode::kPool
+                                      ? std::string("Pool")
+                                      : std::string("Direct");
+                         });
+
+}  // namespace
+}  // namespace mill

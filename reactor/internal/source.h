@@ -1,0 +1,52 @@
+// Per-registration state of the EventLoop. Internal: not part of the API.
+#ifndef MILL_IO_REACTOR_INTERNAL_SOURCE_H_
+#define MILL_IO_REACTOR_INTERNAL_SOURCE_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "poll/interest.h"
+#include "poll/token.h"
+#include "reactor/event_handler.h"
+
+namespace mill {
+namespace reactor_internal {
+
+// One registration. Shared by the loop's tables and by every dispatch in
+// flight, so the handler outlives its last invocation.
+struct Source {
+  Source(int fd, Token user_token, Token key, Interest interest,
+         std::shared_ptr<EventHandler> handler)
+      : fd(fd),
+        user_token(user_token),
+        key(key),
+        handler(std::move(handler)),
+        interest(interest) {}
+
+  const int fd;
+  const Token user_token;  // what the user registered
+  const Token key;         // generation tag reported by the poller
+  const std::shared_ptr<EventHandler> handler;
+
+  // Guards interest and in_flight, and orders re-arming against Deregister:
+  // once deregistered is set under this lock, nobody re-arms the fd.
+  std::mutex state_mu;
+  Interest interest;
+  bool in_flight = false;  // pool mode: event taken, not yet re-armed
+  std::atomic<bool> deregistered{false};
+
+  // Held for the whole handler invocation; Deregister takes it to wait for an
+  // invocation in flight to finish.
+  std::mutex invoke_mu;
+  // Thread running the handler now (default id when none), so a handler can
+  // deregister itself without waiting for itself.
+  std::atomic<std::thread::id> invoking_thread{};
+};
+
+}  // namespace reactor_internal
+}  // namespace mill
+
+#endif  // MILL_IO_REACTOR_INTERNAL_SOURCE_H_
