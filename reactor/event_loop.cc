@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -14,7 +16,9 @@
 namespace mill {
 namespace {
 
+using reactor_internal::LoopTimer;
 using reactor_internal::Source;
+using Clock = std::chrono::steady_clock;
 
 // The waker's poller token. Registration generations start at 1.
 constexpr Token kWakerToken(0);
@@ -77,6 +81,8 @@ absl::Status EventLoop::Init() {
     if (!pool.ok()) return pool.status();
     workers_ = std::move(*pool);
   }
+
+  wheel_ = std::make_unique<TimingWheel>(Clock::now());
 
   BufferPoolOptions buffer_options;
   buffer_options.buffer_size = options_.buffer_size;
@@ -209,7 +215,8 @@ absl::Status EventLoop::Run() {
   absl::Status result;
   RunPostedTasks();
   while (!stop_.load(std::memory_order_acquire)) {
-    absl::StatusOr<size_t> ready = poller_->Poll(events, options_.poll_timeout);
+    absl::StatusOr<size_t> ready = poller_->Poll(events, NextPollTimeout());
+    polls_.fetch_add(1, std::memory_order_relaxed);
     if (!ready.ok()) {
       result = ready.status();
       break;
@@ -219,6 +226,7 @@ absl::Status EventLoop::Run() {
       Dispatch(event);
     }
     RunPostedTasks();
+    if (!wheel_->empty()) wheel_->Advance(Clock::now());
   }
   WaitForHandlers();
   {
@@ -257,6 +265,133 @@ absl::Status EventLoop::RunInLoop(absl::AnyInvocable<void()> fn) {
     posted_.push_back(std::move(fn));
   }
   return waker_->Wake();
+}
+
+std::optional<absl::Duration> EventLoop::NextPollTimeout() const {
+  std::optional<absl::Duration> timeout;
+  if (options_.wake_on_poll_timeout) timeout = options_.poll_timeout;
+  if (std::optional<TimingWheel::TimePoint> next = wheel_->NextDeadline()) {
+    // The poller rounds up to its resolution, so this never wakes early.
+    const absl::Duration until =
+        std::max(absl::ZeroDuration(), absl::FromChrono(*next - Clock::now()));
+    if (!timeout || until < *timeout) timeout = until;
+  }
+  return timeout;
+}
+
+EventLoop::TimerId EventLoop::RunAfter(absl::Duration delay,
+                                       absl::AnyInvocable<void()> fn) {
+  return AddTimer(delay, absl::ZeroDuration(), std::move(fn));
+}
+
+EventLoop::TimerId EventLoop::RunEvery(absl::Duration interval,
+                                       absl::AnyInvocable<void()> fn) {
+  if (interval <= absl::ZeroDuration()) return TimerId();
+  return AddTimer(interval, interval, std::move(fn));
+}
+
+EventLoop::TimerId EventLoop::AddTimer(absl::Duration delay,
+                                       absl::Duration interval,
+                                       absl::AnyInvocable<void()> fn) {
+  if (!fn || stop_.load(std::memory_order_acquire)) return TimerId();
+  // The deadline counts from the call, not from when the loop gets to it.
+  const TimingWheel::TimePoint deadline =
+      Clock::now() +
+      absl::ToChronoNanoseconds(std::max(delay, absl::ZeroDuration()));
+  const bool repeating = interval > absl::ZeroDuration();
+  auto timer = std::make_shared<LoopTimer>(
+      next_timer_id_.fetch_add(1, std::memory_order_relaxed), repeating,
+      std::move(fn));
+  {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    timers_.emplace(timer->id, timer);
+  }
+  auto schedule = [this, timer, deadline, interval] {
+    if (timer->cancelled.load(std::memory_order_acquire)) return;
+    auto fire = [this, timer] { FireTimer(timer); };
+    timer->wheel_id =
+        timer->repeating
+            ? wheel_->ScheduleRepeating(
+                  deadline, absl::ToChronoNanoseconds(interval), fire)
+            : wheel_->Schedule(deadline, fire);
+  };
+  if (!RunInLoop(std::move(schedule)).ok()) {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    timers_.erase(timer->id);
+    return TimerId();
+  }
+  return TimerId{timer->id};
+}
+
+bool EventLoop::Cancel(TimerId id) {
+  std::shared_ptr<LoopTimer> timer;
+  {
+    std::lock_guard<std::mutex> lock(timers_mu_);
+    auto it = timers_.find(id.value);
+    if (it == timers_.end()) return false;
+    timer = std::move(it->second);
+    timers_.erase(it);
+  }
+  timer->cancelled.store(true, std::memory_order_release);
+  // Free the wheel slot on the loop thread. If the loop is stopped the wheel
+  // never runs again, so failing to post is harmless.
+  (void)RunInLoop([this, timer] {
+    if (timer->wheel_id.valid()) wheel_->Cancel(timer->wheel_id);
+  });
+  return true;
+}
+
+size_t EventLoop::pending_timers() const {
+  std::lock_guard<std::mutex> lock(timers_mu_);
+  return timers_.size();
+}
+
+bool EventLoop::ClaimOneShot(const LoopTimer& timer) {
+  // Whoever removes the id first wins: Cancel (the callback never starts)
+  // or the dispatch (the callback starts and can no longer be cancelled).
+  std::lock_guard<std::mutex> lock(timers_mu_);
+  return timers_.erase(timer.id) == 1;
+}
+
+void EventLoop::FireTimer(const std::shared_ptr<LoopTimer>& timer) {
+  if (timer->cancelled.load(std::memory_order_acquire)) return;
+  if (workers_ == nullptr) {  // kDirect: inline on the loop thread
+    if (timer->repeating || ClaimOneShot(*timer)) RunTimerCallback(*timer);
+    return;
+  }
+  // Never two invocations of one timer at once: skip this period instead.
+  if (timer->running.exchange(true, std::memory_order_acq_rel)) return;
+  inflight_.fetch_add(1, std::memory_order_seq_cst);
+  absl::Status submitted = workers_->Submit([this, timer] {
+    const bool run =
+        !stop_.load(std::memory_order_acquire) &&
+        (timer->repeating ? !timer->cancelled.load(std::memory_order_acquire)
+                          : ClaimOneShot(*timer));
+    if (run) RunTimerCallback(*timer);
+    timer->running.store(false, std::memory_order_release);
+    FinishPoolTask();
+  });
+  if (!submitted.ok()) {
+    timer->running.store(false, std::memory_order_release);
+    inflight_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void EventLoop::FinishPoolTask() {
+  if (inflight_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      stop_.load(std::memory_order_seq_cst)) {
+    std::lock_guard<std::mutex> lock(inflight_mu_);
+    inflight_cv_.notify_all();
+  }
+}
+
+void EventLoop::RunTimerCallback(LoopTimer& timer) {
+  try {
+    timer.fn();
+  } catch (...) {
+    handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+    ReportException(Token(), std::current_exception());
+  }
 }
 
 void EventLoop::RunPostedTasks() {
@@ -325,11 +460,7 @@ void EventLoop::RunPoolTask(const SourcePtr& source, const Event& event) {
       }
     }
   }
-  if (inflight_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-      stop_.load(std::memory_order_seq_cst)) {
-    std::lock_guard<std::mutex> lock(inflight_mu_);
-    inflight_cv_.notify_all();
-  }
+  FinishPoolTask();
 }
 
 void EventLoop::Invoke(const SourcePtr& source, const Event& event) {
@@ -393,6 +524,7 @@ EventLoop::Stats EventLoop::stats() const {
       handler_exceptions_.load(std::memory_order_relaxed);
   stats.rearm_failures = rearm_failures_.load(std::memory_order_relaxed);
   stats.registered = sources_.size();
+  stats.polls = polls_.load(std::memory_order_relaxed);
   return stats;
 }
 

@@ -82,11 +82,13 @@
 #include "reactor/event_handler.h"
 #include "registry/registry.h"
 #include "threadpool/thread_pool.h"
+#include "timer/timing_wheel.h"
 
 namespace mill {
 
 namespace reactor_internal {
 struct Source;
+struct LoopTimer;
 }  // namespace reactor_internal
 
 // Where handlers run.
@@ -108,9 +110,13 @@ struct EventLoopOptions {
   int workers = 4;
   // Capacity of the events buffer filled by each poll (at least 1).
   size_t events_capacity = 1024;
-  // Longest single wait in the poller. Stop() and cross-thread requests wake
-  // the poll at once; the timeout bounds how long an idle loop sleeps.
+  // The loop's heartbeat, used only when wake_on_poll_timeout is true: then
+  // no single poll waits longer than this. By default the loop has no
+  // heartbeat: it sleeps until I/O, the nearest timer deadline, Stop() or
+  // RunInLoop(), all of which wake the poll at once, so an idle loop costs no
+  // CPU and a timer fires within about 1 ms of its deadline whatever this is.
   absl::Duration poll_timeout = absl::Milliseconds(100);
+  bool wake_on_poll_timeout = false;
   DispatchMode dispatch_mode = DispatchMode::kPool;
   // Threads of the compute pool used by SpawnCompute (created on first use).
   // 0 means the machine's hardware concurrency.
@@ -137,6 +143,7 @@ class EventLoop {
     uint64_t handler_exceptions = 0;  // handlers that threw
     uint64_t rearm_failures = 0;      // re-arming failed (fd closed early?)
     size_t registered = 0;            // live registrations
+    uint64_t polls = 0;               // poller waits (an idle loop adds none)
   };
 
   // Builds a loop; fails (instead of aborting) when the poller, the waker or
@@ -186,6 +193,46 @@ class EventLoop {
   // True on the thread currently inside Run().
   bool IsInLoopThread() const;
 
+  // --- Timers -------------------------------------------------------------
+  //
+  // Timers run on the loop's hierarchical timing wheel (//timer): O(1)
+  // schedule and cancel, monotonic clock, never early (a timer fires once
+  // the clock has reached its deadline, never before, not by a fraction of a
+  // millisecond), and timers with equal deadlines fire in the order they were
+  // scheduled. Callbacks run with the loop's dispatch mode: on a worker in
+  // kPool mode, inline on the loop thread in kDirect mode. Invocations of one
+  // repeating timer never overlap: a period that comes while the previous
+  // invocation still runs (pool mode) is skipped. A repeating timer does not
+  // drift: deadline k is first + k * interval; periods missed entirely are
+  // skipped, not bunched. A callback that throws is handled as a handler
+  // exception (guarantee 4); a repeating timer keeps running.
+
+  // Identifies a timer. 0 is never a valid id.
+  struct TimerId {
+    uint64_t value = 0;
+    bool valid() const { return value != 0; }
+    friend bool operator==(TimerId a, TimerId b) { return a.value == b.value; }
+    friend bool operator!=(TimerId a, TimerId b) { return a.value != b.value; }
+  };
+
+  // Runs `fn` once, `delay` from now (the deadline is taken at the call,
+  // from any thread). Returns an invalid id if the loop is stopped or `fn`
+  // is empty.
+  TimerId RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn);
+
+  // Runs `fn` every `interval` (> 0), first at now + interval.
+  TimerId RunEvery(absl::Duration interval, absl::AnyInvocable<void()> fn);
+
+  // Cancels a timer; safe from any thread and from inside timer callbacks
+  // (itself, or another timer due in the same tick). Returns true if the
+  // timer was pending: its callback will not start afterwards (an invocation
+  // already running finishes). False for an unknown id, or a one-shot timer
+  // whose callback already started.
+  bool Cancel(TimerId id);
+
+  // Pending timers (scheduled and neither fired nor cancelled).
+  size_t pending_timers() const;
+
   // Offloads CPU-heavy work to the compute pool (separate from the I/O
   // workers, so it never delays handlers). Rejected once the loop is
   // destroyed or the pool shut down.
@@ -213,6 +260,13 @@ class EventLoop {
   void RunPostedTasks();
   void WaitForHandlers();
   void ReportException(Token token, std::exception_ptr error);
+  TimerId AddTimer(absl::Duration delay, absl::Duration interval,
+                   absl::AnyInvocable<void()> fn);
+  void FireTimer(const std::shared_ptr<reactor_internal::LoopTimer>& timer);
+  void RunTimerCallback(reactor_internal::LoopTimer& timer);
+  bool ClaimOneShot(const reactor_internal::LoopTimer& timer);
+  void FinishPoolTask();
+  std::optional<absl::Duration> NextPollTimeout() const;
 
   const EventLoopOptions options_;
   std::unique_ptr<Poller> poller_;
@@ -234,6 +288,14 @@ class EventLoop {
   std::atomic<bool> running_{false};
   std::atomic<std::thread::id> loop_thread_{};
 
+  // Loop thread only (created in Init).
+  std::unique_ptr<TimingWheel> wheel_;
+  // Timers by id, for Cancel from any thread.
+  mutable std::mutex timers_mu_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<reactor_internal::LoopTimer>>
+      timers_;  // Guarded by timers_mu_.
+  std::atomic<uint64_t> next_timer_id_{1};
+
   std::mutex posted_mu_;
   std::vector<absl::AnyInvocable<void()>> posted_;  // Guarded by posted_mu_.
 
@@ -246,6 +308,7 @@ class EventLoop {
   std::atomic<uint64_t> stale_events_{0};
   std::atomic<uint64_t> handler_exceptions_{0};
   std::atomic<uint64_t> rearm_failures_{0};
+  std::atomic<uint64_t> polls_{0};
 };
 
 // Makes SIGINT and SIGTERM (or the given signals) call loop->Stop(). The

@@ -731,6 +731,203 @@ TEST_P(EventLoopTest, TcpEchoEndToEnd) {
   close(listener);
 }
 
+// --- Timers ----------------------------------------------------------------
+
+TEST_P(EventLoopTest, RunAfterNeverFiresEarlyAndFiresPromptly) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  constexpr int kTimers = 20;
+  std::vector<steady_clock::time_point> scheduled(kTimers), fired(kTimers);
+  std::atomic<int> count{0};
+  for (int i = 0; i < kTimers; ++i) {
+    const auto delay = milliseconds(5 + 3 * i);
+    scheduled[i] = steady_clock::now();
+    EventLoop::TimerId id = loop->RunAfter(absl::FromChrono(delay), [&, i] {
+      fired[i] = steady_clock::now();
+      ++count;
+    });
+    ASSERT_TRUE(id.valid());
+  }
+  ASSERT_TRUE(WaitFor([&] { return count.load() == kTimers; }));
+  for (int i = 0; i < kTimers; ++i) {
+    const auto delay = milliseconds(5 + 3 * i);
+    EXPECT_GE(fired[i] - scheduled[i], delay) << "timer " << i << " early";
+    // Generous: a correctness bound for a loaded machine, not a benchmark.
+    EXPECT_LT(fired[i] - scheduled[i], delay + milliseconds(500));
+  }
+  EXPECT_EQ(loop->pending_timers(), 0u);
+}
+
+TEST_P(EventLoopTest, TimerFiresRegardlessOfLongPollTimeout) {
+  EventLoopOptions options;
+  auto loop = MakeLoop(options);
+  // MakeLoop sets 50 ms; use a long heartbeat instead.
+  options.dispatch_mode = GetParam();
+  options.poll_timeout = absl::Seconds(5);
+  options.wake_on_poll_timeout = true;
+  auto slow = EventLoop::Create(options);
+  ASSERT_TRUE(slow.ok());
+  LoopRunner runner(slow->get());
+  std::atomic<bool> fired{false};
+  const auto start = steady_clock::now();
+  (*slow)->RunAfter(absl::Milliseconds(20), [&] { fired = true; });
+  ASSERT_TRUE(WaitFor([&] { return fired.load(); }));
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2500));
+}
+
+TEST_P(EventLoopTest, IdleLoopDoesNotWakeUp) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  // A timer far away bounds the sleep but must not cause wake-ups.
+  EventLoop::TimerId far =
+      loop->RunAfter(absl::Seconds(60), [] { FAIL() << "must not fire"; });
+  std::this_thread::sleep_for(milliseconds(50));
+  const uint64_t polls_before = loop->stats().polls;
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_LE(loop->stats().polls - polls_before, 1u);
+  EXPECT_TRUE(loop->Cancel(far));
+}
+
+TEST_P(EventLoopTest, CancelInEveryPosition) {
+  auto loop = MakeLoop();
+  EventLoop* raw = loop.get();
+  LoopRunner runner(raw);
+  // Before it is due, from another thread.
+  std::atomic<int> cancelled_ran{0};
+  EventLoop::TimerId pending =
+      raw->RunAfter(absl::Milliseconds(100), [&] { ++cancelled_ran; });
+  EXPECT_TRUE(raw->Cancel(pending));
+  EXPECT_FALSE(raw->Cancel(pending));  // already cancelled
+  // After it fired.
+  std::atomic<bool> done{false};
+  EventLoop::TimerId quick =
+      raw->RunAfter(absl::Milliseconds(1), [&] { done = true; });
+  ASSERT_TRUE(WaitFor([&] { return done.load(); }));
+  EXPECT_FALSE(raw->Cancel(quick));
+  // A repeating timer cancelling itself from its callback.
+  std::atomic<int> self_calls{0};
+  auto self_id = std::make_shared<std::atomic<uint64_t>>(0);
+  EventLoop::TimerId self =
+      raw->RunEvery(absl::Milliseconds(2), [&, raw, self_id] {
+        if (++self_calls == 3) {
+          EXPECT_TRUE(raw->Cancel(EventLoop::TimerId{self_id->load()}));
+        }
+      });
+  self_id->store(self.value);
+  // Two timers due in the same tick: the first cancels the second. Scheduled
+  // from the loop thread so both deadlines are in one tick.
+  std::atomic<int> first_calls{0}, second_calls{0};
+  std::atomic<bool> first_cancel_result{false};
+  std::atomic<bool> scheduled{false};
+  ASSERT_TRUE(raw->RunInLoop([&, raw] {
+                   auto second = std::make_shared<EventLoop::TimerId>();
+                   raw->RunAfter(absl::Milliseconds(10), [&, raw, second] {
+                     ++first_calls;
+                     first_cancel_result = raw->Cancel(*second);
+                   });
+                   *second = raw->RunAfter(absl::Milliseconds(10),
+                                           [&] { ++second_calls; });
+                   scheduled = true;
+                 })
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return scheduled.load(); }));
+  ASSERT_TRUE(WaitFor([&] { return first_calls.load() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return self_calls.load() >= 3; }));
+  std::this_thread::sleep_for(milliseconds(150));
+  EXPECT_EQ(cancelled_ran.load(), 0);
+  EXPECT_EQ(self_calls.load(), 3);
+  // Cancel returned true exactly when the second callback never ran.
+  EXPECT_EQ(second_calls.load(), first_cancel_result.load() ? 0 : 1);
+  if (GetParam() == DispatchMode::kDirect) {
+    // Inline dispatch: the second timer had certainly not started.
+    EXPECT_TRUE(first_cancel_result.load());
+  }
+  EXPECT_EQ(raw->pending_timers(), 0u);
+}
+
+TEST_P(EventLoopTest, SameDeadlineTimersFireInScheduleOrder) {
+  if (GetParam() == DispatchMode::kPool) {
+    GTEST_SKIP() << "workers may run callbacks in parallel; the wheel's own "
+                    "test covers ordering";
+  }
+  auto loop = MakeLoop();
+  EventLoop* raw = loop.get();
+  LoopRunner runner(raw);
+  std::vector<int> order;
+  std::atomic<int> count{0};
+  ASSERT_TRUE(raw->RunInLoop([&, raw] {
+                   for (int i = 0; i < 10; ++i) {
+                     raw->RunAfter(absl::Milliseconds(5), [&, i] {
+                       order.push_back(i);
+                       ++count;
+                     });
+                   }
+                 })
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return count.load() == 10; }));
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST_P(EventLoopTest, RepeatingTimerDoesNotDrift) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  constexpr int kPeriods = 30;
+  const auto interval = milliseconds(10);
+  std::vector<steady_clock::time_point> calls;
+  std::mutex calls_mu;
+  const auto start = steady_clock::now();
+  EventLoop::TimerId id = loop->RunEvery(absl::FromChrono(interval), [&] {
+    std::lock_guard<std::mutex> lock(calls_mu);
+    if (calls.size() < kPeriods) calls.push_back(steady_clock::now());
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(calls_mu);
+    return calls.size() == kPeriods;
+  }));
+  EXPECT_TRUE(loop->Cancel(id));
+  std::lock_guard<std::mutex> lock(calls_mu);
+  for (int k = 0; k < kPeriods; ++k) {
+    // Call k is for deadline start + (k + 1) * interval or a later period
+    // (missed periods are skipped, never bunched): never early.
+    EXPECT_GE(calls[k] - start, (k + 1) * interval);
+  }
+  // Without drift every call sits just after a grid point start + n *
+  // interval (plus scheduling lateness). With drift (next = fire time +
+  // interval) lateness accumulates and the phase walks around the period,
+  // so its median would be near interval / 2.
+  std::vector<double> phase_ms;
+  for (const auto& t : calls) {
+    phase_ms.push_back(
+        std::chrono::duration<double, std::milli>((t - start) % interval)
+            .count());
+  }
+  std::nth_element(phase_ms.begin(), phase_ms.begin() + kPeriods / 2,
+                   phase_ms.end());
+  EXPECT_LT(phase_ms[kPeriods / 2], 0.4 * interval.count());
+}
+
+TEST_P(EventLoopTest, ThrowingTimerIsCountedAndRepeats) {
+  auto loop = MakeLoop();
+  LoopRunner runner(loop.get());
+  std::atomic<int> calls{0};
+  EventLoop::TimerId id = loop->RunEvery(absl::Milliseconds(2), [&] {
+    ++calls;
+    throw std::runtime_error("timer failure");
+  });
+  ASSERT_TRUE(WaitFor([&] { return calls.load() >= 3; }));
+  EXPECT_TRUE(loop->Cancel(id));
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(loop->stats().handler_exceptions, static_cast<uint64_t>(calls));
+}
+
+TEST_P(EventLoopTest, TimersRejectedOnceStopped) {
+  auto loop = MakeLoop();
+  loop->Stop();
+  EXPECT_FALSE(loop->RunAfter(absl::Milliseconds(1), [] {}).valid());
+  EXPECT_FALSE(loop->RunEvery(absl::ZeroDuration(), [] {}).valid());
+}
+
 INSTANTIATE_TEST_SUITE_P(BothModes, EventLoopTest,
                          ::testing::Values(DispatchMode::kPool,
                                            DispatchMode::kDirect),

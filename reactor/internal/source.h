@@ -8,9 +8,11 @@
 #include <thread>
 #include <utility>
 
+#include "absl/functional/any_invocable.h"
 #include "poll/interest.h"
 #include "poll/token.h"
 #include "reactor/event_handler.h"
+#include "timer/timing_wheel.h"
 
 namespace mill {
 namespace reactor_internal {
@@ -44,6 +46,19 @@ struct Source {
   // Thread running the handler now (default id when none), so a handler can
   // deregister itself without waiting for itself.
   std::atomic<std::thread::id> invoking_thread{};
+};
+
+// A timer of the loop. Shared by the id table, the wheel's callback and a
+// pool dispatch in flight.
+struct LoopTimer {
+  LoopTimer(uint64_t id, bool repeating, absl::AnyInvocable<void()> fn)
+      : id(id), repeating(repeating), fn(std::move(fn)) {}
+  const uint64_t id;
+  const bool repeating;
+  absl::AnyInvocable<void()> fn;  // run by one thread at a time
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> running{false};  // pool mode: an invocation in flight
+  TimerId wheel_id;                  // loop thread only
 };
 
 }  // namespace reactor_internal
