@@ -1,0 +1,208 @@
+#include "examples/http/http_connection.h"
+
+#include <strings.h>
+
+#include <string>
+#include <utility>
+
+namespace mill::http {
+namespace {
+
+HttpConnection* Self(http_parser* parser) {
+  return static_cast<HttpConnection*>(parser->data);
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(HttpHandler handler, Options options)
+    : handler_(std::move(handler)), options_(std::move(options)) {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  parser_.data = this;
+}
+
+const http_parser_settings& HttpConnection::Settings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_message_begin = &HttpConnection::OnMessageBegin;
+    s.on_url = &HttpConnection::OnUrl;
+    s.on_header_field = &HttpConnection::OnHeaderField;
+    s.on_header_value = &HttpConnection::OnHeaderValue;
+    s.on_headers_complete = &HttpConnection::OnHeadersComplete;
+    s.on_message_complete = &HttpConnection::OnMessageComplete;
+    return s;  // No on_body: bodies are skipped.
+  }();
+  return settings;
+}
+
+HttpConnection::Action HttpConnection::Feed(std::string_view bytes,
+                                            std::string* output) {
+  if (closed_) return Action::kClose;
+  output_ = output;
+  // Never call http_parser_execute with 0 bytes: that means end of stream.
+  while (!bytes.empty() && !closed_) {
+    const size_t parsed =
+        http_parser_execute(&parser_, &Settings(), bytes.data(), bytes.size());
+    const http_errno err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED) {
+      // OnMessageComplete answered one request and paused, so that nothing
+      // after a closing response is parsed. Resume with the next one.
+      http_parser_pause(&parser_, 0);
+      bytes.remove_prefix(parsed);
+      continue;
+    }
+    if (err != HPE_OK) {
+      WriteError(error_status_ != 0           ? error_status_
+                 : err == HPE_HEADER_OVERFLOW ? 431
+                                              : 400);
+      break;
+    }
+    if (parsed < bytes.size()) {
+      // Only after an upgrade, which OnMessageComplete already closed.
+      closed_ = true;
+    }
+    break;
+  }
+  output_ = nullptr;
+  return closed_ ? Action::kClose : Action::kKeepOpen;
+}
+
+bool HttpConnection::CountHeaderBytes(size_t length) {
+  header_bytes_ += length;
+  if (header_bytes_ <= options_.max_header_bytes) return true;
+  error_status_ = 431;
+  return false;
+}
+
+int HttpConnection::OnMessageBegin(http_parser* parser) {
+  HttpConnection* self = Self(parser);
+  self->request_ = HttpRequest();
+  self->field_.clear();
+  self->value_.clear();
+  self->in_value_ = false;
+  self->header_bytes_ = 0;
+  return 0;
+}
+
+int HttpConnection::OnUrl(http_parser* parser, const char* at, size_t length) {
+  HttpConnection* self = Self(parser);
+  if (!self->CountHeaderBytes(length)) return -1;
+  self->request_.target.append(at, length);
+  return 0;
+}
+
+void HttpConnection::FinishHeaderLine() {
+  request_.headers.emplace_back(std::move(field_), std::move(value_));
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+}
+
+int HttpConnection::OnHeaderField(http_parser* parser, const char* at,
+                                  size_t length) {
+  HttpConnection* self = Self(parser);
+  if (self->in_value_) self->FinishHeaderLine();
+  if (self->field_.empty() && !self->CountHeaderBytes(4)) return -1;
+  if (!self->CountHeaderBytes(length)) return -1;
+  self->field_.append(at, length);
+  return 0;
+}
+
+int HttpConnection::OnHeaderValue(http_parser* parser, const char* at,
+                                  size_t length) {
+  HttpConnection* self = Self(parser);
+  if (!self->CountHeaderBytes(length)) return -1;
+  self->value_.append(at, length);
+  self->in_value_ = true;
+  return 0;
+}
+
+int HttpConnection::OnHeadersComplete(http_parser* parser) {
+  HttpConnection* self = Self(parser);
+  // A field with an empty value gets no value callback.
+  if (self->in_value_ || !self->field_.empty()) self->FinishHeaderLine();
+  HttpRequest& request = self->request_;
+  request.method = http_method_str(static_cast<http_method>(parser->method));
+  request.version_major = parser->http_major;
+  request.version_minor = parser->http_minor;
+  request.keep_alive = http_should_keep_alive(parser) != 0;
+  if (parser->http_major != 1) {
+    self->error_status_ = 505;
+    return -1;
+  }
+  int hosts = 0;
+  for (const auto& header : request.headers) {
+    if (EqualsIgnoreCase(header.first, "Host")) ++hosts;
+  }
+  if (hosts > 1 || (hosts == 0 && parser->http_minor >= 1)) {
+    self->error_status_ = 400;
+    return -1;
+  }
+  return 0;
+}
+
+int HttpConnection::OnMessageComplete(http_parser* parser) {
+  HttpConnection* self = Self(parser);
+  self->Respond();
+  http_parser_pause(parser, 1);  // Feed() resumes, unless now closed.
+  return 0;
+}
+
+void HttpConnection::Respond() {
+  HttpResponse response;
+  try {
+    response = handler_(request_);
+  } catch (...) {
+    response = HttpResponse::Text(500, "Internal Server Error\n");
+  }
+  // An upgrade request leaves the parser expecting another protocol.
+  const bool close = !request_.keep_alive || response.close || parser_.upgrade;
+  WriteResponse(response, request_.method == "HEAD", close);
+}
+
+void HttpConnection::WriteError(int status) {
+  std::string body = StatusReason(status);
+  body.push_back('\n');
+  WriteResponse(HttpResponse::Text(status, std::move(body)), /*head=*/false,
+                /*close=*/true);
+}
+
+void HttpConnection::WriteResponse(const HttpResponse& response, bool head,
+                                   bool close) {
+  std::string& out = *output_;
+  out.append("HTTP/1.1 ");
+  out.append(std::to_string(response.status));
+  out.push_back(' ');
+  out.append(StatusReason(response.status));
+  out.append("\r\n");
+  if (!options_.server_name.empty()) {
+    out.append("Server: ").append(options_.server_name).append("\r\n");
+  }
+  if (options_.send_date) {
+    const std::time_t now =
+        options_.clock ? options_.clock() : std::time(nullptr);
+    out.append("Date: ").append(FormatHttpDate(now)).append("\r\n");
+  }
+  for (const auto& [name, value] : response.headers) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
+  out.append("Content-Length: ");
+  out.append(
+      std::to_string(response.content_length.value_or(response.body.size())));
+  out.append("\r\n");
+  if (close) {
+    out.append("Connection: close\r\n");
+  } else if (request_.version_minor == 0) {
+    out.append("Connection: keep-alive\r\n");  // HTTP/1.0 opted in.
+  }
+  out.append("\r\n");
+  if (!head) out.append(response.body);
+  ++responses_;
+  if (close) closed_ = true;
+}
+
+}  // namespace mill::http

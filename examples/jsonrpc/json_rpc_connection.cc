@@ -1,0 +1,27 @@
+#include "examples/jsonrpc/json_rpc_connection.h"
+
+#include <optional>
+
+namespace mill::jsonrpc {
+
+JsonRpcConnection::JsonRpcConnection(const JsonRpcService* service,
+                                     size_t max_line_bytes)
+    : service_(service), framer_(max_line_bytes) {}
+
+void JsonRpcConnection::Feed(std::string_view bytes, std::string* output) {
+  frames_.clear();
+  framer_.Feed(bytes, &frames_);
+  for (const LineFramer::Frame& frame : frames_) {
+    ++messages_handled_;
+    std::optional<std::string> response =
+        frame.kind == LineFramer::Frame::Kind::kOversized
+            ? JsonRpcService::OversizedMessageResponse(framer_.max_line_bytes())
+            : service_->HandleMessage(frame.line);
+    if (!response.has_value()) continue;
+    output->append(*response);
+    output->push_back('\n');
+  }
+  frames_.clear();
+}
+
+}  // namespace mill::jsonrpc

@@ -1,0 +1,143 @@
+#include "examples/testing/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace mill {
+namespace testing {
+
+std::string RunfilePath(const std::string& workspace_relative) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/",
+                      workspace ? workspace : "mill_io", "/",
+                      workspace_relative);
+}
+
+absl::StatusOr<Subprocess> Subprocess::Start(std::vector<std::string> argv) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    return absl::ErrnoToStatus(errno, "pipe2");
+  }
+  std::vector<char*> args;
+  for (std::string& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    // The test may have blocked or ignored signals; the child starts clean.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  return Subprocess(pid, out[0], err[0]);
+}
+
+Subprocess::Subprocess(Subprocess&& other) noexcept
+    : pid_(other.pid_),
+      out_fd_(other.out_fd_),
+      err_fd_(other.err_fd_),
+      out_buffer_(std::move(other.out_buffer_)),
+      err_buffer_(std::move(other.err_buffer_)),
+      reaped_(other.reaped_) {
+  other.pid_ = -1;
+  other.out_fd_ = other.err_fd_ = -1;
+}
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0 && !reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (out_fd_ >= 0) close(out_fd_);
+  if (err_fd_ >= 0) close(err_fd_);
+}
+
+std::optional<std::string> Subprocess::ReadLine(
+    int fd, std::string& buffer, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const size_t newline = buffer.find('\n');
+    if (newline != std::string::npos) {
+      std::string line = buffer.substr(0, newline);
+      buffer.erase(0, newline + 1);
+      return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd pfd = {fd, POLLIN, 0};
+    const int ready = poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return std::nullopt;
+    char chunk[4096];
+    const ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n <= 0) return std::nullopt;  // end of stream
+    buffer.append(chunk, n);
+  }
+}
+
+std::optional<std::string> Subprocess::ReadStdoutLine(
+    std::chrono::milliseconds timeout) {
+  return ReadLine(out_fd_, out_buffer_, timeout);
+}
+
+std::optional<std::string> Subprocess::ReadStderrLine(
+    std::chrono::milliseconds timeout) {
+  return ReadLine(err_fd_, err_buffer_, timeout);
+}
+
+int Subprocess::WaitForListeningPort(std::chrono::milliseconds timeout) {
+  constexpr absl::string_view kPrefix = "listening on 127.0.0.1:";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<std::string> line =
+        ReadStdoutLine(std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now()));
+    if (!line) return 0;
+    if (absl::StartsWith(*line, kPrefix)) {
+      int port = 0;
+      if (absl::SimpleAtoi(line->substr(kPrefix.size()), &port)) return port;
+      return 0;
+    }
+  }
+  return 0;
+}
+
+bool Subprocess::Signal(int signo) { return kill(pid_, signo) == 0; }
+
+std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t done = waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      reaped_ = true;
+      return status;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace testing
+}  // namespace mill

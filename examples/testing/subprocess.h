@@ -1,0 +1,66 @@
+// Subprocess: starts an example binary for an integration test and talks to
+// it the way a user's shell would: arguments, stdout/stderr lines, signals,
+// exit status. Test-only.
+//
+// Thread-safety: thread-compatible. Ownership: owns the child process; the
+// destructor kills (SIGKILL) and reaps it if it is still running.
+#ifndef MILL_IO_EXAMPLES_TESTING_SUBPROCESS_H_
+#define MILL_IO_EXAMPLES_TESTING_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace mill {
+namespace testing {
+
+// Path of a binary in the test's runfiles, e.g. "examples/echo/echo_server".
+std::string RunfilePath(const std::string& workspace_relative);
+
+class Subprocess {
+ public:
+  // Starts `argv[0]` with `argv`; stdout and stderr are captured.
+  static absl::StatusOr<Subprocess> Start(std::vector<std::string> argv);
+
+  Subprocess(Subprocess&& other) noexcept;
+  Subprocess& operator=(Subprocess&& other) = delete;
+  Subprocess(const Subprocess&) = delete;
+  ~Subprocess();
+
+  // Next complete stdout (or stderr) line without the newline, or nullopt on
+  // timeout or end of stream.
+  std::optional<std::string> ReadStdoutLine(std::chrono::milliseconds timeout);
+  std::optional<std::string> ReadStderrLine(std::chrono::milliseconds timeout);
+
+  // Reads stdout lines until one starts with "listening on 127.0.0.1:" and
+  // returns the port, or 0 on timeout.
+  int WaitForListeningPort(
+      std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  bool Signal(int signo);
+  // Waits for exit; returns the wait status, or nullopt on timeout.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  pid_t pid() const { return pid_; }
+
+ private:
+  Subprocess(pid_t pid, int out_fd, int err_fd)
+      : pid_(pid), out_fd_(out_fd), err_fd_(err_fd) {}
+  std::optional<std::string> ReadLine(int fd, std::string& buffer,
+                                      std::chrono::milliseconds timeout);
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_buffer_, err_buffer_;
+  bool reaped_ = false;
+};
+
+}  // namespace testing
+}  // namespace mill
+
+#endif  // MILL_IO_EXAMPLES_TESTING_SUBPROCESS_H_
