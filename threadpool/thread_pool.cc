@@ -1,0 +1,343 @@
+#include "threadpool/thread_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <system_error>
+
+namespace mill {
+namespace {
+
+// The pool whose worker is running on this thread, if any.
+thread_local const ThreadPool* t_current_pool = nullptr;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+int ResolveWorkerCount(int requested) {
+  if (requested > 0) return requested;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+// Single-writer counter bump: no locked instruction needed.
+inline void Bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by,
+                std::memory_order_relaxed);
+}
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+const char* PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kLow:
+      return "low";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kHigh:
+      return "high";
+    case Priority::kCritical:
+      return "critical";
+  }
+  return "unknown";
+}
+
+ThreadPool::ThreadPool(ThreadPoolOptions options)
+    : options_(std::move(options)),
+      num_workers_(ResolveWorkerCount(options_.num_workers)),
+      workers_(new Worker[num_workers_]) {
+  for (auto& lane : lanes_) {
+    lane = std::make_unique<Lane>(options_.ring_capacity,
+                                  options_.max_segment_capacity);
+  }
+  StartWorkers();
+}
+
+absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
+    ThreadPoolOptions options) {
+  try {
+    return std::make_unique<ThreadPool>(std::move(options));
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        std::string("ThreadPool: cannot start worker thread: ") + e.what());
+  }
+}
+
+void ThreadPool::StartWorkers() {
+  int started = 0;
+  try {
+    for (; started < num_workers_; ++started) {
+      workers_[started].thread =
+          std::thread(&ThreadPool::WorkerLoop, this, started);
+    }
+  } catch (...) {
+    // The destructor will not run: stop the workers already started.
+    Close();
+    JoinWorkers();
+    throw;
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  if (IsWorkerThread()) {
+    std::fprintf(stderr,
+                 "mill::ThreadPool destroyed from one of its own worker "
+                 "threads; a worker cannot join itself\n");
+    std::abort();
+  }
+  Shutdown();
+}
+
+absl::Status ThreadPool::Submit(Task task, Priority priority) {
+  if (!task) {
+    return absl::InvalidArgumentError("ThreadPool::Submit: empty task");
+  }
+  if (static_cast<size_t>(priority) >= kNumPriorities) {
+    return absl::InvalidArgumentError("ThreadPool::Submit: bad priority");
+  }
+  // No read-modify-write here beyond the ring's own CAS: admission control
+  // is the lane's closed state (see Close()), and this flag only makes
+  // rejection fast and keeps one thread's submits consistent across lanes.
+  if (closing_.load(std::memory_order_acquire) || !Push(task, priority)) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return absl::FailedPreconditionError(
+        "ThreadPool: shut down, task rejected");
+  }
+  // Dekker pairing with Park(): Push's position update is seq_cst and so is
+  // this load, so either a parking worker sees the task or we see it parked.
+  if (unsignaled_parked_.value.load(std::memory_order_seq_cst) > 0) WakeOne();
+  return absl::OkStatus();
+}
+
+bool ThreadPool::Push(Task& task, Priority priority) {
+  return lanes_[static_cast<size_t>(priority)]->TryPush(std::move(task));
+}
+
+bool ThreadPool::TryPop(Task& out) {
+  for (size_t i = kNumPriorities; i-- > 0;) {
+    if (lanes_[i]->TryPop(out)) return true;
+  }
+  return false;
+}
+
+bool ThreadPool::MaybeHasQueuedWork() const {
+  for (const auto& lane : lanes_) {
+    if (lane->MaybeNonEmpty()) return true;
+  }
+  return false;
+}
+
+bool ThreadPool::HasQueuedWork() const {
+  for (const auto& lane : lanes_) {
+    if (lane->NonEmpty()) return true;
+  }
+  return false;
+}
+
+void ThreadPool::WakeOne() {
+  {
+    std::lock_guard<std::mutex> lock(park_mu_);
+    // Every parked worker already has a wake-up coming: nothing to do.
+    if (unsignaled_parked_.value.load(std::memory_order_relaxed) == 0) return;
+    unsignaled_parked_.value.fetch_sub(1, std::memory_order_relaxed);
+    ++wakeups_;
+  }
+  park_cv_.notify_one();
+}
+
+// Invariant (under park_mu_): unsignaled_parked_ + wakeups_ == number of
+// workers between announcing themselves here and leaving. Producers read
+// unsignaled_parked_ without the lock, so once a parked worker has been
+// signaled, further submits skip the mutex until it parks again.
+void ThreadPool::Park() {
+  std::unique_lock<std::mutex> lock(park_mu_);
+  unsignaled_parked_.value.fetch_add(1, std::memory_order_seq_cst);
+  // Re-check after announcing ourselves (see Submit): a task pushed before
+  // the announcement is seen here; one pushed after it sees us parked.
+  if (HasQueuedWork() || stop_.load(std::memory_order_seq_cst) ||
+      discard_.load(std::memory_order_relaxed)) {
+    unsignaled_parked_.value.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  park_cv_.wait(lock, [this] {
+    return wakeups_ > 0 || stop_.load(std::memory_order_relaxed);
+  });
+  if (wakeups_ > 0) {
+    --wakeups_;  // Our announcement was already withdrawn by WakeOne.
+  } else {
+    unsignaled_parked_.value.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void ThreadPool::WorkerLoop(int index) {
+  t_current_pool = this;
+  {
+    const std::string suffix = std::to_string(index);
+    constexpr size_t kMaxName = 15;  // Linux limit, without the NUL.
+    const size_t prefix_len =
+        suffix.size() >= kMaxName ? 0 : kMaxName - suffix.size();
+    const std::string name =
+        (options_.name_prefix.substr(0, prefix_len) + suffix)
+            .substr(0, kMaxName);
+    pthread_setname_np(pthread_self(), name.c_str());
+  }
+
+  Worker& self = workers_[index];
+  const int spin_limit =
+      options_.spin_iterations > 0 ? options_.spin_iterations : 0;
+  Task task;
+  bool busy = false;
+  uint64_t busy_start = 0;
+  int idle_rounds = 0;
+  auto end_busy = [&] {
+    if (!busy) return;
+    busy = false;
+    Bump(self.busy_ns, NowNs() - busy_start);
+    self.active.store(false, std::memory_order_relaxed);
+  };
+
+  for (;;) {
+    if (discard_.load(std::memory_order_relaxed)) break;
+    if (TryPop(task)) {
+      if (!busy) {
+        busy = true;
+        self.active.store(true, std::memory_order_relaxed);
+        busy_start = NowNs();
+      }
+      try {
+        task();
+        Bump(self.completed);
+      } catch (...) {
+        Bump(self.failed);
+      }
+      // Destroy the callable (and what it captured) here, not at the next
+      // assignment, so its resources are released as soon as it has run.
+      task = nullptr;
+      idle_rounds = 0;
+      continue;
+    }
+    end_busy();
+    if (stop_.load(std::memory_order_acquire)) {
+      // Close() closed every lane before setting stop_, so no push can
+      // start now, and claimed-but-unpublished slots count as queued work:
+      // an empty queue now stays empty.
+      if (!HasQueuedWork()) break;
+      CpuRelax();
+      continue;
+    }
+    if (MaybeHasQueuedWork()) {
+      // A push has claimed a slot but not published it yet, or the head
+      // segment is drained and the next TryPop moves past it.
+      CpuRelax();
+      continue;
+    }
+    if (idle_rounds < spin_limit) {
+      // Spin first (cheap to resume), then yield the core: with as many
+      // workers as cores, a spinning worker would starve the producers.
+      if (idle_rounds < spin_limit / 2) {
+        CpuRelax();
+      } else {
+        sched_yield();
+      }
+      ++idle_rounds;
+      continue;
+    }
+    idle_rounds = 0;
+    Park();
+  }
+  end_busy();
+  t_current_pool = nullptr;
+}
+
+void ThreadPool::Close() {
+  closing_.store(true, std::memory_order_seq_cst);
+  // After this no push can start on any lane (the ring CAS fails on the
+  // closed position). Pushes that already claimed a slot still publish it;
+  // they count as queued work (HasQueuedWork), so workers and DiscardQueued
+  // wait for them.
+  for (auto& lane : lanes_) lane->Close();
+  stop_.store(true, std::memory_order_seq_cst);
+  { std::lock_guard<std::mutex> lock(park_mu_); }
+  park_cv_.notify_all();
+}
+
+size_t ThreadPool::DiscardQueued() {
+  size_t discarded = 0;
+  Task task;
+  for (;;) {
+    if (TryPop(task)) {
+      task = nullptr;
+      ++discarded;
+    } else if (HasQueuedWork()) {
+      std::this_thread::yield();  // A claimed slot is about to be published.
+    } else {
+      break;
+    }
+  }
+  discarded_.fetch_add(discarded, std::memory_order_relaxed);
+  return discarded;
+}
+
+void ThreadPool::JoinWorkers() {
+  std::lock_guard<std::mutex> lock(join_mu_);
+  for (int i = 0; i < num_workers_; ++i) {
+    if (workers_[i].thread.joinable()) workers_[i].thread.join();
+  }
+}
+
+void ThreadPool::Shutdown() {
+  Close();
+  if (!IsWorkerThread()) JoinWorkers();
+}
+
+size_t ThreadPool::ShutdownNow() {
+  // Set first so workers stop taking tasks as soon as possible.
+  discard_.store(true, std::memory_order_seq_cst);
+  Close();
+  const size_t discarded = DiscardQueued();
+  if (!IsWorkerThread()) JoinWorkers();
+  return discarded;
+}
+
+bool ThreadPool::is_shutdown() const {
+  return closing_.load(std::memory_order_acquire);
+}
+
+bool ThreadPool::IsWorkerThread() const { return t_current_pool == this; }
+
+ThreadPool::Metrics ThreadPool::GetMetrics() const {
+  Metrics m;
+  m.num_workers = num_workers_;
+  for (int i = 0; i < num_workers_; ++i) {
+    const Worker& w = workers_[i];
+    m.completed += w.completed.load(std::memory_order_relaxed);
+    m.failed += w.failed.load(std::memory_order_relaxed);
+    m.busy_ns += w.busy_ns.load(std::memory_order_relaxed);
+    if (w.active.load(std::memory_order_relaxed)) ++m.active_workers;
+  }
+  for (size_t p = 0; p < kNumPriorities; ++p) {
+    m.submitted += lanes_[p]->pushed();
+    m.queue_depth[p] = lanes_[p]->Size();
+  }
+  m.rejected = rejected_.load(std::memory_order_relaxed);
+  m.discarded = discarded_.load(std::memory_order_relaxed);
+  return m;
+}
+
+}  // namespace mill
