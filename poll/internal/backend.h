@@ -1,0 +1,89 @@
+// Internal: the interface every platform backend implements, and the helpers
+// they share. Platform-neutral: no platform header is included here, so
+// poller.cc and waker.cc stay portable; each backend's .cc file includes what
+// its platform needs and is compiled only where that platform exists (see the
+// select() in poll/BUILD.bazel).
+//
+// Contract, relied on by Poller (which adds argument checks, the EINTR /
+// remaining-timeout loop and the conversion to the public Events buffer):
+//  - Add/Modify/Remove may be called from any thread, concurrently with each
+//    other and with one thread blocked in Wait; a change must reach a blocked
+//    Wait without waiting for its timeout.
+//  - Wait is called by one thread at a time. It may return 0 events before
+//    the timeout (EINTR, internal wakeups); Poller then waits again with the
+//    remaining time.
+//  - Errors use the same codes on every backend: InvalidArgument (bad fd),
+//    PermissionDenied (descriptor that cannot be polled: regular file,
+//    directory), AlreadyExists (Add of a registered fd), NotFound
+//    (Modify/Remove of an unregistered fd), Unimplemented (an interest the
+//    platform cannot watch).
+#ifndef MILL_IO_POLL_INTERNAL_BACKEND_H_
+#define MILL_IO_POLL_INTERNAL_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "poll/event.h"
+#include "poll/interest.h"
+#include "poll/token.h"
+
+namespace mill {
+namespace poll_internal {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual absl::Status Add(int fd, Token token, Interest interest,
+                           Trigger trigger) = 0;
+  // Replaces token, interest and trigger; re-arms a disarmed kOneShot.
+  virtual absl::Status Modify(int fd, Token token, Interest interest,
+                              Trigger trigger) = 0;
+  virtual absl::Status Remove(int fd) = 0;
+
+  // Waits at most `timeout` (absl::InfiniteDuration() blocks; zero polls)
+  // and stores up to `capacity` (>= 1) events into `out`. Returns how many;
+  // 0 on timeout, on EINTR and on internal wakeups. Must not allocate except
+  // when `capacity` grows beyond anything seen before.
+  virtual absl::StatusOr<size_t> Wait(Event* out, size_t capacity,
+                                      absl::Duration timeout) = 0;
+};
+
+// Factories. Each is defined in its backend's .cc file, which the BUILD file
+// compiles only on platforms that have the backend; Poller references them
+// under the matching MILL_POLL_HAVE_* define set by that same select().
+absl::StatusOr<std::unique_ptr<Backend>> NewEpollBackend();   // Linux
+absl::StatusOr<std::unique_ptr<Backend>> NewKqueueBackend();  // BSD, macOS
+absl::StatusOr<std::unique_ptr<Backend>> NewPollBackend();    // any POSIX
+// False when kqueue_backend.cc was compiled without <sys/event.h> (its
+// __has_include guard failed), so AvailableBackends() does not lie.
+bool KqueueBackendCompiled();
+
+// --- Shared helpers (platform-neutral; defined in backend.cc). ---
+
+// absl::ErrnoToStatus with "<what>: <strerror>", except that EBADF maps to
+// InvalidArgument (absl maps it to FailedPrecondition): a bad descriptor is
+// an invalid argument to the poller.
+absl::Status ErrnoStatus(int error_number, absl::string_view what);
+
+// Milliseconds for epoll_wait/poll: -1 for infinite, sub-millisecond
+// remainders rounded UP (never wake early), clamped to INT_MAX.
+int TimeoutToMillis(absl::Duration timeout);
+
+// For backends whose kernel interface accepts any descriptor (poll(2),
+// kqueue): fails like epoll_ctl(EPOLL_CTL_ADD) would, so every backend
+// rejects the same descriptors with the same codes. InvalidArgument (EBADF)
+// for a closed or invalid fd; PermissionDenied (EPERM) for a regular file or
+// directory, which are always "ready" and cannot be polled meaningfully.
+// Defined in fd_check.cc (POSIX).
+absl::Status CheckPollableFd(int fd, absl::string_view what);
+
+}  // namespace poll_internal
+}  // namespace mill
+
+#endif  // MILL_IO_POLL_INTERNAL_BACKEND_H_

@@ -1,0 +1,149 @@
+#include "poll/poller.h"
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "poll/internal/backend.h"
+
+namespace mill {
+
+absl::string_view PollerBackendName(PollerBackend backend) {
+  switch (backend) {
+    case PollerBackend::kEpoll:
+      return "epoll";
+    case PollerBackend::kKqueue:
+      return "kqueue";
+    case PollerBackend::kPoll:
+      return "poll";
+  }
+  return "unknown";
+}
+
+std::ostream& operator<<(std::ostream& os, PollerBackend backend) {
+  return os << PollerBackendName(backend);
+}
+
+// MILL_POLL_HAVE_EPOLL / MILL_POLL_HAVE_KQUEUE come from the same select()
+// in poll/BUILD.bazel that compiles the backend's file.
+std::vector<PollerBackend> Poller::AvailableBackends() {
+  std::vector<PollerBackend> backends;
+#ifdef MILL_POLL_HAVE_EPOLL
+  backends.push_back(PollerBackend::kEpoll);
+#endif
+#ifdef MILL_POLL_HAVE_KQUEUE
+  if (poll_internal::KqueueBackendCompiled()) {
+    backends.push_back(PollerBackend::kKqueue);
+  }
+#endif
+  backends.push_back(PollerBackend::kPoll);
+  return backends;
+}
+
+absl::StatusOr<std::unique_ptr<Poller>> Poller::Create() {
+  return Create(AvailableBackends().front());
+}
+
+absl::StatusOr<std::unique_ptr<Poller>> Poller::Create(PollerBackend kind) {
+  absl::StatusOr<std::unique_ptr<poll_internal::Backend>> backend =
+      absl::UnimplementedError(std::string("Poller backend '") +
+                               std::string(PollerBackendName(kind)) +
+                               "' is not built on this platform");
+  switch (kind) {
+    case PollerBackend::kEpoll:
+#ifdef MILL_POLL_HAVE_EPOLL
+      backend = poll_internal::NewEpollBackend();
+#endif
+      break;
+    case PollerBackend::kKqueue:
+#ifdef MILL_POLL_HAVE_KQUEUE
+      backend = poll_internal::NewKqueueBackend();
+#endif
+      break;
+    case PollerBackend::kPoll:
+      backend = poll_internal::NewPollBackend();
+      break;
+  }
+  if (!backend.ok()) return backend.status();
+  return std::unique_ptr<Poller>(new Poller(kind, *std::move(backend)));
+}
+
+Poller::Poller(PollerBackend kind,
+               std::unique_ptr<poll_internal::Backend> backend)
+    : backend_kind_(kind), backend_(std::move(backend)) {}
+
+Poller::~Poller() = default;
+
+absl::Status Poller::Register(int fd, Token token, Interest interest,
+                              Trigger trigger) {
+  if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Register");
+  return backend_->Add(fd, token, interest, trigger);
+}
+
+absl::Status Poller::Reregister(int fd, Token token, Interest interest,
+                                Trigger trigger) {
+  if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Reregister");
+  return backend_->Modify(fd, token, interest, trigger);
+}
+
+absl::Status Poller::Deregister(int fd) {
+  if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Deregister");
+  return backend_->Remove(fd);
+}
+
+absl::StatusOr<size_t> Poller::Poll(Events& events,
+                                    std::optional<absl::Duration> timeout) {
+  events.size_ = 0;
+  Event* const out = events.data_.get();
+  const size_t capacity = events.capacity_;
+
+  // Beyond this a steady_clock deadline could overflow; it is "forever".
+  constexpr absl::Duration kForever = absl::Hours(24 * 365 * 100);
+  if (!timeout.has_value() || *timeout >= kForever) {
+    // Block: a 0 from the backend is EINTR or an internal wakeup; wait again.
+    for (;;) {
+      absl::StatusOr<size_t> n =
+          backend_->Wait(out, capacity, absl::InfiniteDuration());
+      if (!n.ok()) return n;
+      if (*n > 0) {
+        events.size_ = *n;
+        return n;
+      }
+    }
+  }
+  if (*timeout <= absl::ZeroDuration()) {
+    absl::StatusOr<size_t> n =
+        backend_->Wait(out, capacity, absl::ZeroDuration());
+    if (n.ok()) events.size_ = *n;
+    return n;
+  }
+
+  // Timed: measured against a monotonic clock so that neither EINTR nor a
+  // kernel wait that ends a little early returns before the deadline.
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline =
+      Clock::now() +
+      std::chrono::nanoseconds(absl::ToInt64Nanoseconds(*timeout));
+  absl::Duration remaining = *timeout;
+  for (;;) {
+    absl::StatusOr<size_t> n = backend_->Wait(out, capacity, remaining);
+    if (!n.ok()) return n;
+    if (*n > 0) {
+      events.size_ = *n;
+      return n;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= deadline) return n;
+    remaining = absl::FromChrono(deadline - now);
+  }
+}
+
+}  // namespace mill
