@@ -17,6 +17,8 @@ PACKAGES=(
   libuv1-dev libevent-dev libasio-dev
   # Load generators used by tests and benchmarks.
   wrk curl
+  # Charts in docs/BENCHMARKS.md (bench/run_all.py).
+  python3-matplotlib
 )
 
 # One dpkg-query for all packages; it prints nothing for unknown ones.

@@ -1,0 +1,1040 @@
+#!/usr/bin/env python3
+"""Compares Mill-IO with libuv, libevent, Asio and bare epoll on this machine.
+
+One command, from the repository root:
+
+    python3 bench/run_all.py            # everything, 3 runs each (~15 min)
+    python3 bench/run_all.py --quick    # smoke test: 1 run of 2 s each
+    python3 bench/run_all.py --only=echo        # or --only=http
+    python3 bench/run_all.py --micro    # also every Google Benchmark binary
+    python3 bench/run_all.py --only=micro       # only those
+
+It builds everything with `./bazelw build --config=opt //bench/... //examples/...`,
+then runs each server in turn pinned to CPU 0 (taskset) with the load
+generator pinned to CPU 1:
+
+  * echo: //bench:echo_load (closed loop, every byte verified) with 1 and 100
+    connections at 64 B and 4 KiB messages, against //bench/peers:echo_{epoll,
+    libuv,libevent,asio} and //examples/echo:echo_server;
+  * HTTP hello: `wrk -t1 -c100 -d5s --latency` (keep-alive) against
+    //bench/peers:http_{epoll,libuv,libevent,asio} and
+    //examples/http:http_server;
+  * Mill-IO servers in `--mode=direct` and `--mode=pool` with 1 and 2
+    `--workers` (all pinned to CPU 0 like the peers' single loop thread).
+
+Each measurement is repeated (--runs, default 3; servers interleaved so that
+drift hits all of them alike) and the median is reported. The results replace
+the section between `<!-- BEGIN peer-comparison -->` and
+`<!-- END peer-comparison -->` of docs/BENCHMARKS.md (created if missing;
+the rest of the file is kept), with charts in docs/bench/*.png (matplotlib,
+else gnuplot, else none) and the raw figures in docs/bench/peer-comparison.json.
+`--micro` runs every cc_binary tagged "benchmark" with
+`--benchmark_format=json --benchmark_min_time=0.3` and writes the
+`<!-- BEGIN micro -->` section.
+
+Mill-IO targets that do not exist or do not build are skipped with a note.
+Other options: --runs/--duration/--warmup, --workers=1,2, --server-cpu=0,
+--client-cpu=1, --no-pin, --no-build, --output=FILE, --charts-dir=DIR,
+--mill-echo/--mill-http=LABEL, and for a shared machine --output_base=DIR
+(Bazel startup option) and --bazel-arg=FLAG (repeatable build option, e.g.
+--bazel-arg=--experimental_convenience_symlinks=ignore).
+Needs: taskset (util-linux), wrk, python3; Bazel via ./bazelw; for charts
+python3-matplotlib (also found as /usr/bin/python3 when another python3 runs
+this script) or gnuplot.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import queue
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PEERS = [  # (display name, echo target, http target)
+    ("epoll (floor)", "//bench/peers:echo_epoll", "//bench/peers:http_epoll"),
+    ("libuv", "//bench/peers:echo_libuv", "//bench/peers:http_libuv"),
+    ("libevent", "//bench/peers:echo_libevent", "//bench/peers:http_libevent"),
+    ("Asio", "//bench/peers:echo_asio", "//bench/peers:http_asio"),
+]
+FLOOR = "epoll (floor)"
+LIBRARY_PEERS = ["libuv", "libevent", "Asio"]
+MILL_ECHO = "//examples/echo:echo_server"
+MILL_HTTP = "//examples/http:http_server"
+ECHO_LOAD = "//bench:echo_load"
+ECHO_SCENARIOS = [(1, 64), (1, 4096), (100, 64), (100, 4096)]  # (conns, B)
+HTTP_CONNECTIONS = 100
+HTTP_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+LISTENING_RE = re.compile(r"listening on \S*?:(\d+)")
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------- Bazel
+
+
+class Bazel:
+    """Runs ./bazelw with the caller's startup and build options."""
+
+    def __init__(self, args):
+        self.startup = []
+        if args.output_base:
+            self.startup.append("--output_base=" + args.output_base)
+        self.build_flags = ["--config=opt"] + list(args.bazel_arg)
+
+    def _cmd(self, command, flags):
+        return [str(ROOT / "bazelw")] + self.startup + [command] + flags
+
+    def build(self, targets, keep_going=False):
+        flags = self.build_flags + (["--keep_going"] if keep_going else [])
+        cmd = self._cmd("build", flags) + ["--"] + targets
+        log("$ " + shlex.join(cmd))
+        return subprocess.run(cmd, cwd=ROOT).returncode == 0
+
+    def exists(self, target):
+        cmd = self._cmd("query", []) + [target]
+        return subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0
+
+    def query(self, expression):
+        cmd = self._cmd("query", ["--keep_going"]) + [expression]
+        result = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        # 3: partial result because some package does not load.
+        if result.returncode not in (0, 3):
+            return None
+        return [line for line in result.stdout.split() if line.startswith("//")]
+
+    def bin_dir(self):
+        cmd = self._cmd("info", self.build_flags) + ["bazel-bin"]
+        out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, check=True)
+        return Path(out.stdout.strip())
+
+
+def binary_path(bin_dir, label):
+    package, _, name = label[2:].partition(":")
+    return bin_dir / package / name
+
+
+# ------------------------------------------------------------ processes
+
+
+def pin(cpu):
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
+def cpu_seconds(pid):
+    """utime + stime of a whole process (all threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Server:
+    """A server subprocess; knows its port once it announced it."""
+
+    def __init__(self, cmd, cpu):
+        self.cmd = pin(cpu) + cmd
+        self.tail = []  # Last lines of its output, for error messages.
+        self.lines = queue.Queue()
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, text=True, errors="replace")
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=self._drain, args=(stream,),
+                             daemon=True).start()
+        self.port = None
+
+    def _drain(self, stream):
+        for line in stream:
+            self.tail = (self.tail + [line.rstrip()])[-15:]
+            self.lines.put(line)
+
+    def wait_ready(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            match = LISTENING_RE.search(line)
+            if match:
+                self.port = int(match.group(1))
+                return True
+        return False
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 10 s. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def describe_failure(self):
+        return "; ".join(self.tail[-3:]) or "no output"
+
+
+def run_measured(cmd, server, timeout):
+    """Runs a load command; returns (returncode, stdout, stderr, server CPU
+    seconds per wall second during the run)."""
+    before_cpu = cpu_seconds(server.proc.pid)
+    before = time.monotonic()
+    try:
+        result = subprocess.run(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                timeout=timeout)
+        rc, out, err = result.returncode, result.stdout, result.stderr
+    except subprocess.TimeoutExpired:
+        rc, out, err = -1, "", f"timed out after {timeout:.0f} s"
+    wall = time.monotonic() - before
+    after_cpu = cpu_seconds(server.proc.pid)
+    util = None
+    if before_cpu is not None and after_cpu is not None and wall > 0:
+        util = (after_cpu - before_cpu) / wall
+    return rc, out, err, util
+
+
+# ------------------------------------------------------------------ echo
+
+
+def run_echo(echo_load, server, conns, size, args):
+    cmd = pin(args.client_cpu) + [
+        str(echo_load), "--host=127.0.0.1", f"--port={server.port}",
+        f"--connections={conns}", f"--size={size}",
+        f"--duration={args.duration}", f"--warmup={args.warmup}"]
+    rc, out, err, util = run_measured(
+        cmd, server, timeout=args.duration + args.warmup + 60)
+    lines = out.strip().splitlines()
+    try:
+        data = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        data = {}
+    if rc != 0 or not data or data.get("errors", 1) != 0:
+        stderr_tail = err.strip().splitlines()[-1:]
+        reason = (data.get("error") or (stderr_tail[0] if stderr_tail else "")
+                  or f"exit {rc}")
+        return {"ok": False, "error": reason}
+    data.update(ok=True, server_cpu=util)
+    return data
+
+
+# ------------------------------------------------------------------ http
+
+
+def parse_duration_us(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not match:
+        return None
+    scale = {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def parse_wrk(output):
+    """Extracts requests/s, latency (µs) and error counts from wrk's text."""
+    result = {}
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if match:
+        result["requests_per_s"] = float(match.group(1))
+    match = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", output, re.M)
+    if match:
+        result["avg_us"] = parse_duration_us(match.group(1))
+        result["max_us"] = parse_duration_us(match.group(3))
+    for pct, key in (("50", "p50_us"), ("75", "p75_us"), ("90", "p90_us"),
+                     ("99", "p99_us")):
+        match = re.search(rf"^\s+{pct}%\s+(\S+)", output, re.M)
+        if match:
+            result[key] = parse_duration_us(match.group(1))
+    match = re.search(r"(\d+) requests in ([\d.]+)(\w+), (\S+) read", output)
+    if match:
+        result["requests"] = int(match.group(1))
+    errors = 0
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                      r"timeout (\d+)", output)
+    if match:
+        errors += sum(int(g) for g in match.groups())
+    match = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if match:
+        errors += int(match.group(1))
+    result["errors"] = errors
+    return result
+
+
+def probe_http(port):
+    """The bytes the server answers to one GET /, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(HTTP_REQUEST)
+            data = b""
+            while True:
+                head, sep, body = data.partition(b"\r\n\r\n")
+                if sep:
+                    match = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                    if match and len(body) >= int(match.group(1)):
+                        return data
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return data or None
+                data += chunk
+    except OSError:
+        return None
+
+
+def run_http(server, args):
+    url = f"http://127.0.0.1:{server.port}/"
+    base = pin(args.client_cpu) + ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}"]
+    if args.warmup > 0:
+        subprocess.run(base + [f"-d{max(1, round(args.warmup))}s", url],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=args.warmup + 60)
+    cmd = base + [f"-d{max(1, round(args.duration))}s", "--latency", url]
+    rc, out, err, util = run_measured(cmd, server,
+                                      timeout=args.duration + 60)
+    data = parse_wrk(out)
+    if rc != 0 or not data.get("requests_per_s"):
+        return {"ok": False,
+                "error": (err.strip() or out.strip() or f"exit {rc}")[-200:]}
+    data.update(ok=True, server_cpu=util)
+    return data
+
+
+# ----------------------------------------------------------- measuring
+
+
+class Contender:
+    """One server configuration in the comparison."""
+
+    def __init__(self, name, label, extra_args=(), is_mill=False):
+        self.name = name
+        self.label = label
+        self.extra_args = list(extra_args)
+        self.is_mill = is_mill
+
+
+def contenders(protocol, mill_label, mill_ok, workers):
+    index = 1 if protocol == "echo" else 2
+    result = [Contender(p[0], p[index]) for p in PEERS]
+    if mill_ok:
+        for mode in ("direct", "pool"):
+            for n in workers:
+                noun = "worker" if n == 1 else "workers"
+                result.append(Contender(
+                    f"Mill-IO {mode}, {n} {noun}", mill_label,
+                    [f"--workers={n}", f"--mode={mode}"], is_mill=True))
+    return result
+
+
+def measure(protocol, entries, bin_dir, args, notes):
+    """Runs every scenario of `protocol` for every contender, args.runs
+    times (interleaved). Returns {(name, scenario): [result, ...]}."""
+    scenarios = ECHO_SCENARIOS if protocol == "echo" else [("http",)]
+    echo_load = binary_path(bin_dir, ECHO_LOAD)
+    results = {}
+    responses = {}
+    total = args.runs * len(entries) * len(scenarios)
+    done = 0
+    for run in range(args.runs):
+        for entry in entries:
+            binary = binary_path(bin_dir, entry.label)
+            server = Server([str(binary), "--port=0"] + entry.extra_args,
+                            args.server_cpu)
+            if not server.wait_ready():
+                message = (f"{entry.name} ({entry.label}) did not announce "
+                           f"'listening on ...:PORT': "
+                           f"{server.describe_failure()}")
+                server.stop()
+                if message not in notes:
+                    notes.append(message)
+                for scenario in scenarios:
+                    results.setdefault((entry.name, scenario), []).append(
+                        {"ok": False, "error": "did not start (see notes)"})
+                done += len(scenarios)
+                continue
+            if protocol == "http" and entry.name not in responses:
+                responses[entry.name] = probe_http(server.port)
+            for scenario in scenarios:
+                done += 1
+                if protocol == "echo":
+                    outcome = run_echo(echo_load, server, scenario[0],
+                                       scenario[1], args)
+                    label = f"{scenario[0]} conn, {scenario[1]} B"
+                    figure = outcome.get("msgs_per_s")
+                    unit = "msg/s"
+                else:
+                    outcome = run_http(server, args)
+                    label = f"wrk -c{HTTP_CONNECTIONS}"
+                    figure = outcome.get("requests_per_s")
+                    unit = "req/s"
+                if outcome["ok"]:
+                    log(f"[{done}/{total}] {protocol} {label:>16} "
+                        f"{entry.name:<28} run {run + 1}: {figure:,.0f} {unit}")
+                else:
+                    log(f"[{done}/{total}] {protocol} {label:>16} "
+                        f"{entry.name:<28} run {run + 1}: FAILED "
+                        f"{outcome['error']}")
+                results.setdefault((entry.name, scenario), []).append(outcome)
+                if not server.alive():
+                    break
+            status = server.stop()
+            if status != 0:
+                message = (f"{entry.name} exited with status {status} on "
+                           f"SIGTERM (expected 0): {server.describe_failure()}")
+                if message not in notes:
+                    notes.append(message)
+    return results, responses
+
+
+def median_of(runs, key):
+    values = [r[key] for r in runs if r.get("ok") and r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def spread_pct(runs, key):
+    values = [r[key] for r in runs if r.get("ok") and r.get(key) is not None]
+    if len(values) < 2:
+        return None
+    middle = statistics.median(values)
+    return 100.0 * (max(values) - min(values)) / middle if middle else None
+
+
+# -------------------------------------------------------------- report
+
+
+def fmt_num(value, digits=0):
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_ratio(value, base):
+    if value is None or not base:
+        return "—"
+    return f"{value / base:.2f}×"
+
+
+def fmt_pct(value):
+    return "—" if value is None else f"{100 * value:.0f}%"
+
+
+def best_peer(entries, results, scenario, key):
+    best = None
+    for entry in entries:
+        if entry.name in LIBRARY_PEERS:
+            value = median_of(results.get((entry.name, scenario), []), key)
+            if value is not None and (best is None or value > best[1]):
+                best = (entry.name, value)
+    return best
+
+
+def echo_tables(entries, results):
+    out = []
+    for scenario in ECHO_SCENARIOS:
+        conns, size = scenario
+        floor = median_of(results.get((FLOOR, scenario), []), "msgs_per_s")
+        best = best_peer(entries, results, scenario, "msgs_per_s")
+        best_text = f"{best[0]}" if best else "—"
+        out.append(f"### Echo, {conns} connection{'s' if conns > 1 else ''}, "
+                   f"{size} B messages\n")
+        out.append(f"| Server | msgs/s | MB/s | p50 µs | p99 µs | vs epoll "
+                   f"| vs best peer ({best_text}) | spread | server CPU "
+                   f"| client CPU |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for entry in entries:
+            runs = results.get((entry.name, scenario), [])
+            ok = [r for r in runs if r.get("ok")]
+            if not ok:
+                error = runs[0]["error"] if runs else "not run"
+                out.append(f"| {entry.name} | failed: {error[:60]} "
+                           f"| | | | | | | | |")
+                continue
+            mps = median_of(runs, "msgs_per_s")
+            out.append(
+                f"| {entry.name} | {fmt_num(mps)} "
+                f"| {fmt_num(median_of(runs, 'mb_per_s'), 1)} "
+                f"| {fmt_num(median_of(runs, 'p50_us'), 1)} "
+                f"| {fmt_num(median_of(runs, 'p99_us'), 1)} "
+                f"| {fmt_ratio(mps, floor)} "
+                f"| {fmt_ratio(mps, best[1] if best else None)} "
+                f"| {fmt_num(spread_pct(runs, 'msgs_per_s'), 1)}% "
+                f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
+                f"| {fmt_pct(median_of(runs, 'client_cpu'))} |"
+                .replace("| —% |", "| — |"))
+        out.append("")
+    return out
+
+
+def http_table(entries, results, responses):
+    scenario = ("http",)
+    floor = median_of(results.get((FLOOR, scenario), []), "requests_per_s")
+    best = best_peer(entries, results, scenario, "requests_per_s")
+    reference = responses.get(FLOOR)
+    out = [f"### HTTP hello, {HTTP_CONNECTIONS} keep-alive connections "
+           f"(wrk -t1 -c{HTTP_CONNECTIONS})\n",
+           f"| Server | requests/s | avg µs | p50 µs | p99 µs | vs epoll "
+           f"| vs best peer ({best[0] if best else '—'}) | spread "
+           f"| server CPU | response | errors |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    differing = []
+    for entry in entries:
+        runs = results.get((entry.name, scenario), [])
+        response = responses.get(entry.name)
+        if response is None:
+            response_text = "—"
+        else:
+            response_text = f"{len(response)} B"
+            if reference is not None and response != reference:
+                response_text += " (differs)"
+                differing.append((entry.name, response))
+        if not any(r.get("ok") for r in runs):
+            error = runs[0]["error"] if runs else "not run"
+            out.append(f"| {entry.name} | failed: {error[:60]} "
+                       f"| | | | | | | | {response_text} | |")
+            continue
+        rps = median_of(runs, "requests_per_s")
+        errors = sum(r.get("errors", 0) for r in runs if r.get("ok"))
+        out.append(
+            f"| {entry.name} | {fmt_num(rps)} "
+            f"| {fmt_num(median_of(runs, 'avg_us'), 1)} "
+            f"| {fmt_num(median_of(runs, 'p50_us'), 1)} "
+            f"| {fmt_num(median_of(runs, 'p99_us'), 1)} "
+            f"| {fmt_ratio(rps, floor)} "
+            f"| {fmt_ratio(rps, best[1] if best else None)} "
+            f"| {fmt_num(spread_pct(runs, 'requests_per_s'), 1)}% "
+            f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
+            f"| {response_text} | {errors} |".replace("| —% |", "| — |"))
+    out.append("")
+    if reference is not None:
+        out.append(f"The peers answer each request with the same "
+                   f"{len(reference)} bytes (bench/peers/hello_response.h).")
+    for name, response in differing:
+        out.append(f"{name} answers differently, so its figures are not "
+                   f"byte-for-byte comparable: `{response[:120]!r}`.")
+    out.append("")
+    return out
+
+
+def machine_info():
+    info = {"nproc": os.cpu_count(), "cpu": "unknown",
+            "kernel": platform.release()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        info["nproc"] = int(subprocess.run(
+            ["nproc"], stdout=subprocess.PIPE, text=True).stdout)
+    except (OSError, ValueError):
+        pass
+    versions = {}
+    for package in ("libuv1-dev", "libevent-dev", "libasio-dev", "wrk", "g++"):
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", package],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if result.returncode == 0:
+            versions[package] = result.stdout.strip()
+    info["versions"] = versions
+    info["loadavg"] = os.getloadavg()
+    return info
+
+
+def machine_lines(info, load_after):
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    return [
+        f"- Machine: {info['cpu']}, nproc {info['nproc']}, Linux "
+        f"{info['kernel']}.",
+        f"- Packages: {versions}.",
+        f"- Load average (1/5/15 min) before: "
+        f"{' / '.join(f'{x:.2f}' for x in info['loadavg'])}; after: "
+        f"{' / '.join(f'{x:.2f}' for x in load_after)} "
+        f"(anything well above 0 means the figures are noisy).",
+    ]
+
+
+def method_lines(args, pinned):
+    if pinned:
+        placement = (f"Each server runs pinned to CPU {args.server_cpu} "
+                     f"(`taskset`), the load generator to CPU "
+                     f"{args.client_cpu}; Mill-IO's workers share the "
+                     f"server's CPU, so extra workers cannot add CPU, only "
+                     f"overhead or overlap.")
+    else:
+        placement = ("Not pinned (fewer than 2 CPUs or --no-pin): server and "
+                     "load share the machine.")
+    return [
+        f"- {placement}",
+        "- Peers: one loop thread; 127.0.0.1, SO_REUSEADDR, TCP_NODELAY on "
+        "accepted sockets, 16 KiB reads, identical per-connection protocol "
+        "code (bench/peers/session.h); only the event loop differs.",
+        f"- Echo load: `//bench:echo_load`, one thread, closed loop (one "
+        f"message in flight per connection), every echoed byte verified; "
+        f"{args.warmup:g} s warmup then {args.duration:g} s measured. MB/s "
+        f"counts payload one way (1 MB = 10^6 B). Latency: first byte sent "
+        f"to last byte received.",
+        f"- HTTP load: wrk 1 thread, {HTTP_CONNECTIONS} keep-alive "
+        f"connections, {max(1, round(args.duration))} s after a "
+        f"{max(1, round(args.warmup)) if args.warmup > 0 else 0} s warmup "
+        f"run.",
+        f"- Each figure is the median of {args.runs} run"
+        f"{'s' if args.runs > 1 else ''} (servers interleaved); *spread* is "
+        f"(max − min) / median of throughput; *server CPU* / *client CPU* "
+        f"are CPU seconds per wall second (a client near 100% may be the "
+        f"bottleneck, not the server). vs epoll and vs best peer are "
+        f"throughput ratios (higher is better).",
+    ]
+
+
+# --------------------------------------------------------------- charts
+
+
+def chart_tool():
+    """("matplotlib", python or None) / ("gnuplot", None) / (None, None).
+
+    matplotlib may be importable only by the system's /usr/bin/python3
+    (python3-matplotlib) when another python3 (pyenv, venv) runs this script;
+    charts are then drawn by a /usr/bin/python3 child."""
+    try:
+        import matplotlib  # noqa: F401
+        return "matplotlib", None
+    except ImportError:
+        pass
+    system_python = "/usr/bin/python3"
+    if (os.path.exists(system_python) and os.path.realpath(system_python)
+            != os.path.realpath(sys.executable)):
+        probe = subprocess.run([system_python, "-c", "import matplotlib"],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        if probe.returncode == 0:
+            return "matplotlib", system_python
+    if shutil.which("gnuplot"):
+        return "gnuplot", None
+    return None, None
+
+
+def chart_series(protocol, entries, results):
+    """(title, ylabel, categories, {server: [values]}) or None."""
+    if protocol == "echo":
+        categories = [f"{c} conn, {s} B" for c, s in ECHO_SCENARIOS]
+        series = {}
+        for entry in entries:
+            values = []
+            for scenario in ECHO_SCENARIOS:
+                floor = median_of(results.get((FLOOR, scenario), []),
+                                  "msgs_per_s")
+                value = median_of(results.get((entry.name, scenario), []),
+                                  "msgs_per_s")
+                values.append(value / floor if value and floor else 0)
+            series[entry.name] = values
+        return ("Echo throughput relative to bare epoll (higher is better)",
+                "msgs/s ÷ epoll msgs/s", categories, series)
+    categories = ["HTTP hello"]
+    series = {e.name: [median_of(results.get((e.name, ("http",)), []),
+                                 "requests_per_s") or 0] for e in entries}
+    return (f"HTTP hello, wrk -t1 -c{HTTP_CONNECTIONS} keep-alive: "
+            f"requests/s (higher is better)", "requests/s", categories,
+            series)
+
+
+def draw_matplotlib(path, title, ylabel, categories, series):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(series)
+    if len(categories) == 1:
+        # One scenario: one horizontal bar per server, labelled with it.
+        values = [series[n][0] for n in names]
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 1.4), dpi=100)
+        bars = ax.barh(names[::-1], values[::-1],
+                       color=[f"C{i}" for i in range(len(names))][::-1])
+        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values[::-1]],
+                     fontsize=8, padding=3)
+        ax.set_xlabel(ylabel)
+        ax.set_title(title)
+        ax.margins(x=0.15)
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        fig, ax = plt.subplots(figsize=(10, 4.8), dpi=100)
+        width = 0.8 / max(len(names), 1)
+        for i, name in enumerate(names):
+            offset = (i - (len(names) - 1) / 2) * width
+            bars = ax.bar([c + offset for c in range(len(categories))],
+                          series[name], width, label=name)
+            ax.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90,
+                         padding=2)
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.margins(y=0.15)
+        ax.legend(fontsize=8, ncol=2)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def draw_gnuplot(path, title, ylabel, categories, series):
+    names = list(series)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.tsv"
+        with open(data, "w") as f:
+            f.write("scenario\t" + "\t".join(f'"{n}"' for n in names) + "\n")
+            for i, category in enumerate(categories):
+                f.write(f'"{category}"\t' + "\t".join(
+                    f"{series[n][i]:.4f}" for n in names) + "\n")
+        script = "\n".join([
+            f"set output '{path}'",
+            f"set title '{title}'",
+            f"set ylabel '{ylabel}'",
+            "set style data histograms",
+            "set style histogram cluster gap 1",
+            "set style fill solid 0.8 border -1",
+            "set key outside right top",
+            "set yrange [0:*]",
+            "set offsets 0, 0, graph 0.1, 0",
+            "set grid ytics",
+            "set datafile separator '\\t'",
+            f"plot for [i=2:{len(names) + 1}] '{data}' using i:xtic(1) "
+            "title columnheader(i)",
+        ])
+        for terminal in ("pngcairo size 1000,480", "png size 1000,480"):
+            result = subprocess.run(
+                ["gnuplot"], input=f"set terminal {terminal}\n{script}\n",
+                text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if result.returncode == 0:
+                return
+        raise RuntimeError(result.stderr.strip()[-200:])
+
+
+def draw_charts(protocols, charts_dir, md_dir):
+    """protocols: [(protocol, entries, results)]. Returns markdown lines."""
+    tool, python = chart_tool()
+    if tool is None:
+        return ["Charts skipped: neither matplotlib (`python3-matplotlib`) "
+                "nor gnuplot (`gnuplot-nox`) is installed.", ""]
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for protocol, entries, results in protocols:
+        title, ylabel, categories, series = chart_series(protocol, entries,
+                                                         results)
+        path = charts_dir / f"peer-{protocol}.png"
+        try:
+            if tool == "matplotlib" and python:
+                spec = json.dumps([str(path), title, ylabel, categories,
+                                   series])
+                subprocess.run([python, __file__, "--draw-chart", spec],
+                               check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+            elif tool == "matplotlib":
+                draw_matplotlib(path, title, ylabel, categories, series)
+            else:
+                draw_gnuplot(path, title, ylabel, categories, series)
+        except Exception as error:  # A chart must not lose the tables.
+            lines += [f"Chart {path.name} failed ({tool}): {error}", ""]
+            continue
+        rel = os.path.relpath(path, md_dir)
+        lines += [f"![{title}]({rel})", ""]
+    return lines
+
+
+# ------------------------------------------------------------- markdown
+
+
+def write_section(path, name, body):
+    """Replaces the `name` section of `path` (or appends it)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if path.exists():
+        text = path.read_text()
+        start = text.find(begin)
+        stop = text.find(end, start + len(begin)) if start >= 0 else -1
+        if start >= 0 and stop >= 0:
+            text = text[:start] + block + text[stop + len(end):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = ("# Mill-IO benchmarks\n\nSections between BEGIN/END markers "
+                "are generated by `python3 bench/run_all.py`; edit outside "
+                "them.\n\n" + block + "\n")
+    path.write_text(text)
+
+
+# ---------------------------------------------------------------- micro
+
+
+def fmt_time(value, unit):
+    return f"{value:,.1f} {unit}" if value is not None else "—"
+
+
+def fmt_rate(value):
+    if value is None:
+        return "—"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.2f} {suffix}/s"
+    return f"{value:.1f} /s"
+
+
+def source_universe():
+    """`//a/... + //b/...` over the repository's top-level folders that hold
+    BUILD files. Not `//...`: that would also walk the bazel-* convenience
+    symlinks when they belong to another output base (no .bazelignore)."""
+    patterns = []
+    for child in sorted(ROOT.iterdir()):
+        if (not child.is_dir() or child.is_symlink() or
+                child.name.startswith((".", "bazel-")) or
+                child.name == "third_party"):
+            continue
+        if any(name in ("BUILD", "BUILD.bazel")
+               for _, _, files in os.walk(child) for name in files):
+            patterns.append(f"//{child.name}/...")
+    return " + ".join(patterns) or "//..."
+
+
+def run_micro(bazel, bin_dir, args, command):
+    targets = bazel.query(
+        'kind("cc_binary", attr(tags, "\\bbenchmark\\b", '
+        f'{source_universe()}))')
+    lines = ["## Micro-benchmarks", "",
+             f"Generated by `{command}` on {now_text()}: every `cc_binary` "
+             f"tagged `benchmark`, run with `--benchmark_format=json "
+             f"--benchmark_min_time={args.micro_min_time}` (not pinned: "
+             f"some are multi-threaded).", ""]
+    if targets is None:
+        return lines + ["`bazel query` failed; nothing was run."]
+    if not targets:
+        return lines + ["No benchmark targets found."]
+    if not bazel.build(targets, keep_going=True):
+        log("note: some benchmark targets failed to build")
+    for target in targets:
+        binary = binary_path(bin_dir, target)
+        lines.append(f"### `{target}`\n")
+        if not binary.exists():
+            lines += ["Did not build.", ""]
+            continue
+        cmd = [str(binary), "--benchmark_format=json",
+            f"--benchmark_min_time={args.micro_min_time}"]
+        log("$ " + shlex.join(cmd))
+        try:
+            result = subprocess.run(cmd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True,
+                                    timeout=1800)
+            start = result.stdout.find("{")
+            data = json.loads(result.stdout[start:]) if start >= 0 else None
+        except (subprocess.TimeoutExpired, json.JSONDecodeError) as error:
+            result, data = None, None
+            lines += [f"Failed: {error}", ""]
+            continue
+        if result.returncode != 0 or data is None:
+            tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
+            lines += [f"Failed (exit {result.returncode}): {tail[0]}", ""]
+            continue
+        context = data.get("context", {})
+        load = context.get("load_avg") or []
+        lines.append(f"{context.get('num_cpus', '?')} CPUs; load average "
+                     f"{' / '.join(f'{x:.2f}' for x in load) or '?'}; "
+                     f"libbenchmark built as "
+                     f"{context.get('library_build_type', '?')}.\n")
+        lines.append("| Benchmark | real time | CPU time | iterations "
+                     "| items/s | bytes/s |")
+        lines.append("|---|--:|--:|--:|--:|--:|")
+        for bench in data.get("benchmarks", []):
+            if bench.get("error_occurred"):
+                lines.append(f"| {bench.get('name')} | error: "
+                             f"{bench.get('error_message', '')} | | | | |")
+                continue
+            unit = bench.get("time_unit", "ns")
+            lines.append(
+                f"| {bench.get('name')} "
+                f"| {fmt_time(bench.get('real_time'), unit)} "
+                f"| {fmt_time(bench.get('cpu_time'), unit)} "
+                f"| {bench.get('iterations', '—')} "
+                f"| {fmt_rate(bench.get('items_per_second'))} "
+                f"| {fmt_rate(bench.get('bytes_per_second'))} |")
+        lines.append("")
+    return lines
+
+
+# ----------------------------------------------------------------- main
+
+
+def now_text():
+    return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="See the top of bench/run_all.py for what is measured.")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 1 run, 2 s each, 0.5 s warmup")
+    parser.add_argument("--only", choices=("echo", "http", "micro"),
+                        help="run only this part")
+    parser.add_argument("--micro", action="store_true",
+                        help="also run the Google Benchmark binaries")
+    parser.add_argument("--runs", type=int, help="repetitions (default 3)")
+    parser.add_argument("--duration", type=float,
+                        help="measured seconds per run (default 5)")
+    parser.add_argument("--warmup", type=float,
+                        help="warmup seconds per run (default 1)")
+    parser.add_argument("--workers", default="1,2",
+                        help="Mill-IO worker counts (default 1,2)")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not use taskset")
+    parser.add_argument("--micro-min-time", default="0.3",
+                        help="--benchmark_min_time for --micro")
+    parser.add_argument("--mill-echo", default=MILL_ECHO,
+                        help=f"Mill-IO echo server label ({MILL_ECHO})")
+    parser.add_argument("--mill-http", default=MILL_HTTP,
+                        help=f"Mill-IO HTTP server label ({MILL_HTTP})")
+    parser.add_argument("--output", default=str(ROOT / "docs/BENCHMARKS.md"),
+                        help="markdown file to update")
+    parser.add_argument("--charts-dir", default=None,
+                        help="default: bench/ next to the markdown file")
+    parser.add_argument("--no-build", action="store_true",
+                        help="use what is already built")
+    parser.add_argument("--output_base", "--output-base", dest="output_base",
+                        help="Bazel --output_base (startup option)")
+    parser.add_argument("--bazel-arg", action="append", default=[],
+                        help="extra Bazel build option (repeatable)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.runs = args.runs or (1 if quick else 3)
+    args.duration = args.duration or (2.0 if quick else 5.0)
+    if args.warmup is None:
+        args.warmup = 0.5 if quick else 1.0
+    args.workers = [int(w) for w in args.workers.split(",") if w]
+    return args
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "--draw-chart":  # See chart_tool().
+        draw_matplotlib(*json.loads(argv[1]))
+        return 0
+    args = parse_args(argv)
+    command = shlex.join(["python3", "bench/run_all.py"] + argv)
+    output = Path(args.output).resolve()
+    charts_dir = (Path(args.charts_dir).resolve() if args.charts_dir
+                  else output.parent / "bench")
+    pinned = not args.no_pin and (os.cpu_count() or 1) >= 2 and bool(
+        shutil.which("taskset"))
+    if not pinned:
+        args.server_cpu = args.client_cpu = None
+    protocols = []
+    if args.only in (None, "echo"):
+        protocols.append("echo")
+    if args.only in (None, "http"):
+        protocols.append("http")
+        if not shutil.which("wrk"):
+            sys.exit("wrk is not installed (apt-get install wrk, or run "
+                     "./bazelw once so tools/bootstrap.sh installs it)")
+    micro = args.micro or args.only == "micro"
+
+    bazel = Bazel(args)
+    notes = []
+    mill_labels = {"echo": args.mill_echo, "http": args.mill_http}
+    mill_ok = {}
+    if protocols:
+        for protocol in protocols:
+            mill_ok[protocol] = bazel.exists(mill_labels[protocol])
+            if not mill_ok[protocol]:
+                notes.append(f"{mill_labels[protocol]} does not exist yet; "
+                             f"Mill-IO is missing from the {protocol} "
+                             f"tables.")
+        if not args.no_build and not bazel.build(["//bench/...",
+                                                  "//examples/..."]):
+            log("note: the full build failed; building the harness alone")
+            if not bazel.build(["//bench/..."]):
+                sys.exit("building //bench/... failed")
+            for protocol in protocols:
+                if mill_ok[protocol] and not bazel.build(
+                        [mill_labels[protocol]]):
+                    mill_ok[protocol] = False
+                    notes.append(f"{mill_labels[protocol]} does not build; "
+                                 f"Mill-IO is missing from the {protocol} "
+                                 f"tables.")
+    bin_dir = bazel.bin_dir()
+
+    if protocols:
+        info = machine_info()
+        started = now_text()
+        measured = []
+        for protocol in protocols:
+            entries = contenders(protocol, mill_labels[protocol],
+                                 mill_ok[protocol], args.workers)
+            results, responses = measure(protocol, entries, bin_dir, args,
+                                         notes)
+            measured.append((protocol, entries, results, responses))
+        load_after = os.getloadavg()
+
+        body = ["## Mill-IO vs libuv, libevent, Asio and bare epoll", "",
+                f"Generated by `{command}` on {started}. Do not edit by "
+                f"hand: rerun the command.", ""]
+        if args.quick:
+            body += ["**Quick mode** (smoke test): one short run per figure; "
+                     "do not draw conclusions from these numbers.", ""]
+        body += machine_lines(info, load_after) + method_lines(args, pinned)
+        body.append("")
+        for protocol, entries, results, responses in measured:
+            body += (echo_tables(entries, results) if protocol == "echo"
+                     else http_table(entries, results, responses))
+        body += draw_charts([(p, e, r) for p, e, r, _ in measured],
+                            charts_dir, output.parent)
+        if notes:
+            body += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
+        write_section(output, "peer-comparison", "\n".join(body))
+        charts_dir.mkdir(parents=True, exist_ok=True)
+        raw = {"command": command, "date": started, "machine": info,
+               "runs": args.runs, "duration_s": args.duration,
+               "warmup_s": args.warmup, "notes": notes, "results": [
+                   {"protocol": p, "server": name, "scenario": list(s),
+                    "runs": runs}
+                   for p, _, results, _ in measured
+                   for (name, s), runs in results.items()]}
+        (charts_dir / "peer-comparison.json").write_text(
+            json.dumps(raw, indent=1) + "\n")
+        log(f"wrote the peer-comparison section of {output}")
+
+    if micro:
+        lines = run_micro(bazel, bin_dir, args, command)
+        write_section(output, "micro", "\n".join(lines))
+        log(f"wrote the micro section of {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
