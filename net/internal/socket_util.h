@@ -1,0 +1,35 @@
+// Small POSIX socket helpers shared by the //net implementation. Internal:
+// not part of the API.
+#ifndef MILL_IO_NET_INTERNAL_SOCKET_UTIL_H_
+#define MILL_IO_NET_INTERNAL_SOCKET_UTIL_H_
+
+#include <sys/socket.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace mill {
+namespace net_internal {
+
+// Like absl::ErrnoToStatus(err, what): the errno's status code and
+// "what: strerror text".
+absl::Status ErrnoStatus(int err, absl::string_view what);
+
+// Sets an int-valued socket option; errno text on failure.
+absl::Status SetIntOption(int fd, int level, int name, int value,
+                          absl::string_view what);
+
+// Reads an int-valued socket option (tests and diagnostics).
+absl::Status GetIntOption(int fd, int level, int name, int* value);
+
+// Adds O_NONBLOCK.
+absl::Status SetNonBlocking(int fd);
+
+// close(2) that keeps errno intact and ignores EINTR (Linux always releases
+// the descriptor, so retrying would close somebody else's).
+void CloseFd(int fd);
+
+}  // namespace net_internal
+}  // namespace mill
+
+#endif  // MILL_IO_NET_INTERNAL_SOCKET_UTIL_H_

@@ -1,0 +1,194 @@
+// TcpServer: accepts TCP connections on an EventLoop and runs user callbacks
+// for connect, data and close, so applications do not rewrite connection
+// handling (non-blocking I/O, output buffering and backpressure, half-close,
+// resets, idle timeouts, connection limits, read-rate limits, descriptor
+// exhaustion).
+//
+// Threading: callbacks run where the loop runs handlers: on its workers in
+// DispatchMode::kPool, on the loop thread in kDirect. For one connection,
+// on_connect, on_data, on_peer_shutdown, on_low_water and on_close never
+// overlap and come in that order (on_close last, exactly once). on_high_water
+// runs on the thread whose Send() crossed the mark. Different connections'
+// callbacks run concurrently in pool mode.
+//
+// Thread-safety: every TcpServer member may be called from any thread.
+// Stop() called from inside one of this server's callbacks in pool mode is
+// carried out on the loop thread shortly after (waiting there could
+// deadlock); everywhere else it returns once everything is closed.
+//
+// Ownership: the server borrows the EventLoop, which must outlive it; destroy
+// the server before the loop (and not from inside its own callbacks). The
+// server owns the listening socket and, while they are open, its
+// connections. Registrations use tokens with bit 62 set
+// (TcpServer::kTokenBase and up): do not register your own sources there.
+//
+// Descriptor exhaustion: the server keeps one spare descriptor (/dev/null).
+// When accept fails with EMFILE/ENFILE it closes the spare, accepts and
+// immediately closes the pending connection, then reopens the spare (the
+// libev/libuv technique): the peer sees a prompt close, the listener does not
+// stay readable forever (no busy loop), and accepting resumes by itself once
+// descriptors are free. If the spare cannot be reopened, or on ENOBUFS and
+// the like, accepting pauses for accept_retry_delay.
+#ifndef MILL_IO_NET_TCP_SERVER_H_
+#define MILL_IO_NET_TCP_SERVER_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "net/tcp_listener.h"
+#include "net/tcp_stream.h"
+#include "ratelimit/clock.h"
+#include "ratelimit/token_bucket.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+
+namespace net_internal {
+struct ServerCore;
+}  // namespace net_internal
+
+// What the server calls. Every callback is optional.
+struct TcpServerCallbacks {
+  // A connection was accepted (before any on_data for it).
+  std::function<void(const ConnectionPtr&)> on_connect;
+  // Bytes arrived. `data` is valid only during the call (it points into a
+  // pooled buffer); at most EventLoopOptions::read_budget bytes per event.
+  std::function<void(const ConnectionPtr&, absl::string_view data)> on_data;
+  // The peer shut down its write side (EOF). When set, the connection stays
+  // open for our replies: call Close() (or Shutdown()) when done. When
+  // unset, the server closes after flushing pending output (kPeerClosed).
+  std::function<void(const ConnectionPtr&)> on_peer_shutdown;
+  // Pending output grew to high_water_mark or more (once per crossing);
+  // `pending` is the queue size.
+  std::function<void(const ConnectionPtr&, size_t pending)> on_high_water;
+  // Pending output drained to low_water_mark after a high-water crossing.
+  std::function<void(const ConnectionPtr&)> on_low_water;
+  // The connection is closed (socket closed, deregistered); `status` carries
+  // the error for kReset and kError, OK otherwise.
+  std::function<void(const ConnectionPtr&, CloseReason, const absl::Status&)>
+      on_close;
+};
+
+struct TcpServerOptions {
+  TcpListenerOptions listener;
+  // Applied to every accepted connection.
+  TcpStreamOptions connection;
+  // Open connections at most; more are accepted and closed at once
+  // (counted in Stats::refused). 0: unlimited.
+  size_t max_connections = 0;
+  // Closes connections without traffic (bytes read or written) for this
+  // long. Zero: never.
+  absl::Duration idle_timeout = absl::ZeroDuration();
+  // Output backpressure, per connection. 0 disables the high-water mark.
+  size_t high_water_mark = 1 << 20;
+  size_t low_water_mark = 256 << 10;
+  // Stop reading from a connection above high_water_mark until it drains
+  // to low_water_mark (so a peer that does not read cannot make us buffer
+  // without bound by sending requests).
+  bool pause_reading_above_high_water = true;
+  // Read-rate limit per connection in bytes per second (0: none), with
+  // bursts of up to read_burst_per_connection bytes (0: read_budget).
+  double read_rate_per_connection = 0;
+  uint64_t read_burst_per_connection = 0;
+  // A limit shared by every connection (of this server, or of several
+  // servers handed the same bucket). Null: none.
+  std::shared_ptr<TokenBucket> global_read_limit;
+  // Clock of the per-connection buckets (tests); null: steady clock.
+  const MonotonicClock* rate_limit_clock = nullptr;
+  // Connections accepted per readiness event (fairness with other sources).
+  int max_accepts_per_event = 64;
+  // Pause before accepting again after an accept error that the spare
+  // descriptor cannot absorb.
+  absl::Duration accept_retry_delay = absl::Milliseconds(100);
+};
+
+// Counters, readable at any time (each one is exact; together they are a
+// snapshot taken without a global lock).
+struct TcpServerStats {
+  uint64_t accepted = 0;  // handed to on_connect
+  uint64_t refused = 0;   // closed at once: max_connections reached
+  // Accepted through the spare descriptor and closed: EMFILE / ENFILE.
+  uint64_t refused_no_descriptor = 0;
+  uint64_t accept_errors = 0;  // other accept failures
+  uint64_t accept_pauses = 0;  // accepting paused for accept_retry_delay
+  size_t active = 0;           // open connections
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t high_water_events = 0;
+  uint64_t rate_limit_pauses = 0;
+  // Closed connections by CloseReason (kRefused counts both refusals).
+  std::array<uint64_t, kCloseReasonCount> closed_by{};
+
+  uint64_t closed(CloseReason reason) const {
+    return closed_by[static_cast<int>(reason)];
+  }
+};
+
+// A TCP server on an EventLoop.
+//
+//   mill::TcpServerCallbacks cb;
+//   cb.on_data = [](const mill::ConnectionPtr& c, absl::string_view d) {
+//     c->Send(d);
+//   };
+//   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
+//       mill::TcpServer::Create(loop.get(),
+//                               mill::SocketAddress::LoopbackIPv4(0), cb);
+//   uint16_t port = (*server)->local_address().port();
+//   loop->Run();         // until loop->Stop()
+//   (*server)->Stop();   // or let the destructor do it
+class TcpServer {
+ public:
+  // Bit 62: the server's registrations use tokens from here up.
+  static constexpr uint64_t kTokenBase = uint64_t{1} << 62;
+
+  // Binds, listens and registers with `loop` (connections are accepted as
+  // soon as the loop runs). Errors: InvalidArgument for bad options, errno
+  // statuses from socket/bind/listen, the loop's Register error.
+  static absl::StatusOr<std::unique_ptr<TcpServer>> Create(
+      EventLoop* loop, const SocketAddress& address,
+      TcpServerCallbacks callbacks, TcpServerOptions options = {});
+
+  TcpServer(const TcpServer&) = delete;
+  TcpServer& operator=(const TcpServer&) = delete;
+
+  // Stop(). Not from inside this server's callbacks.
+  ~TcpServer();
+
+  // The bound address (with the real port after binding port 0).
+  const SocketAddress& local_address() const { return local_address_; }
+
+  // Stops accepting, closes the listener and every connection (reason
+  // kServerStopped, pending output dropped; on_close runs for each).
+  // Idempotent. See the file comment for calls from callbacks.
+  void Stop();
+
+  // Sends `data` to every open connection; returns how many accepted it.
+  size_t Broadcast(absl::string_view data);
+
+  // The open connections (a snapshot).
+  std::vector<ConnectionPtr> Connections() const;
+  size_t connection_count() const;
+
+  TcpServerStats stats() const;
+
+ private:
+  TcpServer(std::shared_ptr<net_internal::ServerCore> core,
+            SocketAddress local_address);
+
+  std::shared_ptr<net_internal::ServerCore> core_;
+  SocketAddress local_address_;
+};
+
+}  // namespace mill
+
+#endif  // MILL_IO_NET_TCP_SERVER_H_
