@@ -192,7 +192,8 @@ void BM_ReadBudgetFairness(benchmark::State& state) {
   std::thread writer([&] {
     std::string chunk(65536, 'f');
     while (!stop.load(std::memory_order_relaxed)) {
-      (void)write(firehose[1], chunk.data(), chunk.size());
+      // MSG_NOSIGNAL: the reader shuts down first at the end.
+      (void)send(firehose[1], chunk.data(), chunk.size(), MSG_NOSIGNAL);
     }
   });
   std::thread runner([&] { (void)(*loop)->Run(); });
