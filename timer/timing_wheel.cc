@@ -7,7 +7,17 @@
 #include <new>
 #include <stdexcept>
 
+#include "absl/base/config.h"
+#include "absl/base/optimization.h"
 #include "absl/numeric/bits.h"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace mill {
 namespace {
@@ -17,9 +27,15 @@ constexpr int64_t kNsPerTick = 1'000'000;
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 // Nodes are allocated in chunks so growth never moves live nodes (no pause to
-// copy a million timers when the slab doubles).
-constexpr uint32_t kChunkBits = 12;
+// copy a million timers when the slab doubles). 32,768 timers of 64 bytes
+// fill one 2 MiB huge page.
+constexpr uint32_t kChunkBits = 15;
 constexpr uint32_t kChunkSize = uint32_t{1} << kChunkBits;
+constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+// How many slab indices one ReclaimSome() call examines: bounds the work a
+// Schedule can do on top of its own.
+constexpr uint32_t kReclaimBatch = 64;
 
 int64_t ToNs(TimingWheel::TimePoint t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -46,37 +62,132 @@ int64_t NextOnGrid(int64_t deadline, int64_t interval, int64_t now) {
   return next >= kNever ? kNever : static_cast<int64_t>(next);
 }
 
+void Prefetch(const void* address) {
+#if defined(__GNUC__)
+  __builtin_prefetch(address);
+#else
+  (void)address;
+#endif
+}
+
+// Under ASan a node's callback storage is poisoned while no callback lives
+// there, so touching a destroyed callback is reported (ASan does not see
+// inside the slab otherwise). No-ops in other builds.
+void MarkCallbackDead(void* storage) {
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+  ASAN_POISON_MEMORY_REGION(storage, sizeof(TimingWheel::Callback));
+#else
+  (void)storage;
+#endif
+}
+
+void MarkCallbackLive(void* storage) {
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+  ASAN_UNPOISON_MEMORY_REGION(storage, sizeof(TimingWheel::Callback));
+#else
+  (void)storage;
+#endif
+}
+
+// `bytes` (a multiple of kHugePageBytes) aligned to a huge page, so that
+// transparent huge pages can back it. Untouched pages cost no memory.
+void* MapChunk(size_t bytes, bool huge_pages) {
+#if defined(__linux__)
+  const size_t span = bytes + kHugePageBytes;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned =
+      (start + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
+  if (aligned != start) munmap(raw, aligned - start);
+  const uintptr_t tail = aligned + bytes;
+  if (tail != start + span) {
+    munmap(reinterpret_cast<void*>(tail), start + span - tail);
+  }
+#if defined(MADV_HUGEPAGE)
+  // Best effort: without it (THP disabled) the chunk uses normal pages.
+  if (huge_pages) {
+    (void)madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+  }
+#endif
+  return reinterpret_cast<void*>(aligned);
+#else
+  (void)huge_pages;
+  return ::operator new(bytes, std::align_val_t(kHugePageBytes));
+#endif
+}
+
+void UnmapChunk(void* chunk, size_t bytes) {
+#if defined(__linux__)
+  munmap(chunk, bytes);
+#else
+  ::operator delete(chunk, bytes, std::align_val_t(kHugePageBytes));
+#endif
+}
+
 }  // namespace
 
-enum class NodeState : uint8_t { kFree, kInWheel, kCollected };
+enum class NodeState : uint8_t {
+  kFree,       // on the free list, or retired while its callback runs
+  kInWheel,    // pending, linked in a slot list
+  kCollected,  // pending, due in the running Advance, not linked
+  kCancelled,  // cancelled, still linked in a slot list, callback destroyed
+};
 
-// The hot part of a timer, 24 bytes: what Insert, Cancel and cascading touch.
-// Left uninitialised until handed out.
-struct TimingWheel::Entry {
+// A node's place in its slot's list.
+struct TimingWheel::Link {
   int64_t deadline_ns;
   uint32_t prev;
-  uint32_t next;        // also the free-list link
+  uint32_t next;  // also the free-list link
+};
+
+// What an id check reads.
+struct TimingWheel::Meta {
   uint32_t generation;  // never 0, so valid ids are never 0
-  uint16_t slot;        // level * kSlotsPerLevel + index, when kInWheel
+  uint16_t slot;        // level * kSlotsPerLevel + index, when linked
   NodeState state;
-  bool repeating;  // spares firing a one-shot timer a look at intervals_ns
+  bool repeating;
 };
 
-// Structure of arrays, so the linked-list walks stay in the small entries.
-// A callback is constructed exactly while its entry is not kFree (plus, for
-// a one-shot timer, while its callback runs).
+// One timer: everything any operation reads or writes about it in one
+// 64-byte cache line, so Schedule, Cancel, a list walk or a firing costs one
+// cache miss per timer. (Splitting the fields into arrays was measured to be
+// slower: Cancel then misses twice, the id check and the callback.) Left
+// uninitialised until handed out. The callback is constructed exactly while
+// the node is kInWheel or kCollected, plus, for a timer whose callback runs,
+// until it returns.
+struct alignas(64) TimingWheel::Node {
+  alignas(Callback) unsigned char callback[sizeof(Callback)];
+  Link link;
+  Meta meta;
+  int64_t interval_ns;  // repeating timers only
+};
+
 struct TimingWheel::Chunk {
-  Entry entries[kChunkSize];
-  int64_t intervals_ns[kChunkSize];  // repeating timers only
-  alignas(Callback) unsigned char callbacks[kChunkSize][sizeof(Callback)];
+  Node nodes[kChunkSize];
+
+  // The mapping holding a chunk: whole huge pages.
+  static constexpr size_t Bytes() {
+    return (sizeof(Chunk) + kHugePageBytes - 1) / kHugePageBytes *
+           kHugePageBytes;
+  }
 };
 
-// An intrusive FIFO list of timers plus a lower bound of their deadlines (the
-// minimum ever inserted since the slot was last empty; Cancel leaves it
-// conservative, a partial expiry makes it exact again).
+void TimingWheel::ChunkDeleter::operator()(Chunk* chunk) const {
+  for (Node& n : chunk->nodes) MarkCallbackLive(n.callback);
+  chunk->~Chunk();
+  UnmapChunk(chunk, Chunk::Bytes());
+}
+
+// An intrusive FIFO list of timers, the number of pending ones among them
+// (the rest were cancelled), and a lower bound of the pending deadlines (the
+// minimum ever inserted since the slot last had no pending timer; Cancel
+// leaves it conservative, a partial expiry makes it exact again).
 struct TimingWheel::Slot {
   uint32_t head = kNil;
   uint32_t tail = kNil;
+  uint32_t live = 0;
   int64_t min_deadline_ns = kNever;
 };
 
@@ -89,58 +200,106 @@ TimingWheel::TimingWheel(TimePoint start)
   static_assert(std::numeric_limits<uint64_t>::max() / kNsPerTick <
                     (uint64_t{1} << (kLevelBits * kLevels)),
                 "the levels must cover every 1 ms tick");
-  static_assert(kLevels * kSlotsPerLevel <= 65536, "Entry::slot is 16 bits");
-  static_assert(sizeof(Entry) == 24, "keep the hot entry small");
+  static_assert(kLevels * kSlotsPerLevel <= 65536, "Meta::slot is 16 bits");
+  static_assert(sizeof(Link) == 16, "keep the list links small");
+  static_assert(sizeof(Meta) == 8, "keep the id check small");
 }
 
 TimingWheel::~TimingWheel() {
-  for (uint32_t i = 0; i < high_water_; ++i) {
-    if (entry(i).state != NodeState::kFree) callback(i).~Callback();
+  // Pending timers are the only ones with a callback left (the wheel is not
+  // destroyed from a callback); stop looking once all are found.
+  size_t left = size_;
+  for (uint32_t i = 0; left != 0 && i < high_water_; ++i) {
+    const NodeState state = meta(i).state;
+    if (state == NodeState::kInWheel || state == NodeState::kCollected) {
+      callback(i).~Callback();
+      --left;
+    }
   }
 }
 
-TimingWheel::Entry& TimingWheel::entry(uint32_t index) const {
-  return chunks_[index >> kChunkBits]->entries[index & (kChunkSize - 1)];
+TimingWheel::Node& TimingWheel::node(uint32_t index) const {
+  return chunks_[index >> kChunkBits]->nodes[index & (kChunkSize - 1)];
+}
+
+TimingWheel::Link& TimingWheel::link(uint32_t index) const {
+  return node(index).link;
+}
+
+TimingWheel::Meta& TimingWheel::meta(uint32_t index) const {
+  return node(index).meta;
 }
 
 TimingWheel::Callback& TimingWheel::callback(uint32_t index) const {
-  return *std::launder(reinterpret_cast<Callback*>(
-      chunks_[index >> kChunkBits]->callbacks[index & (kChunkSize - 1)]));
+  return *std::launder(reinterpret_cast<Callback*>(node(index).callback));
 }
 
-TimingWheel::Entry* TimingWheel::Lookup(TimerId id) const {
+TimingWheel::Meta* TimingWheel::Lookup(TimerId id) const {
   if (!id.valid() || id.index() >= high_water_) return nullptr;
-  Entry& e = entry(id.index());
-  if (e.generation != id.generation() || e.state == NodeState::kFree) {
+  Meta& m = meta(id.index());
+  if (m.generation != id.generation() ||
+      (m.state != NodeState::kInWheel && m.state != NodeState::kCollected)) {
     return nullptr;
   }
-  return &e;
+  return &m;
 }
 
-uint32_t TimingWheel::AllocateNode() {
+inline uint32_t TimingWheel::AllocateNode() {
+  // Reuse the nodes of cancelled timers before growing, once they make up
+  // half the slab: that keeps the slab within about twice the peak number of
+  // pending timers, and each reclaimed node costs O(1) scanning.
+  if (free_head_ == kNil && cancelled_ != 0 &&
+      uint64_t{cancelled_} * 2 >= high_water_) {
+    ReclaimSome();
+  }
   uint32_t index;
   if (free_head_ != kNil) {
     index = free_head_;
-    free_head_ = entry(index).next;
+    free_head_ = link(index).next;
   } else {
-    if (high_water_ == chunks_.size() * kChunkSize) {
-      // Indices must stay below kNil.
-      if (high_water_ > kNil - kChunkSize) throw std::length_error("timers");
-      chunks_.emplace_back(new Chunk);  // default-init: nothing is written
+    if (ABSL_PREDICT_FALSE(high_water_ == chunks_.size() * kChunkSize)) {
+      AddChunk();
     }
     index = high_water_++;
-    entry(index).generation = 1;
+    meta(index).generation = 1;
   }
   ++size_;
   return index;
 }
 
+void TimingWheel::AddChunk() {
+  // Indices must stay below kNil.
+  if (high_water_ > kNil - kChunkSize) throw std::length_error("timers");
+  // A small wheel keeps to normal pages; a big one asks for huge pages.
+  std::unique_ptr<Chunk, ChunkDeleter> chunk(
+      new (MapChunk(Chunk::Bytes(), !chunks_.empty())) Chunk);  // no writes
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+  for (Node& n : chunk->nodes) MarkCallbackDead(n.callback);
+#endif
+  chunks_.push_back(std::move(chunk));
+}
+
+// Frees the cancelled nodes among the next kReclaimBatch slab indices, going
+// round the slab. Runs between walks (never inside Collect), so unlinking is
+// safe; the node of a running callback keeps its storage until it returns.
+void TimingWheel::ReclaimSome() {
+  const uint32_t batch = std::min(kReclaimBatch, high_water_);
+  for (uint32_t n = 0; n < batch; ++n) {
+    if (reclaim_cursor_ >= high_water_) reclaim_cursor_ = 0;
+    const uint32_t index = reclaim_cursor_++;
+    if (meta(index).state == NodeState::kCancelled && index != running_) {
+      Unlink(index);
+      Free(index);
+    }
+  }
+}
+
 // Makes `index` stop being a pending timer: its id goes stale. The callback
 // stays constructed until Recycle.
 void TimingWheel::Retire(uint32_t index) {
-  Entry& e = entry(index);
-  e.state = NodeState::kFree;
-  if (++e.generation == 0) e.generation = 1;
+  Meta& m = meta(index);
+  m.state = NodeState::kFree;
+  if (++m.generation == 0) m.generation = 1;
   --size_;
 }
 
@@ -149,8 +308,19 @@ void TimingWheel::Retire(uint32_t index) {
 // schedules cannot be handed this node.
 void TimingWheel::Recycle(uint32_t index) {
   callback(index).~Callback();
-  entry(index).next = free_head_;
+  MarkCallbackDead(node(index).callback);
+  link(index).next = free_head_;
   free_head_ = index;
+}
+
+// Returns the node of a cancelled timer (already unlinked, or in a list that
+// is being dismantled) to the free list.
+void TimingWheel::Free(uint32_t index) {
+  assert(index != running_);
+  meta(index).state = NodeState::kFree;
+  link(index).next = free_head_;
+  free_head_ = index;
+  --cancelled_;
 }
 
 void TimingWheel::MarkOccupied(int level, uint64_t slot_index) {
@@ -182,8 +352,8 @@ uint64_t TimingWheel::TickOf(int64_t deadline_ns) const {
          kNsPerTick;
 }
 
-void TimingWheel::Insert(uint32_t index) {
-  Entry& n = entry(index);
+inline void TimingWheel::Insert(uint32_t index) {
+  Link& n = link(index);
   const uint64_t tick = TickOf(n.deadline_ns);
   int level = 0;
   uint64_t slot_index = cur_tick_ & (kSlotsPerLevel - 1);
@@ -197,35 +367,38 @@ void TimingWheel::Insert(uint32_t index) {
   }
   const int slot_number = level * kSlotsPerLevel + static_cast<int>(slot_index);
   Slot& slot = slots_[slot_number];
-  n.state = NodeState::kInWheel;
-  n.slot = static_cast<uint16_t>(slot_number);
+  Meta& m = meta(index);
+  m.state = NodeState::kInWheel;
+  m.slot = static_cast<uint16_t>(slot_number);
   n.next = kNil;
   n.prev = slot.tail;
   if (slot.tail == kNil) {
     slot.head = index;
-    MarkOccupied(level, slot_index);
   } else {
-    entry(slot.tail).next = index;
+    link(slot.tail).next = index;
   }
   slot.tail = index;
+  if (slot.live++ == 0) MarkOccupied(level, slot_index);
   slot.min_deadline_ns = std::min(slot.min_deadline_ns, n.deadline_ns);
 }
 
+// Removes a linked node (pending or cancelled) from its slot list.
 void TimingWheel::Unlink(uint32_t index) {
-  Entry& n = entry(index);
-  Slot& slot = slots_[n.slot];
+  Link& n = link(index);
+  const Meta& m = meta(index);
+  Slot& slot = slots_[m.slot];
   if (n.prev == kNil) {
     slot.head = n.next;
   } else {
-    entry(n.prev).next = n.next;
+    link(n.prev).next = n.next;
   }
   if (n.next == kNil) {
     slot.tail = n.prev;
   } else {
-    entry(n.next).prev = n.prev;
+    link(n.next).prev = n.prev;
   }
-  if (slot.head == kNil) {
-    MarkEmpty(n.slot / kSlotsPerLevel, n.slot % kSlotsPerLevel);
+  if (m.state == NodeState::kInWheel && --slot.live == 0) {
+    MarkEmpty(m.slot / kSlotsPerLevel, m.slot % kSlotsPerLevel);
     slot.min_deadline_ns = kNever;
   }
 }
@@ -244,36 +417,64 @@ TimerId TimingWheel::ScheduleRepeating(TimePoint first_deadline,
                 std::move(callback));
 }
 
-TimerId TimingWheel::Commit(uint32_t index, TimePoint deadline,
-                            int64_t interval_ns, Callback&& callback) {
-  Chunk& chunk = *chunks_[index >> kChunkBits];
-  const uint32_t offset = index & (kChunkSize - 1);
-  new (chunk.callbacks[offset]) Callback(std::move(callback));
-  if (interval_ns != 0) chunk.intervals_ns[offset] = interval_ns;
-  Entry& e = chunk.entries[offset];
-  e.deadline_ns = ToNs(deadline);
-  e.repeating = interval_ns != 0;
+inline TimerId TimingWheel::Commit(uint32_t index, TimePoint deadline,
+                                   int64_t interval_ns, Callback&& callback) {
+  Node& n = node(index);
+  MarkCallbackLive(n.callback);
+  new (n.callback) Callback(std::move(callback));
+  if (interval_ns != 0) n.interval_ns = interval_ns;
+  n.link.deadline_ns = ToNs(deadline);
+  Meta& m = n.meta;
+  m.repeating = interval_ns != 0;
   Insert(index);
-  return TimerId(index, e.generation);
+  return TimerId(index, m.generation);
 }
 
+// Kept short: one node (one cache line) plus the slot's counter (in cache),
+// and few instructions, so that the cache misses of consecutive cancels
+// overlap.
 bool TimingWheel::Cancel(TimerId id) {
-  Entry* e = Lookup(id);
-  if (e == nullptr) return false;
-  // A kCollected timer is skipped by Run() once its generation changes.
-  if (e->state == NodeState::kInWheel) Unlink(id.index());
-  Retire(id.index());
-  // A repeating timer cancelling itself: Run() recycles it when it returns.
-  if (id.index() != running_) Recycle(id.index());
+  const uint32_t index = id.index();
+  // An invalid id has generation 0, which no node has.
+  if (index >= high_water_) return false;
+  Node& n = node(index);
+  Meta& m = n.meta;
+  if (m.generation != id.generation()) return false;
+  if (ABSL_PREDICT_FALSE(m.state != NodeState::kInWheel)) {
+    if (m.state != NodeState::kCollected) return false;
+    // Due in the running Advance: Run() skips it once its generation changes.
+    Retire(index);
+    if (index != running_) Recycle(index);
+    return true;
+  }
+  // Leave the node in its list (unlinking would touch both neighbours, two
+  // more cache misses): whoever next walks the slot, or ReclaimSome, frees
+  // it. The slot stops counting it at once, so a slot left with only
+  // cancelled timers neither bounds NextDeadline nor stops Advance.
+  Slot& slot = slots_[m.slot];
+  if (--slot.live == 0) {
+    MarkEmpty(m.slot / kSlotsPerLevel, m.slot % kSlotsPerLevel);
+    slot.min_deadline_ns = kNever;
+  }
+  m.state = NodeState::kCancelled;
+  m.generation = m.generation == kNil ? 1 : m.generation + 1;
+  --size_;
+  ++cancelled_;
+  // A repeating timer cancelling itself: Run() destroys the callback when it
+  // returns.
+  if (ABSL_PREDICT_TRUE(index != running_)) {
+    std::launder(reinterpret_cast<Callback*>(n.callback))->~Callback();
+    MarkCallbackDead(n.callback);
+  }
   return true;
 }
 
 bool TimingWheel::Reschedule(TimerId id, TimePoint deadline) {
-  Entry* e = Lookup(id);
-  if (e == nullptr) return false;
-  if (e->state == NodeState::kInWheel) Unlink(id.index());
+  Meta* m = Lookup(id);
+  if (m == nullptr) return false;
+  if (m->state == NodeState::kInWheel) Unlink(id.index());
   // A kCollected timer becomes kInWheel again, so Run() skips it.
-  e->deadline_ns = ToNs(deadline);
+  link(id.index()).deadline_ns = ToNs(deadline);
   Insert(id.index());
   return true;
 }
@@ -285,9 +486,9 @@ std::optional<TimingWheel::TimePoint> TimingWheel::NextDeadline() const {
   // list is in deadline order, so the first still pending one bounds them.
   if (advancing_) {
     for (size_t i = next_to_run_; i < collected_.size(); ++i) {
-      const Entry* n = Lookup(collected_[i]);
-      if (n != nullptr && n->state == NodeState::kCollected) {
-        best = n->deadline_ns;
+      const Meta* m = Lookup(collected_[i]);
+      if (m != nullptr && m->state == NodeState::kCollected) {
+        best = link(collected_[i].index()).deadline_ns;
         any = true;
         break;
       }
@@ -327,8 +528,17 @@ size_t TimingWheel::Advance(TimePoint now) {
   } guard{this};
   Collect(now_ns);
 
+  // Fetch the nodes of the next timers while one runs.
+  constexpr size_t kAhead = 4;
+  for (size_t i = 0; i < kAhead && i < collected_.size(); ++i) {
+    Prefetch(&node(collected_[i].index()));
+  }
   size_t ran = 0;
   while (next_to_run_ < collected_.size()) {
+    if (next_to_run_ + kAhead < collected_.size()) {
+      const uint32_t ahead = collected_[next_to_run_ + kAhead].index();
+      Prefetch(&node(ahead));
+    }
     const TimerId id = collected_[next_to_run_++];
     if (Run(id, now_ns)) ++ran;
   }
@@ -337,8 +547,8 @@ size_t TimingWheel::Advance(TimePoint now) {
 
 void TimingWheel::RequeueUnrun(size_t from) {
   for (size_t i = from; i < collected_.size(); ++i) {
-    Entry* n = Lookup(collected_[i]);
-    if (n != nullptr && n->state == NodeState::kCollected) {
+    const Meta* m = Lookup(collected_[i]);
+    if (m != nullptr && m->state == NodeState::kCollected) {
       Insert(collected_[i].index());
     }
   }
@@ -373,7 +583,7 @@ void TimingWheel::Collect(int64_t now_ns) {
   }
   // The tick containing now: only part of it may be due.
   Slot& slot = slots_[cur_tick_ & (kSlotsPerLevel - 1)];
-  if (slot.head != kNil && slot.min_deadline_ns <= now_ns) {
+  if (slot.live != 0 && slot.min_deadline_ns <= now_ns) {
     ExpireDuePart(slot, now_ns);
   }
 }
@@ -381,11 +591,12 @@ void TimingWheel::Collect(int64_t now_ns) {
 // Redistributes the higher-level slots that start at cur_tick_. Insert puts
 // each timer straight into its final level (it can fall several levels at
 // once), so the order of the levels does not matter. Timers keep their list
-// order,
-// and no lower-level slot can already hold a timer of the same tick (it would
-// have been scheduled later, when the tick was closer, yet a timer with that
-// tick at a lower level implies the cursor already passed this slot's start),
-// so FIFO order among equal deadlines survives.
+// order, and no lower-level slot can already hold a timer of the same tick
+// (it would have been scheduled later, when the tick was closer, yet a timer
+// with that tick at a lower level implies the cursor already passed this
+// slot's start), so FIFO order among equal deadlines survives. Cancelled
+// timers met on the way are freed. A slot holding only cancelled timers is
+// skipped; they are freed when the slot is next used, or by ReclaimSome.
 void TimingWheel::Cascade() {
   for (int level = kLevels - 1; level >= 1; --level) {
     const int shift = level * kLevelBits;
@@ -397,8 +608,12 @@ void TimingWheel::Cascade() {
     slot = Slot();
     MarkEmpty(level, slot_index);
     while (index != kNil) {
-      const uint32_t next = entry(index).next;
-      Insert(index);
+      const uint32_t next = link(index).next;
+      if (meta(index).state == NodeState::kCancelled) {
+        Free(index);
+      } else {
+        Insert(index);
+      }
       index = next;
     }
   }
@@ -408,14 +623,19 @@ void TimingWheel::ExpireWholeSlot(Slot& slot) {
   if (slot.head == kNil) return;
   const size_t begin = collected_.size();
   uint32_t index = slot.head;
-  while (index != kNil) {
-    Entry& n = entry(index);
-    n.state = NodeState::kCollected;
-    collected_.push_back(TimerId(index, n.generation));
-    index = n.next;
-  }
-  MarkEmpty(0, cur_tick_ & (kSlotsPerLevel - 1));
   slot = Slot();
+  MarkEmpty(0, cur_tick_ & (kSlotsPerLevel - 1));
+  while (index != kNil) {
+    const uint32_t next = link(index).next;
+    Meta& m = meta(index);
+    if (m.state == NodeState::kCancelled) {
+      Free(index);
+    } else {
+      m.state = NodeState::kCollected;
+      collected_.push_back(TimerId(index, m.generation));
+    }
+    index = next;
+  }
   SortCollectedFrom(begin);
 }
 
@@ -424,19 +644,23 @@ void TimingWheel::ExpireDuePart(Slot& slot, int64_t now_ns) {
   int64_t min_left = kNever;
   uint32_t index = slot.head;
   while (index != kNil) {
-    Entry& n = entry(index);
+    const Link& n = link(index);
     const uint32_t next = n.next;
-    if (n.deadline_ns <= now_ns) {
+    Meta& m = meta(index);
+    if (m.state == NodeState::kCancelled) {
       Unlink(index);
-      n.state = NodeState::kCollected;
-      collected_.push_back(TimerId(index, n.generation));
+      Free(index);
+    } else if (n.deadline_ns <= now_ns) {
+      Unlink(index);
+      m.state = NodeState::kCollected;
+      collected_.push_back(TimerId(index, m.generation));
     } else {
       min_left = std::min(min_left, n.deadline_ns);
     }
     index = next;
   }
   // Exact again, so the next NextDeadline() is later than now_ns.
-  if (slot.head != kNil) slot.min_deadline_ns = min_left;
+  slot.min_deadline_ns = min_left;
   SortCollectedFrom(begin);
 }
 
@@ -445,7 +669,7 @@ void TimingWheel::ExpireDuePart(Slot& slot, int64_t now_ns) {
 void TimingWheel::SortCollectedFrom(size_t begin) {
   auto first = collected_.begin() + static_cast<ptrdiff_t>(begin);
   auto by_deadline = [this](TimerId a, TimerId b) {
-    return entry(a.index()).deadline_ns < entry(b.index()).deadline_ns;
+    return link(a.index()).deadline_ns < link(b.index()).deadline_ns;
   };
   if (!std::is_sorted(first, collected_.end(), by_deadline)) {
     std::stable_sort(first, collected_.end(), by_deadline);
@@ -453,29 +677,36 @@ void TimingWheel::SortCollectedFrom(size_t begin) {
 }
 
 bool TimingWheel::Run(TimerId id, int64_t now_ns) {
-  Entry* e = Lookup(id);
+  Meta* m = Lookup(id);
   // Cancelled (generation changed) or rescheduled (back in the wheel) by an
   // earlier callback.
-  if (e == nullptr || e->state != NodeState::kCollected) return false;
+  if (m == nullptr || m->state != NodeState::kCollected) return false;
   const uint32_t index = id.index();
-  if (!e->repeating) {
+  if (!m->repeating) {
     Retire(index);  // fired: Cancel() from now on returns false
   } else {
     // Re-arm before running, so the callback can cancel or reschedule itself.
-    const int64_t interval_ns =
-        chunks_[index >> kChunkBits]->intervals_ns[index & (kChunkSize - 1)];
-    e->deadline_ns = NextOnGrid(e->deadline_ns, interval_ns, now_ns);
+    const int64_t interval_ns = node(index).interval_ns;
+    Link& n = link(index);
+    n.deadline_ns = NextOnGrid(n.deadline_ns, interval_ns, now_ns);
     Insert(index);
   }
-  // The callback runs in place. Afterwards (even if it throws) recycle the
-  // node if it is no longer pending: a one-shot timer, or a repeating timer
-  // that cancelled itself.
+  // The callback runs in place. Afterwards (even if it throws) destroy it if
+  // the timer is no longer pending: a one-shot timer (whose node is then
+  // recycled), or a repeating timer that cancelled itself (whose node stays
+  // linked, cancelled, like any other).
   struct Finish {
     TimingWheel* wheel;
     uint32_t index;
     ~Finish() {
       wheel->running_ = kNil;
-      if (wheel->entry(index).state == NodeState::kFree) wheel->Recycle(index);
+      const NodeState state = wheel->meta(index).state;
+      if (state == NodeState::kFree) {
+        wheel->Recycle(index);
+      } else if (state == NodeState::kCancelled) {
+        wheel->callback(index).~Callback();
+        MarkCallbackDead(wheel->node(index).callback);
+      }
     }
   } finish{this, index};
   running_ = index;

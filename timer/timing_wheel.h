@@ -105,10 +105,20 @@ class TimerId {
 //
 // Cost: Schedule, Cancel and Reschedule are O(1); Advance is O(due timers +
 // cascaded timers + occupied slots passed), independent of how much time
-// passed; NextDeadline is O(1). Timers live in a slab of fixed-size chunks
-// (64 bytes per timer plus the callback's own heap storage if it does not fit
-// AnyInvocable's 16-byte inline buffer), reused through a free list; the slab
-// never shrinks and never moves, so growing it causes no pause.
+// passed; NextDeadline is O(1).
+//
+// Memory: each timer is one 64-byte, cache-line-aligned node (callback, list
+// links, id and state), plus the callback's own heap storage if it does not
+// fit AnyInvocable's 16-byte inline buffer; so any operation on a timer costs
+// one cache miss. Nodes live in a slab of 2 MiB chunks of 32,768. Chunks after
+// the first ask the kernel for transparent huge pages (Linux, best effort),
+// which cuts page faults and TLB misses with many timers; a small wheel stays
+// on normal pages. The slab never moves, so growing it causes no pause, and it
+// never shrinks. Cancel destroys the callback at once but leaves the timer's
+// node in its slot list, marked; the node is unlinked and reused when the wheel
+// next walks that slot, or by a later Schedule, which reclaims a bounded
+// batch of cancelled nodes before growing the slab. So the slab stays within
+// about twice the peak number of pending timers.
 class TimingWheel {
  public:
   using Clock = std::chrono::steady_clock;
@@ -177,16 +187,26 @@ class TimingWheel {
   bool empty() const { return size_ == 0; }
 
  private:
-  struct Entry;
+  struct Link;
+  struct Meta;
+  struct Node;
   struct Chunk;
+  struct ChunkDeleter {
+    void operator()(Chunk* chunk) const;
+  };
   struct Slot;
 
-  Entry& entry(uint32_t index) const;
+  Node& node(uint32_t index) const;
+  Link& link(uint32_t index) const;
+  Meta& meta(uint32_t index) const;
   Callback& callback(uint32_t index) const;
-  Entry* Lookup(TimerId id) const;
+  Meta* Lookup(TimerId id) const;
   uint32_t AllocateNode();
+  void AddChunk();
+  void ReclaimSome();
   void Retire(uint32_t index);
   void Recycle(uint32_t index);
+  void Free(uint32_t index);
   TimerId Commit(uint32_t index, TimePoint deadline, int64_t interval_ns,
                  Callback&& callback);
   uint64_t TickOf(int64_t deadline_ns) const;
@@ -220,13 +240,17 @@ class TimingWheel {
   // scheduled in the past.
   uint64_t cur_tick_ = 0;
   std::unique_ptr<Slot[]> slots_;  // kLevels * kSlotsPerLevel
-  // Bit s of level k set: slot s of level k is not empty.
+  // Bit s of level k set: slot s of level k holds a pending timer.
   uint64_t occupied_[kLevels][kWordsPerLevel] = {};
   // Timers live in chunks that never move; indices below high_water_ have
-  // been handed out, freed ones are chained through Entry::next.
-  std::vector<std::unique_ptr<Chunk>> chunks_;
+  // been handed out, freed ones are chained through Link::next. Cancelled
+  // nodes still linked in a slot list number cancelled_; ReclaimSome() scans
+  // for them from reclaim_cursor_.
+  std::vector<std::unique_ptr<Chunk, ChunkDeleter>> chunks_;
   uint32_t high_water_ = 0;
   uint32_t free_head_;
+  uint32_t cancelled_ = 0;
+  uint32_t reclaim_cursor_ = 0;
   size_t size_ = 0;
 
   // Due timers of the running Advance, in firing order; next_to_run_ indexes

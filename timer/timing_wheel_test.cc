@@ -703,6 +703,138 @@ TEST(TimingWheelTest, CallbacksAreReleasedWhenDoneCancelledOrDestroyed) {
   EXPECT_EQ(token.use_count(), 1);
 }
 
+// Cancel leaves a node in its slot list (lazy unlinking); these tests cover
+// what that must not change.
+
+// White-box: the low 32 bits of TimerId::value() are the node's slab index.
+uint32_t NodeIndex(TimerId id) { return static_cast<uint32_t>(id.value()); }
+
+TEST(TimingWheelTest, CancelledTimersNoLongerBoundNextDeadline) {
+  TimingWheel wheel(kStart);
+  int ran = 0;
+  TimerId a = wheel.Schedule(At(milliseconds(10)), [&] { ++ran; });  // level 0
+  TimerId b = wheel.Schedule(At(seconds(30)), [&] { ++ran; });       // level 1
+  TimerId c = wheel.Schedule(At(minutes(30)), [&] { ++ran; });       // level 2
+  wheel.Schedule(At(hours(5)), [&] { ++ran; });
+  EXPECT_EQ(wheel.NextDeadline(), At(milliseconds(10)));
+  ASSERT_TRUE(wheel.Cancel(a));
+  EXPECT_EQ(wheel.NextDeadline(), At(seconds(30)));
+  ASSERT_TRUE(wheel.Cancel(b));
+  EXPECT_EQ(wheel.NextDeadline(), At(minutes(30)));
+  ASSERT_TRUE(wheel.Cancel(c));
+  EXPECT_EQ(wheel.NextDeadline(), At(hours(5)));
+  EXPECT_EQ(wheel.size(), 1u);
+  // A loop sleeping until NextDeadline wakes once, and runs the one left.
+  EXPECT_EQ(wheel.Advance(*wheel.NextDeadline()), 1u);
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(wheel.NextDeadline(), std::nullopt);
+  // The slots that held only cancelled timers are reused correctly.
+  wheel.Schedule(At(hours(5) + milliseconds(10)), [&] { ++ran; });
+  wheel.Schedule(At(hours(5) + seconds(30)), [&] { ++ran; });
+  EXPECT_EQ(wheel.Advance(At(hours(6))), 2u);
+  EXPECT_EQ(ran, 3);
+}
+
+// A server's request timeouts: a fixed number pending, each replaced by a new
+// one long before it is due, so no slot is ever walked. Cancelled nodes are
+// reclaimed by Schedule, keeping the slab near twice the pending count.
+TEST(TimingWheelTest, ChurnReusesCancelledNodesWithoutWalkingSlots) {
+  TimingWheel wheel(kStart);
+  Log log;
+  constexpr int kLive = 1000;
+  std::mt19937_64 rng(11);
+  const int64_t hour =
+      std::chrono::duration_cast<nanoseconds>(hours(1)).count();
+  std::vector<TimerId> ids(kLive);
+  std::vector<int64_t> deadlines(kLive);
+  std::vector<int> names(kLive);
+  int name = 0;
+  auto arm = [&](int k) {
+    deadlines[k] = hour + static_cast<int64_t>(rng() % hour);
+    names[k] = name++;
+    ids[k] = wheel.Schedule(AtNs(deadlines[k]), log.Record(names[k], 0));
+  };
+  for (int k = 0; k < kLive; ++k) arm(k);
+  uint32_t max_index = 0;
+  for (int op = 0; op < 200'000; ++op) {
+    const int k = static_cast<int>(rng() % kLive);
+    ASSERT_TRUE(wheel.Cancel(ids[k]));
+    ASSERT_FALSE(wheel.Cancel(ids[k]));
+    arm(k);
+    max_index = std::max(max_index, NodeIndex(ids[k]));
+  }
+  EXPECT_EQ(wheel.size(), static_cast<size_t>(kLive));
+  EXPECT_LT(max_index, 2 * kLive + 200) << "cancelled nodes are not reused";
+  // Exactly the last kLive run, in deadline order.
+  EXPECT_EQ(AdvanceTo(wheel, log, 3 * hour), static_cast<size_t>(kLive));
+  std::vector<int> order(kLive);
+  for (int k = 0; k < kLive; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return deadlines[a] != deadlines[b] ? deadlines[a] < deadlines[b]
+                                        : names[a] < names[b];
+  });
+  std::vector<int> expected;
+  for (int k : order) expected.push_back(names[k]);
+  EXPECT_EQ(log.Names(), expected);
+  EXPECT_TRUE(wheel.empty());
+}
+
+// A repeating timer that cancels itself keeps its (running) callback while
+// the same callback churns enough timers to make Schedule reclaim cancelled
+// nodes and grow the slab; the reclaim must not hand out its node.
+TEST(TimingWheelTest, SelfCancelledRunningCallbackSurvivesReclaim) {
+  TimingWheel wheel(kStart);
+  TimerId self;
+  int runs = 0;
+  int seen = 0;
+  std::vector<TimerId> churned;
+  auto payload = std::make_unique<int>(42);
+  self = wheel.ScheduleRepeating(
+      At(milliseconds(1)), milliseconds(1), [&, p = std::move(payload)] {
+        ++runs;
+        EXPECT_TRUE(wheel.Cancel(self));
+        for (int i = 0; i < 50'000; ++i) {
+          const TimerId t = wheel.Schedule(At(hours(2)), [] {});
+          EXPECT_NE(NodeIndex(t), NodeIndex(self));
+          if (i % 3 != 0) {
+            EXPECT_TRUE(wheel.Cancel(t));
+          } else {
+            churned.push_back(t);
+          }
+        }
+        seen = *p;  // the callback's storage is intact
+      });
+  EXPECT_EQ(wheel.Advance(At(milliseconds(1))), 1u);
+  EXPECT_EQ(seen, 42);
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(wheel.size(), churned.size());
+  EXPECT_EQ(wheel.Advance(At(milliseconds(10))), 0u);
+  EXPECT_FALSE(wheel.Cancel(self));
+  for (TimerId t : churned) ASSERT_TRUE(wheel.Cancel(t));
+  EXPECT_TRUE(wheel.empty());
+  EXPECT_EQ(wheel.NextDeadline(), std::nullopt);
+}
+
+// The destructor releases exactly the pending callbacks, whatever mix of
+// pending, cancelled (still linked) and fired nodes the slab holds.
+TEST(TimingWheelTest, DestructorReleasesPendingCallbacksAmongCancelledOnes) {
+  auto token = std::make_shared<int>(0);
+  {
+    TimingWheel wheel(kStart);
+    std::vector<TimerId> ids;
+    for (int i = 0; i < 3000; ++i) {
+      ids.push_back(wheel.Schedule(At(milliseconds(1 + i % 7) + hours(i % 3)),
+                                   [t = token] {}));
+    }
+    for (int i = 0; i < 3000; i += 2) ASSERT_TRUE(wheel.Cancel(ids[i]));
+    EXPECT_EQ(token.use_count(), 1 + 1500);
+    wheel.Advance(At(milliseconds(3)));  // fires some pending ones
+    EXPECT_EQ(token.use_count(), 1 + static_cast<long>(wheel.size()));
+    EXPECT_GT(wheel.size(), 0u);
+  }
+  EXPECT_EQ(token.use_count(), 1);
+}
+
 TEST(TimingWheelTest, ThrowingCallbackLeavesTheRestPending) {
   TimingWheel wheel(kStart);
   std::vector<int> ran;
@@ -893,7 +1025,16 @@ int64_t RandomDelta(std::mt19937_64& rng, const std::vector<int64_t>& pool,
   return 0;
 }
 
-void RunModelComparison(uint64_t seed, int operations) {
+// Percentages of the operations, cumulative: schedule one-shot, schedule
+// repeating, cancel, reschedule; the rest advance the clock.
+struct OpMix {
+  int one_shot = 40;
+  int repeating = 45;
+  int cancel = 60;
+  int reschedule = 70;
+};
+
+void RunModelComparison(uint64_t seed, int operations, OpMix mix = OpMix()) {
   std::vector<std::string> wheel_log;
   std::vector<std::string> model_log;
   WheelOps wheel(&wheel_log);
@@ -907,20 +1048,20 @@ void RunModelComparison(uint64_t seed, int operations) {
                                3'600'000'000'000};
   for (int op = 0; op < operations; ++op) {
     const uint64_t kind = rng() % 100;
-    if (kind < 40) {
+    if (kind < static_cast<uint64_t>(mix.one_shot)) {
       const int64_t d = now + RandomDelta(rng, deadline_pool, now);
       deadline_pool.push_back(d);
       ASSERT_EQ(wheel.Schedule(d, 0), model.Schedule(d, 0));
       ++names;
-    } else if (kind < 45) {
+    } else if (kind < static_cast<uint64_t>(mix.repeating)) {
       const int64_t d = now + RandomDelta(rng, deadline_pool, now);
       const int64_t interval = intervals[rng() % 5];
       ASSERT_EQ(wheel.Schedule(d, interval), model.Schedule(d, interval));
       ++names;
-    } else if (kind < 60) {
+    } else if (kind < static_cast<uint64_t>(mix.cancel)) {
       const int name = names == 0 ? 0 : static_cast<int>(rng() % names);
       ASSERT_EQ(wheel.Cancel(name), model.Cancel(name)) << "op " << op;
-    } else if (kind < 70) {
+    } else if (kind < static_cast<uint64_t>(mix.reschedule)) {
       const int name = names == 0 ? 0 : static_cast<int>(rng() % names);
       const int64_t d = now + RandomDelta(rng, deadline_pool, now);
       ASSERT_EQ(wheel.Reschedule(name, d), model.Reschedule(name, d))
@@ -974,6 +1115,14 @@ TEST(TimingWheelModelTest, MatchesReferenceModelSeed2) {
 }
 TEST(TimingWheelModelTest, MatchesReferenceModelSeed3) {
   RunModelComparison(3, 20000);
+}
+
+// Cancel-heavy with rare clock steps: many cancelled nodes stay linked, and
+// Schedule (also from callbacks) has to reclaim them.
+TEST(TimingWheelModelTest, MatchesReferenceModelUnderCancelChurn) {
+  for (uint64_t seed : {4, 5}) {
+    RunModelComparison(seed, 20000, OpMix{38, 40, 80, 88});
+  }
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 // EPOLLONESHOT, re-armed by EPOLL_CTL_MOD, which re-checks readiness and
 // queues an event at once if the condition holds.
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -15,6 +17,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "poll/internal/backend.h"
+
+#if defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#define MILL_POLL_HAVE_EPOLL_PWAIT2 1
+#endif
 
 namespace mill {
 namespace poll_internal {
@@ -74,8 +81,7 @@ class EpollBackend final : public Backend {
     const int max_events = capacity > static_cast<size_t>(INT32_MAX)
                                ? INT32_MAX
                                : static_cast<int>(capacity);
-    const int n =
-        epoll_wait(epfd_, native_.data(), max_events, TimeoutToMillis(timeout));
+    const int n = WaitNative(max_events, timeout);
     if (n < 0) {
       if (errno == EINTR) return 0;
       return ErrnoStatus(errno, "epoll_wait");
@@ -88,6 +94,31 @@ class EpollBackend final : public Backend {
   }
 
  private:
+  // epoll_wait takes whole milliseconds, so a deadline 1.3 ms away would be
+  // waited as 2 ms: timers would fire up to a millisecond late. When the
+  // timeout has a sub-millisecond part, epoll_pwait2 (Linux 5.11, glibc
+  // 2.35) waits exactly as long as asked (hrtimer; never less). Kernels or
+  // sandboxes without it answer ENOSYS once, and we stop asking.
+  int WaitNative(int max_events, absl::Duration timeout) {
+#ifdef MILL_POLL_HAVE_EPOLL_PWAIT2
+    if (timeout > absl::ZeroDuration() && timeout < absl::Seconds(3600) &&
+        !pwait2_missing_.load(std::memory_order_relaxed)) {
+      const int64_t ns = absl::ToInt64Nanoseconds(timeout);
+      if (ns % 1000000 != 0) {
+        timespec ts;
+        ts.tv_sec = ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        const int n =
+            epoll_pwait2(epfd_, native_.data(), max_events, &ts, nullptr);
+        if (n >= 0 || errno != ENOSYS) return n;
+        pwait2_missing_.store(true, std::memory_order_relaxed);
+      }
+    }
+#endif
+    return epoll_wait(epfd_, native_.data(), max_events,
+                      TimeoutToMillis(timeout));
+  }
+
   absl::Status Ctl(int op, int fd, Token token, Interest interest,
                    Trigger trigger, const char* what) {
     epoll_event ev{};
@@ -98,9 +129,12 @@ class EpollBackend final : public Backend {
   }
 
   const int epfd_;
+  static std::atomic<bool> pwait2_missing_;
   // Reused across Wait calls (only the polling thread touches it).
   std::vector<epoll_event> native_;
 };
+
+std::atomic<bool> EpollBackend::pwait2_missing_{false};
 
 }  // namespace
 
