@@ -1,0 +1,327 @@
+// http_server: an HTTP/1.1 server for GET and HEAD on Mill-IO's TcpServer.
+//
+//   bazel run //examples/http:http_server -- --port=8080 --root=/srv/www
+//
+// Each TCP connection gets one HttpConnection (the protocol state, kept in
+// the connection's user context) feeding a StaticFileService shared by every
+// connection: "/" answers a greeting, and with --root the files under that
+// directory are served (see static_file_service.h for the rules: 403 for
+// anything escaping the root, 404, 405 with Allow, ...). Keep-alive and
+// pipelined requests are answered in order; malformed requests get 400 and
+// oversized header sections 431 (--max_header_bytes), then the connection
+// closes. Connections without traffic for --idle_timeout are closed.
+//
+// Backpressure: a client that pipelines requests without reading the
+// responses is served only until its output queue reaches the high-water
+// mark (1 MiB); the remaining requests wait and are answered as the client
+// reads, so memory stays bounded whatever the files' sizes.
+//
+// Closing after an error response is a "lingering close": the server flushes
+// the response, shuts down its write side (the client reads EOF) and keeps
+// discarding what the client still sends until the client closes or
+// --linger_timeout passes. Closing the socket at once could make the kernel
+// send a reset that destroys the response before the client has read it.
+//
+// Prints "listening on ADDRESS:PORT" on stdout once it accepts connections
+// (with --port=0 the port is the kernel's pick). On SIGINT or SIGTERM it
+// stops the loop, closes every connection and exits with status 0. Bad flags
+// print a message on stderr and exit with status 2.
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "examples/http/http_connection.h"
+#include "examples/http/static_file_service.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "net/tcp_server.h"
+#include "reactor/event_loop.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1",
+          "numeric IPv4 or IPv6 address to listen on");
+ABSL_FLAG(int, port, 8080, "TCP port (0: let the kernel pick a free one)");
+ABSL_FLAG(int, workers, 4, "handler threads in --mode=pool");
+ABSL_FLAG(std::string, mode, "pool",
+          "dispatch mode: pool (handlers on workers) or direct (on the loop "
+          "thread)");
+ABSL_FLAG(std::string, root, "",
+          "directory whose files are served (empty: only the greeting at /)");
+ABSL_FLAG(int, max_header_bytes, 8 * 1024,
+          "largest request header section accepted; larger ones get 431");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(30),
+          "close connections without traffic for this long (0: never)");
+ABSL_FLAG(absl::Duration, linger_timeout, absl::Seconds(2),
+          "after a closing response, how long to keep discarding the "
+          "client's bytes before closing (0: close as soon as flushed)");
+ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
+ABSL_FLAG(std::string, server_name, "mill-io",
+          "value of the Server header (empty: no Server header)");
+ABSL_FLAG(bool, date, true, "send a Date header");
+
+namespace {
+
+using mill::http::HttpConnection;
+using mill::http::StaticFileService;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "http_server: %s\n", message.c_str());
+  return 2;
+}
+
+// Input is fed to the protocol in small slices, and the output is handed to
+// the connection whenever kSendChunk bytes have collected, checking the
+// output queue each time. One slice completes at most a few requests, so a
+// client that pipelines requests for a large file and never reads cannot
+// make one read balloon into gigabytes of responses; ordinary traffic still
+// costs one Send per read.
+constexpr size_t kFeedSlice = 128;
+constexpr size_t kSendChunk = 64 * 1024;
+
+// Per-connection state, stored in the Connection's user context. The
+// TcpServer never runs two callbacks of one connection at once (on_data,
+// on_peer_shutdown, on_low_water, on_close), so the fields need no lock.
+//
+// Backpressure: once the connection's output queue reaches the high-water
+// mark, the rest of the received bytes wait in `stash` (the server stops
+// reading too) and are fed when on_low_water reports the queue drained.
+class Session {
+ public:
+  struct Config {
+    mill::EventLoop* loop;
+    mill::http::HttpHandler handler;
+    HttpConnection::Options http;
+    size_t high_water_mark;  // 0: no throttling
+    absl::Duration linger_timeout;
+  };
+
+  explicit Session(const Config& config)
+      : config_(config), http_(config.handler, config.http) {}
+
+  // on_data.
+  void OnData(const mill::ConnectionPtr& conn, std::string_view data) {
+    if (closing_) return;  // lingering: discard
+    if (!stash_.empty()) {
+      stash_.append(data);  // keep the order: older bytes are waiting
+      return;
+    }
+    Serve(conn, data);
+  }
+
+  // on_low_water: the output queue drained; serve what was held back.
+  void OnLowWater(const mill::ConnectionPtr& conn) {
+    if (closing_ || stash_.empty()) return;
+    const std::string input = std::exchange(stash_, std::string());
+    Serve(conn, input);
+    if (peer_eof_ && stash_.empty() && !closing_) conn->Close();
+  }
+
+  // on_peer_shutdown: the client sent everything. Answer what is held back,
+  // then close after flushing.
+  void OnPeerShutdown(const mill::ConnectionPtr& conn) {
+    peer_eof_ = true;
+    if (closing_ || stash_.empty()) conn->Close();
+  }
+
+  // on_close.
+  void OnClose() {
+    if (linger_timer_.valid()) config_.loop->Cancel(linger_timer_);
+  }
+
+ private:
+  void Serve(const mill::ConnectionPtr& conn, std::string_view data) {
+    // Reused per thread: most responses fit, so serving allocates nothing.
+    thread_local std::string out;
+    out.clear();
+    bool close = false;
+    while (!data.empty()) {
+      const std::string_view slice = data.substr(0, kFeedSlice);
+      data.remove_prefix(slice.size());
+      if (http_.Feed(slice, &out) == HttpConnection::Action::kClose) {
+        close = true;
+        break;
+      }
+      if (out.size() < kSendChunk) continue;
+      // Fails only if the connection is closing; then nobody reads it.
+      (void)conn->Send(out);
+      out.clear();
+      if (!data.empty() && config_.high_water_mark > 0 &&
+          conn->pending_output_bytes() >= config_.high_water_mark) {
+        // The queue crossed the high-water mark: on_low_water will follow.
+        stash_.assign(data.data(), data.size());
+        break;
+      }
+    }
+    if (!out.empty()) (void)conn->Send(out);
+    if (out.capacity() > 2 * kSendChunk) std::string().swap(out);
+    if (close) StartClosing(conn);
+  }
+
+  // After a closing response: flush, send FIN, keep reading (and
+  // discarding) until the client closes or the linger timeout passes.
+  void StartClosing(const mill::ConnectionPtr& conn) {
+    closing_ = true;
+    std::string().swap(stash_);
+    if (config_.linger_timeout == absl::ZeroDuration() || peer_eof_) {
+      conn->Close();
+      return;
+    }
+    conn->Shutdown();
+    std::weak_ptr<mill::Connection> weak = conn;
+    linger_timer_ = config_.loop->RunAfter(config_.linger_timeout, [weak] {
+      if (mill::ConnectionPtr c = weak.lock()) c->Close();
+    });
+  }
+
+  const Config& config_;  // outlives every connection (lives in main)
+  HttpConnection http_;
+  std::string stash_;  // input held back until the output drains
+  bool closing_ = false;
+  bool peer_eof_ = false;
+  mill::EventLoop::TimerId linger_timer_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "HTTP/1.1 GET/HEAD server on Mill-IO.\n  http_server --port=8080 "
+      "--root=DIR --mode=pool|direct --workers=4");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
+  }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    return Fail(absl::StrCat("--port must be in [0, 65535], got ", port));
+  }
+  const int workers = absl::GetFlag(FLAGS_workers);
+  if (workers < 1) {
+    return Fail(absl::StrCat("--workers must be at least 1, got ", workers));
+  }
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  mill::EventLoopOptions loop_options;
+  loop_options.workers = workers;
+  if (mode == "pool") {
+    loop_options.dispatch_mode = mill::DispatchMode::kPool;
+  } else if (mode == "direct") {
+    loop_options.dispatch_mode = mill::DispatchMode::kDirect;
+  } else {
+    return Fail(
+        absl::StrCat("--mode must be 'pool' or 'direct', got '", mode, "'"));
+  }
+  const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
+  if (max_header_bytes < 1) {
+    return Fail(absl::StrCat("--max_header_bytes must be at least 1, got ",
+                             max_header_bytes));
+  }
+  const absl::Duration idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (idle_timeout < absl::ZeroDuration()) {
+    return Fail("--idle_timeout must not be negative");
+  }
+  const absl::Duration linger_timeout = absl::GetFlag(FLAGS_linger_timeout);
+  if (linger_timeout < absl::ZeroDuration()) {
+    return Fail("--linger_timeout must not be negative");
+  }
+  if (absl::GetFlag(FLAGS_max_connections) < 0) {
+    return Fail("--max_connections must not be negative");
+  }
+  const std::string host = absl::GetFlag(FLAGS_address);
+  absl::StatusOr<mill::SocketAddress> address = mill::SocketAddress::Parse(
+      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                          : absl::StrCat(host, ":", port));
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+
+  StaticFileService::Options service_options;
+  service_options.root = absl::GetFlag(FLAGS_root);
+  absl::StatusOr<std::unique_ptr<StaticFileService>> service =
+      StaticFileService::Create(service_options);
+  if (!service.ok()) return Fail(service.status().ToString());
+
+  HttpConnection::Options http_options;
+  http_options.max_header_bytes = static_cast<size_t>(max_header_bytes);
+  http_options.server_name = absl::GetFlag(FLAGS_server_name);
+  http_options.send_date = absl::GetFlag(FLAGS_date);
+
+  // Sockets use MSG_NOSIGNAL already; this covers anything else.
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
+      mill::EventLoop::Create(loop_options);
+  if (!loop.ok()) return Fail(loop.status().ToString());
+  mill::EventLoop* const event_loop = loop->get();
+  mill::TcpServerOptions options;
+  options.connection.no_delay = true;
+  options.max_connections =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_connections));
+  options.idle_timeout = idle_timeout;
+
+  const Session::Config session_config = {event_loop, (*service)->AsHandler(),
+                                          http_options, options.high_water_mark,
+                                          linger_timeout};
+  mill::TcpServerCallbacks callbacks;
+  callbacks.on_connect = [&session_config](const mill::ConnectionPtr& conn) {
+    conn->SetContext(std::make_shared<Session>(session_config));
+  };
+  callbacks.on_data = [](const mill::ConnectionPtr& conn,
+                         absl::string_view data) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnData(conn, std::string_view(data.data(), data.size()));
+    }
+  };
+  callbacks.on_low_water = [](const mill::ConnectionPtr& conn) {
+    if (auto session = conn->GetContext<Session>()) session->OnLowWater(conn);
+  };
+  callbacks.on_peer_shutdown = [](const mill::ConnectionPtr& conn) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnPeerShutdown(conn);
+    } else {
+      conn->Close();
+    }
+  };
+  callbacks.on_close = [](const mill::ConnectionPtr& conn, mill::CloseReason,
+                          const absl::Status&) {
+    if (auto session = conn->GetContext<Session>()) session->OnClose();
+    conn->SetContext(nullptr);  // free the protocol state now
+  };
+  absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
+      mill::TcpServer::Create(event_loop, *address, std::move(callbacks),
+                              options);
+  if (!server.ok()) return Fail(server.status().ToString());
+
+  // Before announcing readiness, so that a signal sent as soon as the line
+  // is read already stops the loop gracefully.
+  absl::Status status = mill::StopOnSignals(event_loop);
+  if (!status.ok()) return Fail(status.ToString());
+
+  std::printf("listening on %s\n",
+              (*server)->local_address().ToString().c_str());
+  std::fflush(stdout);
+
+  status = (*loop)->Run();
+  // Graceful shutdown: close every connection and the listener, then the
+  // loop (the server must go first: it deregisters from the loop). The
+  // service outlives both, since every connection's handler points to it.
+  (void)mill::StopOnSignals(nullptr);
+  (*server)->Stop();
+  const mill::TcpServerStats stats = (*server)->stats();
+  server->reset();
+  loop->reset();
+  std::fprintf(stderr,
+               "http_server: stopped; %llu connections, %llu bytes sent\n",
+               static_cast<unsigned long long>(stats.accepted),
+               static_cast<unsigned long long>(stats.bytes_written));
+  if (!status.ok()) return Fail(status.ToString());
+  return 0;
+}

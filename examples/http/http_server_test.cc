@@ -1,0 +1,978 @@
+// End-to-end test of //examples/http:http_server: runs the real binary and
+// talks to it over real sockets, and through the real curl and wrk.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "examples/http/test_util.h"
+#include "examples/testing/subprocess.h"
+#include "gtest/gtest.h"
+#include "net/testing/echo_clients.h"
+
+namespace {
+
+using mill::http::testing::ParsedResponse;
+using mill::http::testing::ParseResponses;
+using mill::net_testing::TestClient;
+using mill::testing::RunfilePath;
+using mill::testing::Subprocess;
+
+constexpr char kGreeting[] = "Hello from Mill-IO!\n";
+// GET / without its Date line (whose value changes every second).
+constexpr char kGreetingResponse[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Server: mill-io\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 20\r\n"
+    "\r\n"
+    "Hello from Mill-IO!\n";
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << contents;
+  ASSERT_TRUE(f.good()) << path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// A fresh directory under TEST_TMPDIR.
+std::string MakeTempDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", name, "_",
+                                 getpid(), "_", absl::ToUnixNanos(absl::Now()));
+  EXPECT_EQ(mkdir(dir.c_str(), 0755), 0) << dir;
+  return dir;
+}
+
+// The files served in the tests, and one file outside the root that a
+// traversal would reach.
+struct Site {
+  std::string base;  // holds root/ and secret.txt
+  std::string root;
+  std::string binary;  // contents of /pic.png (every byte value)
+  std::string big;     // contents of /big.bin (256 KiB)
+};
+
+Site MakeSite() {
+  Site site;
+  site.base = MakeTempDir("http_site");
+  site.root = site.base + "/root";
+  mkdir(site.root.c_str(), 0755);
+  mkdir((site.root + "/sub").c_str(), 0755);
+  WriteFile(site.base + "/secret.txt", "top secret\n");
+  WriteFile(site.root + "/hello.txt", "hello, file\n");
+  WriteFile(site.root + "/page.html", "<html><body>page</body></html>\n");
+  WriteFile(site.root + "/style.css", "body { color: red; }\n");
+  WriteFile(site.root + "/data.json", "{\"a\": 1}\n");
+  WriteFile(site.root + "/sub/index.html", "<p>sub index</p>\n");
+  for (int i = 0; i < 3 * 256; ++i) site.binary.push_back(static_cast<char>(i));
+  WriteFile(site.root + "/pic.png", site.binary);
+  WriteFile(site.root + "/blob.unknownext", "opaque");
+  site.big = mill::net_testing::Pattern(7, 256 * 1024);
+  WriteFile(site.root + "/big.bin", site.big);
+  return site;
+}
+
+// Removes the "Date: <IMF-fixdate>\r\n" line of a response head, checking its
+// shape. Returns false when there is no well-formed Date line.
+bool StripDate(std::string* response) {
+  const size_t head_end = response->find("\r\n\r\n");
+  const size_t at = response->find("\r\nDate: ");
+  if (at == std::string::npos || at > head_end) return false;
+  // "Sun, 06 Nov 1994 08:49:37 GMT" is 29 characters.
+  const size_t value = at + 8;
+  if (response->size() < value + 31 ||
+      response->compare(value + 29, 2, "\r\n") != 0 ||
+      response->compare(value + 25, 4, " GMT") != 0 ||
+      (*response)[value + 3] != ',') {
+    return false;
+  }
+  response->erase(at, 8 + 29);
+  return true;
+}
+
+// Length of the first complete response in `buffer` (headers only when
+// `head`), or 0 if it is not complete yet.
+size_t CompleteResponseLength(const std::string& buffer, bool head) {
+  const size_t end = buffer.find("\r\n\r\n");
+  if (end == std::string::npos) return 0;
+  size_t length = 0;
+  if (!head) {
+    const size_t cl = buffer.find("\r\nContent-Length: ");
+    if (cl != std::string::npos && cl < end) {
+      length = std::strtoull(buffer.c_str() + cl + 18, nullptr, 10);
+    }
+  }
+  const size_t total = end + 4 + length;
+  return buffer.size() >= total ? total : 0;
+}
+
+// A keep-alive HTTP client over one socket.
+class HttpClient {
+ public:
+  static absl::StatusOr<HttpClient> Connect(int port) {
+    absl::StatusOr<TestClient> c = TestClient::Connect(port);
+    if (!c.ok()) return c.status();
+    return HttpClient(std::move(*c));
+  }
+
+  bool Send(const std::string& bytes) { return client_.SendAll(bytes).ok(); }
+
+  // The raw bytes of the next response; empty on EOF or timeout.
+  std::string ReadRaw(bool head = false,
+                      absl::Duration timeout = absl::Seconds(20)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      if (const size_t n = CompleteResponseLength(buffer_, head); n > 0) {
+        std::string out = buffer_.substr(0, n);
+        buffer_.erase(0, n);
+        return out;
+      }
+      if (eof_ || absl::Now() > deadline) return "";
+      pollfd pfd = {client_.fd(), POLLIN, 0};
+      if (poll(&pfd, 1, 50) <= 0) continue;
+      char chunk[16384];
+      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
+      if (n <= 0) {
+        eof_ = true;
+        continue;
+      }
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+  ParsedResponse Read(bool head = false) {
+    const std::string raw = ReadRaw(head);
+    if (raw.empty()) {
+      ADD_FAILURE() << "no response (EOF or timeout)";
+      return {};
+    }
+    std::vector<ParsedResponse> parsed = ParseResponses(raw, {head});
+    if (parsed.size() != 1) {
+      ADD_FAILURE() << "unparsable response: " << raw;
+      return {};
+    }
+    return parsed[0];
+  }
+
+  ParsedResponse Get(const std::string& target, bool head = false) {
+    EXPECT_TRUE(Send(absl::StrCat(head ? "HEAD " : "GET ", target,
+                                  " HTTP/1.1\r\nHost: test\r\n\r\n")));
+    return Read(head);
+  }
+
+  // True when the server closed the connection (EOF or reset) within
+  // `timeout`, with no unread response bytes left.
+  bool WaitEof(absl::Duration timeout = absl::Seconds(10)) {
+    if (!buffer_.empty()) return false;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      pollfd pfd = {client_.fd(), POLLIN, 0};
+      if (poll(&pfd, 1, 50) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
+      if (n < 0 && errno == ECONNRESET) return true;
+      if (n <= 0) return true;
+      buffer_.append(chunk, static_cast<size_t>(n));
+      return false;  // unexpected bytes
+    }
+    return false;
+  }
+
+  const std::string& leftover() const { return buffer_; }
+  TestClient& socket() { return client_; }
+
+ private:
+  explicit HttpClient(TestClient client) : client_(std::move(client)) {}
+
+  TestClient client_;
+  std::string buffer_;
+  bool eof_ = false;
+};
+
+// A running http_server.
+struct Server {
+  std::unique_ptr<Subprocess> process;
+  int port = 0;
+};
+
+Server StartServer(std::vector<std::string> flags) {
+  std::vector<std::string> argv = {RunfilePath("examples/http/http_server"),
+                                   "--port=0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
+  Server server;
+  if (!p.ok()) {
+    ADD_FAILURE() << p.status();
+    return server;
+  }
+  server.process = std::make_unique<Subprocess>(std::move(*p));
+  server.port = server.process->WaitForListeningPort();
+  EXPECT_NE(server.port, 0) << "http_server did not announce its port";
+  return server;
+}
+
+// Sends `signo` and expects a clean exit with status 0.
+void ExpectCleanExit(Subprocess& process, int signo) {
+  ASSERT_TRUE(process.Signal(signo));
+  std::optional<int> status = process.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
+  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+// Runs a command to completion and returns (wait status, stdout).
+std::pair<int, std::string> RunCommand(std::vector<std::string> argv) {
+  absl::StatusOr<Subprocess> p = Subprocess::Start(std::move(argv));
+  if (!p.ok()) {
+    ADD_FAILURE() << p.status();
+    return {-1, ""};
+  }
+  std::string out;
+  while (std::optional<std::string> line =
+             p->ReadStdoutLine(std::chrono::seconds(60))) {
+    absl::StrAppend(&out, *line, "\n");
+  }
+  std::optional<int> status = p->Wait(std::chrono::seconds(30));
+  EXPECT_TRUE(status.has_value());
+  return {status.value_or(-1), out};
+}
+
+// ---------------------------------------------------------------------------
+// Behaviour, in both dispatch modes.
+
+class HttpServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    site_ = MakeSite();
+    server_ = StartServer({"--workers=2", "--mode=" + GetParam(),
+                           "--root=" + site_.root, "--max_header_bytes=2048",
+                           "--linger_timeout=30s"});
+    ASSERT_NE(server_.port, 0);
+  }
+
+  void TearDown() override {
+    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
+  }
+
+  std::string Url(const std::string& path) const {
+    return absl::StrCat("http://127.0.0.1:", server_.port, path);
+  }
+
+  // curl, without any user configuration or proxy.
+  std::vector<std::string> Curl() const {
+    return {"/usr/bin/curl", "-q", "--silent",   "--show-error",
+            "--noproxy",     "*",  "--max-time", "30"};
+  }
+
+  Site site_;
+  Server server_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, HttpServerTest,
+                         ::testing::Values("pool", "direct"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(HttpServerTest, GetRootIsTheGreetingByteForByte) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\nHost: test\r\n\r\n"));
+  std::string raw = c->ReadRaw();
+  ASSERT_TRUE(StripDate(&raw)) << raw;
+  EXPECT_EQ(raw, kGreetingResponse);
+}
+
+TEST_P(HttpServerTest, HeadRootHasGetHeadersAndNoBody) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send("HEAD / HTTP/1.1\r\nHost: test\r\n\r\n"));
+  std::string raw = c->ReadRaw(/*head=*/true);
+  ASSERT_TRUE(StripDate(&raw)) << raw;
+  EXPECT_EQ(raw,
+            "HTTP/1.1 200 OK\r\n"
+            "Server: mill-io\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 20\r\n"
+            "\r\n");
+  // No body followed: the next response starts right away.
+  const ParsedResponse next = c->Get("/hello.txt");
+  EXPECT_EQ(next.status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(next.body, "hello, file\n");
+  EXPECT_TRUE(c->leftover().empty());
+}
+
+TEST_P(HttpServerTest, MissingFileIs404) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ParsedResponse r = c->Get("/no/such/file.txt");
+  EXPECT_EQ(r.status_line, "HTTP/1.1 404 Not Found");
+  EXPECT_EQ(r.body, "Not Found\n");
+  EXPECT_EQ(r.Header("Content-Length"), "10");
+  EXPECT_EQ(r.Header("Connection"), "<absent>");
+}
+
+TEST_P(HttpServerTest, OtherMethodsGet405WithAllowAndKeepTheConnection) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(
+      c->Send("POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello"
+              "DELETE /hello.txt HTTP/1.1\r\nHost: test\r\n\r\n"));
+  for (int i = 0; i < 2; ++i) {
+    const ParsedResponse r = c->Read();
+    EXPECT_EQ(r.status_line, "HTTP/1.1 405 Method Not Allowed");
+    EXPECT_EQ(r.Header("Allow"), "GET, HEAD");
+    EXPECT_EQ(r.body, "Method Not Allowed\n");
+  }
+  // The request body was skipped, not taken for a request; still open.
+  EXPECT_EQ(c->Get("/").body, kGreeting);
+}
+
+TEST_P(HttpServerTest, GarbageGets400AndTheConnectionCloses) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send("GARBAGE\x01\x02 nonsense\r\n\r\n"));
+  const ParsedResponse r = c->Read();
+  EXPECT_EQ(r.status_line, "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(r.Header("Connection"), "close");
+  EXPECT_EQ(r.body, "Bad Request\n");
+  EXPECT_TRUE(c->WaitEof()) << "connection left open; got " << c->leftover();
+}
+
+TEST_P(HttpServerTest, ErrorResponseSurvivesUnreadClientBytes) {
+  // Closing a socket with unread input makes the kernel send a reset, which
+  // can destroy the response before the client reads it. The server lingers
+  // instead (--linger_timeout, 30 s here): the 400 arrives intact, then EOF,
+  // although the client keeps sending.
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send(
+      absl::StrCat("BAD REQUEST LINE\r\n\r\n", std::string(256 * 1024, 'x'))));
+  const ParsedResponse r = c->Read();
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, "Bad Request\n");
+  EXPECT_TRUE(c->WaitEof());
+  // Only our read side is closed: more bytes are still taken (and dropped)
+  // rather than answered with a reset, until the client closes.
+  for (int i = 0; i < 5; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    ASSERT_EQ(send(c->socket().fd(), "more", 4, MSG_NOSIGNAL), 4)
+        << "send " << i << ": " << std::strerror(errno);
+  }
+}
+
+TEST_P(HttpServerTest, MissingHostIs400) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(c->Read().status, 400);
+  EXPECT_TRUE(c->WaitEof());
+}
+
+TEST_P(HttpServerTest, OversizedHeadersGet431AndClose) {
+  // Under the limit (2048, set by SetUp): served.
+  {
+    absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_TRUE(c->Send(absl::StrCat("GET / HTTP/1.1\r\nHost: test\r\nX-Big: ",
+                                     std::string(1500, 'a'), "\r\n\r\n")));
+    EXPECT_EQ(c->Read().status, 200);
+  }
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send(absl::StrCat("GET / HTTP/1.1\r\nHost: test\r\nX-Big: ",
+                                   std::string(3000, 'a'), "\r\n\r\n")));
+  const ParsedResponse r = c->Read();
+  EXPECT_EQ(r.status_line, "HTTP/1.1 431 Request Header Fields Too Large");
+  EXPECT_EQ(r.Header("Connection"), "close");
+  EXPECT_TRUE(c->WaitEof());
+}
+
+TEST_P(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ParsedResponse first = c->Get("/");
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, kGreeting);
+  EXPECT_EQ(first.Header("Connection"), "<absent>");
+  const ParsedResponse second = c->Get("/hello.txt");
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "hello, file\n");
+  // Connection: close is honoured: answered, then EOF.
+  ASSERT_TRUE(
+      c->Send("GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"));
+  const ParsedResponse last = c->Read();
+  EXPECT_EQ(last.body, kGreeting);
+  EXPECT_EQ(last.Header("Connection"), "close");
+  EXPECT_TRUE(c->WaitEof());
+}
+
+TEST_P(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(
+      c->Send("GET /hello.txt HTTP/1.1\r\nHost: test\r\n\r\n"
+              "HEAD /page.html HTTP/1.1\r\nHost: test\r\n\r\n"
+              "GET /missing HTTP/1.1\r\nHost: test\r\n\r\n"));
+  const ParsedResponse a = c->Read();
+  const ParsedResponse b = c->Read(/*head=*/true);
+  const ParsedResponse d = c->Read();
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body, "hello, file\n");
+  EXPECT_EQ(b.status, 200);
+  EXPECT_EQ(b.Header("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(b.Header("Content-Length"), "31");
+  EXPECT_EQ(b.body, "");
+  EXPECT_EQ(d.status, 404);
+  EXPECT_TRUE(c->leftover().empty());
+}
+
+TEST_P(HttpServerTest, ServesFilesWithContentTypes) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  struct Case {
+    std::string path, type, body;
+  };
+  const std::vector<Case> cases = {
+      {"/hello.txt", "text/plain; charset=utf-8", "hello, file\n"},
+      {"/page.html", "text/html; charset=utf-8",
+       "<html><body>page</body></html>\n"},
+      {"/style.css", "text/css; charset=utf-8", "body { color: red; }\n"},
+      {"/data.json", "application/json", "{\"a\": 1}\n"},
+      {"/pic.png", "image/png", site_.binary},
+      {"/blob.unknownext", "application/octet-stream", "opaque"},
+      {"/sub/", "text/html; charset=utf-8", "<p>sub index</p>\n"},
+      {"/sub", "text/html; charset=utf-8", "<p>sub index</p>\n"},
+      {"/hello.txt?query=1#frag", "text/plain; charset=utf-8", "hello, file\n"},
+      {"/./sub/./index.html", "text/html; charset=utf-8", "<p>sub index</p>\n"},
+  };
+  for (const Case& k : cases) {
+    const ParsedResponse r = c->Get(k.path);
+    EXPECT_EQ(r.status, 200) << k.path;
+    EXPECT_EQ(r.Header("Content-Type"), k.type) << k.path;
+    EXPECT_EQ(r.Header("Content-Length"), std::to_string(k.body.size()))
+        << k.path;
+    EXPECT_TRUE(r.body == k.body) << k.path;
+  }
+}
+
+TEST_P(HttpServerTest, TraversalIsRefusedWith403) {
+  // Each of these would reach <base>/secret.txt if it were followed.
+  const std::vector<std::string> targets = {
+      "/../secret.txt",
+      "/%2e%2e/secret.txt",
+      "/%2E%2E/secret.txt",
+      "/sub/../../secret.txt",
+      "/sub/%2e%2e/%2e%2e/secret.txt",
+      "/..%2fsecret.txt",
+      "/..%5csecret.txt",
+      "/sub/..\\..\\secret.txt",
+  };
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  for (const std::string& target : targets) {
+    const ParsedResponse r = c->Get(target);
+    EXPECT_EQ(r.status_line, "HTTP/1.1 403 Forbidden") << target;
+    EXPECT_EQ(r.body, "Forbidden\n") << target;
+  }
+  // The connection survives refusals.
+  EXPECT_EQ(c->Get("/").body, kGreeting);
+}
+
+TEST_P(HttpServerTest, CurlGetsGreetingFilesAndHeaders) {
+  const std::string body_file = site_.base + "/curl_body";
+  auto [status, out] = RunCommand([&] {
+    std::vector<std::string> argv = Curl();
+    argv.insert(argv.end(),
+                {"-o", body_file, "-w",
+                 "%{http_code} %{content_type} %{size_download}\\n", Url("/")});
+    return argv;
+  }());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(out, "200 text/plain; charset=utf-8 20\n");
+  EXPECT_EQ(ReadFile(body_file), kGreeting);
+
+  // HEAD, with the headers dumped to a file.
+  const std::string header_file = site_.base + "/curl_headers";
+  std::tie(status, out) = RunCommand([&] {
+    std::vector<std::string> argv = Curl();
+    argv.insert(argv.end(), {"--head", "-D", header_file, "-o", "/dev/null",
+                             "-w", "%{http_code}\\n", Url("/")});
+    return argv;
+  }());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(out, "200\n");
+  std::string headers = ReadFile(header_file);
+  ASSERT_TRUE(StripDate(&headers)) << headers;
+  EXPECT_EQ(headers,
+            "HTTP/1.1 200 OK\r\n"
+            "Server: mill-io\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 20\r\n"
+            "\r\n");
+
+  // A binary file, and several URLs over one keep-alive connection.
+  std::tie(status, out) = RunCommand([&] {
+    std::vector<std::string> argv = Curl();
+    argv.insert(argv.end(),
+                {"-w", "%{http_code} %{num_connects}\\n", "-o", body_file,
+                 Url("/pic.png"), "-o", "/dev/null", Url("/nope")});
+    return argv;
+  }());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The second transfer reused the first one's connection (0 new connects).
+  EXPECT_EQ(out, "200 1\n404 0\n");
+  EXPECT_TRUE(ReadFile(body_file) == site_.binary);
+}
+
+TEST_P(HttpServerTest, CurlTraversalIsRefused) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string path;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      // Sent as is: the server must refuse it.
+      {{"--path-as-is"}, "/../secret.txt", "403\n"},
+      {{"--path-as-is"}, "/sub/../../secret.txt", "403\n"},
+      {{"--path-as-is"}, "/%2e%2e/secret.txt", "403\n"},
+      {{"--path-as-is"}, "/%2e%2e/%2e%2e/etc/passwd", "403\n"},
+      // Without --path-as-is curl squashes the dots itself: /secret.txt is
+      // not under the root.
+      {{}, "/../secret.txt", "404\n"},
+  };
+  for (const Case& k : cases) {
+    std::vector<std::string> argv = Curl();
+    argv.insert(argv.end(), k.flags.begin(), k.flags.end());
+    argv.insert(argv.end(),
+                {"-o", "/dev/null", "-w", "%{http_code}\\n", Url(k.path)});
+    auto [status, out] = RunCommand(argv);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << k.path;
+    EXPECT_EQ(out, k.expected) << k.path;
+  }
+}
+
+TEST_P(HttpServerTest, WrkLoadSeesNoErrors) {
+  // Connections and duration are modest: this checks correctness under a
+  // real load generator, not speed.
+  auto [status, out] = RunCommand(
+      {"/usr/bin/wrk", "-t2", "-c32", "-d1s", "--timeout", "10s", Url("/")});
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  // "N requests in Xs, Y read"; error lines appear only when errors occurred.
+  EXPECT_FALSE(absl::StrContains(out, "Socket errors")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "Non-2xx")) << out;
+  uint64_t requests = 0;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    const size_t space = line.find(" requests in ");
+    if (space != absl::string_view::npos) {
+      ASSERT_TRUE(absl::SimpleAtoi(line.substr(0, space), &requests)) << line;
+    }
+  }
+  EXPECT_GT(requests, 32u) << out;
+  // Still serving afterwards.
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->Get("/").body, kGreeting);
+}
+
+// 200 concurrent keep-alive connections, each sending a sequence of
+// requests; every response is compared byte for byte (Date line aside). One
+// thread drives all sockets with poll(2).
+TEST_P(HttpServerTest, ConcurrentKeepAliveConnectionsEveryByteChecked) {
+  constexpr int kConnections = 200;
+  constexpr int kRequests = 20;
+  struct Kind {
+    std::string request;
+    bool head;
+    std::string expected;  // without the Date line
+  };
+  const auto response = [](const std::string& status, const std::string& type,
+                           const std::string& body, bool head) {
+    return absl::StrCat(
+        "HTTP/1.1 ", status, "\r\nServer: mill-io\r\n", "Content-Type: ", type,
+        "\r\nContent-Length: ", body.size(), "\r\n\r\n", head ? "" : body);
+  };
+  const std::vector<Kind> kinds = {
+      {"GET / HTTP/1.1\r\nHost: t\r\n\r\n", false, kGreetingResponse},
+      {"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", false,
+       response("200 OK", "text/plain; charset=utf-8", "hello, file\n", false)},
+      {"HEAD /page.html HTTP/1.1\r\nHost: t\r\n\r\n", true,
+       response("200 OK", "text/html; charset=utf-8",
+                "<html><body>page</body></html>\n", true)},
+      {"GET /pic.png HTTP/1.1\r\nHost: t\r\n\r\n", false,
+       response("200 OK", "image/png", site_.binary, false)},
+      {"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n", false,
+       response("404 Not Found", "text/plain; charset=utf-8", "Not Found\n",
+                false)},
+  };
+
+  struct Conn {
+    std::optional<TestClient> socket;
+    std::string buffer;
+    int sent = 0;  // requests sent; the response to sent-1 is awaited
+    int done = 0;
+  };
+  std::vector<Conn> conns(kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    absl::StatusOr<TestClient> c = TestClient::Connect(server_.port);
+    ASSERT_TRUE(c.ok()) << i << ": " << c.status();
+    conns[i].socket.emplace(std::move(*c));
+  }
+  const auto kind_of = [&](int conn, int request) -> const Kind& {
+    return kinds[(conn + request) % kinds.size()];
+  };
+  const auto send_next = [&](int i) {
+    Conn& c = conns[i];
+    ASSERT_TRUE(c.socket->SendAll(kind_of(i, c.sent).request).ok()) << i;
+    ++c.sent;
+  };
+  for (int i = 0; i < kConnections; ++i) send_next(i);
+
+  int finished = 0, mismatches = 0, failures = 0;
+  std::string first_error;
+  const absl::Time deadline = absl::Now() + absl::Seconds(45);
+  std::vector<pollfd> pfds;
+  std::vector<int> index;
+  while (finished + failures < kConnections && absl::Now() < deadline) {
+    pfds.clear();
+    index.clear();
+    for (int i = 0; i < kConnections; ++i) {
+      if (conns[i].done < kRequests && conns[i].socket) {
+        pfds.push_back({conns[i].socket->fd(), POLLIN, 0});
+        index.push_back(i);
+      }
+    }
+    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
+    for (size_t p = 0; p < pfds.size(); ++p) {
+      if (pfds[p].revents == 0) continue;
+      const int i = index[p];
+      Conn& c = conns[i];
+      char chunk[16384];
+      const ssize_t n = recv(c.socket->fd(), chunk, sizeof(chunk), 0);
+      if (n <= 0) {
+        if (first_error.empty()) {
+          first_error = absl::StrCat("connection ", i, " closed after ", c.done,
+                                     " responses");
+        }
+        ++failures;
+        c.socket.reset();
+        continue;
+      }
+      c.buffer.append(chunk, static_cast<size_t>(n));
+      const Kind& kind = kind_of(i, c.done);
+      const size_t length = CompleteResponseLength(c.buffer, kind.head);
+      if (length == 0) continue;
+      std::string raw = c.buffer.substr(0, length);
+      c.buffer.erase(0, length);
+      if (!StripDate(&raw) || raw != kind.expected || !c.buffer.empty()) {
+        if (first_error.empty()) {
+          first_error = absl::StrCat("connection ", i, " response ", c.done,
+                                     ": got\n", raw.substr(0, 300));
+        }
+        ++mismatches;
+        ++failures;
+        c.socket.reset();
+        continue;
+      }
+      if (++c.done == kRequests) {
+        ++finished;
+      } else {
+        send_next(i);
+      }
+    }
+  }
+  EXPECT_EQ(finished, kConnections) << first_error;
+  EXPECT_EQ(mismatches, 0) << first_error;
+  EXPECT_EQ(failures, 0) << first_error;
+}
+
+TEST_P(HttpServerTest, SlowClientSplitRequestIsServed) {
+  // Bytes arriving one at a time are assembled by the server.
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string request = "GET /hello.txt HTTP/1.1\r\nHost: test\r\n\r\n";
+  for (char ch : request) {
+    ASSERT_TRUE(c->Send(std::string(1, ch)));
+    if (ch == '\n') absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(c->Read().body, "hello, file\n");
+}
+
+// Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
+size_t PeakResidentBytes(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(f, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) {
+      return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+    }
+  }
+  return 0;
+}
+
+// Waits (up to 30 s) until process `pid` has used no CPU for 300 ms: the
+// server has done all it could with the input it got.
+void WaitUntilIdle(pid_t pid) {
+  const auto cpu_ticks = [pid]() -> unsigned long long {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+    std::string stat((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+    // Fields after the command, which is in parentheses: state is field 3,
+    // utime 14 and stime 15.
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) return 0;
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(paren + 2), ' ');
+    if (fields.size() < 13) return 0;
+    return std::strtoull(fields[11].c_str(), nullptr, 10) +
+           std::strtoull(fields[12].c_str(), nullptr, 10);
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  unsigned long long last = cpu_ticks();
+  int quiet = 0;
+  while (quiet < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    const unsigned long long now = cpu_ticks();
+    quiet = now == last ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
+// Starts a server for a test that measures the server's peak memory. ASan
+// keeps freed memory in a quarantine (up to 256 MB), which would count as
+// resident, so it is turned off for that server.
+Server StartServerForMemoryTest(std::vector<std::string> flags) {
+  const char* old = std::getenv("ASAN_OPTIONS");
+  const std::string saved = old != nullptr ? old : "";
+  setenv("ASAN_OPTIONS",
+         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
+             .c_str(),
+         1);
+  Server server = StartServer(std::move(flags));
+  if (old != nullptr) {
+    setenv("ASAN_OPTIONS", saved.c_str(), 1);
+  } else {
+    unsetenv("ASAN_OPTIONS");
+  }
+  return server;
+}
+
+// A client that pipelines many requests for a large file and does not read
+// must not make the server buffer every response: the server stops feeding
+// requests at the output high-water mark (1 MiB) and resumes as the client
+// reads. Every response still arrives, in order, and after the client's
+// half-close the server answers all of them before closing.
+TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
+  constexpr int kRequests = 300;  // 75 MiB of responses
+  Server server = StartServerForMemoryTest(
+      {"--mode=" + GetParam(), "--root=" + site_.root});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->Get("/big.bin").body == site_.big);  // warm up
+  const size_t before = PeakResidentBytes(server.process->pid());
+  ASSERT_GT(before, 0u);
+  std::string requests;
+  for (int i = 0; i < kRequests; ++i) {
+    absl::StrAppend(&requests, "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+  }
+  ASSERT_TRUE(c->Send(requests));
+  c->socket().ShutdownWrite();
+  // Let the server do all it will before anything is read.
+  WaitUntilIdle(server.process->pid());
+  for (int i = 0; i < kRequests; ++i) {
+    const std::string raw = c->ReadRaw();
+    ASSERT_FALSE(raw.empty()) << "response " << i << " missing";
+    ASSERT_TRUE(absl::EndsWith(raw, site_.big)) << "response " << i;
+    ASSERT_TRUE(absl::StartsWith(raw, "HTTP/1.1 200 OK\r\n")) << i;
+  }
+  EXPECT_TRUE(c->WaitEof());
+  const size_t after = PeakResidentBytes(server.process->pid());
+  std::printf("server peak memory: %zu -> %zu bytes\n", before, after);
+  // Unthrottled, the peak grows by 80 MiB or more (the responses queued for
+  // the socket); throttled, by 5-20 MiB (the high-water mark, a slice of
+  // responses, allocator caches; most under sanitizers).
+  EXPECT_LT(after, before + (40u << 20))
+      << "peak grew from " << before << " to " << after << " bytes";
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+// ---------------------------------------------------------------------------
+// Idle timeout, root-less serving and shutdown, per mode.
+
+class HttpServerModeTest : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Modes, HttpServerModeTest,
+                         ::testing::Values("pool", "direct"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(HttpServerModeTest, IdleConnectionsAreClosedAfterTheIdleTimeout) {
+  Server server = StartServer({"--mode=" + GetParam(), "--idle_timeout=1s"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> idle = HttpClient::Connect(server.port);
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  absl::StatusOr<HttpClient> used = HttpClient::Connect(server.port);
+  ASSERT_TRUE(used.ok()) << used.status();
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(used->Get("/").body, kGreeting);
+  EXPECT_TRUE(idle->WaitEof(absl::Seconds(8)));
+  EXPECT_TRUE(used->WaitEof(absl::Seconds(8)));
+  // Never early: a connection is idle for a full second first.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(900));
+  // New connections are still served.
+  absl::StatusOr<HttpClient> fresh = HttpClient::Connect(server.port);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->Get("/").body, kGreeting);
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+TEST_P(HttpServerModeTest, LingeringEndsAfterTheLingerTimeout) {
+  Server server =
+      StartServer({"--mode=" + GetParam(), "--linger_timeout=200ms"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send("GARBAGE\r\n\r\n"));
+  EXPECT_EQ(c->Read().status, 400);
+  EXPECT_TRUE(c->WaitEof());
+  // The client does not close. After the linger timeout the server closes
+  // its socket for good, so the client's writes soon fail (reset).
+  bool reset = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!reset && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+    reset = send(c->socket().fd(), "x", 1, MSG_NOSIGNAL) < 0;
+  }
+  EXPECT_TRUE(reset) << "server kept the connection open";
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+TEST_P(HttpServerModeTest, WithoutRootOnlyTheGreetingIsServed) {
+  Server server = StartServer({"--mode=" + GetParam(), "--workers=1"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->Get("/").body, kGreeting);
+  EXPECT_EQ(c->Get("/index.html").status, 404);
+  EXPECT_EQ(c->Get("/../etc/passwd").status, 403);
+  ExpectCleanExit(*server.process, SIGINT);
+}
+
+TEST_P(HttpServerModeTest, ServerAndDateHeadersFollowTheFlags) {
+  Server server =
+      StartServer({"--mode=" + GetParam(), "--server_name=", "--date=false"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\nHost: test\r\n\r\n"));
+  EXPECT_EQ(c->ReadRaw(),
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: 20\r\n"
+            "\r\n"
+            "Hello from Mill-IO!\n");
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+class HttpServerSignalTest
+    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+INSTANTIATE_TEST_SUITE_P(ModesAndSignals, HttpServerSignalTest,
+                         ::testing::Combine(::testing::Values("pool", "direct"),
+                                            ::testing::Values(SIGTERM, SIGINT)),
+                         [](const auto& info) {
+                           return absl::StrCat(
+                               std::get<0>(info.param),
+                               std::get<1>(info.param) == SIGTERM ? "_SIGTERM"
+                                                                  : "_SIGINT");
+                         });
+
+TEST_P(HttpServerSignalTest, ExitsZeroWithOpenConnections) {
+  Server server = StartServer({"--mode=" + std::get<0>(GetParam())});
+  ASSERT_NE(server.port, 0);
+  std::vector<HttpClient> clients;
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+    ASSERT_TRUE(c.ok()) << c.status();
+    if (i % 2 == 0) {
+      EXPECT_EQ(c->Get("/").body, kGreeting);
+    } else {
+      // A request cut in the middle of its headers.
+      ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\nHo"));
+    }
+    clients.push_back(std::move(*c));
+  }
+  ExpectCleanExit(*server.process, std::get<1>(GetParam()));
+  for (HttpClient& c : clients) EXPECT_TRUE(c.WaitEof(absl::Seconds(5)));
+}
+
+TEST(HttpServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--mode=bogus"},
+      {"--port=70000"},
+      {"--port=abc"},
+      {"--workers=0"},
+      {"--max_header_bytes=0"},
+      {"--idle_timeout=-1s"},
+      {"--idle_timeout=soon"},
+      {"--linger_timeout=-1s"},
+      {"--root=/no/such/directory"},
+      {"--root=/etc/hostname"},  // not a directory
+      {"--no_such_flag"},
+      {"extra_argument"},
+  };
+  for (const std::vector<std::string>& args : bad) {
+    std::vector<std::string> argv = {RunfilePath("examples/http/http_server")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    std::optional<std::string> err =
+        p->ReadStderrLine(std::chrono::seconds(20));
+    std::optional<int> status = p->Wait(std::chrono::seconds(20));
+    ASSERT_TRUE(status.has_value()) << args[0];
+    ASSERT_TRUE(WIFEXITED(*status)) << args[0];
+    EXPECT_NE(WEXITSTATUS(*status), 0) << args[0];
+    ASSERT_TRUE(err.has_value()) << args[0];
+    EXPECT_FALSE(err->empty()) << args[0];
+    // Nothing was announced on stdout.
+    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
+        << args[0];
+  }
+}
+
+}  // namespace

@@ -1,0 +1,276 @@
+// jsonrpc_server: a JSON-RPC 2.0 server over TCP on Mill-IO's TcpServer, one
+// JSON message per line in both directions.
+//
+//   bazel run //examples/jsonrpc:jsonrpc_server -- --port=4000
+//   $ echo '{"jsonrpc":"2.0","method":"add","params":[2,3],"id":1}' |
+//       nc -q1 127.0.0.1 4000
+//   {"jsonrpc":"2.0","result":5,"id":1}
+//
+// Each TCP connection gets one JsonRpcConnection (framing and ordering, kept
+// in the connection's user context); all of them share one JsonRpcService
+// with the methods of standard_methods.h and one KeyValueStore, so "set" on
+// one connection is seen by "get" on any other. Lines longer than
+// --max_line_bytes are answered with an Invalid Request error and dropped;
+// the connection keeps working. Responses come back in request order, each
+// on its own line; notifications get none. A client that pipelines requests
+// without reading is served only until its output queue reaches the
+// high-water mark (1 MiB); the rest wait until it reads, so memory stays
+// bounded. After the client's half-close every request is still answered,
+// then the connection closes.
+//
+// Prints "listening on ADDRESS:PORT" on stdout once it accepts connections
+// (with --port=0 the port is the kernel's pick). On SIGINT or SIGTERM it
+// stops the loop, closes every connection and exits with status 0. Bad flags
+// print a message on stderr and exit with status 2.
+#include <signal.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "examples/jsonrpc/json_rpc_connection.h"
+#include "examples/jsonrpc/json_rpc_service.h"
+#include "examples/jsonrpc/key_value_store.h"
+#include "examples/jsonrpc/line_framer.h"
+#include "examples/jsonrpc/standard_methods.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "net/tcp_server.h"
+#include "reactor/event_loop.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1",
+          "numeric IPv4 or IPv6 address to listen on");
+ABSL_FLAG(int, port, 4000, "TCP port (0: let the kernel pick a free one)");
+ABSL_FLAG(int, workers, 4, "handler threads in --mode=pool");
+ABSL_FLAG(std::string, mode, "pool",
+          "dispatch mode: pool (handlers on workers) or direct (on the loop "
+          "thread)");
+ABSL_FLAG(int64_t, max_line_bytes,
+          static_cast<int64_t>(mill::jsonrpc::LineFramer::kDefaultMaxLineBytes),
+          "longest message line accepted (bytes, without the newline); "
+          "longer lines get an Invalid Request error");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
+          "close connections without traffic for this long (0: never)");
+ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
+
+namespace {
+
+using mill::jsonrpc::JsonRpcConnection;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "jsonrpc_server: %s\n", message.c_str());
+  return 2;
+}
+
+// Input is fed to the protocol in small slices, and the output is handed to
+// the connection whenever kSendChunk bytes have collected, checking the
+// output queue each time. One slice completes at most a few requests, so a
+// client that pipelines "get" calls for a large value and never reads cannot
+// make one read balloon into gigabytes of responses; ordinary traffic still
+// costs one Send per read.
+constexpr size_t kFeedSlice = 128;
+constexpr size_t kSendChunk = 64 * 1024;
+
+// Per-connection state, stored in the Connection's user context. The
+// TcpServer never runs two callbacks of one connection at once (on_data,
+// on_peer_shutdown, on_low_water, on_close), so the fields need no lock.
+//
+// Backpressure: once the connection's output queue reaches the high-water
+// mark, the rest of the received bytes wait in `stash_` (the server stops
+// reading too) and are fed when on_low_water reports the queue drained.
+class Session {
+ public:
+  Session(const mill::jsonrpc::JsonRpcService* service, size_t max_line_bytes,
+          size_t high_water_mark)
+      : rpc_(service, max_line_bytes), high_water_mark_(high_water_mark) {}
+
+  // on_data.
+  void OnData(const mill::ConnectionPtr& conn, std::string_view data) {
+    if (!stash_.empty()) {
+      stash_.append(data);  // keep the order: older bytes are waiting
+      return;
+    }
+    Serve(conn, data);
+  }
+
+  // on_low_water: the output queue drained; serve what was held back.
+  void OnLowWater(const mill::ConnectionPtr& conn) {
+    if (stash_.empty()) return;
+    const std::string input = std::exchange(stash_, std::string());
+    Serve(conn, input);
+    if (peer_eof_ && stash_.empty()) conn->Close();
+  }
+
+  // on_peer_shutdown: the client sent everything. Answer what is held back,
+  // then close after flushing.
+  void OnPeerShutdown(const mill::ConnectionPtr& conn) {
+    peer_eof_ = true;
+    if (stash_.empty()) conn->Close();
+  }
+
+ private:
+  void Serve(const mill::ConnectionPtr& conn, std::string_view data) {
+    // Reused per thread: serving small messages allocates no output buffer.
+    thread_local std::string out;
+    out.clear();
+    while (!data.empty()) {
+      const std::string_view slice = data.substr(0, kFeedSlice);
+      data.remove_prefix(slice.size());
+      rpc_.Feed(slice, &out);
+      if (out.size() < kSendChunk) continue;
+      // Fails only if the connection is closing; then nobody reads it.
+      (void)conn->Send(out);
+      out.clear();
+      if (!data.empty() && high_water_mark_ > 0 &&
+          conn->pending_output_bytes() >= high_water_mark_) {
+        // The queue crossed the high-water mark: on_low_water will follow.
+        stash_.assign(data.data(), data.size());
+        break;
+      }
+    }
+    if (!out.empty()) (void)conn->Send(out);
+    if (out.capacity() > 2 * kSendChunk) std::string().swap(out);
+  }
+
+  JsonRpcConnection rpc_;
+  const size_t high_water_mark_;  // 0: no throttling
+  std::string stash_;             // input held back until the output drains
+  bool peer_eof_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "JSON-RPC 2.0 server (one message per line) on Mill-IO.\n"
+      "  jsonrpc_server --port=4000 --mode=pool|direct --workers=4");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
+  }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    return Fail(absl::StrCat("--port must be in [0, 65535], got ", port));
+  }
+  const int workers = absl::GetFlag(FLAGS_workers);
+  if (workers < 1) {
+    return Fail(absl::StrCat("--workers must be at least 1, got ", workers));
+  }
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  mill::EventLoopOptions loop_options;
+  loop_options.workers = workers;
+  if (mode == "pool") {
+    loop_options.dispatch_mode = mill::DispatchMode::kPool;
+  } else if (mode == "direct") {
+    loop_options.dispatch_mode = mill::DispatchMode::kDirect;
+  } else {
+    return Fail(
+        absl::StrCat("--mode must be 'pool' or 'direct', got '", mode, "'"));
+  }
+  const int64_t max_line_bytes = absl::GetFlag(FLAGS_max_line_bytes);
+  if (max_line_bytes < 1) {
+    return Fail(absl::StrCat("--max_line_bytes must be at least 1, got ",
+                             max_line_bytes));
+  }
+  const absl::Duration idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (idle_timeout < absl::ZeroDuration()) {
+    return Fail("--idle_timeout must not be negative");
+  }
+  if (absl::GetFlag(FLAGS_max_connections) < 0) {
+    return Fail("--max_connections must not be negative");
+  }
+  const std::string host = absl::GetFlag(FLAGS_address);
+  absl::StatusOr<mill::SocketAddress> address = mill::SocketAddress::Parse(
+      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                          : absl::StrCat(host, ":", port));
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+
+  // Shared by every connection; both outlive the server (declared first,
+  // destroyed last).
+  mill::jsonrpc::KeyValueStore store;
+  mill::jsonrpc::JsonRpcService service;
+  absl::Status status =
+      mill::jsonrpc::RegisterStandardMethods(&service, &store);
+  if (!status.ok()) return Fail(status.ToString());
+
+  // Sockets use MSG_NOSIGNAL already; this covers anything else.
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
+      mill::EventLoop::Create(loop_options);
+  if (!loop.ok()) return Fail(loop.status().ToString());
+
+  mill::TcpServerOptions options;
+  options.connection.no_delay = true;
+  options.max_connections =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_connections));
+  options.idle_timeout = idle_timeout;
+
+  mill::TcpServerCallbacks callbacks;
+  const size_t line_limit = static_cast<size_t>(max_line_bytes);
+  const size_t high_water_mark = options.high_water_mark;
+  callbacks.on_connect = [&service, line_limit,
+                          high_water_mark](const mill::ConnectionPtr& conn) {
+    conn->SetContext(
+        std::make_shared<Session>(&service, line_limit, high_water_mark));
+  };
+  callbacks.on_data = [](const mill::ConnectionPtr& conn,
+                         absl::string_view data) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnData(conn, std::string_view(data.data(), data.size()));
+    }
+  };
+  callbacks.on_low_water = [](const mill::ConnectionPtr& conn) {
+    if (auto session = conn->GetContext<Session>()) session->OnLowWater(conn);
+  };
+  callbacks.on_peer_shutdown = [](const mill::ConnectionPtr& conn) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnPeerShutdown(conn);
+    } else {
+      conn->Close();
+    }
+  };
+  callbacks.on_close = [](const mill::ConnectionPtr& conn, mill::CloseReason,
+                          const absl::Status&) {
+    conn->SetContext(nullptr);  // free the framing buffer now
+  };
+
+  absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
+      mill::TcpServer::Create(loop->get(), *address, std::move(callbacks),
+                              options);
+  if (!server.ok()) return Fail(server.status().ToString());
+
+  // Before announcing readiness, so that a signal sent as soon as the line
+  // is read already stops the loop gracefully.
+  status = mill::StopOnSignals(loop->get());
+  if (!status.ok()) return Fail(status.ToString());
+
+  std::printf("listening on %s\n",
+              (*server)->local_address().ToString().c_str());
+  std::fflush(stdout);
+
+  status = (*loop)->Run();
+  // Graceful shutdown: close every connection and the listener, then the
+  // loop (the server must go first: it deregisters from the loop).
+  (void)mill::StopOnSignals(nullptr);
+  (*server)->Stop();
+  const mill::TcpServerStats stats = (*server)->stats();
+  server->reset();
+  loop->reset();
+  std::fprintf(stderr,
+               "jsonrpc_server: stopped; %llu connections, %zu keys stored\n",
+               static_cast<unsigned long long>(stats.accepted), store.size());
+  if (!status.ok()) return Fail(status.ToString());
+  return 0;
+}

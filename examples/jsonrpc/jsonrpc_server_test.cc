@@ -1,0 +1,694 @@
+// End-to-end test of //examples/jsonrpc:jsonrpc_server: runs the real binary
+// and talks to it over real sockets as a JSON-RPC client would (one JSON
+// message per line). Responses are compared as parsed JSON.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "examples/testing/subprocess.h"
+#include "gtest/gtest.h"
+#include "net/testing/echo_clients.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using Json = nlohmann::json;
+using mill::net_testing::TestClient;
+using mill::testing::RunfilePath;
+using mill::testing::Subprocess;
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+// A line-oriented client over one socket.
+class LineClient {
+ public:
+  static absl::StatusOr<LineClient> Connect(int port) {
+    absl::StatusOr<TestClient> c = TestClient::Connect(port);
+    if (!c.ok()) return c.status();
+    return LineClient(std::move(*c));
+  }
+
+  bool Send(const std::string& bytes) { return client_.SendAll(bytes).ok(); }
+  bool SendLine(const std::string& line) { return Send(line + "\n"); }
+
+  // The next line without its '\n'; nullopt on EOF or timeout.
+  std::optional<std::string> ReadLine(
+      absl::Duration timeout = absl::Seconds(20)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      const size_t newline = buffer_.find('\n');
+      if (newline != std::string::npos) {
+        std::string line = buffer_.substr(0, newline);
+        buffer_.erase(0, newline + 1);
+        return line;
+      }
+      if (eof_ || absl::Now() > deadline) return std::nullopt;
+      pollfd pfd = {client_.fd(), POLLIN, 0};
+      if (poll(&pfd, 1, 50) <= 0) continue;
+      char chunk[16384];
+      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
+      if (n <= 0) {
+        eof_ = true;
+        continue;
+      }
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+  // The next line parsed as JSON (a failure, and null, if it is not JSON).
+  Json ReadJson() {
+    std::optional<std::string> line = ReadLine();
+    if (!line) {
+      ADD_FAILURE() << "no response line (EOF or timeout)";
+      return Json();
+    }
+    Json parsed = Json::parse(*line, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded()) {
+      ADD_FAILURE() << "response is not JSON: " << *line;
+      return Json();
+    }
+    return parsed;
+  }
+
+  // Sends one line and returns the parsed reply.
+  Json Call(const std::string& line) {
+    EXPECT_TRUE(SendLine(line));
+    return ReadJson();
+  }
+
+  // True when the server closed the connection within `timeout`.
+  bool WaitEof(absl::Duration timeout = absl::Seconds(10)) {
+    return client_.WaitClosed(timeout);
+  }
+
+  const std::string& buffered() const { return buffer_; }
+  int fd() const { return client_.fd(); }
+
+ private:
+  explicit LineClient(TestClient client) : client_(std::move(client)) {}
+
+  TestClient client_;
+  std::string buffer_;
+  bool eof_ = false;
+};
+
+struct Server {
+  std::unique_ptr<Subprocess> process;
+  int port = 0;
+};
+
+Server StartServer(std::vector<std::string> flags) {
+  std::vector<std::string> argv = {
+      RunfilePath("examples/jsonrpc/jsonrpc_server"), "--port=0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
+  Server server;
+  if (!p.ok()) {
+    ADD_FAILURE() << p.status();
+    return server;
+  }
+  server.process = std::make_unique<Subprocess>(std::move(*p));
+  server.port = server.process->WaitForListeningPort();
+  EXPECT_NE(server.port, 0) << "jsonrpc_server did not announce its port";
+  return server;
+}
+
+// Sends `signo` and expects a clean exit with status 0.
+void ExpectCleanExit(Subprocess& process, int signo) {
+  ASSERT_TRUE(process.Signal(signo));
+  std::optional<int> status = process.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
+  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Behaviour, in both dispatch modes.
+
+class JsonRpcServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    server_ = StartServer(
+        {"--workers=2", "--mode=" + GetParam(), "--max_line_bytes=1024"});
+    ASSERT_NE(server_.port, 0);
+  }
+
+  void TearDown() override {
+    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
+  }
+
+  Server server_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerTest,
+                         ::testing::Values("pool", "direct"),
+                         [](const auto& info) { return info.param; });
+
+// Every example of https://www.jsonrpc.org/specification section 7 that gets
+// a response, each on one line.
+TEST_P(JsonRpcServerTest, SpecificationExamples) {
+  struct Example {
+    const char* request;
+    const char* response;
+  };
+  const std::vector<Example> examples = {
+      // rpc call with positional parameters
+      {R"({"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1})",
+       R"({"jsonrpc": "2.0", "result": 19, "id": 1})"},
+      {R"({"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2})",
+       R"({"jsonrpc": "2.0", "result": -19, "id": 2})"},
+      // rpc call with named parameters
+      {R"({"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3})",
+       R"({"jsonrpc": "2.0", "result": 19, "id": 3})"},
+      {R"({"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4})",
+       R"({"jsonrpc": "2.0", "result": 19, "id": 4})"},
+      // rpc call of non-existent method
+      {R"({"jsonrpc": "2.0", "method": "foobar", "id": "1"})",
+       R"({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"})"},
+      // rpc call with invalid JSON
+      {R"({"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz])",
+       R"({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null})"},
+      // rpc call with invalid Request object
+      {R"({"jsonrpc": "2.0", "method": 1, "params": "bar"})",
+       R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null})"},
+      // rpc call Batch, invalid JSON
+      {R"([{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, {"jsonrpc": "2.0", "method"])",
+       R"({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null})"},
+      // rpc call with an empty Array
+      {R"([])",
+       R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null})"},
+      // rpc call with an invalid Batch (but not empty)
+      {R"([1])",
+       R"([{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}])"},
+      // rpc call with invalid Batch
+      {R"([1,2,3])",
+       R"([{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+           {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+           {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}])"},
+      // rpc call Batch
+      {R"([{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"}, {"foo": "boo"}, {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}, {"jsonrpc": "2.0", "method": "get_data", "id": "9"}])",
+       R"([{"jsonrpc": "2.0", "result": 7, "id": "1"},
+           {"jsonrpc": "2.0", "result": 19, "id": "2"},
+           {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+           {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "5"},
+           {"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}])"},
+  };
+  absl::StatusOr<LineClient> c_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(c_or.ok()) << c_or.status();
+  LineClient& c = *c_or;
+  for (const Example& e : examples) {
+    const Json got = c.Call(e.request);
+    EXPECT_EQ(got, Json::parse(e.response)) << e.request << "\n -> " << got;
+  }
+  // The same, pipelined in one write: answered in order.
+  std::string all;
+  for (const Example& e : examples) absl::StrAppend(&all, e.request, "\n");
+  ASSERT_TRUE(c.Send(all));
+  for (const Example& e : examples) {
+    EXPECT_EQ(c.ReadJson(), Json::parse(e.response)) << e.request;
+  }
+}
+
+TEST_P(JsonRpcServerTest, NotificationsGetNoReply) {
+  absl::StatusOr<LineClient> c_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(c_or.ok()) << c_or.status();
+  LineClient& c = *c_or;
+  // Spec examples, an unknown method and bad params: notifications are never
+  // answered, even on error. Then a request: its reply is the first line.
+  ASSERT_TRUE(c.SendLine(
+      R"({"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]})"));
+  ASSERT_TRUE(c.SendLine(R"({"jsonrpc": "2.0", "method": "foobar"})"));
+  ASSERT_TRUE(c.SendLine(
+      R"({"jsonrpc": "2.0", "method": "subtract", "params": ["x"]})"));
+  // A notification still runs: this one stores a value.
+  ASSERT_TRUE(c.SendLine(
+      R"({"jsonrpc": "2.0", "method": "set", "params": ["silent", 7]})"));
+  EXPECT_EQ(
+      c.Call(
+          R"({"jsonrpc": "2.0", "method": "get", "params": ["silent"], "id": 10})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": 7, "id": 10})"));
+  EXPECT_TRUE(c.buffered().empty()) << c.buffered();
+}
+
+TEST_P(JsonRpcServerTest, AllNotificationBatchGetsNothing) {
+  absl::StatusOr<LineClient> c_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(c_or.ok()) << c_or.status();
+  LineClient& c = *c_or;
+  ASSERT_TRUE(c.SendLine(
+      R"([{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}])"));
+  EXPECT_EQ(
+      c.Call(R"({"jsonrpc": "2.0", "method": "ping", "id": "after"})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": "pong", "id": "after"})"));
+  EXPECT_TRUE(c.buffered().empty()) << c.buffered();
+}
+
+TEST_P(JsonRpcServerTest, StandardErrors) {
+  absl::StatusOr<LineClient> c_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(c_or.ok()) << c_or.status();
+  LineClient& c = *c_or;
+  // -32700, id null.
+  EXPECT_EQ(
+      c.Call(R"({"jsonrpc": "2.0", "method": "ping", "id": 1)"),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null})"));
+  EXPECT_EQ(
+      c.Call("not json at all"),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null})"));
+  // -32600: wrong version, answered with the request's id.
+  EXPECT_EQ(
+      c.Call(R"({"jsonrpc": "1.0", "method": "ping", "id": 5})"),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": 5})"));
+  EXPECT_EQ(
+      c.Call(R"("just a string")"),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null})"));
+  // -32601.
+  EXPECT_EQ(
+      c.Call(R"({"jsonrpc": "2.0", "method": "no_such_method", "id": 6})"),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": 6})"));
+  // -32602, with an explanation as data.
+  for (
+      const char* bad : {
+          R"({"jsonrpc": "2.0", "method": "subtract", "params": ["a", 1], "id": 7})",
+          R"({"jsonrpc": "2.0", "method": "add", "params": [1], "id": 7})",
+          R"({"jsonrpc": "2.0", "method": "get", "params": [42], "id": 7})",
+          R"({"jsonrpc": "2.0", "method": "set", "params": {"key": "k"}, "id": 7})",
+      }) {
+    const Json got = c.Call(bad);
+    EXPECT_EQ(got["jsonrpc"], "2.0") << bad;
+    EXPECT_EQ(got["id"], 7) << bad;
+    EXPECT_EQ(got["error"]["code"], -32602) << bad;
+    EXPECT_EQ(got["error"]["message"], "Invalid params") << bad;
+    EXPECT_TRUE(got["error"].contains("data")) << got;
+    EXPECT_FALSE(got.contains("result")) << got;
+  }
+  // The connection is still fine after all of that.
+  EXPECT_EQ(
+      c.Call(
+          R"({"jsonrpc": "2.0", "method": "add", "params": [2, 3], "id": 8})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": 5, "id": 8})"));
+}
+
+TEST_P(JsonRpcServerTest, KeyValueStoreIsSharedAcrossConnections) {
+  absl::StatusOr<LineClient> a_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(a_or.ok()) << a_or.status();
+  LineClient& a = *a_or;
+  absl::StatusOr<LineClient> b_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(b_or.ok()) << b_or.status();
+  LineClient& b = *b_or;
+  EXPECT_EQ(
+      a.Call(
+          R"({"jsonrpc": "2.0", "method": "set", "params": ["k1", {"x": [1, 2]}], "id": 1})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": true, "id": 1})"));
+  EXPECT_EQ(
+      a.Call(
+          R"({"jsonrpc": "2.0", "method": "set", "params": {"key": "k0", "value": "zero"}, "id": 2})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": true, "id": 2})"));
+  // Seen from the other connection.
+  EXPECT_EQ(
+      b.Call(
+          R"({"jsonrpc": "2.0", "method": "get", "params": ["k1"], "id": 3})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": {"x": [1, 2]}, "id": 3})"));
+  EXPECT_EQ(
+      b.Call(R"({"jsonrpc": "2.0", "method": "list", "id": 4})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": ["k0", "k1"], "id": 4})"));
+  // Overwritten by b, read by a.
+  EXPECT_EQ(
+      b.Call(
+          R"({"jsonrpc": "2.0", "method": "set", "params": ["k1", null], "id": 5})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": true, "id": 5})"));
+  EXPECT_EQ(
+      a.Call(
+          R"({"jsonrpc": "2.0", "method": "get", "params": {"key": "k1"}, "id": 6})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": null, "id": 6})"));
+  // Deleted by a, gone for b.
+  EXPECT_EQ(
+      a.Call(
+          R"({"jsonrpc": "2.0", "method": "delete", "params": ["k0"], "id": 7})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": true, "id": 7})"));
+  EXPECT_EQ(
+      b.Call(
+          R"({"jsonrpc": "2.0", "method": "get", "params": ["k0"], "id": 8})"),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": 404, "message": "Key not found", "data": {"key": "k0"}}, "id": 8})"));
+  EXPECT_EQ(
+      b.Call(R"({"jsonrpc": "2.0", "method": "list", "params": [], "id": 9})"),
+      Json::parse(R"({"jsonrpc": "2.0", "result": ["k1"], "id": 9})"));
+}
+
+TEST_P(JsonRpcServerTest, OversizedLineGetsAnErrorAndTheConnectionGoesOn) {
+  absl::StatusOr<LineClient> c_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(c_or.ok()) << c_or.status();
+  LineClient& c = *c_or;
+  // Just under the limit (1024): served.
+  const std::string fits =
+      absl::StrCat(R"({"jsonrpc": "2.0", "method": "echo", "params": [")",
+                   std::string(900, 'a'), R"("], "id": 1})");
+  ASSERT_LE(fits.size(), 1024u);
+  const Json echoed = c.Call(fits);
+  EXPECT_EQ(echoed["result"], Json::array({std::string(900, 'a')}));
+  // A valid 5000-byte message, over the limit; then the next line.
+  const std::string big =
+      absl::StrCat(R"({"jsonrpc": "2.0", "method": "echo", "params": [")",
+                   std::string(5000, 'b'), R"("], "id": 2})");
+  ASSERT_TRUE(c.Send(absl::StrCat(
+      big, "\n", R"({"jsonrpc": "2.0", "method": "ping", "id": 3})", "\n")));
+  EXPECT_EQ(
+      c.ReadJson(),
+      Json::parse(
+          R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"max_line_bytes": 1024}}, "id": null})"));
+  EXPECT_EQ(c.ReadJson(),
+            Json::parse(R"({"jsonrpc": "2.0", "result": "pong", "id": 3})"));
+  // An oversized line arriving in pieces gets exactly one error.
+  ASSERT_TRUE(c.Send(std::string(3000, ' ') + "["));
+  absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(c.Send(std::string(3000, '1') + "]\n"));
+  EXPECT_EQ(c.ReadJson()["error"]["code"], -32600);
+  EXPECT_EQ(c.Call(R"({"jsonrpc": "2.0", "method": "ping", "id": 4})"),
+            Json::parse(R"({"jsonrpc": "2.0", "result": "pong", "id": 4})"));
+  EXPECT_TRUE(c.buffered().empty()) << c.buffered();
+}
+
+TEST_P(JsonRpcServerTest, MessagesSplitAcrossWritesAndCrlf) {
+  absl::StatusOr<LineClient> c_or = LineClient::Connect(server_.port);
+  ASSERT_TRUE(c_or.ok()) << c_or.status();
+  LineClient& c = *c_or;
+  const std::string request =
+      R"({"jsonrpc": "2.0", "method": "sum", "params": [1, 2, 3], "id": 1})";
+  for (size_t i = 0; i < request.size(); i += 7) {
+    ASSERT_TRUE(c.Send(request.substr(i, 7)));
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(c.Send("\r\n   \r\n"));  // CRLF, then a blank line (ignored)
+  EXPECT_EQ(c.ReadJson(),
+            Json::parse(R"({"jsonrpc": "2.0", "result": 6, "id": 1})"));
+  EXPECT_EQ(c.Call(R"({"jsonrpc": "2.0", "method": "ping", "id": 2})"),
+            Json::parse(R"({"jsonrpc": "2.0", "result": "pong", "id": 2})"));
+}
+
+// 200 concurrent connections, each making `add` calls one after another
+// with its own operands; every result and id is checked. One thread drives
+// all sockets with poll(2).
+TEST_P(JsonRpcServerTest, ConcurrentConnectionsAddCallsChecked) {
+  constexpr int kConnections = 200;
+  constexpr int kCalls = 50;
+  struct Conn {
+    std::optional<TestClient> socket;
+    std::string buffer;
+    int done = 0;
+  };
+  std::vector<Conn> conns(kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    absl::StatusOr<TestClient> c = TestClient::Connect(server_.port);
+    ASSERT_TRUE(c.ok()) << i << ": " << c.status();
+    conns[i].socket.emplace(std::move(*c));
+  }
+  // Call k of connection i adds (i * 1000 + k) and (k * 7 - i).
+  const auto send_call = [&](int i) {
+    Conn& c = conns[i];
+    const int k = c.done;
+    const std::string line = absl::StrCat(
+        R"({"jsonrpc":"2.0","method":"add","params":[)", i * 1000 + k, ",",
+        k * 7 - i, R"(],"id":")", i, "-", k, "\"}\n");
+    ASSERT_TRUE(c.socket->SendAll(line).ok()) << i;
+  };
+  for (int i = 0; i < kConnections; ++i) send_call(i);
+
+  int finished = 0, failures = 0;
+  std::string first_error;
+  const auto fail = [&](int i, const std::string& why) {
+    if (first_error.empty()) first_error = absl::StrCat("connection ", i, why);
+    ++failures;
+    conns[i].socket.reset();
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(45);
+  std::vector<pollfd> pfds;
+  std::vector<int> index;
+  while (finished + failures < kConnections && absl::Now() < deadline) {
+    pfds.clear();
+    index.clear();
+    for (int i = 0; i < kConnections; ++i) {
+      if (conns[i].done < kCalls && conns[i].socket) {
+        pfds.push_back({conns[i].socket->fd(), POLLIN, 0});
+        index.push_back(i);
+      }
+    }
+    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
+    for (size_t p = 0; p < pfds.size(); ++p) {
+      if (pfds[p].revents == 0) continue;
+      const int i = index[p];
+      Conn& c = conns[i];
+      char chunk[4096];
+      const ssize_t n = recv(c.socket->fd(), chunk, sizeof(chunk), 0);
+      if (n <= 0) {
+        fail(i, absl::StrCat(" closed after ", c.done, " calls"));
+        continue;
+      }
+      c.buffer.append(chunk, static_cast<size_t>(n));
+      const size_t newline = c.buffer.find('\n');
+      if (newline == std::string::npos) continue;
+      if (newline + 1 != c.buffer.size()) {
+        fail(i, ": more than one reply to one call");
+        continue;
+      }
+      const int k = c.done;
+      const Json expected = {{"jsonrpc", "2.0"},
+                             {"result", (i * 1000 + k) + (k * 7 - i)},
+                             {"id", absl::StrCat(i, "-", k)}};
+      const Json got = Json::parse(c.buffer.substr(0, newline), nullptr, false);
+      c.buffer.clear();
+      if (got != expected) {
+        fail(i, absl::StrCat(" call ", k, ": got ", got.dump()));
+        continue;
+      }
+      if (++c.done == kCalls) {
+        ++finished;
+      } else {
+        send_call(i);
+      }
+    }
+  }
+  EXPECT_EQ(finished, kConnections) << first_error;
+  EXPECT_EQ(failures, 0) << first_error;
+}
+
+// Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
+size_t PeakResidentBytes(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(f, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) {
+      return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+    }
+  }
+  return 0;
+}
+
+// Waits (up to 30 s) until process `pid` has used no CPU for 300 ms: the
+// server has done all it could with the input it got.
+void WaitUntilIdle(pid_t pid) {
+  const auto cpu_ticks = [pid]() -> unsigned long long {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+    std::string stat((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+    // Fields after the command, which is in parentheses: state is field 3,
+    // utime 14 and stime 15.
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) return 0;
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(paren + 2), ' ');
+    if (fields.size() < 13) return 0;
+    return std::strtoull(fields[11].c_str(), nullptr, 10) +
+           std::strtoull(fields[12].c_str(), nullptr, 10);
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  unsigned long long last = cpu_ticks();
+  int quiet = 0;
+  while (quiet < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    const unsigned long long now = cpu_ticks();
+    quiet = now == last ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
+// Starts a server for a test that measures the server's peak memory. ASan
+// keeps freed memory in a quarantine (up to 256 MB), which would count as
+// resident, so it is turned off for that server.
+Server StartServerForMemoryTest(std::vector<std::string> flags) {
+  const char* old = std::getenv("ASAN_OPTIONS");
+  const std::string saved = old != nullptr ? old : "";
+  setenv("ASAN_OPTIONS",
+         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
+             .c_str(),
+         1);
+  Server server = StartServer(std::move(flags));
+  if (old != nullptr) {
+    setenv("ASAN_OPTIONS", saved.c_str(), 1);
+  } else {
+    unsetenv("ASAN_OPTIONS");
+  }
+  return server;
+}
+
+class JsonRpcServerModeTest : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest,
+                         ::testing::Values("pool", "direct"),
+                         [](const auto& info) { return info.param; });
+
+// A client that pipelines many "get" calls for a large value and does not
+// read must not make the server buffer every response: the server stops
+// feeding requests at the output high-water mark (1 MiB) and resumes as the
+// client reads. Every response still arrives, in order, and after the
+// client's half-close the server answers all of them before closing.
+TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
+  // Few requests (they arrive in one read) for large responses: 60 MiB.
+  constexpr int kCalls = 60;
+  Server server = StartServerForMemoryTest(
+      {"--mode=" + GetParam(), "--max_line_bytes=2097152"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const std::string value(1 << 20, 'v');
+  EXPECT_EQ(c->Call(absl::StrCat(
+                R"({"jsonrpc":"2.0","method":"set","params":["big",")", value,
+                R"("],"id":0})"))["result"],
+            true);
+  EXPECT_EQ(
+      c->Call(R"({"jsonrpc":"2.0","method":"get","params":["big"],"id":0})")
+          ["result"],
+      value);  // warm up
+  const size_t before = PeakResidentBytes(server.process->pid());
+  ASSERT_GT(before, 0u);
+  std::string calls;
+  for (int i = 1; i <= kCalls; ++i) {
+    absl::StrAppend(&calls,
+                    R"({"jsonrpc":"2.0","method":"get","params":["big"],"id":)",
+                    i, "}\n");
+  }
+  ASSERT_TRUE(c->Send(calls));
+  shutdown(c->fd(), SHUT_WR);
+  // Let the server do all it will before anything is read.
+  WaitUntilIdle(server.process->pid());
+  for (int i = 1; i <= kCalls; ++i) {
+    // Checked without parsing 1 MiB strings: the value must be the result,
+    // and the rest of the line must be the right envelope.
+    std::optional<std::string> line = c->ReadLine();
+    ASSERT_TRUE(line.has_value()) << "reply " << i << " missing";
+    const size_t at = line->find(R"("result":")");
+    ASSERT_NE(at, std::string::npos) << line->substr(0, 200);
+    ASSERT_EQ(line->compare(at + 10, value.size(), value), 0) << i;
+    line->erase(at + 10, value.size());
+    EXPECT_EQ(Json::parse(*line, nullptr, false),
+              Json({{"jsonrpc", "2.0"}, {"result", ""}, {"id", i}}));
+  }
+  EXPECT_TRUE(c->WaitEof());
+  const size_t after = PeakResidentBytes(server.process->pid());
+  std::printf("server peak memory: %zu -> %zu bytes\n", before, after);
+  // Unthrottled, the peak grows by 70 MiB or more (the responses queued
+  // for the socket); throttled, by 5-30 MiB (the high-water mark, a slice of
+  // responses, allocator caches; most under sanitizers).
+  EXPECT_LT(after, before + (48u << 20))
+      << "peak grew from " << before << " to " << after << " bytes";
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown and flags.
+
+class JsonRpcServerSignalTest
+    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+INSTANTIATE_TEST_SUITE_P(ModesAndSignals, JsonRpcServerSignalTest,
+                         ::testing::Combine(::testing::Values("pool", "direct"),
+                                            ::testing::Values(SIGTERM, SIGINT)),
+                         [](const auto& info) {
+                           return absl::StrCat(
+                               std::get<0>(info.param),
+                               std::get<1>(info.param) == SIGTERM ? "_SIGTERM"
+                                                                  : "_SIGINT");
+                         });
+
+TEST_P(JsonRpcServerSignalTest, ExitsZeroWithOpenConnections) {
+  Server server = StartServer({"--mode=" + std::get<0>(GetParam())});
+  ASSERT_NE(server.port, 0);
+  std::vector<LineClient> clients;
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
+    ASSERT_TRUE(c.ok()) << c.status();
+    if (i % 2 == 0) {
+      EXPECT_EQ(c->Call(R"({"jsonrpc":"2.0","method":"ping","id":1})"),
+                Json::parse(R"({"jsonrpc":"2.0","result":"pong","id":1})"));
+    } else {
+      ASSERT_TRUE(c->Send(R"({"jsonrpc":"2.0","meth)"));  // partial line
+    }
+    clients.push_back(std::move(*c));
+  }
+  ExpectCleanExit(*server.process, std::get<1>(GetParam()));
+  for (LineClient& c : clients) EXPECT_TRUE(c.WaitEof(absl::Seconds(5)));
+}
+
+TEST(JsonRpcServerIdleTest, IdleTimeoutClosesQuietConnections) {
+  Server server = StartServer({"--idle_timeout=500ms"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->Call(R"({"jsonrpc":"2.0","method":"ping","id":1})")["result"],
+            "pong");
+  EXPECT_TRUE(c->WaitEof(absl::Seconds(8)));
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+TEST(JsonRpcServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--mode=bogus"},       {"--port=70000"},         {"--port=abc"},
+      {"--workers=0"},        {"--max_line_bytes=0"},   {"--max_line_bytes=-5"},
+      {"--idle_timeout=-1s"}, {"--max_connections=-1"}, {"--no_such_flag"},
+      {"extra_argument"},
+  };
+  for (const std::vector<std::string>& args : bad) {
+    std::vector<std::string> argv = {
+        RunfilePath("examples/jsonrpc/jsonrpc_server")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    std::optional<std::string> err =
+        p->ReadStderrLine(std::chrono::seconds(20));
+    std::optional<int> status = p->Wait(std::chrono::seconds(20));
+    ASSERT_TRUE(status.has_value()) << args[0];
+    ASSERT_TRUE(WIFEXITED(*status)) << args[0];
+    EXPECT_NE(WEXITSTATUS(*status), 0) << args[0];
+    ASSERT_TRUE(err.has_value()) << args[0];
+    EXPECT_FALSE(err->empty()) << args[0];
+    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
+        << args[0];
+  }
+}
+
+}  // namespace
