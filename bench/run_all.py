@@ -341,13 +341,17 @@ class Contender:
 def contenders(protocol, mill_label, mill_ok, workers):
     index = 1 if protocol == "echo" else 2
     result = [Contender(p[0], p[index]) for p in PEERS]
+    # The peers send no Date or Server header: neither does Mill-IO here.
+    same_bytes = ["--date=false", "--server_name="] if protocol == "http" else []
     if mill_ok:
-        for mode in ("direct", "pool"):
-            for n in workers:
-                noun = "worker" if n == 1 else "workers"
-                result.append(Contender(
-                    f"Mill-IO {mode}, {n} {noun}", mill_label,
-                    [f"--workers={n}", f"--mode={mode}"], is_mill=True))
+        # Direct mode runs handlers on the loop thread: --workers is unused.
+        result.append(Contender("Mill-IO direct", mill_label,
+                                ["--mode=direct"] + same_bytes, is_mill=True))
+        for n in workers:
+            noun = "worker" if n == 1 else "workers"
+            result.append(Contender(
+                f"Mill-IO pool, {n} {noun}", mill_label,
+                [f"--workers={n}", "--mode=pool"] + same_bytes, is_mill=True))
     return result
 
 
