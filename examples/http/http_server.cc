@@ -42,6 +42,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "examples/common/server_main.h"
 #include "examples/http/http_connection.h"
 #include "examples/http/static_file_service.h"
 #include "net/connection.h"
@@ -74,11 +75,6 @@ namespace {
 
 using mill::http::HttpConnection;
 using mill::http::StaticFileService;
-
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "http_server: %s\n", message.c_str());
-  return 2;
-}
 
 // Input is fed to the protocol in small slices, and the output is handed to
 // the connection whenever kSendChunk bytes have collected, checking the
@@ -194,78 +190,59 @@ class Session {
 
 }  // namespace
 
+namespace {
+using mill::examples::Fail;
+constexpr absl::string_view kProgram = "http_server";
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "HTTP/1.1 GET/HEAD server on Mill-IO.\n  http_server --port=8080 "
       "--root=DIR --mode=pool|direct --workers=4");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
-    return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
+    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
   }
-  const int port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535) {
-    return Fail(absl::StrCat("--port must be in [0, 65535], got ", port));
-  }
-  const int workers = absl::GetFlag(FLAGS_workers);
-  if (workers < 1) {
-    return Fail(absl::StrCat("--workers must be at least 1, got ", workers));
-  }
-  const std::string mode = absl::GetFlag(FLAGS_mode);
-  mill::EventLoopOptions loop_options;
-  loop_options.workers = workers;
-  if (mode == "pool") {
-    loop_options.dispatch_mode = mill::DispatchMode::kPool;
-  } else if (mode == "direct") {
-    loop_options.dispatch_mode = mill::DispatchMode::kDirect;
-  } else {
-    return Fail(
-        absl::StrCat("--mode must be 'pool' or 'direct', got '", mode, "'"));
-  }
+  mill::examples::CommonServerFlags flags;
+  flags.address = absl::GetFlag(FLAGS_address);
+  flags.port = absl::GetFlag(FLAGS_port);
+  flags.workers = absl::GetFlag(FLAGS_workers);
+  flags.mode = absl::GetFlag(FLAGS_mode);
+  flags.max_connections = absl::GetFlag(FLAGS_max_connections);
+  flags.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  absl::StatusOr<mill::examples::ServerSetup> setup =
+      mill::examples::ValidateCommonServerFlags(flags);
+  if (!setup.ok()) return Fail(kProgram, setup.status().message());
   const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
   if (max_header_bytes < 1) {
-    return Fail(absl::StrCat("--max_header_bytes must be at least 1, got ",
+    return Fail(kProgram,
+                absl::StrCat("--max_header_bytes must be at least 1, got ",
                              max_header_bytes));
-  }
-  const absl::Duration idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  if (idle_timeout < absl::ZeroDuration()) {
-    return Fail("--idle_timeout must not be negative");
   }
   const absl::Duration linger_timeout = absl::GetFlag(FLAGS_linger_timeout);
   if (linger_timeout < absl::ZeroDuration()) {
-    return Fail("--linger_timeout must not be negative");
+    return Fail(kProgram, "--linger_timeout must not be negative");
   }
-  if (absl::GetFlag(FLAGS_max_connections) < 0) {
-    return Fail("--max_connections must not be negative");
-  }
-  const std::string host = absl::GetFlag(FLAGS_address);
-  absl::StatusOr<mill::SocketAddress> address = mill::SocketAddress::Parse(
-      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
-                                          : absl::StrCat(host, ":", port));
-  if (!address.ok()) return Fail(std::string(address.status().message()));
 
   StaticFileService::Options service_options;
   service_options.root = absl::GetFlag(FLAGS_root);
   absl::StatusOr<std::unique_ptr<StaticFileService>> service =
       StaticFileService::Create(service_options);
-  if (!service.ok()) return Fail(service.status().ToString());
+  if (!service.ok()) return Fail(kProgram, service.status().ToString());
 
   HttpConnection::Options http_options;
   http_options.max_header_bytes = static_cast<size_t>(max_header_bytes);
   http_options.server_name = absl::GetFlag(FLAGS_server_name);
   http_options.send_date = absl::GetFlag(FLAGS_date);
 
-  // Sockets use MSG_NOSIGNAL already; this covers anything else.
-  signal(SIGPIPE, SIG_IGN);
-
   absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
-      mill::EventLoop::Create(loop_options);
-  if (!loop.ok()) return Fail(loop.status().ToString());
+      mill::EventLoop::Create(setup->loop);
+  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
   mill::EventLoop* const event_loop = loop->get();
   mill::TcpServerOptions options;
   options.connection.no_delay = true;
-  options.max_connections =
-      static_cast<size_t>(absl::GetFlag(FLAGS_max_connections));
-  options.idle_timeout = idle_timeout;
+  options.max_connections = setup->max_connections;
+  options.idle_timeout = setup->idle_timeout;
 
   const Session::Config session_config = {event_loop, (*service)->AsHandler(),
                                           http_options, options.high_water_mark,
@@ -296,25 +273,14 @@ int main(int argc, char** argv) {
     conn->SetContext(nullptr);  // free the protocol state now
   };
   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(event_loop, *address, std::move(callbacks),
+      mill::TcpServer::Create(event_loop, setup->address, std::move(callbacks),
                               options);
-  if (!server.ok()) return Fail(server.status().ToString());
+  if (!server.ok()) return Fail(kProgram, server.status().ToString());
 
-  // Before announcing readiness, so that a signal sent as soon as the line
-  // is read already stops the loop gracefully.
-  absl::Status status = mill::StopOnSignals(event_loop);
-  if (!status.ok()) return Fail(status.ToString());
-
-  std::printf("listening on %s\n",
-              (*server)->local_address().ToString().c_str());
-  std::fflush(stdout);
-
-  status = (*loop)->Run();
-  // Graceful shutdown: close every connection and the listener, then the
-  // loop (the server must go first: it deregisters from the loop). The
-  // service outlives both, since every connection's handler points to it.
-  (void)mill::StopOnSignals(nullptr);
-  (*server)->Stop();
+  // The service outlives the server and the loop: every connection's
+  // handler points to it.
+  const int exit_code =
+      mill::examples::ServeUntilSignal(kProgram, *event_loop, **server);
   const mill::TcpServerStats stats = (*server)->stats();
   server->reset();
   loop->reset();
@@ -322,6 +288,5 @@ int main(int argc, char** argv) {
                "http_server: stopped; %llu connections, %llu bytes sent\n",
                static_cast<unsigned long long>(stats.accepted),
                static_cast<unsigned long long>(stats.bytes_written));
-  if (!status.ok()) return Fail(status.ToString());
-  return 0;
+  return exit_code;
 }

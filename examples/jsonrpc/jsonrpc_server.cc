@@ -39,6 +39,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "examples/common/server_main.h"
 #include "examples/jsonrpc/json_rpc_connection.h"
 #include "examples/jsonrpc/json_rpc_service.h"
 #include "examples/jsonrpc/key_value_store.h"
@@ -67,11 +68,6 @@ ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
 namespace {
 
 using mill::jsonrpc::JsonRpcConnection;
-
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "jsonrpc_server: %s\n", message.c_str());
-  return 2;
-}
 
 // Input is fed to the protocol in small slices, and the output is handed to
 // the connection whenever kSendChunk bytes have collected, checking the
@@ -151,50 +147,35 @@ class Session {
 
 }  // namespace
 
+namespace {
+using mill::examples::Fail;
+constexpr absl::string_view kProgram = "jsonrpc_server";
+}  // namespace
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "JSON-RPC 2.0 server (one message per line) on Mill-IO.\n"
       "  jsonrpc_server --port=4000 --mode=pool|direct --workers=4");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
-    return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
+    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
   }
-  const int port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535) {
-    return Fail(absl::StrCat("--port must be in [0, 65535], got ", port));
-  }
-  const int workers = absl::GetFlag(FLAGS_workers);
-  if (workers < 1) {
-    return Fail(absl::StrCat("--workers must be at least 1, got ", workers));
-  }
-  const std::string mode = absl::GetFlag(FLAGS_mode);
-  mill::EventLoopOptions loop_options;
-  loop_options.workers = workers;
-  if (mode == "pool") {
-    loop_options.dispatch_mode = mill::DispatchMode::kPool;
-  } else if (mode == "direct") {
-    loop_options.dispatch_mode = mill::DispatchMode::kDirect;
-  } else {
-    return Fail(
-        absl::StrCat("--mode must be 'pool' or 'direct', got '", mode, "'"));
-  }
+  mill::examples::CommonServerFlags flags;
+  flags.address = absl::GetFlag(FLAGS_address);
+  flags.port = absl::GetFlag(FLAGS_port);
+  flags.workers = absl::GetFlag(FLAGS_workers);
+  flags.mode = absl::GetFlag(FLAGS_mode);
+  flags.max_connections = absl::GetFlag(FLAGS_max_connections);
+  flags.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  absl::StatusOr<mill::examples::ServerSetup> setup =
+      mill::examples::ValidateCommonServerFlags(flags);
+  if (!setup.ok()) return Fail(kProgram, setup.status().message());
   const int64_t max_line_bytes = absl::GetFlag(FLAGS_max_line_bytes);
   if (max_line_bytes < 1) {
-    return Fail(absl::StrCat("--max_line_bytes must be at least 1, got ",
+    return Fail(kProgram,
+                absl::StrCat("--max_line_bytes must be at least 1, got ",
                              max_line_bytes));
   }
-  const absl::Duration idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  if (idle_timeout < absl::ZeroDuration()) {
-    return Fail("--idle_timeout must not be negative");
-  }
-  if (absl::GetFlag(FLAGS_max_connections) < 0) {
-    return Fail("--max_connections must not be negative");
-  }
-  const std::string host = absl::GetFlag(FLAGS_address);
-  absl::StatusOr<mill::SocketAddress> address = mill::SocketAddress::Parse(
-      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
-                                          : absl::StrCat(host, ":", port));
-  if (!address.ok()) return Fail(std::string(address.status().message()));
 
   // Shared by every connection; both outlive the server (declared first,
   // destroyed last).
@@ -202,20 +183,16 @@ int main(int argc, char** argv) {
   mill::jsonrpc::JsonRpcService service;
   absl::Status status =
       mill::jsonrpc::RegisterStandardMethods(&service, &store);
-  if (!status.ok()) return Fail(status.ToString());
-
-  // Sockets use MSG_NOSIGNAL already; this covers anything else.
-  signal(SIGPIPE, SIG_IGN);
+  if (!status.ok()) return Fail(kProgram, status.ToString());
 
   absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
-      mill::EventLoop::Create(loop_options);
-  if (!loop.ok()) return Fail(loop.status().ToString());
+      mill::EventLoop::Create(setup->loop);
+  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
 
   mill::TcpServerOptions options;
   options.connection.no_delay = true;
-  options.max_connections =
-      static_cast<size_t>(absl::GetFlag(FLAGS_max_connections));
-  options.idle_timeout = idle_timeout;
+  options.max_connections = setup->max_connections;
+  options.idle_timeout = setup->idle_timeout;
 
   mill::TcpServerCallbacks callbacks;
   const size_t line_limit = static_cast<size_t>(max_line_bytes);
@@ -247,30 +224,17 @@ int main(int argc, char** argv) {
   };
 
   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(loop->get(), *address, std::move(callbacks),
+      mill::TcpServer::Create(loop->get(), setup->address, std::move(callbacks),
                               options);
-  if (!server.ok()) return Fail(server.status().ToString());
+  if (!server.ok()) return Fail(kProgram, server.status().ToString());
 
-  // Before announcing readiness, so that a signal sent as soon as the line
-  // is read already stops the loop gracefully.
-  status = mill::StopOnSignals(loop->get());
-  if (!status.ok()) return Fail(status.ToString());
-
-  std::printf("listening on %s\n",
-              (*server)->local_address().ToString().c_str());
-  std::fflush(stdout);
-
-  status = (*loop)->Run();
-  // Graceful shutdown: close every connection and the listener, then the
-  // loop (the server must go first: it deregisters from the loop).
-  (void)mill::StopOnSignals(nullptr);
-  (*server)->Stop();
+  const int exit_code =
+      mill::examples::ServeUntilSignal(kProgram, **loop, **server);
   const mill::TcpServerStats stats = (*server)->stats();
   server->reset();
   loop->reset();
   std::fprintf(stderr,
                "jsonrpc_server: stopped; %llu connections, %zu keys stored\n",
                static_cast<unsigned long long>(stats.accepted), store.size());
-  if (!status.ok()) return Fail(status.ToString());
-  return 0;
+  return exit_code;
 }

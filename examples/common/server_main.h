@@ -1,0 +1,58 @@
+// What every example server's main() shares: validating the common flags
+// (--address, --port, --workers, --mode, --max_connections, --idle_timeout)
+// into loop and server options, and serving until SIGINT/SIGTERM with a
+// graceful shutdown. Each binary keeps its own flag definitions (their
+// defaults differ) and its own callbacks.
+//
+// Thread-safety: call from main() only. Ownership: borrows the loop and the
+// server passed in.
+#ifndef MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
+#define MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "net/socket_address.h"
+#include "net/tcp_server.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+namespace examples {
+
+// The common flags' values, as parsed by absl::flags in each binary.
+struct CommonServerFlags {
+  std::string address;
+  int port = 0;
+  int workers = 1;
+  std::string mode;
+  int max_connections = 0;
+  absl::Duration idle_timeout = absl::ZeroDuration();
+};
+
+// Validated settings. Errors name the flag ("--port must be in [0, 65535],
+// got 70000").
+struct ServerSetup {
+  EventLoopOptions loop;
+  SocketAddress address;
+  size_t max_connections = 0;
+  absl::Duration idle_timeout = absl::ZeroDuration();
+};
+absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
+    const CommonServerFlags& flags);
+
+// Prints "<program>: <message>" on stderr and returns 2 (bad usage).
+int Fail(absl::string_view program, absl::string_view message);
+
+// Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
+// (flushed), runs the loop until a signal, then stops the server. Returns
+// the process exit code: 0 after a graceful shutdown.
+int ServeUntilSignal(absl::string_view program, EventLoop& loop,
+                     TcpServer& server);
+
+}  // namespace examples
+}  // namespace mill
+
+#endif  // MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
