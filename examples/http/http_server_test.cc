@@ -41,8 +41,10 @@ namespace {
 using mill::http::testing::ParsedResponse;
 using mill::http::testing::ParseResponses;
 using mill::net_testing::TestClient;
+using mill::testing::PeakResidentBytes;
 using mill::testing::RunfilePath;
 using mill::testing::Subprocess;
+using mill::testing::WaitUntilIdle;
 
 constexpr char kGreeting[] = "Hello from Mill-IO!\n";
 // GET / without its Date line (whose value changes every second).
@@ -734,45 +736,6 @@ TEST_P(HttpServerTest, SlowClientSplitRequestIsServed) {
 }
 
 // Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
-size_t PeakResidentBytes(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(f, line)) {
-    if (absl::StartsWith(line, "VmHWM:")) {
-      return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
-    }
-  }
-  return 0;
-}
-
-// Waits (up to 30 s) until process `pid` has used no CPU for 300 ms: the
-// server has done all it could with the input it got.
-void WaitUntilIdle(pid_t pid) {
-  const auto cpu_ticks = [pid]() -> unsigned long long {
-    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
-    std::string stat((std::istreambuf_iterator<char>(f)),
-                     std::istreambuf_iterator<char>());
-    // Fields after the command, which is in parentheses: state is field 3,
-    // utime 14 and stime 15.
-    const size_t paren = stat.rfind(')');
-    if (paren == std::string::npos) return 0;
-    std::vector<std::string> fields =
-        absl::StrSplit(stat.substr(paren + 2), ' ');
-    if (fields.size() < 13) return 0;
-    return std::strtoull(fields[11].c_str(), nullptr, 10) +
-           std::strtoull(fields[12].c_str(), nullptr, 10);
-  };
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  unsigned long long last = cpu_ticks();
-  int quiet = 0;
-  while (quiet < 3 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(100));
-    const unsigned long long now = cpu_ticks();
-    quiet = now == last ? quiet + 1 : 0;
-    last = now;
-  }
-}
-
 // Starts a server for a test that measures the server's peak memory. ASan
 // keeps freed memory in a quarantine (up to 256 MB), which would count as
 // resident, so it is turned off for that server.

@@ -9,12 +9,15 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace mill {
 namespace testing {
@@ -25,6 +28,44 @@ std::string RunfilePath(const std::string& workspace_relative) {
   return absl::StrCat(srcdir ? srcdir : ".", "/",
                       workspace ? workspace : "mill_io", "/",
                       workspace_relative);
+}
+
+size_t PeakResidentBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) {
+      return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+    }
+  }
+  return 0;
+}
+
+void WaitUntilIdle(pid_t pid) {
+  const auto cpu_ticks = [pid]() -> unsigned long long {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+    std::string stat((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+    // Fields after the command, which is in parentheses: state is field 3,
+    // utime 14 and stime 15.
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) return 0;
+    std::vector<std::string> fields =
+        absl::StrSplit(stat.substr(paren + 2), ' ');
+    if (fields.size() < 13) return 0;
+    return std::strtoull(fields[11].c_str(), nullptr, 10) +
+           std::strtoull(fields[12].c_str(), nullptr, 10);
+  };
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  unsigned long long last = cpu_ticks();
+  int quiet = 0;
+  while (quiet < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const unsigned long long now = cpu_ticks();
+    quiet = now == last ? quiet + 1 : 0;
+    last = now;
+  }
 }
 
 absl::StatusOr<Subprocess> Subprocess::Start(std::vector<std::string> argv) {

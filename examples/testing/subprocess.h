@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,13 @@ namespace testing {
 
 // Path of a binary in the test's runfiles, e.g. "examples/echo/echo_server".
 std::string RunfilePath(const std::string& workspace_relative);
+
+// Peak resident memory (VmHWM) of process `pid`, in bytes; 0 if unknown.
+size_t PeakResidentBytes(pid_t pid);
+
+// Waits (up to 30 s) until process `pid` has used no CPU for 300 ms: the
+// server has done all it could with the input it got.
+void WaitUntilIdle(pid_t pid);
 
 class Subprocess {
  public:
