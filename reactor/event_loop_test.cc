@@ -753,7 +753,7 @@ TEST_P(EventLoopTest, RunAfterNeverFiresEarlyAndFiresPromptly) {
     const auto delay = milliseconds(5 + 3 * i);
     EXPECT_GE(fired[i] - scheduled[i], delay) << "timer " << i << " early";
     // Generous: a correctness bound for a loaded machine, not a benchmark.
-    EXPECT_LT(fired[i] - scheduled[i], delay + milliseconds(500));
+    EXPECT_LT(fired[i] - scheduled[i], delay + milliseconds(2000));
   }
   EXPECT_EQ(loop->pending_timers(), 0u);
 }
