@@ -104,7 +104,7 @@ class LoopRunner {
   explicit LoopRunner(EventLoop* loop) : loop_(loop) {
     thread_ = std::thread([this] { result_ = loop_->Run(); });
   }
-  ~LoopRunner() { StopAndJoin(); }
+  ~LoopRunner() { (void)StopAndJoin(); }
   absl::Status StopAndJoin() {
     if (thread_.joinable()) {
       loop_->Stop();
