@@ -39,12 +39,30 @@ def phase_counts(bep_path):
         lines = open(bep_path).read().splitlines()
     except OSError:
         return 0, 1, ["(no build event file: bazel did not run)"]
-    for line in lines:
-        event = json.loads(line)
+    events = [json.loads(line) for line in lines]
+    # With --flaky_test_attempts a test may run more than once: only its last
+    # attempt counts, and a test that needed a retry is named.
+    last_attempt = {}
+    for event in events:
+        ident = event.get("id", {}).get("testResult")
+        if ident:
+            key = (ident["label"], ident.get("run"), ident.get("shard"),
+                   json.dumps(ident.get("configuration")))
+            last_attempt[key] = max(last_attempt.get(key, 0),
+                                    ident.get("attempt", 1))
+    for event in events:
         ident = event.get("id", {})
         if "testResult" in ident:
             label = ident["testResult"]["label"]
             seen_tests.add(label)
+            key = (label, ident["testResult"].get("run"),
+                   ident["testResult"].get("shard"),
+                   json.dumps(ident["testResult"].get("configuration")))
+            attempt = ident["testResult"].get("attempt", 1)
+            if attempt < last_attempt[key]:
+                print("  FLAKY: %s failed on attempt %d and was retried" %
+                      (label, attempt))
+                continue
             result = event.get("testResult", {})
             status = result.get("status", "NO_STATUS")
             counts = None
