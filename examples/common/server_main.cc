@@ -4,11 +4,31 @@
 
 #include <cstdio>
 
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
+ABSL_FLAG(std::string, address, "127.0.0.1",
+          "numeric IPv4 or IPv6 address to listen on");
+ABSL_FLAG(int, workers, 4, "handler threads in --mode=pool");
+ABSL_FLAG(std::string, mode, "pool",
+          "dispatch mode: pool (handlers on workers) or direct (on the loop "
+          "thread)");
+ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
+
 namespace mill {
 namespace examples {
+
+CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout) {
+  CommonServerFlags flags;
+  flags.address = absl::GetFlag(FLAGS_address);
+  flags.port = port;
+  flags.workers = absl::GetFlag(FLAGS_workers);
+  flags.mode = absl::GetFlag(FLAGS_mode);
+  flags.max_connections = absl::GetFlag(FLAGS_max_connections);
+  flags.idle_timeout = idle_timeout;
+  return flags;
+}
 
 absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
     const CommonServerFlags& flags) {

@@ -1,8 +1,8 @@
-// What every example server's main() shares: validating the common flags
-// (--address, --port, --workers, --mode, --max_connections, --idle_timeout)
-// into loop and server options, and serving until SIGINT/SIGTERM with a
-// graceful shutdown. Each binary keeps its own flag definitions (their
-// defaults differ) and its own callbacks.
+// What every example server's main() shares: the flags --address,
+// --workers, --mode and --max_connections (defined here, once), validating
+// them with the binary's own --port and --idle_timeout (whose defaults differ
+// per binary) into loop and server options, and serving until SIGINT/SIGTERM
+// with a graceful shutdown.
 //
 // Thread-safety: call from main() only. Ownership: borrows the loop and the
 // server passed in.
@@ -22,7 +22,7 @@
 namespace mill {
 namespace examples {
 
-// The common flags' values, as parsed by absl::flags in each binary.
+// The common flags' values.
 struct CommonServerFlags {
   std::string address;
   int port = 0;
@@ -42,6 +42,10 @@ struct ServerSetup {
 };
 absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
     const CommonServerFlags& flags);
+
+// The shared flags as parsed, plus the binary's own --port and
+// --idle_timeout. Call after absl::ParseCommandLine.
+CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout);
 
 // Prints "<program>: <message>" on stderr and returns 2 (bad usage).
 int Fail(absl::string_view program, absl::string_view message);

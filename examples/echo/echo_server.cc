@@ -26,14 +26,7 @@
 #include "net/tcp_server.h"
 #include "reactor/event_loop.h"
 
-ABSL_FLAG(std::string, address, "127.0.0.1",
-          "numeric IPv4 or IPv6 address to listen on");
 ABSL_FLAG(int, port, 7000, "TCP port (0: let the kernel pick a free one)");
-ABSL_FLAG(int, workers, 4, "handler threads in --mode=pool");
-ABSL_FLAG(std::string, mode, "pool",
-          "dispatch mode: pool (handlers on workers) or direct (on the loop "
-          "thread)");
-ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
           "close connections idle this long (0: never)");
 
@@ -50,15 +43,10 @@ int main(int argc, char** argv) {
   if (rest.size() > 1) {
     return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
   }
-  mill::examples::CommonServerFlags flags;
-  flags.address = absl::GetFlag(FLAGS_address);
-  flags.port = absl::GetFlag(FLAGS_port);
-  flags.workers = absl::GetFlag(FLAGS_workers);
-  flags.mode = absl::GetFlag(FLAGS_mode);
-  flags.max_connections = absl::GetFlag(FLAGS_max_connections);
-  flags.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   absl::StatusOr<mill::examples::ServerSetup> setup =
-      mill::examples::ValidateCommonServerFlags(flags);
+      mill::examples::ValidateCommonServerFlags(
+          mill::examples::ReadCommonServerFlags(
+              absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_idle_timeout)));
   if (!setup.ok()) return Fail(kProgram, setup.status().message());
 
   absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
