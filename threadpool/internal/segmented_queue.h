@@ -178,21 +178,24 @@ class SegmentedQueue {
   // A segment not on the head..tail chain with at least `min_capacity`
   // slots (the largest such), or nullptr. Requires mu_. Segments off the
   // chain are sealed and empty, and stay so until recycled here.
+  // Segments the head has left (AdvanceHead records them) are reusable.
+  // Kept as a list so that taking one is linear in the dead segments, not
+  // quadratic in all of them: a consumer that falls behind can leave
+  // thousands of small segments chained, and Grow runs under mu_.
   Segment* TakeDeadSegment(size_t min_capacity) {
-    std::vector<const Segment*> live;
-    for (const Segment* s = head_.value.load(std::memory_order_relaxed);
-         s != nullptr; s = s->next.load(std::memory_order_relaxed)) {
-      live.push_back(s);
-    }
-    Segment* best = nullptr;
-    for (const auto& s : segments_) {
-      if (std::find(live.begin(), live.end(), s.get()) != live.end()) continue;
-      if (s->ring.capacity() < min_capacity) continue;
-      if (best == nullptr || s->ring.capacity() > best->ring.capacity()) {
-        best = s.get();
+    size_t best = dead_.size();
+    for (size_t i = 0; i < dead_.size(); ++i) {
+      if (dead_[i]->ring.capacity() < min_capacity) continue;
+      if (best == dead_.size() ||
+          dead_[i]->ring.capacity() > dead_[best]->ring.capacity()) {
+        best = i;
       }
     }
-    return best;
+    if (best == dead_.size()) return nullptr;
+    Segment* taken = dead_[best];
+    dead_[best] = dead_.back();
+    dead_.pop_back();
+    return taken;
   }
 
   // Moves the head past `head` if it is sealed and drained. Returns true if
@@ -204,6 +207,7 @@ class SegmentedQueue {
     Segment* next = head->next.load(std::memory_order_relaxed);
     if (next == nullptr || head->ring.SizeApprox() != 0) return false;
     head_.value.store(next, std::memory_order_release);
+    dead_.push_back(head);
     return true;
   }
 
@@ -213,6 +217,7 @@ class SegmentedQueue {
   mutable std::mutex mu_;
   bool closed_ = false;                             // Guarded by mu_.
   std::vector<std::unique_ptr<Segment>> segments_;  // Guarded by mu_.
+  std::vector<Segment*> dead_;  // Behind the head, reusable. Guarded by mu_.
 };
 
 }  // namespace threadpool_internal
