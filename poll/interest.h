@@ -1,9 +1,11 @@
 // Interest and Trigger: what readiness a registration asks for, and how the
 // poller reports it.
 //
-// Interest is a non-empty set of readiness kinds (readable, writable,
-// priority). It can only be built from the named constructors and `|`, so an
-// empty interest cannot be expressed. Trigger picks level-triggered or
+// Interest is a set of readiness kinds (readable, writable, priority), built
+// from the named constructors and `|`. The empty set has its own name,
+// Interest::None(): a registration that is kept (descriptor, token, slot) but
+// paused, which reports no readiness (see poller.h). Trigger picks
+// level-triggered or
 // one-shot reporting; both behave the same on every backend (see poller.h for
 // the precise readiness rules). Plain value types; thread-compatible.
 #ifndef MILL_IO_POLL_INTEREST_H_
@@ -19,9 +21,13 @@ namespace mill {
 //   poller->Register(fd, token, Interest::Readable() | Interest::Writable());
 //
 // Priority() asks for urgent / out-of-band data (EPOLLPRI, POLLPRI; on kqueue
-// EVFILT_EXCEPT with NOTE_OOB where the platform has it).
+// EVFILT_EXCEPT with NOTE_OOB where the platform has it). None() asks for
+// nothing: use it to pause a registration without removing it (a connection
+// that stopped reading and has nothing to write, a listener that stopped
+// accepting); Reregister with a real interest resumes it.
 class Interest {
  public:
+  static constexpr Interest None() { return Interest(0); }
   static constexpr Interest Readable() { return Interest(kReadableBit); }
   static constexpr Interest Writable() { return Interest(kWritableBit); }
   static constexpr Interest Priority() { return Interest(kPriorityBit); }
@@ -37,6 +43,7 @@ class Interest {
   constexpr bool is_readable() const { return (bits_ & kReadableBit) != 0; }
   constexpr bool is_writable() const { return (bits_ & kWritableBit) != 0; }
   constexpr bool is_priority() const { return (bits_ & kPriorityBit) != 0; }
+  constexpr bool is_none() const { return bits_ == 0; }
 
   friend constexpr bool operator==(Interest a, Interest b) {
     return a.bits_ == b.bits_;
@@ -52,6 +59,7 @@ class Interest {
     if (interest.is_readable()) os << sep << "READABLE", sep = "|";
     if (interest.is_writable()) os << sep << "WRITABLE", sep = "|";
     if (interest.is_priority()) os << sep << "PRIORITY";
+    if (interest.is_none()) os << "NONE";
     return os << ")";
   }
 
@@ -62,7 +70,7 @@ class Interest {
 
   constexpr explicit Interest(uint8_t bits) : bits_(bits) {}
 
-  uint8_t bits_;  // never 0
+  uint8_t bits_;  // 0: None()
 };
 
 // How a registration reports readiness. The SAME on every backend.

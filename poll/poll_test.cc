@@ -43,6 +43,18 @@ TEST(InterestTest, Prints) {
   EXPECT_EQ(os.str(), "Interest(READABLE|PRIORITY) kOneShot");
 }
 
+TEST(InterestTest, NoneIsTheEmptySet) {
+  const Interest none = Interest::None();
+  EXPECT_TRUE(none.is_none());
+  EXPECT_FALSE(none.is_readable() || none.is_writable() || none.is_priority());
+  EXPECT_FALSE(Interest::Readable().is_none());
+  EXPECT_EQ(none | Interest::Writable(), Interest::Writable());
+  EXPECT_NE(none, Interest::Priority());
+  std::ostringstream os;
+  os << none;
+  EXPECT_EQ(os.str(), "Interest(NONE)");
+}
+
 TEST(EventTest, DefaultIsEmpty) {
   Event e;
   EXPECT_EQ(e.token(), Token(0));

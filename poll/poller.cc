@@ -85,12 +85,16 @@ Poller::~Poller() = default;
 absl::Status Poller::Register(int fd, Token token, Interest interest,
                               Trigger trigger) {
   if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Register");
+  // A paused registration must not report a lasting error or hang-up on
+  // every poll: None() is always one-shot (see poller.h).
+  if (interest.is_none()) trigger = Trigger::kOneShot;
   return backend_->Add(fd, token, interest, trigger);
 }
 
 absl::Status Poller::Reregister(int fd, Token token, Interest interest,
                                 Trigger trigger) {
   if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Reregister");
+  if (interest.is_none()) trigger = Trigger::kOneShot;
   return backend_->Modify(fd, token, interest, trigger);
 }
 

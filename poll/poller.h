@@ -54,6 +54,12 @@
 //    condition already holds, so readiness that arrived while disarmed is
 //    not lost. The caller re-arms after handling; the handler may stop
 //    before EAGAIN and the re-arm reports the remainder.
+//  * Interest::None() (a paused registration): no readiness is reported,
+//    whatever the trigger. Error and hang-up conditions, which epoll and
+//    poll(2) report regardless of interest, are reported at most once: a
+//    None() registration is always one-shot, so after such a report it stays
+//    silent until Reregister (kqueue reports nothing at all). So a paused
+//    descriptor can never make Poll spin, and it keeps its slot and token.
 //  * Poll returns at most events.capacity() events; the rest are reported by
 //    a later Poll (level registrations stay ready, one-shot ones stay
 //    armed).

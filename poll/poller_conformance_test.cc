@@ -543,6 +543,72 @@ TEST_P(PollerConformanceTest, OneShotDisarmsWholeDescriptor) {
   EXPECT_EQ(PollOnce(absl::ZeroDuration()).size(), 1u);
 }
 
+// --- Paused registrations (Interest::None())
+// ----------------------------------
+
+TEST_P(PollerConformanceTest, NoneReportsNoReadinessUntilResumed) {
+  FdPair s = MakeSocketPair();
+  WriteBytes(s.b.get(), 4);
+  // Level-triggered and both readable and writable, yet paused: silent.
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(1), Interest::None(), Trigger::kLevel)
+          .ok());
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
+  // Urgent data on TCP must not wake a paused registration either (a paused
+  // connection parked on Priority() used to spin on MSG_OOB).
+  FdPair t = MakeTcpPair();
+  ASSERT_TRUE(poller_->Register(t.b.get(), Token(2), Interest::None()).ok());
+  const char byte = '!';
+  ASSERT_EQ(send(t.a.get(), &byte, 1, MSG_OOB), 1) << strerror(errno);
+  WriteBytes(t.a.get(), 8);
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(50)).empty());
+
+  // Resuming reports what arrived while paused (level-checked).
+  ASSERT_TRUE(poller_
+                  ->Reregister(s.a.get(), Token(3), Interest::Readable(),
+                               Trigger::kLevel)
+                  .ok());
+  std::vector<Event> events = PollOnce(absl::Seconds(5));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].token(), Token(3));
+  EXPECT_TRUE(events[0].is_readable());
+  // Paused again: silent again, though the data is still unread.
+  ASSERT_TRUE(
+      poller_
+          ->Reregister(s.a.get(), Token(3), Interest::None(), Trigger::kLevel)
+          .ok());
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
+  EXPECT_EQ(ReadAvailable(s.a.get()), 4u);
+}
+
+TEST_P(PollerConformanceTest, NoneReportsAHangUpAtMostOnce) {
+  // A paused socket whose peer is gone must not make every Poll return.
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(7), Interest::None(), Trigger::kLevel)
+          .ok());
+  s.b.Reset();
+  int reports = 0;
+  for (int i = 0; i < 5; ++i) {
+    for (const Event& e : PollOnce(absl::Milliseconds(20))) {
+      EXPECT_EQ(e.token(), Token(7));
+      EXPECT_FALSE(e.is_readable() && !e.is_read_closed()) << e;
+      ++reports;
+    }
+  }
+  EXPECT_LE(reports, 1);
+  // Still registered: Reregister and Deregister work, and re-arming for
+  // reading reports the end of stream.
+  ASSERT_TRUE(poller_
+                  ->Reregister(s.a.get(), Token(8), Interest::Readable(),
+                               Trigger::kLevel)
+                  .ok());
+  std::optional<Event> e = PollFor(Token(8));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_read_closed()) << *e;
+  EXPECT_TRUE(poller_->Deregister(s.a.get()).ok());
+}
+
 TEST_P(PollerConformanceTest, DeregisterStopsEvents) {
   FdPair s = MakeSocketPair();
   ASSERT_TRUE(
