@@ -111,30 +111,70 @@ absl::Status EventLoop::Register(int fd, Token token, Interest interest,
 
 absl::Status EventLoop::Register(int fd, Token token, Interest interest,
                                  std::shared_ptr<EventHandler> handler) {
+  Token key;
+  return RegisterSource(fd, token, interest, std::move(handler), &key);
+}
+
+absl::StatusOr<Registration> EventLoop::Register(
+    int fd, Interest interest, std::shared_ptr<EventHandler> handler) {
+  Token key;
+  absl::Status status =
+      RegisterSource(fd, std::nullopt, interest, std::move(handler), &key);
+  if (!status.ok()) return status;
+  return Registration(key.value());
+}
+
+absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
+                                       Interest interest,
+                                       std::shared_ptr<EventHandler> handler,
+                                       Token* key_out) {
   if (handler == nullptr) {
     return absl::InvalidArgumentError("EventLoop::Register: null handler");
   }
-  std::lock_guard<std::mutex> lock(tokens_mu_);
-  if (user_tokens_.contains(token)) {
-    return absl::AlreadyExistsError(absl::StrCat("EventLoop::Register: token ",
-                                                 token.value(),
-                                                 " is already registered"));
+  // Destroyed after the lock is released on every path: a handler's or
+  // source's destructor may call back into the loop.
+  SourcePtr source;
+  SourcePtr stale;
+  absl::Status status;
+  {
+    std::lock_guard<std::mutex> lock(tokens_mu_);
+    if (user_token.has_value() && user_tokens_.contains(*user_token)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("EventLoop::Register: token ", user_token->value(),
+                       " is already registered"));
+    }
+    const Token key(next_generation_.fetch_add(1, std::memory_order_relaxed));
+    source = std::make_shared<Source>(fd, user_token.has_value(),
+                                      user_token.value_or(key), key, interest,
+                                      std::move(handler));
+    // Visible to the dispatcher before the poller can report the fd.
+    status = sources_.Insert(key, source);
+    if (!status.ok()) return status;
+    auto owner = fd_owners_.find(fd);
+    if (owner != fd_owners_.end()) {
+      // Either the same open descriptor twice (the poller refuses it below)
+      // or the earlier registration's fd was closed and the number reused:
+      // from now on the earlier one must not touch the descriptor.
+      stale = owner->second;
+      std::lock_guard<std::mutex> state(stale->state_mu);
+      stale->fd_lost = true;
+    }
+    const Trigger trigger = options_.dispatch_mode == DispatchMode::kPool
+                                ? Trigger::kOneShot
+                                : Trigger::kLevel;
+    status = poller_->Register(fd, key, interest, trigger);
+    if (!status.ok()) {
+      if (stale != nullptr) {
+        std::lock_guard<std::mutex> state(stale->state_mu);
+        stale->fd_lost = false;  // it still owns its (open) descriptor
+      }
+      sources_.Remove(key);
+      return status;
+    }
+    fd_owners_[fd] = source;
+    if (user_token.has_value()) user_tokens_.emplace(*user_token, source);
+    *key_out = key;
   }
-  const Token key(next_generation_.fetch_add(1, std::memory_order_relaxed));
-  auto source =
-      std::make_shared<Source>(fd, token, key, interest, std::move(handler));
-  // Visible to the dispatcher before the poller can report the fd.
-  absl::Status status = sources_.Insert(key, source);
-  if (!status.ok()) return status;
-  const Trigger trigger = options_.dispatch_mode == DispatchMode::kPool
-                              ? Trigger::kOneShot
-                              : Trigger::kLevel;
-  status = poller_->Register(fd, key, interest, trigger);
-  if (!status.ok()) {
-    sources_.Remove(key);
-    return status;
-  }
-  user_tokens_.emplace(token, std::move(source));
   return absl::OkStatus();
 }
 
@@ -150,10 +190,32 @@ absl::Status EventLoop::Reregister(Token token, Interest interest) {
     }
     source = it->second;
   }
+  return ReregisterSource(source, interest, "EventLoop::Reregister");
+}
+
+absl::Status EventLoop::Reregister(Registration registration,
+                                   Interest interest) {
+  SourcePtr source = sources_.Find(Token(registration.id()));
+  if (source == nullptr || source->named) {
+    return absl::NotFoundError(
+        absl::StrCat("EventLoop::Reregister: registration ", registration.id(),
+                     " is not registered"));
+  }
+  return ReregisterSource(source, interest, "EventLoop::Reregister");
+}
+
+absl::Status EventLoop::ReregisterSource(const SourcePtr& source,
+                                         Interest interest, const char* what) {
   std::lock_guard<std::mutex> lock(source->state_mu);
   if (source->deregistered.load(std::memory_order_relaxed)) {
     return absl::NotFoundError(absl::StrCat(
-        "EventLoop::Reregister: token ", token.value(), " was deregistered"));
+        what, ": token ", source->user_token.value(), " was deregistered"));
+  }
+  if (source->fd_lost) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": descriptor ", source->fd,
+                     " was closed before Deregister and now belongs to a newer "
+                     "registration"));
   }
   source->interest = interest;
   if (options_.dispatch_mode == DispatchMode::kPool) {
@@ -169,7 +231,18 @@ absl::Status EventLoop::Reregister(Token token, Interest interest) {
 }
 
 absl::Status EventLoop::Deregister(Token token) {
+  return Deregister(token, nullptr);
+}
+
+absl::Status EventLoop::Deregister(Registration registration) {
+  return Deregister(registration, nullptr);
+}
+
+absl::Status EventLoop::Deregister(Token token,
+                                   absl::AnyInvocable<void()> on_released) {
+  const bool wait = on_released == nullptr;
   SourcePtr source;
+  bool owned_fd = false;
   {
     std::lock_guard<std::mutex> lock(tokens_mu_);
     auto it = user_tokens_.find(token);
@@ -180,20 +253,85 @@ absl::Status EventLoop::Deregister(Token token) {
     }
     source = std::move(it->second);
     user_tokens_.erase(it);
+    auto owner = fd_owners_.find(source->fd);
+    if (owner != fd_owners_.end() && owner->second == source) {
+      fd_owners_.erase(owner);
+      owned_fd = true;
+    }
   }
+  return DeregisterSource(source, owned_fd, std::move(on_released), wait);
+}
+
+absl::Status EventLoop::Deregister(Registration registration,
+                                   absl::AnyInvocable<void()> on_released) {
+  const bool wait = on_released == nullptr;
+  SourcePtr source;
+  bool owned_fd = false;
+  {
+    std::lock_guard<std::mutex> lock(tokens_mu_);
+    source = sources_.Find(Token(registration.id()));
+    // Named sources are removed through their token, and a source already
+    // being deregistered is not found twice.
+    if (source == nullptr || source->named ||
+        source->deregistered.load(std::memory_order_acquire)) {
+      return absl::NotFoundError(
+          absl::StrCat("EventLoop::Deregister: registration ",
+                       registration.id(), " is not registered"));
+    }
+    // Marked under tokens_mu_, so a concurrent Deregister of the same
+    // registration sees it above.
+    source->deregistered.store(true, std::memory_order_release);
+    auto owner = fd_owners_.find(source->fd);
+    if (owner != fd_owners_.end() && owner->second == source) {
+      fd_owners_.erase(owner);
+      owned_fd = true;
+    }
+  }
+  return DeregisterSource(source, owned_fd, std::move(on_released), wait);
+}
+
+absl::Status EventLoop::DeregisterSource(const SourcePtr& source, bool owned_fd,
+                                         absl::AnyInvocable<void()> on_released,
+                                         bool wait) {
   absl::Status status;
+  bool fd_lost;
   {
     std::lock_guard<std::mutex> lock(source->state_mu);
     source->deregistered.store(true, std::memory_order_release);
-    status = poller_->Deregister(source->fd);
+    fd_lost = source->fd_lost || !owned_fd;
+    if (!fd_lost) status = poller_->Deregister(source->fd);
   }
   sources_.Remove(source->key);
-  // Wait for an invocation in flight on another thread. From inside the
-  // source's own handler there is nothing to wait for: the flag set above
-  // stops every later call.
-  if (source->invoking_thread.load(std::memory_order_acquire) !=
-      std::this_thread::get_id()) {
-    std::lock_guard<std::mutex> wait(source->invoke_mu);
+
+  // The gate: no invocation starts from now on. If one is running, the
+  // later of it and us runs on_released (see Source::gate).
+  const uint32_t before =
+      source->gate.fetch_or(Source::kDeregistered, std::memory_order_acq_rel);
+  if ((before & Source::kInvoking) == 0) {
+    if (on_released) on_released();
+  } else {
+    const bool self = source->invoking_thread.load(std::memory_order_acquire) ==
+                      std::this_thread::get_id();
+    std::unique_lock<std::mutex> lock(source->release_mu);
+    if (source->invocation_finished) {
+      lock.unlock();
+      if (on_released) on_released();
+    } else {
+      if (on_released) source->on_released = std::move(on_released);
+      // From inside its own handler there is nothing to wait for: the gate
+      // stops every later call.
+      if (wait && !self) {
+        source->released_cv.wait(
+            lock, [&source] { return source->invocation_finished; });
+      }
+    }
+  }
+  if (fd_lost) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "EventLoop::Deregister: registration removed, but descriptor ",
+        source->fd,
+        " was closed before Deregister and now belongs to a newer "
+        "registration, which was left alone"));
   }
   if (!status.ok()) {
     return absl::Status(
@@ -464,9 +602,10 @@ void EventLoop::RunPoolTask(const SourcePtr& source, const Event& event) {
 }
 
 void EventLoop::Invoke(const SourcePtr& source, const Event& event) {
-  std::lock_guard<std::mutex> lock(source->invoke_mu);
-  if (source->deregistered.load(std::memory_order_acquire)) {
-    stale_events_.fetch_add(1, std::memory_order_relaxed);
+  uint32_t expected = 0;
+  if (!source->gate.compare_exchange_strong(expected, Source::kInvoking,
+                                            std::memory_order_acq_rel)) {
+    stale_events_.fetch_add(1, std::memory_order_relaxed);  // deregistered
     return;
   }
   source->invoking_thread.store(std::this_thread::get_id(),
@@ -479,6 +618,25 @@ void EventLoop::Invoke(const SourcePtr& source, const Event& event) {
     ReportException(source->user_token, std::current_exception());
   }
   source->invoking_thread.store(std::thread::id(), std::memory_order_release);
+  const uint32_t before =
+      source->gate.fetch_and(~Source::kInvoking, std::memory_order_acq_rel);
+  if ((before & Source::kDeregistered) == 0) return;
+  // Deregister overlapped this invocation: release the source here.
+  absl::AnyInvocable<void()> on_released;
+  {
+    std::lock_guard<std::mutex> lock(source->release_mu);
+    source->invocation_finished = true;
+    on_released = std::move(source->on_released);
+  }
+  source->released_cv.notify_all();
+  if (on_released) {
+    try {
+      on_released();
+    } catch (...) {
+      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+      ReportException(source->user_token, std::current_exception());
+    }
+  }
 }
 
 void EventLoop::WaitForHandlers() {

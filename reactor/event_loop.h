@@ -10,7 +10,12 @@
 // Ownership: the loop owns its poller, worker pool, compute pool and buffer
 // pool. It shares ownership of each registered handler until the handler's
 // last invocation. It never owns or closes the registered file descriptors:
-// Deregister a descriptor before closing it.
+// Deregister a descriptor before closing it. (If a descriptor is closed
+// first and its number is reused by a newer registration, the loop notices:
+// the stale registration's Reregister and Deregister fail with
+// FailedPrecondition and never touch the newer one. With the poll(2)
+// backend the newer Register fails with AlreadyExists until the stale one is
+// deregistered.)
 //
 // Guarantees (each is covered by reactor/event_loop_test.cc):
 //  1. Per-source ordering: for one registration, handler invocations never
@@ -25,7 +30,10 @@
 //     and will never be called again. Called from inside its own handler, no
 //     further call follows the current one. The handler object is destroyed
 //     only after its last invocation. (Deregister waits for an invocation in
-//     flight: two handlers must not deregister each other at the same time.)
+//     flight: two handlers must not deregister each other at the same time.
+//     Deregister(token, on_released) never waits: it removes the
+//     registration at once and runs on_released when no invocation is
+//     running or can start, which is where to close the descriptor.)
 //  4. A handler that throws does not kill the loop or a worker: the exception
 //     is counted (Stats::handler_exceptions) and reported through
 //     EventLoopOptions::on_handler_exception; the source stays registered.
@@ -133,6 +141,29 @@ struct EventLoopOptions {
   std::function<void(Token, std::exception_ptr)> on_handler_exception;
 };
 
+// Names a registration the loop made for a source the user did not name
+// (EventLoop::Register without a token): a TcpServer's listener and
+// connections, a client's connecting socket. Never reused; copyable; the
+// default value names nothing. Events of such a registration carry
+// Token(registration.id()).
+class Registration {
+ public:
+  Registration() = default;
+  bool valid() const { return id_ != 0; }
+  uint64_t id() const { return id_; }
+  friend bool operator==(Registration a, Registration b) {
+    return a.id_ == b.id_;
+  }
+  friend bool operator!=(Registration a, Registration b) {
+    return a.id_ != b.id_;
+  }
+
+ private:
+  friend class EventLoop;
+  explicit Registration(uint64_t id) : id_(id) {}
+  uint64_t id_ = 0;
+};
+
 // The reactor facade. See the file comment for the guarantees.
 class EventLoop {
  public:
@@ -167,11 +198,34 @@ class EventLoop {
   absl::Status Register(int fd, Token token, Interest interest,
                         std::function<void(const Event&)> callback);
 
-  // Changes the interest of a registration. NotFound if `token` is unknown.
-  absl::Status Reregister(Token token, Interest interest);
+  // Registers `fd` under a token the loop picks, from a space no user token
+  // can collide with: for sources the user never names. Returns the handle
+  // that Reregister and Deregister take. Same guarantees as named sources.
+  absl::StatusOr<Registration> Register(int fd, Interest interest,
+                                        std::shared_ptr<EventHandler> handler);
 
-  // Removes a registration; see guarantee 3. NotFound if `token` is unknown.
+  // Changes the interest of a registration. Interest::None() pauses it
+  // (nothing is reported, see poll/poller.h) without giving up its slot.
+  // NotFound if unknown; FailedPrecondition if its descriptor was closed and
+  // reused by a newer registration.
+  absl::Status Reregister(Token token, Interest interest);
+  absl::Status Reregister(Registration registration, Interest interest);
+
+  // Removes a registration; see guarantee 3. NotFound if unknown.
   absl::Status Deregister(Token token);
+  absl::Status Deregister(Registration registration);
+
+  // Removes a registration without waiting, from any thread, inside a
+  // handler (its own or another's) included: no handler invocation starts
+  // after this returns, and `on_released` runs exactly once as soon as none
+  // is running either: inline, if no invocation is in flight; otherwise on
+  // the thread of the invocation in flight, right after it returns (for a
+  // handler deregistering itself: after it returns). Close the descriptor
+  // in `on_released`. On NotFound `on_released` is destroyed without
+  // running; on a poller error it still runs (the registration is gone).
+  absl::Status Deregister(Token token, absl::AnyInvocable<void()> on_released);
+  absl::Status Deregister(Registration registration,
+                          absl::AnyInvocable<void()> on_released);
 
   // Polls and dispatches until Stop(). Returns after every started handler
   // has finished. FailedPrecondition if the loop is already running; an
@@ -254,6 +308,17 @@ class EventLoop {
   explicit EventLoop(EventLoopOptions options);
   absl::Status Init();
 
+  absl::Status RegisterSource(int fd, std::optional<Token> user_token,
+                              Interest interest,
+                              std::shared_ptr<EventHandler> handler,
+                              Token* key);
+  absl::Status ReregisterSource(const SourcePtr& source, Interest interest,
+                                const char* what);
+  // Detaches `source` (already removed from the tables) and handles the
+  // invocation gate; `wait` blocks for an invocation on another thread.
+  absl::Status DeregisterSource(const SourcePtr& source, bool owned_fd,
+                                absl::AnyInvocable<void()> on_released,
+                                bool wait);
   void Dispatch(const Event& event);
   void Invoke(const SourcePtr& source, const Event& event);
   void RunPoolTask(const SourcePtr& source, const Event& event);
@@ -280,8 +345,12 @@ class EventLoop {
   // Sources keyed by their internal generation token (never reused), which
   // is what the poller reports. The user's token maps to it.
   Registry<reactor_internal::Source> sources_;
-  std::mutex tokens_mu_;  // Guards user_tokens_ and serializes (de)register.
+  // Guards user_tokens_ and fd_owners_ and serializes (de)register.
+  std::mutex tokens_mu_;
   absl::flat_hash_map<Token, SourcePtr> user_tokens_;
+  // The registration each descriptor number belongs to, so that a stale
+  // registration (fd closed early, number reused) never touches the newer.
+  absl::flat_hash_map<int, SourcePtr> fd_owners_;
   std::atomic<uint64_t> next_generation_{1};  // 0 is the waker's token.
 
   std::atomic<bool> stop_{false};

@@ -928,6 +928,236 @@ TEST_P(EventLoopTest, TimersRejectedOnceStopped) {
   EXPECT_FALSE(loop->RunEvery(absl::ZeroDuration(), [] {}).valid());
 }
 
+// --- Unnamed registrations, pausing, deregistration without waiting -------
+
+TEST_P(EventLoopTest, UnnamedRegistrationNeverCollidesWithUserTokens) {
+  auto loop = MakeLoop();
+  SocketPair unnamed_pair, named_pair;
+  std::atomic<size_t> unnamed_bytes{0}, named_bytes{0};
+  std::atomic<uint64_t> unnamed_token{0};
+  absl::StatusOr<Registration> reg =
+      loop->Register(unnamed_pair.loop_end, Interest::Readable(),
+                     std::make_shared<CallbackHandler>([&](const Event& e) {
+                       unnamed_token = e.token().value();
+                       unnamed_bytes += Drain(unnamed_pair.loop_end);
+                     }));
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  ASSERT_TRUE(reg->valid());
+  // The user may use any token, even the number the loop picked.
+  ASSERT_TRUE(
+      loop->Register(
+              named_pair.loop_end, Token(reg->id()), Interest::Readable(),
+              [&](const Event&) { named_bytes += Drain(named_pair.loop_end); })
+          .ok());
+  EXPECT_EQ(loop->stats().registered, 2u);
+  LoopRunner runner(loop.get());
+  WriteAll(unnamed_pair.peer, "abc", 3);
+  WriteAll(named_pair.peer, "de", 2);
+  EXPECT_TRUE(WaitFor(
+      [&] { return unnamed_bytes.load() == 3 && named_bytes.load() == 2; }));
+  EXPECT_EQ(unnamed_token.load(), reg->id());
+  // Each is removed by its own handle; neither removes the other.
+  EXPECT_EQ(loop->Reregister(Registration(), Interest::Writable()).code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(loop->Deregister(*reg).ok());
+  EXPECT_EQ(loop->Deregister(*reg).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loop->Reregister(*reg, Interest::Readable()).code(),
+            absl::StatusCode::kNotFound);
+  WriteAll(named_pair.peer, "f", 1);
+  EXPECT_TRUE(WaitFor([&] { return named_bytes.load() == 3; }));
+  ASSERT_TRUE(loop->Deregister(Token(reg->id())).ok());
+  EXPECT_EQ(loop->stats().registered, 0u);
+}
+
+TEST_P(EventLoopTest, InterestNonePausesWithoutLosingData) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  std::atomic<int> calls{0};
+  std::atomic<size_t> bytes{0};
+  absl::StatusOr<Registration> reg =
+      loop->Register(pair.loop_end, Interest::None(),
+                     std::make_shared<CallbackHandler>([&](const Event&) {
+                       ++calls;
+                       bytes += Drain(pair.loop_end);
+                     }));
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  LoopRunner runner(loop.get());
+  WriteAll(pair.peer, "12345", 5);
+  // Urgent data must not wake a paused source either.
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(calls.load(), 0);
+  ASSERT_TRUE(loop->Reregister(*reg, Interest::Readable()).ok());
+  EXPECT_TRUE(WaitFor([&] { return bytes.load() == 5; }));
+  ASSERT_TRUE(loop->Reregister(*reg, Interest::None()).ok());
+  const int calls_when_paused = calls.load();
+  WriteAll(pair.peer, "67", 2);
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(calls.load(), calls_when_paused);
+  EXPECT_EQ(bytes.load(), 5u);
+  ASSERT_TRUE(loop->Reregister(*reg, Interest::Readable()).ok());
+  EXPECT_TRUE(WaitFor([&] { return bytes.load() == 7; }));
+  ASSERT_TRUE(loop->Deregister(*reg).ok());
+}
+
+TEST_P(EventLoopTest, DeregisterWithCallbackRunsInlineWhenIdle) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  absl::StatusOr<Registration> reg =
+      loop->Register(pair.loop_end, Interest::Readable(),
+                     std::make_shared<CallbackHandler>([](const Event&) {}));
+  ASSERT_TRUE(reg.ok());
+  bool released = false;
+  ASSERT_TRUE(loop->Deregister(*reg, [&] { released = true; }).ok());
+  EXPECT_TRUE(released);  // nothing in flight: before Deregister returned
+  bool not_found_ran = false;
+  EXPECT_EQ(loop->Deregister(*reg, [&] { not_found_ran = true; }).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_FALSE(not_found_ran);
+}
+
+// Deregister(…, on_released) from another thread while the handler runs:
+// returns at once, and on_released runs after the handler, on its thread.
+TEST_P(EventLoopTest, DeregisterWithCallbackDoesNotWaitForRunningHandler) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  std::atomic<bool> in_handler{false}, let_go{false}, handler_done{false};
+  std::atomic<int> calls{0};
+  std::thread::id handler_thread;
+  absl::StatusOr<Registration> reg =
+      loop->Register(pair.loop_end, Interest::Readable(),
+                     std::make_shared<CallbackHandler>([&](const Event&) {
+                       ++calls;
+                       handler_thread = std::this_thread::get_id();
+                       in_handler = true;
+                       while (!let_go.load())
+                         std::this_thread::sleep_for(milliseconds(1));
+                       handler_done = true;
+                     }));
+  ASSERT_TRUE(reg.ok());
+  LoopRunner runner(loop.get());
+  WriteAll(pair.peer, "x", 1);
+  ASSERT_TRUE(WaitFor([&] { return in_handler.load(); }));
+  std::atomic<bool> released{false};
+  std::atomic<bool> released_after_handler{false};
+  std::thread::id released_on;
+  ASSERT_TRUE(loop->Deregister(*reg,
+                               [&] {
+                                 released_after_handler = handler_done.load();
+                                 released_on = std::this_thread::get_id();
+                                 released = true;
+                               })
+                  .ok());
+  EXPECT_FALSE(released.load());  // the handler is still running
+  let_go = true;
+  ASSERT_TRUE(WaitFor([&] { return released.load(); }));
+  EXPECT_TRUE(released_after_handler.load());
+  EXPECT_EQ(released_on, handler_thread);
+  WriteAll(pair.peer, "y", 1);
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_P(EventLoopTest, DeregisterWithCallbackFromOwnHandlerReleasesAfterIt) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  EventLoop* raw = loop.get();
+  std::vector<std::string> order;  // touched by the handler's thread only
+  std::atomic<bool> done{false};
+  auto reg = std::make_shared<Registration>();
+  absl::StatusOr<Registration> made = loop->Register(
+      pair.loop_end, Interest::Readable(),
+      std::make_shared<CallbackHandler>([&, raw, reg](const Event&) {
+        order.push_back("handler");
+        EXPECT_TRUE(raw->Deregister(*reg,
+                                    [&] {
+                                      order.push_back("released");
+                                      done = true;
+                                    })
+                        .ok());
+        order.push_back("handler returns");
+      }));
+  ASSERT_TRUE(made.ok());
+  *reg = *made;
+  LoopRunner runner(loop.get());
+  WriteAll(pair.peer, "x", 1);
+  ASSERT_TRUE(WaitFor([&] { return done.load(); }));
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(order, (std::vector<std::string>{"handler", "handler returns",
+                                             "released"}));
+}
+
+// Two handlers that remove each other at the same moment: with waiting
+// Deregister that deadlocks; with on_released it must not.
+TEST_P(EventLoopTest, HandlersDeregisteringEachOtherDoNotDeadlock) {
+  auto loop = MakeLoop();
+  EventLoop* raw = loop.get();
+  SocketPair a, b;
+  std::atomic<int> arrived{0};
+  std::atomic<int> released{0};
+  auto regs = std::make_shared<std::vector<Registration>>(2);
+  auto make_handler = [&, raw, regs](int self) {
+    return std::make_shared<CallbackHandler>(
+        [&, raw, regs, self](const Event&) {
+          ++arrived;
+          // Pool mode: wait until both handlers run at once.
+          const auto deadline = steady_clock::now() + milliseconds(200);
+          while (arrived.load() < 2 && steady_clock::now() < deadline) {
+            std::this_thread::yield();
+          }
+          // Each removes the other, then itself; whichever comes second gets
+          // NotFound. Every registration is released exactly once.
+          (void)raw->Deregister((*regs)[1 - self], [&] { ++released; });
+          (void)raw->Deregister((*regs)[self], [&] { ++released; });
+        });
+  };
+  absl::StatusOr<Registration> ra =
+      loop->Register(a.loop_end, Interest::Readable(), make_handler(0));
+  absl::StatusOr<Registration> rb =
+      loop->Register(b.loop_end, Interest::Readable(), make_handler(1));
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  (*regs)[0] = *ra;
+  (*regs)[1] = *rb;
+  LoopRunner runner(loop.get());
+  WriteAll(a.peer, "x", 1);
+  WriteAll(b.peer, "y", 1);
+  EXPECT_TRUE(WaitFor([&] { return released.load() == 2; }));
+  EXPECT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_EQ(released.load(), 2);
+  EXPECT_EQ(loop->stats().registered, 0u);
+}
+
+// Issue 11 §1.9: Deregister after the user already closed the fd must not
+// remove a newer registration that reused the descriptor number.
+TEST_P(EventLoopTest, StaleDeregisterLeavesReusedDescriptorAlone) {
+  auto loop = MakeLoop();
+  auto first = std::make_unique<SocketPair>();
+  const int fd = first->loop_end;
+  ASSERT_TRUE(
+      loop->Register(fd, Token(1), Interest::Readable(), [](const Event&) {})
+          .ok());
+  first.reset();  // closes fd before Deregister: the mistake under test
+  SocketPair second;
+  // Give the new socket the old number, as the kernel would on reuse.
+  ASSERT_EQ(dup2(second.loop_end, fd), fd) << strerror(errno);
+  std::atomic<size_t> bytes{0};
+  absl::Status reg = loop->Register(fd, Token(2), Interest::Readable(),
+                                    [&](const Event&) { bytes += Drain(fd); });
+  if (loop->options().backend == PollerBackend::kPoll) {
+    GTEST_SKIP() << "poll(2) refuses the newer registration instead";
+  }
+  ASSERT_TRUE(reg.ok()) << reg;
+  absl::Status stale = loop->Deregister(Token(1));
+  EXPECT_EQ(stale.code(), absl::StatusCode::kFailedPrecondition) << stale;
+  EXPECT_EQ(loop->Reregister(Token(1), Interest::Readable()).code(),
+            absl::StatusCode::kNotFound);
+  LoopRunner runner(loop.get());
+  WriteAll(second.peer, "live", 4);
+  EXPECT_TRUE(WaitFor([&] { return bytes.load() == 4; }));
+  ASSERT_TRUE(runner.StopAndJoin().ok());
+  EXPECT_TRUE(loop->Deregister(Token(2)).ok());
+  close(fd);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothModes, EventLoopTest,
                          ::testing::Values(DispatchMode::kPool,
                                            DispatchMode::kDirect),
