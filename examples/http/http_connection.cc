@@ -40,9 +40,9 @@ const http_parser_settings& HttpConnection::Settings() {
 }
 
 HttpConnection::Action HttpConnection::Feed(std::string_view bytes,
-                                            std::string* output) {
+                                            ResponseSink* sink) {
   if (closed_) return Action::kClose;
-  output_ = output;
+  sink_ = sink;
   // Never call http_parser_execute with 0 bytes: that means end of stream.
   while (!bytes.empty() && !closed_) {
     const size_t parsed =
@@ -67,7 +67,7 @@ HttpConnection::Action HttpConnection::Feed(std::string_view bytes,
     }
     break;
   }
-  output_ = nullptr;
+  sink_ = nullptr;
   return closed_ ? Action::kClose : Action::kKeepOpen;
 }
 
@@ -173,7 +173,21 @@ void HttpConnection::WriteError(int status) {
 
 void HttpConnection::WriteResponse(const HttpResponse& response, bool head,
                                    bool close) {
-  std::string& out = *output_;
+  if (response.file != nullptr &&
+      (response.file_offset > response.file->size() ||
+       response.file_length > response.file->size() - response.file_offset)) {
+    // A handler bug; sending it would break the framing.
+    WriteResponse(HttpResponse::Text(500, "Internal Server Error\n"), head,
+                  close);
+    return;
+  }
+  // RFC 9110 §6.4.1 / §8.6: these never have content nor a Content-Length.
+  const bool bodiless = (response.status >= 100 && response.status < 200) ||
+                        response.status == 204 || response.status == 304;
+  // The head is assembled in a per-thread buffer (the sink copies it), so
+  // serving allocates nothing once warm and an idle connection holds none.
+  thread_local std::string out;
+  out.clear();
   out.append("HTTP/1.1 ");
   out.append(std::to_string(response.status));
   out.push_back(' ');
@@ -190,17 +204,24 @@ void HttpConnection::WriteResponse(const HttpResponse& response, bool head,
   for (const auto& [name, value] : response.headers) {
     out.append(name).append(": ").append(value).append("\r\n");
   }
-  out.append("Content-Length: ");
-  out.append(
-      std::to_string(response.content_length.value_or(response.body.size())));
-  out.append("\r\n");
+  if (!bodiless) {
+    out.append("Content-Length: ");
+    out.append(std::to_string(response.ContentLength()));
+    out.append("\r\n");
+  }
   if (close) {
     out.append("Connection: close\r\n");
   } else if (request_.version_minor == 0) {
     out.append("Connection: keep-alive\r\n");  // HTTP/1.0 opted in.
   }
   out.append("\r\n");
-  if (!head) out.append(response.body);
+  const bool send_body = !head && !bodiless;
+  if (send_body && response.file == nullptr) out.append(response.body);
+  sink_->Write(out);
+  if (send_body && response.file != nullptr && response.file_length > 0) {
+    sink_->WriteFile(response.file, response.file_offset, response.file_length);
+  }
+  if (out.capacity() > 64 * 1024) std::string().swap(out);
   ++responses_;
   if (close) closed_ = true;
 }

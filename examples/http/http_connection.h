@@ -1,14 +1,20 @@
 // HttpConnection: the HTTP/1.1 protocol state of one TCP connection.
 //
-// Feed() takes the bytes a socket delivered (split anywhere) and appends the
-// bytes to send back; it parses incrementally with nodejs http-parser, hands
-// each complete request to an HttpHandler, and answers pipelined requests in
+// Feed() takes the bytes a socket delivered (split anywhere) and writes the
+// responses they complete into a ResponseSink, as ordered pieces: bytes for
+// the status line, headers and in-memory bodies, and a file range
+// (ResponseSink::WriteFile) for a file body, which the connection never
+// reads. It parses incrementally with nodejs http-parser, hands each
+// complete request to an HttpHandler, and answers pipelined requests in
 // order. Connection management follows RFC 9112:
 //   * HTTP/1.1 stays open unless the request says "Connection: close";
 //     HTTP/1.0 closes unless it says "Connection: keep-alive" (then the
 //     response says so too). Closing responses carry "Connection: close".
-//   * Responses are always HTTP/1.1 with a Content-Length (no chunking).
-//     HEAD gets the same headers as GET, Content-Length included, and no body.
+//   * Responses are always HTTP/1.1 with a Content-Length (no chunking),
+//     except 1xx, 204 and 304, which have neither a body nor a
+//     Content-Length. HEAD gets the same headers as GET, Content-Length
+//     included, and no body. A handler's file range that does not lie within
+//     the file is answered with 500 instead.
 //   * Malformed requests (any parser error) get 400 and the connection
 //     closes; so does an HTTP/1.1 request without exactly one Host header,
 //     and a request with several Host headers.
@@ -23,7 +29,7 @@
 //   * After a closing response, further bytes are ignored, and Feed keeps
 //     returning kClose.
 // Memory is bounded by the header limit: request bodies are skipped, never
-// buffered.
+// buffered, and file bodies are passed on as ranges, never read.
 //
 // Thread-safety: thread-compatible. One instance per connection, fed by one
 // thread at a time. Ownership: the connection owns a copy of the handler
@@ -51,10 +57,11 @@ namespace mill::http {
 //   HttpConnection conn([&service](const HttpRequest& r) {
 //     return service.Handle(r);
 //   });
-//   std::string out;
-//   HttpConnection::Action action = conn.Feed(received, &out);
-//   Write(out);
+//   MySink sink(socket);  // A ResponseSink: Send() bytes, SendFile() ranges.
+//   HttpConnection::Action action = conn.Feed(received, &sink);
 //   if (action == HttpConnection::Action::kClose) CloseAfterFlush();
+//
+// StringResponseSink (http_message.h) collects everything into a string.
 class HttpConnection {
  public:
   enum class Action {
@@ -80,8 +87,9 @@ class HttpConnection {
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
-  // Consumes `bytes`, appending any responses they complete to `*output`.
-  Action Feed(std::string_view bytes, std::string* output);
+  // Consumes `bytes`, writing the responses they complete to `*sink`, in
+  // order. `sink` is used only during the call.
+  Action Feed(std::string_view bytes, ResponseSink* sink);
 
   // True once a closing response was produced.
   bool closed() const { return closed_; }
@@ -116,7 +124,7 @@ class HttpConnection {
   size_t header_bytes_ = 0;
   int error_status_ = 0;  // Set by a callback that rejects the request.
 
-  std::string* output_ = nullptr;  // Valid during Feed().
+  ResponseSink* sink_ = nullptr;  // Valid during Feed().
   bool closed_ = false;
   uint64_t responses_ = 0;
 };

@@ -1,5 +1,10 @@
 #include "examples/http/http_connection.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -15,6 +20,16 @@ namespace {
 using Action = HttpConnection::Action;
 using testing::ParsedResponse;
 using testing::ParseResponses;
+
+// Feeds `bytes` to `conn`, appending its output to `*out` with file bodies
+// read in (StringResponseSink); fails the test if a file read fails.
+HttpConnection::Action FeedToString(HttpConnection& conn,
+                                    std::string_view bytes, std::string* out) {
+  StringResponseSink sink(out);
+  const HttpConnection::Action action = conn.Feed(bytes, &sink);
+  EXPECT_TRUE(sink.status().ok()) << sink.status();
+  return action;
+}
 
 constexpr std::time_t kFixedTime = 784111777;  // Sun, 06 Nov 1994 08:49:37
 constexpr char kGreeting[] = "Hello from Mill-IO!\n";
@@ -43,10 +58,186 @@ class HttpConnectionTest : public ::testing::Test {
   std::unique_ptr<StaticFileService> service_;
 };
 
+// ---- Output pieces: bytes and file ranges ----
+
+// Records what the connection writes, piece by piece.
+class RecordingSink : public ResponseSink {
+ public:
+  struct Piece {
+    std::string bytes;                     // A Write().
+    std::shared_ptr<const FileBody> file;  // A WriteFile().
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+
+  void Write(std::string_view bytes) override {
+    pieces.push_back({std::string(bytes), nullptr, 0, 0});
+  }
+  void WriteFile(std::shared_ptr<const FileBody> file, uint64_t offset,
+                 uint64_t length) override {
+    pieces.push_back({"", std::move(file), offset, length});
+  }
+
+  std::vector<Piece> pieces;
+};
+
+// A temporary file holding "0123456789", opened as a FileBody.
+std::shared_ptr<const FileBody> DigitsFile() {
+  std::string path = ::testing::TempDir() + "/digits_XXXXXX";
+  const int fd = mkstemp(path.data());
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, "0123456789", 10), 10);
+  unlink(path.c_str());  // The descriptor keeps it alive.
+  struct stat st;
+  EXPECT_EQ(fstat(fd, &st), 0);
+  return std::make_shared<const FileBody>(fd, st);
+}
+
+// Answers "/file" with bytes 2..5 of the digits file, anything else with
+// a short text.
+HttpHandler FileHandler(std::shared_ptr<const FileBody> file) {
+  return [file](const HttpRequest& request) {
+    if (request.target != "/file") return HttpResponse::Text(200, "text");
+    HttpResponse response;
+    response.status = 206;
+    response.headers.emplace_back("Content-Range", "bytes 2-5/10");
+    response.file = file;
+    response.file_offset = 2;
+    response.file_length = 4;
+    return response;
+  };
+}
+
+HttpConnection::Options NoDate() {
+  HttpConnection::Options options;
+  options.send_date = false;
+  return options;
+}
+
+TEST(HttpConnectionFileTest, FileBodiesArePassedOnAsRangesInOrder) {
+  auto file = DigitsFile();
+  HttpConnection conn(FileHandler(file), NoDate());
+  RecordingSink sink;
+  EXPECT_EQ(conn.Feed("GET /file HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /text HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /file HTTP/1.1\r\nHost: x\r\n\r\n",
+                      &sink),
+            Action::kKeepOpen);
+  ASSERT_EQ(sink.pieces.size(), 5u);
+  EXPECT_EQ(sink.pieces[0].bytes,
+            "HTTP/1.1 206 Partial Content\r\n"
+            "Server: mill-io\r\n"
+            "Content-Range: bytes 2-5/10\r\n"
+            "Content-Length: 4\r\n"
+            "\r\n");
+  EXPECT_EQ(sink.pieces[1].file, file);  // The same open file, unread.
+  EXPECT_EQ(sink.pieces[1].offset, 2u);
+  EXPECT_EQ(sink.pieces[1].length, 4u);
+  EXPECT_EQ(sink.pieces[2].file, nullptr);
+  EXPECT_NE(sink.pieces[2].bytes.find("Content-Length: 4\r\n\r\ntext"),
+            std::string::npos);
+  EXPECT_EQ(sink.pieces[3].bytes, sink.pieces[0].bytes);
+  EXPECT_EQ(sink.pieces[4].file, file);
+  // Flattened, the same stream parses into three responses.
+  std::string out;
+  StringResponseSink flat(&out);
+  for (const auto& piece : sink.pieces) {
+    if (piece.file != nullptr) {
+      flat.WriteFile(piece.file, piece.offset, piece.length);
+    } else {
+      flat.Write(piece.bytes);
+    }
+  }
+  ASSERT_TRUE(flat.status().ok());
+  auto responses = ParseResponses(out);
+  ASSERT_EQ(responses.size(), 3u);
+  EXPECT_EQ(responses[0].body, "2345");
+  EXPECT_EQ(responses[1].body, "text");
+  EXPECT_EQ(responses[2].body, "2345");
+}
+
+TEST(HttpConnectionFileTest, HeadSendsNoFileRange) {
+  HttpConnection conn(FileHandler(DigitsFile()), NoDate());
+  RecordingSink sink;
+  conn.Feed("HEAD /file HTTP/1.1\r\nHost: x\r\n\r\n", &sink);
+  ASSERT_EQ(sink.pieces.size(), 1u);
+  EXPECT_EQ(sink.pieces[0].file, nullptr);
+  EXPECT_NE(sink.pieces[0].bytes.find("Content-Length: 4\r\n"),
+            std::string::npos);
+  EXPECT_EQ(sink.pieces[0].bytes.substr(sink.pieces[0].bytes.size() - 4),
+            "\r\n\r\n");
+}
+
+TEST(HttpConnectionFileTest, EmptyFileRangeSendsOnlyTheHead) {
+  auto file = DigitsFile();
+  HttpConnection conn(
+      [file](const HttpRequest&) {
+        HttpResponse response;
+        response.file = file;
+        response.file_offset = 10;
+        response.file_length = 0;
+        return response;
+      },
+      NoDate());
+  RecordingSink sink;
+  conn.Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &sink);
+  ASSERT_EQ(sink.pieces.size(), 1u);
+  EXPECT_NE(sink.pieces[0].bytes.find("Content-Length: 0\r\n"),
+            std::string::npos);
+}
+
+TEST(HttpConnectionFileTest, FileRangeOutsideTheFileIs500) {
+  auto file = DigitsFile();
+  for (const auto& [offset, length] : {std::pair<uint64_t, uint64_t>{0, 11},
+                                       {11, 0},
+                                       {5, 6},
+                                       {1, UINT64_MAX}}) {
+    HttpConnection conn(
+        [file, offset = offset, length = length](const HttpRequest&) {
+          HttpResponse response;
+          response.file = file;
+          response.file_offset = offset;
+          response.file_length = length;
+          return response;
+        },
+        NoDate());
+    RecordingSink sink;
+    conn.Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &sink);
+    ASSERT_EQ(sink.pieces.size(), 1u) << offset << "+" << length;
+    auto responses = ParseResponses(sink.pieces[0].bytes);
+    ASSERT_EQ(responses.size(), 1u);
+    EXPECT_EQ(responses[0].status, 500) << offset << "+" << length;
+  }
+}
+
+TEST(HttpConnectionFileTest, NotModifiedAndNoContentHaveNoBodyNorLength) {
+  for (const int status : {304, 204}) {
+    HttpConnection conn(
+        [status](const HttpRequest&) {
+          HttpResponse response;
+          response.status = status;
+          response.headers.emplace_back("ETag", "\"x\"");
+          response.body = "must not be sent";
+          return response;
+        },
+        NoDate());
+    std::string out;
+    EXPECT_EQ(FeedToString(conn,
+                           "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                           "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                           &out),
+              Action::kKeepOpen);
+    const std::string head = "HTTP/1.1 " + std::to_string(status) + " " +
+                             StatusReason(status) +
+                             "\r\nServer: mill-io\r\nETag: \"x\"\r\n\r\n";
+    EXPECT_EQ(out, head + head);
+  }
+}
+
 TEST_F(HttpConnectionTest, GetRootIsTheGreetingByteForByte) {
   auto conn = NewConnection();
   std::string out;
-  EXPECT_EQ(conn->Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
+  EXPECT_EQ(FeedToString(*conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
             Action::kKeepOpen);
   EXPECT_EQ(out,
             "HTTP/1.1 200 OK\r\n"
@@ -64,9 +255,10 @@ TEST_F(HttpConnectionTest, HeadHasGetHeadersAndNoBody) {
   auto conn = NewConnection();
   std::string get_out;
   std::string head_out;
-  conn->Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &get_out);
-  EXPECT_EQ(conn->Feed("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", &head_out),
-            Action::kKeepOpen);
+  FeedToString(*conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &get_out);
+  EXPECT_EQ(
+      FeedToString(*conn, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", &head_out),
+      Action::kKeepOpen);
   // Same bytes, minus the body.
   EXPECT_EQ(head_out, get_out.substr(0, get_out.size() - strlen(kGreeting)));
   EXPECT_NE(head_out.find("Content-Length: 20\r\n"), std::string::npos);
@@ -76,7 +268,7 @@ TEST_F(HttpConnectionTest, HeadHasGetHeadersAndNoBody) {
 TEST_F(HttpConnectionTest, NotFound) {
   auto conn = NewConnection();
   std::string out;
-  conn->Feed("GET /nothing/here HTTP/1.1\r\nHost: x\r\n\r\n", &out);
+  FeedToString(*conn, "GET /nothing/here HTTP/1.1\r\nHost: x\r\n\r\n", &out);
   auto responses = ParseResponses(out);
   ASSERT_EQ(responses.size(), 1u);
   EXPECT_EQ(responses[0].status_line, "HTTP/1.1 404 Not Found");
@@ -87,10 +279,11 @@ TEST_F(HttpConnectionTest, OtherMethodsAre405WithAllow) {
   for (const char* method : {"POST", "PUT", "DELETE", "OPTIONS", "PATCH"}) {
     auto conn = NewConnection();
     std::string out;
-    EXPECT_EQ(conn->Feed(std::string(method) +
-                             " / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                             "\r\nhello",
-                         &out),
+    EXPECT_EQ(FeedToString(*conn,
+                           std::string(method) +
+                               " / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                               "\r\nhello",
+                           &out),
               Action::kKeepOpen);
     auto responses = ParseResponses(out);
     ASSERT_EQ(responses.size(), 1u) << method;
@@ -103,7 +296,8 @@ TEST_F(HttpConnectionTest, RequestBodiesAreSkippedNotMistakenForRequests) {
   auto conn = NewConnection();
   std::string out;
   const std::string body = "GET /smuggled HTTP/1.1\r\n\r\n";
-  conn->Feed(
+  FeedToString(
+      *conn,
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " +
           std::to_string(body.size()) + "\r\n\r\n" + body +
           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -127,7 +321,7 @@ TEST_F(HttpConnectionTest, GarbageIs400AndCloses) {
         "GET / HTTX/1.1\r\n\r\n"}) {
     auto conn = NewConnection();
     std::string out;
-    EXPECT_EQ(conn->Feed(garbage, &out), Action::kClose) << garbage;
+    EXPECT_EQ(FeedToString(*conn, garbage, &out), Action::kClose) << garbage;
     auto responses = ParseResponses(out);
     ASSERT_EQ(responses.size(), 1u) << garbage;
     EXPECT_EQ(responses[0].status, 400) << garbage;
@@ -135,7 +329,7 @@ TEST_F(HttpConnectionTest, GarbageIs400AndCloses) {
     EXPECT_TRUE(conn->closed());
     // A closed connection ignores whatever else arrives.
     out.clear();
-    EXPECT_EQ(conn->Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
+    EXPECT_EQ(FeedToString(*conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
               Action::kClose);
     EXPECT_EQ(out, "");
   }
@@ -145,7 +339,8 @@ TEST_F(HttpConnectionTest, ResponsesBeforeAMalformedRequestAreKept) {
   auto conn = NewConnection();
   std::string out;
   EXPECT_EQ(
-      conn->Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\nBOGUS\x01\r\n\r\n", &out),
+      FeedToString(*conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\nBOGUS\x01\r\n\r\n",
+                   &out),
       Action::kClose);
   auto responses = ParseResponses(out);
   ASSERT_EQ(responses.size(), 2u);
@@ -166,7 +361,7 @@ TEST_F(HttpConnectionTest, HostHeaderRules) {
        }) {
     auto conn = NewConnection();
     std::string out;
-    conn->Feed(c.request, &out);
+    FeedToString(*conn, c.request, &out);
     auto responses = ParseResponses(out);
     ASSERT_EQ(responses.size(), 1u) << c.request;
     EXPECT_EQ(responses[0].status, c.status) << c.request;
@@ -179,7 +374,7 @@ TEST_F(HttpConnectionTest, OversizedHeadersAre431AndClose) {
   const std::string request =
       "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(300, 'a') +
       "\r\n\r\n";
-  EXPECT_EQ(conn->Feed(request, &out), Action::kClose);
+  EXPECT_EQ(FeedToString(*conn, request, &out), Action::kClose);
   auto responses = ParseResponses(out);
   ASSERT_EQ(responses.size(), 1u);
   EXPECT_EQ(responses[0].status_line,
@@ -193,12 +388,14 @@ TEST_F(HttpConnectionTest, HeaderLimitCountsManyHeadersAndLongTargets) {
     auto big = NewConnection();
     std::string out_ok;
     std::string out_big;
-    ok->Feed("GET / HTTP/1.1\r\nHost: x\r\nX-A: " + std::string(7 * 1024, 'a') +
-                 "\r\n\r\n",
-             &out_ok);
-    big->Feed("GET / HTTP/1.1\r\nHost: x\r\nX-A: " +
-                  std::string(9 * 1024, 'a') + "\r\n\r\n",
-              &out_big);
+    FeedToString(*ok,
+                 "GET / HTTP/1.1\r\nHost: x\r\nX-A: " +
+                     std::string(7 * 1024, 'a') + "\r\n\r\n",
+                 &out_ok);
+    FeedToString(*big,
+                 "GET / HTTP/1.1\r\nHost: x\r\nX-A: " +
+                     std::string(9 * 1024, 'a') + "\r\n\r\n",
+                 &out_big);
     EXPECT_EQ(ParseResponses(out_ok).at(0).status, 200);
     EXPECT_EQ(ParseResponses(out_big).at(0).status, 431);
   }
@@ -207,13 +404,14 @@ TEST_F(HttpConnectionTest, HeaderLimitCountsManyHeadersAndLongTargets) {
     std::string request = "GET / HTTP/1.1\r\nHost: x\r\n";
     for (int i = 0; i < 300; ++i) request += "A:\r\n";  // 1 + 4 bytes each.
     std::string out;
-    EXPECT_EQ(conn->Feed(request + "\r\n", &out), Action::kClose);
+    EXPECT_EQ(FeedToString(*conn, request + "\r\n", &out), Action::kClose);
     EXPECT_EQ(ParseResponses(out).at(0).status, 431);
   }
   {  // The request-target counts too.
     auto conn = NewConnection(/*max_header_bytes=*/1024);
     std::string out;
-    conn->Feed(
+    FeedToString(
+        *conn,
         "GET /" + std::string(2000, 'p') + " HTTP/1.1\r\nHost: x\r\n\r\n",
         &out);
     EXPECT_EQ(ParseResponses(out).at(0).status, 431);
@@ -221,9 +419,10 @@ TEST_F(HttpConnectionTest, HeaderLimitCountsManyHeadersAndLongTargets) {
   {  // Fed in small pieces, the limit trips before the section ends.
     auto conn = NewConnection(/*max_header_bytes=*/1024);
     std::string out;
-    Action action = conn->Feed("GET / HTTP/1.1\r\nHost: x\r\nX-A: ", &out);
+    Action action =
+        FeedToString(*conn, "GET / HTTP/1.1\r\nHost: x\r\nX-A: ", &out);
     for (int i = 0; i < 100 && action == Action::kKeepOpen; ++i) {
-      action = conn->Feed(std::string(64, 'a'), &out);
+      action = FeedToString(*conn, std::string(64, 'a'), &out);
     }
     EXPECT_EQ(action, Action::kClose);
     EXPECT_EQ(ParseResponses(out).at(0).status, 431);
@@ -233,10 +432,11 @@ TEST_F(HttpConnectionTest, HeaderLimitCountsManyHeadersAndLongTargets) {
 TEST_F(HttpConnectionTest, PipelinedRequestsAreAnsweredInOrder) {
   auto conn = NewConnection();
   std::string out;
-  EXPECT_EQ(conn->Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-                       "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
-                       "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
-                       &out),
+  EXPECT_EQ(FeedToString(*conn,
+                         "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
+                         &out),
             Action::kKeepOpen);
   auto responses = ParseResponses(out, {false, true, false});
   ASSERT_EQ(responses.size(), 3u);
@@ -258,7 +458,8 @@ TEST_F(HttpConnectionTest, RequestSplitByteByByte) {
   std::string out;
   size_t first_response_at = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
-    EXPECT_EQ(conn->Feed(requests.substr(i, 1), &out), Action::kKeepOpen);
+    EXPECT_EQ(FeedToString(*conn, requests.substr(i, 1), &out),
+              Action::kKeepOpen);
     if (first_response_at == 0 && !out.empty()) first_response_at = i;
   }
   // Answered exactly when the first request's last byte arrived.
@@ -293,7 +494,7 @@ TEST_F(HttpConnectionTest, KeepAliveRules) {
        }) {
     auto conn = NewConnection();
     std::string out;
-    EXPECT_EQ(conn->Feed(c.request, &out), c.action) << c.request;
+    EXPECT_EQ(FeedToString(*conn, c.request, &out), c.action) << c.request;
     auto responses = ParseResponses(out);
     ASSERT_EQ(responses.size(), 1u) << c.request;
     EXPECT_EQ(responses[0].status, 200) << c.request;
@@ -306,10 +507,12 @@ TEST_F(HttpConnectionTest, KeepAliveRules) {
 TEST_F(HttpConnectionTest, NothingAfterConnectionCloseIsAnswered) {
   auto conn = NewConnection();
   std::string out;
-  EXPECT_EQ(conn->Feed("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                       "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-                       &out),
-            Action::kClose);
+  EXPECT_EQ(
+      FeedToString(*conn,
+                   "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                   "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                   &out),
+      Action::kClose);
   EXPECT_EQ(ParseResponses(out).size(), 1u);
   EXPECT_EQ(conn->responses(), 1u);
 }
@@ -318,7 +521,7 @@ TEST_F(HttpConnectionTest, KeepAliveServesManyRequestsOnOneConnection) {
   auto conn = NewConnection();
   for (int i = 0; i < 50; ++i) {
     std::string out;
-    ASSERT_EQ(conn->Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
+    ASSERT_EQ(FeedToString(*conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
               Action::kKeepOpen);
     ASSERT_EQ(ParseResponses(out).size(), 1u);
   }
@@ -328,7 +531,7 @@ TEST_F(HttpConnectionTest, KeepAliveServesManyRequestsOnOneConnection) {
 TEST_F(HttpConnectionTest, UnsupportedVersionIs505) {
   auto conn = NewConnection();
   std::string out;
-  EXPECT_EQ(conn->Feed("GET / HTTP/2.0\r\nHost: x\r\n\r\n", &out),
+  EXPECT_EQ(FeedToString(*conn, "GET / HTTP/2.0\r\nHost: x\r\n\r\n", &out),
             Action::kClose);
   auto responses = ParseResponses(out);
   ASSERT_EQ(responses.size(), 1u);
@@ -339,9 +542,10 @@ TEST_F(HttpConnectionTest, UnsupportedVersionIs505) {
 TEST_F(HttpConnectionTest, UpgradeIsAnsweredThenClosed) {
   auto conn = NewConnection();
   std::string out;
-  EXPECT_EQ(conn->Feed("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-                       "Upgrade: websocket\r\n\r\n\x81\x05hello",
-                       &out),
+  EXPECT_EQ(FeedToString(*conn,
+                         "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                         "Upgrade: websocket\r\n\r\n\x81\x05hello",
+                         &out),
             Action::kClose);
   auto responses = ParseResponses(out);
   ASSERT_EQ(responses.size(), 1u);
@@ -350,9 +554,10 @@ TEST_F(HttpConnectionTest, UpgradeIsAnsweredThenClosed) {
 
   auto connect = NewConnection();
   out.clear();
-  EXPECT_EQ(connect->Feed("CONNECT example.com:443 HTTP/1.1\r\n"
-                          "Host: example.com:443\r\n\r\n",
-                          &out),
+  EXPECT_EQ(FeedToString(*connect,
+                         "CONNECT example.com:443 HTTP/1.1\r\n"
+                         "Host: example.com:443\r\n\r\n",
+                         &out),
             Action::kClose);
   EXPECT_EQ(ParseResponses(out).at(0).status, 405);
 }
@@ -364,7 +569,7 @@ TEST_F(HttpConnectionTest, HandlerExceptionIs500) {
       },
       FixedClock());
   std::string out;
-  EXPECT_EQ(conn.Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
+  EXPECT_EQ(FeedToString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out),
             Action::kKeepOpen);
   EXPECT_EQ(ParseResponses(out).at(0).status_line,
             "HTTP/1.1 500 Internal Server Error");
@@ -381,10 +586,11 @@ TEST_F(HttpConnectionTest, HandlerSeesTheParsedRequest) {
       },
       FixedClock());
   std::string out;
-  EXPECT_EQ(conn.Feed("GET /a%20b?q=1 HTTP/1.1\r\nHost: h\r\n"
-                      "X-Empty:\r\nX-Multi: one\r\n\r\n"
-                      "HEAD /bye HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-                      &out),
+  EXPECT_EQ(FeedToString(conn,
+                         "GET /a%20b?q=1 HTTP/1.1\r\nHost: h\r\n"
+                         "X-Empty:\r\nX-Multi: one\r\n\r\n"
+                         "HEAD /bye HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                         &out),
             Action::kClose);
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0].method, "GET");
@@ -413,7 +619,7 @@ TEST_F(HttpConnectionTest, ServerAndDateHeadersAreOptional) {
   options.send_date = false;
   HttpConnection conn(service_->AsHandler(), options);
   std::string out;
-  conn.Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out);
+  FeedToString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &out);
   auto responses = ParseResponses(out);
   ASSERT_EQ(responses.size(), 1u);
   EXPECT_EQ(responses[0].HeaderCount("Server"), 0);

@@ -14,7 +14,11 @@
 // Backpressure: a client that pipelines requests without reading the
 // responses is served only until its output queue reaches the high-water
 // mark (1 MiB); the remaining requests wait and are answered as the client
-// reads, so memory stays bounded whatever the files' sizes.
+// reads. Files are never read whole into the process: a file body is read in
+// 64 KiB chunks and queued on the connection, so for now the queue can still
+// hold one whole file beyond the mark (until it is sent with sendfile). A
+// file that shrinks while it is sent closes the connection after the bytes
+// that remain (the client sees a body shorter than its Content-Length).
 //
 // Closing after an error response is a "lingering close": the server flushes
 // the response, shuts down its write side (the client reads EOF) and keeps
@@ -28,6 +32,7 @@
 // print a message on stderr and exit with status 2.
 #include <signal.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -44,6 +49,7 @@
 #include "absl/time/time.h"
 #include "examples/common/server_main.h"
 #include "examples/http/http_connection.h"
+#include "examples/http/http_message.h"
 #include "examples/http/static_file_service.h"
 #include "net/connection.h"
 #include "net/socket_address.h"
@@ -70,11 +76,11 @@ using mill::http::HttpConnection;
 using mill::http::StaticFileService;
 
 // Input is fed to the protocol in small slices, and the output is handed to
-// the connection whenever kSendChunk bytes have collected, checking the
-// output queue each time. One slice completes at most a few requests, so a
-// client that pipelines requests for a large file and never reads cannot
-// make one read balloon into gigabytes of responses; ordinary traffic still
-// costs one Send per read.
+// the connection whenever kSendChunk bytes have collected or a file body was
+// sent, checking the output queue each time. One slice completes at most a few
+// requests, so a client that pipelines requests for a large file and never
+// reads cannot make one read balloon into gigabytes of responses; ordinary
+// traffic still costs one Send per read.
 constexpr size_t kFeedSlice = 128;
 constexpr size_t kSendChunk = 64 * 1024;
 
@@ -129,22 +135,67 @@ class Session {
   }
 
  private:
+  // Hands response pieces to the connection. Bytes collect in `*out` and
+  // are sent in batches; a file range is read with pread() in bounded
+  // chunks, each sent at once, so the process never holds a whole file.
+  // (A stand-in until the connection can queue the range with sendfile.)
+  class ConnectionSink : public mill::http::ResponseSink {
+   public:
+    ConnectionSink(const mill::ConnectionPtr& conn, std::string* out)
+        : conn_(conn), out_(out) {}
+
+    void Write(std::string_view bytes) override {
+      if (!failed_) out_->append(bytes.data(), bytes.size());
+    }
+
+    void WriteFile(std::shared_ptr<const mill::http::FileBody> file,
+                   uint64_t offset, uint64_t length) override {
+      if (failed_) return;
+      Flush();
+      sent_file_ = true;
+      const absl::Status status = mill::http::ReadFileRange(
+          *file, offset, length, [this](std::string_view chunk) {
+            // Fails only if the connection is closing; then nobody reads it.
+            (void)conn_->Send(absl::string_view(chunk.data(), chunk.size()));
+          });
+      // The file shrank or could not be read: the response is shorter than
+      // its Content-Length, so nothing after it can be framed.
+      if (!status.ok()) failed_ = true;
+    }
+
+    void Flush() {
+      if (out_->empty()) return;
+      (void)conn_->Send(*out_);
+      out_->clear();
+    }
+
+    // Whether the queue may have grown past the batch size since last asked.
+    bool TakeSentFile() { return std::exchange(sent_file_, false); }
+    bool failed() const { return failed_; }
+
+   private:
+    const mill::ConnectionPtr& conn_;
+    std::string* const out_;
+    bool sent_file_ = false;
+    bool failed_ = false;
+  };
+
   void Serve(const mill::ConnectionPtr& conn, std::string_view data) {
     // Reused per thread: most responses fit, so serving allocates nothing.
     thread_local std::string out;
     out.clear();
+    ConnectionSink sink(conn, &out);
     bool close = false;
     while (!data.empty()) {
       const std::string_view slice = data.substr(0, kFeedSlice);
       data.remove_prefix(slice.size());
-      if (http_.Feed(slice, &out) == HttpConnection::Action::kClose) {
+      if (http_.Feed(slice, &sink) == HttpConnection::Action::kClose ||
+          sink.failed()) {
         close = true;
         break;
       }
-      if (out.size() < kSendChunk) continue;
-      // Fails only if the connection is closing; then nobody reads it.
-      (void)conn->Send(out);
-      out.clear();
+      if (out.size() < kSendChunk && !sink.TakeSentFile()) continue;
+      sink.Flush();
       if (!data.empty() && config_.high_water_mark > 0 &&
           conn->pending_output_bytes() >= config_.high_water_mark) {
         // The queue crossed the high-water mark: on_low_water will follow.
@@ -152,7 +203,7 @@ class Session {
         break;
       }
     }
-    if (!out.empty()) (void)conn->Send(out);
+    sink.Flush();
     if (out.capacity() > 2 * kSendChunk) std::string().swap(out);
     if (close) StartClosing(conn);
   }

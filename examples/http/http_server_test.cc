@@ -128,6 +128,23 @@ bool StripDate(std::string* response) {
   return true;
 }
 
+// The validator headers the server sends for the file at `path`, in its
+// order: Last-Modified (mtime), a strong ETag of inode, size and nanosecond
+// mtime in hex, and Accept-Ranges.
+std::string FileHeaders(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+  const uint64_t mtime_ns =
+      static_cast<uint64_t>(st.st_mtim.tv_sec) * uint64_t{1000000000} +
+      static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  return absl::StrCat(
+      "Last-Modified: ",
+      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
+                       absl::FromTimeT(st.st_mtim.tv_sec), absl::UTCTimeZone()),
+      "\r\nETag: \"", absl::Hex(st.st_ino), "-", absl::Hex(st.st_size), "-",
+      absl::Hex(mtime_ns), "\"\r\nAccept-Ranges: bytes\r\n");
+}
+
 // Length of the first complete response in `buffer` (headers only when
 // `head`), or 0 if it is not complete yet.
 size_t CompleteResponseLength(const std::string& buffer, bool head) {
@@ -561,6 +578,42 @@ TEST_P(HttpServerTest, CurlGetsGreetingFilesAndHeaders) {
   EXPECT_TRUE(ReadFile(body_file) == site_.binary);
 }
 
+// curl as the client: a byte range, a time condition (-z) and an ETag
+// round trip (--etag-save, then --etag-compare).
+TEST_P(HttpServerTest, CurlRangeTimeConditionAndEtag) {
+  const std::string body_file = site_.base + "/curl_range_body";
+  const auto curl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = Curl();
+    argv.insert(argv.end(),
+                {"-o", body_file, "-w", "%{http_code} %{size_download}\\n"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  auto [status, out] = curl({"-r", "0-4", Url("/hello.txt")});
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(out, "206 5\n");
+  EXPECT_EQ(ReadFile(body_file), "hello");
+
+  struct stat st;
+  ASSERT_EQ(stat((site_.root + "/hello.txt").c_str(), &st), 0);
+  const std::string mtime =
+      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT",
+                       absl::FromTimeT(st.st_mtim.tv_sec), absl::UTCTimeZone());
+  std::tie(status, out) = curl({"-z", mtime, Url("/hello.txt")});
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(out, "304 0\n");
+
+  const std::string etag_file = site_.base + "/curl_etag";
+  std::tie(status, out) = curl({"--etag-save", etag_file, Url("/hello.txt")});
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(out, "200 12\n");
+  EXPECT_NE(ReadFile(etag_file).find('"'), std::string::npos);
+  std::tie(status, out) =
+      curl({"--etag-compare", etag_file, Url("/hello.txt")});
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(out, "304 0\n");
+}
+
 TEST_P(HttpServerTest, CurlTraversalIsRefused) {
   struct Case {
     std::vector<std::string> flags;
@@ -624,20 +677,26 @@ TEST_P(HttpServerTest, ConcurrentKeepAliveConnectionsEveryByteChecked) {
     std::string expected;  // without the Date line
   };
   const auto response = [](const std::string& status, const std::string& type,
-                           const std::string& body, bool head) {
-    return absl::StrCat(
-        "HTTP/1.1 ", status, "\r\nServer: mill-io\r\n", "Content-Type: ", type,
-        "\r\nContent-Length: ", body.size(), "\r\n\r\n", head ? "" : body);
+                           const std::string& body, bool head,
+                           const std::string& validators = "") {
+    return absl::StrCat("HTTP/1.1 ", status, "\r\nServer: mill-io\r\n",
+                        "Content-Type: ", type, "\r\n", validators,
+                        "Content-Length: ", body.size(), "\r\n\r\n",
+                        head ? "" : body);
+  };
+  const auto file = [this](const std::string& name) {
+    return FileHeaders(site_.root + "/" + name);
   };
   const std::vector<Kind> kinds = {
       {"GET / HTTP/1.1\r\nHost: t\r\n\r\n", false, kGreetingResponse},
       {"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", false,
-       response("200 OK", "text/plain; charset=utf-8", "hello, file\n", false)},
+       response("200 OK", "text/plain; charset=utf-8", "hello, file\n", false,
+                file("hello.txt"))},
       {"HEAD /page.html HTTP/1.1\r\nHost: t\r\n\r\n", true,
        response("200 OK", "text/html; charset=utf-8",
-                "<html><body>page</body></html>\n", true)},
+                "<html><body>page</body></html>\n", true, file("page.html"))},
       {"GET /pic.png HTTP/1.1\r\nHost: t\r\n\r\n", false,
-       response("200 OK", "image/png", site_.binary, false)},
+       response("200 OK", "image/png", site_.binary, false, file("pic.png"))},
       {"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n", false,
        response("404 Not Found", "text/plain; charset=utf-8", "Not Found\n",
                 false)},
@@ -721,6 +780,50 @@ TEST_P(HttpServerTest, ConcurrentKeepAliveConnectionsEveryByteChecked) {
   EXPECT_EQ(finished, kConnections) << first_error;
   EXPECT_EQ(mismatches, 0) << first_error;
   EXPECT_EQ(failures, 0) << first_error;
+}
+
+// Range and conditional requests on the real server, pipelined on one
+// keep-alive connection: a 206 frames only its range, a 304 and a 416 frame
+// no file body, and the connection stays usable after each.
+TEST_P(HttpServerTest, RangeAndConditionalRequestsKeepTheConnectionInSync) {
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ParsedResponse full = c->Get("/big.bin");
+  ASSERT_EQ(full.status, 200);
+  EXPECT_EQ(full.Header("Accept-Ranges"), "bytes");
+  const std::string etag = full.Header("ETag");
+  const std::string last_modified = full.Header("Last-Modified");
+  ASSERT_NE(etag, "<absent>");
+  ASSERT_NE(last_modified, "<absent>");
+  ASSERT_TRUE(c->Send(absl::StrCat(
+      "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-1999\r\n\r\n",
+      "GET /big.bin HTTP/1.1\r\nHost: t\r\nIf-None-Match: ", etag, "\r\n\r\n",
+      "GET /big.bin HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: ", last_modified,
+      "\r\n\r\n",
+      "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-10\r\n\r\n",
+      "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=999999999-\r\n\r\n",
+      "GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,5-5\r\n\r\n",
+      "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")));
+  const ParsedResponse range = c->Read();
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(range.Header("Content-Range"), "bytes 1000-1999/262144");
+  EXPECT_TRUE(range.body == site_.big.substr(1000, 1000));
+  const ParsedResponse by_tag = c->Read();
+  EXPECT_EQ(by_tag.status, 304);
+  EXPECT_EQ(by_tag.HeaderCount("Content-Length"), 0);
+  EXPECT_EQ(by_tag.Header("ETag"), etag);
+  EXPECT_EQ(c->Read().status, 304);
+  const ParsedResponse suffix = c->Read();
+  EXPECT_EQ(suffix.status, 206);
+  EXPECT_TRUE(suffix.body == site_.big.substr(site_.big.size() - 10));
+  const ParsedResponse unsatisfiable = c->Read();
+  EXPECT_EQ(unsatisfiable.status, 416);
+  EXPECT_EQ(unsatisfiable.Header("Content-Range"), "bytes */262144");
+  const ParsedResponse several = c->Read();
+  EXPECT_EQ(several.status, 200);
+  EXPECT_TRUE(several.body == site_.big);
+  EXPECT_EQ(c->Read().body, "hello, file\n");
+  EXPECT_TRUE(c->leftover().empty());
 }
 
 TEST_P(HttpServerTest, SlowClientSplitRequestIsServed) {
