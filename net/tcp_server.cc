@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "net/internal/server_core.h"
@@ -14,44 +15,39 @@
 
 namespace mill {
 namespace net_internal {
-
-Token NextToken() {
-  static std::atomic<uint64_t> next{TcpServer::kTokenBase};
-  return Token(next.fetch_add(1, std::memory_order_relaxed));
-}
-
-int& CallbackDepth() {
-  static thread_local int depth = 0;
-  return depth;
-}
-
-HandlerScope::HandlerScope(Connection* conn)
-    : conn_(conn),
-      previous_(conn->handler_thread_.exchange(std::this_thread::get_id(),
-                                               std::memory_order_acq_rel)) {
-  ++CallbackDepth();
-}
-
-HandlerScope::~HandlerScope() {
-  --CallbackDepth();
-  conn_->handler_thread_.store(previous_, std::memory_order_release);
-}
-
 namespace {
 
 int OpenReserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 
 }  // namespace
 
-ServerCore::ServerCore(EventLoop* loop, TcpServerCallbacks callbacks,
+ServerCore::ServerCore(EventLoop* loop, ConnectionCallbacks callbacks,
                        TcpServerOptions options)
     : loop(loop),
-      callbacks(std::move(callbacks)),
-      options(std::move(options)),
-      low_water(std::min(this->options.low_water_mark,
-                         this->options.high_water_mark)) {}
+      options(options),
+      config(std::make_shared<ConnectionConfig>(loop, std::move(callbacks),
+                                                options.connection)) {}
 
-ServerCore::~ServerCore() { CloseFd(reserve_fd); }
+ServerCore::~ServerCore() { CloseFd(reserve_fd_); }
+
+absl::Status ServerCore::Start() {
+  reserve_fd_ = OpenReserve();
+  if (reserve_fd_ < 0) {
+    return ErrnoStatus(errno, "open(/dev/null) for the spare");
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  // The handler keeps the core alive until the listener is released.
+  std::shared_ptr<ServerCore> self = shared_from_this();
+  absl::StatusOr<Registration> reg =
+      loop->Register(listener.fd(), Interest::Readable(),
+                     std::make_shared<CallbackHandler>(
+                         [self](const Event&) { self->OnAcceptable(); }));
+  if (!reg.ok()) return reg.status();
+  listener_registration_ = *reg;
+  listener_registered_ = true;
+  listener_released_ = false;
+  return absl::OkStatus();
+}
 
 void ServerCore::OnAcceptable() {
   const int limit = std::max(1, options.max_accepts_per_event);
@@ -92,126 +88,112 @@ void ServerCore::OnAcceptable() {
 }
 
 bool ServerCore::ShedOneWithReserve() {
-  if (reserve_fd < 0) reserve_fd = OpenReserve();  // freed since last time?
-  if (reserve_fd < 0) return false;
-  CloseFd(reserve_fd);
-  reserve_fd = -1;
+  if (reserve_fd_ < 0) reserve_fd_ = OpenReserve();  // freed since last time?
+  if (reserve_fd_ < 0) return false;
+  CloseFd(reserve_fd_);
+  reserve_fd_ = -1;
   const int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
   const int accept_errno = errno;
   if (fd >= 0) {
     CloseFd(fd);
     refused_no_descriptor.fetch_add(1, std::memory_order_relaxed);
-    closed_by[static_cast<int>(CloseReason::kRefused)].fetch_add(
-        1, std::memory_order_relaxed);
+    config->counters.CountClose(CloseReason::kRefused);
   }
-  reserve_fd = OpenReserve();
+  reserve_fd_ = OpenReserve();
   if (fd < 0 && accept_errno != EAGAIN && accept_errno != EWOULDBLOCK &&
       accept_errno != ECONNABORTED) {
     return false;  // still failing: another thread took the descriptor
   }
-  return reserve_fd >= 0;
+  return reserve_fd_ >= 0;
 }
 
 void ServerCore::PauseAccepting() {
+  Registration reg;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (stopping || !listener_registered) return;
+    if (stopping_ || !listener_registered_) return;
+    reg = listener_registration_;
   }
   accept_pauses.fetch_add(1, std::memory_order_relaxed);
-  // A listening socket never reports PRIORITY: this parks the registration.
-  (void)loop->Reregister(listener_token, Interest::Priority());
+  // Paused, not removed: the registration keeps its slot.
+  (void)loop->Reregister(reg, Interest::None());
   std::weak_ptr<ServerCore> weak = weak_from_this();
-  (void)loop->RunAfter(options.accept_retry_delay, [weak] {
+  (void)loop->RunAfter(options.accept_retry_delay, [weak, reg] {
     std::shared_ptr<ServerCore> self = weak.lock();
     if (self == nullptr) return;
     std::lock_guard<std::mutex> lock(self->mu);
-    if (self->stopping || !self->listener_registered) return;
-    (void)self->loop->Reregister(self->listener_token, Interest::Readable());
+    if (self->stopping_ || !self->listener_registered_) return;
+    (void)self->loop->Reregister(reg, Interest::Readable());
   });
 }
 
 void ServerCore::Adopt(int fd, const SocketAddress& peer) {
   TcpStream stream = *TcpStream::Adopt(fd);  // fd >= 0: cannot fail here
   // Socket options are best effort: a failure is not worth a refusal.
-  if (options.connection.no_delay) (void)stream.SetNoDelay(true);
-  if (options.connection.keep_alive) (void)stream.SetKeepAlive(true);
-
-  std::vector<std::shared_ptr<TokenBucket>> buckets;
-  if (options.read_rate_per_connection > 0) {
-    const uint64_t burst =
-        options.read_burst_per_connection > 0
-            ? options.read_burst_per_connection
-            : std::max<uint64_t>(1, loop->options().read_budget);
-    buckets.push_back(std::make_shared<TokenBucket>(
-        options.read_rate_per_connection, burst, options.rate_limit_clock));
-  }
-  if (options.global_read_limit != nullptr) {
-    buckets.push_back(options.global_read_limit);
-  }
+  const TcpStreamOptions& socket_options = options.connection.socket;
+  if (socket_options.no_delay) (void)stream.SetNoDelay(true);
+  if (socket_options.keep_alive) (void)stream.SetKeepAlive(true);
+  absl::StatusOr<SocketAddress> local = stream.local_address();
 
   const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
-  ConnectionPtr conn(new Connection(shared_from_this(), id, NextToken(),
-                                    std::move(stream), peer,
-                                    RateLimiter(std::move(buckets))));
+  ConnectionPtr conn = ConnectionAccess::Create(
+      config, shared_from_this(), id, /*outbound=*/false, std::move(stream),
+      peer, local.ok() ? *local : SocketAddress());
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (stopping) return;  // conn's destructor closes the socket
+    if (stopping_) return;  // conn's destructor closes the socket
     if (options.max_connections > 0 &&
         connections.size() >= options.max_connections) {
       refused.fetch_add(1, std::memory_order_relaxed);
-      closed_by[static_cast<int>(CloseReason::kRefused)].fetch_add(
-          1, std::memory_order_relaxed);
+      config->counters.CountClose(CloseReason::kRefused);
       return;  // closed at once by conn's destructor
     }
     connections.emplace(id, conn);
   }
   accepted.fetch_add(1, std::memory_order_relaxed);
-  if (callbacks.on_connect) {
-    try {
-      HandlerScope scope(conn.get());
-      callbacks.on_connect(conn);
-    } catch (...) {
-      // Not registered yet: close it here; the loop reports the exception.
-      conn->Teardown(CloseReason::kError,
-                     absl::InternalError("on_connect threw"));
-      throw;
-    }
-  }
+  ConnectionAccess::Start(conn);  // on_connect, then registration
   bool stopped;
   {
     std::lock_guard<std::mutex> lock(mu);
-    stopped = stopping;  // Stop() from inside on_connect
+    stopped = stopping_;  // Stop() from inside on_connect
   }
   if (stopped) {
-    conn->Teardown(CloseReason::kServerStopped, absl::OkStatus());
-    return;
+    ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
   }
-  conn->FinishAccept();
 }
 
 void ServerCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
                           const absl::Status& status) {
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    connections.erase(conn->id());
-  }
-  closed_by[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
-  if (callbacks.on_close) callbacks.on_close(conn, reason, status);
+  std::lock_guard<std::mutex> lock(mu);
+  connections.erase(conn->id());
+  closed_cv_.notify_all();
 }
 
 void ServerCore::StopNow() {
-  bool deregister_listener;
+  bool release_listener;
+  Registration listener_reg;
   {
     std::lock_guard<std::mutex> lock(mu);
-    stopping = true;
-    deregister_listener = std::exchange(listener_registered, false);
+    stopping_ = true;
+    release_listener = std::exchange(listener_registered_, false);
+    listener_reg = listener_registration_;
   }
-  if (deregister_listener) {
-    // Waits for an accept in flight; after this no connection is added.
-    (void)loop->Deregister(listener_token);
-    listener.Close();
-    CloseFd(reserve_fd);
-    reserve_fd = -1;
+  if (release_listener) {
+    // No waiting: the listener closes once its handler (an accept in
+    // flight, which sees stopping_ and adds nothing) has returned.
+    std::shared_ptr<ServerCore> self = shared_from_this();
+    absl::Status status = loop->Deregister(listener_reg, [self] {
+      self->listener.Close();
+      CloseFd(self->reserve_fd_);
+      self->reserve_fd_ = -1;
+      std::lock_guard<std::mutex> lock(self->mu);
+      self->listener_released_ = true;
+      self->closed_cv_.notify_all();
+    });
+    if (!status.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      listener_released_ = true;
+    }
   }
   std::vector<ConnectionPtr> open;
   {
@@ -220,8 +202,15 @@ void ServerCore::StopNow() {
     for (const auto& entry : connections) open.push_back(entry.second);
   }
   for (const ConnectionPtr& conn : open) {
-    conn->Teardown(CloseReason::kServerStopped, absl::OkStatus());
+    ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
   }
+  // Inside a connection callback, waiting could deadlock with callbacks on
+  // other threads doing the same; those connections finish closing when
+  // their callbacks return.
+  if (CallbackDepth() > 0) return;
+  std::unique_lock<std::mutex> lock(mu);
+  closed_cv_.wait(lock,
+                  [this] { return connections.empty() && listener_released_; });
 }
 
 }  // namespace net_internal
@@ -235,13 +224,10 @@ absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Create(
   if (loop == nullptr) {
     return absl::InvalidArgumentError("TcpServer::Create: null loop");
   }
-  if (options.idle_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "TcpServerOptions::idle_timeout must not be negative");
-  }
-  if (options.read_rate_per_connection < 0) {
-    return absl::InvalidArgumentError(
-        "TcpServerOptions::read_rate_per_connection must not be negative");
+  if (absl::Status s =
+          net_internal::ValidateConnectionOptions(options.connection);
+      !s.ok()) {
+    return s;
   }
   if (options.accept_retry_delay <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
@@ -256,24 +242,7 @@ absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Create(
   auto core = std::make_shared<net_internal::ServerCore>(
       loop, std::move(callbacks), std::move(options));
   core->listener = std::move(*listener);
-  core->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (core->reserve_fd < 0) {
-    return net_internal::ErrnoStatus(errno, "open(/dev/null) for the spare");
-  }
-  core->listener_token = net_internal::NextToken();
-  {
-    std::lock_guard<std::mutex> lock(core->mu);
-    core->listener_registered = true;
-  }
-  // The handler keeps the core alive until the listener is deregistered.
-  absl::Status status = loop->Register(
-      core->listener.fd(), core->listener_token, Interest::Readable(),
-      [core](const Event&) { core->OnAcceptable(); });
-  if (!status.ok()) {
-    std::lock_guard<std::mutex> lock(core->mu);
-    core->listener_registered = false;
-    return status;
-  }
+  if (absl::Status s = core->Start(); !s.ok()) return s;
   return std::unique_ptr<TcpServer>(new TcpServer(std::move(core), *bound));
 }
 
@@ -283,17 +252,7 @@ TcpServer::TcpServer(std::shared_ptr<net_internal::ServerCore> core,
 
 TcpServer::~TcpServer() { core_->StopNow(); }
 
-void TcpServer::Stop() {
-  if (net_internal::CallbackDepth() > 0 &&
-      core_->loop->options().dispatch_mode == DispatchMode::kPool) {
-    // Inside a handler on a worker: Deregister of other connections would
-    // wait for their handlers, which may be doing the same. The loop thread
-    // runs no handler in pool mode, so it can wait safely.
-    std::shared_ptr<net_internal::ServerCore> core = core_;
-    if (core_->loop->RunInLoop([core] { core->StopNow(); }).ok()) return;
-  }
-  core_->StopNow();
-}
+void TcpServer::Stop() { core_->StopNow(); }
 
 size_t TcpServer::Broadcast(absl::string_view data) {
   size_t sent = 0;
@@ -318,6 +277,7 @@ size_t TcpServer::connection_count() const {
 
 TcpServerStats TcpServer::stats() const {
   const net_internal::ServerCore& c = *core_;
+  const net_internal::ConnectionCounters& counters = c.config->counters;
   TcpServerStats s;
   s.accepted = c.accepted.load(std::memory_order_relaxed);
   s.refused = c.refused.load(std::memory_order_relaxed);
@@ -326,12 +286,14 @@ TcpServerStats TcpServer::stats() const {
   s.accept_errors = c.accept_errors.load(std::memory_order_relaxed);
   s.accept_pauses = c.accept_pauses.load(std::memory_order_relaxed);
   s.active = connection_count();
-  s.bytes_read = c.bytes_read.load(std::memory_order_relaxed);
-  s.bytes_written = c.bytes_written.load(std::memory_order_relaxed);
-  s.high_water_events = c.high_water_events.load(std::memory_order_relaxed);
-  s.rate_limit_pauses = c.rate_limit_pauses.load(std::memory_order_relaxed);
+  s.bytes_read = counters.bytes_read.load(std::memory_order_relaxed);
+  s.bytes_written = counters.bytes_written.load(std::memory_order_relaxed);
+  s.high_water_events =
+      counters.high_water_events.load(std::memory_order_relaxed);
+  s.rate_limit_pauses =
+      counters.rate_limit_pauses.load(std::memory_order_relaxed);
   for (int i = 0; i < kCloseReasonCount; ++i) {
-    s.closed_by[i] = c.closed_by[i].load(std::memory_order_relaxed);
+    s.closed_by[i] = counters.closed_by[i].load(std::memory_order_relaxed);
   }
   return s;
 }

@@ -12,15 +12,15 @@
 // callbacks run concurrently in pool mode.
 //
 // Thread-safety: every TcpServer member may be called from any thread.
-// Stop() called from inside one of this server's callbacks in pool mode is
-// carried out on the loop thread shortly after (waiting there could
-// deadlock); everywhere else it returns once everything is closed.
+// Stop() never deadlocks: called from outside any connection callback it
+// returns once every connection is closed (on_close ran); from inside one
+// it closes everything without waiting for callbacks running elsewhere.
 //
 // Ownership: the server borrows the EventLoop, which must outlive it; destroy
 // the server before the loop (and not from inside its own callbacks). The
 // server owns the listening socket and, while they are open, its
-// connections. Registrations use tokens with bit 62 set
-// (TcpServer::kTokenBase and up): do not register your own sources there.
+// connections. Its registrations are loop-named (EventLoop::Register
+// without a token), so they never collide with the user's tokens.
 //
 // Descriptor exhaustion: the server keeps one spare descriptor (/dev/null).
 // When accept fails with EMFILE/ENFILE it closes the spare, accepts and
@@ -54,57 +54,20 @@
 namespace mill {
 
 namespace net_internal {
-struct ServerCore;
+class ServerCore;
 }  // namespace net_internal
 
-// What the server calls. Every callback is optional.
-struct TcpServerCallbacks {
-  // A connection was accepted (before any on_data for it).
-  std::function<void(const ConnectionPtr&)> on_connect;
-  // Bytes arrived. `data` is valid only during the call (it points into a
-  // pooled buffer); at most EventLoopOptions::read_budget bytes per event.
-  std::function<void(const ConnectionPtr&, absl::string_view data)> on_data;
-  // The peer shut down its write side (EOF). When set, the connection stays
-  // open for our replies: call Close() (or Shutdown()) when done. When
-  // unset, the server closes after flushing pending output (kPeerClosed).
-  std::function<void(const ConnectionPtr&)> on_peer_shutdown;
-  // Pending output grew to high_water_mark or more (once per crossing);
-  // `pending` is the queue size.
-  std::function<void(const ConnectionPtr&, size_t pending)> on_high_water;
-  // Pending output drained to low_water_mark after a high-water crossing.
-  std::function<void(const ConnectionPtr&)> on_low_water;
-  // The connection is closed (socket closed, deregistered); `status` carries
-  // the error for kReset and kError, OK otherwise.
-  std::function<void(const ConnectionPtr&, CloseReason, const absl::Status&)>
-      on_close;
-};
+// What the server's connections call (see ConnectionCallbacks).
+using TcpServerCallbacks = ConnectionCallbacks;
 
 struct TcpServerOptions {
   TcpListenerOptions listener;
-  // Applied to every accepted connection.
-  TcpStreamOptions connection;
+  // Applied to every accepted connection (idle timeout, backpressure, input
+  // bound, read-rate limits, socket options).
+  ConnectionOptions connection;
   // Open connections at most; more are accepted and closed at once
   // (counted in Stats::refused). 0: unlimited.
   size_t max_connections = 0;
-  // Closes connections without traffic (bytes read or written) for this
-  // long. Zero: never.
-  absl::Duration idle_timeout = absl::ZeroDuration();
-  // Output backpressure, per connection. 0 disables the high-water mark.
-  size_t high_water_mark = 1 << 20;
-  size_t low_water_mark = 256 << 10;
-  // Stop reading from a connection above high_water_mark until it drains
-  // to low_water_mark (so a peer that does not read cannot make us buffer
-  // without bound by sending requests).
-  bool pause_reading_above_high_water = true;
-  // Read-rate limit per connection in bytes per second (0: none), with
-  // bursts of up to read_burst_per_connection bytes (0: read_budget).
-  double read_rate_per_connection = 0;
-  uint64_t read_burst_per_connection = 0;
-  // A limit shared by every connection (of this server, or of several
-  // servers handed the same bucket). Null: none.
-  std::shared_ptr<TokenBucket> global_read_limit;
-  // Clock of the per-connection buckets (tests); null: steady clock.
-  const MonotonicClock* rate_limit_clock = nullptr;
   // Connections accepted per readiness event (fairness with other sources).
   int max_accepts_per_event = 64;
   // Pause before accepting again after an accept error that the spare
@@ -137,8 +100,9 @@ struct TcpServerStats {
 // A TCP server on an EventLoop.
 //
 //   mill::TcpServerCallbacks cb;
-//   cb.on_data = [](const mill::ConnectionPtr& c, absl::string_view d) {
-//     c->Send(d);
+//   cb.on_data = [](const mill::ConnectionPtr& c, mill::ByteBuffer& in) {
+//     c->Send(in.view());
+//     in.Consume(in.size());
 //   };
 //   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
 //       mill::TcpServer::Create(loop.get(),
@@ -148,9 +112,6 @@ struct TcpServerStats {
 //   (*server)->Stop();   // or let the destructor do it
 class TcpServer {
  public:
-  // Bit 62: the server's registrations use tokens from here up.
-  static constexpr uint64_t kTokenBase = uint64_t{1} << 62;
-
   // Binds, listens and registers with `loop` (connections are accepted as
   // soon as the loop runs). Errors: InvalidArgument for bad options, errno
   // statuses from socket/bind/listen, the loop's Register error.
@@ -168,7 +129,7 @@ class TcpServer {
   const SocketAddress& local_address() const { return local_address_; }
 
   // Stops accepting, closes the listener and every connection (reason
-  // kServerStopped, pending output dropped; on_close runs for each).
+  // kStopped, pending output dropped; on_close runs for each).
   // Idempotent. See the file comment for calls from callbacks.
   void Stop();
 

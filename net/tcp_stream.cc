@@ -111,7 +111,19 @@ absl::Status TcpStream::FinishConnect() {
   absl::Status status =
       net_internal::GetIntOption(fd_, SOL_SOCKET, SO_ERROR, &err);
   if (!status.ok()) return status;
-  if (err != 0) return ErrnoStatus(err, "connect");
+  if (err != 0) {
+    connect_pending_ = false;
+    return ErrnoStatus(err, "connect");
+  }
+  sockaddr_storage peer;
+  socklen_t len = sizeof(peer);
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
+    if (errno == ENOTCONN) {
+      // A spurious wake-up: no error yet, but not connected either.
+      return absl::FailedPreconditionError("connect: still in progress");
+    }
+    return ErrnoStatus(errno, "getpeername");
+  }
   connect_pending_ = false;
   return absl::OkStatus();
 }

@@ -72,7 +72,9 @@ class TcpStream {
   bool valid() const { return fd_ >= 0; }
   bool connect_pending() const { return connect_pending_; }
 
-  // Completes a pending connect: the socket's SO_ERROR as a status.
+  // Completes a pending connect: the socket's SO_ERROR as a status (then
+  // connect_pending() is false), or FailedPrecondition while the connect is
+  // still in progress (a spurious readiness report; wait again).
   absl::Status FinishConnect();
 
   // recv(2) / send(2) with MSG_NOSIGNAL; EINTR retried.

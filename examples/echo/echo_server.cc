@@ -55,15 +55,16 @@ int main(int argc, char** argv) {
 
   mill::TcpServerCallbacks callbacks;
   callbacks.on_data = [](const mill::ConnectionPtr& conn,
-                         absl::string_view data) {
+                         mill::ByteBuffer& input) {
     // Fails only if the connection is closing; then there is nobody to
     // answer anyway.
-    (void)conn->Send(data);
+    (void)conn->Send(input.view());
+    input.Consume(input.size());
   };
   mill::TcpServerOptions options;
-  options.connection.no_delay = true;
+  options.connection.socket.no_delay = true;
   options.max_connections = setup->max_connections;
-  options.idle_timeout = setup->idle_timeout;
+  options.connection.idle_timeout = setup->idle_timeout;
   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
       mill::TcpServer::Create(loop->get(), setup->address, std::move(callbacks),
                               options);

@@ -80,6 +80,8 @@ bool HttpConnection::CountHeaderBytes(size_t length) {
 
 int HttpConnection::OnMessageBegin(http_parser* parser) {
   HttpConnection* self = Self(parser);
+  self->phase_ = Phase::kHeaders;
+  ++self->requests_started_;
   self->request_ = HttpRequest();
   self->field_.clear();
   self->value_.clear();
@@ -123,6 +125,7 @@ int HttpConnection::OnHeaderValue(http_parser* parser, const char* at,
 
 int HttpConnection::OnHeadersComplete(http_parser* parser) {
   HttpConnection* self = Self(parser);
+  self->phase_ = Phase::kBody;
   // A field with an empty value gets no value callback.
   if (self->in_value_ || !self->field_.empty()) self->FinishHeaderLine();
   HttpRequest& request = self->request_;
@@ -147,6 +150,7 @@ int HttpConnection::OnHeadersComplete(http_parser* parser) {
 
 int HttpConnection::OnMessageComplete(http_parser* parser) {
   HttpConnection* self = Self(parser);
+  self->phase_ = Phase::kIdle;
   self->Respond();
   http_parser_pause(parser, 1);  // Feed() resumes, unless now closed.
   return 0;
@@ -162,6 +166,14 @@ void HttpConnection::Respond() {
   // An upgrade request leaves the parser expecting another protocol.
   const bool close = !request_.keep_alive || response.close || parser_.upgrade;
   WriteResponse(response, request_.method == "HEAD", close);
+}
+
+void HttpConnection::FailRequest(int status, ResponseSink* sink) {
+  if (closed_) return;
+  sink_ = sink;
+  WriteError(status);
+  sink_ = nullptr;
+  phase_ = Phase::kIdle;
 }
 
 void HttpConnection::WriteError(int status) {

@@ -91,6 +91,19 @@ class HttpConnection {
   // order. `sink` is used only during the call.
   Action Feed(std::string_view bytes, ResponseSink* sink);
 
+  // Where the parser is: between requests, inside a request's header
+  // section, or inside its body. (Servers time the header section and the
+  // body with their own timers: see http_server.cc.)
+  enum class Phase { kIdle, kHeaders, kBody };
+  Phase phase() const { return phase_; }
+  // Requests whose first byte was seen (the current one included).
+  uint64_t requests_started() const { return requests_started_; }
+
+  // Gives up on the request in progress: writes an error response with
+  // `status` (e.g. 408 Request Timeout) and "Connection: close" to `sink`;
+  // the connection is closed() from then on. Nothing when already closed.
+  void FailRequest(int status, ResponseSink* sink);
+
   // True once a closing response was produced.
   bool closed() const { return closed_; }
   // Responses produced so far, error responses included.
@@ -125,6 +138,8 @@ class HttpConnection {
   int error_status_ = 0;  // Set by a callback that rejects the request.
 
   ResponseSink* sink_ = nullptr;  // Valid during Feed().
+  Phase phase_ = Phase::kIdle;
+  uint64_t requests_started_ = 0;
   bool closed_ = false;
   uint64_t responses_ = 0;
 };

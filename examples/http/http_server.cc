@@ -13,12 +13,19 @@
 //
 // Backpressure: a client that pipelines requests without reading the
 // responses is served only until its output queue reaches the high-water
-// mark (1 MiB); the remaining requests wait and are answered as the client
-// reads. Files are never read whole into the process: a file body is read in
-// 64 KiB chunks and queued on the connection, so for now the queue can still
-// hold one whole file beyond the mark (until it is sent with sendfile). A
-// file that shrinks while it is sent closes the connection after the bytes
-// that remain (the client sees a body shorter than its Content-Length).
+// mark (1 MiB); the remaining requests wait in the connection's input buffer
+// (which stops reading) and are answered as the client reads. Files are
+// never read into the process: a file body over 16 KiB is queued on the
+// connection and streamed with sendfile(2), counted against the same mark,
+// so memory per connection stays bounded whatever the files' sizes and
+// however many requests are pipelined. A file that shrinks while it is sent
+// closes the connection (the client sees a body shorter than its
+// Content-Length).
+//
+// Slow clients: a request's header section must be complete within
+// --header_timeout of its first byte and its body within --body_timeout of
+// the headers; bytes trickling in do not extend either. Otherwise the
+// server answers 408 and closes.
 //
 // Closing after an error response is a "lingering close": the server flushes
 // the response, shuts down its write side (the client reads EOF) and keeps
@@ -30,8 +37,7 @@
 // (with --port=0 the port is the kernel's pick). On SIGINT or SIGTERM it
 // stops the loop, closes every connection and exits with status 0. Bad flags
 // print a message on stderr and exit with status 2.
-#include <signal.h>
-
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -51,6 +57,7 @@
 #include "examples/http/http_connection.h"
 #include "examples/http/http_message.h"
 #include "examples/http/static_file_service.h"
+#include "net/byte_buffer.h"
 #include "net/connection.h"
 #include "net/socket_address.h"
 #include "net/tcp_server.h"
@@ -66,6 +73,12 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(30),
 ABSL_FLAG(absl::Duration, linger_timeout, absl::Seconds(2),
           "after a closing response, how long to keep discarding the "
           "client's bytes before closing (0: close as soon as flushed)");
+ABSL_FLAG(absl::Duration, header_timeout, absl::Seconds(10),
+          "a request's header section must be complete this long after its "
+          "first byte, else 408 and close (0: no limit)");
+ABSL_FLAG(absl::Duration, body_timeout, absl::Seconds(30),
+          "a request's body must be complete this long after its headers, "
+          "else 408 and close (0: no limit)");
 ABSL_FLAG(std::string, server_name, "mill-io",
           "value of the Server header (empty: no Server header)");
 ABSL_FLAG(bool, date, true, "send a Date header");
@@ -75,23 +88,24 @@ namespace {
 using mill::http::HttpConnection;
 using mill::http::StaticFileService;
 
-// Input is fed to the protocol in small slices, and the output is handed to
-// the connection whenever kSendChunk bytes have collected or a file body was
-// sent, checking the output queue each time. One slice completes at most a few
-// requests, so a client that pipelines requests for a large file and never
-// reads cannot make one read balloon into gigabytes of responses; ordinary
-// traffic still costs one Send per read.
+// Input is fed to the protocol in small slices from the connection's input
+// buffer, and the output is handed to the connection whenever kSendChunk
+// bytes have collected or a file body was queued, checking the output queue
+// each time. Once the queue reaches the high-water mark the rest of the
+// input simply stays in the connection's buffer (which stops reading): the
+// connection calls on_data again when the queue drains, so a client that
+// pipelines requests for a large file and never reads costs at most the
+// high-water mark of memory, whatever the files' sizes.
 constexpr size_t kFeedSlice = 128;
 constexpr size_t kSendChunk = 64 * 1024;
+// File bodies up to this size are read and sent with the headers in one
+// write; larger ones are queued for sendfile(2) and never read into memory.
+constexpr uint64_t kInlineFileBytes = 16 * 1024;
 
-// Per-connection state, stored in the Connection's user context. The
-// TcpServer never runs two callbacks of one connection at once (on_data,
-// on_peer_shutdown, on_low_water, on_close), so the fields need no lock.
-//
-// Backpressure: once the connection's output queue reaches the high-water
-// mark, the rest of the received bytes wait in `stash` (the server stops
-// reading too) and are fed when on_low_water reports the queue drained.
-class Session {
+// Per-connection state, stored in the Connection's user context. It is only
+// touched from the connection's callbacks and Dispatch tasks, which never
+// overlap, so the fields need no lock.
+class Session : public std::enable_shared_from_this<Session> {
  public:
   struct Config {
     mill::EventLoop* loop;
@@ -99,46 +113,40 @@ class Session {
     HttpConnection::Options http;
     size_t high_water_mark;  // 0: no throttling
     absl::Duration linger_timeout;
+    absl::Duration header_timeout;  // 0: none
+    absl::Duration body_timeout;    // 0: none
   };
 
   explicit Session(const Config& config)
       : config_(config), http_(config.handler, config.http) {}
 
-  // on_data.
-  void OnData(const mill::ConnectionPtr& conn, std::string_view data) {
-    if (closing_) return;  // lingering: discard
-    if (!stash_.empty()) {
-      stash_.append(data);  // keep the order: older bytes are waiting
+  // on_data (also called again when the output queue drained).
+  void OnData(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
+    if (closing_) {
+      input.Consume(input.size());  // lingering: discard
       return;
     }
-    Serve(conn, data);
-  }
-
-  // on_low_water: the output queue drained; serve what was held back.
-  void OnLowWater(const mill::ConnectionPtr& conn) {
-    if (closing_ || stash_.empty()) return;
-    const std::string input = std::exchange(stash_, std::string());
     Serve(conn, input);
-    if (peer_eof_ && stash_.empty() && !closing_) conn->Close();
+    if (peer_eof_ && input.empty() && !closing_) conn->Close();
   }
 
-  // on_peer_shutdown: the client sent everything. Answer what is held back,
-  // then close after flushing.
+  // on_peer_shutdown: the client sent everything. Answer what is still
+  // buffered (OnData finishes it once the output drains), then close.
   void OnPeerShutdown(const mill::ConnectionPtr& conn) {
     peer_eof_ = true;
-    if (closing_ || stash_.empty()) conn->Close();
+    if (closing_ || conn->input().empty()) conn->Close();
   }
 
   // on_close.
   void OnClose() {
-    if (linger_timer_.valid()) config_.loop->Cancel(linger_timer_);
+    CancelTimer(&linger_timer_);
+    CancelTimer(&request_timer_);
   }
 
  private:
   // Hands response pieces to the connection. Bytes collect in `*out` and
-  // are sent in batches; a file range is read with pread() in bounded
-  // chunks, each sent at once, so the process never holds a whole file.
-  // (A stand-in until the connection can queue the range with sendfile.)
+  // are sent in batches; a large file range is queued with SendFile (the
+  // connection streams it with sendfile(2) under its backpressure).
   class ConnectionSink : public mill::http::ResponseSink {
    public:
     ConnectionSink(const mill::ConnectionPtr& conn, std::string* out)
@@ -151,68 +159,130 @@ class Session {
     void WriteFile(std::shared_ptr<const mill::http::FileBody> file,
                    uint64_t offset, uint64_t length) override {
       if (failed_) return;
+      if (length <= kInlineFileBytes) {
+        const absl::Status status = mill::http::ReadFileRange(
+            *file, offset, length, [this](std::string_view chunk) {
+              out_->append(chunk.data(), chunk.size());
+            });
+        // The file shrank or could not be read: the response is shorter
+        // than its Content-Length, so nothing after it can be framed.
+        if (!status.ok()) failed_ = true;
+        return;
+      }
       Flush();
-      sent_file_ = true;
-      const absl::Status status = mill::http::ReadFileRange(
-          *file, offset, length, [this](std::string_view chunk) {
-            // Fails only if the connection is closing; then nobody reads it.
-            (void)conn_->Send(absl::string_view(chunk.data(), chunk.size()));
-          });
-      // The file shrank or could not be read: the response is shorter than
-      // its Content-Length, so nothing after it can be framed.
-      if (!status.ok()) failed_ = true;
+      queued_file_ = true;
+      const int fd = file->fd();
+      // The shared FileBody keeps the descriptor open until the range is
+      // sent (or dropped with the connection). A file that shrinks
+      // meanwhile closes the connection (its framing would break).
+      (void)conn_->SendFile(fd, offset, length, [file = std::move(file)] {});
     }
 
     void Flush() {
       if (out_->empty()) return;
+      // Fails only if the connection is closing; then nobody reads it.
       (void)conn_->Send(*out_);
       out_->clear();
     }
 
     // Whether the queue may have grown past the batch size since last asked.
-    bool TakeSentFile() { return std::exchange(sent_file_, false); }
+    bool TakeQueuedFile() { return std::exchange(queued_file_, false); }
     bool failed() const { return failed_; }
 
    private:
     const mill::ConnectionPtr& conn_;
     std::string* const out_;
-    bool sent_file_ = false;
+    bool queued_file_ = false;
     bool failed_ = false;
   };
 
-  void Serve(const mill::ConnectionPtr& conn, std::string_view data) {
+  void Serve(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     // Reused per thread: most responses fit, so serving allocates nothing.
     thread_local std::string out;
     out.clear();
     ConnectionSink sink(conn, &out);
     bool close = false;
-    while (!data.empty()) {
-      const std::string_view slice = data.substr(0, kFeedSlice);
-      data.remove_prefix(slice.size());
-      if (http_.Feed(slice, &sink) == HttpConnection::Action::kClose ||
-          sink.failed()) {
+    const uint64_t started_before = http_.requests_started();
+    const HttpConnection::Phase phase_before = http_.phase();
+    while (!input.empty()) {
+      const size_t slice = std::min(input.size(), kFeedSlice);
+      const std::string_view bytes(input.data(), slice);
+      const HttpConnection::Action action = http_.Feed(bytes, &sink);
+      input.Consume(slice);
+      if (action == HttpConnection::Action::kClose || sink.failed()) {
         close = true;
         break;
       }
-      if (out.size() < kSendChunk && !sink.TakeSentFile()) continue;
+      if (out.size() < kSendChunk && !sink.TakeQueuedFile()) continue;
       sink.Flush();
-      if (!data.empty() && config_.high_water_mark > 0 &&
+      if (config_.high_water_mark > 0 &&
           conn->pending_output_bytes() >= config_.high_water_mark) {
-        // The queue crossed the high-water mark: on_low_water will follow.
-        stash_.assign(data.data(), data.size());
+        // The rest waits in the input buffer; on_data comes again once the
+        // queue drained to the low-water mark.
         break;
       }
     }
     sink.Flush();
     if (out.capacity() > 2 * kSendChunk) std::string().swap(out);
-    if (close) StartClosing(conn);
+    if (close) {
+      StartClosing(conn);
+      return;
+    }
+    if (http_.requests_started() != started_before ||
+        http_.phase() != phase_before) {
+      TimeRequest(conn);
+    }
+  }
+
+  // A request's header section must be complete within header_timeout of
+  // its first byte, and its body within body_timeout of the headers: bytes
+  // trickling in do not extend either (the connection's idle timeout alone
+  // would be reset by every byte). Otherwise 408 and close.
+  void TimeRequest(const mill::ConnectionPtr& conn) {
+    CancelTimer(&request_timer_);
+    const HttpConnection::Phase phase = http_.phase();
+    const absl::Duration limit = phase == HttpConnection::Phase::kHeaders
+                                     ? config_.header_timeout
+                                     : config_.body_timeout;
+    if (phase == HttpConnection::Phase::kIdle ||
+        limit <= absl::ZeroDuration()) {
+      return;
+    }
+    const uint64_t request = http_.requests_started();
+    std::weak_ptr<mill::Connection> weak_conn = conn;
+    std::weak_ptr<Session> weak_self = weak_from_this();
+    request_timer_ = config_.loop->RunAfter(limit, [=] {
+      mill::ConnectionPtr c = weak_conn.lock();
+      if (c == nullptr) return;
+      c->Dispatch([weak_self, request, phase](const mill::ConnectionPtr& c) {
+        std::shared_ptr<Session> self = weak_self.lock();
+        if (self == nullptr || self->closing_ ||
+            self->http_.requests_started() != request ||
+            self->http_.phase() != phase) {
+          return;  // that request moved on meanwhile
+        }
+        self->request_timer_ = mill::EventLoop::TimerId();
+        thread_local std::string out;
+        out.clear();
+        ConnectionSink sink(c, &out);
+        self->http_.FailRequest(408, &sink);
+        sink.Flush();
+        self->StartClosing(c);
+      });
+    });
+  }
+
+  void CancelTimer(mill::EventLoop::TimerId* timer) {
+    if (timer->valid()) config_.loop->Cancel(*timer);
+    *timer = mill::EventLoop::TimerId();
   }
 
   // After a closing response: flush, send FIN, keep reading (and
   // discarding) until the client closes or the linger timeout passes.
   void StartClosing(const mill::ConnectionPtr& conn) {
     closing_ = true;
-    std::string().swap(stash_);
+    CancelTimer(&request_timer_);
+    conn->input().Consume(conn->input().size());
     if (config_.linger_timeout == absl::ZeroDuration() || peer_eof_) {
       conn->Close();
       return;
@@ -226,10 +296,10 @@ class Session {
 
   const Config& config_;  // outlives every connection (lives in main)
   HttpConnection http_;
-  std::string stash_;  // input held back until the output drains
   bool closing_ = false;
   bool peer_eof_ = false;
   mill::EventLoop::TimerId linger_timer_;
+  mill::EventLoop::TimerId request_timer_;
 };
 
 }  // namespace
@@ -262,6 +332,13 @@ int main(int argc, char** argv) {
   if (linger_timeout < absl::ZeroDuration()) {
     return Fail(kProgram, "--linger_timeout must not be negative");
   }
+  const absl::Duration header_timeout = absl::GetFlag(FLAGS_header_timeout);
+  const absl::Duration body_timeout = absl::GetFlag(FLAGS_body_timeout);
+  if (header_timeout < absl::ZeroDuration() ||
+      body_timeout < absl::ZeroDuration()) {
+    return Fail(kProgram,
+                "--header_timeout and --body_timeout must not be negative");
+  }
 
   StaticFileService::Options service_options;
   service_options.root = absl::GetFlag(FLAGS_root);
@@ -279,25 +356,30 @@ int main(int argc, char** argv) {
   if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
   mill::EventLoop* const event_loop = loop->get();
   mill::TcpServerOptions options;
-  options.connection.no_delay = true;
+  options.connection.socket.no_delay = true;
   options.max_connections = setup->max_connections;
-  options.idle_timeout = setup->idle_timeout;
+  options.connection.idle_timeout = setup->idle_timeout;
+  // Requests wait in the input buffer while the output is above the mark;
+  // the buffer itself only ever needs the header limit plus a read.
+  options.connection.max_input_bytes =
+      static_cast<size_t>(max_header_bytes) + 64 * 1024;
 
-  const Session::Config session_config = {event_loop, (*service)->AsHandler(),
-                                          http_options, options.high_water_mark,
-                                          linger_timeout};
+  const Session::Config session_config = {
+      event_loop,     (*service)->AsHandler(),
+      http_options,   options.connection.high_water_mark,
+      linger_timeout, header_timeout,
+      body_timeout};
   mill::TcpServerCallbacks callbacks;
   callbacks.on_connect = [&session_config](const mill::ConnectionPtr& conn) {
     conn->SetContext(std::make_shared<Session>(session_config));
   };
   callbacks.on_data = [](const mill::ConnectionPtr& conn,
-                         absl::string_view data) {
+                         mill::ByteBuffer& input) {
     if (auto session = conn->GetContext<Session>()) {
-      session->OnData(conn, std::string_view(data.data(), data.size()));
+      session->OnData(conn, input);
+    } else {
+      input.Consume(input.size());
     }
-  };
-  callbacks.on_low_water = [](const mill::ConnectionPtr& conn) {
-    if (auto session = conn->GetContext<Session>()) session->OnLowWater(conn);
   };
   callbacks.on_peer_shutdown = [](const mill::ConnectionPtr& conn) {
     if (auto session = conn->GetContext<Session>()) {

@@ -22,8 +22,7 @@
 // (with --port=0 the port is the kernel's pick). On SIGINT or SIGTERM it
 // stops the loop, closes every connection and exits with status 0. Bad flags
 // print a message on stderr and exit with status 2.
-#include <signal.h>
-
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -45,6 +44,7 @@
 #include "examples/jsonrpc/key_value_store.h"
 #include "examples/jsonrpc/line_framer.h"
 #include "examples/jsonrpc/standard_methods.h"
+#include "net/byte_buffer.h"
 #include "net/connection.h"
 #include "net/socket_address.h"
 #include "net/tcp_server.h"
@@ -62,70 +62,53 @@ namespace {
 
 using mill::jsonrpc::JsonRpcConnection;
 
-// Input is fed to the protocol in small slices, and the output is handed to
-// the connection whenever kSendChunk bytes have collected, checking the
-// output queue each time. One slice completes at most a few requests, so a
-// client that pipelines "get" calls for a large value and never reads cannot
-// make one read balloon into gigabytes of responses; ordinary traffic still
-// costs one Send per read.
+// Input is fed to the protocol in small slices from the connection's input
+// buffer, and the output is handed to the connection whenever kSendChunk
+// bytes have collected, checking the output queue each time. Once the queue
+// reaches the high-water mark the rest of the input stays in the
+// connection's buffer (which stops reading) and on_data comes again when the
+// queue drained, so a client that pipelines "get" calls for a large value
+// and never reads cannot make the server buffer without bound.
 constexpr size_t kFeedSlice = 128;
 constexpr size_t kSendChunk = 64 * 1024;
 
-// Per-connection state, stored in the Connection's user context. The
-// TcpServer never runs two callbacks of one connection at once (on_data,
-// on_peer_shutdown, on_low_water, on_close), so the fields need no lock.
-//
-// Backpressure: once the connection's output queue reaches the high-water
-// mark, the rest of the received bytes wait in `stash_` (the server stops
-// reading too) and are fed when on_low_water reports the queue drained.
+// Per-connection state, stored in the Connection's user context, touched
+// only by the connection's callbacks (which never overlap): no lock.
 class Session {
  public:
   Session(const mill::jsonrpc::JsonRpcService* service, size_t max_line_bytes,
           size_t high_water_mark)
       : rpc_(service, max_line_bytes), high_water_mark_(high_water_mark) {}
 
-  // on_data.
-  void OnData(const mill::ConnectionPtr& conn, std::string_view data) {
-    if (!stash_.empty()) {
-      stash_.append(data);  // keep the order: older bytes are waiting
-      return;
-    }
-    Serve(conn, data);
-  }
-
-  // on_low_water: the output queue drained; serve what was held back.
-  void OnLowWater(const mill::ConnectionPtr& conn) {
-    if (stash_.empty()) return;
-    const std::string input = std::exchange(stash_, std::string());
+  // on_data (also called again when the output queue drained).
+  void OnData(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     Serve(conn, input);
-    if (peer_eof_ && stash_.empty()) conn->Close();
+    if (peer_eof_ && input.empty()) conn->Close();
   }
 
-  // on_peer_shutdown: the client sent everything. Answer what is held back,
-  // then close after flushing.
+  // on_peer_shutdown: the client sent everything. Answer what is still
+  // buffered (OnData finishes it once the output drains), then close.
   void OnPeerShutdown(const mill::ConnectionPtr& conn) {
     peer_eof_ = true;
-    if (stash_.empty()) conn->Close();
+    if (conn->input().empty()) conn->Close();
   }
 
  private:
-  void Serve(const mill::ConnectionPtr& conn, std::string_view data) {
+  void Serve(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     // Reused per thread: serving small messages allocates no output buffer.
     thread_local std::string out;
     out.clear();
-    while (!data.empty()) {
-      const std::string_view slice = data.substr(0, kFeedSlice);
-      data.remove_prefix(slice.size());
-      rpc_.Feed(slice, &out);
+    while (!input.empty()) {
+      const size_t slice = std::min(input.size(), kFeedSlice);
+      rpc_.Feed(std::string_view(input.data(), slice), &out);
+      input.Consume(slice);
       if (out.size() < kSendChunk) continue;
       // Fails only if the connection is closing; then nobody reads it.
       (void)conn->Send(out);
       out.clear();
-      if (!data.empty() && high_water_mark_ > 0 &&
+      if (high_water_mark_ > 0 &&
           conn->pending_output_bytes() >= high_water_mark_) {
-        // The queue crossed the high-water mark: on_low_water will follow.
-        stash_.assign(data.data(), data.size());
-        break;
+        break;  // the rest waits in the input buffer
       }
     }
     if (!out.empty()) (void)conn->Send(out);
@@ -134,7 +117,6 @@ class Session {
 
   JsonRpcConnection rpc_;
   const size_t high_water_mark_;  // 0: no throttling
-  std::string stash_;             // input held back until the output drains
   bool peer_eof_ = false;
 };
 
@@ -178,26 +160,25 @@ int main(int argc, char** argv) {
   if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
 
   mill::TcpServerOptions options;
-  options.connection.no_delay = true;
+  options.connection.socket.no_delay = true;
   options.max_connections = setup->max_connections;
-  options.idle_timeout = setup->idle_timeout;
+  options.connection.idle_timeout = setup->idle_timeout;
 
   mill::TcpServerCallbacks callbacks;
   const size_t line_limit = static_cast<size_t>(max_line_bytes);
-  const size_t high_water_mark = options.high_water_mark;
+  const size_t high_water_mark = options.connection.high_water_mark;
   callbacks.on_connect = [&service, line_limit,
                           high_water_mark](const mill::ConnectionPtr& conn) {
     conn->SetContext(
         std::make_shared<Session>(&service, line_limit, high_water_mark));
   };
   callbacks.on_data = [](const mill::ConnectionPtr& conn,
-                         absl::string_view data) {
+                         mill::ByteBuffer& input) {
     if (auto session = conn->GetContext<Session>()) {
-      session->OnData(conn, std::string_view(data.data(), data.size()));
+      session->OnData(conn, input);
+    } else {
+      input.Consume(input.size());
     }
-  };
-  callbacks.on_low_water = [](const mill::ConnectionPtr& conn) {
-    if (auto session = conn->GetContext<Session>()) session->OnLowWater(conn);
   };
   callbacks.on_peer_shutdown = [](const mill::ConnectionPtr& conn) {
     if (auto session = conn->GetContext<Session>()) {
