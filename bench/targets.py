@@ -30,8 +30,8 @@ BENCHMARKS = [
     "//poll:poll_benchmark",
     "//registry:registry_benchmark",
     "//reactor:event_loop_benchmark",
+    "//reactor:loop_timer_accuracy_benchmark",
     "//timer:timing_wheel_benchmark",
-    "//timer:loop_timer_accuracy_benchmark",
     "//ratelimit:ratelimit_benchmark",
 ]
 

@@ -18,6 +18,7 @@
 
 #include "benchmark/benchmark.h"
 #include "ratelimit/clock.h"
+#include "ratelimit/testing/manual_clock.h"
 #include "ratelimit/token_bucket.h"
 
 namespace mill {

@@ -9,7 +9,7 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "ratelimit/clock.h"
+#include "ratelimit/testing/manual_clock.h"
 
 namespace mill {
 namespace {

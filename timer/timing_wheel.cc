@@ -3,17 +3,14 @@
 #include <algorithm>
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <new>
-#include <stdexcept>
 
 #include "absl/base/config.h"
 #include "absl/base/optimization.h"
 #include "absl/numeric/bits.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "timer/internal/node_slab.h"
 
 #ifdef ABSL_HAVE_ADDRESS_SANITIZER
 #include <sanitizer/asan_interface.h>
@@ -22,16 +19,9 @@
 namespace mill {
 namespace {
 
-constexpr uint32_t kNil = std::numeric_limits<uint32_t>::max();
+constexpr uint32_t kNil = timer_internal::kNoNode;
 constexpr int64_t kNsPerTick = 1'000'000;
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-
-// Nodes are allocated in chunks so growth never moves live nodes (no pause to
-// copy a million timers when the slab doubles). 32,768 timers of 64 bytes
-// fill one 2 MiB huge page.
-constexpr uint32_t kChunkBits = 15;
-constexpr uint32_t kChunkSize = uint32_t{1} << kChunkBits;
-constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 // How many slab indices one ReclaimSome() call examines: bounds the work a
 // Schedule can do on top of its own.
@@ -89,43 +79,6 @@ void MarkCallbackLive(void* storage) {
 #endif
 }
 
-// `bytes` (a multiple of kHugePageBytes) aligned to a huge page, so that
-// transparent huge pages can back it. Untouched pages cost no memory.
-void* MapChunk(size_t bytes, bool huge_pages) {
-#if defined(__linux__)
-  const size_t span = bytes + kHugePageBytes;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned =
-      (start + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1};
-  if (aligned != start) munmap(raw, aligned - start);
-  const uintptr_t tail = aligned + bytes;
-  if (tail != start + span) {
-    munmap(reinterpret_cast<void*>(tail), start + span - tail);
-  }
-#if defined(MADV_HUGEPAGE)
-  // Best effort: without it (THP disabled) the chunk uses normal pages.
-  if (huge_pages) {
-    (void)madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
-  }
-#endif
-  return reinterpret_cast<void*>(aligned);
-#else
-  (void)huge_pages;
-  return ::operator new(bytes, std::align_val_t(kHugePageBytes));
-#endif
-}
-
-void UnmapChunk(void* chunk, size_t bytes) {
-#if defined(__linux__)
-  munmap(chunk, bytes);
-#else
-  ::operator delete(chunk, bytes, std::align_val_t(kHugePageBytes));
-#endif
-}
-
 }  // namespace
 
 enum class NodeState : uint8_t {
@@ -139,7 +92,7 @@ enum class NodeState : uint8_t {
 struct TimingWheel::Link {
   int64_t deadline_ns;
   uint32_t prev;
-  uint32_t next;  // also the free-list link
+  uint32_t next;  // also the slab's free-list link
 };
 
 // What an id check reads.
@@ -156,29 +109,15 @@ struct TimingWheel::Meta {
 // slower: Cancel then misses twice, the id check and the callback.) Left
 // uninitialised until handed out. The callback is constructed exactly while
 // the node is kInWheel or kCollected, plus, for a timer whose callback runs,
-// until it returns.
+// until it returns. 32,768 nodes fill one 2 MiB chunk of the slab.
 struct alignas(64) TimingWheel::Node {
   alignas(Callback) unsigned char callback[sizeof(Callback)];
   Link link;
   Meta meta;
   int64_t interval_ns;  // repeating timers only
+
+  uint32_t& free_next() { return link.next; }
 };
-
-struct TimingWheel::Chunk {
-  Node nodes[kChunkSize];
-
-  // The mapping holding a chunk: whole huge pages.
-  static constexpr size_t Bytes() {
-    return (sizeof(Chunk) + kHugePageBytes - 1) / kHugePageBytes *
-           kHugePageBytes;
-  }
-};
-
-void TimingWheel::ChunkDeleter::operator()(Chunk* chunk) const {
-  for (Node& n : chunk->nodes) MarkCallbackLive(n.callback);
-  chunk->~Chunk();
-  UnmapChunk(chunk, Chunk::Bytes());
-}
 
 // An intrusive FIFO list of timers, the number of pending ones among them
 // (the rest were cancelled), and a lower bound of the pending deadlines (the
@@ -194,7 +133,6 @@ struct TimingWheel::Slot {
 TimingWheel::TimingWheel(TimePoint start)
     : origin_ns_(ToNs(start)),
       slots_(new Slot[kLevels * kSlotsPerLevel]),
-      free_head_(kNil),
       running_(kNil) {
   // Every tick the clock can produce fits the levels, so nothing is clamped.
   static_assert(std::numeric_limits<uint64_t>::max() / kNsPerTick <
@@ -203,13 +141,14 @@ TimingWheel::TimingWheel(TimePoint start)
   static_assert(kLevels * kSlotsPerLevel <= 65536, "Meta::slot is 16 bits");
   static_assert(sizeof(Link) == 16, "keep the list links small");
   static_assert(sizeof(Meta) == 8, "keep the id check small");
+  static_assert(sizeof(Node) == 64, "one cache line per timer");
 }
 
 TimingWheel::~TimingWheel() {
   // Pending timers are the only ones with a callback left (the wheel is not
   // destroyed from a callback); stop looking once all are found.
   size_t left = size_;
-  for (uint32_t i = 0; left != 0 && i < high_water_; ++i) {
+  for (uint32_t i = 0; left != 0 && i < nodes_.size(); ++i) {
     const NodeState state = meta(i).state;
     if (state == NodeState::kInWheel || state == NodeState::kCollected) {
       callback(i).~Callback();
@@ -219,7 +158,7 @@ TimingWheel::~TimingWheel() {
 }
 
 TimingWheel::Node& TimingWheel::node(uint32_t index) const {
-  return chunks_[index >> kChunkBits]->nodes[index & (kChunkSize - 1)];
+  return nodes_[index];
 }
 
 TimingWheel::Link& TimingWheel::link(uint32_t index) const {
@@ -235,7 +174,7 @@ TimingWheel::Callback& TimingWheel::callback(uint32_t index) const {
 }
 
 TimingWheel::Meta* TimingWheel::Lookup(TimerId id) const {
-  if (!id.valid() || id.index() >= high_water_) return nullptr;
+  if (!id.valid() || id.index() >= nodes_.size()) return nullptr;
   Meta& m = meta(id.index());
   if (m.generation != id.generation() ||
       (m.state != NodeState::kInWheel && m.state != NodeState::kCollected)) {
@@ -248,44 +187,28 @@ inline uint32_t TimingWheel::AllocateNode() {
   // Reuse the nodes of cancelled timers before growing, once they make up
   // half the slab: that keeps the slab within about twice the peak number of
   // pending timers, and each reclaimed node costs O(1) scanning.
-  if (free_head_ == kNil && cancelled_ != 0 &&
-      uint64_t{cancelled_} * 2 >= high_water_) {
+  if (!nodes_.has_free() && cancelled_ != 0 &&
+      uint64_t{cancelled_} * 2 >= nodes_.size()) {
     ReclaimSome();
   }
   uint32_t index;
-  if (free_head_ != kNil) {
-    index = free_head_;
-    free_head_ = link(index).next;
+  if (nodes_.has_free()) {
+    index = nodes_.PopFree();
   } else {
-    if (ABSL_PREDICT_FALSE(high_water_ == chunks_.size() * kChunkSize)) {
-      AddChunk();
-    }
-    index = high_water_++;
+    index = nodes_.AllocateNew();
     meta(index).generation = 1;
   }
   ++size_;
   return index;
 }
 
-void TimingWheel::AddChunk() {
-  // Indices must stay below kNil.
-  if (high_water_ > kNil - kChunkSize) throw std::length_error("timers");
-  // A small wheel keeps to normal pages; a big one asks for huge pages.
-  std::unique_ptr<Chunk, ChunkDeleter> chunk(
-      new (MapChunk(Chunk::Bytes(), !chunks_.empty())) Chunk);  // no writes
-#ifdef ABSL_HAVE_ADDRESS_SANITIZER
-  for (Node& n : chunk->nodes) MarkCallbackDead(n.callback);
-#endif
-  chunks_.push_back(std::move(chunk));
-}
-
 // Frees the cancelled nodes among the next kReclaimBatch slab indices, going
 // round the slab. Runs between walks (never inside Collect), so unlinking is
 // safe; the node of a running callback keeps its storage until it returns.
 void TimingWheel::ReclaimSome() {
-  const uint32_t batch = std::min(kReclaimBatch, high_water_);
+  const uint32_t batch = std::min(kReclaimBatch, nodes_.size());
   for (uint32_t n = 0; n < batch; ++n) {
-    if (reclaim_cursor_ >= high_water_) reclaim_cursor_ = 0;
+    if (reclaim_cursor_ >= nodes_.size()) reclaim_cursor_ = 0;
     const uint32_t index = reclaim_cursor_++;
     if (meta(index).state == NodeState::kCancelled && index != running_) {
       Unlink(index);
@@ -309,8 +232,7 @@ void TimingWheel::Retire(uint32_t index) {
 void TimingWheel::Recycle(uint32_t index) {
   callback(index).~Callback();
   MarkCallbackDead(node(index).callback);
-  link(index).next = free_head_;
-  free_head_ = index;
+  nodes_.PushFree(index);
 }
 
 // Returns the node of a cancelled timer (already unlinked, or in a list that
@@ -318,8 +240,7 @@ void TimingWheel::Recycle(uint32_t index) {
 void TimingWheel::Free(uint32_t index) {
   assert(index != running_);
   meta(index).state = NodeState::kFree;
-  link(index).next = free_head_;
-  free_head_ = index;
+  nodes_.PushFree(index);
   --cancelled_;
 }
 
@@ -436,7 +357,7 @@ inline TimerId TimingWheel::Commit(uint32_t index, TimePoint deadline,
 bool TimingWheel::Cancel(TimerId id) {
   const uint32_t index = id.index();
   // An invalid id has generation 0, which no node has.
-  if (index >= high_water_) return false;
+  if (index >= nodes_.size()) return false;
   Node& n = node(index);
   Meta& m = n.meta;
   if (m.generation != id.generation()) return false;

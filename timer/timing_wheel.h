@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "timer/internal/node_slab.h"
 
 namespace mill {
 
@@ -190,10 +191,6 @@ class TimingWheel {
   struct Link;
   struct Meta;
   struct Node;
-  struct Chunk;
-  struct ChunkDeleter {
-    void operator()(Chunk* chunk) const;
-  };
   struct Slot;
 
   Node& node(uint32_t index) const;
@@ -202,7 +199,6 @@ class TimingWheel {
   Callback& callback(uint32_t index) const;
   Meta* Lookup(TimerId id) const;
   uint32_t AllocateNode();
-  void AddChunk();
   void ReclaimSome();
   void Retire(uint32_t index);
   void Recycle(uint32_t index);
@@ -242,13 +238,11 @@ class TimingWheel {
   std::unique_ptr<Slot[]> slots_;  // kLevels * kSlotsPerLevel
   // Bit s of level k set: slot s of level k holds a pending timer.
   uint64_t occupied_[kLevels][kWordsPerLevel] = {};
-  // Timers live in chunks that never move; indices below high_water_ have
-  // been handed out, freed ones are chained through Link::next. Cancelled
-  // nodes still linked in a slot list number cancelled_; ReclaimSome() scans
-  // for them from reclaim_cursor_.
-  std::vector<std::unique_ptr<Chunk, ChunkDeleter>> chunks_;
-  uint32_t high_water_ = 0;
-  uint32_t free_head_;
+  // Every timer's node, by index (see timer/internal/node_slab.h). Freed
+  // nodes are chained through Link::next. Cancelled nodes still linked in a
+  // slot list number cancelled_; ReclaimSome() scans for them from
+  // reclaim_cursor_.
+  timer_internal::NodeSlab<Node> nodes_;
   uint32_t cancelled_ = 0;
   uint32_t reclaim_cursor_ = 0;
   size_t size_ = 0;

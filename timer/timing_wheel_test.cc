@@ -1091,7 +1091,9 @@ void RunModelComparison(uint64_t seed, int operations, OpMix mix = OpMix()) {
     const std::optional<TimePoint> next = wheel.wheel().NextDeadline();
     const std::optional<int64_t> earliest = model.Earliest();
     ASSERT_EQ(next.has_value(), earliest.has_value()) << "op " << op;
-    if (next) ASSERT_LE(NsOf(*next), *earliest) << "op " << op;
+    if (next) {
+      ASSERT_LE(NsOf(*next), *earliest) << "op " << op;
+    }
   }
   // Drain through NextDeadline, as a loop would.
   for (int i = 0; i < 2000; ++i) {

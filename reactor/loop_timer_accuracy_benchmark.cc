@@ -16,7 +16,7 @@
 //   SleepUntilThread   baseline: the deadlines, sorted, slept through one by
 //                      one with std::this_thread::sleep_until
 //
-//   ./bazelw run --config=opt //timer:loop_timer_accuracy_benchmark
+//   ./bazelw run --config=opt //reactor:loop_timer_accuracy_benchmark
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "reactor/event_loop.h"

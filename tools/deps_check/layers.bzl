@@ -1,0 +1,53 @@
+"""Mill-IO's layer table, checked by //tools/deps_check:separability_test.
+
+Keep docs/ARCHITECTURE.md's layer table in step with this file.
+"""
+
+# Top-level directory -> the directories its targets (libraries, tests,
+# benchmarks, binaries: every rule) may depend on. Each entry also allows,
+# transitively, whatever the entries it names allow; a package may always
+# depend on itself (its sub-packages included) and on external repositories
+# (Abseil, GoogleTest, system libraries). "*" allows anything.
+#
+# Bottom up: poll < registry < reactor < net < connpool / examples, with the
+# four stand-alone libraries usable from the reactor up. To add a layer, add
+# one line; a directory that does not exist yet (connpool) is fine.
+LAYERS = {
+    # Stand-alone: Abseil and system libraries only.
+    "threadpool": [],
+    "objectpool": [],
+    "timer": [],
+    "ratelimit": [],
+    # The reactor stack.
+    "poll": [],
+    "registry": ["poll"],
+    "reactor": ["registry", "threadpool", "objectpool", "timer", "ratelimit"],
+    "net": ["reactor"],
+    "connpool": ["net"],
+    "examples": ["connpool", "net"],
+    # Measurement and tooling may use anything.
+    "bench": ["*"],
+    "tools": ["*"],
+}
+
+# Where the check starts: every package holding a target reached from these
+# targets is checked, all of its rules, tests and private targets included.
+# Each root must be visible to //tools/deps_check (public, or listing
+# "//tools/deps_check:__pkg__"); what they reach need not be. When a new
+# package is reached from none of them (a library nothing uses yet), add its
+# main target; the test names packages it saw referenced but could not check.
+ROOTS = [
+    "//poll",
+    "//registry",
+    "//threadpool",
+    "//objectpool",
+    "//timer",
+    "//ratelimit",
+    "//reactor",
+    "//net",
+    "//examples/echo:echo_server",
+    "//examples/http:http_server",
+    "//examples/jsonrpc:jsonrpc_server",
+    "//bench:echo_load",
+    "//bench/peers:echo_epoll",
+]
