@@ -389,6 +389,31 @@ size_t Connection::pending_output_bytes() const {
   return pending_bytes_;
 }
 
+absl::Status Connection::Probe() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ != ConnectionState::kOpen || teardown_pending_ ||
+      closed_.load(std::memory_order_relaxed)) {
+    return absl::UnavailableError(
+        absl::StrCat("connection is ", ConnectionStateName(state_)));
+  }
+  if (input_ended_) {
+    return absl::UnavailableError("the peer closed the connection (EOF)");
+  }
+  char byte;
+  ssize_t n;
+  do {
+    n = ::recv(stream_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) {
+    return absl::UnavailableError("the peer closed the connection (EOF)");
+  }
+  if (n > 0) {
+    return absl::FailedPreconditionError("unexpected input is waiting");
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
+  return net_internal::ErrnoStatus(errno, "recv(MSG_PEEK)");
+}
+
 void Connection::SetContext(std::shared_ptr<void> context) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -265,6 +265,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Bytes queued and not yet written (file ranges included).
   size_t pending_output_bytes() const;
 
+  // Checks, without blocking or reading, that an idle connection can be
+  // reused (a connection pool's check before handing it out): OK if it is
+  // open, the peer has not sent EOF, and nothing is waiting to be read
+  // (peeked at on the socket). Unavailable when the peer closed or reset
+  // it (or it is closing), FailedPrecondition when input is waiting
+  // (unexpected for an idle connection). Does not close it.
+  absl::Status Probe() const;
+
   uint64_t bytes_received() const {
     return bytes_in_.load(std::memory_order_relaxed);
   }

@@ -1,0 +1,176 @@
+// TcpClient: opens outbound TCP connections on an EventLoop. The result is
+// the same Connection a TcpServer hands out (same callbacks, output
+// backpressure, input bound, idle timeout and read-rate limits), so client
+// and server code share everything after the connect.
+//
+// Connecting never blocks the loop: the socket connects in non-blocking
+// mode and is watched by the loop; a host name is resolved with
+// getaddrinfo(3) on the client's own resolver thread, and every address it
+// returns is tried in turn, IPv6 and IPv4 interleaved, a new attempt
+// starting attempt_delay after the previous one unless that one answered
+// first (RFC 8305, "Happy Eyeballs"). The first connection to succeed wins;
+// the others are abandoned.
+//
+// Errors (absl::Status with the errno text), delivered to the callback:
+//   Unavailable       refused (ECONNREFUSED), host or network unreachable
+//   DeadlineExceeded  the connect timeout passed (or ETIMEDOUT)
+//   NotFound          the name does not resolve
+//   InvalidArgument   a malformed "host:port"
+//   Cancelled         Cancel() or Stop() before the connect finished
+//   others            as absl::ErrnoToStatus maps the errno
+//
+// Reconnecting: KeepConnected() holds one connection to a target open,
+// reconnecting with exponential backoff and jitter whenever it fails or
+// closes (until StopKeepingConnected() or Stop()).
+//
+// Threading: callbacks run where the loop runs handlers (a worker in pool
+// mode, the loop thread in direct mode), as for a TcpServer. The connect
+// callback runs exactly once per Connect(), after on_connect for a success.
+//
+// Thread-safety: every member may be called from any thread, including from
+// inside callbacks. Stop() never deadlocks: outside any connection callback
+// it returns once every connection is closed; inside one it does not wait.
+//
+// Ownership: the client borrows the EventLoop, which must outlive it, and
+// owns the connections it made while they are open (user code may keep
+// ConnectionPtrs longer). Destroy the client before the loop.
+#ifndef MILL_IO_NET_TCP_CLIENT_H_
+#define MILL_IO_NET_TCP_CLIENT_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+
+namespace net_internal {
+class ClientCore;
+}  // namespace net_internal
+
+// Exponential backoff with jitter between reconnect attempts: the n-th wait
+// is min(max, initial * multiplier^n), then scaled by a random factor in
+// [1 - jitter, 1 + jitter], so clients restarted together spread out.
+struct BackoffPolicy {
+  absl::Duration initial = absl::Milliseconds(100);
+  absl::Duration max = absl::Seconds(30);
+  double multiplier = 2.0;
+  double jitter = 0.2;  // in [0, 1]
+};
+
+struct TcpClientOptions {
+  // Applied to every connection the client opens.
+  ConnectionOptions connection;
+  // Default limit on one Connect(), resolution and every attempt included.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // Delay before starting the next address while earlier attempts are still
+  // connecting (RFC 8305 recommends 250 ms).
+  absl::Duration attempt_delay = absl::Milliseconds(250);
+};
+
+// Counters, readable at any time.
+struct TcpClientStats {
+  uint64_t connects_started = 0;    // Connect() calls (and reconnects)
+  uint64_t connects_succeeded = 0;  // delivered an open connection
+  uint64_t connects_failed = 0;     // delivered an error (cancels included)
+  uint64_t attempts = 0;            // sockets that started connecting
+  uint64_t resolutions = 0;         // names resolved with getaddrinfo
+  size_t pending = 0;               // Connect() calls still in progress
+  size_t active = 0;                // open connections
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  // Closed connections by CloseReason (connections that opened).
+  std::array<uint64_t, kCloseReasonCount> closed_by{};
+
+  uint64_t closed(CloseReason reason) const {
+    return closed_by[static_cast<int>(reason)];
+  }
+};
+
+// What Connect() delivers: the open connection or the error.
+using ConnectCallback =
+    absl::AnyInvocable<void(absl::StatusOr<ConnectionPtr> result)>;
+
+// Opens connections:
+//
+//   mill::ConnectionCallbacks cb;
+//   cb.on_data = [](const mill::ConnectionPtr& c, mill::ByteBuffer& in) {
+//     Handle(in.view());
+//     in.Consume(in.size());
+//   };
+//   auto client = mill::TcpClient::Create(loop, cb);
+//   (*client)->Connect("example.com:80",
+//       [](absl::StatusOr<mill::ConnectionPtr> c) {
+//         if (!c.ok()) { Log(c.status()); return; }
+//         (*c)->Send("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+//       });
+class TcpClient {
+ public:
+  // Identifies one Connect() (or KeepConnected()); 0 is never valid.
+  using ConnectId = uint64_t;
+
+  // InvalidArgument for a null loop or bad options.
+  static absl::StatusOr<std::unique_ptr<TcpClient>> Create(
+      EventLoop* loop, ConnectionCallbacks callbacks,
+      TcpClientOptions options = {});
+
+  TcpClient(const TcpClient&) = delete;
+  TcpClient& operator=(const TcpClient&) = delete;
+
+  // Stop(). Not from inside this client's callbacks.
+  ~TcpClient();
+
+  // Connects to `address` within `timeout` (the options' connect_timeout
+  // when zero). `done` runs exactly once (see the file comment).
+  ConnectId Connect(const SocketAddress& address, ConnectCallback done,
+                    absl::Duration timeout = absl::ZeroDuration());
+  // Connects to "host:port", "a.b.c.d:port" or "[v6]:port"; names are
+  // resolved off the loop.
+  ConnectId Connect(absl::string_view host_port, ConnectCallback done,
+                    absl::Duration timeout = absl::ZeroDuration());
+
+  // Cancels a Connect() in progress: its callback runs with Cancelled (on
+  // this thread or where handlers run, before or just after Cancel
+  // returns). False if `id` is unknown or already finished.
+  bool Cancel(ConnectId id);
+
+  // Keeps one connection to `host_port` open, reconnecting with `backoff`
+  // after every failure or close, until StopKeepingConnected(id) or Stop().
+  // The connections come through the client's callbacks (on_connect, ...).
+  ConnectId KeepConnected(absl::string_view host_port,
+                          BackoffPolicy backoff = {});
+  // Stops reconnecting; closes the current connection (kClosedLocally)
+  // when `close` is set. False if `id` is unknown.
+  bool StopKeepingConnected(ConnectId id, bool close = true);
+
+  // Cancels every pending Connect(), stops reconnecting and closes every
+  // open connection (kStopped). Idempotent. Connect() after Stop() fails
+  // with Cancelled.
+  void Stop();
+
+  // The open connections (a snapshot).
+  std::vector<ConnectionPtr> Connections() const;
+  size_t connection_count() const;
+
+  TcpClientStats stats() const;
+
+ private:
+  explicit TcpClient(std::shared_ptr<net_internal::ClientCore> core);
+
+  std::shared_ptr<net_internal::ClientCore> core_;
+};
+
+}  // namespace mill
+
+#endif  // MILL_IO_NET_TCP_CLIENT_H_
