@@ -1,0 +1,230 @@
+#include "examples/proxy/forwarding.h"
+
+#include <http_parser.h>
+#include <strings.h>
+
+#include <cstdio>
+#include <string>
+
+namespace mill::proxy {
+namespace {
+
+constexpr std::string_view kVia = "1.1 mill-proxy";
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Whether a comma-separated list (a Connection field value) has `token`.
+bool ListHasToken(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    if (EqualsIgnoreCase(Trim(list.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void AppendField(std::string_view name, std::string_view value,
+                 std::string* out) {
+  out->append(name.data(), name.size());
+  out->append(": ");
+  out->append(value.data(), value.size());
+  out->append("\r\n");
+}
+
+const char* Reason(int status) {
+  const char* reason = http_status_str(static_cast<http_status>(status));
+  return reason == nullptr || *reason == '<' ? "Unknown" : reason;
+}
+
+// The fields of `head` that are forwarded unchanged: everything but the
+// hop-by-hop ones and those the proxy rewrites (`skip_length` drops
+// Content-Length, `skip_via` / `skip_xff` the fields merged elsewhere).
+void AppendEndToEndFields(const MessageHead& head, bool skip_length,
+                          bool skip_xff, std::string* out) {
+  const bool has_connection = head.Find("Connection") != nullptr;
+  for (const auto& [name, value] : head.headers) {
+    if (IsFixedHopByHop(name)) continue;
+    if (has_connection && IsHopByHop(head, name)) continue;
+    if (skip_length && EqualsIgnoreCase(name, "Content-Length")) continue;
+    if (EqualsIgnoreCase(name, "Via")) continue;
+    if (skip_xff && EqualsIgnoreCase(name, "X-Forwarded-For")) continue;
+    AppendField(name, value, out);
+  }
+}
+
+// Via with the proxy appended to what earlier hops put there.
+void AppendVia(const MessageHead& head, std::string* out) {
+  out->append("Via: ");
+  for (const auto& [name, value] : head.headers) {
+    if (EqualsIgnoreCase(name, "Via")) out->append(value).append(", ");
+  }
+  out->append(kVia.data(), kVia.size());
+  out->append("\r\n");
+}
+
+}  // namespace
+
+bool IsFixedHopByHop(std::string_view name) {
+  // RFC 9110 §7.6.1 and RFC 9112 §6.1 (Transfer-Encoding is re-framed).
+  switch (name.size()) {
+    case 2:
+      return EqualsIgnoreCase(name, "TE");
+    case 7:
+      return EqualsIgnoreCase(name, "Trailer") ||
+             EqualsIgnoreCase(name, "Upgrade");
+    case 10:
+      return EqualsIgnoreCase(name, "Connection") ||
+             EqualsIgnoreCase(name, "Keep-Alive");
+    case 16:
+      return EqualsIgnoreCase(name, "Proxy-Connection");
+    case 17:
+      return EqualsIgnoreCase(name, "Transfer-Encoding");
+    default:
+      return false;
+  }
+}
+
+bool IsHopByHop(const MessageHead& head, std::string_view name) {
+  if (IsFixedHopByHop(name)) return true;
+  for (const auto& [field, value] : head.headers) {
+    if (EqualsIgnoreCase(field, "Connection") && ListHasToken(value, name)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void AppendUpstreamRequestHead(const MessageHead& request,
+                               std::string_view client_ip,
+                               std::string_view upstream_authority, bool close,
+                               std::string* out) {
+  out->append(request.method);
+  out->push_back(' ');
+  out->append(request.target);
+  out->append(" HTTP/1.1\r\n");
+  if (request.Find("Host") == nullptr)
+    AppendField("Host", upstream_authority, out);
+  AppendEndToEndFields(request, request.framing != BodyFraming::kLength,
+                       /*skip_xff=*/true, out);
+  // X-Forwarded-For: every earlier value (fields merged), then the client.
+  out->append("X-Forwarded-For: ");
+  for (const auto& [name, value] : request.headers) {
+    if (EqualsIgnoreCase(name, "X-Forwarded-For") && !Trim(value).empty()) {
+      out->append(Trim(value)).append(", ");
+    }
+  }
+  out->append(client_ip.data(), client_ip.size());
+  out->append("\r\n");
+  AppendVia(request, out);
+  if (request.framing == BodyFraming::kChunked) {
+    out->append("Transfer-Encoding: chunked\r\n");
+  }
+  if (close) out->append("Connection: close\r\n");
+  out->append("\r\n");
+}
+
+ClientResponsePlan PlanClientResponse(const MessageHead& request,
+                                      const MessageHead& response,
+                                      bool client_keep_alive) {
+  ClientResponsePlan plan;
+  plan.close = !client_keep_alive || request.upgrade;
+  switch (response.framing) {
+    case BodyFraming::kNone:
+    case BodyFraming::kLength:
+      plan.framing = response.framing;
+      break;
+    case BodyFraming::kChunked:
+    case BodyFraming::kUntilClose:
+      if (request.version_minor >= 1) {
+        plan.framing = BodyFraming::kChunked;
+      } else {
+        // HTTP/1.0 has no chunked coding: the end is the close.
+        plan.framing = BodyFraming::kUntilClose;
+        plan.close = true;
+      }
+      break;
+  }
+  return plan;
+}
+
+void AppendClientResponseHead(const MessageHead& request,
+                              const MessageHead& response,
+                              const ClientResponsePlan& plan,
+                              std::string* out) {
+  out->append("HTTP/1.1 ");
+  out->append(std::to_string(response.status));
+  out->push_back(' ');
+  if (!response.reason.empty()) {
+    out->append(response.reason);
+  } else {
+    out->append(Reason(response.status));
+  }
+  out->append("\r\n");
+  const bool interim = response.status / 100 == 1;
+  // 1xx and 204 never carry a length; a HEAD or 304 response keeps the one
+  // it describes. A re-chunked or close-delimited body drops it.
+  const bool drop_length = interim || response.status == 204 ||
+                           (response.framing != BodyFraming::kNone &&
+                            plan.framing != BodyFraming::kLength);
+  AppendEndToEndFields(response, drop_length, /*skip_xff=*/false, out);
+  AppendVia(response, out);
+  if (!interim) {
+    if (plan.framing == BodyFraming::kChunked) {
+      out->append("Transfer-Encoding: chunked\r\n");
+    }
+    if (plan.close) {
+      out->append("Connection: close\r\n");
+    } else if (request.version_minor == 0) {
+      out->append("Connection: keep-alive\r\n");
+    }
+  }
+  out->append("\r\n");
+}
+
+void AppendBodyPiece(BodyFraming framing, std::string_view piece,
+                     std::string* out) {
+  if (framing != BodyFraming::kChunked) {
+    out->append(piece.data(), piece.size());
+    return;
+  }
+  if (piece.empty()) return;
+  char size[24];
+  const int n = std::snprintf(size, sizeof(size), "%zx\r\n", piece.size());
+  out->append(size, static_cast<size_t>(n));
+  out->append(piece.data(), piece.size());
+  out->append("\r\n");
+}
+
+std::string_view BodyEnd(BodyFraming framing) {
+  return framing == BodyFraming::kChunked ? std::string_view("0\r\n\r\n")
+                                          : std::string_view();
+}
+
+std::string ErrorResponse(int status, bool close) {
+  std::string body = Reason(status);
+  body.push_back('\n');
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " +
+                    Reason(status) +
+                    "\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Length: " +
+                    std::to_string(body.size()) + "\r\n";
+  if (close) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(body);
+  return out;
+}
+
+}  // namespace mill::proxy
