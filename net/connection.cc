@@ -249,8 +249,9 @@ Connection::Connection(
       peer_(peer),
       local_(local),
       stream_(std::move(stream)),
-      state_(stream_.connect_pending() ? ConnectionState::kConnecting
-                                       : ConnectionState::kOpen) {
+      // Outbound sockets start connecting (even one whose connect already
+      // completed: the first writable event confirms it either way).
+      state_(outbound ? ConnectionState::kConnecting : ConnectionState::kOpen) {
   const ConnectionOptions& options = config_->options;
   std::vector<std::shared_ptr<TokenBucket>> buckets;
   if (options.read_rate > 0) {
@@ -795,6 +796,7 @@ void Connection::FinishClose(CloseReason reason, absl::Status status) {
   input_.Shrink();
   ConnectionPtr self = shared_from_this();
   if (opened) config_->counters.CountClose(reason);
+  status = net_internal::DeepCopy(status);  // made on another thread
   owner_->OnClosed(self, reason, status);
   if (opened && config_->callbacks.on_close) {
     config_->callbacks.on_close(self, reason, status);
@@ -1053,8 +1055,6 @@ void Connection::FinishConnect(const Event& event) {
     if (local.ok()) local_ = *local;
     state_ = ConnectionState::kOpen;
     opened_ = true;
-    if (config_->options.socket.no_delay) (void)stream_.SetNoDelay(true);
-    if (config_->options.socket.keep_alive) (void)stream_.SetKeepAlive(true);
     if (config_->options.idle_timeout > absl::ZeroDuration()) {
       ArmIdleTimerLocked(config_->options.idle_timeout);
     }

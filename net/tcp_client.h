@@ -25,7 +25,10 @@
 //
 // Threading: callbacks run where the loop runs handlers (a worker in pool
 // mode, the loop thread in direct mode), as for a TcpServer. The connect
-// callback runs exactly once per Connect(), after on_connect for a success.
+// callback runs exactly once per Connect(): for a success on the new
+// connection's handler thread right after on_connect (before any on_data);
+// for a failure where the failure was noticed (a handler, a timer, the
+// resolver, or the thread calling Cancel/Stop).
 //
 // Thread-safety: every member may be called from any thread, including from
 // inside callbacks. Stop() never deadlocks: outside any connection callback
@@ -136,13 +139,18 @@ class TcpClient {
   ConnectId Connect(const SocketAddress& address, ConnectCallback done,
                     absl::Duration timeout = absl::ZeroDuration());
   // Connects to "host:port", "a.b.c.d:port" or "[v6]:port"; names are
-  // resolved off the loop.
+  // resolved off the loop. A malformed target fails at once: `done` runs
+  // with InvalidArgument before Connect returns 0.
   ConnectId Connect(absl::string_view host_port, ConnectCallback done,
                     absl::Duration timeout = absl::ZeroDuration());
+  // Tries `addresses` in order, staggered by attempt_delay (as for the
+  // addresses of a resolved name). InvalidArgument at once when empty.
+  ConnectId Connect(std::vector<SocketAddress> addresses, ConnectCallback done,
+                    absl::Duration timeout = absl::ZeroDuration());
 
-  // Cancels a Connect() in progress: its callback runs with Cancelled (on
-  // this thread or where handlers run, before or just after Cancel
-  // returns). False if `id` is unknown or already finished.
+  // Cancels a Connect() in progress: its callback runs with Cancelled on
+  // this thread before Cancel returns. False if `id` is unknown or already
+  // finished (then the callback ran or is running elsewhere).
   bool Cancel(ConnectId id);
 
   // Keeps one connection to `host_port` open, reconnecting with `backoff`

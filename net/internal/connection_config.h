@@ -65,8 +65,9 @@ class ConnectionOwner {
 
 // The owners' access to Connection's private lifecycle.
 struct ConnectionAccess {
-  // `stream` is open (accepted: kOpen) or connecting (`outbound` with
-  // stream.connect_pending(): kConnecting).
+  // `stream` is accepted (kOpen) or, when `outbound`, connecting (or just
+  // connected: kConnecting until its first writable event confirms it; its
+  // socket options were applied by TcpStream::Connect).
   static ConnectionPtr Create(std::shared_ptr<const ConnectionConfig> config,
                               std::shared_ptr<ConnectionOwner> owner,
                               uint64_t id, bool outbound, TcpStream stream,

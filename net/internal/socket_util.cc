@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -27,6 +28,11 @@ absl::Status SetIntOption(int fd, int level, int name, int value,
     return ErrnoStatus(errno, what);
   }
   return absl::OkStatus();
+}
+
+absl::Status DeepCopy(const absl::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(status.code(), std::string(status.message()));
 }
 
 absl::Status GetIntOption(int fd, int level, int name, int* value) {

@@ -15,6 +15,12 @@ namespace net_internal {
 // "what: strerror text".
 absl::Status ErrnoStatus(int err, absl::string_view what);
 
+// A copy of `status` that shares no storage with it. Debian's Abseil is not
+// built with ThreadSanitizer, so the reference count of a Status payload
+// shared between threads looks like a race to TSan; statuses handed to
+// another thread's callback are deep-copied instead.
+absl::Status DeepCopy(const absl::Status& status);
+
 // Sets an int-valued socket option; errno text on failure.
 absl::Status SetIntOption(int fd, int level, int name, int value,
                           absl::string_view what);
