@@ -1,0 +1,946 @@
+#include "examples/proxy/proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "examples/proxy/forwarding.h"
+#include "examples/proxy/http_stream_parser.h"
+
+namespace mill::proxy {
+namespace {
+
+// Input is parsed in slices so that the proxy notices a full output queue
+// within one slice; output collects per slice and goes out in one Send.
+constexpr size_t kFeedSlice = 64 * 1024;
+// Body pieces at least this large are sent as they are instead of being
+// copied into the collected output first.
+constexpr size_t kDirectSendBytes = 4096;
+
+using Action = absl::AnyInvocable<void()>;
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// RFC 9110 §9.2.2; safe to send twice when the first attempt may not have
+// reached the server.
+bool IsIdempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" ||
+         method == "DELETE" || method == "OPTIONS" || method == "TRACE";
+}
+
+std::string IpOf(const SocketAddress& address) {
+  char text[INET6_ADDRSTRLEN] = "";
+  const sockaddr* sa = address.sockaddr_ptr();
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr,
+              text, sizeof(text));
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr,
+              text, sizeof(text));
+  }
+  return text;
+}
+
+struct SessionConfig {
+  EventLoop* loop;
+  UpstreamSet* upstreams;
+  UpstreamConnector* connector;
+  const ProxyOptions* options;
+  ReverseProxy::Counters* counters;
+};
+
+// One client connection's proxy state. Lives in the connection's context;
+// the upstream link's callbacks reach it as an UpstreamHandler.
+//
+// Locking: mu_ guards everything. Under it the session only calls
+// Connection members that never run callbacks synchronously (Send,
+// PauseReading, pending_output_bytes); everything else (ResumeReading,
+// Dispatch, Close, Shutdown, Abort, the connector, link releases) is
+// collected in deferred_ and run after unlocking, so no callback can
+// re-enter the session while it holds mu_.
+class Session : public UpstreamHandler,
+                public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<const SessionConfig> config,
+          const ConnectionPtr& client)
+      : config_(std::move(config)),
+        client_(client),
+        client_ip_(IpOf(client->peer_address())),
+        request_listener_(this),
+        response_listener_(this),
+        request_parser_(HttpStreamParser::kRequest, &request_listener_,
+                        {config_->options->max_header_bytes}) {}
+
+  // --- Client connection callbacks -----------------------------------
+
+  void OnClientData(const ConnectionPtr& conn, ByteBuffer& input) {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ServeClientLocked(conn, input);
+      FlushLocked(conn);
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  void OnClientPeerShutdown(const ConnectionPtr& conn) {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_eof_ = true;
+      if (closing_) {
+        Defer([conn] { conn->Close(); });
+      } else if (ex_ == nullptr) {
+        // Between requests (or inside a head that can never complete).
+        Defer([conn] { conn->Close(); });
+        closing_ = true;
+      } else if (!ex_->request_complete) {
+        // The request body can never complete: give up on the exchange.
+        AbandonExchangeLocked();
+        closing_ = true;
+        Defer([conn] { conn->Close(); });
+      }
+      // Otherwise the response finishes first (FinishExchangeLocked).
+      FlushLocked(conn);
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  void OnClientLowWater(const ConnectionPtr& conn) {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ex_ != nullptr && ex_->upstream_paused && ex_->upstream != nullptr) {
+        ex_->upstream_paused = false;
+        ex_->last_activity = absl::Now();
+        ConnectionPtr upstream = ex_->upstream;
+        Defer([upstream] { upstream->ResumeReading(); });
+      }
+      (void)conn;
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  void OnClientClose() {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_closed_ = true;
+      CancelTimerLocked(&request_timer_);
+      CancelTimerLocked(&linger_timer_);
+      if (ex_ != nullptr) AbandonExchangeLocked();
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  // --- Upstream connection callbacks (UpstreamHandler) -------------------
+
+  void OnUpstreamData(const ConnectionPtr& conn, ByteBuffer& input) override {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (Owns(conn) && !ex_->upstream_paused) {
+        ConnectionPtr client = client_.lock();
+        if (client != nullptr) {
+          ServeUpstreamLocked(client, conn, input,
+                              /*ignore_backpressure=*/false);
+          FlushLocked(client);
+        }
+      }
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  void OnUpstreamPeerShutdown(const ConnectionPtr& conn) override {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (Owns(conn)) {
+        ex_->upstream_eof = true;
+        ConnectionPtr client = client_.lock();
+        if (client != nullptr && conn->input().empty()) {
+          UpstreamEndedLocked(client);
+          FlushLocked(client);
+        }
+        // Otherwise the buffered rest is parsed first (ServeUpstreamLocked).
+      } else {
+        Defer([conn] { conn->Close(); });
+      }
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  void OnUpstreamLowWater(const ConnectionPtr& conn) override {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (Owns(conn) && client_paused_) {
+        client_paused_ = false;
+        if (ConnectionPtr client = client_.lock()) {
+          Defer([client] { client->ResumeReading(); });
+        }
+      }
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  void OnUpstreamClose(const ConnectionPtr& conn, CloseReason reason,
+                       const absl::Status&) override {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ConnectionPtr client = client_.lock();
+      if (Owns(conn) && client != nullptr) {
+        ex_->upstream_eof = true;
+        ex_->upstream_closed = true;
+        if (reason == CloseReason::kPeerClosed) {
+          // Whatever the upstream sent before its FIN is a legitimate end
+          // of a close-delimited body: parse it all (bounded by the
+          // connection's input limit), then finish.
+          ServeUpstreamLocked(client, conn, conn->input(),
+                              /*ignore_backpressure=*/true);
+        }
+        if (ex_ != nullptr && Owns(conn)) UpstreamEndedLocked(client);
+        FlushLocked(client);
+      }
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+ private:
+  // One request and its response.
+  struct Exchange {
+    explicit Exchange(HttpStreamParser::Listener* listener,
+                      size_t max_header_bytes)
+        : response_parser(HttpStreamParser::kResponse, listener,
+                          {max_header_bytes}) {}
+
+    uint64_t id = 0;
+    MessageHead request;
+    bool request_complete = false;
+    bool body_sent = false;  // a request body byte went upstream
+    size_t upstream_index = 0;
+    size_t connect_failures = 0;
+    bool in_flight_counted = false;
+    bool retried = false;
+    bool acquiring = false;
+    std::unique_ptr<UpstreamLink> link;
+    ConnectionPtr upstream;
+    std::string upstream_head;  // kept while a retry is possible
+    HttpStreamParser response_parser;
+    MessageHead response;           // the final response's head
+    bool response_started = false;  // a response byte arrived
+    bool head_sent = false;         // the final head went to the client
+    bool bad_response = false;      // e.g. 101 to a request without Upgrade
+    ClientResponsePlan plan;
+    bool complete = false;
+    bool upstream_paused = false;  // for the client's backpressure
+    bool upstream_eof = false;
+    bool upstream_closed = false;
+    absl::Time last_activity;
+    EventLoop::TimerId timer;
+  };
+
+  struct RequestListener : HttpStreamParser::Listener {
+    explicit RequestListener(Session* s) : session(s) {}
+    void OnHead(MessageHead& head) override { session->OnRequestHead(head); }
+    void OnBody(std::string_view piece) override {
+      session->OnRequestBody(piece);
+    }
+    void OnComplete() override { session->OnRequestComplete(); }
+    Session* session;
+  };
+
+  struct ResponseListener : HttpStreamParser::Listener {
+    explicit ResponseListener(Session* s) : session(s) {}
+    void OnHead(MessageHead& head) override { session->OnResponseHead(head); }
+    void OnBody(std::string_view piece) override {
+      session->OnResponseBody(piece);
+    }
+    void OnComplete() override { session->OnResponseComplete(); }
+    Session* session;
+  };
+
+  static void RunAll(std::vector<Action>& todo) {
+    for (Action& action : todo) action();
+  }
+
+  void Defer(Action action) { deferred_.push_back(std::move(action)); }
+
+  bool Owns(const ConnectionPtr& conn) const {
+    return ex_ != nullptr && ex_->upstream != nullptr && ex_->upstream == conn;
+  }
+
+  const ProxyOptions& options() const { return *config_->options; }
+
+  // Output collected during one locked section, per thread (a section
+  // never spans an unlock, so the buffers never carry over).
+  static std::string& ClientOut() {
+    thread_local std::string out;
+    return out;
+  }
+  static std::string& UpstreamOut() {
+    thread_local std::string out;
+    return out;
+  }
+
+  void FlushClientLocked(const ConnectionPtr& client) {
+    std::string& out = ClientOut();
+    if (out.empty()) return;
+    if (!client_closed_) (void)client->Send(out);
+    out.clear();
+    if (out.capacity() > 2 * kFeedSlice) std::string().swap(out);
+  }
+
+  void FlushUpstreamLocked() {
+    std::string& out = UpstreamOut();
+    if (out.empty()) return;
+    if (ex_ != nullptr && ex_->upstream != nullptr) {
+      (void)ex_->upstream->Send(out);
+    }
+    out.clear();
+    if (out.capacity() > 2 * kFeedSlice) std::string().swap(out);
+  }
+
+  void FlushLocked(const ConnectionPtr& client) {
+    FlushUpstreamLocked();
+    FlushClientLocked(client);
+  }
+
+  void CancelTimerLocked(EventLoop::TimerId* timer) {
+    if (timer->valid()) config_->loop->Cancel(*timer);
+    *timer = EventLoop::TimerId();
+  }
+
+  // --- Client side ---------------------------------------------------------
+
+  void ServeClientLocked(const ConnectionPtr& conn, ByteBuffer& input) {
+    if (client_closed_) return;
+    if (closing_) {
+      input.Consume(input.size());  // lingering: discard
+      return;
+    }
+    const uint64_t started_before = request_parser_.messages_started();
+    const HttpStreamParser::Phase phase_before = request_parser_.phase();
+    while (!input.empty()) {
+      // A body waits for the upstream connection; a bodiless request is
+      // parsed to its end at once (its last byte may follow the head), so
+      // that it is complete before its response can arrive.
+      if (ex_ != nullptr && (ex_->request_complete || client_paused_ ||
+                             (ex_->upstream == nullptr &&
+                              ex_->request.framing != BodyFraming::kNone))) {
+        break;  // the rest waits in the input buffer
+      }
+      const size_t slice = std::min(input.size(), kFeedSlice);
+      const size_t used =
+          request_parser_.Feed(std::string_view(input.data(), slice));
+      input.Consume(used);
+      if (request_parser_.failed()) {
+        FailRequestLocked(conn, request_parser_.error_status());
+        return;
+      }
+      if (reject_status_ != 0) {
+        FailRequestLocked(conn, std::exchange(reject_status_, 0));
+        return;
+      }
+      FlushUpstreamLocked();
+      if (ex_ != nullptr && ex_->upstream != nullptr &&
+          !ex_->request_complete &&
+          ex_->upstream->pending_output_bytes() >= options().high_water_mark) {
+        // The upstream reads slowly: stop reading the client until its
+        // queue drains (OnUpstreamLowWater).
+        client_paused_ = true;
+        conn->PauseReading();
+        break;
+      }
+      if (used == 0) break;
+    }
+    if (request_parser_.messages_started() != started_before ||
+        request_parser_.phase() != phase_before) {
+      TimeRequestLocked(conn);
+    }
+    if (client_eof_ && ex_ == nullptr && !closing_) {
+      closing_ = true;
+      Defer([conn] { conn->Close(); });
+    }
+  }
+
+  // The request parser's callbacks (inside Feed, under mu_).
+  void OnRequestHead(MessageHead& head) {
+    config_->counters->requests.fetch_add(1, std::memory_order_relaxed);
+    if (head.method == "CONNECT") {
+      reject_status_ = 405;
+      return;
+    }
+    int hosts = 0;
+    for (const auto& field : head.headers) {
+      if (EqualsIgnoreCase(field.first, "Host")) ++hosts;
+    }
+    if (hosts > 1 || (hosts == 0 && head.version_minor >= 1)) {
+      reject_status_ = 400;
+      return;
+    }
+    ex_ = std::make_unique<Exchange>(&response_listener_,
+                                     options().max_response_header_bytes);
+    ex_->id = ++exchange_ids_;
+    ex_->request = std::move(head);
+    ex_->response_parser.ExpectHeadResponse(ex_->request.method == "HEAD");
+    ex_->upstream_index = config_->upstreams->Pick();
+    AcquireLocked(/*fresh=*/false);
+  }
+
+  void OnRequestBody(std::string_view piece) {
+    if (ex_ == nullptr || piece.empty()) return;
+    ex_->body_sent = true;
+    ex_->upstream_head.clear();  // no retry once body bytes went out
+    std::string& out = UpstreamOut();
+    if (ex_->request.framing != BodyFraming::kChunked &&
+        piece.size() >= kDirectSendBytes && ex_->upstream != nullptr) {
+      FlushUpstreamLocked();
+      (void)ex_->upstream->Send(absl::string_view(piece.data(), piece.size()));
+    } else {
+      AppendBodyPiece(ex_->request.framing, piece, &out);
+    }
+    ex_->last_activity = absl::Now();
+  }
+
+  void OnRequestComplete() {
+    if (ex_ == nullptr) return;
+    UpstreamOut().append(BodyEnd(ex_->request.framing));
+    ex_->request_complete = true;
+    ex_->last_activity = absl::Now();
+  }
+
+  // 400/405/408/431/505: answer, then close (lingering). The exchange in
+  // progress, if any, is given up (the client sees a cut response if its
+  // head already went out).
+  void FailRequestLocked(const ConnectionPtr& conn, int status) {
+    config_->counters->client_errors.fetch_add(1, std::memory_order_relaxed);
+    const bool head_sent = ex_ != nullptr && ex_->head_sent;
+    if (ex_ != nullptr) AbandonExchangeLocked();
+    UpstreamOut().clear();
+    if (head_sent) {
+      closing_ = true;
+      Defer([conn] { conn->Abort(); });
+      return;
+    }
+    ClientOut().append(ErrorResponse(status, /*close=*/true));
+    StartClosingLocked(conn);
+  }
+
+  // After a closing error response: flush, send FIN, keep discarding the
+  // client's bytes until it closes or the linger timeout passes.
+  void StartClosingLocked(const ConnectionPtr& conn) {
+    closing_ = true;
+    CancelTimerLocked(&request_timer_);
+    conn->input().Consume(conn->input().size());
+    if (options().linger_timeout <= absl::ZeroDuration() || client_eof_) {
+      Defer([conn] { conn->Close(); });
+      return;
+    }
+    Defer([conn] { conn->Shutdown(); });
+    std::weak_ptr<Connection> weak = conn;
+    linger_timer_ = config_->loop->RunAfter(options().linger_timeout, [weak] {
+      if (ConnectionPtr c = weak.lock()) c->Close();
+    });
+  }
+
+  // Times the request in progress: its head must be complete within
+  // header_timeout of its first byte, and its body within body_timeout of
+  // the head (see ProxyOptions). Otherwise 408.
+  void TimeRequestLocked(const ConnectionPtr& conn) {
+    CancelTimerLocked(&request_timer_);
+    const HttpStreamParser::Phase phase = request_parser_.phase();
+    absl::Duration limit = absl::ZeroDuration();
+    if (phase == HttpStreamParser::Phase::kHead) {
+      limit = options().header_timeout;
+    } else if (phase == HttpStreamParser::Phase::kBody && ex_ != nullptr &&
+               ex_->request.framing != BodyFraming::kNone) {
+      limit = options().body_timeout;
+    }
+    if (limit <= absl::ZeroDuration()) return;
+    ArmRequestTimerLocked(conn, limit, request_parser_.messages_started(),
+                          phase);
+  }
+
+  void ArmRequestTimerLocked(const ConnectionPtr& conn, absl::Duration limit,
+                             uint64_t request, HttpStreamParser::Phase phase) {
+    std::weak_ptr<Connection> weak_conn = conn;
+    std::weak_ptr<Session> weak_self = weak_from_this();
+    request_timer_ = config_->loop->RunAfter(limit, [=] {
+      ConnectionPtr c = weak_conn.lock();
+      if (c == nullptr) return;
+      // The failure consumes the client's input: run it excluded from the
+      // connection's callbacks.
+      c->Dispatch([=](const ConnectionPtr& c) {
+        std::shared_ptr<Session> self = weak_self.lock();
+        if (self != nullptr) self->OnRequestTimer(c, limit, request, phase);
+      });
+    });
+  }
+
+  void OnRequestTimer(const ConnectionPtr& conn, absl::Duration limit,
+                      uint64_t request, HttpStreamParser::Phase phase) {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      request_timer_ = EventLoop::TimerId();
+      if (closing_ || client_closed_ ||
+          request_parser_.messages_started() != request ||
+          request_parser_.phase() != phase) {
+        return;  // that request moved on meanwhile
+      }
+      if (ex_ != nullptr && (ex_->acquiring || client_paused_)) {
+        // Waiting on the upstream is not the client's fault.
+        ArmRequestTimerLocked(conn, limit, request, phase);
+      } else {
+        FailRequestLocked(conn, 408);
+      }
+      FlushLocked(conn);
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  // --- Upstream side -------------------------------------------------------
+
+  void AcquireLocked(bool fresh) {
+    Exchange& ex = *ex_;
+    ex.acquiring = true;
+    Upstream& upstream = config_->upstreams->at(ex.upstream_index);
+    if (!ex.in_flight_counted) {
+      upstream.in_flight.fetch_add(1, std::memory_order_relaxed);
+      ex.in_flight_counted = true;
+    }
+    const uint64_t id = ex.id;
+    std::weak_ptr<Session> weak_self = weak_from_this();
+    std::shared_ptr<UpstreamHandler> handler = shared_from_this();
+    UpstreamConnector* connector = config_->connector;
+    const absl::Time deadline = absl::Now() + options().connect_timeout;
+    Defer([=, &upstream]() mutable {
+      connector->Acquire(
+          upstream, deadline, fresh, std::move(handler),
+          [weak_self, id](absl::StatusOr<std::unique_ptr<UpstreamLink>> link) {
+            if (std::shared_ptr<Session> self = weak_self.lock()) {
+              self->OnAcquired(id, std::move(link));
+            } else if (link.ok()) {
+              (*link)->Release(/*reusable=*/true);  // nothing was sent
+            }
+          });
+    });
+  }
+
+  void OnAcquired(uint64_t id,
+                  absl::StatusOr<std::unique_ptr<UpstreamLink>> result) {
+    std::unique_ptr<UpstreamLink> stray;
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ConnectionPtr client = client_.lock();
+      if (ex_ == nullptr || ex_->id != id || client_closed_ ||
+          client == nullptr) {
+        if (result.ok()) stray = std::move(*result);
+      } else if (!result.ok()) {
+        ex_->acquiring = false;
+        UpstreamUnreachableLocked(client, result.status());
+        FlushLocked(client);
+      } else {
+        StartForwardingLocked(client, std::move(*result));
+        FlushLocked(client);
+      }
+      todo.swap(deferred_);
+    }
+    if (stray != nullptr) stray->Release(/*reusable=*/true);
+    RunAll(todo);
+  }
+
+  void UpstreamUnreachableLocked(const ConnectionPtr& client,
+                                 const absl::Status& status) {
+    Exchange& ex = *ex_;
+    // Another upstream may be up: try each once before giving up.
+    if (!absl::IsDeadlineExceeded(status) &&
+        ++ex.connect_failures < config_->upstreams->size()) {
+      config_->upstreams->at(ex.upstream_index)
+          .in_flight.fetch_sub(1, std::memory_order_relaxed);
+      ex.in_flight_counted = false;
+      ex.upstream_index = (ex.upstream_index + 1) % config_->upstreams->size();
+      AcquireLocked(/*fresh=*/false);
+      return;
+    }
+    GatewayErrorLocked(client, 502);
+  }
+
+  void StartForwardingLocked(const ConnectionPtr& client,
+                             std::unique_ptr<UpstreamLink> link) {
+    Exchange& ex = *ex_;
+    ex.acquiring = false;
+    ex.link = std::move(link);
+    ex.upstream = ex.link->connection();
+    (ex.link->reused() ? config_->counters->upstream_reused
+                       : config_->counters->upstream_fresh)
+        .fetch_add(1, std::memory_order_relaxed);
+    if (ex.upstream_head.empty()) {
+      AppendUpstreamRequestHead(
+          ex.request, client_ip_,
+          config_->upstreams->at(ex.upstream_index).host_port,
+          /*close=*/!options().upstream_keepalive, &ex.upstream_head);
+    }
+    if (!ex.upstream->Send(ex.upstream_head).ok()) {
+      // Closed under us: its on_close decides (retry or 502).
+    }
+    if (ex.body_sent || !IsIdempotent(ex.request.method) ||
+        ex.request.framing != BodyFraming::kNone) {
+      // No retry will ever resend it.
+      std::string().swap(ex.upstream_head);
+    }
+    ex.last_activity = absl::Now();
+    ArmUpstreamTimerLocked(options().upstream_timeout);
+    // Parse on: the rest of the head (its last byte), the body, or nothing.
+    ContinueClientLocked(client);
+  }
+
+  // Has the client connection's on_data run again for input already
+  // buffered (the next pipelined request, or the body of this one).
+  void ContinueClientLocked(const ConnectionPtr& client) {
+    std::weak_ptr<Session> weak_self = weak_from_this();
+    Defer([client, weak_self] {
+      client->Dispatch([weak_self](const ConnectionPtr& c) {
+        if (std::shared_ptr<Session> self = weak_self.lock()) {
+          self->OnClientData(c, c->input());
+        }
+      });
+    });
+  }
+
+  void ServeUpstreamLocked(const ConnectionPtr& client,
+                           const ConnectionPtr& conn, ByteBuffer& input,
+                           bool ignore_backpressure) {
+    Exchange* ex = ex_.get();
+    if (!input.empty()) {
+      ex->response_started = true;
+      ex->last_activity = absl::Now();
+      std::string().swap(ex->upstream_head);  // too late for a retry
+    }
+    while (!input.empty() && !ex->complete) {
+      const size_t slice = std::min(input.size(), kFeedSlice);
+      const size_t used =
+          ex->response_parser.Feed(std::string_view(input.data(), slice));
+      input.Consume(used);
+      if (ex->response_parser.failed() || ex->bad_response) {
+        FlushClientLocked(client);
+        UpstreamFailedLocked(client);
+        return;
+      }
+      FlushClientLocked(client);
+      if (!ex->complete && !ignore_backpressure &&
+          client->pending_output_bytes() >= options().high_water_mark) {
+        // The client reads slowly: stop reading the upstream until the
+        // client's queue drains (OnClientLowWater).
+        ex->upstream_paused = true;
+        conn->PauseReading();
+        return;
+      }
+      if (used == 0) break;
+    }
+    if (ex->complete) {
+      FinishExchangeLocked(client, /*reusable_input=*/input.empty());
+    } else if (ex->upstream_eof && input.empty() && !ex->upstream_closed) {
+      UpstreamEndedLocked(client);
+    }
+  }
+
+  // The response parser's callbacks (inside Feed, under mu_).
+  void OnResponseHead(MessageHead& head) {
+    Exchange& ex = *ex_;
+    if (head.status / 100 == 1) {
+      if (head.status == 101) {
+        ex.bad_response = true;  // we never forward Upgrade
+        return;
+      }
+      // Interim responses reach HTTP/1.1 clients only (RFC 9110 §15.2).
+      if (ex.request.version_minor >= 1) {
+        AppendClientResponseHead(ex.request, head, ClientResponsePlan{},
+                                 &ClientOut());
+      }
+      return;
+    }
+    ex.response = std::move(head);
+    ex.plan = PlanClientResponse(ex.request, ex.response,
+                                 ex.request.keep_alive && !client_eof_);
+    AppendClientResponseHead(ex.request, ex.response, ex.plan, &ClientOut());
+    ex.head_sent = true;
+  }
+
+  void OnResponseBody(std::string_view piece) {
+    Exchange& ex = *ex_;
+    if (!ex.head_sent) return;
+    if (ex.plan.framing != BodyFraming::kChunked &&
+        piece.size() >= kDirectSendBytes) {
+      ConnectionPtr client = client_.lock();
+      if (client == nullptr) return;
+      FlushClientLocked(client);
+      if (!client_closed_) {
+        (void)client->Send(absl::string_view(piece.data(), piece.size()));
+      }
+      return;
+    }
+    AppendBodyPiece(ex.plan.framing, piece, &ClientOut());
+  }
+
+  void OnResponseComplete() {
+    Exchange& ex = *ex_;
+    if (!ex.head_sent) return;  // an interim response ended
+    ClientOut().append(BodyEnd(ex.plan.framing));
+    ex.complete = true;
+  }
+
+  // The response is complete: return the connection, go on with the client.
+  void FinishExchangeLocked(const ConnectionPtr& client, bool reusable_input) {
+    Exchange& ex = *ex_;
+    config_->counters->responses.fetch_add(1, std::memory_order_relaxed);
+    const bool reusable = options().upstream_keepalive &&
+                          ex.response.keep_alive && ex.request_complete &&
+                          reusable_input && !ex.upstream_eof &&
+                          !ex.upstream_paused;
+    const bool close_client =
+        ex.plan.close || !ex.request_complete || client_eof_;
+    EndExchangeLocked(reusable);
+    if (close_client) {
+      closing_ = true;
+      Defer([client] { client->Close(); });
+    } else {
+      ContinueClientLocked(client);
+    }
+  }
+
+  // Releases the link and forgets the exchange.
+  void EndExchangeLocked(bool reusable) {
+    Exchange& ex = *ex_;
+    CancelTimerLocked(&ex.timer);
+    if (ex.in_flight_counted) {
+      config_->upstreams->at(ex.upstream_index)
+          .in_flight.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (ex.link != nullptr) {
+      std::shared_ptr<UpstreamLink> link(std::move(ex.link));
+      ConnectionPtr upstream = ex.upstream;
+      const bool paused = ex.upstream_paused;
+      Defer([link, upstream, reusable, paused] {
+        if (paused) upstream->ResumeReading();
+        link->Release(reusable);
+      });
+    }
+    ex_.reset();
+    client_paused_ = false;
+  }
+
+  // The client went away, or its request failed: the upstream connection
+  // is in an unknown state and is not reused.
+  void AbandonExchangeLocked() { EndExchangeLocked(/*reusable=*/false); }
+
+  // The upstream closed or sent EOF before the response was complete (a
+  // close-delimited response ends here normally).
+  void UpstreamEndedLocked(const ConnectionPtr& client) {
+    Exchange& ex = *ex_;
+    if (ex.complete) return;
+    if (ex.head_sent && ex.response_parser.FinishAtEof()) {
+      FlushClientLocked(client);
+      if (ex.complete) {
+        FinishExchangeLocked(client, /*reusable_input=*/false);
+        return;
+      }
+    }
+    UpstreamFailedLocked(client);
+  }
+
+  // The upstream connection failed before the response was complete.
+  void UpstreamFailedLocked(const ConnectionPtr& client) {
+    Exchange& ex = *ex_;
+    const bool retry = !ex.response_started && ex.link != nullptr &&
+                       ex.link->reused() && !ex.retried && !ex.body_sent &&
+                       ex.request.framing == BodyFraming::kNone &&
+                       IsIdempotent(ex.request.method) &&
+                       !ex.upstream_head.empty();
+    if (retry) {
+      // A stale pooled connection: send the request again, once, on a
+      // freshly opened one. The client never knows.
+      config_->counters->retries.fetch_add(1, std::memory_order_relaxed);
+      ex.retried = true;
+      CancelTimerLocked(&ex.timer);
+      std::shared_ptr<UpstreamLink> link(std::move(ex.link));
+      Defer([link] { link->Release(/*reusable=*/false); });
+      ex.upstream = nullptr;
+      ex.upstream_eof = false;
+      ex.upstream_closed = false;
+      AcquireLocked(/*fresh=*/true);
+      return;
+    }
+    GatewayErrorLocked(client, 502);
+  }
+
+  // 502 or 504 from the proxy. Before the response head went out the client
+  // gets the error (and keeps its connection if its request was complete);
+  // after, the client connection is cut.
+  void GatewayErrorLocked(const ConnectionPtr& client, int status) {
+    Exchange& ex = *ex_;
+    (status == 504 ? config_->counters->gateway_timeout
+                   : config_->counters->bad_gateway)
+        .fetch_add(1, std::memory_order_relaxed);
+    if (ex.head_sent) {
+      EndExchangeLocked(/*reusable=*/false);
+      closing_ = true;
+      Defer([client] { client->Abort(); });
+      return;
+    }
+    const bool close =
+        !ex.request_complete || !ex.request.keep_alive || client_eof_;
+    ClientOut().append(ErrorResponse(status, close));
+    EndExchangeLocked(/*reusable=*/false);
+    if (close) {
+      closing_ = true;
+      Defer([client] { client->Close(); });
+    } else {
+      ContinueClientLocked(client);
+    }
+  }
+
+  void ArmUpstreamTimerLocked(absl::Duration delay) {
+    if (options().upstream_timeout <= absl::ZeroDuration()) return;
+    const uint64_t id = ex_->id;
+    std::weak_ptr<Session> weak_self = weak_from_this();
+    ex_->timer = config_->loop->RunAfter(delay, [weak_self, id] {
+      if (std::shared_ptr<Session> self = weak_self.lock()) {
+        self->OnUpstreamTimer(id);
+      }
+    });
+  }
+
+  void OnUpstreamTimer(uint64_t id) {
+    std::vector<Action> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ex_ == nullptr || ex_->id != id || ex_->complete || client_closed_) {
+        return;
+      }
+      ex_->timer = EventLoop::TimerId();
+      ConnectionPtr client = client_.lock();
+      if (client == nullptr) return;
+      const absl::Time now = absl::Now();
+      const absl::Duration timeout = options().upstream_timeout;
+      // Waiting for the client (its body, or its reading) is not the
+      // upstream's fault.
+      const bool waiting_on_client =
+          ex_->acquiring || ex_->upstream_paused ||
+          (!ex_->request_complete && !client_paused_);
+      if (waiting_on_client) ex_->last_activity = now;
+      const absl::Duration idle = now - ex_->last_activity;
+      if (idle < timeout) {
+        ArmUpstreamTimerLocked(timeout - idle);
+      } else {
+        GatewayErrorLocked(client, 504);
+        FlushLocked(client);
+      }
+      todo.swap(deferred_);
+    }
+    RunAll(todo);
+  }
+
+  const std::shared_ptr<const SessionConfig> config_;
+  const std::weak_ptr<Connection> client_;
+  const std::string client_ip_;
+  RequestListener request_listener_;
+  ResponseListener response_listener_;
+
+  std::mutex mu_;
+  std::vector<Action> deferred_;
+  HttpStreamParser request_parser_;
+  std::unique_ptr<Exchange> ex_;
+  uint64_t exchange_ids_ = 0;
+  int reject_status_ = 0;  // set by OnRequestHead
+  bool closing_ = false;
+  bool client_closed_ = false;
+  bool client_eof_ = false;
+  bool client_paused_ = false;  // for the upstream's backpressure
+  EventLoop::TimerId request_timer_;
+  EventLoop::TimerId linger_timer_;
+};
+
+}  // namespace
+
+ReverseProxy::ReverseProxy(EventLoop* loop, UpstreamSet* upstreams,
+                           UpstreamConnector* connector, ProxyOptions options)
+    : loop_(loop),
+      upstreams_(upstreams),
+      connector_(connector),
+      options_(std::move(options)) {}
+
+ConnectionCallbacks ReverseProxy::ClientCallbacks() {
+  // Lives as long as the proxy (every connection's session points to it).
+  auto config = std::make_shared<const SessionConfig>(
+      SessionConfig{loop_, upstreams_, connector_, &options_, &counters_});
+  ConnectionCallbacks callbacks;
+  callbacks.on_connect = [config](const ConnectionPtr& conn) {
+    conn->SetContext(std::make_shared<Session>(config, conn));
+  };
+  callbacks.on_data = [](const ConnectionPtr& conn, ByteBuffer& input) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnClientData(conn, input);
+    } else {
+      input.Consume(input.size());
+    }
+  };
+  callbacks.on_peer_shutdown = [](const ConnectionPtr& conn) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnClientPeerShutdown(conn);
+    } else {
+      conn->Close();
+    }
+  };
+  callbacks.on_low_water = [](const ConnectionPtr& conn) {
+    if (auto session = conn->GetContext<Session>()) {
+      session->OnClientLowWater(conn);
+    }
+  };
+  callbacks.on_close = [](const ConnectionPtr& conn, CloseReason,
+                          const absl::Status&) {
+    if (auto session = conn->GetContext<Session>()) session->OnClientClose();
+    conn->SetContext(nullptr);
+  };
+  return callbacks;
+}
+
+ProxyStats ReverseProxy::stats() const {
+  ProxyStats s;
+  s.requests = counters_.requests.load(std::memory_order_relaxed);
+  s.responses = counters_.responses.load(std::memory_order_relaxed);
+  s.retries = counters_.retries.load(std::memory_order_relaxed);
+  s.bad_gateway = counters_.bad_gateway.load(std::memory_order_relaxed);
+  s.gateway_timeout = counters_.gateway_timeout.load(std::memory_order_relaxed);
+  s.client_errors = counters_.client_errors.load(std::memory_order_relaxed);
+  s.upstream_reused = counters_.upstream_reused.load(std::memory_order_relaxed);
+  s.upstream_fresh = counters_.upstream_fresh.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace mill::proxy

@@ -1,0 +1,191 @@
+// proxy: an HTTP/1.1 reverse proxy on Mill-IO (see proxy.h for the rules).
+//
+//   bazel run //examples:proxy -- --port=8000
+//       --upstream=127.0.0.1:8080,127.0.0.1:8081 --balance=least_loaded
+//
+// Every request is forwarded to one of the --upstream servers (round robin,
+// or the one with the fewest exchanges in flight) over a pool of keep-alive
+// upstream connections, and the response streamed back; keep-alive and
+// pipelining to the client, answers in order. Bodies stream both ways with
+// backpressure, so memory per connection stays bounded by the high-water
+// marks whatever the message sizes.
+//
+// Prints "listening on ADDRESS:PORT" once it accepts connections; exits 0
+// on SIGINT/SIGTERM after closing every connection; bad flags print a
+// message on stderr and exit 2.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "examples/common/server_main.h"
+#include "examples/proxy/client_pool.h"
+#include "examples/proxy/proxy.h"
+#include "examples/proxy/upstream.h"
+#include "net/tcp_server.h"
+#include "reactor/event_loop.h"
+
+ABSL_FLAG(int, port, 8000, "TCP port (0: let the kernel pick a free one)");
+ABSL_FLAG(std::string, upstream, "",
+          "upstream servers, HOST:PORT[,HOST:PORT...] (required)");
+ABSL_FLAG(std::string, balance, "round_robin",
+          "how to pick an upstream: round_robin or least_loaded");
+ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(30),
+          "504 when an upstream sends nothing for this long while a "
+          "response is owed (0: no limit)");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
+          "limit on opening an upstream connection");
+ABSL_FLAG(bool, upstream_keepalive, true,
+          "reuse upstream connections (false: a new one per request, "
+          "\"Connection: close\" upstream)");
+ABSL_FLAG(int, max_idle_upstream, 64,
+          "idle keep-alive connections kept per upstream");
+ABSL_FLAG(absl::Duration, upstream_idle_timeout, absl::Seconds(60),
+          "close pooled upstream connections without traffic for this long");
+ABSL_FLAG(int, max_header_bytes, 8 * 1024,
+          "largest request header section accepted; larger ones get 431");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "close client connections without traffic for this long (0: never)");
+ABSL_FLAG(absl::Duration, header_timeout, absl::Seconds(10),
+          "a request head must be complete this long after its first byte, "
+          "else 408 (0: no limit)");
+ABSL_FLAG(absl::Duration, body_timeout, absl::Seconds(30),
+          "a request body must be complete this long after its head, else "
+          "408 (0: no limit)");
+ABSL_FLAG(absl::Duration, linger_timeout, absl::Seconds(2),
+          "after an error response, how long to keep discarding the "
+          "client's bytes before closing");
+ABSL_FLAG(int, high_water_kib, 1024,
+          "output queue (KiB) at which a side stops being fed; reading "
+          "resumes at a quarter of it");
+
+namespace {
+using mill::examples::Fail;
+constexpr absl::string_view kProgram = "proxy";
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "HTTP/1.1 reverse proxy on Mill-IO.\n  proxy --port=8000 "
+      "--upstream=127.0.0.1:8080[,HOST:PORT...] --mode=pool|direct");
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
+  }
+  absl::StatusOr<mill::examples::ServerSetup> setup =
+      mill::examples::ValidateCommonServerFlags(
+          mill::examples::ReadCommonServerFlags(
+              absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_idle_timeout)));
+  if (!setup.ok()) return Fail(kProgram, setup.status().message());
+
+  mill::proxy::Balance balance;
+  const std::string balance_flag = absl::GetFlag(FLAGS_balance);
+  if (balance_flag == "round_robin") {
+    balance = mill::proxy::Balance::kRoundRobin;
+  } else if (balance_flag == "least_loaded") {
+    balance = mill::proxy::Balance::kLeastLoaded;
+  } else {
+    return Fail(kProgram, absl::StrCat("--balance must be 'round_robin' or "
+                                       "'least_loaded', got '",
+                                       balance_flag, "'"));
+  }
+  if (absl::GetFlag(FLAGS_upstream).empty()) {
+    return Fail(kProgram, "--upstream=HOST:PORT[,HOST:PORT...] is required");
+  }
+  absl::StatusOr<std::unique_ptr<mill::proxy::UpstreamSet>> upstreams =
+      mill::proxy::UpstreamSet::Parse(absl::GetFlag(FLAGS_upstream), balance);
+  if (!upstreams.ok()) return Fail(kProgram, upstreams.status().message());
+
+  mill::proxy::ProxyOptions options;
+  const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
+  const int max_idle = absl::GetFlag(FLAGS_max_idle_upstream);
+  const int high_water_kib = absl::GetFlag(FLAGS_high_water_kib);
+  if (max_header_bytes < 1) {
+    return Fail(kProgram, "--max_header_bytes must be at least 1");
+  }
+  if (max_idle < 0) {
+    return Fail(kProgram, "--max_idle_upstream must not be negative");
+  }
+  if (high_water_kib < 4) {
+    return Fail(kProgram, "--high_water_kib must be at least 4");
+  }
+  options.max_header_bytes = static_cast<size_t>(max_header_bytes);
+  options.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  options.connect_timeout = absl::GetFlag(FLAGS_connect_timeout);
+  options.header_timeout = absl::GetFlag(FLAGS_header_timeout);
+  options.body_timeout = absl::GetFlag(FLAGS_body_timeout);
+  options.linger_timeout = absl::GetFlag(FLAGS_linger_timeout);
+  options.upstream_keepalive = absl::GetFlag(FLAGS_upstream_keepalive);
+  for (absl::Duration d :
+       {options.upstream_timeout, options.header_timeout, options.body_timeout,
+        options.linger_timeout, absl::GetFlag(FLAGS_upstream_idle_timeout)}) {
+    if (d < absl::ZeroDuration()) {
+      return Fail(kProgram, "timeouts must not be negative");
+    }
+  }
+  if (options.connect_timeout <= absl::ZeroDuration()) {
+    return Fail(kProgram, "--connect_timeout must be positive");
+  }
+  const size_t high_water = static_cast<size_t>(high_water_kib) << 10;
+  options.high_water_mark = high_water;
+
+  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
+      mill::EventLoop::Create(setup->loop);
+  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
+
+  // Both sides: the same marks, and an input bound of a few parse slices
+  // (the parsers keep nothing but the head, itself bounded).
+  mill::ConnectionOptions connection;
+  connection.socket.no_delay = true;
+  connection.high_water_mark = high_water;
+  connection.low_water_mark = high_water / 4;
+  connection.max_input_bytes = 256 << 10;
+
+  mill::proxy::ClientPoolOptions pool_options;
+  pool_options.connection = connection;
+  pool_options.max_idle_per_upstream = static_cast<size_t>(max_idle);
+  pool_options.idle_timeout = absl::GetFlag(FLAGS_upstream_idle_timeout);
+  absl::StatusOr<std::unique_ptr<mill::proxy::ClientPoolConnector>> connector =
+      mill::proxy::ClientPoolConnector::Create(loop->get(), pool_options);
+  if (!connector.ok()) return Fail(kProgram, connector.status().ToString());
+
+  mill::proxy::ReverseProxy proxy(loop->get(), upstreams->get(),
+                                  connector->get(), options);
+  mill::TcpServerOptions server_options;
+  server_options.connection = connection;
+  server_options.connection.idle_timeout = setup->idle_timeout;
+  server_options.max_connections = setup->max_connections;
+  absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
+      mill::TcpServer::Create(loop->get(), setup->address,
+                              proxy.ClientCallbacks(), server_options);
+  if (!server.ok()) return Fail(kProgram, server.status().ToString());
+
+  const int exit_code =
+      mill::examples::ServeUntilSignal(kProgram, **loop, **server);
+  // Clients first (their sessions release links), then the upstream side.
+  server->reset();
+  (*connector)->Stop();
+  const mill::proxy::ProxyStats stats = proxy.stats();
+  const mill::proxy::ClientPoolStats pool = (*connector)->stats();
+  connector->reset();
+  loop->reset();
+  std::fprintf(stderr,
+               "proxy: stopped; %llu requests, %llu responses, %llu retries, "
+               "%llu 502, %llu 504, %llu client errors; upstream connections "
+               "%llu opened, %llu reuses\n",
+               static_cast<unsigned long long>(stats.requests),
+               static_cast<unsigned long long>(stats.responses),
+               static_cast<unsigned long long>(stats.retries),
+               static_cast<unsigned long long>(stats.bad_gateway),
+               static_cast<unsigned long long>(stats.gateway_timeout),
+               static_cast<unsigned long long>(stats.client_errors),
+               static_cast<unsigned long long>(pool.created),
+               static_cast<unsigned long long>(pool.reused));
+  return exit_code;
+}

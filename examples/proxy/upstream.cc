@@ -1,0 +1,102 @@
+#include "examples/proxy/upstream.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace mill::proxy {
+namespace {
+
+// "host:port" or "[v6]:port" to an address: numeric at once, names with a
+// (blocking, startup-only) getaddrinfo.
+absl::StatusOr<SocketAddress> Resolve(absl::string_view host_port) {
+  absl::StatusOr<SocketAddress> numeric = SocketAddress::Parse(host_port);
+  if (numeric.ok()) return numeric;
+  const size_t colon = host_port.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port <= 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("upstream '", host_port, "' is not HOST:PORT"));
+  }
+  const std::string host(host_port.substr(0, colon));
+  addrinfo hints;
+  std::memset(&hints, 0, sizeof(hints));
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("upstream '", host_port, "': ", gai_strerror(rc)));
+  }
+  // The first address, with the port set.
+  sockaddr_storage storage;
+  std::memset(&storage, 0, sizeof(storage));
+  std::memcpy(&storage, result->ai_addr, result->ai_addrlen);
+  const socklen_t length = result->ai_addrlen;
+  freeaddrinfo(result);
+  if (storage.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&storage)->sin_port =
+        htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port =
+        htons(static_cast<uint16_t>(port));
+  }
+  return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&storage),
+                                     length);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Parse(
+    absl::string_view list, Balance balance) {
+  std::vector<std::unique_ptr<Upstream>> upstreams;
+  for (absl::string_view entry : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    entry = absl::StripAsciiWhitespace(entry);
+    absl::StatusOr<SocketAddress> address = Resolve(entry);
+    if (!address.ok()) return address.status();
+    auto upstream = std::make_unique<Upstream>();
+    upstream->host_port = std::string(entry);
+    upstream->address = *address;
+    upstreams.push_back(std::move(upstream));
+  }
+  if (upstreams.empty()) {
+    return absl::InvalidArgumentError(
+        "--upstream needs at least one HOST:PORT");
+  }
+  return std::unique_ptr<UpstreamSet>(
+      new UpstreamSet(std::move(upstreams), balance));
+}
+
+size_t UpstreamSet::Pick() {
+  const size_t n = upstreams_.size();
+  if (n == 1) return 0;
+  const size_t start =
+      static_cast<size_t>(next_.fetch_add(1, std::memory_order_relaxed) % n);
+  if (balance_ == Balance::kRoundRobin) return start;
+  // Least loaded; ties go to the round-robin choice, so equal loads still
+  // spread.
+  size_t best = start;
+  int best_load = upstreams_[start]->in_flight.load(std::memory_order_relaxed);
+  for (size_t k = 1; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    const int load = upstreams_[i]->in_flight.load(std::memory_order_relaxed);
+    if (load < best_load) {
+      best = i;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+}  // namespace mill::proxy
