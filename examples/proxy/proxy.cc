@@ -5,10 +5,12 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -87,20 +89,16 @@ class Session : public UpstreamHandler,
   // --- Client connection callbacks -----------------------------------
 
   void OnClientData(const ConnectionPtr& conn, ByteBuffer& input) {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       ServeClientLocked(conn, input);
       FlushLocked(conn);
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   void OnClientPeerShutdown(const ConnectionPtr& conn) {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       client_eof_ = true;
       if (closing_) {
         Defer([conn] { conn->Close(); });
@@ -116,15 +114,12 @@ class Session : public UpstreamHandler,
       }
       // Otherwise the response finishes first (FinishExchangeLocked).
       FlushLocked(conn);
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   void OnClientLowWater(const ConnectionPtr& conn) {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       if (ex_ != nullptr && ex_->upstream_paused && ex_->upstream != nullptr) {
         ex_->upstream_paused = false;
         ex_->last_activity = absl::Now();
@@ -132,30 +127,25 @@ class Session : public UpstreamHandler,
         Defer([upstream] { upstream->ResumeReading(); });
       }
       (void)conn;
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   void OnClientClose() {
-    std::vector<Action> todo;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      client_closed_ = true;
-      CancelTimerLocked(&request_timer_);
-      CancelTimerLocked(&linger_timer_);
-      if (ex_ != nullptr) AbandonExchangeLocked();
-      todo.swap(deferred_);
+    if (HeldByThisThread()) {
+      // Closed inline by a Send of ours that failed: finish what we were
+      // doing first.
+      reentered_.push_back([this] { ClientClosedLocked(); });
+      return;
     }
-    RunAll(todo);
+    SessionLock lock(this);
+    ClientClosedLocked();
   }
 
   // --- Upstream connection callbacks (UpstreamHandler) -------------------
 
   void OnUpstreamData(const ConnectionPtr& conn, ByteBuffer& input) override {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       if (Owns(conn) && !ex_->upstream_paused) {
         ConnectionPtr client = client_.lock();
         if (client != nullptr) {
@@ -164,15 +154,12 @@ class Session : public UpstreamHandler,
           FlushLocked(client);
         }
       }
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   void OnUpstreamPeerShutdown(const ConnectionPtr& conn) override {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       if (Owns(conn)) {
         ex_->upstream_eof = true;
         ConnectionPtr client = client_.lock();
@@ -184,31 +171,38 @@ class Session : public UpstreamHandler,
       } else {
         Defer([conn] { conn->Close(); });
       }
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   void OnUpstreamLowWater(const ConnectionPtr& conn) override {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       if (Owns(conn) && client_paused_) {
         client_paused_ = false;
         if (ConnectionPtr client = client_.lock()) {
           Defer([client] { client->ResumeReading(); });
         }
       }
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   void OnUpstreamClose(const ConnectionPtr& conn, CloseReason reason,
                        const absl::Status&) override {
-    std::vector<Action> todo;
+    if (HeldByThisThread()) {
+      // Closed inline by a Send of ours that failed (its input is gone
+      // with it): finish what we were doing first.
+      reentered_.push_back([this, conn] {
+        ConnectionPtr client = client_.lock();
+        if (!Owns(conn) || client == nullptr) return;
+        ex_->upstream_eof = true;
+        ex_->upstream_closed = true;
+        UpstreamEndedLocked(client);
+        FlushLocked(client);
+      });
+      return;
+    }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       ConnectionPtr client = client_.lock();
       if (Owns(conn) && client != nullptr) {
         ex_->upstream_eof = true;
@@ -223,12 +217,17 @@ class Session : public UpstreamHandler,
         if (ex_ != nullptr && Owns(conn)) UpstreamEndedLocked(client);
         FlushLocked(client);
       }
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
  private:
+  void ClientClosedLocked() {
+    client_closed_ = true;
+    CancelTimerLocked(&request_timer_);
+    CancelTimerLocked(&linger_timer_);
+    if (ex_ != nullptr) AbandonExchangeLocked();
+  }
+
   // One request and its response.
   struct Exchange {
     explicit Exchange(HttpStreamParser::Listener* listener,
@@ -282,8 +281,42 @@ class Session : public UpstreamHandler,
     Session* session;
   };
 
-  static void RunAll(std::vector<Action>& todo) {
-    for (Action& action : todo) action();
+  // Holds mu_ for one entry point. On leaving: runs the callbacks that
+  // re-entered the session meanwhile (see OnClientClose), releases mu_,
+  // then runs the deferred actions.
+  class SessionLock {
+   public:
+    explicit SessionLock(Session* session)
+        : session_(session), lock_(session->mu_) {
+      session_->holder_.store(std::this_thread::get_id(),
+                              std::memory_order_relaxed);
+    }
+    ~SessionLock() {
+      while (!session_->reentered_.empty()) {
+        Action action = std::move(session_->reentered_.front());
+        session_->reentered_.erase(session_->reentered_.begin());
+        action();
+      }
+      session_->holder_.store(std::thread::id(), std::memory_order_relaxed);
+      std::vector<Action> todo;
+      todo.swap(session_->deferred_);
+      lock_.unlock();
+      for (Action& action : todo) action();
+    }
+    SessionLock(const SessionLock&) = delete;
+    SessionLock& operator=(const SessionLock&) = delete;
+
+   private:
+    Session* const session_;
+    std::unique_lock<std::mutex> lock_;
+  };
+
+  // True inside an entry point on this thread: a callback arriving now was
+  // run synchronously by a call the session made under mu_ (a Send that
+  // failed can close a connection inline on the loop thread).
+  bool HeldByThisThread() const {
+    return holder_.load(std::memory_order_relaxed) ==
+           std::this_thread::get_id();
   }
 
   void Defer(Action action) { deferred_.push_back(std::move(action)); }
@@ -502,9 +535,8 @@ class Session : public UpstreamHandler,
 
   void OnRequestTimer(const ConnectionPtr& conn, absl::Duration limit,
                       uint64_t request, HttpStreamParser::Phase phase) {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       request_timer_ = EventLoop::TimerId();
       if (closing_ || client_closed_ ||
           request_parser_.messages_started() != request ||
@@ -518,9 +550,7 @@ class Session : public UpstreamHandler,
         FailRequestLocked(conn, 408);
       }
       FlushLocked(conn);
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   // --- Upstream side -------------------------------------------------------
@@ -554,9 +584,8 @@ class Session : public UpstreamHandler,
   void OnAcquired(uint64_t id,
                   absl::StatusOr<std::unique_ptr<UpstreamLink>> result) {
     std::unique_ptr<UpstreamLink> stray;
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       ConnectionPtr client = client_.lock();
       if (ex_ == nullptr || ex_->id != id || client_closed_ ||
           client == nullptr) {
@@ -569,10 +598,8 @@ class Session : public UpstreamHandler,
         StartForwardingLocked(client, std::move(*result));
         FlushLocked(client);
       }
-      todo.swap(deferred_);
     }
     if (stray != nullptr) stray->Release(/*reusable=*/true);
-    RunAll(todo);
   }
 
   void UpstreamUnreachableLocked(const ConnectionPtr& client,
@@ -837,9 +864,8 @@ class Session : public UpstreamHandler,
   }
 
   void OnUpstreamTimer(uint64_t id) {
-    std::vector<Action> todo;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      SessionLock lock(this);
       if (ex_ == nullptr || ex_->id != id || ex_->complete || client_closed_) {
         return;
       }
@@ -861,9 +887,7 @@ class Session : public UpstreamHandler,
         GatewayErrorLocked(client, 504);
         FlushLocked(client);
       }
-      todo.swap(deferred_);
     }
-    RunAll(todo);
   }
 
   const std::shared_ptr<const SessionConfig> config_;
@@ -873,7 +897,9 @@ class Session : public UpstreamHandler,
   ResponseListener response_listener_;
 
   std::mutex mu_;
-  std::vector<Action> deferred_;
+  std::atomic<std::thread::id> holder_{};  // the thread holding mu_
+  std::vector<Action> deferred_;           // run after mu_ is released
+  std::vector<Action> reentered_;          // run before; see HeldByThisThread
   HttpStreamParser request_parser_;
   std::unique_ptr<Exchange> ex_;
   uint64_t exchange_ids_ = 0;

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""An HTTP/1.1 upstream for the proxy's integration tests (test-only).
+
+Built on the standard library's http.server (keep-alive, one thread per
+connection). Prints "listening on 127.0.0.1:PORT" when ready.
+
+  --idle_timeout=S   close a keep-alive connection idle for S seconds
+  --drop_second      on every connection, read the 2nd request and close
+                     without answering (a keep-alive connection that the
+                     server gave up on just as the client reused it)
+  --name=NAME        what /whoami answers
+
+Paths: /hello, /id?i=N[&delay_ms=D], /whoami, /headers (the request head as
+received), /chunked?n=K&size=S, /nolength?size=S (no length: ends at close),
+/status?code=C, /hang (never answers), /big?bytes=N, /echo (POST/PUT: the
+body back, chunked if it came chunked), /sink?delay_ms=D (waits, then reads
+the body and answers its length).
+"""
+
+import argparse
+import http.server
+import sys
+import time
+import urllib.parse
+
+
+def pattern(n, seed=0):
+    block = bytes((seed + i * 7) & 0xFF for i in range(65536))
+    out = bytearray()
+    while len(out) < n:
+        out += block[: n - len(out)]
+    return bytes(out)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    name = "upstream"
+    drop_second = False
+
+    def setup(self):
+        super().setup()
+        self.requests_seen = 0
+
+    def log_message(self, *args):
+        pass
+
+    def query(self):
+        return {k: v[0] for k, v in urllib.parse.parse_qs(
+            urllib.parse.urlparse(self.path).query).items()}
+
+    def send_body(self, code, body, content_type="text/plain"):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(body), True
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length", "0"))
+        return self.rfile.read(length), False
+
+    def handle_request(self):
+        self.requests_seen += 1
+        if self.drop_second and self.requests_seen == 2:
+            self.close_connection = True
+            return
+        path = urllib.parse.urlparse(self.path).path
+        q = self.query()
+        if path == "/hello":
+            self.send_body(200, b"hello\n")
+        elif path == "/id":
+            time.sleep(int(q.get("delay_ms", "0")) / 1000.0)
+            self.send_body(200, q.get("i", "").encode())
+        elif path == "/whoami":
+            self.send_body(200, self.name.encode())
+        elif path == "/headers":
+            head = self.requestline + "\r\n" + str(self.headers)
+            self.send_body(200, head.encode())
+        elif path == "/chunked":
+            n, size = int(q.get("n", "3")), int(q.get("size", "10"))
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for k in range(n):
+                chunk = pattern(size, k)
+                self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/nolength":
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(pattern(int(q.get("size", "1000"))))
+            self.close_connection = True
+        elif path == "/status":
+            code = int(q.get("code", "200"))
+            self.send_response(code)
+            if code in (204, 304):
+                self.end_headers()
+            else:
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(b"ok")
+        elif path == "/hang":
+            time.sleep(3600)
+        elif path == "/big":
+            n = int(q.get("bytes", "0"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            block = pattern(65536)
+            sent = 0
+            while sent < n:
+                piece = block[: min(len(block), n - sent)]
+                self.wfile.write(piece)
+                sent += len(piece)
+        elif path == "/echo":
+            body, chunked = self.read_body()
+            self.send_response(200)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for at in range(0, len(body), 100000):
+                    piece = body[at:at + 100000]
+                    self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+        elif path == "/sink":
+            time.sleep(int(q.get("delay_ms", "0")) / 1000.0)
+            body, _ = self.read_body()
+            self.send_body(200, b"received %d" % len(body))
+        else:
+            self.send_body(404, b"not found\n")
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = handle_request
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--idle_timeout", type=float, default=0)
+    parser.add_argument("--drop_second", action="store_true")
+    parser.add_argument("--name", default="upstream")
+    args = parser.parse_args()
+    Handler.name = args.name
+    Handler.drop_second = args.drop_second
+    if args.idle_timeout > 0:
+        Handler.timeout = args.idle_timeout  # socket timeout: idle close
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print("listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
