@@ -238,8 +238,12 @@ class Session : public std::enable_shared_from_this<Session> {
       StartClosing(conn);
       return;
     }
-    if (http_.requests_started() != started_before ||
-        http_.phase() != phase_before) {
+    if (!input.empty()) {
+      // Stopped by our own backpressure with the client's bytes in hand:
+      // the client is not slow, whatever the parser's phase.
+      CancelTimer(&request_timer_);
+    } else if (http_.requests_started() != started_before ||
+               http_.phase() != phase_before || !request_timer_.valid()) {
       TimeRequest(conn);
     }
   }
