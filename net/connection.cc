@@ -179,7 +179,10 @@ ConnectionConfig::ConnectionConfig(EventLoop* loop,
       callbacks(std::move(callbacks)),
       options(std::move(options)),
       low_water(std::min(this->options.low_water_mark,
-                         this->options.high_water_mark)) {}
+                         this->options.high_water_mark)),
+      idle(this->options.idle_timeout > absl::ZeroDuration()
+               ? std::make_shared<IdleTracker>(loop, this->options.idle_timeout)
+               : nullptr) {}
 
 absl::Status ValidateConnectionOptions(const ConnectionOptions& options) {
   if (options.idle_timeout < absl::ZeroDuration()) {
@@ -197,13 +200,23 @@ absl::Status ValidateConnectionOptions(const ConnectionOptions& options) {
   return absl::OkStatus();
 }
 
-ConnectionPtr ConnectionAccess::Create(
-    std::shared_ptr<const ConnectionConfig> config,
-    std::shared_ptr<ConnectionOwner> owner, uint64_t id, bool outbound,
-    TcpStream stream, SocketAddress peer, SocketAddress local) {
-  return ConnectionPtr(new Connection(std::move(config), std::move(owner), id,
-                                      outbound, std::move(stream), peer,
-                                      local));
+ConnectionPtr ConnectionAccess::Create(std::shared_ptr<ConnectionOwner> owner,
+                                       uint64_t id, bool outbound,
+                                       TcpStream stream, SocketAddress peer) {
+  return std::make_shared<Connection>(Connection::PassKey(), std::move(owner),
+                                      id, outbound, std::move(stream), peer);
+}
+
+int64_t ConnectionAccess::LastActivityNanos(const Connection& conn) {
+  return conn.last_activity_ns_.load(std::memory_order_relaxed);
+}
+
+std::weak_ptr<Connection> ConnectionAccess::WeakOf(Connection& conn) {
+  return conn.weak_from_this();
+}
+
+void ConnectionAccess::IdleExpired(const ConnectionPtr& conn) {
+  conn->OnIdleExpired();
 }
 
 void ConnectionAccess::Start(const ConnectionPtr& conn) { conn->Start(); }
@@ -228,26 +241,21 @@ void ConnectionAccess::Close(const ConnectionPtr& conn, CloseReason reason,
   conn->Teardown(reason, std::move(status));
 }
 
-void ConnectionHandler::HandleEvent(const Event& event) {
-  conn_->HandleEvent(event);
-}
-
 }  // namespace net_internal
 
 // --- Construction
 // -------------------------------------------------------------
 
-Connection::Connection(
-    std::shared_ptr<const net_internal::ConnectionConfig> config,
-    std::shared_ptr<net_internal::ConnectionOwner> owner, uint64_t id,
-    bool outbound, TcpStream stream, SocketAddress peer, SocketAddress local)
-    : config_(std::move(config)),
-      owner_(std::move(owner)),
+Connection::Connection(PassKey,
+                       std::shared_ptr<net_internal::ConnectionOwner> owner,
+                       uint64_t id, bool outbound, TcpStream stream,
+                       SocketAddress peer)
+    : owner_(std::move(owner)),
+      config_(&owner_->config()),
       loop_(config_->loop),
       id_(id),
-      outbound_(outbound),
       peer_(peer),
-      local_(local),
+      outbound_(outbound),
       stream_(std::move(stream)),
       // Outbound sockets start connecting (even one whose connect already
       // completed: the first writable event confirms it either way).
@@ -265,21 +273,38 @@ Connection::Connection(
   if (options.shared_read_limit != nullptr) {
     buckets.push_back(options.shared_read_limit);
   }
-  limiter_ = RateLimiter(std::move(buckets));
-  for (const auto& bucket : limiter_.buckets()) {
-    min_grant_ = std::min<uint64_t>(min_grant_, bucket->burst());
+  if (!buckets.empty()) {
+    limiter_ = std::make_unique<RateLimiter>(std::move(buckets));
+    uint64_t smallest = min_grant_;
+    for (const auto& bucket : limiter_->buckets()) {
+      smallest = std::min<uint64_t>(smallest, bucket->burst());
+    }
+    min_grant_ = static_cast<uint32_t>(std::max<uint64_t>(smallest, 1));
   }
-  min_grant_ = std::max<size_t>(min_grant_, 1);
   last_activity_ns_.store(NowNanos(), std::memory_order_relaxed);
 }
 
 Connection::~Connection() {
+  if (config_->idle != nullptr) config_->idle->Remove(&idle_node_);
   // Normally empty: Teardown released every queued file. A connection that
   // was never started (refused) still owes its files' releases.
   for (OutputPiece& piece : out_) {
     if (piece.release) piece.release();
   }
 }  // stream_ closes the fd if still open
+
+std::shared_ptr<EventHandler> Connection::AsHandler() {
+  // Aliases our own control block: registering costs no allocation.
+  return std::shared_ptr<EventHandler>(shared_from_this(),
+                                       static_cast<EventHandler*>(this));
+}
+
+SocketAddress Connection::local_address() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!stream_.valid()) return SocketAddress();
+  absl::StatusOr<SocketAddress> local = stream_.local_address();
+  return local.ok() ? *local : SocketAddress();
+}
 
 void Connection::Touch() {
   last_activity_ns_.store(NowNanos(), std::memory_order_relaxed);
@@ -289,9 +314,8 @@ void Connection::Start() {
   if (state() == ConnectionState::kConnecting) {
     std::lock_guard<std::mutex> lock(mu_);
     interest_ = ComputeInterestLocked();
-    absl::StatusOr<Registration> reg = loop_->Register(
-        stream_.fd(), interest_,
-        std::make_shared<net_internal::ConnectionHandler>(shared_from_this()));
+    absl::StatusOr<Registration> reg =
+        loop_->Register(stream_.fd(), interest_, AsHandler());
     if (reg.ok()) {
       registration_ = *reg;
       registered_ = true;
@@ -337,14 +361,13 @@ void Connection::StartOpen() {
       // Register under mu_: an event may be handled at once on a worker; it
       // waits for mu_, by when registration_ is set.
       interest_ = ComputeInterestLocked();
-      absl::StatusOr<Registration> reg = loop_->Register(
-          stream_.fd(), interest_,
-          std::make_shared<net_internal::ConnectionHandler>(self));
+      absl::StatusOr<Registration> reg =
+          loop_->Register(stream_.fd(), interest_, AsHandler());
       if (reg.ok()) {
         registration_ = *reg;
         registered_ = true;
         if (config_->options.idle_timeout > absl::ZeroDuration()) {
-          ArmIdleTimerLocked(config_->options.idle_timeout);
+          ArmIdleTimerLocked();
         }
       } else {
         MarkTeardownLocked(CloseReason::kError, reg.status());
@@ -743,8 +766,8 @@ void Connection::RunPendingTeardown() {
 void Connection::Teardown(CloseReason reason, absl::Status status) {
   bool registered;
   Registration registration;
-  EventLoop::TimerId idle, resume;
-  std::deque<OutputPiece> dropped;
+  EventLoop::TimerId resume;
+  net_internal::SmallQueue<OutputPiece> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_.load(std::memory_order_relaxed)) return;
@@ -753,13 +776,12 @@ void Connection::Teardown(CloseReason reason, absl::Status status) {
     teardown_pending_ = true;
     registered = std::exchange(registered_, false);
     registration = registration_;
-    idle = std::exchange(idle_timer_, EventLoop::TimerId());
     resume = std::exchange(resume_timer_, EventLoop::TimerId());
     dropped.swap(out_);
     pending_bytes_ = 0;
     interest_ = Interest::None();
   }
-  if (idle.valid()) loop_->Cancel(idle);
+  if (config_->idle != nullptr) config_->idle->Remove(&idle_node_);
   if (resume.valid()) loop_->Cancel(resume);
   for (OutputPiece& piece : dropped) {
     if (piece.release) piece.release();
@@ -806,28 +828,17 @@ void Connection::FinishClose(CloseReason reason, absl::Status status) {
 // --- Idle timeout
 // -----------------------------------------------------------------
 
-void Connection::ArmIdleTimerLocked(absl::Duration delay) {
-  std::weak_ptr<Connection> weak = weak_from_this();
-  idle_timer_ = loop_->RunAfter(delay, [weak] {
-    if (std::shared_ptr<Connection> self = weak.lock()) self->OnIdleTimer();
-  });
+void Connection::ArmIdleTimerLocked() {
+  if (config_->idle != nullptr) {
+    config_->idle->Add(&idle_node_, this,
+                       last_activity_ns_.load(std::memory_order_relaxed));
+  }
 }
 
-void Connection::OnIdleTimer() {
-  const absl::Duration timeout = config_->options.idle_timeout;
-  bool schedule = false;
+void Connection::OnIdleExpired() {
+  bool schedule;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_.load(std::memory_order_relaxed) || teardown_pending_) return;
-    idle_timer_ = EventLoop::TimerId();
-    const absl::Duration idle = absl::Nanoseconds(
-        NowNanos() - last_activity_ns_.load(std::memory_order_relaxed));
-    if (idle < timeout) {
-      // Activity since the timer was set: sleep for the remainder instead
-      // of rescheduling on every read.
-      ArmIdleTimerLocked(timeout - idle);
-      return;
-    }
     schedule = MarkTeardownLocked(CloseReason::kIdleTimeout, absl::OkStatus());
   }
   if (schedule) ScheduleTeardown();
@@ -902,7 +913,7 @@ void Connection::CheckInputLocked() {
 // -------------------------------------------------------------
 
 bool Connection::EnterCallbacks() {
-  std::lock_guard<std::mutex> lock(exec_mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (exec_busy_) return false;
   exec_busy_ = true;
   return true;
@@ -913,7 +924,7 @@ void Connection::LeaveCallbacks() {
   for (;;) {
     absl::AnyInvocable<void(const ConnectionPtr&)> task;
     {
-      std::lock_guard<std::mutex> lock(exec_mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (exec_queue_.empty()) {
         exec_busy_ = false;
         break;
@@ -955,7 +966,7 @@ void Connection::RunExcluded(
 
 void Connection::Dispatch(absl::AnyInvocable<void(const ConnectionPtr&)> fn) {
   {
-    std::lock_guard<std::mutex> lock(exec_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (exec_busy_) {
       exec_queue_.push_back(std::move(fn));
       return;
@@ -978,7 +989,7 @@ void Connection::Dispatch(absl::AnyInvocable<void(const ConnectionPtr&)> fn) {
 void Connection::HandleEvent(const Event& event) {
   if (closed_.load(std::memory_order_acquire)) return;
   {
-    std::lock_guard<std::mutex> lock(exec_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (exec_busy_) {
       // A Dispatch task is running on another thread: handle the event
       // right after it (events are hints; a late one is harmless).
@@ -1049,14 +1060,12 @@ void Connection::FinishConnect(const Event& event) {
   absl::Status status = stream_.FinishConnect();
   if (!status.ok() && stream_.connect_pending()) return;  // spurious event
   if (status.ok()) {
-    absl::StatusOr<SocketAddress> local = stream_.local_address();
     std::lock_guard<std::mutex> lock(mu_);
     if (teardown_pending_ || closed_.load(std::memory_order_relaxed)) return;
-    if (local.ok()) local_ = *local;
     state_ = ConnectionState::kOpen;
     opened_ = true;
     if (config_->options.idle_timeout > absl::ZeroDuration()) {
-      ArmIdleTimerLocked(config_->options.idle_timeout);
+      ArmIdleTimerLocked();
     }
     UpdateInterestLocked();
   } else {
@@ -1123,14 +1132,14 @@ bool Connection::ReadSome() {
     }
     const size_t want = std::min({budget, room, kReadChunk});
     size_t grant = want;
-    if (!limiter_.unlimited()) {
+    if (limiter_ != nullptr) {
       // Refuse crumbs: at a high rate a few bytes are always available, and
       // reading them one syscall at a time would burn the CPU. Wait for a
       // useful chunk instead.
-      const size_t useful = std::min(want, min_grant_);
-      grant = static_cast<size_t>(limiter_.AcquireUpTo(want));
+      const size_t useful = std::min<size_t>(want, min_grant_);
+      grant = static_cast<size_t>(limiter_->AcquireUpTo(want));
       if (grant < useful) {
-        if (grant > 0) limiter_.Refund(grant);
+        if (grant > 0) limiter_->Refund(grant);
         PauseForRate(useful);
         return true;
       }
@@ -1144,7 +1153,7 @@ bool Connection::ReadSome() {
     if (n > 0) {
       const size_t got = static_cast<size_t>(n);
       input_.Commit(got);
-      if (got < grant && !limiter_.unlimited()) limiter_.Refund(grant - got);
+      if (got < grant && limiter_ != nullptr) limiter_->Refund(grant - got);
       bytes_in_.fetch_add(got, std::memory_order_relaxed);
       config_->counters.bytes_read.fetch_add(got, std::memory_order_relaxed);
       Touch();
@@ -1158,7 +1167,7 @@ bool Connection::ReadSome() {
       continue;
     }
     loan.GiveBack();
-    if (!limiter_.unlimited()) limiter_.Refund(grant);
+    if (limiter_ != nullptr) limiter_->Refund(grant);
     if (n == 0) {
       OnPeerEof();
       return !closed_.load(std::memory_order_acquire);
@@ -1203,7 +1212,7 @@ void Connection::PauseForRate(size_t wanted) {
   SetPauseLocked(kPausedRateLimit, true);
   // Wake up when a useful chunk (not a single byte) can be read.
   absl::Duration delay =
-      limiter_.TimeUntilAvailable(std::max<uint64_t>(wanted, 1));
+      limiter_->TimeUntilAvailable(std::max<uint64_t>(wanted, 1));
   if (delay == absl::InfiniteDuration()) delay = absl::Milliseconds(100);
   delay = std::max(delay, absl::Milliseconds(1));
   std::weak_ptr<Connection> weak = weak_from_this();

@@ -61,7 +61,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -74,6 +73,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "net/byte_buffer.h"
+#include "net/internal/idle_tracker.h"
+#include "net/internal/small_queue.h"
 #include "net/socket_address.h"
 #include "net/tcp_stream.h"
 #include "poll/event.h"
@@ -81,6 +82,7 @@
 #include "ratelimit/clock.h"
 #include "ratelimit/rate_limit_group.h"
 #include "ratelimit/token_bucket.h"
+#include "reactor/event_handler.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
@@ -91,7 +93,6 @@ using ConnectionPtr = std::shared_ptr<Connection>;
 namespace net_internal {
 struct ConnectionConfig;
 class ConnectionOwner;
-class ConnectionHandler;
 struct ConnectionAccess;
 }  // namespace net_internal
 
@@ -190,8 +191,18 @@ struct ConnectionOptions {
 // Closing: Close() flushes pending output, then closes; Shutdown() flushes,
 // then half-closes (SHUT_WR) and keeps reading; Abort() closes at once and
 // drops pending output.
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>,
+                   private EventHandler {
  public:
+  // Only TcpServer and TcpClient can make one (the constructor is public
+  // for std::make_shared: one allocation for object and control block).
+  class PassKey {
+   private:
+    friend struct net_internal::ConnectionAccess;
+    PassKey() = default;
+  };
+  Connection(PassKey, std::shared_ptr<net_internal::ConnectionOwner> owner,
+             uint64_t id, bool outbound, TcpStream stream, SocketAddress peer);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   ~Connection();
@@ -201,7 +212,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // True for a connection a TcpClient opened, false for an accepted one.
   bool is_outbound() const { return outbound_; }
   const SocketAddress& peer_address() const { return peer_; }
-  const SocketAddress& local_address() const { return local_; }
+  // Our end's address (getsockname; the default address once closed).
+  SocketAddress local_address() const;
   EventLoop* loop() const { return loop_; }
 
   ConnectionState state() const;
@@ -290,7 +302,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   friend struct net_internal::ConnectionAccess;
-  friend class net_internal::ConnectionHandler;
 
   // A queued output piece: bytes, or a file range.
   struct OutputPiece {
@@ -301,11 +312,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     absl::AnyInvocable<void()> release;
   };
 
-  Connection(std::shared_ptr<const net_internal::ConnectionConfig> config,
-             std::shared_ptr<net_internal::ConnectionOwner> owner, uint64_t id,
-             bool outbound, TcpStream stream, SocketAddress peer,
-             SocketAddress local);
-
   std::shared_ptr<void> GetContextVoid() const;
 
   // Called by the owner once, on the thread that created the connection:
@@ -314,8 +320,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start();
   void StartOpen();
 
-  // Event-loop side: runs on the connection's handler thread.
-  void HandleEvent(const Event& event);
+  // Event-loop side (EventHandler): runs on the connection's handler
+  // thread.
+  void HandleEvent(const Event& event) override;
+  std::shared_ptr<EventHandler> AsHandler();
   void FinishConnect(const Event& event);
   // Reads up to the budget; false when the connection was torn down.
   bool ReadSome();
@@ -346,8 +354,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // once the loop is done with it, closes the socket and runs on_close.
   void Teardown(CloseReason reason, absl::Status status);
   void FinishClose(CloseReason reason, absl::Status status);
-  void ArmIdleTimerLocked(absl::Duration delay);
-  void OnIdleTimer();
+  void ArmIdleTimerLocked();
+  void OnIdleExpired();
   void Touch();
 
   // The serial executor of callbacks (Dispatch and HandleEvent).
@@ -355,16 +363,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void LeaveCallbacks();
   void RunExcluded(absl::AnyInvocable<void(const ConnectionPtr&)> fn);
 
-  const std::shared_ptr<const net_internal::ConnectionConfig> config_;
+  // The owner keeps the config alive.
   const std::shared_ptr<net_internal::ConnectionOwner> owner_;
+  const net_internal::ConnectionConfig* const config_;
   EventLoop* const loop_;
   const uint64_t id_;
-  const bool outbound_;
   const SocketAddress peer_;
-  SocketAddress local_;
-  RateLimiter limiter_;  // immutable after construction
+  const bool outbound_;
   // Smallest grant worth a read: min(4 KiB, smallest burst).
-  size_t min_grant_ = 4096;
+  uint32_t min_grant_ = 4096;
+  // Null without read-rate limits; immutable after construction.
+  std::unique_ptr<RateLimiter> limiter_;
 
   mutable std::mutex mu_;
   TcpStream stream_;  // fd used without mu_ only by the handler
@@ -375,7 +384,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool above_high_water_ = false;
   bool opened_ = false;  // on_connect ran: on_close is owed
   uint32_t pause_ = 0;   // PauseReason bits
-  std::deque<OutputPiece> out_;
+  net_internal::SmallQueue<OutputPiece> out_;
   size_t pending_bytes_ = 0;
   Interest interest_ = Interest::None();
   Registration registration_;
@@ -384,16 +393,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   CloseReason close_reason_ = CloseReason::kClosedLocally;  // for kClosing
   CloseReason pending_reason_ = CloseReason::kClosedLocally;
   absl::Status pending_status_;
-  EventLoop::TimerId idle_timer_;
+  net_internal::IdleTracker::Node idle_node_;  // guarded by the tracker
   EventLoop::TimerId resume_timer_;
   bool redeliver_ = false;  // ResumeReading with input pending
   std::shared_ptr<void> context_;
 
-  // Callback exclusion (see EnterCallbacks).
-  std::mutex exec_mu_;
-  bool exec_busy_ = false;  // guarded by exec_mu_
-  std::deque<absl::AnyInvocable<void(const ConnectionPtr&)>>
-      exec_queue_;  // guarded by exec_mu_
+  // Callback exclusion (see EnterCallbacks), guarded by mu_.
+  bool exec_busy_ = false;
+  net_internal::SmallQueue<absl::AnyInvocable<void(const ConnectionPtr&)>>
+      exec_queue_;
 
   ByteBuffer input_;  // callbacks only
 

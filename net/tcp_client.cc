@@ -153,10 +153,10 @@ class ClientCore final : public ConnectionOwner,
  public:
   ClientCore(EventLoop* loop, ConnectionCallbacks callbacks,
              TcpClientOptions options)
-      : loop_(loop),
+      : ConnectionOwner(std::make_shared<ConnectionConfig>(
+            loop, std::move(callbacks), options.connection)),
+        loop_(loop),
         options_(options),
-        config_(std::make_shared<ConnectionConfig>(loop, std::move(callbacks),
-                                                   options.connection)),
         random_(std::random_device{}()) {}
 
   uint64_t Connect(std::vector<SocketAddress> addresses,
@@ -212,7 +212,6 @@ class ClientCore final : public ConnectionOwner,
 
   EventLoop* const loop_;
   const TcpClientOptions options_;
-  const std::shared_ptr<const ConnectionConfig> config_;
 
   mutable std::mutex mu_;
   std::condition_variable closed_cv_;
@@ -379,10 +378,9 @@ void ClientCore::StartAttempt(const PendingPtr& request) {
     if (finished) RunFinish(std::move(finish), status);
     return;
   }
-  absl::StatusOr<SocketAddress> local = stream->local_address();
-  ConnectionPtr conn = ConnectionAccess::Create(
-      config_, shared_from_this(), conn_id, /*outbound=*/true,
-      *std::move(stream), address, local.ok() ? *local : SocketAddress());
+  ConnectionPtr conn =
+      ConnectionAccess::Create(shared_from_this(), conn_id, /*outbound=*/true,
+                               *std::move(stream), address);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (request->finished) return;  // conn's destructor closes the socket
@@ -668,7 +666,7 @@ void ClientCore::Stop() {
 }
 
 TcpClientStats ClientCore::stats() const {
-  const ConnectionCounters& counters = config_->counters;
+  const ConnectionCounters& counters = config().counters;
   TcpClientStats s;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -23,10 +23,10 @@ int OpenReserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 
 ServerCore::ServerCore(EventLoop* loop, ConnectionCallbacks callbacks,
                        TcpServerOptions options)
-    : loop(loop),
-      options(options),
-      config(std::make_shared<ConnectionConfig>(loop, std::move(callbacks),
-                                                options.connection)) {}
+    : ConnectionOwner(std::make_shared<ConnectionConfig>(
+          loop, std::move(callbacks), options.connection)),
+      loop(loop),
+      options(options) {}
 
 ServerCore::~ServerCore() { CloseFd(reserve_fd_); }
 
@@ -97,7 +97,7 @@ bool ServerCore::ShedOneWithReserve() {
   if (fd >= 0) {
     CloseFd(fd);
     refused_no_descriptor.fetch_add(1, std::memory_order_relaxed);
-    config->counters.CountClose(CloseReason::kRefused);
+    config().counters.CountClose(CloseReason::kRefused);
   }
   reserve_fd_ = OpenReserve();
   if (fd < 0 && accept_errno != EAGAIN && accept_errno != EWOULDBLOCK &&
@@ -133,19 +133,16 @@ void ServerCore::Adopt(int fd, const SocketAddress& peer) {
   const TcpStreamOptions& socket_options = options.connection.socket;
   if (socket_options.no_delay) (void)stream.SetNoDelay(true);
   if (socket_options.keep_alive) (void)stream.SetKeepAlive(true);
-  absl::StatusOr<SocketAddress> local = stream.local_address();
-
   const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
   ConnectionPtr conn = ConnectionAccess::Create(
-      config, shared_from_this(), id, /*outbound=*/false, std::move(stream),
-      peer, local.ok() ? *local : SocketAddress());
+      shared_from_this(), id, /*outbound=*/false, std::move(stream), peer);
   {
     std::lock_guard<std::mutex> lock(mu);
     if (stopping_) return;  // conn's destructor closes the socket
     if (options.max_connections > 0 &&
         connections.size() >= options.max_connections) {
       refused.fetch_add(1, std::memory_order_relaxed);
-      config->counters.CountClose(CloseReason::kRefused);
+      config().counters.CountClose(CloseReason::kRefused);
       return;  // closed at once by conn's destructor
     }
     connections.emplace(id, conn);
@@ -277,7 +274,7 @@ size_t TcpServer::connection_count() const {
 
 TcpServerStats TcpServer::stats() const {
   const net_internal::ServerCore& c = *core_;
-  const net_internal::ConnectionCounters& counters = c.config->counters;
+  const net_internal::ConnectionCounters& counters = c.config().counters;
   TcpServerStats s;
   s.accepted = c.accepted.load(std::memory_order_relaxed);
   s.refused = c.refused.load(std::memory_order_relaxed);

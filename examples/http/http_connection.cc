@@ -19,6 +19,11 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }  // namespace
 
 HttpConnection::HttpConnection(HttpHandler handler, Options options)
+    : HttpConnection(std::move(handler),
+                     std::make_shared<const Options>(std::move(options))) {}
+
+HttpConnection::HttpConnection(HttpHandler handler,
+                               std::shared_ptr<const Options> options)
     : handler_(std::move(handler)), options_(std::move(options)) {
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
@@ -73,7 +78,7 @@ HttpConnection::Action HttpConnection::Feed(std::string_view bytes,
 
 bool HttpConnection::CountHeaderBytes(size_t length) {
   header_bytes_ += length;
-  if (header_bytes_ <= options_.max_header_bytes) return true;
+  if (header_bytes_ <= options_->max_header_bytes) return true;
   error_status_ = 431;
   return false;
 }
@@ -205,12 +210,12 @@ void HttpConnection::WriteResponse(const HttpResponse& response, bool head,
   out.push_back(' ');
   out.append(StatusReason(response.status));
   out.append("\r\n");
-  if (!options_.server_name.empty()) {
-    out.append("Server: ").append(options_.server_name).append("\r\n");
+  if (!options_->server_name.empty()) {
+    out.append("Server: ").append(options_->server_name).append("\r\n");
   }
-  if (options_.send_date) {
+  if (options_->send_date) {
     const std::time_t now =
-        options_.clock ? options_.clock() : std::time(nullptr);
+        options_->clock ? options_->clock() : std::time(nullptr);
     out.append("Date: ").append(FormatHttpDate(now)).append("\r\n");
   }
   for (const auto& [name, value] : response.headers) {

@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -83,6 +84,8 @@ class HttpConnection {
   explicit HttpConnection(HttpHandler handler)
       : HttpConnection(std::move(handler), Options{}) {}
   HttpConnection(HttpHandler handler, Options options);
+  // Options shared by many connections (a server's), not copied into each.
+  HttpConnection(HttpHandler handler, std::shared_ptr<const Options> options);
 
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -126,7 +129,7 @@ class HttpConnection {
   void WriteError(int status);
 
   HttpHandler handler_;
-  Options options_;
+  std::shared_ptr<const Options> options_;
   http_parser parser_;
 
   // The request being parsed.

@@ -102,15 +102,18 @@ constexpr size_t kSendChunk = 64 * 1024;
 // write; larger ones are queued for sendfile(2) and never read into memory.
 constexpr uint64_t kInlineFileBytes = 16 * 1024;
 
-// Per-connection state, stored in the Connection's user context. It is only
-// touched from the connection's callbacks and Dispatch tasks, which never
-// overlap, so the fields need no lock.
+// Per-connection state while a request is in progress, stored in the
+// Connection's user context. It is only touched from the connection's
+// callbacks and Dispatch tasks, which never overlap, so the fields need no
+// lock. Between requests (nothing buffered, parser idle, not closing) the
+// session is dropped, so an idle keep-alive connection costs only the
+// Connection itself; the next byte makes a new one.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   struct Config {
     mill::EventLoop* loop;
     mill::http::HttpHandler handler;
-    HttpConnection::Options http;
+    std::shared_ptr<const HttpConnection::Options> http;
     size_t high_water_mark;  // 0: no throttling
     absl::Duration linger_timeout;
     absl::Duration header_timeout;  // 0: none
@@ -128,6 +131,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     Serve(conn, input);
     if (peer_eof_ && input.empty() && !closing_) conn->Close();
+  }
+
+  // True between requests: nothing the next request needs is kept here.
+  bool idle(const mill::ByteBuffer& input) const {
+    return !closing_ && !peer_eof_ && input.empty() &&
+           http_.phase() == HttpConnection::Phase::kIdle &&
+           !request_timer_.valid() && !linger_timer_.valid();
   }
 
   // on_peer_shutdown: the client sent everything. Answer what is still
@@ -228,8 +238,12 @@ class Session : public std::enable_shared_from_this<Session> {
       StartClosing(conn);
       return;
     }
-    if (http_.requests_started() != started_before ||
-        http_.phase() != phase_before) {
+    if (!input.empty()) {
+      // Stopped by our own backpressure with the client's bytes in hand:
+      // the client is not slow, whatever the parser's phase.
+      CancelTimer(&request_timer_);
+    } else if (http_.requests_started() != started_before ||
+               http_.phase() != phase_before || !request_timer_.valid()) {
       TimeRequest(conn);
     }
   }
@@ -365,27 +379,29 @@ int main(int argc, char** argv) {
       static_cast<size_t>(max_header_bytes) + 64 * 1024;
 
   const Session::Config session_config = {
-      event_loop,     (*service)->AsHandler(),
-      http_options,   options.connection.high_water_mark,
-      linger_timeout, header_timeout,
+      event_loop,
+      (*service)->AsHandler(),
+      std::make_shared<const HttpConnection::Options>(http_options),
+      options.connection.high_water_mark,
+      linger_timeout,
+      header_timeout,
       body_timeout};
   mill::TcpServerCallbacks callbacks;
-  callbacks.on_connect = [&session_config](const mill::ConnectionPtr& conn) {
-    conn->SetContext(std::make_shared<Session>(session_config));
-  };
-  callbacks.on_data = [](const mill::ConnectionPtr& conn,
-                         mill::ByteBuffer& input) {
-    if (auto session = conn->GetContext<Session>()) {
-      session->OnData(conn, input);
-    } else {
-      input.Consume(input.size());
+  callbacks.on_data = [&session_config](const mill::ConnectionPtr& conn,
+                                        mill::ByteBuffer& input) {
+    std::shared_ptr<Session> session = conn->GetContext<Session>();
+    if (session == nullptr) {
+      session = std::make_shared<Session>(session_config);
+      conn->SetContext(session);
     }
+    session->OnData(conn, input);
+    if (session->idle(input)) conn->SetContext(nullptr);
   };
   callbacks.on_peer_shutdown = [](const mill::ConnectionPtr& conn) {
     if (auto session = conn->GetContext<Session>()) {
       session->OnPeerShutdown(conn);
     } else {
-      conn->Close();
+      conn->Close();  // between requests: nothing left to answer
     }
   };
   callbacks.on_close = [](const mill::ConnectionPtr& conn, mill::CloseReason,

@@ -865,8 +865,11 @@ Server StartServerForMemoryTest(std::vector<std::string> flags) {
 // half-close the server answers all of them before closing.
 TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
   constexpr int kRequests = 300;  // 75 MiB of responses
+                                  // A short header timeout: requests waiting in
+                                  // the input buffer behind
+  // our own backpressure are not a slow client and must not get 408.
   Server server = StartServerForMemoryTest(
-      {"--mode=" + GetParam(), "--root=" + site_.root});
+      {"--mode=" + GetParam(), "--root=" + site_.root, "--header_timeout=1s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -879,8 +882,10 @@ TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
   }
   ASSERT_TRUE(c->Send(requests));
   c->socket().ShutdownWrite();
-  // Let the server do all it will before anything is read.
+  // Let the server do all it will before anything is read, and wait out
+  // the header timeout.
   WaitUntilIdle(server.process->pid());
+  absl::SleepFor(absl::Milliseconds(1500));
   for (int i = 0; i < kRequests; ++i) {
     const std::string raw = c->ReadRaw();
     ASSERT_FALSE(raw.empty()) << "response " << i << " missing";
@@ -895,6 +900,64 @@ TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
   // responses, allocator caches; most under sanitizers).
   EXPECT_LT(after, before + (40u << 20))
       << "peak grew from " << before << " to " << after << " bytes";
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+// Issue 11 §2: files are streamed with sendfile, never read into memory.
+// Four clients each pipeline five requests for a 64 MiB file and read
+// nothing: the server queues one file range per connection (the ranges
+// count against the output high-water mark) and its memory does not grow
+// with the file (it used to by gigabytes). Then each client reads
+// everything, which arrives intact and in order.
+TEST_P(HttpServerTest, HugeFilesPipelinedByNonReadingClientsCostNoMemory) {
+#ifdef MILL_IO_SANITIZER
+  constexpr size_t kFileBytes = 16 << 20;  // sanitizers: slower copies
+#else
+  constexpr size_t kFileBytes = 64 << 20;
+#endif
+  constexpr int kClients = 4;
+  constexpr int kRequests = 5;
+  const std::string huge = mill::net_testing::Pattern(11, kFileBytes);
+  WriteFile(site_.root + "/huge.bin", huge);
+  Server server = StartServerForMemoryTest(
+      {"--mode=" + GetParam(), "--workers=2", "--root=" + site_.root});
+  ASSERT_NE(server.port, 0);
+  {
+    absl::StatusOr<HttpClient> warm = HttpClient::Connect(server.port);
+    ASSERT_TRUE(warm.ok());
+    EXPECT_EQ(warm->Get("/hello.txt").status, 200);
+  }
+  const size_t before = PeakResidentBytes(server.process->pid());
+  std::vector<HttpClient> clients;
+  for (int i = 0; i < kClients; ++i) {
+    absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::string requests;
+    for (int r = 0; r < kRequests; ++r) {
+      absl::StrAppend(&requests, "GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    ASSERT_TRUE(c->Send(requests));
+    clients.push_back(std::move(*c));
+  }
+  WaitUntilIdle(server.process->pid());
+  const size_t stalled = PeakResidentBytes(server.process->pid());
+  std::printf(
+      "server peak memory: %zu -> %zu bytes with %d x %d x %zu MiB "
+      "pending\n",
+      before, stalled, kClients, kRequests, kFileBytes >> 20);
+  EXPECT_LT(stalled, before + (16u << 20));
+  // Every byte arrives once the clients read.
+  for (HttpClient& c : clients) {
+    for (int r = 0; r < kRequests; ++r) {
+      const std::string raw = c.ReadRaw(false, absl::Seconds(60));
+      ASSERT_EQ(raw.size() > kFileBytes, true) << "response " << r;
+      EXPECT_TRUE(absl::StartsWith(raw, "HTTP/1.1 200 OK\r\n"));
+      EXPECT_TRUE(raw.compare(raw.size() - kFileBytes, kFileBytes, huge) == 0)
+          << "response " << r << " corrupted";
+    }
+  }
+  const size_t after = PeakResidentBytes(server.process->pid());
+  EXPECT_LT(after, before + (16u << 20));
   ExpectCleanExit(*server.process, SIGTERM);
 }
 
@@ -945,6 +1008,71 @@ TEST_P(HttpServerModeTest, LingeringEndsAfterTheLingerTimeout) {
     reset = send(c->socket().fd(), "x", 1, MSG_NOSIGNAL) < 0;
   }
   EXPECT_TRUE(reset) << "server kept the connection open";
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+// Issue 11 §2: a header section trickling in one byte at a time used to be
+// kept open forever (every byte reset the idle timer). It must be complete
+// within --header_timeout of its first byte, else 408 and close.
+TEST_P(HttpServerModeTest, TricklingHeadersGet408AfterTheHeaderTimeout) {
+  Server server = StartServer({"--mode=" + GetParam(), "--header_timeout=1s",
+                               "--idle_timeout=30s", "--linger_timeout=0s"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\nHost: t\r\n"));
+  // One header byte every 100 ms, for up to 8 s: never a complete request.
+  std::string raw;
+  const std::string trickle = "X-Slow: " + std::string(200, 'a');
+  for (size_t i = 0; i < trickle.size() && raw.empty(); ++i) {
+    if (!c->Send(std::string(1, trickle[i]))) break;
+    raw = c->ReadRaw(false, absl::Milliseconds(100));
+  }
+  if (raw.empty()) raw = c->ReadRaw(false, absl::Seconds(5));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_FALSE(raw.empty()) << "no 408 while the client trickled";
+  EXPECT_TRUE(absl::StartsWith(raw, "HTTP/1.1 408 ")) << raw;
+  EXPECT_TRUE(absl::StrContains(raw, "Connection: close")) << raw;
+  EXPECT_TRUE(c->WaitEof());
+  EXPECT_GE(took, absl::Milliseconds(990));  // never before the timeout
+  EXPECT_LT(took, absl::Seconds(6));         // not extended by the bytes
+  // Other clients are served all along.
+  absl::StatusOr<HttpClient> other = HttpClient::Connect(server.port);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->Get("/").body, kGreeting);
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+// The same for a request body that stalls after its headers.
+TEST_P(HttpServerModeTest, StalledBodyGets408AfterTheBodyTimeout) {
+  Server server = StartServer({"--mode=" + GetParam(), "--body_timeout=1s",
+                               "--idle_timeout=30s", "--linger_timeout=0s"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(c->Send(
+      "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789"));
+  const std::string raw = c->ReadRaw(false, absl::Seconds(8));
+  ASSERT_FALSE(raw.empty()) << "no answer to a stalled body";
+  EXPECT_TRUE(absl::StartsWith(raw, "HTTP/1.1 408 ")) << raw;
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(990));
+  EXPECT_TRUE(c->WaitEof());
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+// A request that completes in time is not affected by the timers, and a
+// keep-alive connection may then sit idle (idle timeout only).
+TEST_P(HttpServerModeTest, TimelyRequestsOutliveTheHeaderTimeout) {
+  Server server = StartServer(
+      {"--mode=" + GetParam(), "--header_timeout=300ms", "--idle_timeout=30s"});
+  ASSERT_NE(server.port, 0);
+  absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->Get("/").body, kGreeting);
+  absl::SleepFor(absl::Milliseconds(600));
+  EXPECT_EQ(c->Get("/").body, kGreeting);
   ExpectCleanExit(*server.process, SIGTERM);
 }
 

@@ -12,10 +12,10 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "net/connection.h"
+#include "net/internal/idle_tracker.h"
 #include "net/socket_address.h"
 #include "net/tcp_stream.h"
 #include "poll/event.h"
-#include "reactor/event_handler.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
@@ -44,6 +44,8 @@ struct ConnectionConfig {
   const ConnectionOptions options;
   const size_t low_water;  // min(low_water_mark, high_water_mark)
   mutable ConnectionCounters counters;
+  // Null without an idle timeout.
+  const std::shared_ptr<IdleTracker> idle;
 };
 
 // Validates options shared by servers and clients (InvalidArgument).
@@ -53,7 +55,12 @@ absl::Status ValidateConnectionOptions(const ConnectionOptions& options);
 // context (never concurrently for one connection).
 class ConnectionOwner {
  public:
+  explicit ConnectionOwner(std::shared_ptr<const ConnectionConfig> config)
+      : config_(std::move(config)) {}
   virtual ~ConnectionOwner() = default;
+
+  // Shared by every connection of this owner; lives as long as the owner.
+  const ConnectionConfig& config() const { return *config_; }
   // A kConnecting connection finished connecting: OK (it is open and
   // on_connect ran) or the error (it is closed; no on_close follows).
   virtual void OnConnectDone(const ConnectionPtr& conn,
@@ -61,6 +68,9 @@ class ConnectionOwner {
   // The socket is closed; runs just before on_close.
   virtual void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                         const absl::Status& status) = 0;
+
+ private:
+  const std::shared_ptr<const ConnectionConfig> config_;
 };
 
 // The owners' access to Connection's private lifecycle.
@@ -68,10 +78,9 @@ struct ConnectionAccess {
   // `stream` is accepted (kOpen) or, when `outbound`, connecting (or just
   // connected: kConnecting until its first writable event confirms it; its
   // socket options were applied by TcpStream::Connect).
-  static ConnectionPtr Create(std::shared_ptr<const ConnectionConfig> config,
-                              std::shared_ptr<ConnectionOwner> owner,
+  static ConnectionPtr Create(std::shared_ptr<ConnectionOwner> owner,
                               uint64_t id, bool outbound, TcpStream stream,
-                              SocketAddress peer, SocketAddress local);
+                              SocketAddress peer);
   // Runs on_connect and registers (kOpen), or registers for the connect's
   // completion (kConnecting). Call once, right after Create.
   static void Start(const ConnectionPtr& conn);
@@ -81,18 +90,11 @@ struct ConnectionAccess {
   // Closes at once with `reason` (on_close runs for an open connection).
   static void Close(const ConnectionPtr& conn, CloseReason reason,
                     absl::Status status);
-};
 
-// What the loop calls for a connection; shares ownership of it until the
-// registration's last invocation.
-class ConnectionHandler final : public EventHandler {
- public:
-  explicit ConnectionHandler(std::shared_ptr<Connection> conn)
-      : conn_(std::move(conn)) {}
-  void HandleEvent(const Event& event) override;
-
- private:
-  const std::shared_ptr<Connection> conn_;
+  // For the IdleTracker.
+  static int64_t LastActivityNanos(const Connection& conn);
+  static std::weak_ptr<Connection> WeakOf(Connection& conn);
+  static void IdleExpired(const ConnectionPtr& conn);
 };
 
 }  // namespace net_internal

@@ -45,7 +45,6 @@ class ServerCore final : public ConnectionOwner,
 
   EventLoop* const loop;
   const TcpServerOptions options;
-  const std::shared_ptr<const ConnectionConfig> config;
 
   TcpListener listener;  // used by the listener handler; closed on release
 

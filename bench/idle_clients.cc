@@ -1,0 +1,132 @@
+// idle_clients: memory per idle outbound connection, for
+// bench/idle_memory.py.
+//
+//   idle_clients --port=P --connections=N --kind=client
+//
+// Opens N connections with a TcpClient to 127.0.0.1:P (an echo server),
+// sends one byte on each and waits for its echo, then leaves them idle and
+// prints this process's RSS growth per connection as
+// "bytes_per_connection=X" (RSS after minus RSS before, after a warm-up of
+// a few hundred connections so pools and allocator arenas exist).
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "net/byte_buffer.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "net/tcp_client.h"
+#include "reactor/event_loop.h"
+
+ABSL_FLAG(int, port, 0, "echo server port on 127.0.0.1");
+ABSL_FLAG(int, connections, 10000, "idle connections to hold");
+ABSL_FLAG(std::string, kind, "client", "client: plain TcpClient connections");
+
+namespace {
+
+long RssKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Opens `n` connections; each sends one byte and counts its echo.
+std::vector<mill::ConnectionPtr> OpenEchoed(mill::TcpClient& client,
+                                            uint16_t port, int n,
+                                            std::atomic<int>* echoed) {
+  std::vector<mill::ConnectionPtr> conns(n);
+  std::atomic<int> connected{0}, failed{0};
+  const int start = echoed->load();
+  for (int i = 0; i < n; ++i) {
+    client.Connect(mill::SocketAddress::LoopbackIPv4(port),
+                   [&, i](absl::StatusOr<mill::ConnectionPtr> c) {
+                     if (!c.ok()) {
+                       ++failed;
+                       return;
+                     }
+                     conns[i] = *c;
+                     (void)(*c)->Send("x");
+                     ++connected;
+                   });
+    // Keep the listen backlog from overflowing.
+    while (i - connected.load() - failed.load() > 512) {
+      absl::SleepFor(absl::Microseconds(100));
+    }
+  }
+  while (echoed->load() - start + failed.load() < n) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  if (failed.load() > 0) {
+    std::fprintf(stderr, "idle_clients: %d connects failed\n", failed.load());
+  }
+  return conns;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const uint16_t port = static_cast<uint16_t>(absl::GetFlag(FLAGS_port));
+  const int n = absl::GetFlag(FLAGS_connections);
+  if (absl::GetFlag(FLAGS_kind) != "client") {
+    std::fprintf(stderr, "idle_clients: unknown --kind\n");
+    return 2;
+  }
+  mill::EventLoopOptions loop_options;
+  loop_options.dispatch_mode = mill::DispatchMode::kDirect;
+  auto loop = mill::EventLoop::Create(loop_options);
+  if (!loop.ok()) return 1;
+  std::thread runner([&] { (void)(*loop)->Run(); });
+
+  std::atomic<int> echoed{0};
+  mill::ConnectionCallbacks callbacks;
+  callbacks.on_data = [&](const mill::ConnectionPtr&, mill::ByteBuffer& in) {
+    echoed += static_cast<int>(in.size());
+    in.Consume(in.size());
+  };
+  auto client = mill::TcpClient::Create(loop->get(), callbacks);
+  if (!client.ok()) return 1;
+
+  {
+    std::vector<mill::ConnectionPtr> warm =
+        OpenEchoed(**client, port, 300, &echoed);
+    for (auto& c : warm) {
+      if (c) c->Abort();
+    }
+    while ((*client)->connection_count() > 0) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  const long before = RssKib();
+  std::vector<mill::ConnectionPtr> conns =
+      OpenEchoed(**client, port, n, &echoed);
+  // Our own references go: the client keeps the connections open.
+  conns.clear();
+  absl::SleepFor(absl::Milliseconds(500));
+  const long after = RssKib();
+  std::printf("connections=%d rss_before_kib=%ld rss_after_kib=%ld\n", n,
+              before, after);
+  std::printf("bytes_per_connection=%.1f\n",
+              (after - before) * 1024.0 / static_cast<double>(n));
+  std::fflush(stdout);
+  client->reset();
+  (*loop)->Stop();
+  runner.join();
+  return 0;
+}
