@@ -21,8 +21,9 @@ measures servers:
     1.1; proxy_set_header Connection "";`, access log off; its CPU is the
     worker process's;
   * the Mill-IO proxy runs with --mode=direct (one loop thread, like nginx's
-    one worker) and, as a second entry, --mode=pool --workers=1; its CPU is
-    the whole process's (every thread).
+    one worker) and, as a second entry, --mode=pool --workers=1, both with
+    --max_idle_upstream=32 (the same idle pool as nginx's keepalive 32); its
+    CPU is the whole process's (every thread).
 
 Reported per contender: requests/s, p50 latency, and server CPU per request
 (CPU seconds used during the run / requests), each as a ratio to nginx.
@@ -57,6 +58,9 @@ ROOT = run_all.ROOT
 PROXY = "//examples/proxy:proxy"
 UPSTREAM = "//bench/peers:http_epoll"
 CONNECTIONS = 100
+# The proxy keeps as many idle upstream connections as nginx's `keepalive
+# 32` (with 100 clients both open and close some upstream connections).
+SAME_POOL = ["--max_idle_upstream=32"]
 
 
 def free_port():
@@ -242,9 +246,11 @@ def main():
     contenders = [
         ("nginx", lambda: Nginx(up, args.server_cpu)),
         ("Mill-IO proxy, direct", lambda: MillProxy(
-            proxy_bin, up, ["--mode=direct", "--workers=1"], args.server_cpu)),
+            proxy_bin, up, ["--mode=direct", "--workers=1"] + SAME_POOL,
+            args.server_cpu)),
         ("Mill-IO proxy, pool 1 worker", lambda: MillProxy(
-            proxy_bin, up, ["--mode=pool", "--workers=1"], args.server_cpu)),
+            proxy_bin, up, ["--mode=pool", "--workers=1"] + SAME_POOL,
+            args.server_cpu)),
         ("Mill-IO proxy, direct, no upstream keep-alive", lambda: MillProxy(
             proxy_bin, up, ["--mode=direct", "--workers=1",
                             "--upstream_keepalive=false"], args.server_cpu)),
@@ -289,7 +295,8 @@ def main():
         f"CPU {args.server_cpu}; wrk and the upstream share CPU "
         f"{args.client_cpu}. nginx: Debian's, one worker, `upstream "
         "{ keepalive 32; }`, `proxy_http_version 1.1; proxy_set_header "
-        "Connection \"\";`. CPU per request is the proxy's CPU time "
+        "Connection \"\";`; the Mill-IO proxy keeps the same 32 idle upstream "
+        "connections (`--max_idle_upstream=32`). CPU per request is the proxy's CPU time "
         "(nginx: its worker's; Mill-IO: every thread) over the requests "
         "served.",
         "",

@@ -225,6 +225,7 @@ class Session : public UpstreamHandler,
     client_closed_ = true;
     CancelTimerLocked(&request_timer_);
     CancelTimerLocked(&linger_timer_);
+    CancelTimerLocked(&upstream_timer_);
     if (ex_ != nullptr) AbandonExchangeLocked();
   }
 
@@ -258,7 +259,6 @@ class Session : public UpstreamHandler,
     bool upstream_eof = false;
     bool upstream_closed = false;
     absl::Time last_activity;
-    EventLoop::TimerId timer;
   };
 
   struct RequestListener : HttpStreamParser::Listener {
@@ -409,6 +409,7 @@ class Session : public UpstreamHandler,
       }
       if (used == 0) break;
     }
+    client_input_pending_ = !input.empty();
     if (request_parser_.messages_started() != started_before ||
         request_parser_.phase() != phase_before) {
       TimeRequestLocked(conn);
@@ -650,6 +651,8 @@ class Session : public UpstreamHandler,
   // Has the client connection's on_data run again for input already
   // buffered (the next pipelined request, or the body of this one).
   void ContinueClientLocked(const ConnectionPtr& client) {
+    // New bytes bring their own on_data.
+    if (!client_input_pending_) return;
     std::weak_ptr<Session> weak_self = weak_from_this();
     Defer([client, weak_self] {
       client->Dispatch([weak_self](const ConnectionPtr& c) {
@@ -678,6 +681,11 @@ class Session : public UpstreamHandler,
         FlushClientLocked(client);
         UpstreamFailedLocked(client);
         return;
+      }
+      // A small response (head and body) goes out in one Send, at the end;
+      // a large one in slices, watching the client's queue after each.
+      if (used > 0 && used < slice && ClientOut().size() < kFeedSlice) {
+        continue;
       }
       FlushClientLocked(client);
       if (!ex->complete && !ignore_backpressure &&
@@ -764,7 +772,6 @@ class Session : public UpstreamHandler,
   // Releases the link and forgets the exchange.
   void EndExchangeLocked(bool reusable) {
     Exchange& ex = *ex_;
-    CancelTimerLocked(&ex.timer);
     if (ex.in_flight_counted) {
       config_->upstreams->at(ex.upstream_index)
           .in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -814,7 +821,6 @@ class Session : public UpstreamHandler,
       // freshly opened one. The client never knows.
       config_->counters->retries.fetch_add(1, std::memory_order_relaxed);
       ex.retried = true;
-      CancelTimerLocked(&ex.timer);
       std::shared_ptr<UpstreamLink> link(std::move(ex.link));
       Defer([link] { link->Release(/*reusable=*/false); });
       ex.upstream = nullptr;
@@ -852,24 +858,27 @@ class Session : public UpstreamHandler,
     }
   }
 
+  // One timer per session, not per exchange: when it fires it checks the
+  // exchange in progress (whichever it is) against its last activity and
+  // re-arms for the rest; with no exchange it lapses until the next one.
   void ArmUpstreamTimerLocked(absl::Duration delay) {
-    if (options().upstream_timeout <= absl::ZeroDuration()) return;
-    const uint64_t id = ex_->id;
+    if (options().upstream_timeout <= absl::ZeroDuration() ||
+        upstream_timer_.valid()) {
+      return;
+    }
     std::weak_ptr<Session> weak_self = weak_from_this();
-    ex_->timer = config_->loop->RunAfter(delay, [weak_self, id] {
+    upstream_timer_ = config_->loop->RunAfter(delay, [weak_self] {
       if (std::shared_ptr<Session> self = weak_self.lock()) {
-        self->OnUpstreamTimer(id);
+        self->OnUpstreamTimer();
       }
     });
   }
 
-  void OnUpstreamTimer(uint64_t id) {
+  void OnUpstreamTimer() {
     {
       SessionLock lock(this);
-      if (ex_ == nullptr || ex_->id != id || ex_->complete || client_closed_) {
-        return;
-      }
-      ex_->timer = EventLoop::TimerId();
+      upstream_timer_ = EventLoop::TimerId();
+      if (ex_ == nullptr || ex_->complete || client_closed_) return;
       ConnectionPtr client = client_.lock();
       if (client == nullptr) return;
       const absl::Time now = absl::Now();
@@ -910,6 +919,10 @@ class Session : public UpstreamHandler,
   bool client_paused_ = false;  // for the upstream's backpressure
   EventLoop::TimerId request_timer_;
   EventLoop::TimerId linger_timer_;
+  EventLoop::TimerId upstream_timer_;
+  // The client's input buffer held unparsed bytes when last served: only
+  // then does going on after an exchange need another on_data.
+  bool client_input_pending_ = false;
 };
 
 }  // namespace
