@@ -17,6 +17,10 @@ PACKAGES=(
   libuv1-dev libevent-dev libasio-dev
   # Load generators used by tests and benchmarks.
   wrk curl
+  # The reference server and reverse proxy of the comparisons in bench/
+  # (bench/proxy_bench.py, bench/abuse.py); the benchmarks start their own
+  # instance with their own configuration.
+  nginx-light
   # Charts in docs/BENCHMARKS.md (bench/run_all.py).
   python3-matplotlib
 )
