@@ -70,6 +70,11 @@ class UpstreamHandler {
   virtual void OnUpstreamLowWater(const ConnectionPtr& conn) = 0;
   virtual void OnUpstreamClose(const ConnectionPtr& conn, CloseReason reason,
                                const absl::Status& status) = 0;
+
+  // The connector's own per-handler state (e.g. a pool's lease callbacks,
+  // made once rather than per request). Only UpstreamConnector::Acquire
+  // touches it, and a handler has one Acquire in flight at a time.
+  std::shared_ptr<const void> connector_state;
 };
 
 // A connection lent to one exchange.

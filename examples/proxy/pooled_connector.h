@@ -1,0 +1,51 @@
+// PooledConnector: the proxy's UpstreamConnector on //connpool's
+// ConnectionPool: keep-alive upstream connections keyed by upstream
+// ("host:port"), most recently used first, checked alive before reuse
+// (ConnectionPool's liveness check), with the pool's limits, idle timeout
+// and drain. A lease's callbacks go to the exchange that holds it (the
+// UpstreamHandler), through LeaseCallbacks made once per handler.
+//
+// `fresh` (UpstreamConnector::Acquire) cannot be forced through the pool,
+// which hands out an idle connection whenever it has one; a retry after a
+// stale connection therefore gets one that has just passed the liveness
+// check, or a new one (see the retry rule in proxy.h).
+//
+// Thread-safety: thread-safe. Ownership: owns the pool (destroy before the
+// loop); links hold leases and must be released before the connector is
+// destroyed (the proxy's sessions release theirs when their clients close).
+#ifndef MILL_IO_EXAMPLES_PROXY_POOLED_CONNECTOR_H_
+#define MILL_IO_EXAMPLES_PROXY_POOLED_CONNECTOR_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "connpool/connection_pool.h"
+#include "examples/proxy/upstream.h"
+#include "reactor/event_loop.h"
+
+namespace mill::proxy {
+
+class PooledConnector : public UpstreamConnector {
+ public:
+  static absl::StatusOr<std::unique_ptr<PooledConnector>> Create(
+      EventLoop* loop, ConnectionPoolOptions options);
+
+  void Acquire(Upstream& upstream, absl::Time deadline, bool fresh,
+               std::shared_ptr<UpstreamHandler> handler,
+               AcquireCallback done) override;
+  // Drains the pool: idle connections close, leased ones when released.
+  void Stop() override;
+
+  ConnectionPoolStats stats() const { return pool_->stats(); }
+
+ private:
+  explicit PooledConnector(std::unique_ptr<ConnectionPool> pool)
+      : pool_(std::move(pool)) {}
+
+  std::unique_ptr<ConnectionPool> pool_;
+};
+
+}  // namespace mill::proxy
+
+#endif  // MILL_IO_EXAMPLES_PROXY_POOLED_CONNECTOR_H_
