@@ -114,6 +114,24 @@ struct InlineHandOff {
 };
 thread_local InlineHandOff* t_handoff = nullptr;
 
+// The connection whose callback the pool is running user code for on this
+// thread (a holder's callback, or a waiter's `done`): we are inside its
+// Dispatch exclusion, so a Release or hand-out of that connection from the
+// user code runs inline instead of being queued behind the callback.
+thread_local const Connection* t_in_callbacks_of = nullptr;
+
+class UserCodeScope {
+ public:
+  explicit UserCodeScope(const Connection* conn)
+      : previous_(std::exchange(t_in_callbacks_of, conn)) {}
+  ~UserCodeScope() { t_in_callbacks_of = previous_; }
+  UserCodeScope(const UserCodeScope&) = delete;
+  UserCodeScope& operator=(const UserCodeScope&) = delete;
+
+ private:
+  const Connection* const previous_;
+};
+
 // The pool's state, shared by the ConnectionPool, the TcpClient's callbacks
 // (so it lives as long as any of its connections: every Connection holds its
 // config, which holds those callbacks), timers (weakly) and connect
@@ -127,6 +145,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void AttachClient(TcpClient* client);
   // Waits until no thread is inside a client call; then none starts.
   void DetachClient();
+  // Waits until the on_close of every connection that opened has returned
+  // (TcpClient::Stop returns a little before that).
+  void WaitForCloses();
 
   uint64_t Acquire(absl::string_view key, absl::Time deadline,
                    AcquireCallback done,
@@ -167,6 +188,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   static std::shared_ptr<Entry> EntryOf(const ConnectionPtr& conn) {
     return conn->GetContext<Entry>();
   }
+  void OnConnect(const ConnectionPtr& conn);
   void OnData(const ConnectionPtr& conn, ByteBuffer& input);
   void OnPeerShutdown(const ConnectionPtr& conn);
   void OnHighWater(const ConnectionPtr& conn, size_t pending);
@@ -256,6 +278,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   TcpClient* client_ = nullptr;  // Guarded by mu_.
   size_t client_users_ = 0;      // Guarded by mu_.
   std::condition_variable client_cv_;
+  // Entries whose connection's on_close has not returned yet (mu_).
+  size_t live_entries_ = 0;
+  std::condition_variable closes_cv_;
 
   // Counters (mu_).
   ConnectionPoolStats counters_;
@@ -294,6 +319,7 @@ PoolCore::PoolCore(EventLoop* loop, ConnectionPoolOptions options)
 ConnectionCallbacks PoolCore::MakeClientCallbacks() {
   std::shared_ptr<PoolCore> self = shared_from_this();
   ConnectionCallbacks cb;
+  cb.on_connect = [self](const ConnectionPtr& c) { self->OnConnect(c); };
   cb.on_data = [self](const ConnectionPtr& c, ByteBuffer& in) {
     self->OnData(c, in);
   };
@@ -318,6 +344,11 @@ void PoolCore::DetachClient() {
   std::unique_lock<std::mutex> lock(mu_);
   client_ = nullptr;
   client_cv_.wait(lock, [this] { return client_users_ == 0; });
+}
+
+void PoolCore::WaitForCloses() {
+  std::unique_lock<std::mutex> lock(mu_);
+  closes_cv_.wait(lock, [this] { return live_entries_ == 0; });
 }
 
 TcpClient* PoolCore::UseClient() {
@@ -427,7 +458,11 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
     ctx.start_ns = start;
     InlineHandOff* const outer = t_handoff;
     t_handoff = &ctx;
-    conn->Dispatch([](const ConnectionPtr& c) { HandOffTask(c); });
+    if (t_in_callbacks_of == conn.get()) {
+      HandOffTask(conn);  // already excluded: called from its callback
+    } else {
+      conn->Dispatch([](const ConnectionPtr& c) { HandOffTask(c); });
+    }
     t_handoff = outer;
     if (ctx.lease.has_value()) {
       done(*std::move(ctx.lease));
@@ -570,7 +605,12 @@ void PoolCore::Release(std::shared_ptr<Entry> entry, ConnectionPtr conn,
     }
   }
   // Back to the pool excluded from the holder's callbacks: after the one
-  // running (if any) returns, and before any later one.
+  // running (if any) returns, and before any later one; at once when called
+  // from the holder's own callback (already excluded).
+  if (t_in_callbacks_of == conn.get()) {
+    FinishRelease(entry, conn);
+    return;
+  }
   conn->Dispatch([entry = std::move(entry)](const ConnectionPtr& c) {
     entry->core->FinishRelease(entry, c);
   });
@@ -636,23 +676,12 @@ void PoolCore::Recheck(const std::shared_ptr<Entry>& entry,
 
 void PoolCore::PlaceFresh(const std::shared_ptr<Entry>& entry,
                           const ConnectionPtr& conn) {
-  conn->SetContext(entry);
-  if (conn->is_closed()) {
-    // Closed before we got here; if on_close already ran it saw no entry.
-    Actions a;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (entry->state == EntryState::kChecking) {
-        DetachLocked(entry.get(), PoolCloseReason::kError, a,
-                     /*close=*/false);
-        entry->conn.reset();
-      }
-      FinishLocked(a);
-    }
-    RunActions(a);
-    conn->SetContext(nullptr);
-    return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (entry->state != EntryState::kChecking) return;  // closed meanwhile
   }
+  // Closing already: its on_close (due) accounts for it.
+  if (conn->is_closed()) return;
   Place(entry, conn, /*fresh=*/true);
 }
 
@@ -685,13 +714,13 @@ void PoolCore::Place(const std::shared_ptr<Entry>& entry,
         HandOut(entry, conn, waiter->callbacks, /*reused=*/!fresh,
                 waiter->start_ns, waiter, &owned);
     if (!lease.has_value()) return;  // detached; the waiter was requeued
+    UserCodeScope scope(conn.get());
     owned->done(*std::move(lease));
     // Bytes that came before the holder did (a server that speaks first).
     if (fresh && entry->holder_active.load(std::memory_order_acquire) &&
-        !conn->input().empty() && entry->callbacks != nullptr &&
-        entry->callbacks->on_data) {
+        !conn->input().empty()) {
       std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
-      cb->on_data(conn, conn->input());
+      if (cb != nullptr && cb->on_data) cb->on_data(conn, conn->input());
     }
     return;
   }
@@ -736,11 +765,27 @@ void PoolCore::StartConnect(Actions::Connect& c) {
   DoneWithClient();
 }
 
+void PoolCore::OnConnect(const ConnectionPtr& conn) {
+  // Every connection that opens gets its entry here, before any other of
+  // its callbacks (on_close included) can run; it counts for nothing until
+  // OnConnectDone gives it an endpoint. (An attempt that opened after its
+  // connect was cancelled never gets that far: TcpClient closes it.)
+  auto entry = std::make_shared<Entry>(this);
+  entry->state = EntryState::kDetached;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++live_entries_;
+  }
+  conn->SetContext(std::move(entry));
+}
+
 void PoolCore::OnConnectDone(Endpoint* ep, uint64_t seq,
                              absl::StatusOr<ConnectionPtr> result) {
   Actions a;
   std::shared_ptr<Entry> entry;
   ConnectionPtr conn;
+  bool place = false;
+  if (result.ok()) entry = EntryOf(*result);
   {
     std::lock_guard<std::mutex> lock(mu_);
     connects_.erase(seq);
@@ -772,8 +817,17 @@ void PoolCore::OnConnectDone(Endpoint* ep, uint64_t seq,
           ep->erase_listed = true;
           a.maybe_erase.push_back(ep);
         }
+      } else if (entry == nullptr) {
+        // Closed before we got here (its on_close cleared the context).
+        --ep->open;
+        --total_open_;
+        ++counters_.closed_by[static_cast<int>(PoolCloseReason::kError)];
+        if (!ep->erase_listed) {
+          ep->erase_listed = true;
+          a.maybe_erase.push_back(ep);
+        }
       } else {
-        entry = std::make_shared<Entry>(this);
+        place = true;
         entry->conn = conn;
         entry->endpoint = ep;
         entry->state = EntryState::kChecking;
@@ -791,7 +845,7 @@ void PoolCore::OnConnectDone(Endpoint* ep, uint64_t seq,
     FinishLocked(a);
   }
   RunActions(a);
-  if (entry != nullptr) {
+  if (place) {
     // TcpClient runs this on the new connection's handler thread right
     // after on_connect, so this Dispatch queues behind it: the callbacks
     // are installed before any on_data.
@@ -807,8 +861,13 @@ void PoolCore::OnData(const ConnectionPtr& conn, ByteBuffer& input) {
   std::shared_ptr<Entry> entry = EntryOf(conn);
   if (entry == nullptr) return;
   if (entry->holder_active.load(std::memory_order_acquire)) {
-    const LeaseCallbacks* cb = entry->callbacks.get();
-    if (cb != nullptr && cb->on_data) cb->on_data(conn, input);
+    // A copy: the holder may release (and a new holder replace these)
+    // from inside.
+    std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
+    if (cb != nullptr && cb->on_data) {
+      UserCodeScope scope(conn.get());
+      cb->on_data(conn, input);
+    }
     return;
   }
   Actions a;
@@ -828,8 +887,9 @@ void PoolCore::OnPeerShutdown(const ConnectionPtr& conn) {
   std::shared_ptr<Entry> entry = EntryOf(conn);
   if (entry != nullptr &&
       entry->holder_active.load(std::memory_order_acquire)) {
-    const LeaseCallbacks* cb = entry->callbacks.get();
+    std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
     if (cb != nullptr && cb->on_peer_shutdown) {
+      UserCodeScope scope(conn.get());
       cb->on_peer_shutdown(conn);
       return;
     }
@@ -867,8 +927,11 @@ void PoolCore::OnLowWater(const ConnectionPtr& conn) {
       !entry->holder_active.load(std::memory_order_acquire)) {
     return;
   }
-  const LeaseCallbacks* cb = entry->callbacks.get();
-  if (cb != nullptr && cb->on_low_water) cb->on_low_water(conn);
+  std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
+  if (cb != nullptr && cb->on_low_water) {
+    UserCodeScope scope(conn.get());
+    cb->on_low_water(conn);
+  }
 }
 
 void PoolCore::OnClose(const ConnectionPtr& conn, CloseReason reason,
@@ -911,8 +974,13 @@ void PoolCore::OnClose(const ConnectionPtr& conn, CloseReason reason,
   }
   RunActions(a);
   conn->SetContext(nullptr);
-  if (holder && cb != nullptr && cb->on_close)
+  if (holder && cb != nullptr && cb->on_close) {
+    UserCodeScope scope(conn.get());
     cb->on_close(conn, reason, status);
+  }
+  cb = nullptr;  // the holder's closures go before the pool may be gone
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--live_entries_ == 0) closes_cv_.notify_all();
 }
 
 // --- Drain ----------------------------------------------------------------
@@ -1281,6 +1349,7 @@ ConnectionPool::~ConnectionPool() {
                absl::UnavailableError("the connection pool is shutting down"));
   core_->DetachClient();
   client_->Stop();  // closes leased connections too (kStopped)
+  core_->WaitForCloses();
   client_.reset();
 }
 

@@ -43,7 +43,12 @@
 // on_peer_shutdown, on_high_water, on_low_water, on_close. They start after
 // the lease was handed over and none starts after Release() returns (one
 // already running when Release is called from another thread may finish
-// after it). The pool keeps its own bookkeeping in the connection's context
+// after it; the connection returns to the pool once it has). Released from
+// inside one of its own callbacks (say on_data, once the response is
+// complete), the connection is back in the pool when Release returns, and
+// may already have been handed to a waiting request: do not touch it after
+// Release, and consume the response before (unread input makes it not
+// reusable). The pool keeps its own bookkeeping in the connection's context
 // (Connection::SetContext): do not replace it on a pooled connection; keep
 // per-request state in the LeaseCallbacks' closures instead.
 //
