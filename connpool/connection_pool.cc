@@ -44,11 +44,10 @@ struct Endpoint;
 
 // Where a connection is in the pool.
 enum class EntryState : uint8_t {
-  kChecking,   // opened or taken from the idle set; being checked/handed out
-  kLeased,     // a lease holds it
-  kReleasing,  // Release(reusable) called; the hand-back task is due
-  kIdle,       // in the idle set
-  kDetached,   // no longer counted: closing or closed
+  kChecking,  // opened or taken from the idle set; being checked/handed out
+  kLeased,    // a lease holds it (or was released; the hand-back is due)
+  kIdle,      // in the idle set
+  kDetached,  // no longer counted: closing or closed
 };
 
 // The pool's bookkeeping for one connection, kept in the connection's
@@ -67,9 +66,10 @@ struct Entry : ListNode<ByEndpoint>, ListNode<ByAge> {
   // Guarded by the core's mutex.
   ConnectionPtr conn;  // reset on close (breaks conn -> context -> entry)
   Endpoint* endpoint = nullptr;  // null once detached
-  int64_t idle_since_ns = 0;     // 0: never idle yet (a fresh connection)
+  int64_t idle_since_ns = 0;     // set only with an idle timeout
   uint32_t uses = 0;             // leases so far
   EntryState state = EntryState::kChecking;
+  bool has_been_idle = false;  // a fresh connection until it is
 
   // The holder's callbacks. Written only inside the connection's Dispatch
   // exclusion (with std::atomic_store), read there without a lock, and with
@@ -210,10 +210,16 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void Recheck(const std::shared_ptr<Entry>& entry, const ConnectionPtr& conn);
   void FinishRelease(const std::shared_ptr<Entry>& entry,
                      const ConnectionPtr& conn);
-  // Gives a connection back to the pool: to the oldest waiter of its
-  // endpoint, or the idle set (or closes it when draining).
+  // Gives a connection in state `expected` back to the pool: to the oldest
+  // waiter of its endpoint, or the idle set; closes it when draining or
+  // when `reject` says why. Nothing if its state changed (it closed).
   void Place(const std::shared_ptr<Entry>& entry, const ConnectionPtr& conn,
-             bool fresh);
+             EntryState expected, bool fresh,
+             std::optional<PoolCloseReason> reject = std::nullopt);
+  // The clock, when expiry needs it.
+  int64_t ExpiryClock() const {
+    return idle_timeout_ns_ > 0 || max_lifetime_ns_ > 0 ? NowNanos() : 0;
+  }
   // Checks (reused) and hands `entry` to a holder. On failure the entry is
   // detached and `waiter`, if any, requeued (or failed) in the same locked
   // section; returns nullopt. On success a claimed `waiter` is taken off
@@ -221,7 +227,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::optional<Lease> HandOut(const std::shared_ptr<Entry>& entry,
                                const ConnectionPtr& conn,
                                const std::shared_ptr<const LeaseCallbacks>& cb,
-                               bool reused, int64_t start_ns, Waiter* waiter,
+                               bool reused, int64_t wait_ns, Waiter* waiter,
                                std::unique_ptr<Waiter>* owned = nullptr);
 
   // --- Locked helpers (mu_ held) ---
@@ -235,7 +241,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void PumpLocked(Actions& a);
   std::unique_ptr<Waiter> TakeWaiterLocked(Waiter* w, Actions& a);
   void RequeueLocked(Waiter* w, Actions& a);
-  void RecordWaitLocked(int64_t start_ns, int64_t now);
+  void RecordWaitLocked(int64_t wait_ns);
   // Ends every locked section: pump, endpoint clean-up, drained check.
   void FinishLocked(Actions& a);
 
@@ -388,7 +394,7 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
             drained_ ? "ConnectionPool::Acquire: the pool is drained"
                      : "ConnectionPool::Acquire: the pool is draining");
       } else if (ep != nullptr &&
-                 (candidate = PopIdleLocked(ep, NowNanos(), a)) != nullptr) {
+                 (candidate = PopIdleLocked(ep, start, a)) != nullptr) {
         conn = candidate->conn;
       } else if (deadline <= absl::Now()) {
         ++counters_.failed_deadline;
@@ -483,8 +489,9 @@ void PoolCore::HandOffTask(const ConnectionPtr& conn) {
   if (entry != nullptr && ctx != nullptr && !ctx->ran &&
       ctx->entry == entry.get()) {
     ctx->ran = true;
+    // Handed out at once: counted as no wait.
     ctx->lease = entry->core->HandOut(entry, conn, *ctx->callbacks,
-                                      /*reused=*/true, ctx->start_ns,
+                                      /*reused=*/true, /*wait_ns=*/0,
                                       /*waiter=*/nullptr);
     return;
   }
@@ -495,7 +502,7 @@ void PoolCore::HandOffTask(const ConnectionPtr& conn) {
 std::optional<Lease> PoolCore::HandOut(
     const std::shared_ptr<Entry>& entry, const ConnectionPtr& conn,
     const std::shared_ptr<const LeaseCallbacks>& cb, bool reused,
-    int64_t start_ns, Waiter* waiter, std::unique_ptr<Waiter>* owned) {
+    int64_t wait_ns, Waiter* waiter, std::unique_ptr<Waiter>* owned) {
   std::optional<PoolCloseReason> reject;
   if (reused) {
     if (!conn->input().empty()) {
@@ -533,7 +540,7 @@ std::optional<Lease> PoolCore::HandOut(
     ++entry->uses;
     ++counters_.acquired;
     if (reused) ++counters_.reused;
-    RecordWaitLocked(start_ns, NowNanos());
+    RecordWaitLocked(wait_ns);
     if (waiter != nullptr) *owned = TakeWaiterLocked(waiter, a);
     FinishLocked(a);
   }
@@ -541,8 +548,8 @@ std::optional<Lease> PoolCore::HandOut(
   return Lease(entry, conn, reused);
 }
 
-void PoolCore::RecordWaitLocked(int64_t start_ns, int64_t now) {
-  const int64_t wait = std::max<int64_t>(0, now - start_ns);
+void PoolCore::RecordWaitLocked(int64_t wait_ns) {
+  const int64_t wait = std::max<int64_t>(0, wait_ns);
   wait_total_ns_ += wait;
   wait_max_ns_ = std::max(wait_max_ns_, wait);
   int bucket = 0;
@@ -592,26 +599,21 @@ void PoolCore::OnWaiterDeadline(uint64_t id) {
 void PoolCore::Release(std::shared_ptr<Entry> entry, ConnectionPtr conn,
                        bool reusable) {
   entry->holder_active.store(false, std::memory_order_release);
-  {
+  if (!reusable) {
     Actions a;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (entry->state != EntryState::kLeased) return;  // closed meanwhile
-      if (reusable) {
-        entry->state = EntryState::kReleasing;
-      } else {
-        DetachLocked(entry.get(), PoolCloseReason::kNotReusable, a);
-        FinishLocked(a);
-      }
+      DetachLocked(entry.get(), PoolCloseReason::kNotReusable, a);
+      FinishLocked(a);
     }
-    if (!reusable) {
-      RunActions(a);
-      return;
-    }
+    RunActions(a);
+    return;
   }
   // Back to the pool excluded from the holder's callbacks: after the one
   // running (if any) returns, and before any later one; at once when called
-  // from the holder's own callback (already excluded).
+  // from the holder's own callback (already excluded). Until then it stays
+  // kLeased: nobody else can take it.
   if (t_in_callbacks_of == conn.get()) {
     FinishRelease(entry, conn);
     return;
@@ -626,11 +628,7 @@ void PoolCore::FinishRelease(const std::shared_ptr<Entry>& entry,
   // The holder's closures go now (not under any lock: they may hold
   // leases of their own).
   std::atomic_store(&entry->callbacks, std::shared_ptr<const LeaseCallbacks>());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (entry->state != EntryState::kReleasing) return;
-  }
-  if (conn->is_closed()) return;  // on_close (due) accounts for it
+  if (conn->is_closed()) return;  // on_close (due or done) accounts for it
   std::optional<PoolCloseReason> reject;
   if (!conn->input().empty() || !conn->can_send()) {
     reject = PoolCloseReason::kNotReusable;  // unread input / closing
@@ -639,95 +637,68 @@ void PoolCore::FinishRelease(const std::shared_ptr<Entry>& entry,
   } else if (options_.check_on_release &&
              !options_.check_on_release(conn).ok()) {
     reject = PoolCloseReason::kHealthCheck;
-  } else if (Expired(*entry, NowNanos())) {
+  } else if (max_lifetime_ns_ > 0 && Expired(*entry, NowNanos())) {
     reject = PoolCloseReason::kLifetime;
   }
-  if (reject) {
-    Actions a;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (entry->state == EntryState::kReleasing) {
-        DetachLocked(entry.get(), *reject, a);
-      }
-      FinishLocked(a);
-    }
-    RunActions(a);
-    return;
-  }
-  Place(entry, conn, /*fresh=*/false);
+  Place(entry, conn, EntryState::kLeased, /*fresh=*/false, reject);
 }
 
 void PoolCore::Recheck(const std::shared_ptr<Entry>& entry,
                        const ConnectionPtr& conn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (entry->state != EntryState::kChecking) return;
-  }
   if (conn->is_closed()) return;  // on_close accounts for it
+  std::optional<PoolCloseReason> reject;
   if (!conn->input().empty() || conn->input_ended() || !conn->can_send()) {
-    Actions a;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (entry->state == EntryState::kChecking) {
-        DetachLocked(entry.get(), PoolCloseReason::kDeadWhileIdle, a);
-      }
-      FinishLocked(a);
-    }
-    RunActions(a);
-    return;
+    reject = PoolCloseReason::kDeadWhileIdle;
   }
-  Place(entry, conn, /*fresh=*/false);
+  Place(entry, conn, EntryState::kChecking, /*fresh=*/false, reject);
 }
 
 void PoolCore::PlaceFresh(const std::shared_ptr<Entry>& entry,
                           const ConnectionPtr& conn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (entry->state != EntryState::kChecking) return;  // closed meanwhile
-  }
   // Closing already: its on_close (due) accounts for it.
   if (conn->is_closed()) return;
-  Place(entry, conn, /*fresh=*/true);
+  Place(entry, conn, EntryState::kChecking, /*fresh=*/true);
 }
 
 void PoolCore::Place(const std::shared_ptr<Entry>& entry,
-                     const ConnectionPtr& conn, bool fresh) {
-  for (;;) {
-    Actions a;
-    Waiter* waiter = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (entry->state == EntryState::kDetached) return;
-      Endpoint* ep = entry->endpoint;
-      if (draining_) {
-        DetachLocked(entry.get(), PoolCloseReason::kDrain, a);
-      } else if (!ep->waiters.empty()) {
-        waiter = ep->waiters.pop_front();
-        waiters_.erase(waiter);
-        waiter->claimed = true;
-        ++ep->claimed;
-        entry->state = EntryState::kChecking;
-      } else {
-        PushIdleLocked(entry.get(), NowNanos(), a);
-      }
-      FinishLocked(a);
+                     const ConnectionPtr& conn, EntryState expected, bool fresh,
+                     std::optional<PoolCloseReason> reject) {
+  const int64_t now = ExpiryClock();
+  Actions a;
+  Waiter* waiter = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (entry->state != expected) return;  // closed (and counted) meanwhile
+    Endpoint* ep = entry->endpoint;
+    if (reject) {
+      DetachLocked(entry.get(), *reject, a);
+    } else if (draining_) {
+      DetachLocked(entry.get(), PoolCloseReason::kDrain, a);
+    } else if (!ep->waiters.empty()) {
+      waiter = ep->waiters.pop_front();
+      waiters_.erase(waiter);
+      waiter->claimed = true;
+      ++ep->claimed;
+      entry->state = EntryState::kChecking;
+    } else {
+      PushIdleLocked(entry.get(), now, a);
     }
-    RunActions(a);
-    if (waiter == nullptr) return;
-    std::unique_ptr<Waiter> owned;
-    std::optional<Lease> lease =
-        HandOut(entry, conn, waiter->callbacks, /*reused=*/!fresh,
-                waiter->start_ns, waiter, &owned);
-    if (!lease.has_value()) return;  // detached; the waiter was requeued
-    UserCodeScope scope(conn.get());
-    owned->done(*std::move(lease));
-    // Bytes that came before the holder did (a server that speaks first).
-    if (fresh && entry->holder_active.load(std::memory_order_acquire) &&
-        !conn->input().empty()) {
-      std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
-      if (cb != nullptr && cb->on_data) cb->on_data(conn, conn->input());
-    }
-    return;
+    FinishLocked(a);
+  }
+  RunActions(a);
+  if (waiter == nullptr) return;
+  std::unique_ptr<Waiter> owned;
+  std::optional<Lease> lease =
+      HandOut(entry, conn, waiter->callbacks, /*reused=*/!fresh,
+              NowNanos() - waiter->start_ns, waiter, &owned);
+  if (!lease.has_value()) return;  // detached; the waiter was requeued
+  UserCodeScope scope(conn.get());
+  owned->done(*std::move(lease));
+  // Bytes that came before the holder did (a server that speaks first).
+  if (fresh && entry->holder_active.load(std::memory_order_acquire) &&
+      !conn->input().empty()) {
+    std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
+    if (cb != nullptr && cb->on_data) cb->on_data(conn, conn->input());
   }
 }
 
@@ -958,11 +929,10 @@ void PoolCore::OnClose(const ConnectionPtr& conn, CloseReason reason,
                   : PoolCloseReason::kDeadWhileIdle;
         break;
       case EntryState::kChecking:
-        why = entry->idle_since_ns != 0 ? PoolCloseReason::kDeadOnReuse
-                                        : PoolCloseReason::kError;
+        why = entry->has_been_idle ? PoolCloseReason::kDeadOnReuse
+                                   : PoolCloseReason::kError;
         break;
       case EntryState::kLeased:
-      case EntryState::kReleasing:
         why = reason == CloseReason::kClosedLocally
                   ? PoolCloseReason::kNotReusable
                   : PoolCloseReason::kError;
@@ -1054,6 +1024,7 @@ void PoolCore::PushIdleLocked(Entry* e, int64_t now, Actions& a) {
   Endpoint* ep = e->endpoint;
   e->state = EntryState::kIdle;
   e->idle_since_ns = now;
+  e->has_been_idle = true;
   ep->idle.push_front(e);
   idle_by_age_.push_front(e);
   while (ep->idle.size() > options_.max_idle_per_endpoint) {

@@ -211,7 +211,8 @@ struct ConnectionPoolStats {
     return closed_by[static_cast<int>(reason)];
   }
 
-  // Time from Acquire to the lease being handed out, over every lease.
+  // Time from Acquire to the lease being handed out, over every lease (an
+  // idle connection handed out at once counts as no wait).
   absl::Duration wait_total = absl::ZeroDuration();
   absl::Duration wait_max = absl::ZeroDuration();
   // Histogram of the same: wait_histogram[i] counts waits below
