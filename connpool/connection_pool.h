@@ -26,7 +26,8 @@
 // Liveness: while a connection is idle the pool owns its callbacks: input or
 // EOF from the peer (or its close) marks it dead and closes it. Before a
 // reused connection is handed out, it is checked once more (no unread input,
-// no EOF, and Connection::Probe(): open, and nothing waiting on the socket).
+// no EOF, and Connection::Probe(): open, and nothing waiting on the socket;
+// one recv(MSG_PEEK) system call, see check_liveness).
 // A connection that fails the check is closed ("dead on reuse", counted) and
 // the pool tries the next idle one or opens a new one, so a server closing an
 // idle keep-alive connection never fails a request that was not sent yet.
@@ -61,12 +62,15 @@
 // Threading: Acquire's `done` runs exactly once:
 //   - before Acquire returns, on the calling thread, when it is answered at
 //     once: an idle connection was handed out, or the request failed
-//     (draining, queue full, deadline already passed);
-//   - otherwise where the answer came from: on the thread that released a
-//     connection for it (inside that connection's Dispatch exclusion, see
-//     Connection::Dispatch); where the loop runs handlers for a connection
-//     that finished connecting (or failed to) and for a timed-out deadline;
-//     on the thread calling Drain() or CancelAcquire().
+//     (draining, queue full, deadline already passed, malformed endpoint);
+//   - otherwise where the answer came from, which is one of:
+//     the thread that released a connection for it (or, if Release came
+//     from another thread while one of that connection's callbacks was
+//     running, that callback's thread right after it), inside the
+//     connection's Dispatch exclusion (see Connection::Dispatch);
+//     where the loop runs handlers, for a connection that finished
+//     connecting (or failed to) and for a deadline that passed;
+//     the thread calling Drain(), CancelAcquire() or the destructor.
 // Health-check hooks run on the thread handing out / releasing the
 // connection, excluded from that connection's callbacks (they may read
 // conn->input()). Neither `done` nor the hooks may block.

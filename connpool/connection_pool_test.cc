@@ -8,7 +8,9 @@
 #include "connpool/connection_pool.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -374,12 +376,139 @@ TEST_P(ConnectionPoolTest, ConnectFailureFailsTheWaiterWithTheConnectError) {
   EXPECT_EQ(s.endpoints, 0u);  // nothing left behind for that endpoint
 }
 
-TEST_P(ConnectionPoolTest, MalformedEndpointIsInvalidArgument) {
+TEST_P(ConnectionPoolTest, MalformedEndpointIsInvalidArgumentAtOnce) {
   MakePool();
-  absl::StatusOr<Lease> lease = AcquireSync("no-port-here");
-  EXPECT_EQ(lease.status().code(), absl::StatusCode::kInvalidArgument);
+  auto result = AcquireAsync("no-port-here");
+  ASSERT_TRUE(result->ready());  // before Acquire returned
+  EXPECT_EQ(result->Take().status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(pool_->stats().open, 0u);
   EXPECT_EQ(pool_->stats().endpoints, 0u);
+}
+
+// A connection released to a waiting request is checked like any reused
+// one: here the server closed it just before the release (the pool's loop
+// stalled, so only the probe can tell). The waiter goes back to the head of
+// the queue and gets a new connection; it never sees the dead one.
+TEST_P(ConnectionPoolTest, DeadConnectionAtHandOverRequeuesTheWaiter) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  const uint64_t dead_id = (*held)->id();
+  auto waiter = AcquireAsync(ep);
+  {
+    connpool_testing::LoopGate gate(pool_loop_.get());
+    server().Connections()[0]->Close();
+    ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 0; }));
+    absl::SleepFor(absl::Milliseconds(50));  // FIN on the wire
+    pool_->Release(*std::move(held), /*reusable=*/true);
+    EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kDeadOnReuse), 1u);
+    EXPECT_FALSE(waiter->ready());
+    EXPECT_EQ(pool_->stats().pending, 1u);
+    EXPECT_EQ(pool_->stats().connecting, 1u);  // its replacement
+  }
+  absl::StatusOr<Lease> got = waiter->Take();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->reused());
+  EXPECT_NE((*got)->id(), dead_id);
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
+// The deadline passes while the waiter's connection is being checked (a
+// slow hook): when the check then fails the waiter is not requeued but
+// fails with DeadlineExceeded, once.
+TEST_P(ConnectionPoolTest, DeadlinePassingDuringTheHandOverCheckFailsOnce) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  std::atomic<bool> slow_reject{false};
+  options.check_on_acquire = [&](const ConnectionPtr&) {
+    if (!slow_reject.load()) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(300));
+    return absl::UnavailableError("slow and unhealthy");
+  };
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(100));
+  slow_reject = true;
+  pool_->Release(*std::move(held), /*reusable=*/true);
+  EXPECT_EQ(waiter->Take().status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.failed_deadline, 1u);
+  EXPECT_EQ(s.closed(PoolCloseReason::kHealthCheck), 1u);
+  EXPECT_EQ(s.pending, 0u);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
+// An idle connection whose callbacks are busy when a request comes (here a
+// task holds its Dispatch exclusion) is not waited for: the request queues
+// (the per-endpoint limit counts the busy one) and gets it once the check,
+// run after the task, finds it healthy.
+TEST_P(ConnectionPoolTest, BusyIdleConnectionIsCheckedAfterwardsAndHandedOn) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> lease = AcquireSync(ep);
+  ASSERT_TRUE(lease.ok());
+  ConnectionPtr raw = lease->connection();
+  ReleaseAndWaitIdle(*std::move(lease), 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool running = false, release_task = false;
+  std::thread busy([&] {
+    raw->Dispatch([&](const ConnectionPtr&) {
+      std::unique_lock<std::mutex> lock(mu);
+      running = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release_task; });
+    });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return running; });
+  }
+  auto waiter = AcquireAsync(ep);
+  EXPECT_FALSE(waiter->ready());
+  EXPECT_EQ(pool_->stats().pending, 1u);
+  EXPECT_EQ(pool_->stats().connecting, 0u);  // the limit holds
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release_task = true;
+    cv.notify_all();
+  }
+  busy.join();
+  absl::StatusOr<Lease> got = waiter->Take();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->reused());
+  EXPECT_EQ(got->connection(), raw);
+  EXPECT_EQ(pool_->stats().created, 1u);
+}
+
+// A connect started for a request that was withdrawn meanwhile lands in the
+// idle set, and the next request takes it from there.
+TEST_P(ConnectionPoolTest, ConnectOutlivingItsRequestGoesIdle) {
+  const std::string ep = StartServer();
+  MakePool();
+  {
+    connpool_testing::LoopGate gate(pool_loop_.get());  // connect waits
+    ConnectionPool::RequestId id = 0;
+    auto waiter = AcquireAsync(ep, nullptr, absl::Seconds(20), &id);
+    ASSERT_NE(id, 0u);
+    EXPECT_TRUE(pool_->CancelAcquire(id));
+    EXPECT_EQ(pool_->stats().connecting, 1u);
+  }
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().idle == 1; }));
+  absl::StatusOr<Lease> lease = AcquireSync(ep);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_TRUE(lease->reused());  // it sat in the pool: checked as such
+  EXPECT_EQ(pool_->stats().created, 1u);
+  EXPECT_EQ(pool_->stats().acquired, 1u);
 }
 
 TEST_P(ConnectionPoolTest, HolderGetsCallbacksOnlyWhileItHoldsTheLease) {
