@@ -113,7 +113,6 @@ struct Endpoint {
 struct InlineHandOff {
   const Entry* entry = nullptr;
   const std::shared_ptr<const LeaseCallbacks>* callbacks = nullptr;
-  int64_t start_ns = 0;
   bool ran = false;
   std::optional<Lease> lease;
 };
@@ -138,10 +137,11 @@ class UserCodeScope {
 };
 
 // The pool's state, shared by the ConnectionPool, the TcpClient's callbacks
-// (so it lives as long as any of its connections: every Connection holds its
-// config, which holds those callbacks), timers (weakly) and connect
-// callbacks. It owns no connection and not the client: the ConnectionPool
-// owns the client, so the client is never destroyed on a callback thread.
+// (so it lives as long as any of its connections: a Connection keeps its
+// creator's callbacks, which hold this, alive), timers (weakly) and connect
+// callbacks. Entries, tasks and leases therefore use a plain PoolCore*. It owns
+// no connection and not the client: the ConnectionPool owns the client, so the
+// client is never destroyed on a callback thread.
 class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   PoolCore(EventLoop* loop, ConnectionPoolOptions options);
@@ -466,7 +466,6 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
     InlineHandOff ctx;
     ctx.entry = candidate;
     ctx.callbacks = &callbacks;
-    ctx.start_ns = start;
     InlineHandOff* const outer = t_handoff;
     t_handoff = &ctx;
     if (t_in_callbacks_of == conn.get()) {
