@@ -460,33 +460,46 @@ void ClientCore::OnConnectDone(const ConnectionPtr& conn,
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto owner = attempt_owner_.find(conn->id());
-    if (owner == attempt_owner_.end()) return;  // abandoned attempt
-    auto it = pending_.find(owner->second);
-    attempt_owner_.erase(owner);
-    if (it == pending_.end()) return;
-    request = it->second;
-    auto& attempts = request->attempts;
-    attempts.erase(std::remove(attempts.begin(), attempts.end(), conn),
-                   attempts.end());
-    if (status.ok()) {
-      finish = FinishLocked(*request);
-      finished = true;
-      open_.emplace(conn->id(), conn);
-      ++connects_succeeded_;
-    } else {
-      request->last_error = absl::Status(
-          status.code(), absl::StrCat("connect to ", request->target, " (",
-                                      conn->peer_address().ToString(),
-                                      "): ", status.message()));
-      if (request->next < request->addresses.size()) {
-        start_next = true;  // at once: no need to wait for the stagger
-      } else if (request->attempts.empty() && !request->resolving) {
-        error = request->last_error;
+    if (owner != attempt_owner_.end()) {
+      auto it = pending_.find(owner->second);
+      attempt_owner_.erase(owner);
+      if (it != pending_.end()) request = it->second;
+    }
+    if (request != nullptr) {
+      auto& attempts = request->attempts;
+      attempts.erase(std::remove(attempts.begin(), attempts.end(), conn),
+                     attempts.end());
+      if (status.ok()) {
         finish = FinishLocked(*request);
         finished = true;
-        ++connects_failed_;
+        open_.emplace(conn->id(), conn);
+        ++connects_succeeded_;
+      } else {
+        request->last_error = absl::Status(
+            status.code(), absl::StrCat("connect to ", request->target, " (",
+                                        conn->peer_address().ToString(),
+                                        "): ", status.message()));
+        if (request->next < request->addresses.size()) {
+          start_next = true;  // at once: no need to wait for the stagger
+        } else if (request->attempts.empty() && !request->resolving) {
+          error = request->last_error;
+          finish = FinishLocked(*request);
+          finished = true;
+          ++connects_failed_;
+        }
       }
     }
+  }
+  if (request == nullptr) {
+    // Its request finished (Cancel, timeout, another address won) while
+    // this attempt was completing. If it opened (on_connect ran) nobody
+    // will get it: close it (on_close follows), or it would stay open
+    // unowned and Stop() would wait for it forever.
+    if (status.ok()) {
+      ConnectionAccess::Close(conn, CloseReason::kClosedLocally,
+                              absl::OkStatus());
+    }
+    return;
   }
   if (start_next) StartAttempt(request);
   if (!finished) return;
