@@ -820,10 +820,20 @@ void Connection::FinishClose(CloseReason reason, absl::Status status) {
   ConnectionPtr self = shared_from_this();
   if (opened) config_->counters.CountClose(reason);
   status = net_internal::DeepCopy(status);  // made on another thread
+  // The owner forgets the connection before on_close (so on_close sees it
+  // gone from the owner's list) and hears again after it: Stop() waits for
+  // that, so once Stop returns no on_close is still running.
   owner_->OnClosed(self, reason, status);
+  std::exception_ptr error;
   if (opened && config_->callbacks.on_close) {
-    config_->callbacks.on_close(self, reason, status);
+    try {
+      config_->callbacks.on_close(self, reason, status);
+    } catch (...) {
+      error = std::current_exception();  // reported by the loop
+    }
   }
+  owner_->OnCloseCallbackDone();
+  if (error) std::rethrow_exception(error);
 }
 
 // --- Idle timeout

@@ -186,6 +186,11 @@ class ClientCore final : public ConnectionOwner,
                      const absl::Status& status) override;
   void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                 const absl::Status& status) override;
+  void OnCloseCallbackDone() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    --closing_;
+    closed_cv_.notify_all();
+  }
 
  private:
   using PendingPtr = std::shared_ptr<PendingConnect>;
@@ -221,7 +226,8 @@ class ClientCore final : public ConnectionOwner,
   absl::flat_hash_map<uint64_t, PendingPtr> pending_;
   absl::flat_hash_map<uint64_t, uint64_t> attempt_owner_;  // conn -> request
   absl::flat_hash_map<uint64_t, ConnectionPtr> open_;
-  size_t live_ = 0;  // started connections not yet closed
+  size_t live_ = 0;     // started connections not yet closed
+  size_t closing_ = 0;  // on_close calls under way
   absl::flat_hash_map<uint64_t, std::shared_ptr<Keeper>> keepers_;
   absl::flat_hash_map<uint64_t, uint64_t> kept_by_;  // conn -> keeper
   std::mt19937_64 random_;
@@ -516,6 +522,7 @@ void ClientCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
   open_.erase(conn->id());
   attempt_owner_.erase(conn->id());
   if (live_ > 0) --live_;
+  ++closing_;
   auto kept = kept_by_.find(conn->id());
   if (kept != kept_by_.end()) {
     auto keeper = keepers_.find(kept->second);
@@ -675,7 +682,8 @@ void ClientCore::Stop() {
   }
   if (CallbackDepth() > 0) return;  // cannot wait for other callbacks here
   std::unique_lock<std::mutex> lock(mu_);
-  closed_cv_.wait(lock, [this] { return open_.empty() && live_ == 0; });
+  closed_cv_.wait(
+      lock, [this] { return open_.empty() && live_ == 0 && closing_ == 0; });
 }
 
 TcpClientStats ClientCore::stats() const {

@@ -428,6 +428,9 @@ TEST_P(TcpClientTest, StopCancelsPendingAndClosesOpenConnections) {
   std::atomic<int> stopped_closes{0};
   ConnectionCallbacks cb;
   cb.on_close = [&](const ConnectionPtr&, CloseReason r, const absl::Status&) {
+    // Slow on purpose: Stop() must wait for on_close to return, not only
+    // for the socket to close.
+    absl::SleepFor(absl::Milliseconds(100));
     if (r == CloseReason::kStopped) ++stopped_closes;
   };
   MakeClient({}, cb);
