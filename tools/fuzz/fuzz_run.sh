@@ -15,7 +15,10 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "fuzz_run: MILL_FUZZ_SECONDS must be a positive integer, got '$seconds'" >&2
   exit 2
 fi
-if ! "$fuzzer" -help=1 2>&1 | grep -q -- "max_total_time"; then
+# (Captured first: with pipefail, grep -q closing the pipe early would make
+# the fuzzer's SIGPIPE fail the check.)
+help="$("$fuzzer" -help=1 2>&1)"
+if [[ "$help" != *max_total_time* ]]; then
   echo "fuzz_run: $fuzzer was built without libFuzzer; run with --config=fuzz" >&2
   exit 2
 fi
@@ -35,9 +38,16 @@ echo "fuzz_run: $(basename "$fuzzer") for ${seconds}s from $# seeds"
   -print_final_stats=1 -artifact_prefix="$artifacts/" "$work"
 status=$?
 if [ "$status" -ne 0 ]; then
-  echo "fuzz_run: FAILED (exit $status). Reproducer(s):" >&2
-  ls -1 "$artifacts" >&2
-  echo "fuzz_run: fix the defect, then add the reproducer to the target's" \
-    "corpus directory so that its corpus test covers it." >&2
+  echo "fuzz_run: FAILED (exit $status). Reproducer(s), kept in" \
+    "bazel-testlogs/<package>/<name>_run/test.outputs/outputs.zip:" >&2
+  for artifact in "$artifacts"/*; do
+    [ -f "$artifact" ] || continue
+    echo "  $(basename "$artifact") ($(stat -c %s "$artifact") bytes)," \
+      "base64: $(head -c 65536 "$artifact" | base64 -w0)" >&2
+  done
+  echo "fuzz_run: reproduce with" \
+    "'bazel run //<package>:<name>_fuzzer -- FILE' (any configuration)," \
+    "fix the defect, then add FILE to the target's corpus folder so that" \
+    "its corpus test covers it from then on." >&2
 fi
 exit "$status"

@@ -2,7 +2,8 @@
 // --config=fuzz): runs LLVMFuzzerTestOneInput once over each file named on
 // the command line, and over every regular file of each directory named, so
 //   bazel run //examples/jsonrpc:line_framer_fuzz_fuzzer -- crash-1234
-// reproduces a crash under gcc, --config=asan or a debugger.
+// reproduces a crash under gcc, --config=asan or a debugger (relative paths
+// are taken from where bazel was run).
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -42,7 +44,14 @@ int main(int argc, char** argv) {
   int ran = 0;
   for (int i = 1; i < argc; ++i) {
     if (argv[i][0] == '-') continue;  // libFuzzer flags: ignored here.
-    for (const std::string& file : ExpandPath(argv[i])) {
+    std::string path = argv[i];
+    // Under `bazel run` the working directory is the runfiles tree; a
+    // relative path means one relative to where the user ran bazel.
+    const char* user_dir = std::getenv("BUILD_WORKING_DIRECTORY");
+    if (!path.empty() && path[0] != '/' && user_dir != nullptr) {
+      path = std::string(user_dir) + "/" + path;
+    }
+    for (const std::string& file : ExpandPath(path)) {
       std::ifstream in(file, std::ios::binary);
       if (!in) {
         std::fprintf(stderr, "cannot read %s\n", file.c_str());
