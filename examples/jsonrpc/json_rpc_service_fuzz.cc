@@ -48,7 +48,7 @@ struct Server {
   static KeyValueStore::Options StoreOptions() {
     KeyValueStore::Options options;
     options.max_keys = 4;
-    options.max_bytes = 256;
+    options.max_bytes = 1024;
     return options;
   }
   static JsonRpcService::Options ServiceOptions(size_t max_response_bytes) {

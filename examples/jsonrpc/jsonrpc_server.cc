@@ -75,7 +75,8 @@ ABSL_FLAG(
 ABSL_FLAG(
     int64_t, max_store_bytes,
     static_cast<int64_t>(mill::jsonrpc::KeyValueStore::Options().max_bytes),
-    "most bytes in the key-value store (keys plus values' JSON text); "
+    "most bytes in the key-value store (its estimate of the heap its "
+    "keys and values take); "
     "\"set\" beyond it fails with error 507 (Store full)");
 
 namespace {

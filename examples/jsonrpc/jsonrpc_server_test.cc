@@ -725,7 +725,7 @@ TEST_P(JsonRpcServerBoundsTest, BatchBoundFlags) {
 }
 
 TEST_P(JsonRpcServerBoundsTest, FullStoreAnswersStoreFullAndKeepsServing) {
-  Start({"--max_keys=3", "--max_store_bytes=64"});
+  Start({"--max_keys=3", "--max_store_bytes=400"});
   auto set = [this](const std::string& key, const std::string& value, int id) {
     return client_->Call(absl::StrCat(R"({"jsonrpc":"2.0","method":"set",)",
                                       R"("params":[")", key, R"(",)", value,
@@ -740,10 +740,11 @@ TEST_P(JsonRpcServerBoundsTest, FullStoreAnswersStoreFullAndKeepsServing) {
   EXPECT_EQ(full["error"]["code"], 507);
   EXPECT_EQ(full["error"]["message"], "Store full");
   EXPECT_EQ(full["error"]["data"]["max_keys"], 3);
-  EXPECT_EQ(full["error"]["data"]["max_bytes"], 64);
-  // Growing a value past --max_store_bytes (3 * 3 bytes are used).
+  EXPECT_EQ(full["error"]["data"]["max_bytes"], 400);
+  // Growing a value past --max_store_bytes: 3 * 98 bytes are used, and k1
+  // would take 96 + 2 + 32 + 120 instead of 98.
   const Json too_big =
-      set("k1", absl::StrCat("\"", std::string(60, 'x'), "\""), 5);
+      set("k1", absl::StrCat("\"", std::string(120, 'x'), "\""), 5);
   EXPECT_EQ(too_big["error"]["code"], 507);
   EXPECT_NE(
       too_big["error"]["data"]["detail"].get<std::string>().find("max_bytes"),

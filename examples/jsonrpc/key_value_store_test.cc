@@ -65,17 +65,33 @@ TEST(KeyValueStoreTest, ValuesComeBackEqual) {
   }
 }
 
-TEST(KeyValueStoreTest, BytesCountKeysPlusCompactJsonText) {
+TEST(KeyValueStoreTest, BytesEstimateTheHeapOfEntries) {
+  using Store = KeyValueStore;
+  EXPECT_EQ(Store::ValueBytes(42), 0u);
+  EXPECT_EQ(Store::ValueBytes(nullptr), 0u);
+  EXPECT_EQ(Store::ValueBytes("ab"), 34u);
+  EXPECT_EQ(Store::ValueBytes(Json::parse("[1,2]")), 56u);
+  EXPECT_EQ(Store::ValueBytes(Json::parse(R"({"a":1})")), 129u);
+  // 48 + (64 + 1 + 16) + [24 + 16 + 16 + (32 + 2)]
+  EXPECT_EQ(Store::ValueBytes(Json::parse(R"({"a":[1,"xy"]})")), 219u);
+  // An array of small numbers costs 16 bytes each, however short its text.
+  EXPECT_EQ(Store::ValueBytes(Json(std::vector<int>(1000, 1))),
+            24u + 16u * 1000);
+  // Deep nesting is measured without recursion.
+  const Json deep =
+      Json::parse(std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_EQ(Store::ValueBytes(deep), 100000u * 24 + 99999u * 16);
+
   KeyValueStore store;
   EXPECT_EQ(store.bytes(), 0u);
-  ASSERT_TRUE(store.Set("ab", 42).ok());  // 2 + 2
-  EXPECT_EQ(store.bytes(), 4u);
-  ASSERT_TRUE(store.Set("c", Json::parse(R"( [ 1 , "x" ] )")).ok());  // 1 + 7
-  EXPECT_EQ(store.bytes(), 12u);
-  ASSERT_TRUE(store.Set("ab", "long string").ok());  // 2 + 13 replaces 2 + 2
-  EXPECT_EQ(store.bytes(), 23u);
+  ASSERT_TRUE(store.Set("ab", 42).ok());  // 96 + 2 + 0
+  EXPECT_EQ(store.bytes(), 98u);
+  ASSERT_TRUE(store.Set("c", Json::parse(R"( [ 1 , "x" ] )")).ok());
+  EXPECT_EQ(store.bytes(), 98u + 96 + 1 + 89);
+  ASSERT_TRUE(store.Set("ab", "long string").ok());  // 96 + 2 + 43
+  EXPECT_EQ(store.bytes(), 141u + 186);
   EXPECT_TRUE(store.Erase("c"));
-  EXPECT_EQ(store.bytes(), 15u);
+  EXPECT_EQ(store.bytes(), 141u);
   EXPECT_TRUE(store.Erase("ab"));
   EXPECT_EQ(store.bytes(), 0u);
 }
@@ -101,24 +117,24 @@ TEST(KeyValueStoreTest, KeyBoundRefusesNewKeysButNotReplacements) {
 
 TEST(KeyValueStoreTest, ByteBoundRefusesGrowthAndLeavesTheStoreUnchanged) {
   KeyValueStore::Options options;
-  options.max_bytes = 10;
+  options.max_bytes = 200;
   KeyValueStore store(options);
-  ASSERT_EQ(Outcome(store.Set("k", "abcdef")), "new");  // 1 + 8 = 9 bytes
-  // Growing "k" to 1 + 10 bytes is refused; the old value stays.
-  absl::StatusOr<bool> grown = store.Set("k", "abcdefgh");
+  ASSERT_EQ(Outcome(store.Set("k", "abcdef")), "new");  // 96 + 1 + 38 = 135
+  // Growing "k" to 96 + 1 + 112 = 209 bytes is refused; the old value stays.
+  absl::StatusOr<bool> grown = store.Set("k", std::string(80, 'g'));
   EXPECT_EQ(grown.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(grown.status().message().find("max_bytes"), std::string::npos)
       << grown.status();
   EXPECT_EQ(store.Get("k"), Json("abcdef"));
-  EXPECT_EQ(store.bytes(), 9u);
-  // A new 2-byte entry would make 11.
+  EXPECT_EQ(store.bytes(), 135u);
+  // A new 97-byte entry would make 232.
   EXPECT_EQ(store.Set("x", 1).status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(store.size(), 1u);
   // Shrinking always works, and frees room.
-  EXPECT_EQ(Outcome(store.Set("k", 1)), "replaced");  // 1 + 1
-  EXPECT_EQ(Outcome(store.Set("x", "abcd")), "new");  // 1 + 6: 9 in all
-  EXPECT_EQ(store.bytes(), 9u);
+  EXPECT_EQ(Outcome(store.Set("k", 1)), "replaced");  // 97
+  EXPECT_EQ(Outcome(store.Set("x", 1)), "new");       // 97: 194 in all
+  EXPECT_EQ(store.bytes(), 194u);
   // A value larger than the whole store never fits.
   KeyValueStore empty(options);
   EXPECT_EQ(empty.Set("k", std::string(100, 'x')).status().code(),

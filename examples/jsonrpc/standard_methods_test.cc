@@ -150,7 +150,7 @@ TEST_F(StandardMethodsTest, KeyValueParamErrors) {
 TEST(StandardMethodsStoreFullTest, SetOnAFullStoreIsStoreFullAndStoresNothing) {
   KeyValueStore::Options options;
   options.max_keys = 2;
-  options.max_bytes = 32;
+  options.max_bytes = 300;
   KeyValueStore store(options);
   JsonRpcService service;
   ASSERT_TRUE(RegisterStandardMethods(&service, &store).ok());
@@ -169,12 +169,12 @@ TEST(StandardMethodsStoreFullTest, SetOnAFullStoreIsStoreFullAndStoresNothing) {
   EXPECT_EQ(full["error"]["code"], kStoreFull);
   EXPECT_EQ(full["error"]["message"], "Store full");
   EXPECT_EQ(full["error"]["data"]["max_keys"], 2);
-  EXPECT_EQ(full["error"]["data"]["max_bytes"], 32);
+  EXPECT_EQ(full["error"]["data"]["max_bytes"], 300);
   EXPECT_NE(full["error"]["data"]["detail"].get<std::string>().find("max_keys"),
             std::string::npos)
       << full;
   // Growing a value past max_bytes.
-  Json too_big = call(R"(["a", "0123456789012345678901234567890"])");
+  Json too_big = call(R"(["a", ")" + std::string(200, 'x') + R"("])");
   EXPECT_EQ(too_big["error"]["code"], kStoreFull);
   EXPECT_NE(
       too_big["error"]["data"]["detail"].get<std::string>().find("max_bytes"),
