@@ -29,7 +29,7 @@ A target checks invariants with //tools/fuzz:fuzz_check, not just absence of
 crashes. Corpus files are plain files directly in the corpus folder.
 """
 
-def mill_cc_fuzz_test(name, srcs, deps = [], corpus = None, copts = [], tags = [], **kwargs):
+def mill_cc_fuzz_test(name, srcs, deps = [], corpus = None, dict = None, copts = [], tags = [], **kwargs):
     """Declares <name>, <name>_fuzzer and <name>_run (see the file comment).
 
     Args:
@@ -38,6 +38,8 @@ def mill_cc_fuzz_test(name, srcs, deps = [], corpus = None, copts = [], tags = [
       deps: libraries under test and helpers.
       corpus: folder (relative to the package) of seed inputs; default
         "<name>_corpus". Must hold at least one file.
+      dict: optional libFuzzer dictionary (tokens of the input language)
+        for <name>_run.
       copts: extra compiler flags for srcs.
       tags: extra tags for the corpus test.
       **kwargs: passed to the corpus test (size, timeout, ...).
@@ -94,12 +96,13 @@ def mill_cc_fuzz_test(name, srcs, deps = [], corpus = None, copts = [], tags = [
         srcs = [Label("//tools/fuzz:fuzz_run.sh")],
         args = [
             "$(rootpath :%s_fuzzer)" % name,
+        ] + (["-dict=$(rootpath %s)" % dict] if dict else []) + [
             "$(rootpaths :%s_corpus_files)" % name,
         ],
         data = [
             ":" + name + "_fuzzer",
             ":" + name + "_corpus_files",
-        ],
+        ] + ([dict] if dict else []),
         size = "medium",
         timeout = "long",
         tags = ["fuzz", "manual"],

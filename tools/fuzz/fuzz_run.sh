@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a bounded time, starting from its seed corpus.
 # The <name>_run test of bazel/fuzz.bzl's mill_cc_fuzz_test calls it as
-#   fuzz_run.sh FUZZER SEED_FILE...
+#   fuzz_run.sh FUZZER [-LIBFUZZER_FLAG...] SEED_FILE...
 # MILL_FUZZ_SECONDS (default 60) bounds the run. A crash, a sanitizer report
 # or a violated invariant makes the test fail; the input that caused it is
 # saved in the test's undeclared outputs
@@ -10,6 +10,11 @@ set -uo pipefail
 
 fuzzer="$1"
 shift
+flags=()
+while [ "$#" -gt 0 ] && [[ "$1" == -* ]]; do
+  flags+=("$1")
+  shift
+done
 seconds="${MILL_FUZZ_SECONDS:-60}"
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "fuzz_run: MILL_FUZZ_SECONDS must be a positive integer, got '$seconds'" >&2
@@ -35,7 +40,7 @@ mkdir -p "$artifacts"
 
 echo "fuzz_run: $(basename "$fuzzer") for ${seconds}s from $# seeds"
 "$fuzzer" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2560 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$work"
+  -print_final_stats=1 -artifact_prefix="$artifacts/" "${flags[@]}" "$work"
 status=$?
 if [ "$status" -ne 0 ]; then
   echo "fuzz_run: FAILED (exit $status). Reproducer(s), kept in" \
