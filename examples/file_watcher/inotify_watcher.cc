@@ -297,8 +297,9 @@ absl::Status InotifyWatcher::ReadEvents(std::vector<WatchEvent>* out,
       scanned_.clear();  // Nothing queued can duplicate a scan any more.
       break;
     }
-    if (!drained || read_bytes >= max_bytes) break;  // Budget spent.
-    if (!read_status.ok() && !absl::IsDataLoss(read_status)) break;
+    // Budget spent, or read(2) failed: the descriptor stays readable and
+    // the next call goes on.
+    if (!drained || read_bytes >= max_bytes) break;
   }
   return first_error;
 }
