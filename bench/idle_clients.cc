@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "connpool/connection_pool.h"
 #include "net/byte_buffer.h"
 #include "net/connection.h"
 #include "net/socket_address.h"
@@ -32,7 +33,9 @@
 
 ABSL_FLAG(int, port, 0, "echo server port on 127.0.0.1");
 ABSL_FLAG(int, connections, 10000, "idle connections to hold");
-ABSL_FLAG(std::string, kind, "client", "client: plain TcpClient connections");
+ABSL_FLAG(std::string, kind, "client",
+          "client: plain TcpClient connections; pool: connections idle in a "
+          "ConnectionPool");
 
 namespace {
 
@@ -79,12 +82,81 @@ std::vector<mill::ConnectionPtr> OpenEchoed(mill::TcpClient& client,
 
 }  // namespace
 
+// Acquires `n` pooled connections at once (each new), echoes one byte on
+// each, and releases them all: they stay idle in the pool.
+bool FillPool(mill::ConnectionPool& pool, uint16_t port, int n) {
+  const std::string endpoint = absl::StrCat("127.0.0.1:", port);
+  std::atomic<int> released{0}, failed{0};
+  std::vector<mill::Lease> leases(n);
+  std::atomic<int> acquired{0};
+  for (int i = 0; i < n; ++i) {
+    auto callbacks = std::make_shared<mill::LeaseCallbacks>();
+    callbacks->on_data = [&, i](const mill::ConnectionPtr&,
+                                mill::ByteBuffer& in) {
+      in.Consume(in.size());
+      ++released;
+    };
+    pool.Acquire(
+        endpoint, absl::Now() + absl::Seconds(60),
+        [&, i](absl::StatusOr<mill::Lease> lease) {
+          if (!lease.ok()) {
+            ++failed;
+            return;
+          }
+          (void)lease->connection()->Send("x");
+          leases[i] = *std::move(lease);
+          ++acquired;
+        },
+        callbacks);
+    while (i - acquired.load() - failed.load() > 512) {
+      absl::SleepFor(absl::Microseconds(100));
+    }
+  }
+  while (released.load() + failed.load() < n) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  for (mill::Lease& lease : leases) {
+    if (lease) pool.Release(std::move(lease), /*reusable=*/true);
+  }
+  return failed.load() == 0;
+}
+
+int RunPool(mill::EventLoop* loop, uint16_t port, int n) {
+  mill::ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = static_cast<size_t>(n) + 1000;
+  options.max_connections = static_cast<size_t>(n) + 1000;
+  options.max_idle_per_endpoint = static_cast<size_t>(n) + 1000;
+  options.max_pending = static_cast<size_t>(n) + 1000;
+  options.idle_timeout = absl::Hours(1);
+  auto pool = mill::ConnectionPool::Create(loop, options);
+  if (!pool.ok()) return 1;
+  // Warm up: pools, arenas; then close them (drop the leases' pool).
+  {
+    mill::ConnectionPoolOptions warm_options = options;
+    auto warm = mill::ConnectionPool::Create(loop, warm_options);
+    if (!warm.ok() || !FillPool(**warm, port, 300)) return 1;
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  const long before = RssKib();
+  if (!FillPool(**pool, port, n)) return 1;
+  absl::SleepFor(absl::Milliseconds(500));
+  const long after = RssKib();
+  const mill::ConnectionPoolStats stats = (*pool)->stats();
+  std::printf("connections=%d idle=%zu rss_before_kib=%ld rss_after_kib=%ld\n",
+              n, stats.idle, before, after);
+  std::printf("bytes_per_connection=%.1f\n",
+              (after - before) * 1024.0 / static_cast<double>(n));
+  std::fflush(stdout);
+  return stats.idle == static_cast<size_t>(n) ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const uint16_t port = static_cast<uint16_t>(absl::GetFlag(FLAGS_port));
   const int n = absl::GetFlag(FLAGS_connections);
-  if (absl::GetFlag(FLAGS_kind) != "client") {
-    std::fprintf(stderr, "idle_clients: unknown --kind\n");
+  const std::string kind = absl::GetFlag(FLAGS_kind);
+  if (kind != "client" && kind != "pool") {
+    std::fprintf(stderr, "idle_clients: unknown --kind=%s\n", kind.c_str());
     return 2;
   }
   mill::EventLoopOptions loop_options;
@@ -92,6 +164,12 @@ int main(int argc, char** argv) {
   auto loop = mill::EventLoop::Create(loop_options);
   if (!loop.ok()) return 1;
   std::thread runner([&] { (void)(*loop)->Run(); });
+  if (kind == "pool") {
+    const int rc = RunPool(loop->get(), port, n);
+    (*loop)->Stop();
+    runner.join();
+    return rc;
+  }
 
   std::atomic<int> echoed{0};
   mill::ConnectionCallbacks callbacks;

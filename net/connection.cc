@@ -488,27 +488,15 @@ absl::Status Connection::Send(absl::string_view data) {
     if (data.empty()) return absl::OkStatus();
     if (out_.empty() && state_ == ConnectionState::kOpen) {
       // Nothing queued: write directly, keep what the socket refuses.
-      size_t written = 0;
-      while (written < data.size()) {
-        const ssize_t n =
-            stream_.Write(data.data() + written, data.size() - written);
-        if (n > 0) {
-          written += static_cast<size_t>(n);
-          continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        const int err = n < 0 ? errno : EIO;
+      int err = 0;
+      const size_t written = WriteBytesLocked(data, &err);
+      CountWrittenLocked(written);
+      if (err != 0) {
         absl::Status status = net_internal::ErrnoStatus(err, "send");
         const bool fresh = MarkTeardownLocked(ReasonForErrno(err), status);
         lock.unlock();
         if (fresh) ScheduleTeardown();
         return status;
-      }
-      if (written > 0) {
-        bytes_out_.fetch_add(written, std::memory_order_relaxed);
-        config_->counters.bytes_written.fetch_add(written,
-                                                  std::memory_order_relaxed);
-        Touch();
       }
       data.remove_prefix(written);
       if (data.empty()) return absl::OkStatus();
@@ -581,6 +569,29 @@ absl::Status Connection::SendFile(int fd, uint64_t offset, uint64_t length,
   return absl::OkStatus();
 }
 
+size_t Connection::WriteBytesLocked(absl::string_view data, int* error) {
+  size_t written = 0;
+  while (written < data.size()) {
+    const ssize_t n =
+        stream_.Write(data.data() + written, data.size() - written);
+    if (n > 0) {
+      written += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    *error = n < 0 ? errno : EIO;
+    break;
+  }
+  return written;
+}
+
+void Connection::CountWrittenLocked(size_t written) {
+  if (written == 0) return;
+  bytes_out_.fetch_add(written, std::memory_order_relaxed);
+  config_->counters.bytes_written.fetch_add(written, std::memory_order_relaxed);
+  Touch();
+}
+
 int Connection::FlushLocked(bool* below_low_water,
                             std::vector<absl::AnyInvocable<void()>>* released) {
   if (closed_.load(std::memory_order_relaxed) ||
@@ -592,17 +603,12 @@ int Connection::FlushLocked(bool* below_low_water,
   while (!out_.empty()) {
     OutputPiece& piece = out_.front();
     if (piece.fd < 0) {
-      const absl::string_view bytes = piece.bytes.view();
-      const ssize_t n = stream_.Write(bytes.data(), bytes.size());
-      if (n > 0) {
-        piece.bytes.Consume(static_cast<size_t>(n));
-        written += static_cast<size_t>(n);
-        if (piece.bytes.empty()) out_.pop_front();
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      error = n < 0 ? errno : EIO;
-      break;
+      const size_t n = WriteBytesLocked(piece.bytes.view(), &error);
+      piece.bytes.Consume(n);
+      written += n;
+      if (error != 0 || !piece.bytes.empty()) break;  // failed, or EAGAIN
+      out_.pop_front();
+      continue;
     }
     const size_t chunk = static_cast<size_t>(
         std::min<uint64_t>(piece.remaining, kSendFileChunk));
@@ -632,13 +638,8 @@ int Connection::FlushLocked(bool* below_low_water,
     error = n < 0 ? errno : EIO;
     break;
   }
-  if (written > 0) {
-    pending_bytes_ -= std::min(pending_bytes_, written);
-    bytes_out_.fetch_add(written, std::memory_order_relaxed);
-    config_->counters.bytes_written.fetch_add(written,
-                                              std::memory_order_relaxed);
-    Touch();
-  }
+  pending_bytes_ -= std::min(pending_bytes_, written);
+  CountWrittenLocked(written);
   if (error != 0) return error;
   if (above_high_water_ && pending_bytes_ <= config_->low_water) {
     above_high_water_ = false;
@@ -819,10 +820,20 @@ void Connection::FinishClose(CloseReason reason, absl::Status status) {
   ConnectionPtr self = shared_from_this();
   if (opened) config_->counters.CountClose(reason);
   status = net_internal::DeepCopy(status);  // made on another thread
+  // The owner forgets the connection before on_close (so on_close sees it
+  // gone from the owner's list) and hears again after it: Stop() waits for
+  // that, so once Stop returns no on_close is still running.
   owner_->OnClosed(self, reason, status);
+  std::exception_ptr error;
   if (opened && config_->callbacks.on_close) {
-    config_->callbacks.on_close(self, reason, status);
+    try {
+      config_->callbacks.on_close(self, reason, status);
+    } catch (...) {
+      error = std::current_exception();  // reported by the loop
+    }
   }
+  owner_->OnCloseCallbackDone();
+  if (error) std::rethrow_exception(error);
 }
 
 // --- Idle timeout

@@ -332,6 +332,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void OnPeerEof();
   void PauseForRate(size_t wanted);
 
+  // The one write loop: writes `data` until done or EAGAIN; returns the
+  // bytes written and sets *error to the errno of a failure.
+  size_t WriteBytesLocked(absl::string_view data, int* error);
+  void CountWrittenLocked(size_t written);
   // Writes pending output until EAGAIN. Returns 0 or the errno that failed.
   // Sets *below_low_water when the queue drained past the low-water mark.
   int FlushLocked(bool* below_low_water,

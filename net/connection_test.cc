@@ -598,6 +598,23 @@ TEST_P(ConnectionTest, ContextDestructorMayCallBackIntoTheConnection) {
   EXPECT_EQ(destroyed.load(), 1);
 }
 
+// Stop() returns only once every on_close has returned (it used to return
+// when the socket was closed, with on_close still running elsewhere).
+TEST_P(ConnectionTest, ServerStopWaitsForOnCloseToReturn) {
+  std::atomic<int> finished{0};
+  TcpServerCallbacks cb;
+  cb.on_close = [&](const ConnectionPtr&, CloseReason, const absl::Status&) {
+    absl::SleepFor(absl::Milliseconds(100));
+    ++finished;
+  };
+  Start(cb);
+  TestClient a = Connect();
+  TestClient b = Connect();
+  ASSERT_NE(ConnAt(1), nullptr);
+  server_->Stop();
+  EXPECT_EQ(finished.load(), 2);
+}
+
 TEST_P(ConnectionTest, StateAndCloseReasonNames) {
   TcpServerCallbacks cb;
   Start(cb);

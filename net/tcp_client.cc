@@ -186,6 +186,11 @@ class ClientCore final : public ConnectionOwner,
                      const absl::Status& status) override;
   void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                 const absl::Status& status) override;
+  void OnCloseCallbackDone() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    --closing_;
+    closed_cv_.notify_all();
+  }
 
  private:
   using PendingPtr = std::shared_ptr<PendingConnect>;
@@ -221,7 +226,8 @@ class ClientCore final : public ConnectionOwner,
   absl::flat_hash_map<uint64_t, PendingPtr> pending_;
   absl::flat_hash_map<uint64_t, uint64_t> attempt_owner_;  // conn -> request
   absl::flat_hash_map<uint64_t, ConnectionPtr> open_;
-  size_t live_ = 0;  // started connections not yet closed
+  size_t live_ = 0;     // started connections not yet closed
+  size_t closing_ = 0;  // on_close calls under way
   absl::flat_hash_map<uint64_t, std::shared_ptr<Keeper>> keepers_;
   absl::flat_hash_map<uint64_t, uint64_t> kept_by_;  // conn -> keeper
   std::mt19937_64 random_;
@@ -460,33 +466,46 @@ void ClientCore::OnConnectDone(const ConnectionPtr& conn,
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto owner = attempt_owner_.find(conn->id());
-    if (owner == attempt_owner_.end()) return;  // abandoned attempt
-    auto it = pending_.find(owner->second);
-    attempt_owner_.erase(owner);
-    if (it == pending_.end()) return;
-    request = it->second;
-    auto& attempts = request->attempts;
-    attempts.erase(std::remove(attempts.begin(), attempts.end(), conn),
-                   attempts.end());
-    if (status.ok()) {
-      finish = FinishLocked(*request);
-      finished = true;
-      open_.emplace(conn->id(), conn);
-      ++connects_succeeded_;
-    } else {
-      request->last_error = absl::Status(
-          status.code(), absl::StrCat("connect to ", request->target, " (",
-                                      conn->peer_address().ToString(),
-                                      "): ", status.message()));
-      if (request->next < request->addresses.size()) {
-        start_next = true;  // at once: no need to wait for the stagger
-      } else if (request->attempts.empty() && !request->resolving) {
-        error = request->last_error;
+    if (owner != attempt_owner_.end()) {
+      auto it = pending_.find(owner->second);
+      attempt_owner_.erase(owner);
+      if (it != pending_.end()) request = it->second;
+    }
+    if (request != nullptr) {
+      auto& attempts = request->attempts;
+      attempts.erase(std::remove(attempts.begin(), attempts.end(), conn),
+                     attempts.end());
+      if (status.ok()) {
         finish = FinishLocked(*request);
         finished = true;
-        ++connects_failed_;
+        open_.emplace(conn->id(), conn);
+        ++connects_succeeded_;
+      } else {
+        request->last_error = absl::Status(
+            status.code(), absl::StrCat("connect to ", request->target, " (",
+                                        conn->peer_address().ToString(),
+                                        "): ", status.message()));
+        if (request->next < request->addresses.size()) {
+          start_next = true;  // at once: no need to wait for the stagger
+        } else if (request->attempts.empty() && !request->resolving) {
+          error = request->last_error;
+          finish = FinishLocked(*request);
+          finished = true;
+          ++connects_failed_;
+        }
       }
     }
+  }
+  if (request == nullptr) {
+    // Its request finished (Cancel, timeout, another address won) while
+    // this attempt was completing. If it opened (on_connect ran) nobody
+    // will get it: close it (on_close follows), or it would stay open
+    // unowned and Stop() would wait for it forever.
+    if (status.ok()) {
+      ConnectionAccess::Close(conn, CloseReason::kClosedLocally,
+                              absl::OkStatus());
+    }
+    return;
   }
   if (start_next) StartAttempt(request);
   if (!finished) return;
@@ -503,6 +522,7 @@ void ClientCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
   open_.erase(conn->id());
   attempt_owner_.erase(conn->id());
   if (live_ > 0) --live_;
+  ++closing_;
   auto kept = kept_by_.find(conn->id());
   if (kept != kept_by_.end()) {
     auto keeper = keepers_.find(kept->second);
@@ -662,7 +682,8 @@ void ClientCore::Stop() {
   }
   if (CallbackDepth() > 0) return;  // cannot wait for other callbacks here
   std::unique_lock<std::mutex> lock(mu_);
-  closed_cv_.wait(lock, [this] { return open_.empty() && live_ == 0; });
+  closed_cv_.wait(
+      lock, [this] { return open_.empty() && live_ == 0 && closing_ == 0; });
 }
 
 TcpClientStats ClientCore::stats() const {

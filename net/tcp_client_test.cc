@@ -428,6 +428,9 @@ TEST_P(TcpClientTest, StopCancelsPendingAndClosesOpenConnections) {
   std::atomic<int> stopped_closes{0};
   ConnectionCallbacks cb;
   cb.on_close = [&](const ConnectionPtr&, CloseReason r, const absl::Status&) {
+    // Slow on purpose: Stop() must wait for on_close to return, not only
+    // for the socket to close.
+    absl::SleepFor(absl::Milliseconds(100));
     if (r == CloseReason::kStopped) ++stopped_closes;
   };
   MakeClient({}, cb);
@@ -442,6 +445,36 @@ TEST_P(TcpClientTest, StopCancelsPendingAndClosesOpenConnections) {
   EXPECT_EQ(client_->connection_count(), 0u);
   client_->Connect(SocketAddress::LoopbackIPv4(port_), after.Callback());
   EXPECT_EQ(after.Wait().status().code(), absl::StatusCode::kCancelled);
+}
+
+// A request that finishes (Cancel, its timeout, another address winning)
+// while its attempt is completing: the attempt's connection is already open
+// (on_connect ran) when it finds its request gone. It must be closed, not
+// left open with no owner (Stop() would wait for it forever). Cancelling
+// from inside on_connect hits that window every time.
+TEST_P(TcpClientTest, ConnectionThatLostItsRequestWhileOpeningIsClosed) {
+  std::atomic<TcpClient::ConnectId> id{0};
+  std::atomic<int> closes{0};
+  std::atomic<bool> cancelled{false};
+  ConnectionCallbacks cb;
+  cb.on_connect = [&](const ConnectionPtr&) {
+    while (id.load() == 0) std::this_thread::yield();
+    cancelled = client_->Cancel(id.load());
+  };
+  cb.on_close = [&](const ConnectionPtr&, CloseReason, const absl::Status&) {
+    ++closes;
+  };
+  MakeClient({}, cb);
+  ConnectResult result;
+  id = client_->Connect(SocketAddress::LoopbackIPv4(port_), result.Callback());
+  EXPECT_EQ(result.Wait().status().code(), absl::StatusCode::kCancelled);
+  // (done runs inside Cancel, before on_connect stores its answer.)
+  EXPECT_TRUE(WaitFor([&] { return cancelled.load(); }));
+  // Closed (on_close runs: on_connect did), and the server sees it go.
+  EXPECT_TRUE(WaitFor([&] { return closes.load() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return server_->connection_count() == 0; }));
+  EXPECT_EQ(client_->connection_count(), 0u);
+  if (closes.load() == 1) client_->Stop();  // returns: nothing left open
 }
 
 }  // namespace

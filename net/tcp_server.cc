@@ -163,6 +163,12 @@ void ServerCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
                           const absl::Status& status) {
   std::lock_guard<std::mutex> lock(mu);
   connections.erase(conn->id());
+  ++closing_;
+}
+
+void ServerCore::OnCloseCallbackDone() {
+  std::lock_guard<std::mutex> lock(mu);
+  --closing_;
   closed_cv_.notify_all();
 }
 
@@ -206,8 +212,9 @@ void ServerCore::StopNow() {
   // their callbacks return.
   if (CallbackDepth() > 0) return;
   std::unique_lock<std::mutex> lock(mu);
-  closed_cv_.wait(lock,
-                  [this] { return connections.empty() && listener_released_; });
+  closed_cv_.wait(lock, [this] {
+    return connections.empty() && closing_ == 0 && listener_released_;
+  });
 }
 
 }  // namespace net_internal

@@ -10,6 +10,10 @@ PACKAGES=(
   bazel-bootstrap g++ pkg-config python3
   # Sanitizer runtimes for --config=asan / --config=tsan.
   libasan8 libubsan1 libtsan2
+  # --config=fuzz: clang 14 with libFuzzer and its sanitizer runtimes
+  # (libclang_rt.fuzzer is in libclang-rt-14-dev), llvm-symbolizer for
+  # readable crash stacks.
+  clang-14 libclang-rt-14-dev llvm-14
   # Libraries, exposed to Bazel by bazel/repositories.bzl.
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libhttp-parser-dev

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -35,6 +36,22 @@ std::string MakeTempDir() {
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
+}
+
+// Waits (up to 10 s) until process `pid` is stopped (state T).
+bool WaitUntilStopped(pid_t pid) {
+  for (int i = 0; i < 1000; ++i) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+    const size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() &&
+        stat[paren + 2] == 'T') {
+      return true;
+    }
+    usleep(10000);
+  }
+  return false;
 }
 
 class FileWatcherTest : public ::testing::Test {
@@ -96,6 +113,62 @@ TEST_F(FileWatcherTest, WatchesSubdirectoriesCreatedLater) {
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
 }
 
+// IN_Q_OVERFLOW is reported as a line, and the watcher carries on. The
+// kernel queue is overrun for real: the watcher is stopped (SIGSTOP) while
+// more events than fs.inotify.max_queued_events happen, then continued.
+TEST_F(FileWatcherTest, QueueOverflowIsReportedAndWatchingGoesOn) {
+  long max_queued = 0;
+  {
+    std::ifstream in("/proc/sys/fs/inotify/max_queued_events");
+    in >> max_queued;
+  }
+  if (max_queued <= 0 || max_queued > 1 << 20) {
+    GTEST_SKIP() << "fs.inotify.max_queued_events=" << max_queued;
+  }
+  const std::string dir = MakeTempDir();
+  StartWatching({dir});
+  WriteFile(dir + "/f", "");
+  EXPECT_EQ(Next(), "created " + dir + "/f");
+  ASSERT_TRUE(process_->Signal(SIGSTOP));
+  ASSERT_TRUE(WaitUntilStopped(process_->pid()));
+  // Each rename queues two records the kernel cannot merge.
+  const long renames = max_queued / 2 + 64;
+  for (long i = 0; i < renames; ++i) {
+    const std::string from = dir + (i % 2 == 0 ? "/f" : "/g");
+    const std::string to = dir + (i % 2 == 0 ? "/g" : "/f");
+    ASSERT_EQ(rename(from.c_str(), to.c_str()), 0);
+  }
+  // Created after the queue filled: only the watcher's rescan can find it.
+  ASSERT_EQ(mkdir((dir + "/late").c_str(), 0755), 0);
+  ASSERT_TRUE(process_->Signal(SIGCONT));
+  const std::set<std::string> renames_seen = {
+      "moved " + dir + "/f -> " + dir + "/g",
+      "moved " + dir + "/g -> " + dir + "/f",
+      // A rename cut in half by the overflow.
+      "deleted " + dir + "/f", "deleted " + dir + "/g"};
+  long moves = 0;
+  for (;;) {
+    std::optional<std::string> line =
+        process_->ReadStdoutLine(milliseconds(30000));
+    ASSERT_TRUE(line.has_value())
+        << "no overflow line after " << moves << " moves";
+    if (*line == "overflow: events lost") break;
+    ASSERT_EQ(renames_seen.count(*line), 1u) << *line;
+    if (line->rfind("moved ", 0) == 0) ++moves;
+  }
+  // The queue held max_queued records: every complete pair before the
+  // overflow was reported.
+  EXPECT_GE(moves, max_queued / 2 - 1);
+  EXPECT_LT(moves, renames);
+  // Still watching, including the directory found by the rescan.
+  WriteFile(dir + "/late/x", "");
+  EXPECT_EQ(Next(), "created " + dir + "/late/x");
+  ASSERT_TRUE(process_->Signal(SIGTERM));
+  std::optional<int> status = process_->Wait(milliseconds(10000));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
 TEST_F(FileWatcherTest, WatchesSeveralRoots) {
   const std::string one = MakeTempDir();
   const std::string two = MakeTempDir();
@@ -104,6 +177,47 @@ TEST_F(FileWatcherTest, WatchesSeveralRoots) {
   EXPECT_EQ(Next(), "created " + one + "/x");
   WriteFile(two + "/y", "");
   EXPECT_EQ(Next(), "created " + two + "/y");
+}
+
+// Regression (issue 11, 1.4): the loop was destroyed while StopOnSignals
+// still pointed at it, so a SIGTERM arriving during exit called Stop() on
+// freed memory (a heap-use-after-free report and exit status 1 under ASan).
+// Here SIGTERM is sent back to back from the first one until the process has
+// exited, over several runs: every run must exit with status 0.
+TEST(FileWatcherSignals, SignalsArrivingDuringExitAreHarmless) {
+  const std::string dir = MakeTempDir();
+  constexpr int kRuns = 10;
+  for (int run = 0; run < kRuns; ++run) {
+    auto started = Subprocess::Start(
+        {RunfilePath("examples/file_watcher/file_watcher"), dir});
+    ASSERT_TRUE(started.ok()) << started.status();
+    std::optional<std::string> ready =
+        started->ReadStderrLine(milliseconds(10000));
+    ASSERT_TRUE(ready.has_value());
+    ASSERT_EQ(ready->rfind("watching ", 0), 0u) << *ready;
+    const pid_t pid = started->pid();
+    long sent = 0;
+    for (;;) {
+      ASSERT_EQ(kill(pid, SIGTERM), 0);  // A zombie still accepts it.
+      ++sent;
+      siginfo_t info = {};
+      // WNOWAIT: leave the child unreaped, so its pid cannot be reused while
+      // signals are still being sent to it.
+      ASSERT_EQ(waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT), 0);
+      if (info.si_pid == pid) break;
+    }
+    std::optional<int> status = started->Wait(milliseconds(10000));
+    ASSERT_TRUE(status.has_value());
+    std::string diagnostics;
+    while (std::optional<std::string> line =
+               started->ReadStderrLine(milliseconds(100))) {
+      diagnostics += *line + "\n";
+    }
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << "run " << run << " after " << sent << " signals: wait status "
+        << *status << "\n"
+        << diagnostics;
+  }
 }
 
 TEST(FileWatcherErrors, MissingDirectoryIsAClearError) {

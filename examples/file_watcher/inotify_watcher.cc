@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,13 +25,10 @@ constexpr uint32_t kWatchMask = IN_CREATE | IN_DELETE | IN_MODIFY |
                                 IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                                 IN_EXCL_UNLINK | IN_ONLYDIR;
 
-// Large enough for hundreds of records per read(2); a record is at most
-// sizeof(inotify_event) + NAME_MAX + 1 bytes.
+// Large enough for hundreds of records per read(2).
 constexpr size_t kBufferSize = 64 * 1024;
-
-// Extra read rounds after a round that scanned a new directory (see
-// ReadEvents); bounds the time spent in one call under a steady stream.
-constexpr int kMaxRounds = 8;
+// The smallest buffer read(2) accepts for any record (else EINVAL).
+constexpr size_t kMinReadSize = sizeof(inotify_event) + NAME_MAX + 1;
 
 std::string StripTrailingSlashes(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
@@ -123,7 +122,7 @@ std::string WatchEvent::ToLine() const {
     case Kind::kMoved:
       return absl::StrCat("moved ", path, " -> ", to_path);
     case Kind::kOverflow:
-      return "overflow";
+      return "overflow: events lost";
   }
   return "unknown";
 }
@@ -224,47 +223,84 @@ absl::Status InotifyWatcher::WatchTree(const std::string& dir, Origin origin,
   return first_error;
 }
 
-absl::Status InotifyWatcher::ReadAvailable(std::vector<RawEvent>* raw) {
-  for (;;) {
-    const ssize_t n = read(fd_, buffer_.data(), buffer_.size());
+absl::Status InotifyWatcher::ReadAvailable(size_t max_bytes, size_t* read_bytes,
+                                           bool* drained,
+                                           std::vector<InotifyRecord>* raw) {
+  *drained = false;
+  absl::Status first_error;
+  while (*read_bytes < max_bytes) {
+    // Never ask for more than the budget allows, but always enough for one
+    // record of any size.
+    const size_t want = std::min(
+        buffer_.size(), std::max(max_bytes - *read_bytes, kMinReadSize));
+    const ssize_t n = read(fd_, buffer_.data(), want);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *drained = true;
+        return first_error;
+      }
       return absl::ErrnoToStatus(errno, "read(inotify)");
     }
-    if (n == 0) return absl::OkStatus();
-    size_t offset = 0;
-    while (offset + sizeof(inotify_event) <= static_cast<size_t>(n)) {
-      inotify_event header;
-      std::memcpy(&header, buffer_.data() + offset, sizeof(header));
-      const char* name = buffer_.data() + offset + sizeof(header);
-      // The name is NUL-padded to `len` bytes.
-      raw->push_back({header.wd, header.mask, header.cookie,
-                      std::string(name, strnlen(name, header.len))});
-      offset += sizeof(header) + header.len;
+    if (n == 0) {
+      *drained = true;
+      return first_error;
     }
+    *read_bytes += static_cast<size_t>(n);
+    // The kernel returns whole records; a malformed one is reported and
+    // the rest of that read skipped.
+    absl::Status decoded = DecodeInotifyRecords(
+        std::string_view(buffer_.data(), static_cast<size_t>(n)), raw);
+    if (first_error.ok()) first_error = decoded;
   }
+  return first_error;
 }
 
-absl::Status InotifyWatcher::ReadEvents(std::vector<WatchEvent>* out) {
+absl::Status InotifyWatcher::ReadEvents(std::vector<WatchEvent>* out,
+                                        size_t max_bytes) {
   const size_t first = out->size();
   absl::Status first_error;
-  std::vector<RawEvent> raw;
-  // A round reads until EAGAIN and translates. A round that scanned a new
-  // directory is followed by another: an entry created between the watch and
-  // the scan has its IN_CREATE queued by the time the scan ends, so the next
-  // round meets it while scanned_ can still suppress the duplicate.
-  for (int round = 0; round < kMaxRounds; ++round) {
-    raw.clear();
-    const absl::Status read_status = ReadAvailable(&raw);
+  max_bytes = std::max<size_t>(max_bytes, 1);  // Always make progress.
+  size_t read_bytes = 0;
+  // A round reads until EAGAIN or the budget, and translates. A round that
+  // scanned a new directory is followed by another: an entry created between
+  // the watch and the scan has its IN_CREATE queued by the time the scan
+  // ends, so a later round meets it while scanned_ can still suppress the
+  // duplicate. scanned_ is kept across calls until a read finds the queue
+  // empty after the last scan, so stopping at the budget loses nothing.
+  std::vector<InotifyRecord> raw;
+  for (;;) {
+    raw = std::move(held_back_);
+    held_back_.clear();
+    bool drained = false;
+    const absl::Status read_status =
+        ReadAvailable(max_bytes, &read_bytes, &drained, &raw);
+    if (!drained && !raw.empty() && (raw.back().mask & IN_MOVED_FROM)) {
+      // Stopped at the budget right after the first half of a rename: keep
+      // it for the next call, which reads its IN_MOVED_TO.
+      bool paired = false;
+      for (const InotifyRecord& r : raw) {
+        paired = paired || ((r.mask & IN_MOVED_TO) && r.cookie != 0 &&
+                            r.cookie == raw.back().cookie);
+      }
+      if (!paired) {
+        held_back_.push_back(std::move(raw.back()));
+        raw.pop_back();
+      }
+    }
     bool scanned = false;
     const absl::Status process_status = Process(raw, first, out, &scanned);
     if (first_error.ok()) {
-      first_error = read_status.ok() ? process_status : read_status;
+      first_error = !read_status.ok() ? read_status : process_status;
     }
-    if (!read_status.ok() || !scanned) break;
+    if (drained && !scanned) {
+      scanned_.clear();  // Nothing queued can duplicate a scan any more.
+      break;
+    }
+    // Budget spent, or read(2) failed: the descriptor stays readable and
+    // the next call goes on.
+    if (!drained || read_bytes >= max_bytes) break;
   }
-  scanned_.clear();
   return first_error;
 }
 
@@ -277,7 +313,7 @@ void InotifyWatcher::Emit(WatchEvent event, size_t first,
   out->push_back(std::move(event));
 }
 
-absl::Status InotifyWatcher::Process(const std::vector<RawEvent>& raw,
+absl::Status InotifyWatcher::Process(const std::vector<InotifyRecord>& raw,
                                      size_t first, std::vector<WatchEvent>* out,
                                      bool* scanned) {
   using Kind = WatchEvent::Kind;
@@ -293,7 +329,7 @@ absl::Status InotifyWatcher::Process(const std::vector<RawEvent>& raw,
 
   for (size_t i = 0; i < raw.size(); ++i) {
     if (consumed[i]) continue;
-    const RawEvent& e = raw[i];
+    const InotifyRecord& e = raw[i];
     if (e.mask & IN_Q_OVERFLOW) {
       Emit({Kind::kOverflow, std::string(), std::string(), false}, first, out);
       Rescan();
@@ -346,7 +382,7 @@ absl::Status InotifyWatcher::Process(const std::vector<RawEvent>& raw,
       scanned_.erase(path);
       auto to = moved_to.find(e.cookie);
       if (to != moved_to.end() && to->second > i && !consumed[to->second]) {
-        const RawEvent& t = raw[to->second];
+        const InotifyRecord& t = raw[to->second];
         auto to_dir = paths_.find(t.wd);
         if (to_dir != paths_.end()) {
           consumed[to->second] = true;

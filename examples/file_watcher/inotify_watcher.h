@@ -1,12 +1,13 @@
 // InotifyWatcher: recursive directory watching with Linux inotify, translated
 // into one-line events: `created <path>`, `modified <path>`, `deleted <path>`,
-// `moved <from> -> <to>` and `overflow`.
+// `moved <from> -> <to>` and `overflow: events lost`.
 //
 // This is the transport-independent core of the file_watcher example. It owns
 // an inotify instance, keeps a watch on every directory of the trees it was
 // asked to watch (including directories created or moved in later) and turns
-// raw inotify records into WatchEvents. It never blocks: the caller waits for
-// fd() to become readable (the event loop does that) and calls ReadEvents().
+// raw inotify records (decoded by inotify_decoder.h) into WatchEvents. It
+// never blocks: the caller waits for fd() to become readable (the event loop
+// does that) and calls ReadEvents(), which reads a bounded amount per call.
 //
 // Thread-safety: thread-compatible, not thread-safe. Calls must come from one
 // thread at a time; the event loop guarantees that by running one handler at a
@@ -30,6 +31,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "examples/file_watcher/inotify_decoder.h"
 
 namespace mill {
 
@@ -53,7 +55,8 @@ struct WatchEvent {
   bool is_dir = false;  // The entry is a directory (informational only).
 
   // The printed form, without a newline: "created <path>", "modified <path>",
-  // "deleted <path>", "moved <path> -> <to_path>" or "overflow". Paths are
+  // "deleted <path>", "moved <path> -> <to_path>" or "overflow: events
+  // lost". Paths are
   // printed verbatim (no quoting), so a name containing a newline or " -> "
   // makes the line ambiguous; the example accepts that.
   std::string ToLine() const;
@@ -78,7 +81,8 @@ struct WatchEvent {
 //   if (!watcher.ok()) return watcher.status();
 //   absl::Status s = (*watcher)->AddRecursive("src");
 //   if (!s.ok()) return s;
-//   // Whenever (*watcher)->fd() is readable:
+//   // Whenever (*watcher)->fd() is readable (level-triggered: if the budget
+//   // left records queued, it is still readable):
 //   std::vector<WatchEvent> events;
 //   s = (*watcher)->ReadEvents(&events);  // events are valid even if !s.ok()
 //   for (const WatchEvent& e : events) std::cout << e.ToLine() << std::endl;
@@ -89,9 +93,9 @@ struct WatchEvent {
 //   before children, names sorted): this closes the race between mkdir and the
 //   watch being added (`mkdir -p a/b/c && touch a/b/c/f` reports all four).
 //   An entry that the scan reports and that also has a queued IN_CREATE is
-//   reported once: the scan's record suppresses the matching IN_CREATE for the
-//   rest of the ReadEvents() call, which keeps reading until no event races
-//   with a scan (bounded; past the bound a duplicate `created` is possible).
+//   reported once: the scan's record suppresses the matching IN_CREATE until
+//   the queue has been read empty after the scan (over as many ReadEvents()
+//   calls as that takes).
 // - IN_MODIFY -> modified, for every write the kernel reports; consecutive
 //   identical modified events within one ReadEvents() call collapse into one
 //   (the kernel merges identical unread events too), so a burst of writes
@@ -109,12 +113,15 @@ struct WatchEvent {
 //   moved-out directory stops being watched. An unpaired IN_MOVED_TO (moved
 //   in) -> created; a moved-in directory is treated like a created one
 //   (watched, its content reported as created).
-//   The kernel queues both halves of a rename within one rename(2), but a read
-//   can in principle land between them; such a move is reported as deleted +
-//   created, which still describes the final state.
+//   The kernel queues both halves of a rename within one rename(2), and an
+//   IN_MOVED_FROM that ends a call's reading budget is held for the next
+//   call; only a read that lands between the halves while the second is not
+//   yet queued gives deleted + created, which still describes the final
+//   state.
 // - IN_DELETE_SELF on a root -> `deleted <root>` and the root is forgotten;
 //   IN_IGNORED forgets a watch (directory gone, unmounted or moved out).
-// - IN_Q_OVERFLOW -> kOverflow (`overflow`): events were lost. The watcher
+// - IN_Q_OVERFLOW -> kOverflow (`overflow: events lost`): the kernel queue
+//   (fs.inotify.max_queued_events) filled up and dropped events. The watcher
 //   rescans its roots, watching directories that appeared and dropping those
 //   that vanished, but does not synthesize the lost events: on `overflow` a
 //   consumer should resynchronize its own view. Until then events around the
@@ -159,13 +166,24 @@ class InotifyWatcher {
   // The inotify descriptor: poll it for readability, then call ReadEvents().
   int fd() const { return fd_; }
 
-  // Reads every queued inotify record (until EAGAIN; never blocks) and appends
-  // the translated events to `out`, in the order they happened. Returns OK
-  // when nothing is queued. A directory discovered while reading that cannot
-  // be watched (e.g. ResourceExhausted) does not stop the batch: all events
+  // Default for ReadEvents' budget, the event loop's default read budget.
+  static constexpr size_t kDefaultReadBudget = 64 * 1024;
+
+  // Reads queued inotify records until EAGAIN or until about `max_bytes`
+  // of them were read (never blocks; at least one record if any is queued,
+  // and never more than max_bytes plus one record's size), and appends the
+  // translated events to `out`, in the order they happened. Records left
+  // queued keep fd() readable, so a level-triggered poller reports it again
+  // and the next call continues where this one stopped: a burst of events
+  // is read over several calls, none lost, and other sources get their turn
+  // in between (guarantee 7 of reactor/event_loop.h). Returns OK when
+  // nothing is queued. A directory discovered while reading that cannot be
+  // watched (e.g. ResourceExhausted) does not stop the batch: all events
   // are still appended and the first such error is returned afterwards. A
-  // failing read(2) returns its errno status.
-  absl::Status ReadEvents(std::vector<WatchEvent>* out);
+  // failing read(2) returns its errno status; a malformed record (which the
+  // kernel never produces) DataLoss, after the events before it.
+  absl::Status ReadEvents(std::vector<WatchEvent>* out,
+                          size_t max_bytes = kDefaultReadBudget);
 
   // Number of directories currently watched.
   size_t watch_count() const { return paths_.size(); }
@@ -175,13 +193,6 @@ class InotifyWatcher {
   std::vector<std::string> WatchedPaths() const;
 
  private:
-  struct RawEvent {
-    int wd;
-    uint32_t mask;
-    uint32_t cookie;
-    std::string name;
-  };
-
   explicit InotifyWatcher(int fd);
 
   // How a directory reached WatchTree.
@@ -197,10 +208,12 @@ class InotifyWatcher {
   absl::Status WatchTree(const std::string& dir, Origin origin,
                          std::vector<WatchEvent>* emit,
                          absl::flat_hash_set<int>* seen, bool* top_watched);
-  // Reads records until EAGAIN.
-  absl::Status ReadAvailable(std::vector<RawEvent>* raw);
+  // Reads and decodes records into `raw` until EAGAIN (*drained) or until
+  // *read_bytes (the call's running total) reaches max_bytes.
+  absl::Status ReadAvailable(size_t max_bytes, size_t* read_bytes,
+                             bool* drained, std::vector<InotifyRecord>* raw);
   // Translates one round of records; sets *scanned if a directory was scanned.
-  absl::Status Process(const std::vector<RawEvent>& raw, size_t first,
+  absl::Status Process(const std::vector<InotifyRecord>& raw, size_t first,
                        std::vector<WatchEvent>* out, bool* scanned);
   void Emit(WatchEvent event, size_t first, std::vector<WatchEvent>* out);
   void RenameSubtree(const std::string& from, const std::string& to);
@@ -212,9 +225,12 @@ class InotifyWatcher {
   absl::flat_hash_map<int, std::string> paths_;
   // Roots as given (trailing slashes removed), for overflow rescans.
   std::vector<std::string> roots_;
-  // Entries reported as created by a directory scan during the current
-  // ReadEvents() call; a queued IN_CREATE/IN_MOVED_TO for one is a duplicate.
+  // Entries reported as created by a directory scan since the queue was
+  // last read empty; a queued IN_CREATE/IN_MOVED_TO for one is a duplicate.
   absl::flat_hash_set<std::string> scanned_;
+  // An IN_MOVED_FROM read last, when the budget stopped the call before its
+  // IN_MOVED_TO: processed with the next call's records.
+  std::vector<InotifyRecord> held_back_;
   std::vector<char> buffer_;
 };
 

@@ -104,7 +104,7 @@ class InotifyWatcherTest : public ::testing::Test {
   // Reads events once (the fd must be readable) and appends their lines.
   void ReadInto(std::vector<std::string>* lines) {
     std::vector<WatchEvent> events;
-    absl::Status status = watcher_->ReadEvents(&events);
+    absl::Status status = watcher_->ReadEvents(&events, budget_);
     EXPECT_TRUE(status.ok()) << status;
     for (const WatchEvent& e : events) lines->push_back(e.ToLine());
   }
@@ -136,11 +136,21 @@ class InotifyWatcherTest : public ::testing::Test {
     });
   }
 
+  // The concurrent-creates scenario (see the tests that call it).
+  void ConcurrentCreatesInNewDirectories();
+
   std::string top_;
   std::string root_;
   std::string outside_;
   std::unique_ptr<InotifyWatcher> watcher_;
+  size_t budget_ = InotifyWatcher::kDefaultReadBudget;  // Per ReadEvents.
 };
+
+// True if `fd` is readable right now.
+bool Readable(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  return poll(&pfd, 1, 0) > 0;
+}
 
 // --- WatchEvent ---
 
@@ -153,7 +163,8 @@ TEST(WatchEventTest, ToLineFormats) {
             "deleted /abs/x y");
   EXPECT_EQ((WatchEvent{Kind::kMoved, "d/a", "e/b", false}).ToLine(),
             "moved d/a -> e/b");
-  EXPECT_EQ((WatchEvent{Kind::kOverflow, "", "", false}).ToLine(), "overflow");
+  EXPECT_EQ((WatchEvent{Kind::kOverflow, "", "", false}).ToLine(),
+            "overflow: events lost");
   // is_dir is informational and does not change the line.
   EXPECT_EQ((WatchEvent{Kind::kCreated, "d/sub", "", true}).ToLine(),
             "created d/sub");
@@ -673,6 +684,17 @@ TEST_F(InotifyWatcherTest, WatchLimitIsResourceExhausted) {
 // --- Concurrency with the writer (the scan/event race) ---
 
 TEST_F(InotifyWatcherTest, ConcurrentCreatesInNewDirectoriesAreReportedOnce) {
+  ConcurrentCreatesInNewDirectories();
+}
+
+// The same with a budget that stops every call after one read(2): the
+// suppression of duplicates must survive the calls in between.
+TEST_F(InotifyWatcherTest, ConcurrentCreatesAreReportedOnceWithATinyBudget) {
+  budget_ = 1;
+  ConcurrentCreatesInNewDirectories();
+}
+
+void InotifyWatcherTest::ConcurrentCreatesInNewDirectories() {
   WatchRoot();
   constexpr int kDirs = 20;
   constexpr int kFiles = 5;
@@ -712,6 +734,58 @@ TEST_F(InotifyWatcherTest, ConcurrentCreatesInNewDirectoriesAreReportedOnce) {
   EXPECT_EQ(watcher_->watch_count(), static_cast<size_t>(kDirs + 1));
 }
 
+// --- Bounded reading ---
+
+TEST_F(InotifyWatcherTest, ReadEventsStopsAtItsBudgetAndLosesNothing) {
+  WatchRoot();
+  constexpr int kFiles = 500;
+  std::vector<std::string> expected;
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string name = absl::StrCat("file_", 1000 + i);
+    Touch(R(name));
+    expected.push_back("created " + R(name));
+  }
+  // Each record is 32 bytes (16 of header, "file_NNNN" padded to 16), so
+  // all of them are 16,000 bytes; a 1,024-byte budget reads a few dozen.
+  std::vector<WatchEvent> events;
+  ASSERT_TRUE(watcher_->ReadEvents(&events, 1024).ok());
+  EXPECT_GE(events.size(), 1u);
+  EXPECT_LE(events.size(), 50u);
+  EXPECT_TRUE(Readable(watcher_->fd()));  // The rest is still queued...
+  int calls = 1;
+  while (Readable(watcher_->fd())) {
+    ASSERT_TRUE(watcher_->ReadEvents(&events, 1024).ok());
+    ++calls;
+  }
+  std::vector<std::string> lines;
+  for (const WatchEvent& e : events) lines.push_back(e.ToLine());
+  EXPECT_EQ(lines, expected);  // ...and comes in later calls, in order.
+  EXPECT_GE(calls, 16);
+}
+
+TEST_F(InotifyWatcherTest, RenameSplitByTheBudgetIsStillOneMove) {
+  // IN_MOVED_FROM "a" is 32 bytes and IN_MOVED_TO "b...b" (20 letters) 48,
+  // so a pair is 80 bytes and the smallest read(2) the watcher makes (272
+  // bytes) ends right after an IN_MOVED_FROM: 3 pairs and a half.
+  const std::string a = R("a");
+  const std::string b = R(std::string(20, 'b'));
+  Touch(a);
+  WatchRoot();
+  constexpr int kRenames = 40;
+  std::vector<std::string> expected;
+  for (int i = 0; i < kRenames; ++i) {
+    if (i % 2 == 0) {
+      Rename(a, b);
+      expected.push_back("moved " + a + " -> " + b);
+    } else {
+      Rename(b, a);
+      expected.push_back("moved " + b + " -> " + a);
+    }
+  }
+  budget_ = 1;
+  EXPECT_EQ(Collect(kRenames), expected);
+}
+
 // --- Queue overflow ---
 
 TEST_F(InotifyWatcherTest, OverflowIsReportedAndTheTreeRescanned) {
@@ -739,11 +813,11 @@ TEST_F(InotifyWatcherTest, OverflowIsReportedAndTheTreeRescanned) {
   MkDir(R("late"));
   std::vector<std::string> lines =
       CollectUntil([](const std::vector<std::string>& lines) {
-        return !lines.empty() && lines.back() == "overflow";
+        return !lines.empty() && lines.back() == "overflow: events lost";
       });
   ASSERT_FALSE(lines.empty());
-  EXPECT_EQ(lines.back(), "overflow");
-  EXPECT_EQ(std::count(lines.begin(), lines.end(), "overflow"), 1);
+  EXPECT_EQ(lines.back(), "overflow: events lost");
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "overflow: events lost"), 1);
   // All but the renames cut by the overflow are reported as moves.
   EXPECT_GE(lines.size(), static_cast<size_t>(max_queued / 2 - 1));
   EXPECT_EQ(lines.front(), "moved " + R("f") + " -> " + R("g"));

@@ -3,6 +3,11 @@
 #include <optional>
 
 namespace mill::jsonrpc {
+namespace {
+
+constexpr size_t kMaxRetainedFrames = 64;
+
+}  // namespace
 
 JsonRpcConnection::JsonRpcConnection(const JsonRpcService* service,
                                      size_t max_line_bytes)
@@ -22,6 +27,10 @@ void JsonRpcConnection::Feed(std::string_view bytes, std::string* output) {
     output->push_back('\n');
   }
   frames_.clear();
+  // A feed of many short lines must not pin a large frame array.
+  if (frames_.capacity() > kMaxRetainedFrames) {
+    std::vector<LineFramer::Frame>().swap(frames_);
+  }
 }
 
 }  // namespace mill::jsonrpc

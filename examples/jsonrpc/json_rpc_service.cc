@@ -203,6 +203,11 @@ std::optional<std::string> JsonRpcService::HandleMessage(
     return ErrorResponse(kInvalidRequest, "Invalid Request",
                          Json{{"max_depth", options_.max_depth}});
   }
+  if (parsed.is_array() && parsed.size() > options_.max_batch_elements) {
+    return ErrorResponse(
+        kInvalidRequest, "Invalid Request",
+        Json{{"max_batch_elements", options_.max_batch_elements}});
+  }
 
   std::vector<std::optional<std::string>> raw_ids;
   const bool any_float_id =
@@ -224,6 +229,13 @@ std::optional<std::string> JsonRpcService::HandleMessage(
   for (size_t i = 0; i < parsed.size(); ++i) {
     std::optional<std::string> response = HandleRequest(parsed[i], raw_id(i));
     if (!response.has_value()) continue;
+    // +1 for the closing ']'.
+    if (batch.size() + 1 + response->size() + 1 >
+        options_.max_batch_response_bytes) {
+      return ErrorResponse(kInvalidRequest, "Invalid Request",
+                           Json{{"max_batch_response_bytes",
+                                 options_.max_batch_response_bytes}});
+    }
     batch.push_back(batch.empty() ? '[' : ',');
     batch += *response;
   }

@@ -24,6 +24,17 @@
 //   * Standard errors carry exactly {"code", "message"} (no "data") unless
 //     stated otherwise, matching the specification's examples.
 //   * Batch responses follow the order of the requests.
+//   * A batch is bounded so that one message cannot make a huge response
+//     (a 1 MB line "[1,1,1,...]" would otherwise be answered with 40 MB of
+//     errors). A batch of more than Options::max_batch_elements elements is
+//     refused as a whole, before any element runs, with one -32600 Invalid
+//     Request (id null, "data" {"max_batch_elements": N}). A batch whose
+//     response would exceed Options::max_batch_response_bytes is answered
+//     with one -32600 Invalid Request (id null, "data"
+//     {"max_batch_response_bytes": N}) instead. Its elements run in order
+//     until one's response takes the total past the bound: the effects of
+//     those that ran, that one included (a "set", say), remain; the elements
+//     after it do not run.
 //
 // Thread-safety: RegisterMethod is not thread-safe and must finish before the
 // service is shared. After that, HandleMessage is const and may be called from
@@ -90,6 +101,10 @@ class JsonRpcService {
   struct Options {
     // Deepest array/object nesting accepted in a message.
     size_t max_depth = 128;
+    // Most elements in a batch (requests and notifications alike).
+    size_t max_batch_elements = 1000;
+    // Longest batch response (the whole JSON array, in bytes).
+    size_t max_batch_response_bytes = size_t{1} << 20;  // 1 MiB
   };
 
   JsonRpcService() : JsonRpcService(Options{}) {}
@@ -104,6 +119,8 @@ class JsonRpcService {
   absl::Status RegisterMethod(std::string name, Method method);
 
   bool HasMethod(std::string_view name) const;
+
+  const Options& options() const { return options_; }
 
   // Handles one complete message. Returns the response message (without a
   // trailing newline), or nullopt when nothing must be sent: a notification,

@@ -4,6 +4,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "examples/jsonrpc/key_value_store.h"
 #include "examples/jsonrpc/standard_methods.h"
@@ -398,6 +399,110 @@ TEST(JsonRpcServiceLimitsTest, OversizedMessageResponse) {
       Json::parse(JsonRpcService::OversizedMessageResponse(1024)),
       Json::parse(
           R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"max_line_bytes":1024}},"id":null})"));
+}
+
+// "[1,1,...]" with `n` elements.
+std::string BatchOfOnes(size_t n) {
+  std::string batch = "[";
+  for (size_t i = 0; i < n; ++i) batch += i == 0 ? "1" : ",1";
+  return batch + "]";
+}
+
+TEST(JsonRpcServiceLimitsTest, DefaultBatchBounds) {
+  JsonRpcService::Options options;
+  EXPECT_EQ(options.max_batch_elements, 1000u);
+  EXPECT_EQ(options.max_batch_response_bytes, size_t{1} << 20);
+}
+
+TEST(JsonRpcServiceLimitsTest, BatchOverTheElementBoundIsOneInvalidRequest) {
+  JsonRpcService service;  // Defaults: 1,000 elements.
+  // At the bound: one error per element.
+  std::optional<std::string> at_bound =
+      service.HandleMessage(BatchOfOnes(1000));
+  ASSERT_TRUE(at_bound.has_value());
+  EXPECT_EQ(Json::parse(*at_bound).size(), 1000u);
+  // Past it: one error object, not a 1,001-element array.
+  std::optional<std::string> over = service.HandleMessage(BatchOfOnes(1001));
+  ASSERT_TRUE(over.has_value());
+  EXPECT_EQ(
+      Json::parse(*over),
+      Json::parse(
+          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"max_batch_elements":1000}},"id":null})"));
+  // The issue's case: a 1 MB line of ones is answered in ~100 bytes, not
+  // 40 MB.
+  std::optional<std::string> huge = service.HandleMessage(BatchOfOnes(500000));
+  ASSERT_TRUE(huge.has_value());
+  EXPECT_LT(huge->size(), 200u);
+  EXPECT_EQ(Json::parse(*huge)["error"]["code"], kInvalidRequest);
+}
+
+TEST(JsonRpcServiceLimitsTest, BatchOverTheElementBoundRunsNothing) {
+  JsonRpcService::Options options;
+  options.max_batch_elements = 2;
+  JsonRpcService service(options);
+  int calls = 0;
+  ASSERT_TRUE(
+      service.RegisterMethod("count", [&calls](const Json&) { return ++calls; })
+          .ok());
+  const std::string call = R"({"jsonrpc":"2.0","method":"count","id":1})";
+  const std::string note = R"({"jsonrpc":"2.0","method":"count"})";
+  EXPECT_FALSE(service.HandleMessage("[" + note + "," + note + "]"));
+  EXPECT_EQ(calls, 2);
+  std::optional<std::string> refused =
+      service.HandleMessage("[" + call + "," + note + "," + call + "]");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(Json::parse(*refused)["error"]["data"],
+            Json::parse(R"({"max_batch_elements":2})"));
+  EXPECT_EQ(calls, 2);  // No element ran.
+}
+
+TEST(JsonRpcServiceLimitsTest,
+     BatchResponseOverTheByteBoundIsOneInvalidRequest) {
+  JsonRpcService::Options options;
+  options.max_batch_response_bytes = 200;
+  JsonRpcService service(options);
+  std::vector<std::string> ran;
+  ASSERT_TRUE(service
+                  .RegisterMethod("text",
+                                  [&ran](const Json& params) {
+                                    ran.push_back(params[0]);
+                                    return Json(std::string(
+                                        params[1].get<size_t>(), 'x'));
+                                  })
+                  .ok());
+  auto call = [](const std::string& tag, size_t length, int id) {
+    return R"({"jsonrpc":"2.0","method":"text","params":[")" + tag + "\"," +
+           std::to_string(length) + R"(],"id":)" + std::to_string(id) + "}";
+  };
+  // Each response is {"jsonrpc":"2.0","result":"x...","id":N}: 36 bytes plus
+  // the string. Two of 60 make 2 * 96 + 3 = 195 bytes: allowed.
+  std::optional<std::string> fits = service.HandleMessage(
+      "[" + call("a", 60, 1) + "," + call("b", 60, 2) + "]");
+  ASSERT_TRUE(fits.has_value());
+  EXPECT_EQ(fits->size(), 195u);
+  EXPECT_EQ(Json::parse(*fits).size(), 2u);
+  // Three are over the bound: one error. The element whose response
+  // crossed it ran; the ones after it do not.
+  ran.clear();
+  std::optional<std::string> over = service.HandleMessage(
+      "[" + call("a", 60, 1) + "," + call("b", 60, 2) + "," + call("c", 60, 3) +
+      "," + call("d", 1, 4) + "]");
+  ASSERT_TRUE(over.has_value());
+  EXPECT_EQ(
+      Json::parse(*over),
+      Json::parse(
+          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"max_batch_response_bytes":200}},"id":null})"));
+  EXPECT_EQ(ran, (std::vector<std::string>{"a", "b", "c"}));
+  // Exactly at the bound is allowed: 96 + 101 + 3 = 200.
+  std::optional<std::string> exact = service.HandleMessage(
+      "[" + call("a", 60, 1) + "," + call("b", 65, 2) + "]");
+  ASSERT_TRUE(exact.has_value());
+  EXPECT_EQ(exact->size(), 200u);
+  EXPECT_TRUE(Json::parse(*exact).is_array());
+  // A single request is not a batch: not bound by it.
+  std::optional<std::string> single = service.HandleMessage(call("d", 500, 4));
+  ASSERT_TRUE(single.has_value());
+  EXPECT_EQ(Json::parse(*single)["result"], std::string(500, 'x'));
 }
 
 }  // namespace

@@ -57,6 +57,27 @@ ABSL_FLAG(int64_t, max_line_bytes,
           "longer lines get an Invalid Request error");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
           "close connections without traffic for this long (0: never)");
+ABSL_FLAG(int64_t, max_batch_elements,
+          static_cast<int64_t>(
+              mill::jsonrpc::JsonRpcService::Options().max_batch_elements),
+          "most elements in a batch; a larger batch gets one Invalid "
+          "Request error");
+ABSL_FLAG(int64_t, max_batch_response_bytes,
+          static_cast<int64_t>(mill::jsonrpc::JsonRpcService::Options()
+                                   .max_batch_response_bytes),
+          "longest batch response (bytes); a batch whose response would be "
+          "longer gets one Invalid Request error instead");
+ABSL_FLAG(
+    int64_t, max_keys,
+    static_cast<int64_t>(mill::jsonrpc::KeyValueStore::Options().max_keys),
+    "most keys in the key-value store; \"set\" of a new key beyond "
+    "it fails with error 507 (Store full)");
+ABSL_FLAG(
+    int64_t, max_store_bytes,
+    static_cast<int64_t>(mill::jsonrpc::KeyValueStore::Options().max_bytes),
+    "most bytes in the key-value store (its estimate of the heap its "
+    "keys and values take); "
+    "\"set\" beyond it fails with error 507 (Store full)");
 
 namespace {
 
@@ -147,10 +168,33 @@ int main(int argc, char** argv) {
                              max_line_bytes));
   }
 
+  const std::pair<const char*, int64_t> bounds[] = {
+      {"max_batch_elements", absl::GetFlag(FLAGS_max_batch_elements)},
+      {"max_batch_response_bytes",
+       absl::GetFlag(FLAGS_max_batch_response_bytes)},
+      {"max_keys", absl::GetFlag(FLAGS_max_keys)},
+      {"max_store_bytes", absl::GetFlag(FLAGS_max_store_bytes)},
+  };
+  for (const auto& [name, value] : bounds) {
+    if (value < 1) {
+      return Fail(kProgram,
+                  absl::StrCat("--", name, " must be at least 1, got ", value));
+    }
+  }
+  mill::jsonrpc::KeyValueStore::Options store_options;
+  store_options.max_keys = static_cast<size_t>(absl::GetFlag(FLAGS_max_keys));
+  store_options.max_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_store_bytes));
+  mill::jsonrpc::JsonRpcService::Options service_options;
+  service_options.max_batch_elements =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_batch_elements));
+  service_options.max_batch_response_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_batch_response_bytes));
+
   // Shared by every connection; both outlive the server (declared first,
   // destroyed last).
-  mill::jsonrpc::KeyValueStore store;
-  mill::jsonrpc::JsonRpcService service;
+  mill::jsonrpc::KeyValueStore store(store_options);
+  mill::jsonrpc::JsonRpcService service(service_options);
   absl::Status status =
       mill::jsonrpc::RegisterStandardMethods(&service, &store);
   if (!status.ok()) return Fail(kProgram, status.ToString());

@@ -617,6 +617,159 @@ TEST_P(JsonRpcServerSignalTest, ExitsZeroWithOpenConnections) {
   for (LineClient& c : clients) EXPECT_TRUE(c.WaitEof(absl::Seconds(5)));
 }
 
+// ---------------------------------------------------------------------------
+// Bounds: batches and the key-value store, in both dispatch modes.
+
+class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // Starts a server in this test's mode with `flags`, and connects to it.
+  void Start(std::vector<std::string> flags) {
+    flags.push_back("--mode=" + GetParam());
+    flags.push_back("--workers=2");
+    server_ = StartServer(flags);
+    ASSERT_NE(server_.port, 0);
+    absl::StatusOr<LineClient> c = LineClient::Connect(server_.port);
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_.emplace(std::move(*c));
+  }
+  void TearDown() override {
+    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
+  }
+  // The connection still works.
+  void ExpectStillServing(int id) {
+    EXPECT_EQ(client_->Call(absl::StrCat(
+                  R"({"jsonrpc":"2.0","method":"ping","id":)", id, "}")),
+              Json::parse(absl::StrCat(
+                  R"({"jsonrpc":"2.0","result":"pong","id":)", id, "}")));
+  }
+
+  Server server_;
+  std::optional<LineClient> client_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerBoundsTest,
+                         ::testing::Values("pool", "direct"),
+                         [](const auto& info) { return info.param; });
+
+// "[1,1,...]" with `n` elements.
+std::string BatchOfOnes(size_t n) {
+  std::string batch = "[";
+  for (size_t i = 0; i < n; ++i) batch += i == 0 ? "1" : ",1";
+  return batch + "]";
+}
+
+// The issue's case: one 1 MB line of "[1,1,1,...]" (500,000 invalid
+// requests) was answered with 40 MB of errors. Now one small error.
+TEST_P(JsonRpcServerBoundsTest, HugeBatchGetsOneInvalidRequestError) {
+  Start({});  // Default bounds: 1,000 elements, 1 MiB lines.
+  const std::string huge = BatchOfOnes(500000);
+  ASSERT_LT(huge.size(), size_t{1} << 20);
+  ASSERT_TRUE(client_->SendLine(huge));
+  std::optional<std::string> reply = client_->ReadLine();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_LT(reply->size(), 200u);
+  EXPECT_EQ(
+      Json::parse(*reply),
+      Json::parse(
+          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"max_batch_elements":1000}},"id":null})"));
+  // At the bound a batch is still served element by element.
+  const Json at_bound = client_->Call(BatchOfOnes(1000));
+  ASSERT_TRUE(at_bound.is_array());
+  EXPECT_EQ(at_bound.size(), 1000u);
+  ExpectStillServing(1);
+  EXPECT_TRUE(client_->buffered().empty()) << client_->buffered().size();
+}
+
+TEST_P(JsonRpcServerBoundsTest, BatchWithTooLargeAResponseGetsOneError) {
+  Start({});  // Default bounds: 1 MiB batch responses.
+  // A 600,000-byte value: one "get" of it fits in a response, two do not.
+  const std::string value(600000, 'v');
+  EXPECT_EQ(client_->Call(absl::StrCat(
+                R"({"jsonrpc":"2.0","method":"set","params":["v",")", value,
+                R"("],"id":1})"))["result"],
+            true);
+  const Json one = client_->Call(
+      R"([{"jsonrpc":"2.0","method":"get","params":["v"],"id":2}])");
+  ASSERT_TRUE(one.is_array());
+  EXPECT_EQ(one.at(0)["result"], value);
+  ASSERT_TRUE(client_->SendLine(
+      R"([{"jsonrpc":"2.0","method":"get","params":["v"],"id":3},)"
+      R"({"jsonrpc":"2.0","method":"get","params":["v"],"id":4}])"));
+  std::optional<std::string> reply = client_->ReadLine();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_LT(reply->size(), 200u);
+  EXPECT_EQ(
+      Json::parse(*reply),
+      Json::parse(
+          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request","data":{"max_batch_response_bytes":1048576}},"id":null})"));
+  ExpectStillServing(5);
+}
+
+TEST_P(JsonRpcServerBoundsTest, BatchBoundFlags) {
+  Start({"--max_batch_elements=3", "--max_batch_response_bytes=150"});
+  const std::string ping = R"({"jsonrpc":"2.0","method":"ping","id":7})";
+  // Two pongs are 2 * 40 + 3 = 83 bytes: served.
+  EXPECT_EQ(client_->Call(absl::StrCat("[", ping, ",", ping, "]")).size(), 2u);
+  // Four elements: over the element bound.
+  EXPECT_EQ(client_->Call(absl::StrCat("[", ping, ",", ping, ",", ping, ",",
+                                       ping, "]"))["error"]["data"],
+            Json::parse(R"({"max_batch_elements":3})"));
+  // Three echoes of 20 letters fit the element bound, but their response
+  // (3 * 58 + 4 = 178 bytes) does not fit 150.
+  const std::string echo =
+      R"({"jsonrpc":"2.0","method":"echo","params":["abcdefghijklmnopqrst"],"id":8})";
+  EXPECT_EQ(client_->Call(absl::StrCat("[", echo, ",", echo, ",", echo,
+                                       "]"))["error"]["data"],
+            Json::parse(R"({"max_batch_response_bytes":150})"));
+  ExpectStillServing(9);
+}
+
+TEST_P(JsonRpcServerBoundsTest, FullStoreAnswersStoreFullAndKeepsServing) {
+  Start({"--max_keys=3", "--max_store_bytes=400"});
+  auto set = [this](const std::string& key, const std::string& value, int id) {
+    return client_->Call(absl::StrCat(R"({"jsonrpc":"2.0","method":"set",)",
+                                      R"("params":[")", key, R"(",)", value,
+                                      R"(],"id":)", id, "}"));
+  };
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(set(absl::StrCat("k", i), "1", i)["result"], true) << i;
+  }
+  // A fourth key: over --max_keys.
+  const Json full = set("k4", "1", 4);
+  EXPECT_EQ(full["id"], 4);
+  EXPECT_EQ(full["error"]["code"], 507);
+  EXPECT_EQ(full["error"]["message"], "Store full");
+  EXPECT_EQ(full["error"]["data"]["max_keys"], 3);
+  EXPECT_EQ(full["error"]["data"]["max_bytes"], 400);
+  // Growing a value past --max_store_bytes: 3 * 98 bytes are used, and k1
+  // would take 96 + 2 + 32 + 120 instead of 98.
+  const Json too_big =
+      set("k1", absl::StrCat("\"", std::string(120, 'x'), "\""), 5);
+  EXPECT_EQ(too_big["error"]["code"], 507);
+  EXPECT_NE(
+      too_big["error"]["data"]["detail"].get<std::string>().find("max_bytes"),
+      std::string::npos)
+      << too_big;
+  // Nothing changed, and every other method still works; another connection
+  // sees the same store.
+  absl::StatusOr<LineClient> other = LineClient::Connect(server_.port);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(
+      other->Call(R"({"jsonrpc":"2.0","method":"list","id":6})")["result"],
+      Json::parse(R"(["k1","k2","k3"])"));
+  EXPECT_EQ(
+      other->Call(R"({"jsonrpc":"2.0","method":"get","params":["k1"],"id":7})")
+          ["result"],
+      1);
+  // Deleting makes room again.
+  EXPECT_EQ(other->Call(
+                R"({"jsonrpc":"2.0","method":"delete","params":["k2"],"id":8})")
+                ["result"],
+            true);
+  EXPECT_EQ(set("k4", "1", 9)["result"], true);
+  ExpectStillServing(10);
+}
+
 TEST(JsonRpcServerIdleTest, IdleTimeoutClosesQuietConnections) {
   Server server = StartServer({"--idle_timeout=500ms"});
   ASSERT_NE(server.port, 0);
@@ -630,10 +783,20 @@ TEST(JsonRpcServerIdleTest, IdleTimeoutClosesQuietConnections) {
 
 TEST(JsonRpcServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--mode=bogus"},       {"--port=70000"},         {"--port=abc"},
-      {"--workers=0"},        {"--max_line_bytes=0"},   {"--max_line_bytes=-5"},
-      {"--idle_timeout=-1s"}, {"--max_connections=-1"}, {"--no_such_flag"},
+      {"--mode=bogus"},
+      {"--port=70000"},
+      {"--port=abc"},
+      {"--workers=0"},
+      {"--max_line_bytes=0"},
+      {"--max_line_bytes=-5"},
+      {"--idle_timeout=-1s"},
+      {"--max_connections=-1"},
+      {"--no_such_flag"},
       {"extra_argument"},
+      {"--max_batch_elements=0"},
+      {"--max_batch_response_bytes=-1"},
+      {"--max_keys=0"},
+      {"--max_store_bytes=0"},
   };
   for (const std::vector<std::string>& args : bad) {
     std::vector<std::string> argv = {

@@ -5,6 +5,11 @@
 namespace mill::jsonrpc {
 namespace {
 
+// Capacity the line buffer may keep between lines. Beyond it the buffer is
+// freed once its line is out, so one long line does not pin up to
+// max_line_bytes for the rest of the connection.
+constexpr size_t kMaxRetainedCapacity = 4096;
+
 bool IsBlank(std::string_view line) {
   return std::all_of(line.begin(), line.end(),
                      [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
@@ -34,8 +39,7 @@ void LineFramer::Feed(std::string_view bytes, std::vector<Frame>* frames) {
       if (buffer_.size() + bytes.size() > max_line_bytes_) {
         // Answer now rather than when (if ever) the '\n' arrives.
         frames->push_back(Frame{Frame::Kind::kOversized, {}});
-        buffer_.clear();
-        buffer_.shrink_to_fit();  // Do not pin up to 1 MiB per idle peer.
+        std::string().swap(buffer_);  // Do not pin up to 1 MiB per idle peer.
         discarding_ = true;
         return;
       }
@@ -51,6 +55,7 @@ void LineFramer::Feed(std::string_view bytes, std::vector<Frame>* frames) {
       EmitLine(buffer_, frames);
     }
     buffer_.clear();
+    if (buffer_.capacity() > kMaxRetainedCapacity) std::string().swap(buffer_);
     bytes.remove_prefix(newline + 1);
   }
 }

@@ -12,7 +12,9 @@
 //     '\r') yields one kOversized frame as soon as the limit is crossed, even
 //     before its '\n' arrives, so the peer is answered without waiting; the
 //     rest of that line is then dropped up to and including the next '\n'.
-//     At most max_line_bytes bytes are ever buffered.
+//     At most max_line_bytes bytes are ever buffered, and the buffer's
+//     memory is given back once a long line is out (a few KiB at most are
+//     kept between lines).
 // Bytes after the last '\n' stay buffered until more arrive; there is no
 // end-of-stream flush, since a partial line is not a complete message.
 //

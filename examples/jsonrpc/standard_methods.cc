@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 
 namespace mill::jsonrpc {
@@ -154,7 +155,15 @@ absl::Status RegisterStandardMethods(JsonRpcService* service,
                "expected [key, value] or {\"key\": key, \"value\": value}");
          }
          if (!key->is_string()) throw InvalidParams("key must be a string");
-         store->Set(key->get<std::string>(), *value);
+         absl::StatusOr<bool> stored =
+             store->Set(key->get<std::string>(), *value);
+         if (!stored.ok()) {
+           throw RpcError(
+               kStoreFull, "Store full",
+               Json{{"max_keys", store->options().max_keys},
+                    {"max_bytes", store->options().max_bytes},
+                    {"detail", std::string(stored.status().message())}});
+         }
          return Json(true);
        }},
       {"get",

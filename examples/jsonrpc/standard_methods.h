@@ -14,7 +14,8 @@
 //     echo      any params -> the params (null when omitted)
 //     add       [a, b] or {"a": a, "b": b} -> a + b
 //   Key-value store (see key_value_store.h):
-//     set       [key, value] or {"key": k, "value": v} -> true
+//     set       [key, value] or {"key": k, "value": v} -> true, or error
+//               kStoreFull when the store is at one of its bounds
 //     get       [key] or {"key": k} -> the value, or error kKeyNotFound
 //     delete    [key] or {"key": k} -> whether the key existed
 //     list      no params -> array of all keys, sorted
@@ -41,6 +42,13 @@ namespace mill::jsonrpc {
 // "data". Outside the ranges the specification reserves (-32768..-32000), as
 // it asks of application errors.
 inline constexpr int kKeyNotFound = 404;
+
+// Application error returned by "set" when storing the value would take the
+// store past KeyValueStore::Options::max_keys or max_bytes: message
+// "Store full", "data" {"max_keys": K, "max_bytes": B, "detail": text naming
+// the bound}. Nothing is stored; "delete" frees room. (507 echoes HTTP's
+// "Insufficient Storage".)
+inline constexpr int kStoreFull = 507;
 
 // Registers every method listed above. Fails (AlreadyExists), registering
 // nothing, if one of the names is already registered on `service`.

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -144,6 +145,47 @@ TEST_F(StandardMethodsTest, KeyValueParamErrors) {
   EXPECT_EQ(ErrorCode("delete", R"([])"), kInvalidParams);
   EXPECT_EQ(ErrorCode("list", R"(["x"])"), kInvalidParams);
   EXPECT_EQ(store_.size(), 0u);
+}
+
+TEST(StandardMethodsStoreFullTest, SetOnAFullStoreIsStoreFullAndStoresNothing) {
+  KeyValueStore::Options options;
+  options.max_keys = 2;
+  options.max_bytes = 300;
+  KeyValueStore store(options);
+  JsonRpcService service;
+  ASSERT_TRUE(RegisterStandardMethods(&service, &store).ok());
+  auto call = [&service](const std::string& params) {
+    std::optional<std::string> response = service.HandleMessage(
+        R"({"jsonrpc":"2.0","id":7,"method":"set","params":)" + params + "}");
+    EXPECT_TRUE(response.has_value());
+    return response.has_value() ? Json::parse(*response) : Json();
+  };
+  EXPECT_EQ(call(R"(["a", 1])")["result"], true);
+  EXPECT_EQ(call(R"(["b", 2])")["result"], true);
+  // A third key: max_keys.
+  Json full = call(R"(["c", 3])");
+  EXPECT_EQ(full["id"], 7);
+  EXPECT_FALSE(full.contains("result"));
+  EXPECT_EQ(full["error"]["code"], kStoreFull);
+  EXPECT_EQ(full["error"]["message"], "Store full");
+  EXPECT_EQ(full["error"]["data"]["max_keys"], 2);
+  EXPECT_EQ(full["error"]["data"]["max_bytes"], 300);
+  EXPECT_NE(full["error"]["data"]["detail"].get<std::string>().find("max_keys"),
+            std::string::npos)
+      << full;
+  // Growing a value past max_bytes.
+  Json too_big = call(R"(["a", ")" + std::string(200, 'x') + R"("])");
+  EXPECT_EQ(too_big["error"]["code"], kStoreFull);
+  EXPECT_NE(
+      too_big["error"]["data"]["detail"].get<std::string>().find("max_bytes"),
+      std::string::npos)
+      << too_big;
+  EXPECT_EQ(store.Keys(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(store.Get("a"), Json(1));
+  // Deleting makes room; the store keeps serving.
+  ASSERT_TRUE(service.HandleMessage(
+      R"({"jsonrpc":"2.0","id":8,"method":"delete","params":["b"]})"));
+  EXPECT_EQ(call(R"(["c", 3])")["result"], true);
 }
 
 }  // namespace

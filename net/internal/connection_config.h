@@ -65,9 +65,11 @@ class ConnectionOwner {
   // on_connect ran) or the error (it is closed; no on_close follows).
   virtual void OnConnectDone(const ConnectionPtr& conn,
                              const absl::Status& status) {}
-  // The socket is closed; runs just before on_close.
+  // The socket is closed; runs just before on_close. Every OnClosed is
+  // followed by one OnCloseCallbackDone once on_close returned (or threw).
   virtual void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                         const absl::Status& status) = 0;
+  virtual void OnCloseCallbackDone() = 0;
 
  private:
   const std::shared_ptr<const ConnectionConfig> config_;

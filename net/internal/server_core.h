@@ -42,6 +42,7 @@ class ServerCore final : public ConnectionOwner,
 
   void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                 const absl::Status& status) override;
+  void OnCloseCallbackDone() override;
 
   EventLoop* const loop;
   const TcpServerOptions options;
@@ -65,10 +66,11 @@ class ServerCore final : public ConnectionOwner,
   bool ShedOneWithReserve();
   void PauseAccepting();
 
-  std::condition_variable closed_cv_;   // with mu: connections shrank
-  bool stopping_ = false;               // Guarded by mu.
-  bool listener_registered_ = false;    // Guarded by mu.
-  bool listener_released_ = true;       // Guarded by mu.
+  std::condition_variable closed_cv_;  // with mu: connections shrank
+  bool stopping_ = false;              // Guarded by mu.
+  size_t closing_ = 0;                // Guarded by mu: on_close calls under way
+  bool listener_registered_ = false;  // Guarded by mu.
+  bool listener_released_ = true;     // Guarded by mu.
   Registration listener_registration_;  // Guarded by mu.
   int reserve_fd_ = -1;  // the listener handler's (or the release's)
 };

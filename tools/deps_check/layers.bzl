@@ -47,6 +47,7 @@ ROOTS = [
     "//ratelimit",
     "//reactor",
     "//net",
+    "//connpool",
     "//examples/echo:echo_server",
     "//examples/http:http_server",
     "//examples/jsonrpc:jsonrpc_server",

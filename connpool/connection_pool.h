@@ -1,0 +1,368 @@
+// ConnectionPool: a pool of outbound TCP connections on an EventLoop, keyed by
+// endpoint ("host:port", resolved and connected by a TcpClient the pool
+// owns), in the manner of libcurl's connection cache, Go's http.Transport and
+// nginx's upstream keepalive.
+//
+//   Acquire(endpoint, deadline, done)   hands out an idle connection of that
+//       endpoint (most recently used first), or opens a new one within the
+//       limits, or queues the request (bounded queue, FIFO per endpoint).
+//   Release(lease, reusable)            returns the connection to the idle
+//       set (or straight to the oldest request waiting for its endpoint), or
+//       closes it. Dropping a Lease without Release closes the connection.
+//
+// Limits: connections per endpoint, connections in total, idle connections
+// per endpoint, requests waiting. Connections that are connecting count
+// against the connection limits. When the total limit is reached and a
+// request for an endpoint without idle connections waits, the least recently
+// used idle connection of another endpoint is closed to make room.
+//
+// Expiry: an idle connection unused for idle_timeout is closed; every
+// connection gets a lifetime drawn at random in
+// [max_lifetime * (1 - lifetime_jitter), max_lifetime] (so connections opened
+// together do not all expire together) and is closed once past it: while
+// idle, or when released (never while leased). Expiry is checked when a
+// connection would be handed out and by a sweep timer on the loop.
+//
+// Liveness: while a connection is idle the pool owns its callbacks: input or
+// EOF from the peer (or its close) marks it dead and closes it. Before a
+// reused connection is handed out, it is checked once more (no unread input,
+// no EOF, and Connection::Probe(): open, and nothing waiting on the socket;
+// one recv(MSG_PEEK) system call, see check_liveness).
+// A connection that fails the check is closed ("dead on reuse", counted) and
+// the pool tries the next idle one or opens a new one, so a server closing an
+// idle keep-alive connection never fails a request that was not sent yet.
+//
+// A request that WAS sent on a reused connection the server closed at that
+// very moment fails with the connection's on_close (kPeerClosed / kReset)
+// before a response arrived. The pool cannot know whether the server
+// processed it. Retry only idempotent requests, and only once, on a fresh
+// connection: Lease::reused() tells a reused connection from a fresh one (a
+// fresh connection failing is a real error, not a stale keep-alive).
+//
+// Callbacks of a leased connection go to the lease holder (LeaseCallbacks
+// given to Acquire): on_data with the connection's input buffer,
+// on_peer_shutdown, on_high_water, on_low_water, on_close. They start after
+// the lease was handed over and none starts after Release() returns (one
+// already running when Release is called from another thread may finish
+// after it; the connection returns to the pool once it has). Released from
+// inside one of its own callbacks (say on_data, once the response is
+// complete), the connection is back in the pool when Release returns, and
+// may already have been handed to a waiting request: do not touch it after
+// Release, and consume the response before (unread input makes it not
+// reusable). The pool keeps its own bookkeeping in the connection's context
+// (Connection::SetContext): do not replace it on a pooled connection; keep
+// per-request state in the LeaseCallbacks' closures instead.
+//
+// Draining: Drain() stops handing out connections: from then on Acquire fails
+// with FailedPrecondition, queued requests fail with Unavailable, idle
+// connections are closed, leased ones stay usable and are closed when
+// released; when the last connection has closed the pool is drained (the
+// callback runs) and stays closed.
+//
+// Threading: Acquire's `done` runs exactly once:
+//   - before Acquire returns, on the calling thread, when it is answered at
+//     once: an idle connection was handed out, or the request failed
+//     (draining, queue full, deadline already passed, malformed endpoint);
+//   - otherwise where the answer came from, which is one of:
+//     the thread that released a connection for it (or, if Release came
+//     from another thread while one of that connection's callbacks was
+//     running, that callback's thread right after it), inside the
+//     connection's Dispatch exclusion (see Connection::Dispatch);
+//     where the loop runs handlers, for a connection that finished
+//     connecting (or failed to) and for a deadline that passed;
+//     the thread calling Drain(), CancelAcquire() or the destructor.
+// Health-check hooks run on the thread handing out / releasing the
+// connection, excluded from that connection's callbacks (they may read
+// conn->input()). Neither `done` nor the hooks may block.
+//
+// Thread-safety: every member may be called from any thread, including from
+// inside the pool's and the connections' callbacks, except the destructor.
+//
+// Ownership: the pool borrows the EventLoop, which must outlive it; destroy
+// the pool before the loop, and not from inside its callbacks. The pool owns
+// its TcpClient and, while they are open, the connections. A Lease shares
+// ownership of its connection; leases may outlive the pool (the destructor
+// closes every connection, leased ones included: their holders get on_close
+// with CloseReason::kStopped, and Release then does nothing).
+#ifndef MILL_IO_CONNPOOL_CONNECTION_POOL_H_
+#define MILL_IO_CONNPOOL_CONNECTION_POOL_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <ostream>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "net/byte_buffer.h"
+#include "net/connection.h"
+#include "net/tcp_client.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+
+namespace connpool_internal {
+class PoolCore;
+struct Entry;
+}  // namespace connpool_internal
+
+// Why the pool closed a connection (ConnectionPoolStats::closed_by).
+enum class PoolCloseReason {
+  kIdleTimeout,    // idle longer than idle_timeout (or the connection's own
+                   // ConnectionOptions::idle_timeout fired while idle)
+  kLifetime,       // past its lifetime (max_lifetime with jitter)
+  kDeadOnReuse,    // failed the liveness check before being handed out
+  kDeadWhileIdle,  // input, EOF, reset or an error while idle
+  kHealthCheck,    // rejected by check_on_acquire or check_on_release
+  kNotReusable,    // Release(lease, false), a dropped Lease, closed by the
+                   // holder, or released with unread input
+  kError,          // closed by the peer or a socket error while leased
+  kEvicted,        // over max_idle_per_endpoint, or closed to make room for
+                   // another endpoint under max_connections
+  kDrain,          // Drain() or the pool's destruction
+};
+inline constexpr int kPoolCloseReasonCount = 9;
+
+// "idle_timeout", "lifetime", "dead_on_reuse", ...
+absl::string_view PoolCloseReasonName(PoolCloseReason reason);
+std::ostream& operator<<(std::ostream& os, PoolCloseReason reason);
+
+// The callbacks of a leased connection, like ConnectionCallbacks (minus
+// on_connect: a lease is handed over open). Every one is optional. Without
+// on_data, input stays in the buffer (reading pauses at max_input_bytes);
+// without on_peer_shutdown, the pool closes the connection on EOF (after
+// pending output), as a Connection does without one. on_close runs when the
+// connection closes while leased (not after Release).
+struct LeaseCallbacks {
+  std::function<void(const ConnectionPtr&, ByteBuffer& input)> on_data;
+  std::function<void(const ConnectionPtr&)> on_peer_shutdown;
+  std::function<void(const ConnectionPtr&, size_t pending)> on_high_water;
+  std::function<void(const ConnectionPtr&)> on_low_water;
+  std::function<void(const ConnectionPtr&, CloseReason, const absl::Status&)>
+      on_close;
+};
+
+struct ConnectionPoolOptions {
+  // The pool's TcpClient: connection options (backpressure, input bound,
+  // socket options, the connection's own idle timeout) and connect timeout.
+  TcpClientOptions client;
+
+  // Open (and connecting) connections per endpoint and in total; at least 1.
+  size_t max_connections_per_endpoint = 16;
+  size_t max_connections = 256;
+  // Idle connections kept per endpoint (0: none; every release closes).
+  size_t max_idle_per_endpoint = 8;
+  // Requests waiting for a connection, in total and per endpoint. A request
+  // that cannot be served and cannot open a connection fails at once with
+  // ResourceExhausted when either is reached (0: never wait).
+  size_t max_pending = 1024;
+  size_t max_pending_per_endpoint = std::numeric_limits<size_t>::max();
+
+  // An idle connection unused this long is closed. Zero: never.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // Lifetime of a connection (zero: unlimited), shortened at random by up to
+  // lifetime_jitter (in [0, 1]) of itself.
+  absl::Duration max_lifetime = absl::ZeroDuration();
+  double lifetime_jitter = 0.1;
+  // How often the loop looks for expired idle connections (they are also
+  // checked whenever one would be handed out). Zero: a quarter of the
+  // shorter of idle_timeout and the shortest lifetime, within [10 ms, 1 s].
+  absl::Duration sweep_interval = absl::ZeroDuration();
+
+  // Connection::Probe() before handing out a reused connection (one
+  // recv(MSG_PEEK) system call). Without it only what the loop already saw
+  // (EOF, input, close) is checked.
+  bool check_liveness = true;
+  // Optional hooks: a non-OK status rejects the connection, which is closed
+  // (kHealthCheck). check_on_acquire runs before a reused connection is
+  // handed out (the pool then tries the next one); check_on_release when a
+  // connection is released as reusable.
+  std::function<absl::Status(const ConnectionPtr&)> check_on_acquire;
+  std::function<absl::Status(const ConnectionPtr&)> check_on_release;
+
+  // Seed of the lifetime jitter (tests); 0: random.
+  uint64_t random_seed = 0;
+};
+
+// Counters, readable at any time (one consistent snapshot).
+struct ConnectionPoolStats {
+  size_t active = 0;      // leased (or being checked, handed over, released)
+  size_t idle = 0;        // in the idle set
+  size_t connecting = 0;  // connects in progress
+  size_t open = 0;        // active + idle + connecting (what the limits see)
+  size_t pending = 0;     // Acquire requests waiting
+  size_t endpoints = 0;   // endpoints with connections or requests
+
+  uint64_t created = 0;   // connections opened
+  uint64_t reused = 0;    // leases of a connection from the pool
+  uint64_t acquired = 0;  // leases handed out (created + reused ones)
+  uint64_t connect_failures = 0;
+  // Acquire requests that failed, by cause.
+  uint64_t failed_queue_full = 0;  // ResourceExhausted
+  uint64_t failed_deadline = 0;    // DeadlineExceeded
+  uint64_t failed_connect = 0;     // the connect error (Unavailable, ...)
+  uint64_t failed_closed = 0;      // FailedPrecondition / Unavailable: drain
+  uint64_t cancelled = 0;          // CancelAcquire
+
+  std::array<uint64_t, kPoolCloseReasonCount> closed_by{};
+  uint64_t closed(PoolCloseReason reason) const {
+    return closed_by[static_cast<int>(reason)];
+  }
+
+  // Time from Acquire to the lease being handed out, over every lease (an
+  // idle connection handed out at once counts as no wait).
+  absl::Duration wait_total = absl::ZeroDuration();
+  absl::Duration wait_max = absl::ZeroDuration();
+  // Histogram of the same: wait_histogram[i] counts waits below
+  // kWaitBucketLimits[i] (and not below the previous limit); the last
+  // bucket counts the rest.
+  static constexpr int kWaitBuckets = 6;
+  std::array<uint64_t, kWaitBuckets> wait_histogram{};
+};
+// Upper limits of the wait histogram's buckets but the last (100 us, 1 ms,
+// 10 ms, 100 ms, 1 s).
+absl::Duration WaitBucketLimit(int bucket);
+
+// A leased connection: move-only. Use it through connection() / ->, give it
+// back with ConnectionPool::Release. Destroying (or assigning over) a lease
+// that was not released releases it as not reusable (the connection closes,
+// kNotReusable): a lease dropped in the middle of a request leaves the
+// connection in an unknown protocol state.
+//
+//   pool->Acquire("10.0.0.7:8080", absl::Now() + absl::Seconds(1),
+//       [pool](absl::StatusOr<mill::Lease> lease) {
+//         if (!lease.ok()) { Fail(lease.status()); return; }
+//         (*lease)->Send("GET / HTTP/1.1\r\nHost: upstream\r\n\r\n");
+//         ...  // keep the lease until the response is complete
+//         pool->Release(*std::move(lease), /*reusable=*/true);
+//       },
+//       callbacks);
+class Lease {
+ public:
+  Lease() = default;
+  Lease(Lease&& other) noexcept = default;
+  Lease& operator=(Lease&& other) noexcept;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease();
+
+  // False for a default-constructed, moved-from or released lease.
+  explicit operator bool() const { return conn_ != nullptr; }
+  const ConnectionPtr& connection() const { return conn_; }
+  Connection* operator->() const { return conn_.get(); }
+  Connection& operator*() const { return *conn_; }
+
+  // True when the connection was in the pool before this lease (idle, or
+  // just released by another holder), so it may have gone stale; false for
+  // a connection opened for this request (and handed over at once).
+  bool reused() const { return reused_; }
+  // The lifetime drawn for this connection (InfiniteDuration without
+  // max_lifetime): it is closed once it is idle or released after
+  // created + lifetime.
+  absl::Duration lifetime() const;
+
+ private:
+  friend class connpool_internal::PoolCore;
+  friend class ConnectionPool;
+  Lease(std::shared_ptr<connpool_internal::Entry> entry, ConnectionPtr conn,
+        bool reused)
+      : entry_(std::move(entry)), conn_(std::move(conn)), reused_(reused) {}
+  void ReleaseNow(bool reusable);
+
+  std::shared_ptr<connpool_internal::Entry> entry_;
+  ConnectionPtr conn_;
+  bool reused_ = false;
+};
+
+// What Acquire delivers: a lease, or why there is none.
+using AcquireCallback = absl::AnyInvocable<void(absl::StatusOr<Lease> lease)>;
+
+// The pool. Create it for a loop, Acquire/Release from anywhere:
+//
+//   mill::ConnectionPoolOptions options;
+//   options.max_connections_per_endpoint = 32;
+//   options.idle_timeout = absl::Seconds(30);
+//   auto pool = mill::ConnectionPool::Create(loop, options);
+//   auto callbacks = std::make_shared<mill::LeaseCallbacks>();
+//   callbacks->on_data = [](const mill::ConnectionPtr& c,
+//                           mill::ByteBuffer& in) { ... };
+//   (*pool)->Acquire("upstream:80", absl::Now() + absl::Seconds(2),
+//                    OnLease, callbacks);
+//
+// Errors given to Acquire's callback:
+//   ResourceExhausted   the queue is full (max_pending)
+//   DeadlineExceeded    the deadline passed before a connection was free
+//   FailedPrecondition  the pool is draining or drained
+//   Unavailable         the pool started draining while the request waited
+//   Cancelled           CancelAcquire
+//   the connect error   the connect that would have served it failed
+//                       (Unavailable, DeadlineExceeded, NotFound,
+//                       InvalidArgument for a malformed endpoint: see
+//                       TcpClient); a failed connect fails the oldest
+//                       request of its endpoint
+class ConnectionPool {
+ public:
+  // Identifies a queued Acquire; 0 when it was answered at once.
+  using RequestId = uint64_t;
+
+  // InvalidArgument for a null loop or bad options.
+  static absl::StatusOr<std::unique_ptr<ConnectionPool>> Create(
+      EventLoop* loop, ConnectionPoolOptions options = {});
+
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // Fails waiting requests (Unavailable), closes every connection (leased
+  // ones too) and waits until they are closed. Not from inside callbacks.
+  ~ConnectionPool();
+
+  // Asks for a connection to `endpoint` ("host:port", "a.b.c.d:port",
+  // "[v6]:port") by `deadline` (absl::InfiniteFuture(): no deadline). `done`
+  // runs exactly once (see the file comment for where). `callbacks` (may be
+  // null) receive the leased connection's events.
+  RequestId Acquire(absl::string_view endpoint, absl::Time deadline,
+                    AcquireCallback done,
+                    std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
+
+  // Withdraws a queued request: its callback runs with Cancelled on this
+  // thread before this returns. False if it is no longer queued.
+  bool CancelAcquire(RequestId id);
+
+  // Gives a lease back: `reusable` returns the connection to the idle set
+  // (or to the oldest request waiting for its endpoint) unless it cannot be
+  // reused (closed, EOF, unread input, rejected by check_on_release, past
+  // its lifetime, over the idle limit, draining); otherwise closes it after
+  // pending output. Does nothing for an empty lease. Equivalent to letting
+  // the lease go out of scope when `reusable` is false.
+  void Release(Lease lease, bool reusable);
+
+  // Starts draining (see the file comment); `on_drained` runs once when the
+  // last connection has closed: on the thread that closed it (a loop
+  // handler, or the releasing thread) or, if nothing is open, on this thread
+  // before Drain returns. Later calls add callbacks (run at once once
+  // drained).
+  void Drain(absl::AnyInvocable<void()> on_drained = nullptr);
+  bool draining() const;  // Drain() was called
+  bool drained() const;   // ... and every connection has closed
+
+  ConnectionPoolStats stats() const;
+  // The underlying TcpClient's counters (connects, bytes, closes).
+  TcpClientStats client_stats() const;
+
+ private:
+  ConnectionPool(std::shared_ptr<connpool_internal::PoolCore> core,
+                 std::unique_ptr<TcpClient> client);
+
+  const std::shared_ptr<connpool_internal::PoolCore> core_;
+  std::unique_ptr<TcpClient> client_;
+};
+
+}  // namespace mill
+
+#endif  // MILL_IO_CONNPOOL_CONNECTION_POOL_H_

@@ -1,0 +1,888 @@
+// Tests of ConnectionPool's rules against real echo TcpServers, in both
+// dispatch modes: LIFO reuse, the three connection limits, the bounded
+// queue, deadlines, cancel, connect failures, lease callbacks and their
+// hand-over, dropped leases, health-check hooks, drain and destruction,
+// metrics, and option validation. Expiry and liveness have their own file
+// (connection_pool_expiry_test.cc), concurrency too
+// (connection_pool_stress_test.cc).
+#include "connpool/connection_pool.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "connpool/testing/pool_test_fixture.h"
+#include "gtest/gtest.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "net/tcp_listener.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+namespace {
+
+using connpool_testing::AcquireResult;
+using connpool_testing::PoolFixture;
+using connpool_testing::Sink;
+using connpool_testing::WaitFor;
+
+static_assert(!std::is_copy_constructible<Lease>::value, "move-only");
+static_assert(!std::is_copy_assignable<Lease>::value, "move-only");
+static_assert(std::is_nothrow_move_constructible<Lease>::value, "movable");
+
+class ConnectionPoolTest : public PoolFixture {};
+
+INSTANTIATE_TEST_SUITE_P(Modes, ConnectionPoolTest,
+                         ::testing::Values(DispatchMode::kPool,
+                                           DispatchMode::kDirect),
+                         connpool_testing::ModeName);
+
+TEST_P(ConnectionPoolTest, FreshConnectionEchoesThenIsReused) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> lease = AcquireSync(ep, sink->Callbacks());
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EXPECT_FALSE(lease->reused());
+  EXPECT_TRUE((*lease)->is_outbound());
+  EXPECT_TRUE(Echo(*lease, *sink, "hello"));
+  const uint64_t id = (*lease)->id();
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.active, 1u);
+  EXPECT_EQ(s.idle, 0u);
+  EXPECT_EQ(s.created, 1u);
+  EXPECT_EQ(s.endpoints, 1u);
+
+  ReleaseAndWaitIdle(*std::move(lease), 1);
+  s = pool_->stats();
+  EXPECT_EQ(s.active, 0u);
+  EXPECT_EQ(s.open, 1u);
+
+  auto sink2 = Sink::Make();
+  absl::StatusOr<Lease> again = AcquireSync(ep, sink2->Callbacks());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->reused());
+  EXPECT_EQ((*again)->id(), id);
+  EXPECT_TRUE(Echo(*again, *sink2, "again"));
+  EXPECT_EQ(sink->data_calls(), 1);  // the first holder saw nothing more
+  s = pool_->stats();
+  EXPECT_EQ(s.created, 1u);
+  EXPECT_EQ(s.reused, 1u);
+  EXPECT_EQ(s.acquired, 2u);
+  EXPECT_EQ(server().stats().accepted, 1u);
+}
+
+TEST_P(ConnectionPoolTest, IdleConnectionIsHandedOutInlineOnTheCallingThread) {
+  const std::string ep = StartServer();
+  MakePool();
+  absl::StatusOr<Lease> lease = AcquireSync(ep);
+  ASSERT_TRUE(lease.ok());
+  ReleaseAndWaitIdle(*std::move(lease), 1);
+  auto result = AcquireResult::Make();
+  ConnectionPool::RequestId id = pool_->Acquire(
+      ep, absl::InfiniteFuture(), AcquireResult::CallbackOf(result));
+  EXPECT_EQ(id, 0u);             // answered at once ...
+  EXPECT_TRUE(result->ready());  // ... before Acquire returned
+  EXPECT_EQ(result->thread(), std::this_thread::get_id());
+  EXPECT_TRUE(result->Take()->reused());
+}
+
+TEST_P(ConnectionPoolTest, IdleConnectionsAreReusedMostRecentlyUsedFirst) {
+  const std::string ep = StartServer();
+  MakePool();
+  std::vector<Lease> leases;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<Lease> lease = AcquireSync(ep);
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    leases.push_back(*std::move(lease));
+  }
+  const uint64_t a = leases[0]->id(), b = leases[1]->id(), c = leases[2]->id();
+  EXPECT_EQ(pool_->stats().created, 3u);
+  // Released A, then B, then C: C was used last.
+  for (size_t i = 0; i < 3; ++i)
+    ReleaseAndWaitIdle(std::move(leases[i]), i + 1);
+  std::vector<uint64_t> order;
+  std::vector<Lease> again;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<Lease> lease = AcquireSync(ep);
+    ASSERT_TRUE(lease.ok());
+    EXPECT_TRUE(lease->reused());
+    order.push_back((*lease)->id());
+    again.push_back(*std::move(lease));
+  }
+  EXPECT_EQ(order, (std::vector<uint64_t>{c, b, a}));
+  EXPECT_EQ(pool_->stats().created, 3u);
+}
+
+TEST_P(ConnectionPoolTest, PerEndpointLimitQueuesAndServesWaitersInOrder) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> first = AcquireSync(ep);
+  ASSERT_TRUE(first.ok());
+  const uint64_t id = (*first)->id();
+  ConnectionPool::RequestId r1 = 0, r2 = 0;
+  auto w1 = AcquireAsync(ep, nullptr, absl::Seconds(20), &r1);
+  auto w2 = AcquireAsync(ep, nullptr, absl::Seconds(20), &r2);
+  EXPECT_NE(r1, 0u);
+  EXPECT_NE(r2, 0u);
+  EXPECT_NE(r1, r2);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(w1->ready());
+  EXPECT_FALSE(w2->ready());
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.pending, 2u);
+  EXPECT_EQ(s.open, 1u);  // no second connection: the limit holds
+
+  pool_->Release(*std::move(first), /*reusable=*/true);
+  absl::StatusOr<Lease> got1 = w1->Take();
+  ASSERT_TRUE(got1.ok()) << got1.status();
+  EXPECT_TRUE(got1->reused());
+  EXPECT_EQ((*got1)->id(), id);
+  EXPECT_FALSE(w2->ready());  // the oldest waiter went first
+  EXPECT_EQ(pool_->stats().pending, 1u);
+
+  pool_->Release(*std::move(got1), /*reusable=*/true);
+  absl::StatusOr<Lease> got2 = w2->Take();
+  ASSERT_TRUE(got2.ok()) << got2.status();
+  EXPECT_EQ((*got2)->id(), id);
+  s = pool_->stats();
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.created, 1u);
+  EXPECT_EQ(s.reused, 2u);
+  // The queued waits were measured (at least the 50 ms slept above).
+  EXPECT_GE(s.wait_max, absl::Milliseconds(50));
+  EXPECT_EQ(w1->calls(), 1);
+  EXPECT_EQ(w2->calls(), 1);
+}
+
+TEST_P(ConnectionPoolTest, QueueBoundFailsAtOnceWithResourceExhausted) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  options.max_pending = 2;
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  auto w1 = AcquireAsync(ep);
+  auto w2 = AcquireAsync(ep);
+  auto over = AcquireResult::Make();
+  EXPECT_EQ(pool_->Acquire(ep, absl::InfiniteFuture(),
+                           AcquireResult::CallbackOf(over)),
+            0u);
+  ASSERT_TRUE(over->ready());  // before Acquire returned
+  EXPECT_EQ(over->thread(), std::this_thread::get_id());
+  EXPECT_EQ(over->Take().status().code(), absl::StatusCode::kResourceExhausted);
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.failed_queue_full, 1u);
+  EXPECT_EQ(s.pending, 2u);
+  // The queued ones are still served.
+  pool_->Release(*std::move(held), true);
+  absl::StatusOr<Lease> l1 = w1->Take();
+  ASSERT_TRUE(l1.ok());
+  pool_->Release(*std::move(l1), true);
+  EXPECT_TRUE(w2->Take().ok());
+}
+
+TEST_P(ConnectionPoolTest, PerEndpointQueueBound) {
+  const std::string a = StartServer();
+  const std::string b = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  options.max_pending = 10;
+  options.max_pending_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> la = AcquireSync(a);
+  absl::StatusOr<Lease> lb = AcquireSync(b);
+  ASSERT_TRUE(la.ok() && lb.ok());
+  auto wa = AcquireAsync(a);
+  EXPECT_EQ(AcquireSync(a).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  auto wb = AcquireAsync(b);  // another endpoint still has room
+  EXPECT_FALSE(wb->ready());
+  EXPECT_EQ(pool_->stats().pending, 2u);
+}
+
+TEST_P(ConnectionPoolTest, MaxPendingZeroNeverQueues) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  options.max_pending = 0;
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);  // may open: not a queue
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(AcquireSync(ep).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_P(ConnectionPoolTest, TotalLimitEvictsAnotherEndpointsIdleConnection) {
+  const std::string a = StartServer();
+  const std::string b = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections = 2;
+  options.max_connections_per_endpoint = 2;
+  MakePool(options);
+  absl::StatusOr<Lease> a1 = AcquireSync(a);
+  absl::StatusOr<Lease> a2 = AcquireSync(a);
+  ASSERT_TRUE(a1.ok() && a2.ok());
+  auto wb = AcquireAsync(b);
+  absl::SleepFor(absl::Milliseconds(30));
+  EXPECT_FALSE(wb->ready());  // the total limit holds
+  EXPECT_EQ(pool_->stats().open, 2u);
+  // A release to A's idle set frees nothing for A, but B's waiter needs the
+  // slot: the idle connection is closed and B gets a new one.
+  pool_->Release(*std::move(a1), /*reusable=*/true);
+  absl::StatusOr<Lease> b1 = wb->Take();
+  ASSERT_TRUE(b1.ok()) << b1.status();
+  EXPECT_FALSE(b1->reused());
+  EXPECT_EQ(b1->connection()->peer_address().port(),
+            server(1).local_address().port());
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.closed(PoolCloseReason::kEvicted), 1u);
+  EXPECT_EQ(s.open, 2u);
+  EXPECT_EQ(s.idle, 0u);
+  // Releasing as not reusable frees the slot for the next waiter too.
+  auto wb2 = AcquireAsync(b);
+  pool_->Release(*std::move(a2), /*reusable=*/false);
+  absl::StatusOr<Lease> b2 = wb2->Take();
+  ASSERT_TRUE(b2.ok()) << b2.status();
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kNotReusable), 1u);
+}
+
+TEST_P(ConnectionPoolTest, IdleLimitClosesTheLeastRecentlyUsed) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_idle_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> l1 = AcquireSync(ep);
+  absl::StatusOr<Lease> l2 = AcquireSync(ep);
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  const uint64_t second = (*l2)->id();
+  ReleaseAndWaitIdle(*std::move(l1), 1);
+  pool_->Release(*std::move(l2), true);
+  ASSERT_TRUE(WaitFor(
+      [&] { return pool_->stats().closed(PoolCloseReason::kEvicted) == 1; }));
+  EXPECT_EQ(pool_->stats().idle, 1u);
+  absl::StatusOr<Lease> again = AcquireSync(ep);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->id(), second);
+  // The server saw the evicted one close.
+  EXPECT_TRUE(WaitFor([&] { return server().connection_count() == 1; }));
+}
+
+TEST_P(ConnectionPoolTest, NoIdleKeptWhenMaxIdleIsZero) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_idle_per_endpoint = 0;
+  MakePool(options);
+  absl::StatusOr<Lease> l = AcquireSync(ep);
+  ASSERT_TRUE(l.ok());
+  pool_->Release(*std::move(l), true);
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().open == 0; }));
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kEvicted), 1u);
+}
+
+TEST_P(ConnectionPoolTest, QueuedRequestTimesOutWithDeadlineExceededOnce) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  const absl::Time start = absl::Now();
+  auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(100));
+  absl::StatusOr<Lease> result = waiter->Take();
+  const absl::Duration waited = absl::Now() - start;
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(waited, absl::Milliseconds(95));  // never early
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.failed_deadline, 1u);
+  // The release that follows finds no waiter: the connection goes idle, and
+  // the timed-out callback is not called again.
+  ReleaseAndWaitIdle(*std::move(held), 1);
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
+TEST_P(ConnectionPoolTest, PastDeadlineFailsAtOnceUnlessAConnectionIsIdle) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto late = AcquireResult::Make();
+  pool_->Acquire(ep, absl::Now() - absl::Seconds(1),
+                 AcquireResult::CallbackOf(late));
+  ASSERT_TRUE(late->ready());
+  EXPECT_EQ(late->Take().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(pool_->stats().open, 0u);  // no connect was started
+  EXPECT_EQ(pool_->stats().endpoints, 0u);
+
+  absl::StatusOr<Lease> lease = AcquireSync(ep);
+  ASSERT_TRUE(lease.ok());
+  ReleaseAndWaitIdle(*std::move(lease), 1);
+  auto idle = AcquireResult::Make();
+  pool_->Acquire(ep, absl::Now() - absl::Seconds(1),
+                 AcquireResult::CallbackOf(idle));
+  ASSERT_TRUE(idle->ready());
+  EXPECT_TRUE(idle->Take().ok());  // no wait needed
+}
+
+TEST_P(ConnectionPoolTest, CancelAcquireWithdrawsAQueuedRequest) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  ConnectionPool::RequestId id = 0;
+  auto waiter = AcquireAsync(ep, nullptr, absl::Seconds(20), &id);
+  ASSERT_NE(id, 0u);
+  EXPECT_TRUE(pool_->CancelAcquire(id));
+  ASSERT_TRUE(waiter->ready());  // on this thread, before it returned
+  EXPECT_EQ(waiter->Take().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(pool_->CancelAcquire(id));
+  EXPECT_FALSE(pool_->CancelAcquire(12345));
+  EXPECT_EQ(pool_->stats().cancelled, 1u);
+  EXPECT_EQ(pool_->stats().pending, 0u);
+  ReleaseAndWaitIdle(*std::move(held), 1);
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
+TEST_P(ConnectionPoolTest, ConnectFailureFailsTheWaiterWithTheConnectError) {
+  uint16_t port;
+  {
+    absl::StatusOr<TcpListener> l =
+        TcpListener::Bind(SocketAddress::LoopbackIPv4(0));
+    ASSERT_TRUE(l.ok());
+    port = l->local_address()->port();
+  }  // closed: nobody listens there
+  MakePool();
+  absl::StatusOr<Lease> lease = AcquireSync(absl::StrCat("127.0.0.1:", port));
+  EXPECT_EQ(lease.status().code(), absl::StatusCode::kUnavailable)
+      << lease.status();
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.connect_failures, 1u);
+  EXPECT_EQ(s.failed_connect, 1u);
+  EXPECT_EQ(s.open, 0u);
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_EQ(s.endpoints, 0u);  // nothing left behind for that endpoint
+}
+
+TEST_P(ConnectionPoolTest, MalformedEndpointIsInvalidArgumentAtOnce) {
+  MakePool();
+  auto result = AcquireAsync("no-port-here");
+  ASSERT_TRUE(result->ready());  // before Acquire returned
+  EXPECT_EQ(result->Take().status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool_->stats().open, 0u);
+  EXPECT_EQ(pool_->stats().endpoints, 0u);
+}
+
+// A connection released to a waiting request is checked like any reused
+// one: here the server closed it just before the release (the pool's loop
+// stalled, so only the probe can tell). The waiter goes back to the head of
+// the queue and gets a new connection; it never sees the dead one.
+TEST_P(ConnectionPoolTest, DeadConnectionAtHandOverRequeuesTheWaiter) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  const uint64_t dead_id = (*held)->id();
+  auto waiter = AcquireAsync(ep);
+  {
+    connpool_testing::LoopGate gate(pool_loop_.get());
+    server().Connections()[0]->Close();
+    ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 0; }));
+    absl::SleepFor(absl::Milliseconds(50));  // FIN on the wire
+    pool_->Release(*std::move(held), /*reusable=*/true);
+    EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kDeadOnReuse), 1u);
+    EXPECT_FALSE(waiter->ready());
+    EXPECT_EQ(pool_->stats().pending, 1u);
+    EXPECT_EQ(pool_->stats().connecting, 1u);  // its replacement
+  }
+  absl::StatusOr<Lease> got = waiter->Take();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->reused());
+  EXPECT_NE((*got)->id(), dead_id);
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
+// The deadline passes while the waiter's connection is being checked (a
+// slow hook): when the check then fails the waiter is not requeued but
+// fails with DeadlineExceeded, once.
+TEST_P(ConnectionPoolTest, DeadlinePassingDuringTheHandOverCheckFailsOnce) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  std::atomic<bool> slow_reject{false};
+  options.check_on_acquire = [&](const ConnectionPtr&) {
+    if (!slow_reject.load()) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(300));
+    return absl::UnavailableError("slow and unhealthy");
+  };
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(100));
+  slow_reject = true;
+  pool_->Release(*std::move(held), /*reusable=*/true);
+  EXPECT_EQ(waiter->Take().status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.failed_deadline, 1u);
+  EXPECT_EQ(s.closed(PoolCloseReason::kHealthCheck), 1u);
+  EXPECT_EQ(s.pending, 0u);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
+// An idle connection whose callbacks are busy when a request comes (here a
+// task holds its Dispatch exclusion) is not waited for: the request queues
+// (the per-endpoint limit counts the busy one) and gets it once the check,
+// run after the task, finds it healthy.
+TEST_P(ConnectionPoolTest, BusyIdleConnectionIsCheckedAfterwardsAndHandedOn) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  absl::StatusOr<Lease> lease = AcquireSync(ep);
+  ASSERT_TRUE(lease.ok());
+  ConnectionPtr raw = lease->connection();
+  ReleaseAndWaitIdle(*std::move(lease), 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool running = false, release_task = false;
+  std::thread busy([&] {
+    raw->Dispatch([&](const ConnectionPtr&) {
+      std::unique_lock<std::mutex> lock(mu);
+      running = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release_task; });
+    });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return running; });
+  }
+  auto waiter = AcquireAsync(ep);
+  EXPECT_FALSE(waiter->ready());
+  EXPECT_EQ(pool_->stats().pending, 1u);
+  EXPECT_EQ(pool_->stats().connecting, 0u);  // the limit holds
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release_task = true;
+    cv.notify_all();
+  }
+  busy.join();
+  absl::StatusOr<Lease> got = waiter->Take();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->reused());
+  EXPECT_EQ(got->connection(), raw);
+  EXPECT_EQ(pool_->stats().created, 1u);
+}
+
+// A connect started for a request that was withdrawn meanwhile lands in the
+// idle set, and the next request takes it from there.
+TEST_P(ConnectionPoolTest, ConnectOutlivingItsRequestGoesIdle) {
+  const std::string ep = StartServer();
+  MakePool();
+  {
+    connpool_testing::LoopGate gate(pool_loop_.get());  // connect waits
+    ConnectionPool::RequestId id = 0;
+    auto waiter = AcquireAsync(ep, nullptr, absl::Seconds(20), &id);
+    ASSERT_NE(id, 0u);
+    EXPECT_TRUE(pool_->CancelAcquire(id));
+    EXPECT_EQ(pool_->stats().connecting, 1u);
+  }
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().idle == 1; }));
+  absl::StatusOr<Lease> lease = AcquireSync(ep);
+  ASSERT_TRUE(lease.ok());
+  EXPECT_TRUE(lease->reused());  // it sat in the pool: checked as such
+  EXPECT_EQ(pool_->stats().created, 1u);
+  EXPECT_EQ(pool_->stats().acquired, 1u);
+}
+
+TEST_P(ConnectionPoolTest, HolderGetsCallbacksOnlyWhileItHoldsTheLease) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> lease = AcquireSync(ep, sink->Callbacks());
+  ASSERT_TRUE(lease.ok());
+  // Unsolicited server bytes during the lease reach the holder.
+  ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 1; }));
+  EXPECT_EQ(server().Broadcast("push"), 1u);
+  ASSERT_TRUE(sink->WaitData(4));
+  EXPECT_EQ(sink->TakeData(), "push");
+  ReleaseAndWaitIdle(*std::move(lease), 1);
+  const int calls = sink->data_calls();
+  // After Release, bytes from the server are the pool's business: the
+  // idle connection is out of step and closed, the old holder hears
+  // nothing.
+  EXPECT_EQ(server().Broadcast("late"), 1u);
+  ASSERT_TRUE(WaitFor([&] {
+    return pool_->stats().closed(PoolCloseReason::kDeadWhileIdle) == 1;
+  }));
+  EXPECT_EQ(sink->data_calls(), calls);
+  EXPECT_EQ(sink->closes(), 0);
+  EXPECT_EQ(pool_->stats().open, 0u);
+}
+
+TEST_P(ConnectionPoolTest, CloseWhileLeasedReachesTheHolder) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> lease = AcquireSync(ep, sink->Callbacks());
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 1; }));
+  server().Connections()[0]->Close();
+  // No on_peer_shutdown: the pool closes on EOF as a Connection would.
+  ASSERT_TRUE(sink->WaitCloses(1));
+  EXPECT_EQ(sink->last_reason(), CloseReason::kPeerClosed);
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.closed(PoolCloseReason::kError), 1u);
+  EXPECT_EQ(s.open, 0u);  // the slot is free at once
+  EXPECT_EQ(s.active, 0u);
+  // Releasing the dead lease does nothing more.
+  pool_->Release(*std::move(lease), true);
+  EXPECT_EQ(pool_->stats().idle, 0u);
+  EXPECT_EQ(sink->closes(), 1);
+}
+
+TEST_P(ConnectionPoolTest, PeerShutdownIsForwardedWhenTheHolderAsks) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> lease =
+      AcquireSync(ep, sink->Callbacks(true, /*peer_shutdown=*/true));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 1; }));
+  server().Connections()[0]->Shutdown();
+  ASSERT_TRUE(sink->WaitPeerShutdowns(1));
+  EXPECT_FALSE((*lease)->is_closed());  // the holder decides
+  EXPECT_TRUE((*lease)->input_ended());
+  // Released after EOF: not reusable.
+  pool_->Release(*std::move(lease), true);
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().open == 0; }));
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kError), 1u);
+  EXPECT_EQ(pool_->stats().idle, 0u);
+}
+
+TEST_P(ConnectionPoolTest, DroppedLeaseClosesTheConnection) {
+  const std::string ep = StartServer();
+  MakePool();
+  {
+    absl::StatusOr<Lease> lease = AcquireSync(ep);
+    ASSERT_TRUE(lease.ok());
+    ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 1; }));
+  }  // dropped without Release
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.closed(PoolCloseReason::kNotReusable), 1u);
+  EXPECT_EQ(s.open, 0u);
+  EXPECT_TRUE(WaitFor([&] { return server().connection_count() == 0; }));
+
+  // Assigning over a lease drops the old one the same way.
+  absl::StatusOr<Lease> l1 = AcquireSync(ep);
+  absl::StatusOr<Lease> l2 = AcquireSync(ep);
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  Lease holder = *std::move(l1);
+  holder = *std::move(l2);
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kNotReusable), 2u);
+  EXPECT_TRUE(holder);
+  EXPECT_FALSE(*l2);  // moved from
+  pool_->Release(std::move(holder), true);
+  EXPECT_FALSE(holder);
+  pool_->Release(Lease(), true);  // empty: nothing
+}
+
+TEST_P(ConnectionPoolTest, ReleasedWithUnreadInputIsNotReused) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> lease =
+      AcquireSync(ep, sink->Callbacks(/*consume=*/false));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE((*lease)->Send("unread").ok());
+  ASSERT_TRUE(WaitFor([&] { return (*lease)->bytes_received() == 6; }));
+  pool_->Release(*std::move(lease), true);
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().open == 0; }));
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kNotReusable), 1u);
+}
+
+TEST_P(ConnectionPoolTest, ReleaseAndAcquireFromInsideTheHoldersCallbacks) {
+  const std::string ep = StartServer();
+  MakePool();
+  // The usual pattern: release in on_data once the response is complete,
+  // and start the next request from there.
+  struct Flow {
+    ConnectionPool* pool;
+    std::string ep;
+    std::mutex mu;
+    std::condition_variable cv;
+    Lease lease;
+    int rounds = 0;
+    bool all_reused = true;
+    std::vector<uint64_t> ids;
+  };
+  auto flow = std::make_shared<Flow>();
+  flow->pool = pool_.get();
+  flow->ep = ep;
+  auto cb = std::make_shared<LeaseCallbacks>();
+  std::weak_ptr<LeaseCallbacks> weak_cb = cb;
+  std::function<void(absl::StatusOr<Lease>)> on_lease;
+  cb->on_data = [flow, &on_lease, weak_cb](const ConnectionPtr& c,
+                                           ByteBuffer& in) {
+    if (in.size() < 4) return;
+    in.Consume(in.size());
+    Lease lease;
+    {
+      std::lock_guard<std::mutex> lock(flow->mu);
+      lease = std::move(flow->lease);
+      ++flow->rounds;
+      flow->cv.notify_all();
+      if (flow->rounds == 5) return;  // `lease` drops: closes
+    }
+    flow->pool->Release(std::move(lease), true);
+    flow->pool->Acquire(
+        flow->ep, absl::InfiniteFuture(),
+        [&on_lease](absl::StatusOr<Lease> l) { on_lease(std::move(l)); },
+        weak_cb.lock());
+  };
+  on_lease = [flow](absl::StatusOr<Lease> l) {
+    ASSERT_TRUE(l.ok()) << l.status();
+    std::lock_guard<std::mutex> lock(flow->mu);
+    if (flow->rounds > 0 && !l->reused()) flow->all_reused = false;
+    flow->ids.push_back((*l)->id());
+    ASSERT_TRUE((*l)->Send("ping").ok());
+    flow->lease = *std::move(l);
+  };
+  pool_->Acquire(
+      ep, absl::InfiniteFuture(),
+      [&on_lease](absl::StatusOr<Lease> l) { on_lease(std::move(l)); }, cb);
+  {
+    std::unique_lock<std::mutex> lock(flow->mu);
+    ASSERT_TRUE(flow->cv.wait_for(lock, std::chrono::seconds(20),
+                                  [&] { return flow->rounds == 5; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().open == 0; }));
+  std::lock_guard<std::mutex> lock(flow->mu);
+  EXPECT_TRUE(flow->all_reused);
+  ASSERT_EQ(flow->ids.size(), 5u);
+  for (uint64_t id : flow->ids) EXPECT_EQ(id, flow->ids[0]);
+  EXPECT_EQ(pool_->stats().created, 1u);
+  EXPECT_EQ(pool_->stats().reused, 4u);
+}
+
+TEST_P(ConnectionPoolTest, HealthCheckOnAcquireRejectsAndTheNextIsTried) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  std::atomic<int> checks{0};
+  std::atomic<uint64_t> reject_id{0};
+  options.check_on_acquire = [&](const ConnectionPtr& c) {
+    ++checks;
+    return c->id() == reject_id.load() ? absl::UnavailableError("unhealthy")
+                                       : absl::OkStatus();
+  };
+  MakePool(options);
+  absl::StatusOr<Lease> l1 = AcquireSync(ep);
+  absl::StatusOr<Lease> l2 = AcquireSync(ep);
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  EXPECT_EQ(checks.load(), 0);  // fresh connections are not checked
+  const uint64_t keep = (*l1)->id();
+  reject_id = (*l2)->id();
+  ReleaseAndWaitIdle(*std::move(l1), 1);
+  ReleaseAndWaitIdle(*std::move(l2), 2);  // most recent: tried first
+  absl::StatusOr<Lease> got = AcquireSync(ep);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)->id(), keep);
+  EXPECT_EQ(checks.load(), 2);
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kHealthCheck), 1u);
+}
+
+TEST_P(ConnectionPoolTest, HealthCheckOnReleaseRejects) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  std::atomic<bool> healthy{true};
+  options.check_on_release = [&](const ConnectionPtr& c) {
+    return healthy ? absl::OkStatus() : absl::InternalError("bad");
+  };
+  MakePool(options);
+  absl::StatusOr<Lease> l = AcquireSync(ep);
+  ASSERT_TRUE(l.ok());
+  ReleaseAndWaitIdle(*std::move(l), 1);
+  l = AcquireSync(ep);
+  ASSERT_TRUE(l.ok());
+  healthy = false;
+  pool_->Release(*std::move(l), true);
+  ASSERT_TRUE(WaitFor([&] { return pool_->stats().open == 0; }));
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kHealthCheck), 1u);
+}
+
+TEST_P(ConnectionPoolTest, DrainFailsWaitersClosesIdleAndWaitsForLeases) {
+  const std::string a = StartServer();
+  const std::string b = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> leased = AcquireSync(a, sink->Callbacks());
+  absl::StatusOr<Lease> idle = AcquireSync(b);
+  ASSERT_TRUE(leased.ok() && idle.ok());
+  ReleaseAndWaitIdle(*std::move(idle), 1);
+  auto waiter = AcquireAsync(a);
+  std::atomic<int> drained{0};
+  pool_->Drain([&] { ++drained; });
+  EXPECT_TRUE(pool_->draining());
+  EXPECT_FALSE(pool_->drained());
+  ASSERT_TRUE(waiter->ready());
+  EXPECT_EQ(waiter->Take().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(pool_->stats().closed(PoolCloseReason::kDrain), 1u);  // idle
+  EXPECT_EQ(pool_->stats().idle, 0u);
+  // No new leases.
+  auto refused = AcquireResult::Make();
+  pool_->Acquire(a, absl::InfiniteFuture(), AcquireResult::CallbackOf(refused));
+  ASSERT_TRUE(refused->ready());
+  EXPECT_EQ(refused->Take().status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The lease in use goes on working.
+  EXPECT_TRUE(PoolFixture::Echo(*leased, *sink, "still here"));
+  EXPECT_EQ(drained.load(), 0);
+  pool_->Release(*std::move(leased), /*reusable=*/true);  // closed instead
+  ASSERT_TRUE(WaitFor([&] { return drained.load() == 1; }));
+  EXPECT_TRUE(pool_->drained());
+  ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.closed(PoolCloseReason::kDrain), 2u);
+  EXPECT_EQ(s.open, 0u);
+  EXPECT_EQ(s.failed_closed, 2u);  // the waiter and the refused Acquire
+  // Later Drain calls run their callback at once; drained stays drained.
+  bool again = false;
+  pool_->Drain([&] { again = true; });
+  EXPECT_TRUE(again);
+  EXPECT_EQ(drained.load(), 1);
+  EXPECT_TRUE(WaitFor([&] {
+    return server(0).connection_count() == 0 &&
+           server(1).connection_count() == 0;
+  }));
+}
+
+TEST_P(ConnectionPoolTest, DrainWithNothingOpenIsDrainedAtOnce) {
+  MakePool();
+  bool drained = false;
+  pool_->Drain([&] { drained = true; });
+  EXPECT_TRUE(drained);
+  EXPECT_TRUE(pool_->drained());
+}
+
+TEST_P(ConnectionPoolTest, DrainCancelsConnectsInProgress) {
+  const std::string ep = StartServer();
+  MakePool();
+  std::shared_ptr<AcquireResult> waiter;
+  std::atomic<bool> drained{false};
+  {
+    // With the pool's loop stalled the connect cannot complete.
+    connpool_testing::LoopGate gate(pool_loop_.get());
+    waiter = AcquireAsync(ep);
+    EXPECT_EQ(pool_->stats().connecting, 1u);
+    pool_->Drain([&] { drained = true; });
+    EXPECT_EQ(waiter->Take().status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_TRUE(drained.load());  // the cancelled connect freed the last slot
+    EXPECT_EQ(pool_->stats().connecting, 0u);
+  }
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(pool_->stats().created, 0u);
+  EXPECT_EQ(pool_->stats().open, 0u);
+}
+
+TEST_P(ConnectionPoolTest, DestructionClosesLeasedConnectionsAndLeasesSurvive) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto sink = Sink::Make();
+  absl::StatusOr<Lease> lease = AcquireSync(ep, sink->Callbacks());
+  ASSERT_TRUE(lease.ok());
+  ConnectionPool::RequestId id = 0;
+  ConnectionPoolOptions options;
+  auto waiter = AcquireAsync("127.0.0.1:1", nullptr, absl::Seconds(20), &id);
+  pool_.reset();
+  EXPECT_EQ(sink->closes(), 1);  // the destructor waited for the close
+  EXPECT_EQ(sink->last_reason(), CloseReason::kStopped);
+  EXPECT_TRUE((*lease)->is_closed());
+  ASSERT_TRUE(waiter->ready());
+  EXPECT_FALSE(waiter->Take().ok());
+  Lease orphan = *std::move(lease);  // releasing / dropping it later is fine
+  EXPECT_TRUE(orphan);
+}
+
+TEST_P(ConnectionPoolTest, WaitHistogramCountsEveryLease) {
+  const std::string ep = StartServer();
+  MakePool();
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<Lease> l = AcquireSync(ep);
+    ASSERT_TRUE(l.ok());
+    ReleaseAndWaitIdle(*std::move(l), 1);
+  }
+  ConnectionPoolStats s = pool_->stats();
+  uint64_t total = 0;
+  for (uint64_t n : s.wait_histogram) total += n;
+  EXPECT_EQ(total, 4u);
+  EXPECT_EQ(s.acquired, 4u);
+  EXPECT_GE(s.wait_total, s.wait_max);
+  EXPECT_GT(s.wait_max, absl::ZeroDuration());  // the first one connected
+  EXPECT_EQ(WaitBucketLimit(0), absl::Microseconds(100));
+  EXPECT_EQ(WaitBucketLimit(4), absl::Seconds(1));
+  EXPECT_EQ(WaitBucketLimit(5), absl::InfiniteDuration());
+}
+
+TEST_P(ConnectionPoolTest, ClientStatsAreExposed) {
+  const std::string ep = StartServer();
+  MakePool();
+  absl::StatusOr<Lease> l = AcquireSync(ep);
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(pool_->client_stats().connects_succeeded, 1u);
+  EXPECT_EQ(pool_->client_stats().active, 1u);
+}
+
+TEST(ConnectionPoolOptionsTest, InvalidOptionsAreRejected) {
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
+  ASSERT_TRUE(loop.ok());
+  EXPECT_EQ(ConnectionPool::Create(nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ConnectionPoolOptions o;
+  o.max_connections = 0;
+  EXPECT_EQ(ConnectionPool::Create(loop->get(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o = {};
+  o.max_connections_per_endpoint = 0;
+  EXPECT_EQ(ConnectionPool::Create(loop->get(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o = {};
+  o.lifetime_jitter = 1.5;
+  EXPECT_EQ(ConnectionPool::Create(loop->get(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o = {};
+  o.idle_timeout = absl::Seconds(-1);
+  EXPECT_EQ(ConnectionPool::Create(loop->get(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o = {};
+  o.client.connect_timeout = absl::ZeroDuration();  // TcpClient's own check
+  EXPECT_EQ(ConnectionPool::Create(loop->get(), o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ConnectionPool::Create(loop->get()).ok());
+}
+
+TEST(PoolCloseReasonTest, Names) {
+  EXPECT_EQ(PoolCloseReasonName(PoolCloseReason::kDeadOnReuse),
+            "dead_on_reuse");
+  EXPECT_EQ(PoolCloseReasonName(PoolCloseReason::kDrain), "drain");
+  EXPECT_EQ(PoolCloseReasonName(PoolCloseReason::kEvicted), "evicted");
+}
+
+}  // namespace
+}  // namespace mill
