@@ -64,7 +64,6 @@ absl::StatusOr<std::unique_ptr<PooledConnector>> PooledConnector::Create(
 }
 
 void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
-                              bool /*fresh: see the header*/,
                               std::shared_ptr<UpstreamHandler> handler,
                               AcquireCallback done) {
   std::shared_ptr<const LeaseCallbacks> callbacks =

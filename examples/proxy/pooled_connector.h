@@ -5,10 +5,9 @@
 // and drain. A lease's callbacks go to the exchange that holds it (the
 // UpstreamHandler), through LeaseCallbacks made once per handler.
 //
-// `fresh` (UpstreamConnector::Acquire) cannot be forced through the pool,
-// which hands out an idle connection whenever it has one; a retry after a
-// stale connection therefore gets one that has just passed the liveness
-// check, or a new one (see the retry rule in proxy.h).
+// The pool hands out an idle connection whenever it has one, so a retry
+// after a stale connection gets one that has just passed the liveness check,
+// or a new one (see the retry rule in proxy.h).
 //
 // Thread-safety: thread-safe. Ownership: owns the pool (destroy before the
 // loop); links hold leases and must be released before the connector is
@@ -31,7 +30,7 @@ class PooledConnector : public UpstreamConnector {
   static absl::StatusOr<std::unique_ptr<PooledConnector>> Create(
       EventLoop* loop, ConnectionPoolOptions options);
 
-  void Acquire(Upstream& upstream, absl::Time deadline, bool fresh,
+  void Acquire(Upstream& upstream, absl::Time deadline,
                std::shared_ptr<UpstreamHandler> handler,
                AcquireCallback done) override;
   // Drains the pool: idle connections close, leased ones when released.

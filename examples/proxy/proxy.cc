@@ -29,6 +29,8 @@ constexpr size_t kFeedSlice = 64 * 1024;
 // Body pieces at least this large are sent as they are instead of being
 // copied into the collected output first.
 constexpr size_t kDirectSendBytes = 4096;
+// Resends of a request whose reused upstream connection turned out stale.
+constexpr int kMaxStaleRetries = 2;
 
 using Action = absl::AnyInvocable<void()>;
 
@@ -243,7 +245,7 @@ class Session : public UpstreamHandler,
     size_t upstream_index = 0;
     size_t connect_failures = 0;
     bool in_flight_counted = false;
-    bool retried = false;
+    int retries = 0;
     bool acquiring = false;
     std::unique_ptr<UpstreamLink> link;
     ConnectionPtr upstream;
@@ -441,7 +443,7 @@ class Session : public UpstreamHandler,
     ex_->request = std::move(head);
     ex_->response_parser.ExpectHeadResponse(ex_->request.method == "HEAD");
     ex_->upstream_index = config_->upstreams->Pick();
-    AcquireLocked(/*fresh=*/false);
+    AcquireLocked();
   }
 
   void OnRequestBody(std::string_view piece) {
@@ -556,7 +558,7 @@ class Session : public UpstreamHandler,
 
   // --- Upstream side -------------------------------------------------------
 
-  void AcquireLocked(bool fresh) {
+  void AcquireLocked() {
     Exchange& ex = *ex_;
     ex.acquiring = true;
     Upstream& upstream = config_->upstreams->at(ex.upstream_index);
@@ -571,7 +573,7 @@ class Session : public UpstreamHandler,
     const absl::Time deadline = absl::Now() + options().connect_timeout;
     Defer([=, &upstream]() mutable {
       connector->Acquire(
-          upstream, deadline, fresh, std::move(handler),
+          upstream, deadline, std::move(handler),
           [weak_self, id](absl::StatusOr<std::unique_ptr<UpstreamLink>> link) {
             if (std::shared_ptr<Session> self = weak_self.lock()) {
               self->OnAcquired(id, std::move(link));
@@ -613,10 +615,12 @@ class Session : public UpstreamHandler,
           .in_flight.fetch_sub(1, std::memory_order_relaxed);
       ex.in_flight_counted = false;
       ex.upstream_index = (ex.upstream_index + 1) % config_->upstreams->size();
-      AcquireLocked(/*fresh=*/false);
+      AcquireLocked();
       return;
     }
-    GatewayErrorLocked(client, 502);
+    GatewayErrorLocked(client, absl::IsDeadlineExceeded(status)    ? 504
+                               : absl::IsResourceExhausted(status) ? 503
+                                                                   : 502);
   }
 
   void StartForwardingLocked(const ConnectionPtr& client,
@@ -811,22 +815,22 @@ class Session : public UpstreamHandler,
   // The upstream connection failed before the response was complete.
   void UpstreamFailedLocked(const ConnectionPtr& client) {
     Exchange& ex = *ex_;
-    const bool retry = !ex.response_started && ex.link != nullptr &&
-                       ex.link->reused() && !ex.retried && !ex.body_sent &&
-                       ex.request.framing == BodyFraming::kNone &&
-                       IsIdempotent(ex.request.method) &&
-                       !ex.upstream_head.empty();
+    const bool retry =
+        !ex.response_started && ex.link != nullptr && ex.link->reused() &&
+        ex.retries < kMaxStaleRetries && !ex.body_sent &&
+        ex.request.framing == BodyFraming::kNone &&
+        IsIdempotent(ex.request.method) && !ex.upstream_head.empty();
     if (retry) {
-      // A stale pooled connection: send the request again, once, on a
-      // freshly opened one. The client never knows.
+      // A stale pooled connection: send the request again on the
+      // connection the pool gives next. The client never knows.
       config_->counters->retries.fetch_add(1, std::memory_order_relaxed);
-      ex.retried = true;
+      ++ex.retries;
       std::shared_ptr<UpstreamLink> link(std::move(ex.link));
       Defer([link] { link->Release(/*reusable=*/false); });
       ex.upstream = nullptr;
       ex.upstream_eof = false;
       ex.upstream_closed = false;
-      AcquireLocked(/*fresh=*/true);
+      AcquireLocked();
       return;
     }
     GatewayErrorLocked(client, 502);
@@ -837,8 +841,9 @@ class Session : public UpstreamHandler,
   // after, the client connection is cut.
   void GatewayErrorLocked(const ConnectionPtr& client, int status) {
     Exchange& ex = *ex_;
-    (status == 504 ? config_->counters->gateway_timeout
-                   : config_->counters->bad_gateway)
+    (status == 504   ? config_->counters->gateway_timeout
+     : status == 503 ? config_->counters->service_unavailable
+                     : config_->counters->bad_gateway)
         .fetch_add(1, std::memory_order_relaxed);
     if (ex.head_sent) {
       EndExchangeLocked(/*reusable=*/false);
@@ -976,6 +981,8 @@ ProxyStats ReverseProxy::stats() const {
   s.retries = counters_.retries.load(std::memory_order_relaxed);
   s.bad_gateway = counters_.bad_gateway.load(std::memory_order_relaxed);
   s.gateway_timeout = counters_.gateway_timeout.load(std::memory_order_relaxed);
+  s.service_unavailable =
+      counters_.service_unavailable.load(std::memory_order_relaxed);
   s.client_errors = counters_.client_errors.load(std::memory_order_relaxed);
   s.upstream_reused = counters_.upstream_reused.load(std::memory_order_relaxed);
   s.upstream_fresh = counters_.upstream_fresh.load(std::memory_order_relaxed);

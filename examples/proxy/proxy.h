@@ -30,12 +30,19 @@
 //       response (or, once it started, between bytes).
 //   Once a response head went out, a failure can only cut the client
 //   connection (the client sees a short body).
+//   503 too many requests already wait for an upstream connection (the
+//       pool's bounded queue); 504 also when no connection could be had
+//       within connect_timeout.
 // Stale connections: an idle pooled connection the upstream has closed is
-// normally caught by the pool's liveness check. If it still fails (reset or
-// EOF) before any response byte arrived, an idempotent request (GET, HEAD,
-// PUT, DELETE, OPTIONS, TRACE) without a body is sent again on a freshly
-// opened connection, once, invisibly to the client. A request with a body,
-// or a non-idempotent one, gets 502 instead (it may have been processed).
+// normally caught by the pool's liveness check. If a reused connection
+// still fails (reset or EOF) before any response byte arrived, an
+// idempotent request (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) without a
+// body is sent again, invisibly to the client, on the connection the pool
+// gives next (one that has just passed the liveness check, or a new one);
+// at most kMaxStaleRetries (2) times, and never after a failure on a
+// connection opened for the request (that is a real error: 502). A request
+// with a body, or a non-idempotent one, gets 502 instead (it may have been
+// processed).
 //
 // Thread-safety: callbacks may run on any worker; each session serializes
 // its own state with a mutex and never calls into a connection in a way
@@ -85,14 +92,15 @@ struct ProxyOptions {
 
 // Counters, readable at any time.
 struct ProxyStats {
-  uint64_t requests = 0;         // request heads parsed
-  uint64_t responses = 0;        // final responses forwarded complete
-  uint64_t retries = 0;          // stale reused connection: sent again
-  uint64_t bad_gateway = 0;      // 502s generated
-  uint64_t gateway_timeout = 0;  // 504s generated
-  uint64_t client_errors = 0;    // 400/405/408/431/505 generated
-  uint64_t upstream_reused = 0;  // exchanges on a reused connection
-  uint64_t upstream_fresh = 0;   // exchanges on a new connection
+  uint64_t requests = 0;             // request heads parsed
+  uint64_t responses = 0;            // final responses forwarded complete
+  uint64_t retries = 0;              // stale reused connection: sent again
+  uint64_t bad_gateway = 0;          // 502s generated
+  uint64_t gateway_timeout = 0;      // 504s generated
+  uint64_t service_unavailable = 0;  // 503s: the pool's queue was full
+  uint64_t client_errors = 0;        // 400/405/408/431/505 generated
+  uint64_t upstream_reused = 0;      // exchanges on a reused connection
+  uint64_t upstream_fresh = 0;       // exchanges on a new connection
 };
 
 class ReverseProxy {
@@ -109,8 +117,8 @@ class ReverseProxy {
 
   struct Counters {
     std::atomic<uint64_t> requests{0}, responses{0}, retries{0}, bad_gateway{0},
-        gateway_timeout{0}, client_errors{0}, upstream_reused{0},
-        upstream_fresh{0};
+        gateway_timeout{0}, service_unavailable{0}, client_errors{0},
+        upstream_reused{0}, upstream_fresh{0};
   };
 
  private:

@@ -24,8 +24,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "connpool/connection_pool.h"
 #include "examples/common/server_main.h"
-#include "examples/proxy/client_pool.h"
+#include "examples/proxy/pooled_connector.h"
 #include "examples/proxy/proxy.h"
 #include "examples/proxy/upstream.h"
 #include "net/tcp_server.h"
@@ -46,6 +47,11 @@ ABSL_FLAG(bool, upstream_keepalive, true,
           "\"Connection: close\" upstream)");
 ABSL_FLAG(int, max_idle_upstream, 64,
           "idle keep-alive connections kept per upstream");
+ABSL_FLAG(int, max_upstream_connections, 1024,
+          "open connections per upstream at most; requests beyond wait for "
+          "one (bounded by --max_waiting, then 503)");
+ABSL_FLAG(int, max_waiting, 4096,
+          "requests waiting for an upstream connection at most (then 503)");
 ABSL_FLAG(absl::Duration, upstream_idle_timeout, absl::Seconds(60),
           "close pooled upstream connections without traffic for this long");
 ABSL_FLAG(int, max_header_bytes, 8 * 1024,
@@ -112,6 +118,14 @@ int main(int argc, char** argv) {
   if (max_idle < 0) {
     return Fail(kProgram, "--max_idle_upstream must not be negative");
   }
+  const int max_upstream = absl::GetFlag(FLAGS_max_upstream_connections);
+  const int max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  if (max_upstream < 1) {
+    return Fail(kProgram, "--max_upstream_connections must be at least 1");
+  }
+  if (max_waiting < 0) {
+    return Fail(kProgram, "--max_waiting must not be negative");
+  }
   if (high_water_kib < 4) {
     return Fail(kProgram, "--high_water_kib must be at least 4");
   }
@@ -147,12 +161,17 @@ int main(int argc, char** argv) {
   connection.low_water_mark = high_water / 4;
   connection.max_input_bytes = 256 << 10;
 
-  mill::proxy::ClientPoolOptions pool_options;
-  pool_options.connection = connection;
-  pool_options.max_idle_per_upstream = static_cast<size_t>(max_idle);
+  mill::ConnectionPoolOptions pool_options;
+  pool_options.client.connection = connection;
+  pool_options.client.connect_timeout = options.connect_timeout;
+  pool_options.max_connections_per_endpoint = static_cast<size_t>(max_upstream);
+  pool_options.max_connections =
+      static_cast<size_t>(max_upstream) * (*upstreams)->size();
+  pool_options.max_idle_per_endpoint = static_cast<size_t>(max_idle);
+  pool_options.max_pending = static_cast<size_t>(max_waiting);
   pool_options.idle_timeout = absl::GetFlag(FLAGS_upstream_idle_timeout);
-  absl::StatusOr<std::unique_ptr<mill::proxy::ClientPoolConnector>> connector =
-      mill::proxy::ClientPoolConnector::Create(loop->get(), pool_options);
+  absl::StatusOr<std::unique_ptr<mill::proxy::PooledConnector>> connector =
+      mill::proxy::PooledConnector::Create(loop->get(), pool_options);
   if (!connector.ok()) return Fail(kProgram, connector.status().ToString());
 
   mill::proxy::ReverseProxy proxy(loop->get(), upstreams->get(),
@@ -172,17 +191,19 @@ int main(int argc, char** argv) {
   server->reset();
   (*connector)->Stop();
   const mill::proxy::ProxyStats stats = proxy.stats();
-  const mill::proxy::ClientPoolStats pool = (*connector)->stats();
+  const mill::ConnectionPoolStats pool = (*connector)->stats();
   connector->reset();
   loop->reset();
   std::fprintf(stderr,
                "proxy: stopped; %llu requests, %llu responses, %llu retries, "
-               "%llu 502, %llu 504, %llu client errors; upstream connections "
+               "%llu 502, %llu 503, %llu 504, %llu client errors; upstream "
+               "connections "
                "%llu opened, %llu reuses\n",
                static_cast<unsigned long long>(stats.requests),
                static_cast<unsigned long long>(stats.responses),
                static_cast<unsigned long long>(stats.retries),
                static_cast<unsigned long long>(stats.bad_gateway),
+               static_cast<unsigned long long>(stats.service_unavailable),
                static_cast<unsigned long long>(stats.gateway_timeout),
                static_cast<unsigned long long>(stats.client_errors),
                static_cast<unsigned long long>(pool.created),

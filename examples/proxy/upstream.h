@@ -98,11 +98,11 @@ class UpstreamConnector {
  public:
   virtual ~UpstreamConnector() = default;
   // Lends a connection to `upstream`: an idle pooled one (checked alive) or
-  // a new one, unless `fresh`, which always opens a new one. `done` runs
-  // once, on any thread, with the link or the error (Unavailable when the
-  // upstream cannot be reached, DeadlineExceeded past `deadline`). The
-  // handler receives the connection's callbacks until the link is released.
-  virtual void Acquire(Upstream& upstream, absl::Time deadline, bool fresh,
+  // a new one. `done` runs once, on any thread, with the link or the error
+  // (Unavailable when the upstream cannot be reached, DeadlineExceeded past
+  // `deadline`, ResourceExhausted when too many requests wait). The handler
+  // receives the connection's callbacks until the link is released.
+  virtual void Acquire(Upstream& upstream, absl::Time deadline,
                        std::shared_ptr<UpstreamHandler> handler,
                        AcquireCallback done) = 0;
   // Closes idle connections and stops; links still out close on release.
