@@ -51,6 +51,7 @@ ROOTS = [
     "//examples/echo:echo_server",
     "//examples/http:http_server",
     "//examples/jsonrpc:jsonrpc_server",
+    "//examples/proxy:proxy",
     "//bench:echo_load",
     "//bench/peers:echo_epoll",
 ]
