@@ -76,7 +76,7 @@ void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
   // The pool resolves "host:port" itself; the proxy passes the address it
   // resolved at startup, so names are looked up once.
   pool_->Acquire(
-      upstream.address.ToString(), deadline,
+      upstream.endpoint, deadline,
       [pool, done = std::move(done)](absl::StatusOr<Lease> lease) mutable {
         if (!lease.ok()) {
           done(lease.status());

@@ -68,6 +68,7 @@ absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Parse(
     auto upstream = std::make_unique<Upstream>();
     upstream->host_port = std::string(entry);
     upstream->address = *address;
+    upstream->endpoint = address->ToString();
     upstreams.push_back(std::move(upstream));
   }
   if (upstreams.empty()) {

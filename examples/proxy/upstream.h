@@ -32,6 +32,7 @@ namespace mill::proxy {
 struct Upstream {
   std::string host_port;  // "127.0.0.1:8080", as given
   SocketAddress address;  // resolved once at startup
+  std::string endpoint;   // address.ToString(): the pool's key
   // Exchanges in flight on it (least-loaded balancing).
   std::atomic<int> in_flight{0};
 };
