@@ -17,16 +17,23 @@ measures servers:
     upstream is the cheapest HTTP server in the tree, and it is the same for
     every contender, so it shifts both sides alike);
   * nginx is Debian's (tools/bootstrap.sh installs nginx-light): one worker,
-    `upstream { server 127.0.0.1:P; keepalive 32; }`, `proxy_http_version
-    1.1; proxy_set_header Connection "";`, access log off; its CPU is the
-    worker process's;
+    `upstream { server 127.0.0.1:P; keepalive N; }`, `proxy_http_version
+    1.1; proxy_set_header Connection "";`, access log off, with N = 32 (the
+    issue's reference configuration) and N = 128; its CPU is the worker
+    process's;
   * the Mill-IO proxy runs with --mode=direct (one loop thread, like nginx's
-    one worker) and, as a second entry, --mode=pool --workers=1, both with
-    --max_idle_upstream=32 (the same idle pool as nginx's keepalive 32); its
-    CPU is the whole process's (every thread).
+    one worker) with --max_idle_upstream=32 and 128 (its default), and
+    with --mode=pool --workers=1; its CPU is the whole process's (every
+    thread).
 
-Reported per contender: requests/s, p50 latency, and server CPU per request
-(CPU seconds used during the run / requests), each as a ratio to nginx.
+With 100 clients, a pool that keeps 32 idle connections closes and reopens
+upstream connections all the time (both proxies do), so the idle pool size
+matters more than anything else: each Mill-IO entry is compared with nginx
+at keepalive 32 and with nginx at the same pool size.
+
+Reported per contender: requests/s, p50 latency, server CPU per request
+(CPU seconds used during the run / requests) and upstream connects per
+request, with ratios to nginx.
 Then the same proxy with --upstream_keepalive=false (a new upstream
 connection per request, "Connection: close" upstream) against the pooled
 default: p50 latency and requests/s. The medians of --runs runs (servers
@@ -58,9 +65,22 @@ ROOT = run_all.ROOT
 PROXY = "//examples/proxy:proxy"
 UPSTREAM = "//bench/peers:http_epoll"
 CONNECTIONS = 100
-# The proxy keeps as many idle upstream connections as nginx's `keepalive
-# 32` (with 100 clients both open and close some upstream connections).
-SAME_POOL = ["--max_idle_upstream=32"]
+NGINX_32 = "nginx, keepalive 32"
+NGINX_128 = "nginx, keepalive 128"
+MILL_32 = "Mill-IO proxy, direct, 32 idle"
+MILL_128 = "Mill-IO proxy, direct, 128 idle (default)"
+MILL_POOL = "Mill-IO proxy, pool 1 worker, 128 idle"
+MILL_FRESH = "Mill-IO proxy, direct, no upstream keep-alive"
+
+
+def active_opens():
+    """TCP active opens of the whole machine (/proc/net/snmp)."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Tcp:")]
+        return int(rows[1][rows[0].index("ActiveOpens")])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def free_port():
@@ -85,7 +105,7 @@ def wait_accepting(port, timeout=30.0):
 class Nginx:
     """Debian's nginx as a reverse proxy with an upstream keep-alive pool."""
 
-    def __init__(self, upstream_port, cpu):
+    def __init__(self, upstream_port, keepalive, cpu):
         self.tmp = Path(tempfile.mkdtemp(prefix="proxy-bench-nginx-"))
         (self.tmp / "logs").mkdir()
         self.port = free_port()
@@ -107,7 +127,7 @@ http {{
   scgi_temp_path {self.tmp}/scgi;
   upstream backend {{
     server 127.0.0.1:{upstream_port};
-    keepalive 32;
+    keepalive {keepalive};
     keepalive_requests 1000000;
   }}
   server {{
@@ -167,18 +187,24 @@ def run_wrk(port, pid, args):
                        timeout=args.warmup + 60)
     cmd = base + [f"-d{max(1, round(args.duration))}s", "--latency", url]
     before_cpu = run_all.cpu_seconds(pid)
+    before_opens = active_opens()
     before = time.monotonic()
     result = subprocess.run(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             timeout=args.duration + 60)
     wall = time.monotonic() - before
     after_cpu = run_all.cpu_seconds(pid)
+    after_opens = active_opens()
     data = run_all.parse_wrk(result.stdout)
     if result.returncode != 0 or not data.get("requests"):
         return {"ok": False,
                 "error": (result.stderr.strip() or result.stdout.strip())[-200:]}
     cpu = (after_cpu - before_cpu) if None not in (before_cpu,
                                                    after_cpu) else None
+    if None not in (before_opens, after_opens):
+        # wrk's own connections are active opens too.
+        data["connects_per_request"] = max(
+            0, after_opens - before_opens - CONNECTIONS) / data["requests"]
     data.update(ok=True, wall=wall, server_cpu_s=cpu,
                 cpu_per_request_us=(cpu / data["requests"] * 1e6
                                     if cpu is not None else None),
@@ -243,23 +269,30 @@ def main():
                  upstream.describe_failure())
     up = upstream.port
 
+    direct = ["--mode=direct", "--workers=1"]
+    # (name, start, nginx entry with the same idle pool or None)
     contenders = [
-        ("nginx", lambda: Nginx(up, args.server_cpu)),
-        ("Mill-IO proxy, direct", lambda: MillProxy(
-            proxy_bin, up, ["--mode=direct", "--workers=1"] + SAME_POOL,
-            args.server_cpu)),
-        ("Mill-IO proxy, pool 1 worker", lambda: MillProxy(
-            proxy_bin, up, ["--mode=pool", "--workers=1"] + SAME_POOL,
-            args.server_cpu)),
-        ("Mill-IO proxy, direct, no upstream keep-alive", lambda: MillProxy(
-            proxy_bin, up, ["--mode=direct", "--workers=1",
-                            "--upstream_keepalive=false"], args.server_cpu)),
+        (NGINX_32, lambda: Nginx(up, 32, args.server_cpu), None),
+        (NGINX_128, lambda: Nginx(up, 128, args.server_cpu), None),
+        (MILL_32, lambda: MillProxy(proxy_bin, up, direct +
+                                    ["--max_idle_upstream=32"],
+                                    args.server_cpu), NGINX_32),
+        (MILL_128, lambda: MillProxy(proxy_bin, up, direct +
+                                     ["--max_idle_upstream=128"],
+                                     args.server_cpu), NGINX_128),
+        (MILL_POOL, lambda: MillProxy(
+            proxy_bin, up, ["--mode=pool", "--workers=1",
+                            "--max_idle_upstream=128"], args.server_cpu),
+         NGINX_128),
+        (MILL_FRESH, lambda: MillProxy(
+            proxy_bin, up, direct + ["--upstream_keepalive=false"],
+            args.server_cpu), None),
     ]
-    results = {name: [] for name, _ in contenders}
+    results = {name: [] for name, _, _ in contenders}
     load_before = os.getloadavg()
     try:
         for run in range(args.runs):
-            for name, start in contenders:
+            for name, start, _ in contenders:
                 run_all.log(f"[{run + 1}/{args.runs}] {name}")
                 server = start()
                 try:
@@ -274,13 +307,16 @@ def main():
                 run_all.log(
                     f"  {fmt(data.get('requests_per_s'))} req/s, p50 "
                     f"{fmt(data.get('p50_us'))} us, "
-                    f"{fmt(data.get('cpu_per_request_us'), 2)} us CPU/req")
+                    f"{fmt(data.get('cpu_per_request_us'), 2)} us CPU/req, "
+                    f"{fmt(data.get('connects_per_request'), 3)} upstream "
+                    "connects/req")
     finally:
         upstream.stop()
     load_after = os.getloadavg()
 
-    nginx_rps = median(results["nginx"], "requests_per_s")
-    nginx_cpu = median(results["nginx"], "cpu_per_request_us")
+    def med(name, key):
+        return median(results[name], key)
+
     lines = [
         "## Reverse proxy: Mill-IO proxy vs nginx",
         "",
@@ -290,58 +326,78 @@ def main():
         f"{args.warmup:g} s warm-up; load average "
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after).",
         "",
-        f"`wrk -t1 -c{CONNECTIONS}` (keep-alive) through each proxy to the "
-        "same upstream, //bench/peers:http_epoll. The proxy is pinned to "
-        f"CPU {args.server_cpu}; wrk and the upstream share CPU "
+        f"`wrk -t1 -c{CONNECTIONS} --latency` (keep-alive) through each "
+        "proxy to the same upstream, //bench/peers:http_epoll. The proxy is "
+        f"pinned to CPU {args.server_cpu}; wrk and the upstream share CPU "
         f"{args.client_cpu}. nginx: Debian's, one worker, `upstream "
-        "{ keepalive 32; }`, `proxy_http_version 1.1; proxy_set_header "
-        "Connection \"\";`; the Mill-IO proxy keeps the same 32 idle upstream "
-        "connections (`--max_idle_upstream=32`). CPU per request is the proxy's CPU time "
-        "(nginx: its worker's; Mill-IO: every thread) over the requests "
-        "served.",
+        "{ server ...; keepalive N; }`, `proxy_http_version 1.1; "
+        "proxy_set_header Connection \"\";`. The Mill-IO proxy keeps the "
+        "same number of idle upstream connections (`--max_idle_upstream`). "
+        "CPU per request is the proxy's CPU time (nginx: its worker's; "
+        "Mill-IO: every thread) over the requests served. Upstream connects "
+        "per request: TCP active opens during the run (/proc/net/snmp), "
+        "less wrk's own, over the requests: with 100 clients and 32 idle "
+        "connections kept, both proxies keep closing and reopening upstream "
+        "connections, which dominates their cost.",
         "",
-        "| proxy | requests/s | vs nginx | p50 latency | server CPU per "
-        "request | vs nginx | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| proxy | requests/s | vs nginx keepalive 32 | vs nginx, same "
+        "pool | p50 latency | server CPU per request | vs nginx keepalive "
+        "32 | vs nginx, same pool | upstream connects per request | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, _ in contenders:
+    for name, _, peer in contenders:
         runs = results[name]
-        rps = median(runs, "requests_per_s")
-        cpu = median(runs, "cpu_per_request_us")
+        rps = med(name, "requests_per_s")
+        cpu = med(name, "cpu_per_request_us")
         errors = sum(r.get("errors", 0) for r in runs if r.get("ok"))
         failed = sum(1 for r in runs if not r.get("ok"))
         lines.append(
-            f"| {name} | {fmt(rps)} | {ratio(rps, nginx_rps)} | "
-            f"{fmt(median(runs, 'p50_us'))} µs | {fmt(cpu, 2)} µs | "
-            f"{ratio(cpu, nginx_cpu)} | {errors}"
+            f"| {name} | {fmt(rps)} | {ratio(rps, med(NGINX_32, 'requests_per_s'))} | "
+            f"{ratio(rps, med(peer, 'requests_per_s')) if peer else '—'} | "
+            f"{fmt(med(name, 'p50_us'))} µs | {fmt(cpu, 2)} µs | "
+            f"{ratio(cpu, med(NGINX_32, 'cpu_per_request_us'))} | "
+            f"{ratio(cpu, med(peer, 'cpu_per_request_us')) if peer else '—'} | "
+            f"{fmt(med(name, 'connects_per_request'), 3)} | {errors}"
             f"{f' ({failed} runs failed)' if failed else ''} |")
-    pooled = results["Mill-IO proxy, direct"]
-    fresh = results["Mill-IO proxy, direct, no upstream keep-alive"]
-    p_p50, f_p50 = median(pooled, "p50_us"), median(fresh, "p50_us")
-    p_rps, f_rps = (median(pooled, "requests_per_s"),
-                    median(fresh, "requests_per_s"))
-    direct_cpu = median(pooled, "cpu_per_request_us")
+
+    def verdict(ok):
+        return "met" if ok else "missed"
+
+    def target_line(mill, nginx):
+        m_cpu, n_cpu = med(mill, "cpu_per_request_us"), med(
+            nginx, "cpu_per_request_us")
+        m_rps, n_rps = med(mill, "requests_per_s"), med(nginx,
+                                                        "requests_per_s")
+        return (f"- {mill} vs {nginx}: CPU per request "
+                f"{ratio(m_cpu, n_cpu)} of nginx's "
+                f"({verdict(m_cpu and n_cpu and m_cpu <= n_cpu)}), "
+                f"requests/s {ratio(m_rps, n_rps)} of nginx's "
+                f"({verdict(m_rps and n_rps and m_rps >= n_rps)}).")
+
+    p_p50, f_p50 = med(MILL_128, "p50_us"), med(MILL_FRESH, "p50_us")
+    p_rps, f_rps = (med(MILL_128, "requests_per_s"),
+                    med(MILL_FRESH, "requests_per_s"))
     lines += [
         "",
-        "Targets (issue 10): the proxy's CPU per request at most nginx's "
-        f"(direct mode: {ratio(direct_cpu, nginx_cpu)} of nginx's, "
-        f"{'met' if direct_cpu and nginx_cpu and direct_cpu <= nginx_cpu else 'missed'}),"
-        " requests/s at least nginx's "
-        f"({ratio(p_rps, nginx_rps)}, "
-        f"{'met' if p_rps and nginx_rps and p_rps >= nginx_rps else 'missed'}).",
+        "Targets (issue 10: CPU per request at most nginx's, requests/s at "
+        "least nginx's):",
+        "",
+        target_line(MILL_32, NGINX_32),
+        target_line(MILL_128, NGINX_128),
+        target_line(MILL_128, NGINX_32),
         "",
         "### Pooled vs a new upstream connection per request (same proxy, "
         "direct mode)",
         "",
         "| upstream connections | requests/s | p50 latency |",
         "|---|---:|---:|",
-        f"| pooled (keep-alive) | {fmt(p_rps)} | {fmt(p_p50)} µs |",
+        f"| pooled (keep-alive, 128 idle) | {fmt(p_rps)} | {fmt(p_p50)} µs |",
         f"| new per request (`--upstream_keepalive=false`) | {fmt(f_rps)} | "
         f"{fmt(f_p50)} µs |",
         "",
         f"Reuse cuts p50 latency to {ratio(p_p50, f_p50)} of a new "
         f"connection per request (target: 0.5 or less, "
-        f"{'met' if p_p50 and f_p50 and p_p50 <= 0.5 * f_p50 else 'missed'})"
+        f"{verdict(p_p50 and f_p50 and p_p50 <= 0.5 * f_p50)})"
         f" and gives {ratio(p_rps, f_rps)}x the requests/s.",
     ]
     run_all.write_section(Path(args.output), "proxy", "\n".join(lines))

@@ -45,7 +45,7 @@ ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(5),
 ABSL_FLAG(bool, upstream_keepalive, true,
           "reuse upstream connections (false: a new one per request, "
           "\"Connection: close\" upstream)");
-ABSL_FLAG(int, max_idle_upstream, 64,
+ABSL_FLAG(int, max_idle_upstream, 128,
           "idle keep-alive connections kept per upstream");
 ABSL_FLAG(int, max_upstream_connections, 1024,
           "open connections per upstream at most; requests beyond wait for "
