@@ -22,9 +22,10 @@ measures servers:
     issue's reference configuration) and N = 128; its CPU is the worker
     process's;
   * the Mill-IO proxy runs with --mode=direct (one loop thread, like nginx's
-    one worker) with --max_idle_upstream=32 and 128 (its default), and
-    with --mode=pool --workers=1; its CPU is the whole process's (every
-    thread).
+    one worker) with --max_idle_upstream=32 and 128 (its default), with 32
+    idle and --max_upstream_connections=32 (requests beyond wait in the
+    pool's queue), and with --mode=pool --workers=1; its CPU is the whole
+    process's (every thread).
 
 With 100 clients, a pool that keeps 32 idle connections closes and reopens
 upstream connections all the time (both proxies do), so the idle pool size
@@ -68,6 +69,7 @@ CONNECTIONS = 100
 NGINX_32 = "nginx, keepalive 32"
 NGINX_128 = "nginx, keepalive 128"
 MILL_32 = "Mill-IO proxy, direct, 32 idle"
+MILL_32_CAPPED = "Mill-IO proxy, direct, 32 connections at most"
 MILL_128 = "Mill-IO proxy, direct, 128 idle (default)"
 MILL_POOL = "Mill-IO proxy, pool 1 worker, 128 idle"
 MILL_FRESH = "Mill-IO proxy, direct, no upstream keep-alive"
@@ -277,6 +279,10 @@ def main():
         (MILL_32, lambda: MillProxy(proxy_bin, up, direct +
                                     ["--max_idle_upstream=32"],
                                     args.server_cpu), NGINX_32),
+        (MILL_32_CAPPED, lambda: MillProxy(
+            proxy_bin, up, direct + ["--max_idle_upstream=32",
+                                     "--max_upstream_connections=32"],
+            args.server_cpu), NGINX_32),
         (MILL_128, lambda: MillProxy(proxy_bin, up, direct +
                                      ["--max_idle_upstream=128"],
                                      args.server_cpu), NGINX_128),
@@ -338,7 +344,12 @@ def main():
         "per request: TCP active opens during the run (/proc/net/snmp), "
         "less wrk's own, over the requests: with 100 clients and 32 idle "
         "connections kept, both proxies keep closing and reopening upstream "
-        "connections, which dominates their cost.",
+        "connections, which dominates their cost. \"32 connections at most\" "
+        "adds `--max_upstream_connections=32`: the proxy then never opens "
+        "more than it keeps, and a request finding all 32 busy waits in the "
+        "pool's bounded queue for the next one released (nginx without its "
+        "commercial `queue` directive cannot wait: with `max_conns` it "
+        "answers 502).",
         "",
         "| proxy | requests/s | vs nginx keepalive 32 | vs nginx, same "
         "pool | p50 latency | server CPU per request | vs nginx keepalive "
@@ -383,6 +394,7 @@ def main():
         "least nginx's):",
         "",
         target_line(MILL_32, NGINX_32),
+        target_line(MILL_32_CAPPED, NGINX_32),
         target_line(MILL_128, NGINX_128),
         target_line(MILL_128, NGINX_32),
         "",

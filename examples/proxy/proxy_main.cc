@@ -208,5 +208,17 @@ int main(int argc, char** argv) {
                static_cast<unsigned long long>(stats.client_errors),
                static_cast<unsigned long long>(pool.created),
                static_cast<unsigned long long>(pool.reused));
+  std::string closed;
+  for (int i = 0; i < mill::kPoolCloseReasonCount; ++i) {
+    if (pool.closed_by[i] == 0) continue;
+    absl::StrAppend(
+        &closed, closed.empty() ? "" : ", ",
+        mill::PoolCloseReasonName(static_cast<mill::PoolCloseReason>(i)), " ",
+        pool.closed_by[i]);
+  }
+  if (!closed.empty()) {
+    std::fprintf(stderr, "proxy: upstream connections closed: %s\n",
+                 closed.c_str());
+  }
   return exit_code;
 }
