@@ -787,6 +787,30 @@ TEST_F(ProxyToTestUpstreamTest, UpstreamThatNeverAnswersGets504) {
   EXPECT_EQ(other->Get("/hello").body, "hello\n");
 }
 
+TEST_F(ProxyToTestUpstreamTest, BoundedUpstreamConnectionsQueueThenGive503) {
+  // One upstream connection at most, one request may wait for it.
+  StartBoth({}, {"--max_upstream_connections=1", "--max_waiting=1",
+                 "--upstream_timeout=2s"});
+  std::unique_ptr<HttpClient> hung = HttpClient::Connect(proxy_.port);
+  std::unique_ptr<HttpClient> waiting = HttpClient::Connect(proxy_.port);
+  std::unique_ptr<HttpClient> refused = HttpClient::Connect(proxy_.port);
+  ASSERT_TRUE(hung->Send("GET /hang HTTP/1.1\r\nHost: t\r\n\r\n"));
+  absl::SleepFor(absl::Milliseconds(300));  // it holds the connection
+  ASSERT_TRUE(waiting->Send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+  absl::SleepFor(absl::Milliseconds(300));  // it waits in the pool's queue
+  // The queue is full: refused at once.
+  const absl::Time start = absl::Now();
+  Response r = refused->Get("/hello");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // The hung request times out (504) and frees the slot for the waiter.
+  EXPECT_EQ(hung->Read().status, 504);
+  Response served = waiting->Read();
+  EXPECT_EQ(served.status, 200);
+  EXPECT_EQ(served.body, "hello\n");
+  EXPECT_EQ(refused->Get("/hello").status, 200);
+}
+
 TEST_F(ProxyToTestUpstreamTest, SlowUpstreamKeepsUploadMemoryBounded) {
   // The upstream waits 3 s before reading a 48 MiB body: the proxy must
   // stop reading the client rather than buffer the upload.
