@@ -170,9 +170,8 @@ class Session : public UpstreamHandler,
           FlushLocked(client);
         }
         // Otherwise the buffered rest is parsed first (ServeUpstreamLocked).
-      } else {
-        Defer([conn] { conn->Close(); });
       }
+      // Not ours (any more): the pool handles EOF on what it holds.
     }
   }
 
