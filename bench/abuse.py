@@ -219,7 +219,7 @@ def main():
         chunk = os.urandom(1 << 20)
         for _ in range(BIG >> 20):
             f.write(chunk)
-        (site / "small.txt").write_text("hello\n")
+    (site / "small.txt").write_text("hello\n")
     # nginx's worker runs as an unprivileged user: make the site readable.
     os.chmod(site, 0o755)
     for f in site.iterdir():

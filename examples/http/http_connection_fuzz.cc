@@ -77,11 +77,13 @@ FeedResult Feed(const std::vector<std::string_view>& chunks,
   options.clock = [] { return mill::http::kModelTime; };
   HttpConnection connection(Handle, options);
   FeedResult result;
+  // The handler's responses carry their bodies in memory, so the string
+  // sink sees every byte the connection would send.
+  mill::http::StringResponseSink sink(&result.output);
   bool closed = false;
   for (const std::string_view chunk : chunks) {
     const size_t before = result.output.size();
-    const HttpConnection::Action action =
-        connection.Feed(chunk, &result.output);
+    const HttpConnection::Action action = connection.Feed(chunk, &sink);
     if (closed && result.output.size() != before) {
       mill::fuzz::Require(
           absl::InternalError("a closed connection produced more output"));

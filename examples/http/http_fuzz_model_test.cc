@@ -37,7 +37,8 @@ std::string RealOutput(const std::string& stream, size_t max_header_bytes) {
       },
       options);
   std::string out;
-  connection.Feed(stream, &out);
+  mill::http::StringResponseSink sink(&out);
+  connection.Feed(stream, &sink);
   return out;
 }
 
@@ -118,7 +119,8 @@ TEST(HttpFuzzModelTest, MalformedAndOversizedHeaderMayBe400Or431) {
   HttpConnection connection([](const HttpRequest&) { return HttpResponse(); },
                             options);
   std::string split;
-  for (const char c : stream) connection.Feed(std::string(1, c), &split);
+  mill::http::StringResponseSink sink(&split);
+  for (const char c : stream) connection.Feed(std::string(1, c), &sink);
   EXPECT_EQ(split.rfind("HTTP/1.1 431 ", 0), 0u) << split;
   EXPECT_TRUE(CheckResponses(split, expected).ok());
   // Any other status is still wrong.

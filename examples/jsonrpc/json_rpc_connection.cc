@@ -13,18 +13,31 @@ JsonRpcConnection::JsonRpcConnection(const JsonRpcService* service,
                                      size_t max_line_bytes)
     : service_(service), framer_(max_line_bytes) {}
 
+void JsonRpcConnection::Serve(ByteBuffer& input, std::string* output,
+                              size_t output_limit) {
+  framer_.Take(input, [&](const LineFramer::FrameView& frame) {
+    Answer(frame.kind, frame.line, output);
+    return output->size() < output_limit;
+  });
+}
+
+void JsonRpcConnection::Answer(LineFramer::Kind kind, std::string_view line,
+                               std::string* output) {
+  ++messages_handled_;
+  std::optional<std::string> response =
+      kind == LineFramer::Kind::kOversized
+          ? JsonRpcService::OversizedMessageResponse(framer_.max_line_bytes())
+          : service_->HandleMessage(line);
+  if (!response.has_value()) return;
+  output->append(*response);
+  output->push_back('\n');
+}
+
 void JsonRpcConnection::Feed(std::string_view bytes, std::string* output) {
   frames_.clear();
   framer_.Feed(bytes, &frames_);
   for (const LineFramer::Frame& frame : frames_) {
-    ++messages_handled_;
-    std::optional<std::string> response =
-        frame.kind == LineFramer::Frame::Kind::kOversized
-            ? JsonRpcService::OversizedMessageResponse(framer_.max_line_bytes())
-            : service_->HandleMessage(frame.line);
-    if (!response.has_value()) continue;
-    output->append(*response);
-    output->push_back('\n');
+    Answer(frame.kind, frame.line, output);
   }
   frames_.clear();
   // A feed of many short lines must not pin a large frame array.

@@ -16,12 +16,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "examples/jsonrpc/json_rpc_service.h"
 #include "examples/jsonrpc/line_framer.h"
+#include "net/byte_buffer.h"
 
 namespace mill::jsonrpc {
 
@@ -40,13 +42,25 @@ class JsonRpcConnection {
   JsonRpcConnection(const JsonRpcConnection&) = delete;
   JsonRpcConnection& operator=(const JsonRpcConnection&) = delete;
 
-  // Consumes `bytes`; appends the responses they complete to `*output`.
+  // Answers the complete messages in `input` (the connection's input
+  // buffer), consuming them and appending each response with its '\n' to
+  // `*output`; a partial line stays in `input`. Stops once `*output` holds
+  // `output_limit` bytes or more (so a server can check its output queue
+  // between batches), leaving the remaining messages in `input`.
+  void Serve(ByteBuffer& input, std::string* output,
+             size_t output_limit = std::numeric_limits<size_t>::max());
+
+  // The same for bytes held by the caller (tests): consumes all of them; a
+  // partial line is kept here.
   void Feed(std::string_view bytes, std::string* output);
 
   // Complete messages (lines, oversized ones included) handled so far.
   uint64_t messages_handled() const { return messages_handled_; }
 
  private:
+  void Answer(LineFramer::Kind kind, std::string_view line,
+              std::string* output);
+
   const JsonRpcService* const service_;
   LineFramer framer_;
   std::vector<LineFramer::Frame> frames_;  // Reused across Feed calls.

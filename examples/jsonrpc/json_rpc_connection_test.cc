@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "examples/jsonrpc/key_value_store.h"
 #include "examples/jsonrpc/standard_methods.h"
@@ -48,6 +49,36 @@ TEST_F(JsonRpcConnectionTest, SeveralMessagesInOneFeedAreAnsweredInOrder) {
   EXPECT_EQ(got[1], Json::parse(R"({"jsonrpc":"2.0","result":5,"id":2})"));
   EXPECT_EQ(got[2]["error"]["code"], kParseError);
   EXPECT_EQ(conn.messages_handled(), 4u);
+}
+
+// Serving straight from a connection's input buffer: complete lines are
+// consumed, a partial one stays, and an output limit stops early with the
+// remaining messages left in the buffer.
+TEST_F(JsonRpcConnectionTest, ServeConsumesFromTheInputBufferUpToALimit) {
+  JsonRpcConnection conn(&service_);
+  ByteBuffer input;
+  for (int id = 1; id <= 5; ++id) {
+    input.Append(absl::StrCat(
+        "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":", id, "}\n"));
+  }
+  input.Append("{\"jsonrpc\":\"2.0\",\"method\":\"pi");  // partial
+  std::string out;
+  conn.Serve(input, &out, /*output_limit=*/1);  // one response, then stop
+  ASSERT_EQ(Responses(out).size(), 1u);
+  EXPECT_EQ(Responses(out)[0]["id"], 1);
+  out.clear();
+  conn.Serve(input, &out);
+  const std::vector<Json> rest = Responses(out);
+  ASSERT_EQ(rest.size(), 4u);
+  EXPECT_EQ(rest[3]["id"], 5);
+  EXPECT_EQ(input.view(), "{\"jsonrpc\":\"2.0\",\"method\":\"pi");
+  input.Append("ng\",\"id\":6}\n");
+  out.clear();
+  conn.Serve(input, &out);
+  ASSERT_EQ(Responses(out).size(), 1u);
+  EXPECT_EQ(Responses(out)[0]["id"], 6);
+  EXPECT_TRUE(input.empty());
+  EXPECT_EQ(conn.messages_handled(), 6u);
 }
 
 TEST_F(JsonRpcConnectionTest, MessageSplitAcrossFeedsIsAnsweredOnce) {

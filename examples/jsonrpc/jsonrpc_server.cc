@@ -83,14 +83,14 @@ namespace {
 
 using mill::jsonrpc::JsonRpcConnection;
 
-// Input is fed to the protocol in small slices from the connection's input
-// buffer, and the output is handed to the connection whenever kSendChunk
-// bytes have collected, checking the output queue each time. Once the queue
-// reaches the high-water mark the rest of the input stays in the
-// connection's buffer (which stops reading) and on_data comes again when the
-// queue drained, so a client that pipelines "get" calls for a large value
-// and never reads cannot make the server buffer without bound.
-constexpr size_t kFeedSlice = 128;
+// Messages are answered straight from the connection's input buffer (the
+// framer hands out each line as a view into it: no copy), and the output is
+// handed to the connection whenever kSendChunk bytes have collected,
+// checking the output queue each time. Once the queue reaches the
+// high-water mark the rest of the input stays in the connection's buffer
+// (which stops reading) and on_data comes again when the queue drained, so
+// a client that pipelines "get" calls for a large value and never reads
+// cannot make the server buffer without bound.
 constexpr size_t kSendChunk = 64 * 1024;
 
 // Per-connection state, stored in the Connection's user context, touched
@@ -104,35 +104,39 @@ class Session {
   // on_data (also called again when the output queue drained).
   void OnData(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     Serve(conn, input);
-    if (peer_eof_ && input.empty()) conn->Close();
+    if (peer_eof_ && !HasCompleteLine(input)) conn->Close();
   }
 
   // on_peer_shutdown: the client sent everything. Answer what is still
-  // buffered (OnData finishes it once the output drains), then close.
+  // buffered (OnData finishes it once the output drains), then close; a
+  // partial last line is no message.
   void OnPeerShutdown(const mill::ConnectionPtr& conn) {
     peer_eof_ = true;
-    if (conn->input().empty()) conn->Close();
+    if (!HasCompleteLine(conn->input())) conn->Close();
   }
 
  private:
+  static bool HasCompleteLine(const mill::ByteBuffer& input) {
+    return input.find('\n') != mill::ByteBuffer::npos;
+  }
+
   void Serve(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     // Reused per thread: serving small messages allocates no output buffer.
     thread_local std::string out;
     out.clear();
-    while (!input.empty()) {
-      const size_t slice = std::min(input.size(), kFeedSlice);
-      rpc_.Feed(std::string_view(input.data(), slice), &out);
-      input.Consume(slice);
-      if (out.size() < kSendChunk) continue;
+    for (;;) {
+      rpc_.Serve(input, &out, kSendChunk);
+      // Below the chunk size it stopped for want of a complete message.
+      const bool stopped_at_chunk = out.size() >= kSendChunk;
       // Fails only if the connection is closing; then nobody reads it.
-      (void)conn->Send(out);
+      if (!out.empty()) (void)conn->Send(out);
       out.clear();
+      if (!stopped_at_chunk) break;
       if (high_water_mark_ > 0 &&
           conn->pending_output_bytes() >= high_water_mark_) {
         break;  // the rest waits in the input buffer
       }
     }
-    if (!out.empty()) (void)conn->Send(out);
     if (out.capacity() > 2 * kSendChunk) std::string().swap(out);
   }
 
@@ -207,6 +211,10 @@ int main(int argc, char** argv) {
   options.connection.socket.no_delay = true;
   options.max_connections = setup->max_connections;
   options.connection.idle_timeout = setup->idle_timeout;
+  // Lines are framed in the input buffer itself: it must hold a line of the
+  // longest size accepted plus one read, so an oversized one is seen.
+  options.connection.max_input_bytes =
+      static_cast<size_t>(max_line_bytes) + 64 * 1024;
 
   mill::TcpServerCallbacks callbacks;
   const size_t line_limit = static_cast<size_t>(max_line_bytes);

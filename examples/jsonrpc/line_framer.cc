@@ -20,43 +20,50 @@ bool IsBlank(std::string_view line) {
 LineFramer::LineFramer(size_t max_line_bytes)
     : max_line_bytes_(std::max<size_t>(max_line_bytes, 1)) {}
 
-void LineFramer::EmitLine(std::string_view line, std::vector<Frame>* frames) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (IsBlank(line)) return;
-  frames->push_back(Frame{Frame::Kind::kLine, std::string(line)});
-}
-
-void LineFramer::Feed(std::string_view bytes, std::vector<Frame>* frames) {
-  while (!bytes.empty()) {
-    const size_t newline = bytes.find('\n');
+void LineFramer::Take(ByteBuffer& input,
+                      const std::function<bool(const FrameView&)>& on_frame) {
+  while (!input.empty()) {
+    const size_t newline = input.find('\n');
     if (discarding_) {
-      if (newline == std::string_view::npos) return;  // Drop it all.
-      bytes.remove_prefix(newline + 1);
+      if (newline == ByteBuffer::npos) {
+        input.Consume(input.size());  // Drop it all.
+        return;
+      }
+      input.Consume(newline + 1);
       discarding_ = false;
       continue;
     }
-    if (newline == std::string_view::npos) {
-      if (buffer_.size() + bytes.size() > max_line_bytes_) {
+    if (newline == ByteBuffer::npos) {
+      if (input.size() > max_line_bytes_) {
         // Answer now rather than when (if ever) the '\n' arrives.
-        frames->push_back(Frame{Frame::Kind::kOversized, {}});
-        std::string().swap(buffer_);  // Do not pin up to 1 MiB per idle peer.
+        input.Consume(input.size());
         discarding_ = true;
-        return;
+        if (!on_frame(FrameView{Kind::kOversized, {}})) return;
       }
-      buffer_.append(bytes.data(), bytes.size());
       return;
     }
-    if (buffer_.size() + newline > max_line_bytes_) {
-      frames->push_back(Frame{Frame::Kind::kOversized, {}});
-    } else if (buffer_.empty()) {
-      EmitLine(bytes.substr(0, newline), frames);  // Common case: one copy.
+    bool more = true;
+    if (newline > max_line_bytes_) {
+      more = on_frame(FrameView{Kind::kOversized, {}});
     } else {
-      buffer_.append(bytes.data(), newline);
-      EmitLine(buffer_, frames);
+      std::string_view line(input.data(), newline);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!IsBlank(line)) more = on_frame(FrameView{Kind::kLine, line});
     }
-    buffer_.clear();
-    if (buffer_.capacity() > kMaxRetainedCapacity) std::string().swap(buffer_);
-    bytes.remove_prefix(newline + 1);
+    input.Consume(newline + 1);
+    if (!more) return;
+  }
+}
+
+void LineFramer::Feed(std::string_view bytes, std::vector<Frame>* frames) {
+  buffer_.Append(absl::string_view(bytes.data(), bytes.size()));
+  Take(buffer_, [frames](const FrameView& frame) {
+    frames->push_back(Frame{frame.kind, std::string(frame.line)});
+    return true;
+  });
+  // Do not pin the memory of one long line for the rest of the connection.
+  if (buffer_.empty() || buffer_.capacity() > kMaxRetainedCapacity) {
+    buffer_.Shrink(kMaxRetainedCapacity);
   }
 }
 

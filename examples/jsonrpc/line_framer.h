@@ -15,37 +15,52 @@
 //     At most max_line_bytes bytes are ever buffered, and the buffer's
 //     memory is given back once a long line is out (a few KiB at most are
 //     kept between lines).
-// Bytes after the last '\n' stay buffered until more arrive; there is no
-// end-of-stream flush, since a partial line is not a complete message.
+// Bytes after the last '\n' wait for more; there is no end-of-stream flush,
+// since a partial line is not a complete message.
+//
+// The framer works on a byte buffer the caller owns: a server passes its
+// connection's input buffer to Take(), which hands out each complete line
+// as a view into that buffer and consumes it, leaving a partial line in
+// place. No line is copied. Feed() is the same rule for callers that hold
+// bytes, not a buffer (tests, the fuzzer): it keeps a buffer of its own.
 //
 // Thread-safety: thread-compatible (one instance per connection, used by one
-// thread at a time). Ownership: frames are returned by value; the framer
-// keeps no reference to the fed bytes.
+// thread at a time). Ownership: Take's frames are views valid during the
+// callback; Feed's frames are owned strings.
 #ifndef MILL_IO_EXAMPLES_JSONRPC_LINE_FRAMER_H_
 #define MILL_IO_EXAMPLES_JSONRPC_LINE_FRAMER_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "net/byte_buffer.h"
 
 namespace mill::jsonrpc {
 
 // Incremental '\n' framer with a per-line size limit. Use one per connection:
 //
 //   LineFramer framer;
-//   std::vector<LineFramer::Frame> frames;
-//   framer.Feed(received_bytes, &frames);
-//   for (const auto& f : frames) { ... f.kind, f.line ... }
+//   framer.Take(conn->input(), [&](const LineFramer::FrameView& f) {
+//     Handle(f.kind, f.line);  // f.line points into the input buffer
+//     return true;             // false: stop here, leave the rest
+//   });
 class LineFramer {
  public:
   static constexpr size_t kDefaultMaxLineBytes = size_t{1} << 20;  // 1 MiB
 
+  enum class Kind {
+    kLine,       // `line` holds a complete line without "\n" / "\r\n".
+    kOversized,  // A line exceeded the limit; `line` is empty.
+  };
+  struct FrameView {
+    Kind kind = Kind::kLine;
+    std::string_view line;
+  };
   struct Frame {
-    enum class Kind {
-      kLine,       // `line` holds a complete line without "\n" / "\r\n".
-      kOversized,  // A line exceeded the limit; `line` is empty.
-    };
+    using Kind = LineFramer::Kind;
     Kind kind = Kind::kLine;
     std::string line;
   };
@@ -56,21 +71,28 @@ class LineFramer {
   LineFramer(const LineFramer&) = delete;
   LineFramer& operator=(const LineFramer&) = delete;
 
+  // Takes every complete frame from `input`, in stream order: calls
+  // `on_frame` with it (its line is a view into `input`, valid during the
+  // call), then consumes its bytes. Stops early, with the rest left in
+  // `input`, when `on_frame` returns false (that frame is consumed). Bytes
+  // of an oversized line are consumed (dropped) as they arrive, so `input`
+  // is left holding at most max_line_bytes() of a partial line.
+  void Take(ByteBuffer& input,
+            const std::function<bool(const FrameView&)>& on_frame);
+
   // Consumes `bytes` and appends every frame it completes to `*frames` (which
-  // is not cleared), in stream order.
+  // is not cleared), in stream order; a partial line is kept here.
   void Feed(std::string_view bytes, std::vector<Frame>* frames);
 
   size_t max_line_bytes() const { return max_line_bytes_; }
-  // Bytes of the current partial line held in memory (<= max_line_bytes()).
+  // Bytes of the current partial line held by Feed (<= max_line_bytes()).
   size_t buffered_bytes() const { return buffer_.size(); }
   // True while the tail of an oversized line is being dropped.
   bool discarding() const { return discarding_; }
 
  private:
-  void EmitLine(std::string_view line, std::vector<Frame>* frames);
-
   const size_t max_line_bytes_;
-  std::string buffer_;
+  ByteBuffer buffer_;  // Feed's partial line
   bool discarding_ = false;
 };
 

@@ -157,5 +157,48 @@ TEST(LineFramerTest, ReleasesBufferMemoryAfterALongLine) {
   EXPECT_LT(HeapBytesInUse(), before + 64 * 1024);
 }
 
+// Take frames lines in the caller's buffer: views into it, no copy, a
+// partial line left in place, early stop on request.
+TEST(LineFramerTakeTest, FramesInPlaceAndLeavesThePartialLine) {
+  LineFramer framer(16);
+  ByteBuffer input;
+  input.Append("one\r\n  \ntwo\nthree\npart");
+  std::vector<std::string> lines;
+  framer.Take(input, [&](const LineFramer::FrameView& f) {
+    EXPECT_EQ(f.kind, Kind::kLine);
+    lines.emplace_back(f.line);
+    return lines.size() < 2;  // stop after "two"
+  });
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two"}));
+  EXPECT_EQ(input.view(), "three\npart");
+  const char* storage = input.data();
+  framer.Take(input, [&](const LineFramer::FrameView& f) {
+    EXPECT_EQ(f.line.data(), storage);  // a view into the buffer
+    lines.emplace_back(f.line);
+    return true;
+  });
+  EXPECT_EQ(lines.back(), "three");
+  EXPECT_EQ(input.view(), "part");
+  // Over the limit without a '\n': one oversized frame at once, the bytes
+  // dropped, then the rest of that line up to its '\n'.
+  input.Append(std::string(20, 'x'));
+  int oversized = 0;
+  framer.Take(input, [&](const LineFramer::FrameView& f) {
+    oversized += f.kind == Kind::kOversized;
+    return true;
+  });
+  EXPECT_EQ(oversized, 1);
+  EXPECT_TRUE(input.empty());
+  EXPECT_TRUE(framer.discarding());
+  input.Append("yyy\nok\n");
+  lines.clear();
+  framer.Take(input, [&](const LineFramer::FrameView& f) {
+    lines.emplace_back(f.line);
+    return true;
+  });
+  EXPECT_EQ(lines, (std::vector<std::string>{"ok"}));
+  EXPECT_FALSE(framer.discarding());
+}
+
 }  // namespace
 }  // namespace mill::jsonrpc

@@ -24,10 +24,13 @@ LAYERS = {
     "reactor": ["registry", "threadpool", "objectpool", "timer", "ratelimit"],
     "net": ["reactor"],
     "connpool": ["net"],
-    "examples": ["connpool", "net"],
+    "examples": ["connpool", "net", "tools/fuzz"],
     # Measurement and tooling may use anything.
     "bench": ["*"],
     "tools": ["*"],
+    # Fuzzing support (libFuzzer glue, invariant checks): Abseil and
+    # GoogleTest only, so the packages with fuzz targets may use it.
+    "tools/fuzz": [],
     # The user guide's programs use the public API of everything.
     "docs": ["*"],
 }

@@ -16,9 +16,18 @@ import sys
 import xml.etree.ElementTree as ET
 
 
+# Layer keys naming a sub-directory ("tools/fuzz"): such a package is its own
+# layer instead of its top-level directory's. Set by main().
+SUBDIR_LAYERS = []
+
+
 def top_of(label):
-    """//net/internal:x -> "net"; //:WORKSPACE -> "" (the root package)."""
+    """//net/internal:x -> "net"; //:WORKSPACE -> "" (the root package);
+    the longest sub-directory key of the table wins ("tools/fuzz")."""
     package = label[2:].split(":", 1)[0]
+    for key in SUBDIR_LAYERS:
+        if package == key or package.startswith(key + "/"):
+            return key
     return package.split("/", 1)[0]
 
 
@@ -61,6 +70,8 @@ def main(argv):
     for arg in layer_args:
         name, _, uses = arg[len("--layer="):].partition("=")
         layers[name] = [u for u in uses.split(",") if u]
+    SUBDIR_LAYERS[:] = sorted((k for k in layers if "/" in k), key=len,
+                              reverse=True)
     status = 0
     for name, uses in layers.items():
         for used in uses:
