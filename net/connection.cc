@@ -747,9 +747,18 @@ void Connection::ScheduleTeardown() {
   // on_released), so this cannot deadlock; once the loop is stopped it runs
   // here instead.
   std::shared_ptr<Connection> self = shared_from_this();
-  if (!loop_->RunInLoop([self] { self->RunPendingTeardown(); }).ok()) {
-    RunPendingTeardown();
+  auto teardown = [self] { self->RunPendingTeardown(); };
+  if (loop_->IsInLoopThread()) {
+    // RunInLoop would run it inline here, inside the caller's Send() or
+    // Close() (say, another connection's callback holding its own lock):
+    // a zero-delay timer runs it after the current handler instead.
+    if (loop_->RunAfter(absl::ZeroDuration(), std::move(teardown)).valid()) {
+      return;
+    }
+  } else if (loop_->RunInLoop(std::move(teardown)).ok()) {
+    return;
   }
+  RunPendingTeardown();  // the loop is stopped
 }
 
 void Connection::RunPendingTeardown() {

@@ -483,11 +483,15 @@ TEST_P(ConnectionTest, QueuedFilesCountAsPendingOutput) {
   ASSERT_TRUE(client->SendAll(std::string(50, 'r')).ok());
   ConnectionPtr conn = ConnAt(0);
   ASSERT_TRUE(WaitFor([&] { return conn->reading_paused(); }));
-  // Paused at the mark: a few files queued (the socket buffers absorb the
-  // first megabytes), then no more, though 50 requests are waiting.
-  absl::SleepFor(absl::Milliseconds(100));
-  const int settled = queued.load();
-  absl::SleepFor(absl::Milliseconds(100));
+  // Paused at the mark: a few files queued (the socket buffers, which the
+  // kernel may grow for a while, absorb the first megabytes), then no more,
+  // though 50 requests are waiting.
+  int settled = -1;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (queued.load() != settled && absl::Now() < deadline) {
+    settled = queued.load();
+    absl::SleepFor(absl::Milliseconds(300));
+  }
   EXPECT_EQ(queued.load(), settled);
   EXPECT_LT(settled, 10);
   EXPECT_GE(conn->pending_output_bytes(), size_t{256} << 10);
@@ -613,6 +617,40 @@ TEST_P(ConnectionTest, ServerStopWaitsForOnCloseToReturn) {
   ASSERT_NE(ConnAt(1), nullptr);
   server_->Stop();
   EXPECT_EQ(finished.load(), 2);
+}
+
+// Closing one connection from another connection's callback must not run
+// the closed one's on_close inside that callback (the caller may hold a
+// lock on_close needs). In direct mode it used to, through RunInLoop's
+// inline path on the loop thread (found by the proxy's author).
+thread_local bool t_in_killer = false;
+
+TEST_P(ConnectionTest, OnCloseNeverRunsInsideAnotherCallbacksClose) {
+  std::atomic<int> closed_inside{0}, closed_outside{0};
+  TcpServerCallbacks cb;
+  cb.on_data = [&](const ConnectionPtr& c, ByteBuffer& in) {
+    const std::string data(in.view());
+    in.Consume(in.size());
+    if (data != "kill") return;
+    t_in_killer = true;  // this thread, inside the killer's callback
+    for (const ConnectionPtr& other : server_->Connections()) {
+      if (other != c) other->Abort();
+    }
+    t_in_killer = false;
+  };
+  cb.on_close = [&](const ConnectionPtr&, CloseReason r, const absl::Status&) {
+    if (r != CloseReason::kClosedLocally) return;
+    (t_in_killer ? closed_inside : closed_outside)++;
+  };
+  Start(cb);
+  TestClient victim = Connect();
+  ASSERT_NE(ConnAt(0), nullptr);
+  TestClient killer = Connect();
+  ASSERT_NE(ConnAt(1), nullptr);
+  ASSERT_TRUE(killer.SendAll("kill").ok());
+  EXPECT_TRUE(victim.WaitClosed(absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return closed_outside.load() == 1; }));
+  EXPECT_EQ(closed_inside.load(), 0);
 }
 
 TEST_P(ConnectionTest, StateAndCloseReasonNames) {
