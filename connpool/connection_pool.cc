@@ -453,7 +453,8 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
     }
     RunActions(a);
     if (!failure.ok()) {
-      done(std::move(failure));
+      // Not moved: the branch that moves `done` into a waiter returns below.
+      done(std::move(failure));  // NOLINT(bugprone-use-after-move)
       return 0;
     }
     if (queued_id != 0) return queued_id;
@@ -504,13 +505,14 @@ std::optional<Lease> PoolCore::HandOut(
     int64_t wait_ns, Waiter* waiter, std::unique_ptr<Waiter>* owned) {
   std::optional<PoolCloseReason> reject;
   if (reused) {
-    if (!conn->input().empty()) {
-      reject = PoolCloseReason::kDeadOnReuse;
-    } else if (options_.check_liveness) {
-      if (!conn->Probe().ok()) reject = PoolCloseReason::kDeadOnReuse;
-    } else if (conn->is_closed() || !conn->can_send() || conn->input_ended()) {
-      reject = PoolCloseReason::kDeadOnReuse;
-    }
+    // Unread input, then the socket (one MSG_PEEK) or, without the
+    // liveness check, what the connection already knows.
+    const bool dead =
+        !conn->input().empty() ||
+        (options_.check_liveness ? !conn->Probe().ok()
+                                 : conn->is_closed() || !conn->can_send() ||
+                                       conn->input_ended());
+    if (dead) reject = PoolCloseReason::kDeadOnReuse;
     if (!reject && options_.check_on_acquire &&
         !options_.check_on_acquire(conn).ok()) {
       reject = PoolCloseReason::kHealthCheck;
@@ -1279,7 +1281,8 @@ void Lease::ReleaseNow(bool reusable) {
   conn_ = nullptr;
   // The core outlives every connection (the client's callbacks hold it),
   // and `conn` keeps this connection alive here.
-  entry->core->Release(std::move(entry), std::move(conn), reusable);
+  connpool_internal::PoolCore* core = entry->core;
+  core->Release(std::move(entry), std::move(conn), reusable);
 }
 
 absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(

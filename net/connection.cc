@@ -50,7 +50,7 @@ CloseReason ReasonForErrno(int err) {
 }
 
 // Largest single read; also the size of each thread's scratch buffer.
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 // Largest single sendfile(2) call (keeps one flush from hogging the socket
 // lock for a huge file; the loop calls again when writable).
 constexpr uint64_t kSendFileChunk = 1 << 20;

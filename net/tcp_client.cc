@@ -156,7 +156,7 @@ class ClientCore final : public ConnectionOwner,
       : ConnectionOwner(std::make_shared<ConnectionConfig>(
             loop, std::move(callbacks), options.connection)),
         loop_(loop),
-        options_(options),
+        options_(std::move(options)),
         random_(std::random_device{}()) {}
 
   uint64_t Connect(std::vector<SocketAddress> addresses,
@@ -331,16 +331,21 @@ uint64_t ClientCore::Connect(std::vector<SocketAddress> addresses,
 void ClientCore::OnResolved(
     uint64_t id, absl::StatusOr<std::vector<SocketAddress>> addresses) {
   PendingPtr request;
+  absl::Status error;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = pending_.find(id);
     if (it == pending_.end()) return;  // cancelled or timed out meanwhile
     request = it->second;
     request->resolving = false;
-    if (addresses.ok()) request->addresses = *std::move(addresses);
+    if (!addresses.ok()) {
+      error = addresses.status();
+    } else {
+      request->addresses = *std::move(addresses);
+    }
   }
-  if (!addresses.ok()) {
-    Cancel(id, addresses.status());
+  if (!error.ok()) {
+    Cancel(id, std::move(error));
     return;
   }
   StartAttempt(request);

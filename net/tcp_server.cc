@@ -26,7 +26,7 @@ ServerCore::ServerCore(EventLoop* loop, ConnectionCallbacks callbacks,
     : ConnectionOwner(std::make_shared<ConnectionConfig>(
           loop, std::move(callbacks), options.connection)),
       loop(loop),
-      options(options) {}
+      options(std::move(options)) {}
 
 ServerCore::~ServerCore() { CloseFd(reserve_fd_); }
 

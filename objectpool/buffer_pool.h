@@ -73,7 +73,7 @@ class Buffer {
 };
 
 struct BufferPoolOptions {
-  size_t buffer_size = 8 * 1024;  // capacity() of every buffer.
+  size_t buffer_size = size_t{8} * 1024;  // capacity() of every buffer.
   size_t max_idle = 128;          // As ObjectPoolOptions::max_idle.
 };
 

@@ -132,7 +132,7 @@ struct TimingWheel::Slot {
 
 TimingWheel::TimingWheel(TimePoint start)
     : origin_ns_(ToNs(start)),
-      slots_(new Slot[kLevels * kSlotsPerLevel]),
+      slots_(new Slot[size_t{kLevels} * kSlotsPerLevel]),
       running_(kNil) {
   // Every tick the clock can produce fits the levels, so nothing is clamped.
   static_assert(std::numeric_limits<uint64_t>::max() / kNsPerTick <
@@ -524,7 +524,7 @@ void TimingWheel::Cascade() {
     if ((cur_tick_ & ((uint64_t{1} << shift) - 1)) != 0) continue;
     const uint64_t slot_index = (cur_tick_ >> shift) & (kSlotsPerLevel - 1);
     if (!IsOccupied(level, slot_index)) continue;
-    Slot& slot = slots_[level * kSlotsPerLevel + slot_index];
+    Slot& slot = slots_[static_cast<size_t>(level) * kSlotsPerLevel + slot_index];
     uint32_t index = slot.head;
     slot = Slot();
     MarkEmpty(level, slot_index);
