@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -119,11 +120,30 @@ class LoopRunner {
   absl::Status result_;
 };
 
-class EventLoopTest : public ::testing::TestWithParam<DispatchMode> {
+// The loop configurations every test runs in: direct mode; pool mode with
+// one thread (no standby); one poller and two standby-capable threads (a
+// blocked handler is taken over); two pollers and a standby.
+struct LoopConfig {
+  const char* name;
+  DispatchMode mode;
+  int workers;
+  int polling_threads;
+};
+
+class EventLoopTest : public ::testing::TestWithParam<LoopConfig> {
  protected:
+  DispatchMode mode() const { return GetParam().mode; }
+  // Whether a handler that blocks leaves other sources served.
+  bool tolerates_blocking() const {
+    return GetParam().mode == DispatchMode::kPool && GetParam().workers > 1;
+  }
+  void Configure(EventLoopOptions& options) const {
+    options.dispatch_mode = GetParam().mode;
+    options.workers = GetParam().workers;
+    options.polling_threads = GetParam().polling_threads;
+  }
   std::unique_ptr<EventLoop> MakeLoop(EventLoopOptions options = {}) {
-    options.dispatch_mode = GetParam();
-    options.workers = 3;
+    Configure(options);
     options.poll_timeout = absl::Milliseconds(50);
     absl::StatusOr<std::unique_ptr<EventLoop>> loop =
         EventLoop::Create(std::move(options));
@@ -134,10 +154,18 @@ class EventLoopTest : public ::testing::TestWithParam<DispatchMode> {
 
 TEST_P(EventLoopTest, RejectsBadOptions) {
   EventLoopOptions options;
-  options.workers = 0;
+  options.workers = -1;
   EXPECT_EQ(EventLoop::Create(options).status().code(),
             absl::StatusCode::kInvalidArgument);
   options.workers = 1;
+  options.polling_threads = -1;
+  EXPECT_EQ(EventLoop::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.polling_threads = 0;
+  options.takeover_delay = absl::ZeroDuration();
+  EXPECT_EQ(EventLoop::Create(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.takeover_delay = absl::Milliseconds(1);
   options.events_capacity = 0;
   EXPECT_EQ(EventLoop::Create(options).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -145,10 +173,27 @@ TEST_P(EventLoopTest, RejectsBadOptions) {
 
 TEST_P(EventLoopTest, DefaultConfiguration) {
   EventLoopOptions defaults;
-  EXPECT_EQ(defaults.workers, 4);
+  EXPECT_EQ(defaults.workers, 0);          // polling threads + 1
+  EXPECT_EQ(defaults.polling_threads, 0);  // one per CPU we may run on
   EXPECT_EQ(defaults.events_capacity, 1024u);
   EXPECT_EQ(defaults.poll_timeout, absl::Milliseconds(100));
   EXPECT_EQ(defaults.dispatch_mode, DispatchMode::kPool);
+  cpu_set_t cpus;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
+  const int available = CPU_COUNT(&cpus);
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  EXPECT_EQ((*loop)->polling_threads(), available);
+  EXPECT_EQ((*loop)->workers(), available + 1);
+  // The resolved configuration of this test's parameters.
+  auto configured = MakeLoop();
+  if (mode() == DispatchMode::kDirect) {
+    EXPECT_EQ(configured->workers(), 1);
+    EXPECT_EQ(configured->polling_threads(), 1);
+  } else {
+    EXPECT_EQ(configured->workers(), GetParam().workers);
+    EXPECT_EQ(configured->polling_threads(), GetParam().polling_threads);
+  }
 }
 
 TEST_P(EventLoopTest, RegistrationErrors) {
@@ -762,7 +807,7 @@ TEST_P(EventLoopTest, TimerFiresRegardlessOfLongPollTimeout) {
   EventLoopOptions options;
   auto loop = MakeLoop(options);
   // MakeLoop sets 50 ms; use a long heartbeat instead.
-  options.dispatch_mode = GetParam();
+  Configure(options);
   options.poll_timeout = absl::Seconds(5);
   options.wake_on_poll_timeout = true;
   auto slow = EventLoop::Create(options);
@@ -806,14 +851,12 @@ TEST_P(EventLoopTest, CancelInEveryPosition) {
   EXPECT_FALSE(raw->Cancel(quick));
   // A repeating timer cancelling itself from its callback.
   std::atomic<int> self_calls{0};
-  auto self_id = std::make_shared<std::atomic<uint64_t>>(0);
+  auto self_id = std::make_shared<std::atomic<EventLoop::TimerId>>();
   EventLoop::TimerId self =
       raw->RunEvery(absl::Milliseconds(2), [&, raw, self_id] {
-        if (++self_calls == 3) {
-          EXPECT_TRUE(raw->Cancel(EventLoop::TimerId{self_id->load()}));
-        }
+        if (++self_calls == 3) EXPECT_TRUE(raw->Cancel(self_id->load()));
       });
-  self_id->store(self.value);
+  self_id->store(self);
   // Two timers due in the same tick: the first cancels the second. Scheduled
   // from the loop thread so both deadlines are in one tick.
   std::atomic<int> first_calls{0}, second_calls{0};
@@ -838,7 +881,7 @@ TEST_P(EventLoopTest, CancelInEveryPosition) {
   EXPECT_EQ(self_calls.load(), 3);
   // Cancel returned true exactly when the second callback never ran.
   EXPECT_EQ(second_calls.load(), first_cancel_result.load() ? 0 : 1);
-  if (GetParam() == DispatchMode::kDirect) {
+  if (mode() == DispatchMode::kDirect) {
     // Inline dispatch: the second timer had certainly not started.
     EXPECT_TRUE(first_cancel_result.load());
   }
@@ -846,9 +889,9 @@ TEST_P(EventLoopTest, CancelInEveryPosition) {
 }
 
 TEST_P(EventLoopTest, SameDeadlineTimersFireInScheduleOrder) {
-  if (GetParam() == DispatchMode::kPool) {
-    GTEST_SKIP() << "workers may run callbacks in parallel; the wheel's own "
-                    "test covers ordering";
+  if (mode() == DispatchMode::kPool && GetParam().workers > 1) {
+    GTEST_SKIP() << "a takeover may run callbacks in parallel; the wheel's "
+                    "own test covers ordering";
   }
   auto loop = MakeLoop();
   EventLoop* raw = loop.get();
@@ -1158,14 +1201,13 @@ TEST_P(EventLoopTest, StaleDeregisterLeavesReusedDescriptorAlone) {
   close(fd);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothModes, EventLoopTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
-                         [](const auto& info) {
-                           return info.param == DispatchMode::kPool
-                                      ? std::string("Pool")
-                                      : std::string("Direct");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    EveryMode, EventLoopTest,
+    ::testing::Values(LoopConfig{"Direct", DispatchMode::kDirect, 1, 1},
+                      LoopConfig{"PoolOneThread", DispatchMode::kPool, 1, 1},
+                      LoopConfig{"PoolOnePoller", DispatchMode::kPool, 3, 1},
+                      LoopConfig{"PoolTwoPollers", DispatchMode::kPool, 3, 2}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace mill

@@ -239,7 +239,7 @@ std::unique_ptr<Pool> MakePool() {
 template <>
 std::unique_ptr<ThreadPool> MakePool<ThreadPool>() {
   ThreadPoolOptions options;
-  options.num_workers = kWorkers;
+  options.workers = kWorkers;
   return std::make_unique<ThreadPool>(options);
 }
 

@@ -77,7 +77,7 @@ class Log {
 
 ThreadPoolOptions Workers(int n) {
   ThreadPoolOptions options;
-  options.num_workers = n;
+  options.workers = n;
   return options;
 }
 
@@ -626,7 +626,7 @@ TEST(ThreadPoolTest, PriorityNames) {
 // after the pool goes idle must still run (a lost wake-up would hang here).
 TEST(ThreadPoolTest, ParkedWorkersWakeForEachBurst) {
   ThreadPoolOptions options = Workers(2);
-  options.spin_iterations = 0;
+  options.spin_time = std::chrono::nanoseconds(0);
   ThreadPool pool(options);
   for (int round = 0; round < 200; ++round) {
     auto f =
