@@ -855,7 +855,9 @@ TEST_P(EventLoopTest, CancelInEveryPosition) {
   auto self_id = std::make_shared<std::atomic<EventLoop::TimerId>>();
   EventLoop::TimerId self =
       raw->RunEvery(absl::Milliseconds(2), [&, raw, self_id] {
-        if (++self_calls == 3) EXPECT_TRUE(raw->Cancel(self_id->load()));
+        if (++self_calls == 3) {
+          EXPECT_TRUE(raw->Cancel(self_id->load()));
+        }
       });
   self_id->store(self);
   // Two timers due in the same tick: the first cancels the second. Scheduled
