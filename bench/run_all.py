@@ -178,6 +178,7 @@ class Server:
             threading.Thread(target=self._drain, args=(stream,),
                              daemon=True).start()
         self.port = None
+        self.perf = {}
 
     def _drain(self, stream):
         for line in stream:
@@ -227,9 +228,49 @@ class Server:
         return "; ".join(self.tail[-3:]) or "no output"
 
 
+PERF_EVENTS = "raw_syscalls:sys_enter,context-switches"
+
+
+def start_perf(pid):
+    """`perf stat` attached to the server for the run (software events and
+    tracepoints only: they exist in VMs without hardware counters)."""
+    if not PERF_ENABLED or not shutil.which("perf"):
+        return None
+    return subprocess.Popen(["perf", "stat", "-x,", "-e", PERF_EVENTS, "-p",
+                             str(pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def stop_perf(proc):
+    """{"syscalls": n, "switches": n} counted since start_perf, or {}."""
+    if proc is None:
+        return {}
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return {}
+    counts = {}
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) < 3 or not fields[0].strip().isdigit():
+            continue
+        if "sys_enter" in fields[2]:
+            counts["syscalls"] = int(fields[0])
+        elif "context-switches" in fields[2]:
+            counts["switches"] = int(fields[0])
+    return counts
+
+
+PERF_ENABLED = False  # set by --perf
+
+
 def run_measured(cmd, server, timeout):
     """Runs a load command; returns (returncode, stdout, stderr, server CPU
-    seconds per wall second during the run)."""
+    seconds per wall second during the run). With --perf, also counts the
+    server's system calls and context switches into server.perf."""
+    perf = start_perf(server.proc.pid)
     before_cpu = cpu_seconds(server.proc.pid)
     before = time.monotonic()
     try:
@@ -241,6 +282,7 @@ def run_measured(cmd, server, timeout):
         rc, out, err = -1, "", f"timed out after {timeout:.0f} s"
     wall = time.monotonic() - before
     after_cpu = cpu_seconds(server.proc.pid)
+    server.perf = stop_perf(perf)
     util = None
     if before_cpu is not None and after_cpu is not None and wall > 0:
         util = (after_cpu - before_cpu) / wall
@@ -270,7 +312,21 @@ def run_echo(echo_load, server, conns, size, args):
     data.update(ok=True, server_cpu=util)
     if util is not None and data.get("msgs_per_s"):
         data["cpu_us"] = util * 1e6 / data["msgs_per_s"]
+    add_perf(data, server.perf, data.get("msgs_per_s"),
+             args.duration + args.warmup)
     return data
+
+
+def add_perf(data, perf, rate, seconds):
+    """Per-message system calls and context switches (perf counted the
+    warmup too, at about the same rate, hence rate * seconds)."""
+    if not perf or not rate:
+        return
+    messages = rate * seconds
+    if "syscalls" in perf:
+        data["syscalls_per_msg"] = perf["syscalls"] / messages
+    if "switches" in perf:
+        data["switches_per_msg"] = perf["switches"] / messages
 
 
 # ------------------------------------------------------------------ http
@@ -351,6 +407,7 @@ def run_http(server, args):
     data.update(ok=True, server_cpu=util)
     if util is not None and data.get("requests_per_s"):
         data["cpu_us"] = util * 1e6 / data["requests_per_s"]
+    add_perf(data, server.perf, data.get("requests_per_s"), args.duration)
     return data
 
 
@@ -582,15 +639,16 @@ def echo_tables(entries, results, scenarios):
                    f"{size} B messages\n")
         out.append(f"| Server | msgs/s | MB/s | p50 µs | p99 µs | vs epoll "
                    f"| vs best peer ({best_text}) | spread | server CPU "
-                   f"| client CPU | server CPU µs/msg | CPU/msg vs epoll |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+                   f"| client CPU | server CPU µs/msg | CPU/msg vs epoll "
+                   f"| syscalls/msg | switches/msg |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for entry in entries:
             runs = results.get((entry.name, scenario), [])
             ok = [r for r in runs if r.get("ok")]
             if not ok:
                 error = runs[0]["error"] if runs else "not run"
                 out.append(f"| {entry.name} | failed: {error[:60]} "
-                           f"| | | | | | | | | | |")
+                           f"| | | | | | | | | | | | |")
                 continue
             mps = median_of(runs, "msgs_per_s")
             ratio = cpu_ratio(results, entry.name, scenario, FLOOR)
@@ -605,7 +663,9 @@ def echo_tables(entries, results, scenarios):
                 f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
                 f"| {fmt_pct(median_of(runs, 'client_cpu'))} "
                 f"| {fmt_num(median_of(runs, 'cpu_us'), 2)} "
-                f"| {'—' if ratio is None else f'{ratio:.2f}×'} |"
+                f"| {'—' if ratio is None else f'{ratio:.2f}×'} "
+                f"| {fmt_num(median_of(runs, 'syscalls_per_msg'), 2)} "
+                f"| {fmt_num(median_of(runs, 'switches_per_msg'), 3)} |"
                 .replace("| —% |", "| — |"))
         out.append("")
     return out
@@ -1079,6 +1139,9 @@ def parse_args(argv):
                         help="smoke test: 1 run, 2 s each, 0.5 s warmup")
     parser.add_argument("--only", choices=("echo", "http", "micro", "curve"),
                         help="run only this part")
+    parser.add_argument("--perf", action="store_true",
+                        help="count the server's system calls and context "
+                             "switches per message with perf stat")
     parser.add_argument("--curve", action="store_true",
                         help="also measure pool mode with 1..nproc polling "
                              "threads (echo, 100 connections, 64 B)")
@@ -1199,6 +1262,8 @@ def main(argv):
         draw_matplotlib(*json.loads(argv[1]))
         return 0
     args = parse_args(argv)
+    global PERF_ENABLED
+    PERF_ENABLED = args.perf
     command = shlex.join(["python3", "bench/run_all.py"] + argv)
     output = Path(args.output).resolve()
     charts_dir = (Path(args.charts_dir).resolve() if args.charts_dir
