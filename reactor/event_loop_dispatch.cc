@@ -10,12 +10,15 @@
 // owner learns it at the end of its handler (a CAS on the set's activity
 // counter fails) and becomes the standby or parks. Threads beyond the
 // pollers and the standby are parked on roles_cv_.
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -114,6 +117,8 @@ void EventLoop::HelperMain(int index) {
     });
   }
   if (stop_.load(std::memory_order_acquire)) return;
+  const std::string name = "mill-io-" + std::to_string(index);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
   t_context.loop = this;
   absl::Status status = WorkerLoop(*threads_[index]);
   t_context.loop = nullptr;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1292,6 +1293,34 @@ TEST_P(EventLoopTest, BlockingTaskDoesNotStallSources) {
     EXPECT_TRUE(WaitFor([&] { return bytes.load() == i; }));
   }
   release = true;
+}
+
+// No busy waiting: a loop with a standby and nothing to do sleeps (the
+// standby stops ticking once every owner has been idle for a while).
+TEST_P(EventLoopTest, IdleLoopUsesNoCpu) {
+  auto loop = MakeLoop();
+  SocketPair pair;
+  std::atomic<int> calls{0};
+  ASSERT_TRUE(loop->Register(pair.loop_end, Token(1), Interest::Readable(),
+                             [&](const Event&) {
+                               Drain(pair.loop_end);
+                               ++calls;
+                             })
+                  .ok());
+  LoopRunner runner(loop.get());
+  WriteAll(pair.peer, "x", 1);  // wake everything once
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  std::this_thread::sleep_for(milliseconds(100));  // standby settles
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;  // ms
+  };
+  const double before = cpu_now();
+  std::this_thread::sleep_for(milliseconds(500));
+  const double used_ms = cpu_now() - before;
+  // A spinning thread would use ~500 ms; an idle loop uses next to none.
+  EXPECT_LT(used_ms, 50.0);
 }
 
 // --- RunInLoop, IsInLoopThread -------------------------------------------
