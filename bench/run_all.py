@@ -525,6 +525,9 @@ def measure(protocol, entries, bin_dir, args, notes):
                 fixed_port = free_port()
                 server = Server(nginx_command(workdir.name, fixed_port),
                                 args.server_cpu)
+            elif entry.external is not None:  # --extra-server binary
+                server = Server([entry.external, "--port=0"] +
+                                entry.extra_args, args.server_cpu)
             else:
                 binary = binary_path(bin_dir, entry.label)
                 server = Server([str(binary), "--port=0"] + entry.extra_args,
@@ -571,7 +574,7 @@ def measure(protocol, entries, bin_dir, args, notes):
             status = server.stop()
             if workdir is not None:
                 workdir.cleanup()
-            if status != 0 and entry.external is None:
+            if status != 0 and entry.external != "nginx":
                 message = (f"{entry.name} exited with status {status} on "
                            f"SIGTERM (expected 0): {server.describe_failure()}")
                 if message not in notes:
@@ -1139,6 +1142,12 @@ def parse_args(argv):
                         help="smoke test: 1 run, 2 s each, 0.5 s warmup")
     parser.add_argument("--only", choices=("echo", "http", "micro", "curve"),
                         help="run only this part")
+    parser.add_argument("--extra-server", action="append", default=[],
+                        metavar="NAME|PATH|ARGS",
+                        help="also measure this server binary (repeatable; "
+                             "for A/B runs of another build), e.g. "
+                             "'old pool, 2 workers|/tmp/old/echo_server|"
+                             "--mode=pool --workers=2'")
     parser.add_argument("--perf", action="store_true",
                         help="count the server's system calls and context "
                              "switches per message with perf stat")
@@ -1317,6 +1326,10 @@ def main(argv):
             entries = [e for e in contenders(protocol, mill_labels[protocol],
                                              mill_ok[protocol], args.workers)
                        if keep_server(args, e.name)]
+            for spec in args.extra_server:
+                name, path, extra = (spec.split("|") + ["", ""])[:3]
+                entries.append(Contender(name, None, extra.split(),
+                                         is_mill=True, external=path))
             results, responses = measure(protocol, entries, bin_dir, args,
                                          notes)
             measured.append((protocol, entries, results, responses))
