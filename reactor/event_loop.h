@@ -8,9 +8,10 @@
 // poller (one epoll set) and run the handlers of the sources registered on it
 // on the thread that polled them: nothing crosses threads on the fast path.
 // The others stand by; when a handler has been running for longer than
-// `takeover_delay`, a standby thread takes over its poller (and the events of
-// its batch not yet handled), so a blocking handler delays only itself. See
-// docs/ARCHITECTURE.md ("Dispatch") for the design and its measurements.
+// `takeover_delay` (10 ms), a standby thread takes over its poller (and the
+// events of its batch not yet handled), so a blocking handler delays only
+// itself. See docs/ARCHITECTURE.md ("Dispatch") for the design and its
+// measurements.
 //
 // Thread-safety: every public method may be called from any thread, including
 // from inside a handler, except that Run() runs on one thread at a time and
@@ -142,9 +143,13 @@ struct EventLoopOptions {
   // thread per core. Ignored in kDirect mode (one poller).
   int polling_threads = 0;
   // How long a handler (or timer callback, or RunInLoop task) may run before
-  // a standby thread takes over the poller it was polled from. Only in kPool
-  // mode with a standby thread (workers > polling threads).
-  absl::Duration takeover_delay = absl::Milliseconds(1);
+  // a standby thread takes over the poller it was polled from (detected
+  // within one to two of these). Only in kPool mode with a standby thread
+  // (workers > polling threads). The standby wakes once per takeover_delay
+  // while the loop is busy: at 1 ms that cost 8-13% more CPU per message
+  // than direct mode in bench/run_all.py, at 10 ms it is within noise (see
+  // docs/BENCHMARKS.md); lower it if handlers block and latency matters.
+  absl::Duration takeover_delay = absl::Milliseconds(10);
   // Capacity of the events buffer filled by each poll (at least 1).
   size_t events_capacity = 1024;
   // The loop's heartbeat, used only when wake_on_poll_timeout is true: then

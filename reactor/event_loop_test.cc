@@ -147,6 +147,9 @@ class EventLoopTest : public ::testing::TestWithParam<LoopConfig> {
   std::unique_ptr<EventLoop> MakeLoop(EventLoopOptions options = {}) {
     Configure(options);
     options.poll_timeout = absl::Milliseconds(50);
+    // Short, so that takeovers (also spurious ones, of handlers merely
+    // preempted on a loaded machine) are exercised often.
+    options.takeover_delay = absl::Milliseconds(1);
     absl::StatusOr<std::unique_ptr<EventLoop>> loop =
         EventLoop::Create(std::move(options));
     EXPECT_TRUE(loop.ok()) << loop.status();
