@@ -326,14 +326,21 @@ void ThreadPool::State::WorkerLoop(int index) {
       continue;
     }
     // Spin for at most spin_ns of wall time (cheap to resume while a
-    // producer is mid-burst), then park. Never sched_yield: a yield to a
-    // thread on the same core is a context switch each way, which is what
-    // parking costs, without ever sleeping.
+    // producer is mid-burst), then park: pause hints for the first half,
+    // then sched_yield, which lets a producer sharing the core run (with as
+    // many workers as cores, pure spinning starves the producers). The
+    // bound is in time, so however cheap a yield is, an idle worker parks
+    // after spin_ns.
     if (spin_ns > 0) {
       const uint64_t now = NowNs();
       if (idle_since == 0) idle_since = now;
-      if (now - idle_since < spin_ns) {
-        for (int i = 0; i < 8; ++i) CpuRelax();
+      const uint64_t idle = now - idle_since;
+      if (idle < spin_ns) {
+        if (idle < spin_ns / 2) {
+          for (int i = 0; i < 8; ++i) CpuRelax();
+        } else {
+          sched_yield();
+        }
         continue;
       }
     }

@@ -99,7 +99,7 @@ struct ThreadPoolOptions {
   size_t max_segment_capacity = 65536;
 
   // How long an idle worker keeps polling the queues (with a CPU pause
-  // hint, never sched_yield) before it parks on a condition variable. About
+  // hint, then sched_yield) before it parks on a condition variable. About
   // what a park and wake-up costs, so a burst of submits finds the workers
   // awake, while an idle pool costs at most this much CPU per worker per
   // burst; see docs/BENCHMARKS.md. Zero parks at once.
