@@ -20,7 +20,19 @@ generator pinned to CPU 1:
     //bench/peers:http_{epoll,libuv,libevent,asio} and
     //examples/http:http_server;
   * Mill-IO servers in `--mode=direct` and `--mode=pool` with 1 and 2
-    `--workers` (all pinned to CPU 0 like the peers' single loop thread).
+    `--workers` (all pinned to CPU 0 like the peers' single loop thread: in
+    pool mode that is one polling thread, plus a standby with 2 workers);
+  * nginx (Debian's nginx-light, installed with apt on first use) as an HTTP
+    peer: one process (master_process off), access log off, answering `/`
+    with the same status, content type and body;
+  * with --curve, the pool-mode scaling curve: for k = 1..nproc polling
+    threads the echo server is pinned to CPUs 0..k-1 (so it polls with k
+    threads) with --workers=k+1, the load generator to the last CPU.
+
+Besides throughput, every table gives the server's CPU time per message
+(µs) and its ratio to the bare-epoll floor's in the same run, which is what
+issue #12's targets are stated in: it is much less sensitive to a loaded
+machine than messages/s.
 
 Each measurement is repeated (--runs, default 3; servers interleaved so that
 drift hits all of them alike) and the median is reported. The results replace
@@ -34,6 +46,8 @@ else gnuplot, else none) and the raw figures in docs/bench/peer-comparison.json.
 
 Mill-IO targets that do not exist or do not build are skipped with a note.
 Other options: --runs/--duration/--warmup, --workers=1,2, --server-cpu=0,
+--scenarios=1x64,100x64 (echo subset), --servers=epoll,Mill (substrings of
+the names to include), --curve (only the scaling curve with --only=curve),
 --client-cpu=1, --no-pin, --no-build, --output=FILE, --charts-dir=DIR,
 --mill-echo/--mill-http=LABEL, and for a shared machine --output_base=DIR
 (Bazel startup option) and --bazel-arg=FLAG (repeatable build option, e.g.
@@ -136,6 +150,7 @@ def binary_path(bin_dir, label):
 
 
 def pin(cpu):
+    """`cpu` is a CPU number or a taskset list such as "0-3"."""
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
 
@@ -163,14 +178,25 @@ class Server:
             threading.Thread(target=self._drain, args=(stream,),
                              daemon=True).start()
         self.port = None
+        self.perf = {}
 
     def _drain(self, stream):
         for line in stream:
             self.tail = (self.tail + [line.rstrip()])[-15:]
             self.lines.put(line)
 
-    def wait_ready(self, timeout=30.0):
+    def wait_ready(self, timeout=30.0, fixed_port=None):
         deadline = time.monotonic() + timeout
+        if fixed_port is not None:  # A peer that announces nothing (nginx).
+            while time.monotonic() < deadline and self.alive():
+                try:
+                    socket.create_connection(("127.0.0.1", fixed_port),
+                                             timeout=1).close()
+                    self.port = fixed_port
+                    return True
+                except OSError:
+                    time.sleep(0.05)
+            return False
         while time.monotonic() < deadline:
             try:
                 line = self.lines.get(timeout=0.1)
@@ -202,9 +228,49 @@ class Server:
         return "; ".join(self.tail[-3:]) or "no output"
 
 
+PERF_EVENTS = "raw_syscalls:sys_enter,context-switches"
+
+
+def start_perf(pid):
+    """`perf stat` attached to the server for the run (software events and
+    tracepoints only: they exist in VMs without hardware counters)."""
+    if not PERF_ENABLED or not shutil.which("perf"):
+        return None
+    return subprocess.Popen(["perf", "stat", "-x,", "-e", PERF_EVENTS, "-p",
+                             str(pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def stop_perf(proc):
+    """{"syscalls": n, "switches": n} counted since start_perf, or {}."""
+    if proc is None:
+        return {}
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return {}
+    counts = {}
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) < 3 or not fields[0].strip().isdigit():
+            continue
+        if "sys_enter" in fields[2]:
+            counts["syscalls"] = int(fields[0])
+        elif "context-switches" in fields[2]:
+            counts["switches"] = int(fields[0])
+    return counts
+
+
+PERF_ENABLED = False  # set by --perf
+
+
 def run_measured(cmd, server, timeout):
     """Runs a load command; returns (returncode, stdout, stderr, server CPU
-    seconds per wall second during the run)."""
+    seconds per wall second during the run). With --perf, also counts the
+    server's system calls and context switches into server.perf."""
+    perf = start_perf(server.proc.pid)
     before_cpu = cpu_seconds(server.proc.pid)
     before = time.monotonic()
     try:
@@ -216,6 +282,7 @@ def run_measured(cmd, server, timeout):
         rc, out, err = -1, "", f"timed out after {timeout:.0f} s"
     wall = time.monotonic() - before
     after_cpu = cpu_seconds(server.proc.pid)
+    server.perf = stop_perf(perf)
     util = None
     if before_cpu is not None and after_cpu is not None and wall > 0:
         util = (after_cpu - before_cpu) / wall
@@ -243,7 +310,23 @@ def run_echo(echo_load, server, conns, size, args):
                   or f"exit {rc}")
         return {"ok": False, "error": reason}
     data.update(ok=True, server_cpu=util)
+    if util is not None and data.get("msgs_per_s"):
+        data["cpu_us"] = util * 1e6 / data["msgs_per_s"]
+    add_perf(data, server.perf, data.get("msgs_per_s"),
+             args.duration + args.warmup)
     return data
+
+
+def add_perf(data, perf, rate, seconds):
+    """Per-message system calls and context switches (perf counted the
+    warmup too, at about the same rate, hence rate * seconds)."""
+    if not perf or not rate:
+        return
+    messages = rate * seconds
+    if "syscalls" in perf:
+        data["syscalls_per_msg"] = perf["syscalls"] / messages
+    if "switches" in perf:
+        data["switches_per_msg"] = perf["switches"] / messages
 
 
 # ------------------------------------------------------------------ http
@@ -322,7 +405,72 @@ def run_http(server, args):
         return {"ok": False,
                 "error": (err.strip() or out.strip() or f"exit {rc}")[-200:]}
     data.update(ok=True, server_cpu=util)
+    if util is not None and data.get("requests_per_s"):
+        data["cpu_us"] = util * 1e6 / data["requests_per_s"]
+    add_perf(data, server.perf, data.get("requests_per_s"), args.duration)
     return data
+
+
+# ----------------------------------------------------------------- nginx
+
+NGINX = "/usr/sbin/nginx"
+
+
+def ensure_nginx():
+    """Installs Debian's nginx-light on first use (like tools/bootstrap.sh:
+    root or password-less sudo, apt only). Returns the binary or None."""
+    if os.path.exists(NGINX):
+        return NGINX
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = sudo + ["apt-get", "install", "-y", "-q",
+                      "--no-install-recommends", "nginx-light"]
+    log("$ " + shlex.join(install))
+    if subprocess.run(install, env=env).returncode != 0:
+        subprocess.run(sudo + ["apt-get", "update", "-q"], env=env)
+        subprocess.run(install, env=env)
+    return NGINX if os.path.exists(NGINX) else None
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def nginx_command(workdir, port):
+    """One nginx process answering every request like the HTTP peers: 200,
+    Content-Type text/plain, body "Hello, world!". nginx adds Server, Date
+    and Connection headers that cannot be turned off without extra
+    modules, so its response is longer (the table says by how much)."""
+    conf = Path(workdir) / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+error_log stderr warn;
+pid {workdir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  server_tokens off;
+  keepalive_requests 1000000;
+  client_body_temp_path {workdir}/body;
+  proxy_temp_path {workdir}/proxy;
+  fastcgi_temp_path {workdir}/fastcgi;
+  uwsgi_temp_path {workdir}/uwsgi;
+  scgi_temp_path {workdir}/scgi;
+  server {{
+    listen 127.0.0.1:{port} reuseport;
+    tcp_nodelay on;
+    location / {{
+      default_type text/plain;
+      return 200 "Hello, world!";
+    }}
+  }}
+}}
+""")
+    return [NGINX, "-p", str(workdir), "-c", str(conf)]
 
 
 # ----------------------------------------------------------- measuring
@@ -331,16 +479,20 @@ def run_http(server, args):
 class Contender:
     """One server configuration in the comparison."""
 
-    def __init__(self, name, label, extra_args=(), is_mill=False):
+    def __init__(self, name, label, extra_args=(), is_mill=False,
+                 external=None):
         self.name = name
         self.label = label
         self.extra_args = list(extra_args)
         self.is_mill = is_mill
+        self.external = external  # "nginx": not a Bazel target
 
 
 def contenders(protocol, mill_label, mill_ok, workers):
     index = 1 if protocol == "echo" else 2
     result = [Contender(p[0], p[index]) for p in PEERS]
+    if protocol == "http" and ensure_nginx():
+        result.append(Contender("nginx", None, external="nginx"))
     # The peers send no Date or Server header: neither does Mill-IO here.
     same_bytes = ["--date=false", "--server_name="] if protocol == "http" else []
     if mill_ok:
@@ -358,7 +510,7 @@ def contenders(protocol, mill_label, mill_ok, workers):
 def measure(protocol, entries, bin_dir, args, notes):
     """Runs every scenario of `protocol` for every contender, args.runs
     times (interleaved). Returns {(name, scenario): [result, ...]}."""
-    scenarios = ECHO_SCENARIOS if protocol == "echo" else [("http",)]
+    scenarios = args.echo_scenarios if protocol == "echo" else [("http",)]
     echo_load = binary_path(bin_dir, ECHO_LOAD)
     results = {}
     responses = {}
@@ -366,14 +518,27 @@ def measure(protocol, entries, bin_dir, args, notes):
     done = 0
     for run in range(args.runs):
         for entry in entries:
-            binary = binary_path(bin_dir, entry.label)
-            server = Server([str(binary), "--port=0"] + entry.extra_args,
-                            args.server_cpu)
-            if not server.wait_ready():
+            workdir = None
+            fixed_port = None
+            if entry.external == "nginx":
+                workdir = tempfile.TemporaryDirectory(prefix="mill-nginx-")
+                fixed_port = free_port()
+                server = Server(nginx_command(workdir.name, fixed_port),
+                                args.server_cpu)
+            elif entry.external is not None:  # --extra-server binary
+                server = Server([entry.external, "--port=0"] +
+                                entry.extra_args, args.server_cpu)
+            else:
+                binary = binary_path(bin_dir, entry.label)
+                server = Server([str(binary), "--port=0"] + entry.extra_args,
+                                args.server_cpu)
+            if not server.wait_ready(fixed_port=fixed_port):
                 message = (f"{entry.name} ({entry.label}) did not announce "
                            f"'listening on ...:PORT': "
                            f"{server.describe_failure()}")
                 server.stop()
+                if workdir is not None:
+                    workdir.cleanup()
                 if message not in notes:
                     notes.append(message)
                 for scenario in scenarios:
@@ -407,7 +572,9 @@ def measure(protocol, entries, bin_dir, args, notes):
                 if not server.alive():
                     break
             status = server.stop()
-            if status != 0:
+            if workdir is not None:
+                workdir.cleanup()
+            if status != 0 and entry.external != "nginx":
                 message = (f"{entry.name} exited with status {status} on "
                            f"SIGTERM (expected 0): {server.describe_failure()}")
                 if message not in notes:
@@ -457,9 +624,16 @@ def best_peer(entries, results, scenario, key):
     return best
 
 
-def echo_tables(entries, results):
+def cpu_ratio(results, name, scenario, base_name):
+    """Median server CPU per message of `name` over that of `base_name`."""
+    mine = median_of(results.get((name, scenario), []), "cpu_us")
+    base = median_of(results.get((base_name, scenario), []), "cpu_us")
+    return mine / base if mine and base else None
+
+
+def echo_tables(entries, results, scenarios):
     out = []
-    for scenario in ECHO_SCENARIOS:
+    for scenario in scenarios:
         conns, size = scenario
         floor = median_of(results.get((FLOOR, scenario), []), "msgs_per_s")
         best = best_peer(entries, results, scenario, "msgs_per_s")
@@ -468,17 +642,19 @@ def echo_tables(entries, results):
                    f"{size} B messages\n")
         out.append(f"| Server | msgs/s | MB/s | p50 µs | p99 µs | vs epoll "
                    f"| vs best peer ({best_text}) | spread | server CPU "
-                   f"| client CPU |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+                   f"| client CPU | server CPU µs/msg | CPU/msg vs epoll "
+                   f"| syscalls/msg | switches/msg |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for entry in entries:
             runs = results.get((entry.name, scenario), [])
             ok = [r for r in runs if r.get("ok")]
             if not ok:
                 error = runs[0]["error"] if runs else "not run"
                 out.append(f"| {entry.name} | failed: {error[:60]} "
-                           f"| | | | | | | | |")
+                           f"| | | | | | | | | | | | |")
                 continue
             mps = median_of(runs, "msgs_per_s")
+            ratio = cpu_ratio(results, entry.name, scenario, FLOOR)
             out.append(
                 f"| {entry.name} | {fmt_num(mps)} "
                 f"| {fmt_num(median_of(runs, 'mb_per_s'), 1)} "
@@ -488,10 +664,57 @@ def echo_tables(entries, results):
                 f"| {fmt_ratio(mps, best[1] if best else None)} "
                 f"| {fmt_num(spread_pct(runs, 'msgs_per_s'), 1)}% "
                 f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
-                f"| {fmt_pct(median_of(runs, 'client_cpu'))} |"
+                f"| {fmt_pct(median_of(runs, 'client_cpu'))} "
+                f"| {fmt_num(median_of(runs, 'cpu_us'), 2)} "
+                f"| {'—' if ratio is None else f'{ratio:.2f}×'} "
+                f"| {fmt_num(median_of(runs, 'syscalls_per_msg'), 2)} "
+                f"| {fmt_num(median_of(runs, 'switches_per_msg'), 3)} |"
                 .replace("| —% |", "| — |"))
         out.append("")
     return out
+
+
+def cpu_summary(protocols):
+    """Issue #12's figure: server CPU per message as a ratio to the floor
+    (and, for HTTP, to nginx), lower is better; one row per server."""
+    columns = []  # (title, results, scenario, base)
+    names = []
+    for protocol, entries, results, _ in protocols:
+        for entry in entries:
+            if entry.name not in names and entry.name != FLOOR:
+                names.append(entry.name)
+        scenarios = ([s for s in results_scenarios(results)]
+                     if protocol == "echo" else [("http",)])
+        for scenario in scenarios:
+            if protocol == "echo":
+                columns.append((f"echo {scenario[0]}×{scenario[1]} B",
+                                results, scenario, FLOOR))
+            else:
+                columns.append(("HTTP vs epoll", results, scenario, FLOOR))
+                columns.append(("HTTP vs nginx", results, scenario, "nginx"))
+    if not columns:
+        return []
+    out = ["### Server CPU per message, relative (lower is better)\n",
+           "Median server CPU time per message (per request for HTTP) "
+           "divided by the bare-epoll floor's (or nginx's) in the same run.\n",
+           "| Server | " + " | ".join(c[0] for c in columns) + " |",
+           "|---|" + "--:|" * len(columns)]
+    for name in names:
+        cells = []
+        for _, results, scenario, base in columns:
+            ratio = cpu_ratio(results, name, scenario, base)
+            cells.append("—" if ratio is None else f"{ratio:.2f}×")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def results_scenarios(results):
+    seen = []
+    for (_, scenario) in results:
+        if scenario not in seen and scenario != ("http",):
+            seen.append(scenario)
+    return sorted(seen)
 
 
 def http_table(entries, results, responses):
@@ -503,8 +726,9 @@ def http_table(entries, results, responses):
            f"(wrk -t1 -c{HTTP_CONNECTIONS})\n",
            f"| Server | requests/s | avg µs | p50 µs | p99 µs | vs epoll "
            f"| vs best peer ({best[0] if best else '—'}) | spread "
-           f"| server CPU | response | errors |",
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+           f"| server CPU | server CPU µs/req | CPU/req vs epoll "
+           f"| CPU/req vs nginx | response | errors |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     differing = []
     for entry in entries:
         runs = results.get((entry.name, scenario), [])
@@ -519,9 +743,11 @@ def http_table(entries, results, responses):
         if not any(r.get("ok") for r in runs):
             error = runs[0]["error"] if runs else "not run"
             out.append(f"| {entry.name} | failed: {error[:60]} "
-                       f"| | | | | | | | {response_text} | |")
+                       f"| | | | | | | | | | | {response_text} | |")
             continue
         rps = median_of(runs, "requests_per_s")
+        vs_floor = cpu_ratio(results, entry.name, scenario, FLOOR)
+        vs_nginx = cpu_ratio(results, entry.name, scenario, "nginx")
         errors = sum(r.get("errors", 0) for r in runs if r.get("ok"))
         out.append(
             f"| {entry.name} | {fmt_num(rps)} "
@@ -532,12 +758,21 @@ def http_table(entries, results, responses):
             f"| {fmt_ratio(rps, best[1] if best else None)} "
             f"| {fmt_num(spread_pct(runs, 'requests_per_s'), 1)}% "
             f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
+            f"| {fmt_num(median_of(runs, 'cpu_us'), 2)} "
+            f"| {'—' if vs_floor is None else f'{vs_floor:.2f}×'} "
+            f"| {'—' if vs_nginx is None else f'{vs_nginx:.2f}×'} "
             f"| {response_text} | {errors} |".replace("| —% |", "| — |"))
     out.append("")
     if reference is not None:
         out.append(f"The peers answer each request with the same "
                    f"{len(reference)} bytes (bench/peers/hello_response.h).")
     for name, response in differing:
+        if name == "nginx":
+            out.append(f"nginx sends the same status, content type and body "
+                       f"but adds Server, Date and Connection headers "
+                       f"({len(response)} B), which nginx-light cannot "
+                       f"remove.")
+            continue
         out.append(f"{name} answers differently, so its figures are not "
                    f"byte-for-byte comparable: `{response[:120]!r}`.")
     out.append("")
@@ -648,11 +883,12 @@ def chart_tool():
 def chart_series(protocol, entries, results):
     """(title, ylabel, categories, {server: [values]}) or None."""
     if protocol == "echo":
-        categories = [f"{c} conn, {s} B" for c, s in ECHO_SCENARIOS]
+        measured = results_scenarios(results)
+        categories = [f"{c} conn, {s} B" for c, s in measured]
         series = {}
         for entry in entries:
             values = []
-            for scenario in ECHO_SCENARIOS:
+            for scenario in measured:
                 floor = median_of(results.get((FLOOR, scenario), []),
                                   "msgs_per_s")
                 value = median_of(results.get((entry.name, scenario), []),
@@ -904,8 +1140,26 @@ def parse_args(argv):
         epilog="See the top of bench/run_all.py for what is measured.")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 1 run, 2 s each, 0.5 s warmup")
-    parser.add_argument("--only", choices=("echo", "http", "micro"),
+    parser.add_argument("--only", choices=("echo", "http", "micro", "curve"),
                         help="run only this part")
+    parser.add_argument("--extra-server", action="append", default=[],
+                        metavar="NAME|PATH|ARGS",
+                        help="also measure this server binary (repeatable; "
+                             "for A/B runs of another build), e.g. "
+                             "'old pool, 2 workers|/tmp/old/echo_server|"
+                             "--mode=pool --workers=2'")
+    parser.add_argument("--perf", action="store_true",
+                        help="count the server's system calls and context "
+                             "switches per message with perf stat")
+    parser.add_argument("--curve", action="store_true",
+                        help="also measure pool mode with 1..nproc polling "
+                             "threads (echo, 100 connections, 64 B)")
+    parser.add_argument("--scenarios", default=None,
+                        help="echo scenarios, e.g. 1x64,100x64 (default: "
+                             "all four)")
+    parser.add_argument("--servers", default=None,
+                        help="comma-separated substrings; only servers whose "
+                             "name contains one (the floor always runs)")
     parser.add_argument("--micro", action="store_true",
                         help="also run the Google Benchmark binaries")
     parser.add_argument("--runs", type=int, help="repetitions (default 3)")
@@ -942,7 +1196,74 @@ def parse_args(argv):
     if args.warmup is None:
         args.warmup = 0.5 if quick else 1.0
     args.workers = [int(w) for w in args.workers.split(",") if w]
+    if args.scenarios:
+        args.echo_scenarios = [tuple(int(x) for x in item.split("x"))
+                               for item in args.scenarios.split(",") if item]
+    else:
+        args.echo_scenarios = list(ECHO_SCENARIOS)
+    args.server_filter = ([x.strip() for x in args.servers.split(",")]
+                          if args.servers else None)
     return args
+
+
+def keep_server(args, name):
+    if args.server_filter is None or name == FLOOR:
+        return True
+    return any(part in name for part in args.server_filter)
+
+
+# ---------------------------------------------------------------- curve
+
+
+def run_curve(bin_dir, args, notes):
+    """Pool mode with k = 1..nproc polling threads: the echo server pinned
+    to CPUs 0..k-1 (its default polling_threads is the CPUs it may run on)
+    with --workers=k+1 (one standby), echo_load pinned to the last CPU.
+    Returns markdown lines."""
+    nproc = os.cpu_count() or 1
+    client_cpu = nproc - 1
+    echo_load = binary_path(bin_dir, ECHO_LOAD)
+    binary = binary_path(bin_dir, args.mill_echo)
+    rows = []
+    for conns, size in ((100, 64), (1, 64)):
+        for k in range(1, nproc + 1):
+            cpus = "0" if k == 1 else f"0-{k - 1}"
+            runs = []
+            for run in range(args.runs):
+                server = Server([str(binary), "--port=0", "--mode=pool",
+                                 f"--workers={k + 1}"], cpus)
+                if not server.wait_ready():
+                    notes.append(f"curve: echo_server did not start: "
+                                 f"{server.describe_failure()}")
+                    server.stop()
+                    continue
+                saved = args.client_cpu
+                args.client_cpu = client_cpu
+                outcome = run_echo(echo_load, server, conns, size, args)
+                args.client_cpu = saved
+                server.stop()
+                log(f"curve {conns}x{size} B, {k} polling thread(s), run "
+                    f"{run + 1}: " + (f"{outcome['msgs_per_s']:,.0f} msg/s"
+                                      if outcome["ok"] else outcome["error"]))
+                runs.append(outcome)
+            rows.append((conns, size, k, cpus, runs))
+    out = ["## Pool mode scaling: polling threads 1..nproc", "",
+           f"Generated by `{args.command}` on {now_text()}. Echo through "
+           f"`//examples/echo:echo_server --mode=pool --workers=k+1` pinned "
+           f"to CPUs 0..k-1 (so it polls with k threads, plus one standby), "
+           f"`//bench:echo_load` pinned to CPU {client_cpu}; median of "
+           f"{args.runs} run(s) of {args.duration:g} s. On a machine with "
+           f"few cores the last point shares its CPU with the load "
+           f"generator.", "",
+           "| load | polling threads | server CPUs | msgs/s | server CPU "
+           "| server CPU µs/msg |", "|---|--:|---|--:|--:|--:|"]
+    for conns, size, k, cpus, runs in rows:
+        out.append(f"| {conns} conn × {size} B | {k} | {cpus} "
+                   f"| {fmt_num(median_of(runs, 'msgs_per_s'))} "
+                   f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
+                   f"| {fmt_num(median_of(runs, 'cpu_us'), 2)} |")
+    out.append("")
+    return out
 
 
 def main(argv):
@@ -950,6 +1271,8 @@ def main(argv):
         draw_matplotlib(*json.loads(argv[1]))
         return 0
     args = parse_args(argv)
+    global PERF_ENABLED
+    PERF_ENABLED = args.perf
     command = shlex.join(["python3", "bench/run_all.py"] + argv)
     output = Path(args.output).resolve()
     charts_dir = (Path(args.charts_dir).resolve() if args.charts_dir
@@ -967,6 +1290,8 @@ def main(argv):
             sys.exit("wrk is not installed (apt-get install wrk, or run "
                      "./bazelw once so tools/bootstrap.sh installs it)")
     micro = args.micro or args.only == "micro"
+    curve = args.curve or args.only == "curve"
+    args.command = command
 
     bazel = Bazel(args)
     notes = []
@@ -998,8 +1323,13 @@ def main(argv):
         started = now_text()
         measured = []
         for protocol in protocols:
-            entries = contenders(protocol, mill_labels[protocol],
-                                 mill_ok[protocol], args.workers)
+            entries = [e for e in contenders(protocol, mill_labels[protocol],
+                                             mill_ok[protocol], args.workers)
+                       if keep_server(args, e.name)]
+            for spec in args.extra_server:
+                name, path, extra = (spec.split("|") + ["", ""])[:3]
+                entries.append(Contender(name, None, extra.split(),
+                                         is_mill=True, external=path))
             results, responses = measure(protocol, entries, bin_dir, args,
                                          notes)
             measured.append((protocol, entries, results, responses))
@@ -1014,8 +1344,10 @@ def main(argv):
         body += machine_lines(info, load_after) + method_lines(args, pinned)
         body.append("")
         for protocol, entries, results, responses in measured:
-            body += (echo_tables(entries, results) if protocol == "echo"
+            body += (echo_tables(entries, results, args.echo_scenarios)
+                     if protocol == "echo"
                      else http_table(entries, results, responses))
+        body += cpu_summary(measured)
         body += draw_charts([(p, e, r) for p, e, r, _ in measured],
                             charts_dir, output.parent)
         if notes:
@@ -1032,6 +1364,16 @@ def main(argv):
         (charts_dir / "peer-comparison.json").write_text(
             json.dumps(raw, indent=1) + "\n")
         log(f"wrote the peer-comparison section of {output}")
+
+    if curve:
+        if not protocols and not args.no_build:
+            bazel.build(["//bench:echo_load", args.mill_echo])
+        curve_notes = []
+        lines = run_curve(bin_dir, args, curve_notes)
+        if curve_notes:
+            lines += ["Notes:", ""] + [f"- {n}" for n in curve_notes] + [""]
+        write_section(output, "pool-curve", "\n".join(lines))
+        log(f"wrote the pool-curve section of {output}")
 
     if micro:
         lines = run_micro(bazel, bin_dir, args, command)

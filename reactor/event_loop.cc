@@ -1,6 +1,8 @@
+// EventLoop: construction, registration, timers, RunInLoop and stats. The
+// threads, polling and dispatch live in event_loop_dispatch.cc.
 #include "reactor/event_loop.h"
 
-#include <signal.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -8,38 +10,57 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "reactor/internal/loop_context.h"
 #include "reactor/internal/source.h"
 
 namespace mill {
 namespace {
 
 using reactor_internal::LoopTimer;
+using reactor_internal::PollSet;
 using reactor_internal::Source;
 using Clock = std::chrono::steady_clock;
 
-// The waker's poller token. Registration generations start at 1.
-constexpr Token kWakerToken(0);
+int64_t ToNanos(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             t.time_since_epoch())
+      .count();
+}
 
-std::string DescribeException(std::exception_ptr error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "non-standard exception";
+// CPUs this process may run on: what `taskset` or a cpuset allows, which
+// std::thread::hardware_concurrency() ignores.
+int AvailableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
   }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(
     EventLoopOptions options) {
-  if (options.workers < 1) {
+  if (options.workers < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("EventLoopOptions::workers must not be negative, got ",
+                     options.workers));
+  }
+  if (options.polling_threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "EventLoopOptions::workers must be at least 1, got ", options.workers));
+        "EventLoopOptions::polling_threads must not be negative, got ",
+        options.polling_threads));
+  }
+  if (options.takeover_delay <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "EventLoopOptions::takeover_delay must be positive");
   }
   if (options.events_capacity < 1) {
     return absl::InvalidArgumentError(
@@ -53,52 +74,89 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(
     return absl::InvalidArgumentError(
         "EventLoopOptions::buffer_size must be at least 1");
   }
-  std::unique_ptr<EventLoop> loop(new EventLoop(std::move(options)));
+  int workers = 1;
+  int polling = 1;
+  if (options.dispatch_mode == DispatchMode::kPool) {
+    const int wanted =
+        options.polling_threads > 0 ? options.polling_threads : AvailableCpus();
+    workers = options.workers > 0 ? options.workers : wanted + 1;
+    // Keep one thread beyond the pollers to take over from a blocked
+    // handler, unless there is only one thread.
+    polling = workers == 1 ? 1 : std::min(wanted, workers - 1);
+  }
+  std::unique_ptr<EventLoop> loop(
+      new EventLoop(std::move(options), workers, polling));
   absl::Status status = loop->Init();
-  if (!status.ok()) return status;
+  if (!status.ok()) return status;  // the destructor copes with a half loop
   return loop;
 }
 
-EventLoop::EventLoop(EventLoopOptions options) : options_(std::move(options)) {}
+EventLoop::EventLoop(EventLoopOptions options, int workers, int polling_threads)
+    : options_(std::move(options)),
+      workers_(workers),
+      polling_threads_(polling_threads),
+      standby_enabled_(workers > polling_threads) {}
 
 absl::Status EventLoop::Init() {
-  absl::StatusOr<std::unique_ptr<Poller>> poller =
-      options_.backend ? Poller::Create(*options_.backend) : Poller::Create();
-  if (!poller.ok()) return poller.status();
-  poller_ = std::move(*poller);
-
-  absl::StatusOr<std::unique_ptr<Waker>> waker =
-      Waker::Create(*poller_, kWakerToken);
-  if (!waker.ok()) return waker.status();
-  waker_ = std::move(*waker);
-
-  if (options_.dispatch_mode == DispatchMode::kPool) {
-    ThreadPoolOptions pool_options;
-    pool_options.num_workers = options_.workers;
-    pool_options.name_prefix = "mill-io-";
-    absl::StatusOr<std::unique_ptr<ThreadPool>> pool =
-        ThreadPool::Create(pool_options);
-    if (!pool.ok()) return pool.status();
-    workers_ = std::move(*pool);
+  for (int i = 0; i < polling_threads_; ++i) {
+    auto set = std::make_unique<PollSet>();
+    absl::StatusOr<std::unique_ptr<Poller>> poller =
+        options_.backend ? Poller::Create(*options_.backend) : Poller::Create();
+    if (!poller.ok()) return poller.status();
+    set->poller = std::move(*poller);
+    absl::StatusOr<std::unique_ptr<Waker>> waker =
+        Waker::Create(*set->poller, reactor_internal::kWakerToken);
+    if (!waker.ok()) return waker.status();
+    set->waker = std::move(*waker);
+    sets_.push_back(std::move(set));
   }
-
   wheel_ = std::make_unique<TimingWheel>(Clock::now());
 
   BufferPoolOptions buffer_options;
   buffer_options.buffer_size = options_.buffer_size;
   buffer_options.max_idle = options_.max_idle_buffers;
   buffers_ = std::make_unique<BufferPool>(buffer_options);
+
+  for (int i = 0; i < workers_; ++i) {
+    threads_.push_back(std::make_unique<Thread>(i, options_.events_capacity));
+  }
+  // Helpers start now, so that a failure is reported here, and wait for
+  // Run(); thread 0 is the one that will call Run().
+  for (int i = 1; i < workers_; ++i) {
+    try {
+      threads_[i]->thread = std::thread(&EventLoop::HelperMain, this, i);
+    } catch (const std::system_error& e) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("EventLoop: cannot start worker thread: ", e.what()));
+    }
+  }
   return absl::OkStatus();
 }
 
 EventLoop::~EventLoop() {
   Stop();
-  // Queued dispatches still reference this loop (and re-arm through the
-  // poller): drain them before any member goes away. They skip their
-  // handlers since the loop is stopped.
-  if (workers_ != nullptr) workers_->Shutdown();
+  { std::lock_guard<std::mutex> lock(roles_mu_); }
+  roles_cv_.notify_all();
+  for (auto& thread : threads_) {
+    if (thread->thread.joinable()) thread->thread.join();
+  }
   if (compute_ != nullptr) compute_->Shutdown();
 }
+
+void EventLoop::Stop() {
+  // Async-signal-safe: an atomic store and a write(2) per poller. A loop
+  // whose Init() failed may lack some pollers or wakers.
+  stop_.store(true, std::memory_order_seq_cst);
+  for (const std::unique_ptr<PollSet>& set : sets_) {
+    if (set->waker != nullptr) (void)set->waker->Wake();
+  }
+}
+
+bool EventLoop::IsInLoopThread() const {
+  return reactor_internal::t_context.loop == this;
+}
+
+// --- Registration ----------------------------------------------------------
 
 absl::Status EventLoop::Register(int fd, Token token, Interest interest,
                                  std::function<void(const Event&)> callback) {
@@ -143,14 +201,21 @@ absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
           absl::StrCat("EventLoop::Register: token ", user_token->value(),
                        " is already registered"));
     }
+    auto owner = fd_owners_.find(fd);
+    // A number already registered goes to the same poller, so that the
+    // poller itself refuses a second registration of one open descriptor.
+    const uint32_t set =
+        owner != fd_owners_.end()
+            ? owner->second->set
+            : next_set_.fetch_add(1, std::memory_order_relaxed) %
+                  static_cast<uint32_t>(polling_threads_);
     const Token key(next_generation_.fetch_add(1, std::memory_order_relaxed));
     source = std::make_shared<Source>(fd, user_token.has_value(),
                                       user_token.value_or(key), key, interest,
-                                      std::move(handler));
+                                      std::move(handler), set);
     // Visible to the dispatcher before the poller can report the fd.
     status = sources_.Insert(key, source);
     if (!status.ok()) return status;
-    auto owner = fd_owners_.find(fd);
     if (owner != fd_owners_.end()) {
       // Either the same open descriptor twice (the poller refuses it below)
       // or the earlier registration's fd was closed and the number reused:
@@ -159,10 +224,7 @@ absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
       std::lock_guard<std::mutex> state(stale->state_mu);
       stale->fd_lost = true;
     }
-    const Trigger trigger = options_.dispatch_mode == DispatchMode::kPool
-                                ? Trigger::kOneShot
-                                : Trigger::kLevel;
-    status = poller_->Register(fd, key, interest, trigger);
+    status = sets_[set]->poller->Register(fd, key, interest, Trigger::kLevel);
     if (!status.ok()) {
       if (stale != nullptr) {
         std::lock_guard<std::mutex> state(stale->state_mu);
@@ -218,16 +280,14 @@ absl::Status EventLoop::ReregisterSource(const SourcePtr& source,
                      "registration"));
   }
   source->interest = interest;
-  if (options_.dispatch_mode == DispatchMode::kPool) {
-    // While a dispatch is in flight the fd is disarmed; re-arming it here
-    // would let a second worker run the handler concurrently. The dispatch
-    // re-arms with the new interest when it finishes.
-    if (source->in_flight) return absl::OkStatus();
-    return poller_->Reregister(source->fd, source->key, interest,
-                               Trigger::kOneShot);
+  // A silenced source (another thread polled it while its handler runs)
+  // stays disarmed: the invocation re-arms it with this interest when it
+  // returns.
+  if (source->gate.load(std::memory_order_acquire) & Source::kSilenced) {
+    return absl::OkStatus();
   }
-  return poller_->Reregister(source->fd, source->key, interest,
-                             Trigger::kLevel);
+  return sets_[source->set]->poller->Reregister(source->fd, source->key,
+                                                interest, Trigger::kLevel);
 }
 
 absl::Status EventLoop::Deregister(Token token) {
@@ -299,7 +359,7 @@ absl::Status EventLoop::DeregisterSource(const SourcePtr& source, bool owned_fd,
     std::lock_guard<std::mutex> lock(source->state_mu);
     source->deregistered.store(true, std::memory_order_release);
     fd_lost = source->fd_lost || !owned_fd;
-    if (!fd_lost) status = poller_->Deregister(source->fd);
+    if (!fd_lost) status = sets_[source->set]->poller->Deregister(source->fd);
   }
   sources_.Remove(source->key);
 
@@ -343,54 +403,13 @@ absl::Status EventLoop::DeregisterSource(const SourcePtr& source, bool owned_fd,
   return absl::OkStatus();
 }
 
-absl::Status EventLoop::Run() {
-  if (running_.exchange(true, std::memory_order_acq_rel)) {
-    return absl::FailedPreconditionError(
-        "EventLoop::Run: the loop is already running on another thread");
-  }
-  loop_thread_.store(std::this_thread::get_id(), std::memory_order_release);
-  Events events(options_.events_capacity);
-  absl::Status result;
-  RunPostedTasks();
-  while (!stop_.load(std::memory_order_acquire)) {
-    absl::StatusOr<size_t> ready = poller_->Poll(events, NextPollTimeout());
-    polls_.fetch_add(1, std::memory_order_relaxed);
-    if (!ready.ok()) {
-      result = ready.status();
-      break;
-    }
-    for (const Event& event : events) {
-      if (stop_.load(std::memory_order_relaxed)) break;
-      Dispatch(event);
-    }
-    RunPostedTasks();
-    if (!wheel_->empty()) wheel_->Advance(Clock::now());
-  }
-  WaitForHandlers();
-  {
-    // Stopped for good: posted tasks will never run.
-    std::vector<absl::AnyInvocable<void()>> dropped;
-    std::lock_guard<std::mutex> lock(posted_mu_);
-    dropped.swap(posted_);
-  }
-  loop_thread_.store(std::thread::id(), std::memory_order_release);
-  running_.store(false, std::memory_order_release);
-  return result;
-}
-
-void EventLoop::Stop() {
-  // Async-signal-safe: an atomic store and a write(2) to the waker.
-  stop_.store(true, std::memory_order_seq_cst);
-  (void)waker_->Wake();
-}
-
-bool EventLoop::IsInLoopThread() const {
-  return loop_thread_.load(std::memory_order_acquire) ==
-         std::this_thread::get_id();
-}
+// --- RunInLoop ---------------------------------------------------------------
 
 absl::Status EventLoop::RunInLoop(absl::AnyInvocable<void()> fn) {
-  if (IsInLoopThread()) {
+  const bool inline_here = options_.dispatch_mode == DispatchMode::kDirect
+                               ? IsInLoopThread()
+                               : reactor_internal::t_context.task_loop == this;
+  if (inline_here) {
     fn();
     return absl::OkStatus();
   }
@@ -401,21 +420,17 @@ absl::Status EventLoop::RunInLoop(absl::AnyInvocable<void()> fn) {
           "EventLoop::RunInLoop: the loop is stopped");
     }
     posted_.push_back(std::move(fn));
+    posted_count_.fetch_add(1, std::memory_order_seq_cst);
   }
-  return waker_->Wake();
+  // Pairs with the owner's publish-then-check before it sleeps.
+  if (sets_[0]->sleeping_until.load(std::memory_order_seq_cst) !=
+      PollSet::kAwake) {
+    return sets_[0]->waker->Wake();
+  }
+  return absl::OkStatus();
 }
 
-std::optional<absl::Duration> EventLoop::NextPollTimeout() const {
-  std::optional<absl::Duration> timeout;
-  if (options_.wake_on_poll_timeout) timeout = options_.poll_timeout;
-  if (std::optional<TimingWheel::TimePoint> next = wheel_->NextDeadline()) {
-    // The poller rounds up to its resolution, so this never wakes early.
-    const absl::Duration until =
-        std::max(absl::ZeroDuration(), absl::FromChrono(*next - Clock::now()));
-    if (!timeout || until < *timeout) timeout = until;
-  }
-  return timeout;
-}
+// --- Timers ----------------------------------------------------------------
 
 EventLoop::TimerId EventLoop::RunAfter(absl::Duration delay,
                                        absl::AnyInvocable<void()> fn) {
@@ -437,227 +452,149 @@ EventLoop::TimerId EventLoop::AddTimer(absl::Duration delay,
       Clock::now() +
       absl::ToChronoNanoseconds(std::max(delay, absl::ZeroDuration()));
   const bool repeating = interval > absl::ZeroDuration();
-  auto timer = std::make_shared<LoopTimer>(
-      next_timer_id_.fetch_add(1, std::memory_order_relaxed), repeating,
-      std::move(fn));
-  {
-    std::lock_guard<std::mutex> lock(timers_mu_);
-    timers_.emplace(timer->id, timer);
-  }
-  auto schedule = [this, timer, deadline, interval] {
-    if (timer->cancelled.load(std::memory_order_acquire)) return;
-    auto fire = [this, timer] { FireTimer(timer); };
-    timer->wheel_id =
-        timer->repeating
-            ? wheel_->ScheduleRepeating(
-                  deadline, absl::ToChronoNanoseconds(interval), fire)
-            : wheel_->Schedule(deadline, fire);
+  auto timer = std::make_shared<LoopTimer>(repeating, std::move(fn));
+  // The wheel's callback only hands the timer to the thread advancing the
+  // wheel, which runs it after releasing wheel_mu_.
+  auto collect = [timer] {
+    reactor_internal::t_context.collecting->push_back(timer);
   };
-  if (!RunInLoop(std::move(schedule)).ok()) {
-    std::lock_guard<std::mutex> lock(timers_mu_);
-    timers_.erase(timer->id);
-    return TimerId();
+  TimerId id;
+  {
+    std::lock_guard<std::mutex> lock(wheel_mu_);
+    id = repeating ? wheel_->ScheduleRepeating(
+                         deadline, absl::ToChronoNanoseconds(interval), collect)
+                   : wheel_->Schedule(deadline, collect);
+    timer->id = id;
+    timers_.emplace(id, timer);
+    UpdateNextDeadlineLocked();
   }
-  return TimerId{timer->id};
+  WakeForDeadline(ToNanos(deadline));
+  return id;
+}
+
+void EventLoop::UpdateNextDeadlineLocked() {
+  std::optional<TimingWheel::TimePoint> next = wheel_->NextDeadline();
+  next_deadline_ns_.store(next ? ToNanos(*next) : INT64_MAX,
+                          std::memory_order_seq_cst);
+}
+
+void EventLoop::WakeForDeadline(int64_t deadline_ns) {
+  // Pairs with the owner's publish-then-check of sleeping_until: either it
+  // sees the new deadline before sleeping, or we see it asleep for longer.
+  if (deadline_ns < sets_[0]->sleeping_until.load(std::memory_order_seq_cst)) {
+    (void)sets_[0]->waker->Wake();
+  }
 }
 
 bool EventLoop::Cancel(TimerId id) {
-  std::shared_ptr<LoopTimer> timer;
+  TimerPtr timer;  // the last reference may go after the lock is released
+  uint32_t before;
   {
-    std::lock_guard<std::mutex> lock(timers_mu_);
-    auto it = timers_.find(id.value);
+    std::lock_guard<std::mutex> lock(wheel_mu_);
+    auto it = timers_.find(id);
     if (it == timers_.end()) return false;
     timer = std::move(it->second);
     timers_.erase(it);
+    before =
+        timer->state.fetch_or(LoopTimer::kCancelled, std::memory_order_acq_rel);
+    if (timer->repeating || (before & LoopTimer::kStarted) == 0) {
+      wheel_->Cancel(id);  // destroys the wheel's reference, not the timer
+    }
+    UpdateNextDeadlineLocked();
   }
-  timer->cancelled.store(true, std::memory_order_release);
-  // Free the wheel slot on the loop thread. If the loop is stopped the wheel
-  // never runs again, so failing to post is harmless.
-  (void)RunInLoop([this, timer] {
-    if (timer->wheel_id.valid()) wheel_->Cancel(timer->wheel_id);
-  });
+  if (!timer->repeating) return (before & LoopTimer::kStarted) == 0;
+  if ((before & LoopTimer::kRunning) != 0 &&
+      timer->running_thread.load(std::memory_order_acquire) !=
+          std::this_thread::get_id()) {
+    // An invocation runs on another thread: wait for it, so that the caller
+    // may free what the callback uses.
+    std::unique_lock<std::mutex> lock(timer_wait_mu_);
+    timer_wait_cv_.wait(lock, [&timer] {
+      return (timer->state.load(std::memory_order_acquire) &
+              LoopTimer::kRunning) == 0;
+    });
+  }
   return true;
 }
 
+void EventLoop::CollectDueTimers(std::vector<TimerPtr>& due) {
+  const int64_t next = next_deadline_ns_.load(std::memory_order_acquire);
+  if (next == INT64_MAX) return;
+  const Clock::time_point now = Clock::now();
+  if (ToNanos(now) < next) return;
+  std::lock_guard<std::mutex> lock(wheel_mu_);
+  reactor_internal::t_context.collecting = &due;
+  wheel_->Advance(now);
+  reactor_internal::t_context.collecting = nullptr;
+  UpdateNextDeadlineLocked();
+}
+
+void EventLoop::RunTimer(const TimerPtr& timer) {
+  uint32_t state = timer->state.load(std::memory_order_acquire);
+  for (;;) {
+    // Cancelled; or the previous period still runs (skip this one); or a
+    // one-shot that already started.
+    if (state &
+        (LoopTimer::kCancelled | LoopTimer::kRunning | LoopTimer::kStarted)) {
+      return;
+    }
+    const uint32_t next = state | LoopTimer::kRunning |
+                          (timer->repeating ? 0 : LoopTimer::kStarted);
+    if (timer->state.compare_exchange_weak(state, next,
+                                           std::memory_order_acq_rel)) {
+      break;
+    }
+  }
+  if (!timer->repeating) {
+    // Started: no longer pending, Cancel now returns false.
+    TimerPtr entry;
+    std::lock_guard<std::mutex> lock(wheel_mu_);
+    auto it = timers_.find(timer->id);
+    if (it != timers_.end()) {
+      entry = std::move(it->second);
+      timers_.erase(it);
+    }
+  }
+  timer->running_thread.store(std::this_thread::get_id(),
+                              std::memory_order_release);
+  Guarded(Token(), [&timer] { timer->fn(); });
+  timer->running_thread.store(std::thread::id(), std::memory_order_release);
+  const uint32_t before =
+      timer->state.fetch_and(~LoopTimer::kRunning, std::memory_order_acq_rel);
+  if (before & LoopTimer::kCancelled) {
+    { std::lock_guard<std::mutex> lock(timer_wait_mu_); }
+    timer_wait_cv_.notify_all();
+  }
+}
+
 size_t EventLoop::pending_timers() const {
-  std::lock_guard<std::mutex> lock(timers_mu_);
+  std::lock_guard<std::mutex> lock(wheel_mu_);
   return timers_.size();
 }
 
-bool EventLoop::ClaimOneShot(const LoopTimer& timer) {
-  // Whoever removes the id first wins: Cancel (the callback never starts)
-  // or the dispatch (the callback starts and can no longer be cancelled).
-  std::lock_guard<std::mutex> lock(timers_mu_);
-  return timers_.erase(timer.id) == 1;
-}
-
-void EventLoop::FireTimer(const std::shared_ptr<LoopTimer>& timer) {
-  if (timer->cancelled.load(std::memory_order_acquire)) return;
-  if (workers_ == nullptr) {  // kDirect: inline on the loop thread
-    if (timer->repeating || ClaimOneShot(*timer)) RunTimerCallback(*timer);
-    return;
-  }
-  // Never two invocations of one timer at once: skip this period instead.
-  if (timer->running.exchange(true, std::memory_order_acq_rel)) return;
-  inflight_.fetch_add(1, std::memory_order_seq_cst);
-  absl::Status submitted = workers_->Submit([this, timer] {
-    const bool run =
-        !stop_.load(std::memory_order_acquire) &&
-        (timer->repeating ? !timer->cancelled.load(std::memory_order_acquire)
-                          : ClaimOneShot(*timer));
-    if (run) RunTimerCallback(*timer);
-    timer->running.store(false, std::memory_order_release);
-    FinishPoolTask();
-  });
-  if (!submitted.ok()) {
-    timer->running.store(false, std::memory_order_release);
-    inflight_.fetch_sub(1, std::memory_order_seq_cst);
-  }
-}
-
-void EventLoop::FinishPoolTask() {
-  if (inflight_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-      stop_.load(std::memory_order_seq_cst)) {
-    std::lock_guard<std::mutex> lock(inflight_mu_);
-    inflight_cv_.notify_all();
-  }
-}
-
-void EventLoop::RunTimerCallback(LoopTimer& timer) {
-  try {
-    timer.fn();
-  } catch (...) {
-    handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
-    ReportException(Token(), std::current_exception());
-  }
-}
-
-void EventLoop::RunPostedTasks() {
-  std::vector<absl::AnyInvocable<void()>> tasks;
-  {
-    std::lock_guard<std::mutex> lock(posted_mu_);
-    tasks.swap(posted_);
-  }
-  for (auto& task : tasks) {
-    try {
-      task();
-    } catch (...) {
-      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
-      ReportException(Token(), std::current_exception());
-    }
-  }
-}
-
-void EventLoop::Dispatch(const Event& polled) {
-  if (polled.token() == kWakerToken) {
-    waker_->Drain();
-    return;
-  }
-  SourcePtr source = sources_.Find(polled.token());
-  if (source == nullptr ||
-      source->deregistered.load(std::memory_order_acquire)) {
-    stale_events_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  // Handlers see their own token, not the generation tag.
-  const Event event(source->user_token, polled.flags());
-  if (workers_ == nullptr) {  // DispatchMode::kDirect
-    Invoke(source, event);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(source->state_mu);
-    // One-shot registrations report once per arming, so a second event for
-    // an in-flight source is spurious; the re-arm re-checks readiness.
-    if (source->in_flight || source->deregistered.load()) return;
-    source->in_flight = true;
-  }
-  inflight_.fetch_add(1, std::memory_order_seq_cst);
-  absl::Status submitted =
-      workers_->Submit([this, source, event] { RunPoolTask(source, event); });
-  if (!submitted.ok()) {
-    // Only while the loop is being destroyed; the source stays disarmed.
-    std::lock_guard<std::mutex> lock(source->state_mu);
-    source->in_flight = false;
-    inflight_.fetch_sub(1, std::memory_order_seq_cst);
-  }
-}
-
-void EventLoop::RunPoolTask(const SourcePtr& source, const Event& event) {
-  if (!stop_.load(std::memory_order_acquire)) Invoke(source, event);
-  {
-    std::lock_guard<std::mutex> lock(source->state_mu);
-    source->in_flight = false;
-    if (!source->deregistered.load(std::memory_order_relaxed)) {
-      // Level-checked re-arm: readiness that arose while the handler ran is
-      // reported by the next poll (guarantee 2).
-      absl::Status status = poller_->Reregister(
-          source->fd, source->key, source->interest, Trigger::kOneShot);
-      if (!status.ok()) {
-        rearm_failures_.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-  }
-  FinishPoolTask();
-}
-
-void EventLoop::Invoke(const SourcePtr& source, const Event& event) {
-  uint32_t expected = 0;
-  if (!source->gate.compare_exchange_strong(expected, Source::kInvoking,
-                                            std::memory_order_acq_rel)) {
-    stale_events_.fetch_add(1, std::memory_order_relaxed);  // deregistered
-    return;
-  }
-  source->invoking_thread.store(std::this_thread::get_id(),
-                                std::memory_order_release);
-  events_dispatched_.fetch_add(1, std::memory_order_relaxed);
-  try {
-    source->handler->HandleEvent(event);
-  } catch (...) {
-    handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
-    ReportException(source->user_token, std::current_exception());
-  }
-  source->invoking_thread.store(std::thread::id(), std::memory_order_release);
-  const uint32_t before =
-      source->gate.fetch_and(~Source::kInvoking, std::memory_order_acq_rel);
-  if ((before & Source::kDeregistered) == 0) return;
-  // Deregister overlapped this invocation: release the source here.
-  absl::AnyInvocable<void()> on_released;
-  {
-    std::lock_guard<std::mutex> lock(source->release_mu);
-    source->invocation_finished = true;
-    on_released = std::move(source->on_released);
-  }
-  source->released_cv.notify_all();
-  if (on_released) {
-    try {
-      on_released();
-    } catch (...) {
-      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
-      ReportException(source->user_token, std::current_exception());
-    }
-  }
-}
-
-void EventLoop::WaitForHandlers() {
-  if (workers_ == nullptr) return;
-  std::unique_lock<std::mutex> lock(inflight_mu_);
-  inflight_cv_.wait(
-      lock, [this] { return inflight_.load(std::memory_order_seq_cst) == 0; });
-}
+// --- Exceptions, compute pool, stats
+// ------------------------------------------
 
 void EventLoop::ReportException(Token token, std::exception_ptr error) {
+  handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
   if (options_.on_handler_exception) {
     try {
       options_.on_handler_exception(token, error);
     } catch (...) {
-      // A throwing reporter must not take the worker down either.
+      // A throwing reporter must not take the thread down either.
     }
     return;
   }
+  std::string what;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "non-standard exception";
+  }
   std::fprintf(stderr, "mill-io: handler for token %llu threw: %s\n",
-               static_cast<unsigned long long>(token.value()),
-               DescribeException(error).c_str());
+               static_cast<unsigned long long>(token.value()), what.c_str());
 }
 
 absl::Status EventLoop::SpawnCompute(ThreadPool::Task task, Priority priority) {
@@ -667,7 +604,7 @@ absl::Status EventLoop::SpawnCompute(ThreadPool::Task task, Priority priority) {
 ThreadPool& EventLoop::compute_pool() {
   std::call_once(compute_once_, [this] {
     ThreadPoolOptions pool_options;
-    pool_options.num_workers = options_.compute_workers;
+    pool_options.workers = options_.compute_workers;
     pool_options.name_prefix = "mill-compute-";
     compute_ = std::make_unique<ThreadPool>(pool_options);
   });
@@ -676,42 +613,18 @@ ThreadPool& EventLoop::compute_pool() {
 
 EventLoop::Stats EventLoop::stats() const {
   Stats stats;
-  stats.events_dispatched = events_dispatched_.load(std::memory_order_relaxed);
-  stats.stale_events = stale_events_.load(std::memory_order_relaxed);
+  for (const std::unique_ptr<Thread>& thread : threads_) {
+    stats.events_dispatched +=
+        thread->events_dispatched.load(std::memory_order_relaxed);
+    stats.stale_events += thread->stale_events.load(std::memory_order_relaxed);
+    stats.polls += thread->polls.load(std::memory_order_relaxed);
+  }
   stats.handler_exceptions =
       handler_exceptions_.load(std::memory_order_relaxed);
   stats.rearm_failures = rearm_failures_.load(std::memory_order_relaxed);
   stats.registered = sources_.size();
-  stats.polls = polls_.load(std::memory_order_relaxed);
+  stats.takeovers = takeovers_.load(std::memory_order_relaxed);
   return stats;
-}
-
-// --- Signals ---------------------------------------------------------------
-
-namespace {
-std::atomic<EventLoop*> g_signal_loop{nullptr};
-
-extern "C" void StopLoopOnSignal(int) {
-  const int saved_errno = errno;
-  if (EventLoop* loop = g_signal_loop.load(std::memory_order_acquire)) {
-    loop->Stop();
-  }
-  errno = saved_errno;
-}
-}  // namespace
-
-absl::Status StopOnSignals(EventLoop* loop, std::vector<int> signals) {
-  g_signal_loop.store(loop, std::memory_order_release);
-  for (int signo : signals) {
-    struct sigaction action = {};
-    action.sa_handler = StopLoopOnSignal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    if (sigaction(signo, &action, nullptr) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("sigaction(", signo, ")"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace mill

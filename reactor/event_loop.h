@@ -1,13 +1,24 @@
 // EventLoop: the Mill-IO reactor. It polls registered file descriptors and
-// dispatches readiness to handlers, either on a worker pool (the default) or
-// directly on the thread that calls Run() (the low-latency mode).
+// runs their handlers, either on a set of loop threads that poll and handle
+// themselves (pool mode, the default: a handler may block without stalling
+// other sources) or inline on the one thread that calls Run() (direct mode).
+//
+// Threads. In DispatchMode::kPool the loop runs `workers` threads (the thread
+// that calls Run() is one of them). Up to `polling_threads` of them each own a
+// poller (one epoll set) and run the handlers of the sources registered on it
+// on the thread that polled them: nothing crosses threads on the fast path.
+// The others stand by; when a handler has been running for longer than
+// `takeover_delay` (10 ms), a standby thread takes over its poller (and the
+// events of its batch not yet handled), so a blocking handler delays only
+// itself. See docs/ARCHITECTURE.md ("Dispatch") for the design and its
+// measurements.
 //
 // Thread-safety: every public method may be called from any thread, including
 // from inside a handler, except that Run() runs on one thread at a time and
 // the destructor must not race with any other call. Stop() is also
 // async-signal-safe.
 //
-// Ownership: the loop owns its poller, worker pool, compute pool and buffer
+// Ownership: the loop owns its pollers, threads, compute pool and buffer
 // pool. It shares ownership of each registered handler until the handler's
 // last invocation. It never owns or closes the registered file descriptors:
 // Deregister a descriptor before closing it. (If a descriptor is closed
@@ -17,14 +28,15 @@
 // backend the newer Register fails with AlreadyExists until the stale one is
 // deregistered.)
 //
-// Guarantees (each is covered by reactor/event_loop_test.cc):
+// Guarantees (each is covered by reactor/event_loop_test.cc, in every mode):
 //  1. Per-source ordering: for one registration, handler invocations never
 //     overlap, and readiness is delivered in the order it was observed.
 //  2. No lost readiness: readiness that arises while the handler runs (new
 //     data, say) is delivered after it returns. Sources are level-checked:
-//     in pool mode each registration is one-shot and re-armed after every
-//     invocation, which reports it again at once if it is still ready; in
-//     direct mode registrations are level-triggered.
+//     registrations are level-triggered; in pool mode a source whose handler
+//     runs on one thread is never run by another meanwhile (a thread that
+//     polls it then disarms it, and the running invocation re-arms it when it
+//     returns, which reports it again at once if it is still ready).
 //  3. Safe deregistration: once Deregister(token) returns on a thread other
 //     than the one running that source's handler, the handler is not running
 //     and will never be called again. Called from inside its own handler, no
@@ -34,12 +46,13 @@
 //     Deregister(token, on_released) never waits: it removes the
 //     registration at once and runs on_released when no invocation is
 //     running or can start, which is where to close the descriptor.)
-//  4. A handler that throws does not kill the loop or a worker: the exception
-//     is counted (Stats::handler_exceptions) and reported through
+//  4. A handler that throws does not kill the loop or a thread: the
+//     exception is counted (Stats::handler_exceptions) and reported through
 //     EventLoopOptions::on_handler_exception; the source stays registered.
-//  5. Stop() under load makes Run() return within the poll timeout plus the
-//     longest running handler: handlers already queued but not started are
-//     skipped, and Run() returns after every started handler has finished.
+//  5. Stop() wakes every polling thread at once, so under load Run() returns
+//     as soon as the handlers already running have finished: handlers whose
+//     events were polled but not started are skipped, and Run() returns
+//     after every started handler has finished.
 //  6. Registrations are tagged with a generation that is never reused, so a
 //     token registered again after Deregister never receives an event that
 //     belonged to the earlier registration (stale events are dropped and
@@ -86,8 +99,8 @@
 #include "poll/interest.h"
 #include "poll/poller.h"
 #include "poll/token.h"
-#include "poll/waker.h"
 #include "reactor/event_handler.h"
+#include "reactor/stop_on_signals.h"  // StopOnSignals, for compatibility
 #include "registry/registry.h"
 #include "threadpool/thread_pool.h"
 #include "timer/timing_wheel.h"
@@ -97,25 +110,46 @@ namespace mill {
 namespace reactor_internal {
 struct Source;
 struct LoopTimer;
+struct PollSet;
+struct LoopThread;
 }  // namespace reactor_internal
 
 // Where handlers run.
 enum class DispatchMode {
-  // On the loop's worker pool. Handlers of different sources run in
-  // parallel; a slow handler does not delay the loop. The default.
+  // On the loop's worker threads. Each polling thread runs the handlers of
+  // the events it polled; a handler that blocks is taken over from (see the
+  // file comment), so it does not delay other sources. The default.
   kPool,
   // On the thread that calls Run(), inline, as soon as the event is polled.
-  // Lowest latency (no hand-off between threads, no re-arming system call)
-  // for handlers that never block; a slow handler delays every source.
+  // One thread, no takeover: for handlers that never block; a slow handler
+  // delays every source.
   kDirect,
 };
 
-// Configuration of an EventLoop. The defaults are 4 workers, 1,024 events
-// per poll and a 100 ms poll timeout.
+// Configuration of an EventLoop. By default a pool-mode loop polls with one
+// thread per CPU this process may run on, plus one standby thread.
 struct EventLoopOptions {
-  // Worker threads running handlers in DispatchMode::kPool (at least 1).
-  // Ignored in kDirect mode, where no worker pool is created.
-  int workers = 4;
+  // Threads that run handlers in DispatchMode::kPool, the thread that calls
+  // Run() included. At most workers - 1 of them poll at once (and at most
+  // polling_threads); the others stand by to take over from a handler that
+  // blocks, so up to workers - 1 handlers may block at the same time without
+  // stalling other sources. With 1, the Run() thread polls and handles
+  // everything (like kDirect). 0: polling_threads + 1. Ignored in kDirect.
+  int workers = 0;
+  // Pollers (epoll sets), each owned by one thread at a time, that poll and
+  // run handlers in parallel in kPool mode; sources are spread over them
+  // round robin. 0: the number of CPUs this process may run on
+  // (sched_getaffinity, so `taskset -c 0-3` means 4), which is one loop
+  // thread per core. Ignored in kDirect mode (one poller).
+  int polling_threads = 0;
+  // How long a handler (or timer callback, or RunInLoop task) may run before
+  // a standby thread takes over the poller it was polled from (detected
+  // within one to two of these). Only in kPool mode with a standby thread
+  // (workers > polling threads). The standby wakes once per takeover_delay
+  // while the loop is busy: at 1 ms that cost 8-13% more CPU per message
+  // than direct mode in bench/run_all.py, at 10 ms it is within noise (see
+  // docs/BENCHMARKS.md); lower it if handlers block and latency matters.
+  absl::Duration takeover_delay = absl::Milliseconds(10);
   // Capacity of the events buffer filled by each poll (at least 1).
   size_t events_capacity = 1024;
   // The loop's heartbeat, used only when wake_on_poll_timeout is true: then
@@ -175,10 +209,11 @@ class EventLoop {
     uint64_t rearm_failures = 0;      // re-arming failed (fd closed early?)
     size_t registered = 0;            // live registrations
     uint64_t polls = 0;               // poller waits (an idle loop adds none)
+    uint64_t takeovers = 0;           // pollers taken over from a busy thread
   };
 
-  // Builds a loop; fails (instead of aborting) when the poller, the waker or
-  // the worker threads cannot be created, or when options are invalid.
+  // Builds a loop; fails (instead of aborting) when a poller, a waker or the
+  // threads cannot be created, or when options are invalid.
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(
       EventLoopOptions options = EventLoopOptions());
 
@@ -227,9 +262,11 @@ class EventLoop {
   absl::Status Deregister(Registration registration,
                           absl::AnyInvocable<void()> on_released);
 
-  // Polls and dispatches until Stop(). Returns after every started handler
-  // has finished. FailedPrecondition if the loop is already running; an
-  // error status if polling fails. After Stop() it returns at once.
+  // Polls and dispatches until Stop(); in pool mode the calling thread is
+  // one of the workers. Returns after every started handler has finished.
+  // FailedPrecondition if the loop is already running; an error status if
+  // polling fails. After Stop() it returns at once, running nothing (tasks
+  // queued with RunInLoop are destroyed without running).
   absl::Status Run();
 
   // Makes Run() return (guarantee 5). Thread-safe, idempotent and
@@ -239,12 +276,21 @@ class EventLoop {
 
   bool is_stopped() const { return stop_.load(std::memory_order_acquire); }
 
-  // Runs `fn` on the loop thread: inline if called there, otherwise queued
-  // and the poll woken. Tasks queued when the loop stops are destroyed
+  // Runs `fn` "on the loop", one task at a time: tasks never run
+  // concurrently with each other, and run in the order they were queued.
+  // In kDirect mode they run on the loop thread between polls, and a call
+  // from the loop thread runs `fn` inline. In kPool mode they run on the
+  // thread that owns the first poller, between batches of events (never
+  // inside a handler, so a task may wait for handlers, e.g. in Deregister);
+  // a call from inside a task runs `fn` inline, any other call queues it and
+  // wakes that thread. Tasks queued when the loop stops are destroyed
   // without running. Rejected with FailedPrecondition once stopped.
   absl::Status RunInLoop(absl::AnyInvocable<void()> fn);
 
-  // True on the thread currently inside Run().
+  // True on every thread of the loop while Run() is running: the thread
+  // inside Run() and, in kPool mode, each worker thread (the threads that
+  // run handlers, timer callbacks and RunInLoop tasks). False elsewhere,
+  // including the compute pool's threads.
   bool IsInLoopThread() const;
 
   // --- Timers -------------------------------------------------------------
@@ -253,21 +299,19 @@ class EventLoop {
   // schedule and cancel, monotonic clock, never early (a timer fires once
   // the clock has reached its deadline, never before, not by a fraction of a
   // millisecond), and timers with equal deadlines fire in the order they were
-  // scheduled. Callbacks run with the loop's dispatch mode: on a worker in
-  // kPool mode, inline on the loop thread in kDirect mode. Invocations of one
-  // repeating timer never overlap: a period that comes while the previous
-  // invocation still runs (pool mode) is skipped. A repeating timer does not
-  // drift: deadline k is first + k * interval; periods missed entirely are
-  // skipped, not bunched. A callback that throws is handled as a handler
-  // exception (guarantee 4); a repeating timer keeps running.
+  // scheduled. The thread that owns the first poller advances the wheel; in
+  // kPool mode a callback runs on that thread like a handler (and is taken
+  // over from like one if it blocks, so other timers stay on time), in
+  // kDirect mode inline on the loop thread. Invocations of one repeating
+  // timer never overlap: a period that comes while the previous invocation
+  // still runs is skipped. A repeating timer does not drift: deadline k is
+  // first + k * interval; periods missed entirely are skipped, not bunched.
+  // A callback that throws is handled as a handler exception (guarantee 4);
+  // a repeating timer keeps running.
 
-  // Identifies a timer. 0 is never a valid id.
-  struct TimerId {
-    uint64_t value = 0;
-    bool valid() const { return value != 0; }
-    friend bool operator==(TimerId a, TimerId b) { return a.value == b.value; }
-    friend bool operator!=(TimerId a, TimerId b) { return a.value != b.value; }
-  };
+  // Identifies a timer; the same type as the wheel's (timer/timing_wheel.h).
+  // A default-constructed id is invalid.
+  using TimerId = ::mill::TimerId;
 
   // Runs `fn` once, `delay` from now (the deadline is taken at the call,
   // from any thread). Returns an invalid id if the loop is stopped or `fn`
@@ -279,9 +323,14 @@ class EventLoop {
 
   // Cancels a timer; safe from any thread and from inside timer callbacks
   // (itself, or another timer due in the same tick). Returns true if the
-  // timer was pending: its callback will not start afterwards (an invocation
-  // already running finishes). False for an unknown id, or a one-shot timer
-  // whose callback already started.
+  // timer was pending: then its callback does not start afterwards, and if
+  // an invocation of it (a repeating timer) is running on another thread,
+  // Cancel waits for it to return, so state the callback uses may be freed
+  // once Cancel returns true. (From inside the timer's own callback Cancel
+  // cannot wait for itself: no further invocation starts, the current one
+  // finishes. Like Deregister, Cancel must not be called for a timer whose
+  // callback is waiting for the caller.) False for an unknown id, or a
+  // one-shot timer whose callback already started.
   bool Cancel(TimerId id);
 
   // Pending timers (scheduled and neither fired nor cancelled).
@@ -302,12 +351,21 @@ class EventLoop {
   const EventLoopOptions& options() const { return options_; }
   Stats stats() const;
 
+  // Worker threads (the Run() thread included) and pollers actually used:
+  // options resolved (1 and 1 in kDirect mode).
+  int workers() const { return workers_; }
+  int polling_threads() const { return polling_threads_; }
+
  private:
   using SourcePtr = std::shared_ptr<reactor_internal::Source>;
+  using TimerPtr = std::shared_ptr<reactor_internal::LoopTimer>;
+  using Thread = reactor_internal::LoopThread;
+  using Set = reactor_internal::PollSet;
 
-  explicit EventLoop(EventLoopOptions options);
+  EventLoop(EventLoopOptions options, int workers, int polling_threads);
   absl::Status Init();
 
+  // --- Registration (event_loop.cc).
   absl::Status RegisterSource(int fd, std::optional<Token> user_token,
                               Interest interest,
                               std::shared_ptr<EventHandler> handler,
@@ -319,24 +377,51 @@ class EventLoop {
   absl::Status DeregisterSource(const SourcePtr& source, bool owned_fd,
                                 absl::AnyInvocable<void()> on_released,
                                 bool wait);
-  void Dispatch(const Event& event);
-  void Invoke(const SourcePtr& source, const Event& event);
-  void RunPoolTask(const SourcePtr& source, const Event& event);
-  void RunPostedTasks();
-  void WaitForHandlers();
+
+  // --- Threads and dispatch (event_loop_dispatch.cc).
+  void HelperMain(int index);
+  // Runs thread `self` until the loop stops: takes a role (owner of a
+  // poller, standby, or parked) and plays it, again and again.
+  absl::Status WorkerLoop(Thread& self);
+  // Owns sets_[index] until stopped or taken over; returns a poll error.
+  absl::Status RunOwner(Thread& self, int index);
+  absl::Status LeaveTakenOver(Thread& self);
+  absl::Status PollOnce(Thread& self, Set& set, int index);
+  // Runs self's batch from its cursor; false if taken over meanwhile.
+  bool RunBatch(Thread& self, Set& set, uint64_t& activity);
+  bool Dispatch(Thread& self, Set& set, const Event& polled,
+                uint64_t& activity);
+  void Silence(reactor_internal::Source& source);
+  void FinishInvocation(const SourcePtr& source, uint32_t gate_before);
+  // Runs queued RunInLoop tasks one at a time unless another thread is;
+  // false if taken over meanwhile.
+  bool RunTasks(Set& set, uint64_t& activity);
+  // Watches the owners until it takes a poller over or the loop stops.
+  void RunStandby(Thread& self, std::unique_lock<std::mutex>& lock);
+  bool TakeOver(Thread& self, int set_index, uint64_t seen_activity);
+  void WakeStandby();
+  // Runs `fn`; an exception is counted and reported (guarantee 4) under
+  // `token`. Defined in internal/loop_context.h.
+  template <typename F>
+  void Guarded(Token token, F&& fn);
   void ReportException(Token token, std::exception_ptr error);
+
+  // --- Timers (event_loop.cc).
   TimerId AddTimer(absl::Duration delay, absl::Duration interval,
                    absl::AnyInvocable<void()> fn);
-  void FireTimer(const std::shared_ptr<reactor_internal::LoopTimer>& timer);
-  void RunTimerCallback(reactor_internal::LoopTimer& timer);
-  bool ClaimOneShot(const reactor_internal::LoopTimer& timer);
-  void FinishPoolTask();
-  std::optional<absl::Duration> NextPollTimeout() const;
+  // Advances the wheel if a deadline passed, appending due timers to `due`.
+  void CollectDueTimers(std::vector<TimerPtr>& due);
+  void RunTimer(const TimerPtr& timer);
+  // Recomputes next_deadline_ns_ (wheel_mu_ held).
+  void UpdateNextDeadlineLocked();
+  // Wakes the owner of sets_[0] if it sleeps past `deadline_ns`.
+  void WakeForDeadline(int64_t deadline_ns);
 
   const EventLoopOptions options_;
-  std::unique_ptr<Poller> poller_;
-  std::unique_ptr<Waker> waker_;
-  std::unique_ptr<ThreadPool> workers_;  // null in kDirect mode
+  const int workers_;          // threads in total, the Run() thread included
+  const int polling_threads_;  // pollers
+  const bool standby_enabled_;
+  std::vector<std::unique_ptr<Set>> sets_;
   std::unique_ptr<BufferPool> buffers_;
 
   std::once_flag compute_once_;
@@ -352,40 +437,44 @@ class EventLoop {
   // registration (fd closed early, number reused) never touches the newer.
   absl::flat_hash_map<int, SourcePtr> fd_owners_;
   std::atomic<uint64_t> next_generation_{1};  // 0 is the waker's token.
+  std::atomic<uint32_t> next_set_{0};
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
-  std::atomic<std::thread::id> loop_thread_{};
 
-  // Loop thread only (created in Init).
+  // Roles (guarded by roles_mu_): which thread owns which poller, which one
+  // stands by; the others are parked on roles_cv_.
+  std::mutex roles_mu_;
+  std::condition_variable roles_cv_;
+  bool started_ = false;  // Run() was entered (helpers may start)
+  int standby_ = -1;      // thread index, or -1
+  std::vector<std::unique_ptr<Thread>> threads_;  // [0] is the Run() thread
+  absl::Status poll_error_;  // the first polling failure of any thread
+  // The standby sleeps without a timeout once every owner was idle for a
+  // while; owners wake it (WakeStandby) when they get events.
+  std::atomic<bool> standby_deep_{false};
+
+  // Timers: the wheel and the id table, guarded by wheel_mu_. The owner of
+  // sets_[0] advances the wheel; anyone may schedule and cancel.
+  mutable std::mutex wheel_mu_;
   std::unique_ptr<TimingWheel> wheel_;
-  // Timers by id, for Cancel from any thread.
-  mutable std::mutex timers_mu_;
-  absl::flat_hash_map<uint64_t, std::shared_ptr<reactor_internal::LoopTimer>>
-      timers_;  // Guarded by timers_mu_.
-  std::atomic<uint64_t> next_timer_id_{1};
+  absl::flat_hash_map<TimerId, TimerPtr> timers_;
+  // Earliest pending deadline (ns on the steady clock), INT64_MAX if none.
+  std::atomic<int64_t> next_deadline_ns_{INT64_MAX};
+  // Cancel waits here for a running invocation of a repeating timer.
+  std::mutex timer_wait_mu_;
+  std::condition_variable timer_wait_cv_;
 
+  // RunInLoop tasks.
   std::mutex posted_mu_;
   std::vector<absl::AnyInvocable<void()>> posted_;  // Guarded by posted_mu_.
+  std::atomic<size_t> posted_count_{0};
+  std::atomic<bool> tasks_running_{false};
 
-  // Pool tasks submitted and not yet finished; Run() waits for zero.
-  std::mutex inflight_mu_;
-  std::condition_variable inflight_cv_;
-  std::atomic<uint64_t> inflight_{0};
-
-  std::atomic<uint64_t> events_dispatched_{0};
-  std::atomic<uint64_t> stale_events_{0};
   std::atomic<uint64_t> handler_exceptions_{0};
   std::atomic<uint64_t> rearm_failures_{0};
-  std::atomic<uint64_t> polls_{0};
+  std::atomic<uint64_t> takeovers_{0};
 };
-
-// Makes SIGINT and SIGTERM (or the given signals) call loop->Stop(). The
-// handler only stores a flag and writes to the loop's waker, which is
-// async-signal-safe. One loop at a time: a later call replaces the loop.
-// Pass nullptr to detach (the signal handlers stay installed but do nothing).
-absl::Status StopOnSignals(EventLoop* loop, std::vector<int> signals = {
-                                                2 /*SIGINT*/, 15 /*SIGTERM*/});
 
 }  // namespace mill
 

@@ -3,11 +3,18 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <mutex>
 #include <system_error>
+#include <thread>
+
+#include "threadpool/internal/mpmc_ring.h"
+#include "threadpool/internal/segmented_queue.h"
 
 namespace mill {
 namespace {
@@ -23,7 +30,9 @@ inline void CpuRelax() {
 #endif
 }
 
-int ResolveWorkerCount(int requested) {
+int ResolveWorkerCount(const ThreadPoolOptions& options) {
+  const int requested =
+      options.workers > 0 ? options.workers : options.num_workers;
   if (requested > 0) return requested;
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
@@ -58,15 +67,82 @@ const char* PriorityName(Priority priority) {
   return "unknown";
 }
 
-ThreadPool::ThreadPool(ThreadPoolOptions options)
-    : options_(std::move(options)),
-      num_workers_(ResolveWorkerCount(options_.num_workers)),
-      workers_(new Worker[num_workers_]) {
-  for (auto& lane : lanes_) {
-    lane = std::make_unique<Lane>(options_.ring_capacity,
-                                  options_.max_segment_capacity);
+struct ThreadPool::State {
+  // One queue per priority: unbounded, lock-free on the fast path.
+  using Lane = threadpool_internal::SegmentedQueue<Task>;
+
+  // Per-worker state, one cache line each; counters have a single writer
+  // (the worker) so they are bumped with plain load+store, not RMW.
+  struct alignas(threadpool_internal::kCacheLineSize) Worker {
+    std::thread thread;
+    std::atomic<uint64_t> completed{0};
+    std::atomic<uint64_t> failed{0};
+    std::atomic<uint64_t> busy_ns{0};
+    std::atomic<bool> active{false};
+  };
+
+  State(const ThreadPool* pool, ThreadPoolOptions options, int workers)
+      : pool(pool),
+        options(std::move(options)),
+        num_workers(workers),
+        spin_ns(this->options.spin_time.count() > 0
+                    ? static_cast<uint64_t>(this->options.spin_time.count())
+                    : 0),
+        workers_(new Worker[workers]) {
+    for (auto& lane : lanes_) {
+      lane = std::make_unique<Lane>(this->options.ring_capacity,
+                                    this->options.max_segment_capacity);
+    }
   }
-  StartWorkers();
+
+  void WorkerLoop(int index);
+  bool TryPop(Task& out);
+  // Lock-free hint; may miss work while a segment is being recycled.
+  bool MaybeHasQueuedWork() const;
+  // Exact (takes each lane's mutex); used before parking and exiting.
+  bool HasQueuedWork() const;
+  // Queues `task`, or hands it back (returns false) if the lane is closed.
+  bool Push(Task& task, Priority priority);
+  void WakeOne();
+  void Park();
+  // Stops admission on every lane, then tells the workers; idempotent.
+  void Close();
+  size_t DiscardQueued();
+  void JoinWorkers();
+  void StartWorkers();
+
+  const ThreadPool* const pool;
+  const ThreadPoolOptions options;
+  const int num_workers;
+  const uint64_t spin_ns;
+  std::unique_ptr<Lane> lanes_[kNumPriorities];
+  std::unique_ptr<Worker[]> workers_;
+
+  // Shutdown has begun: Submit checks this first (a plain load), then the
+  // lane itself refuses pushes once closed (see Close()).
+  std::atomic<bool> closing_{false};
+  // Parked workers that no wake-up has been sent to yet. Read by every
+  // Submit; written only when workers park and are woken. On its own cache
+  // line (padding, not alignas, so a pool may live anywhere, including on
+  // an ASan fake stack).
+  threadpool_internal::CacheLinePadded<char> gap_;
+  threadpool_internal::CacheLinePadded<std::atomic<int>> unsignaled_parked_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> discard_{false};
+  std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> discarded_{0};
+
+  std::mutex park_mu_;
+  std::condition_variable park_cv_;
+  int wakeups_ = 0;  // Guarded by park_mu_: wake-ups not yet consumed.
+
+  std::mutex join_mu_;  // Serializes JoinWorkers().
+};
+
+ThreadPool::ThreadPool(ThreadPoolOptions options)
+    : workers_(ResolveWorkerCount(options)),
+      state_(std::make_unique<State>(this, std::move(options), workers_)) {
+  state_->StartWorkers();
 }
 
 absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
@@ -79,12 +155,12 @@ absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
   }
 }
 
-void ThreadPool::StartWorkers() {
+void ThreadPool::State::StartWorkers() {
   int started = 0;
   try {
-    for (; started < num_workers_; ++started) {
+    for (; started < num_workers; ++started) {
       workers_[started].thread =
-          std::thread(&ThreadPool::WorkerLoop, this, started);
+          std::thread(&ThreadPool::State::WorkerLoop, this, started);
     }
   } catch (...) {
     // The destructor will not run: stop the workers already started.
@@ -114,43 +190,47 @@ absl::Status ThreadPool::Submit(Task task, Priority priority) {
   // No read-modify-write here beyond the ring's own CAS: admission control
   // is the lane's closed state (see Close()), and this flag only makes
   // rejection fast and keeps one thread's submits consistent across lanes.
-  if (closing_.load(std::memory_order_acquire) || !Push(task, priority)) {
-    rejected_.fetch_add(1, std::memory_order_relaxed);
+  State& state = *state_;
+  if (state.closing_.load(std::memory_order_acquire) ||
+      !state.Push(task, priority)) {
+    state.rejected_.fetch_add(1, std::memory_order_relaxed);
     return absl::FailedPreconditionError(
         "ThreadPool: shut down, task rejected");
   }
   // Dekker pairing with Park(): Push's position update is seq_cst and so is
   // this load, so either a parking worker sees the task or we see it parked.
-  if (unsignaled_parked_.value.load(std::memory_order_seq_cst) > 0) WakeOne();
+  if (state.unsignaled_parked_.value.load(std::memory_order_seq_cst) > 0) {
+    state.WakeOne();
+  }
   return absl::OkStatus();
 }
 
-bool ThreadPool::Push(Task& task, Priority priority) {
+bool ThreadPool::State::Push(Task& task, Priority priority) {
   return lanes_[static_cast<size_t>(priority)]->TryPush(std::move(task));
 }
 
-bool ThreadPool::TryPop(Task& out) {
+bool ThreadPool::State::TryPop(Task& out) {
   for (size_t i = kNumPriorities; i-- > 0;) {
     if (lanes_[i]->TryPop(out)) return true;
   }
   return false;
 }
 
-bool ThreadPool::MaybeHasQueuedWork() const {
+bool ThreadPool::State::MaybeHasQueuedWork() const {
   for (const auto& lane : lanes_) {
     if (lane->MaybeNonEmpty()) return true;
   }
   return false;
 }
 
-bool ThreadPool::HasQueuedWork() const {
+bool ThreadPool::State::HasQueuedWork() const {
   for (const auto& lane : lanes_) {
     if (lane->NonEmpty()) return true;
   }
   return false;
 }
 
-void ThreadPool::WakeOne() {
+void ThreadPool::State::WakeOne() {
   {
     std::lock_guard<std::mutex> lock(park_mu_);
     // Every parked worker already has a wake-up coming: nothing to do.
@@ -165,7 +245,7 @@ void ThreadPool::WakeOne() {
 // workers between announcing themselves here and leaving. Producers read
 // unsignaled_parked_ without the lock, so once a parked worker has been
 // signaled, further submits skip the mutex until it parks again.
-void ThreadPool::Park() {
+void ThreadPool::State::Park() {
   std::unique_lock<std::mutex> lock(park_mu_);
   unsignaled_parked_.value.fetch_add(1, std::memory_order_seq_cst);
   // Re-check after announcing ourselves (see Submit): a task pushed before
@@ -185,26 +265,24 @@ void ThreadPool::Park() {
   }
 }
 
-void ThreadPool::WorkerLoop(int index) {
-  t_current_pool = this;
+void ThreadPool::State::WorkerLoop(int index) {
+  t_current_pool = pool;
   {
     const std::string suffix = std::to_string(index);
     constexpr size_t kMaxName = 15;  // Linux limit, without the NUL.
     const size_t prefix_len =
         suffix.size() >= kMaxName ? 0 : kMaxName - suffix.size();
     const std::string name =
-        (options_.name_prefix.substr(0, prefix_len) + suffix)
+        (options.name_prefix.substr(0, prefix_len) + suffix)
             .substr(0, kMaxName);
     pthread_setname_np(pthread_self(), name.c_str());
   }
 
   Worker& self = workers_[index];
-  const int spin_limit =
-      options_.spin_iterations > 0 ? options_.spin_iterations : 0;
   Task task;
   bool busy = false;
   uint64_t busy_start = 0;
-  int idle_rounds = 0;
+  uint64_t idle_since = 0;  // 0: not idle (the clock is read once per gap)
   auto end_busy = [&] {
     if (!busy) return;
     busy = false;
@@ -229,7 +307,7 @@ void ThreadPool::WorkerLoop(int index) {
       // Destroy the callable (and what it captured) here, not at the next
       // assignment, so its resources are released as soon as it has run.
       task = nullptr;
-      idle_rounds = 0;
+      idle_since = 0;
       continue;
     }
     end_busy();
@@ -247,25 +325,33 @@ void ThreadPool::WorkerLoop(int index) {
       CpuRelax();
       continue;
     }
-    if (idle_rounds < spin_limit) {
-      // Spin first (cheap to resume), then yield the core: with as many
-      // workers as cores, a spinning worker would starve the producers.
-      if (idle_rounds < spin_limit / 2) {
-        CpuRelax();
-      } else {
-        sched_yield();
+    // Spin for at most spin_ns of wall time (cheap to resume while a
+    // producer is mid-burst), then park: pause hints for the first half,
+    // then sched_yield, which lets a producer sharing the core run (with as
+    // many workers as cores, pure spinning starves the producers). The
+    // bound is in time, so however cheap a yield is, an idle worker parks
+    // after spin_ns.
+    if (spin_ns > 0) {
+      const uint64_t now = NowNs();
+      if (idle_since == 0) idle_since = now;
+      const uint64_t idle = now - idle_since;
+      if (idle < spin_ns) {
+        if (idle < spin_ns / 2) {
+          for (int i = 0; i < 8; ++i) CpuRelax();
+        } else {
+          sched_yield();
+        }
+        continue;
       }
-      ++idle_rounds;
-      continue;
     }
-    idle_rounds = 0;
+    idle_since = 0;
     Park();
   }
   end_busy();
   t_current_pool = nullptr;
 }
 
-void ThreadPool::Close() {
+void ThreadPool::State::Close() {
   closing_.store(true, std::memory_order_seq_cst);
   // After this no push can start on any lane (the ring CAS fails on the
   // closed position). Pushes that already claimed a slot still publish it;
@@ -277,7 +363,7 @@ void ThreadPool::Close() {
   park_cv_.notify_all();
 }
 
-size_t ThreadPool::DiscardQueued() {
+size_t ThreadPool::State::DiscardQueued() {
   size_t discarded = 0;
   Task task;
   for (;;) {
@@ -294,49 +380,51 @@ size_t ThreadPool::DiscardQueued() {
   return discarded;
 }
 
-void ThreadPool::JoinWorkers() {
+void ThreadPool::State::JoinWorkers() {
   std::lock_guard<std::mutex> lock(join_mu_);
-  for (int i = 0; i < num_workers_; ++i) {
+  for (int i = 0; i < num_workers; ++i) {
     if (workers_[i].thread.joinable()) workers_[i].thread.join();
   }
 }
 
 void ThreadPool::Shutdown() {
-  Close();
-  if (!IsWorkerThread()) JoinWorkers();
+  state_->Close();
+  if (!IsWorkerThread()) state_->JoinWorkers();
 }
 
 size_t ThreadPool::ShutdownNow() {
   // Set first so workers stop taking tasks as soon as possible.
-  discard_.store(true, std::memory_order_seq_cst);
-  Close();
-  const size_t discarded = DiscardQueued();
-  if (!IsWorkerThread()) JoinWorkers();
+  state_->discard_.store(true, std::memory_order_seq_cst);
+  state_->Close();
+  const size_t discarded = state_->DiscardQueued();
+  if (!IsWorkerThread()) state_->JoinWorkers();
   return discarded;
 }
 
 bool ThreadPool::is_shutdown() const {
-  return closing_.load(std::memory_order_acquire);
+  return state_->closing_.load(std::memory_order_acquire);
 }
 
 bool ThreadPool::IsWorkerThread() const { return t_current_pool == this; }
 
 ThreadPool::Metrics ThreadPool::GetMetrics() const {
+  const State& state = *state_;
   Metrics m;
-  m.num_workers = num_workers_;
-  for (int i = 0; i < num_workers_; ++i) {
-    const Worker& w = workers_[i];
+  m.workers = workers_;
+  m.num_workers = workers_;
+  for (int i = 0; i < workers_; ++i) {
+    const State::Worker& w = state.workers_[i];
     m.completed += w.completed.load(std::memory_order_relaxed);
     m.failed += w.failed.load(std::memory_order_relaxed);
     m.busy_ns += w.busy_ns.load(std::memory_order_relaxed);
     if (w.active.load(std::memory_order_relaxed)) ++m.active_workers;
   }
   for (size_t p = 0; p < kNumPriorities; ++p) {
-    m.submitted += lanes_[p]->pushed();
-    m.queue_depth[p] = lanes_[p]->Size();
+    m.submitted += state.lanes_[p]->pushed();
+    m.queue_depth[p] = state.lanes_[p]->Size();
   }
-  m.rejected = rejected_.load(std::memory_order_relaxed);
-  m.discarded = discarded_.load(std::memory_order_relaxed);
+  m.rejected = state.rejected_.load(std::memory_order_relaxed);
+  m.discarded = state.discarded_.load(std::memory_order_relaxed);
   return m;
 }
 

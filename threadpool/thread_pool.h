@@ -6,9 +6,12 @@
 // queues, so no task waits behind a busy worker while another one is idle.
 // Each priority has an unbounded queue made of a chain of lock-free bounded
 // rings (Vyukov MPMC); a submit is one CAS on the tail ring and allocates
-// nothing for small callables, and Submit never fails for capacity. Idle
-// workers spin briefly, then park on a condition variable; producers only
-// touch the condition variable when some worker is parked. The Mill-IO
+// nothing for small callables, and Submit never fails for capacity. An idle
+// worker keeps polling the queues for at most ThreadPoolOptions::spin_time
+// (a few microseconds, measured on the clock, not counted in rounds), then
+// parks on a condition variable; producers only touch the condition
+// variable when some worker is parked. So a pool with little work uses CPU
+// in proportion to the work. The Mill-IO
 // event loop runs I/O handlers on a ThreadPool and exposes it as its compute
 // pool, but the pool has no dependency on the rest of Mill-IO.
 //
@@ -45,23 +48,18 @@
 #define MILL_IO_THREADPOOL_THREAD_POOL_H_
 
 #include <array>
-#include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "threadpool/internal/mpmc_ring.h"
-#include "threadpool/internal/segmented_queue.h"
 
 namespace mill {
 
@@ -83,6 +81,9 @@ const char* PriorityName(Priority priority);
 struct ThreadPoolOptions {
   // Number of worker threads. 0 (or negative) means
   // std::thread::hardware_concurrency(), and at least 1.
+  int workers = 0;
+  // The former spelling of `workers`, still honoured when `workers` is 0.
+  // Deprecated: set `workers`.
   int num_workers = 0;
 
   // Worker i is named name_prefix + decimal(i) (pthread_setname_np), cut to
@@ -97,16 +98,18 @@ struct ThreadPoolOptions {
   size_t ring_capacity = 1024;
   size_t max_segment_capacity = 65536;
 
-  // How many times an idle worker polls the queues (with a CPU pause hint,
-  // then sched_yield) before parking on a condition variable. Higher values
-  // cut wake-up latency for bursty producers but burn CPU when idle.
-  int spin_iterations = 128;
+  // How long an idle worker keeps polling the queues (with a CPU pause
+  // hint, then sched_yield) before it parks on a condition variable. About
+  // what a park and wake-up costs, so a burst of submits finds the workers
+  // awake, while an idle pool costs at most this much CPU per worker per
+  // burst; see docs/BENCHMARKS.md. Zero parks at once.
+  std::chrono::nanoseconds spin_time = std::chrono::microseconds(20);
 };
 
 // ThreadPool runs tasks on a fixed set of worker threads.
 //
 //   mill::ThreadPoolOptions options;
-//   options.num_workers = 4;
+//   options.workers = 4;
 //   mill::ThreadPool pool(options);
 //   absl::Status s = pool.Submit([] { Work(); }, mill::Priority::kHigh);
 //   absl::StatusOr<std::future<int>> f =
@@ -147,7 +150,8 @@ class ThreadPool {
     uint64_t failed = 0;     // Tasks that ran and threw.
     uint64_t rejected = 0;   // Submits refused because shutdown had begun.
     uint64_t discarded = 0;  // Accepted tasks dropped by ShutdownNow().
-    int num_workers = 0;     // Configured worker threads.
+    int workers = 0;         // Configured worker threads.
+    int num_workers = 0;     // Deprecated spelling of `workers`.
     int active_workers = 0;  // Workers currently running tasks.
     // Tasks waiting, indexed by static_cast<size_t>(Priority).
     std::array<uint64_t, kNumPriorities> queue_depth{};
@@ -212,64 +216,19 @@ class ThreadPool {
   // True if the calling thread is one of this pool's workers.
   bool IsWorkerThread() const;
 
-  int num_workers() const { return num_workers_; }
+  int workers() const { return workers_; }
+  // Deprecated spelling of workers().
+  int num_workers() const { return workers_; }
 
   Metrics GetMetrics() const;
 
  private:
-  // One queue per priority: unbounded, lock-free on the fast path.
-  using Lane = threadpool_internal::SegmentedQueue<Task>;
+  // Queues, workers and the park/wake protocol (thread_pool.cc), so that
+  // this header includes none of the pool's internal headers.
+  struct State;
 
-  // Per-worker state, one cache line each; counters have a single writer
-  // (the worker) so they are bumped with plain load+store, not RMW.
-  struct alignas(threadpool_internal::kCacheLineSize) Worker {
-    std::thread thread;
-    std::atomic<uint64_t> completed{0};
-    std::atomic<uint64_t> failed{0};
-    std::atomic<uint64_t> busy_ns{0};
-    std::atomic<bool> active{false};
-  };
-
-  void WorkerLoop(int index);
-  bool TryPop(Task& out);
-  // Lock-free hint; may miss work while a segment is being recycled.
-  bool MaybeHasQueuedWork() const;
-  // Exact (takes each lane's mutex); used before parking and exiting.
-  bool HasQueuedWork() const;
-  // Queues `task`, or hands it back (returns false) if the lane is closed.
-  bool Push(Task& task, Priority priority);
-  void WakeOne();
-  void Park();
-  // Stops admission on every lane, then tells the workers; idempotent.
-  void Close();
-  size_t DiscardQueued();
-  void JoinWorkers();
-  void StartWorkers();
-
-  const ThreadPoolOptions options_;
-  const int num_workers_;
-  std::unique_ptr<Lane> lanes_[kNumPriorities];
-  std::unique_ptr<Worker[]> workers_;
-
-  // Shutdown has begun: Submit checks this first (a plain load), then the
-  // lane itself refuses pushes once closed (see Close()).
-  std::atomic<bool> closing_{false};
-  // Parked workers that no wake-up has been sent to yet. Read by every
-  // Submit; written only when workers park and are woken. On its own cache
-  // line (padding, not alignas, so a ThreadPool may live anywhere, including
-  // on an ASan fake stack).
-  threadpool_internal::CacheLinePadded<char> gap_;
-  threadpool_internal::CacheLinePadded<std::atomic<int>> unsignaled_parked_;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> discard_{false};
-  std::atomic<uint64_t> rejected_{0};
-  std::atomic<uint64_t> discarded_{0};
-
-  std::mutex park_mu_;
-  std::condition_variable park_cv_;
-  int wakeups_ = 0;  // Guarded by park_mu_: wake-ups not yet consumed.
-
-  std::mutex join_mu_;  // Serializes JoinWorkers().
+  const int workers_;
+  const std::unique_ptr<State> state_;
 };
 
 // ---------------------------------------------------------------------------

@@ -18,8 +18,17 @@
 // counter), and the waiting thread polls with a short sleep so it does not
 // steal a core from the pool on a 2-core machine.
 //
+//   BM_Spin          ThreadPool with ThreadOptions::spin_time 0, 5, 20 and 50
+//                    microseconds (the default is 20): what the idle spin
+//                    buys in throughput.
+//   BM_Sparse        one task every ~100 us: process CPU time per task (the
+//                    cost of an idle pool: spinning workers burn it, parked
+//                    ones do not), next to the baseline's.
+//
 //   ./bazelw run --config=opt //threadpool:thread_pool_benchmark --
 //       --benchmark_min_time=0.2   (one command line)
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -239,9 +248,95 @@ std::unique_ptr<Pool> MakePool() {
 template <>
 std::unique_ptr<ThreadPool> MakePool<ThreadPool>() {
   ThreadPoolOptions options;
-  options.num_workers = kWorkers;
+  options.workers = kWorkers;
   return std::make_unique<ThreadPool>(options);
 }
+
+void RunThroughput(benchmark::State& state, int producers,
+                   const std::function<void()>& submit,
+                   const std::function<uint64_t()>& completed) {
+  uint64_t done = completed();
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p) {
+      const int64_t share = kTasksPerIteration / producers +
+                            (p < kTasksPerIteration % producers ? 1 : 0);
+      threads.emplace_back([&submit, share] {
+        for (int64_t i = 0; i < share; ++i) submit();
+      });
+    }
+    for (auto& t : threads) t.join();
+    done += kTasksPerIteration;
+    while (completed() < done) {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kTasksPerIteration);
+  state.counters["producers"] = producers;
+}
+
+void BM_Spin(benchmark::State& state) {
+  ThreadPoolOptions options;
+  options.workers = kWorkers;
+  options.spin_time = std::chrono::microseconds(state.range(0));
+  ThreadPool pool(options);
+  RunThroughput(
+      state, static_cast<int>(state.range(1)), [&pool] { SubmitEmpty(pool); },
+      [&pool] { return Completed(pool); });
+}
+BENCHMARK(BM_Spin)
+    ->ArgNames({"spin_us", "producers"})
+    ->ArgsProduct({{0, 5, 20, 50}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// One task at a time, ~100 us apart: the pool is idle almost always.
+template <typename Pool>
+void SparseLoop(benchmark::State& state, Pool& pool) {
+  constexpr int kTasks = 200;
+  double cpu = 0;
+  int64_t tasks = 0;
+  for (auto _ : state) {
+    const double before = ProcessCpuSeconds();
+    for (int i = 0; i < kTasks; ++i) {
+      std::atomic<bool> ran{false};
+      (void)pool.Submit([&ran] { ran.store(true, std::memory_order_release); });
+      while (!ran.load(std::memory_order_acquire)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(10));
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    cpu += ProcessCpuSeconds() - before;
+    tasks += kTasks;
+  }
+  state.counters["cpu_us_per_task"] = cpu * 1e6 / static_cast<double>(tasks);
+}
+
+void BM_SparseBaseline(benchmark::State& state) {
+  BaselinePool pool(kWorkers);
+  SparseLoop(state, pool);
+}
+void BM_SparseThreadPool(benchmark::State& state) {
+  ThreadPoolOptions options;
+  options.workers = kWorkers;
+  options.spin_time = std::chrono::microseconds(state.range(0));
+  ThreadPool pool(options);
+  SparseLoop(state, pool);
+}
+BENCHMARK(BM_SparseBaseline)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseThreadPool)
+    ->ArgName("spin_us")
+    ->Arg(0)
+    ->Arg(20)
+    ->Arg(200)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 template <typename Pool>
 void BM_Throughput(benchmark::State& state) {

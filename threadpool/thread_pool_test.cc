@@ -1,6 +1,7 @@
 #include "threadpool/thread_pool.h"
 
 #include <pthread.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -77,7 +78,7 @@ class Log {
 
 ThreadPoolOptions Workers(int n) {
   ThreadPoolOptions options;
-  options.num_workers = n;
+  options.workers = n;
   return options;
 }
 
@@ -626,7 +627,7 @@ TEST(ThreadPoolTest, PriorityNames) {
 // after the pool goes idle must still run (a lost wake-up would hang here).
 TEST(ThreadPoolTest, ParkedWorkersWakeForEachBurst) {
   ThreadPoolOptions options = Workers(2);
-  options.spin_iterations = 0;
+  options.spin_time = std::chrono::nanoseconds(0);
   ThreadPool pool(options);
   for (int round = 0; round < 200; ++round) {
     auto f =
@@ -636,6 +637,24 @@ TEST(ThreadPoolTest, ParkedWorkersWakeForEachBurst) {
     ASSERT_EQ(f->wait_for(kEventually), std::future_status::ready) << round;
     EXPECT_EQ(f->get(), round);
   }
+}
+
+// No busy waiting: idle workers spin for at most spin_time, then park.
+TEST(ThreadPoolTest, IdlePoolUsesNoCpu) {
+  ThreadPool pool(Workers(2));
+  auto f = pool.SubmitWithFuture([] { return 1; });
+  ASSERT_TRUE(f.ok());
+  ASSERT_EQ(f->get(), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;  // ms
+  };
+  const double before = cpu_now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Two spinning workers would use ~600 ms of CPU here.
+  EXPECT_LT(cpu_now() - before, 30.0);
 }
 
 }  // namespace

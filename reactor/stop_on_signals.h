@@ -1,0 +1,36 @@
+// StopOnSignals: makes SIGINT and SIGTERM (or other signals) stop an
+// EventLoop, so a server's main() can Run() until the process is told to
+// quit.
+//
+// Thread-safety: call it from one thread at a time (it installs process-wide
+// signal handlers with sigaction). The installed handler is
+// async-signal-safe: it only calls EventLoop::Stop(), which stores a flag and
+// writes to the loop's wakers.
+//
+// Ownership: the handler keeps a plain pointer to the loop; detach it (pass
+// nullptr) before the loop is destroyed, or a late signal calls into freed
+// memory.
+#ifndef MILL_IO_REACTOR_STOP_ON_SIGNALS_H_
+#define MILL_IO_REACTOR_STOP_ON_SIGNALS_H_
+
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace mill {
+
+class EventLoop;
+
+// Makes SIGINT and SIGTERM (or the given signals) call loop->Stop(). One
+// loop at a time: a later call replaces the loop. Pass nullptr to detach
+// (the signal handlers stay installed but do nothing).
+//
+//   mill::StopOnSignals(loop.get());
+//   absl::Status status = loop->Run();  // returns on SIGINT/SIGTERM
+//   mill::StopOnSignals(nullptr);       // before the loop goes away
+absl::Status StopOnSignals(EventLoop* loop, std::vector<int> signals = {
+                                                2 /*SIGINT*/, 15 /*SIGTERM*/});
+
+}  // namespace mill
+
+#endif  // MILL_IO_REACTOR_STOP_ON_SIGNALS_H_
