@@ -209,8 +209,8 @@ class LoopGate {
 class PoolFixture : public ::testing::TestWithParam<DispatchMode> {
  protected:
   void SetUp() override {
-    pool_loop_ = MakeLoop();
-    server_loop_ = MakeLoop();
+    pool_loop_ = MakeLoop(/*stallable=*/true);
+    server_loop_ = MakeLoop(/*stallable=*/false);
     pool_runner_ = std::thread([this] { (void)pool_loop_->Run(); });
     server_runner_ = std::thread([this] { (void)server_loop_->Run(); });
   }
@@ -224,10 +224,17 @@ class PoolFixture : public ::testing::TestWithParam<DispatchMode> {
     if (server_runner_.joinable()) server_runner_.join();
   }
 
-  std::unique_ptr<EventLoop> MakeLoop() {
+  // A stallable loop polls on one thread and never hands a blocked poller
+  // to its standby, so a LoopGate stops it from seeing anything: the tests
+  // of what the pool checks at hand-out need a FIN the loop has not seen.
+  std::unique_ptr<EventLoop> MakeLoop(bool stallable) {
     EventLoopOptions options;
     options.workers = 3;
     options.dispatch_mode = GetParam();
+    if (stallable) {
+      options.polling_threads = 1;
+      options.takeover_delay = absl::Hours(1);
+    }
     absl::StatusOr<std::unique_ptr<EventLoop>> loop =
         EventLoop::Create(options);
     EXPECT_TRUE(loop.ok()) << loop.status();
