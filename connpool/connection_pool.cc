@@ -158,8 +158,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
                    AcquireCallback done,
                    std::shared_ptr<const LeaseCallbacks> callbacks);
   bool CancelAcquire(uint64_t id);
-  void Release(std::shared_ptr<Entry> entry, ConnectionPtr conn, bool reusable);
-  void Drain(absl::AnyInvocable<void()> on_drained, absl::Status why);
+  void Release(std::shared_ptr<Entry> entry, const ConnectionPtr& conn,
+               bool reusable);
+  void Drain(absl::AnyInvocable<void()> on_drained, const absl::Status& why);
   bool draining() const {
     std::lock_guard<std::mutex> lock(mu_);
     return draining_;
@@ -509,9 +510,9 @@ std::optional<Lease> PoolCore::HandOut(
     // liveness check, what the connection already knows.
     const bool dead =
         !conn->input().empty() ||
-        (options_.check_liveness ? !conn->Probe().ok()
-                                 : conn->is_closed() || !conn->can_send() ||
-                                       conn->input_ended());
+        (options_.check_liveness
+             ? !conn->Probe().ok()
+             : conn->is_closed() || !conn->can_send() || conn->input_ended());
     if (dead) reject = PoolCloseReason::kDeadOnReuse;
     if (!reject && options_.check_on_acquire &&
         !options_.check_on_acquire(conn).ok()) {
@@ -597,7 +598,7 @@ void PoolCore::OnWaiterDeadline(uint64_t id) {
 
 // --- Release --------------------------------------------------------------
 
-void PoolCore::Release(std::shared_ptr<Entry> entry, ConnectionPtr conn,
+void PoolCore::Release(std::shared_ptr<Entry> entry, const ConnectionPtr& conn,
                        bool reusable) {
   entry->holder_active.store(false, std::memory_order_release);
   if (!reusable) {
@@ -961,7 +962,8 @@ void PoolCore::OnClose(const ConnectionPtr& conn, CloseReason reason,
 
 // --- Drain ----------------------------------------------------------------
 
-void PoolCore::Drain(absl::AnyInvocable<void()> on_drained, absl::Status why) {
+void PoolCore::Drain(absl::AnyInvocable<void()> on_drained,
+                     const absl::Status& why) {
   Actions a;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1109,7 +1111,7 @@ void PoolCore::RequeueLocked(Waiter* w, Actions& a) {
                            : absl::DeadlineExceededError(absl::StrCat(
                                  "ConnectionPool::Acquire(", w->endpoint->key,
                                  "): no connection before the deadline"));
-    a.fail.emplace_back(TakeWaiterLocked(w, a), std::move(why));
+    a.fail.emplace_back(TakeWaiterLocked(w, a), why);
     return;
   }
   // Back at the head of the queues: it was the oldest.
@@ -1282,7 +1284,7 @@ void Lease::ReleaseNow(bool reusable) {
   // The core outlives every connection (the client's callbacks hold it),
   // and `conn` keeps this connection alive here.
   connpool_internal::PoolCore* core = entry->core;
-  core->Release(std::move(entry), std::move(conn), reusable);
+  core->Release(std::move(entry), conn, reusable);
 }
 
 absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(

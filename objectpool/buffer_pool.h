@@ -74,7 +74,7 @@ class Buffer {
 
 struct BufferPoolOptions {
   size_t buffer_size = size_t{8} * 1024;  // capacity() of every buffer.
-  size_t max_idle = 128;          // As ObjectPoolOptions::max_idle.
+  size_t max_idle = 128;                  // As ObjectPoolOptions::max_idle.
 };
 
 // A pool of Buffers of one capacity. Acquire() returns an empty buffer

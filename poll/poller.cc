@@ -57,7 +57,9 @@ absl::StatusOr<std::unique_ptr<Poller>> Poller::Create(PollerBackend kind) {
       absl::UnimplementedError(std::string("Poller backend '") +
                                std::string(PollerBackendName(kind)) +
                                "' is not built on this platform");
+  // Branches look alike where a backend is not built (its #ifdef is empty).
   switch (kind) {
+    // NOLINTNEXTLINE(bugprone-branch-clone)
     case PollerBackend::kEpoll:
 #ifdef MILL_POLL_HAVE_EPOLL
       backend = poll_internal::NewEpollBackend();

@@ -575,7 +575,7 @@ size_t EventLoop::pending_timers() const {
 // --- Exceptions, compute pool, stats
 // ------------------------------------------
 
-void EventLoop::ReportException(Token token, std::exception_ptr error) {
+void EventLoop::ReportException(Token token, const std::exception_ptr& error) {
   handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
   if (options_.on_handler_exception) {
     try {

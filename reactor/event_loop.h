@@ -164,10 +164,10 @@ struct EventLoopOptions {
   // 0 means the machine's hardware concurrency.
   int compute_workers = 0;
   // Buffer pool offered to handlers through buffer_pool().
-  size_t buffer_size = 8 * 1024;
+  size_t buffer_size = size_t{8} * 1024;
   size_t max_idle_buffers = 1024;
   // Advice to handlers on how much to read per invocation (guarantee 7).
-  size_t read_budget = 64 * 1024;
+  size_t read_budget = size_t{64} * 1024;
   // Poller backend; the platform default when unset.
   std::optional<PollerBackend> backend;
   // Called (on the thread that ran the handler) when a handler throws.
@@ -404,7 +404,7 @@ class EventLoop {
   // `token`. Defined in internal/loop_context.h.
   template <typename F>
   void Guarded(Token token, F&& fn);
-  void ReportException(Token token, std::exception_ptr error);
+  void ReportException(Token token, const std::exception_ptr& error);
 
   // --- Timers (event_loop.cc).
   TimerId AddTimer(absl::Duration delay, absl::Duration interval,

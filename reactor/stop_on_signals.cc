@@ -24,7 +24,7 @@ extern "C" void StopLoopOnSignal(int) {
 
 }  // namespace
 
-absl::Status StopOnSignals(EventLoop* loop, std::vector<int> signals) {
+absl::Status StopOnSignals(EventLoop* loop, const std::vector<int>& signals) {
   g_signal_loop.store(loop, std::memory_order_release);
   for (int signo : signals) {
     struct sigaction action = {};

@@ -28,7 +28,7 @@ class EventLoop;
 //   mill::StopOnSignals(loop.get());
 //   absl::Status status = loop->Run();  // returns on SIGINT/SIGTERM
 //   mill::StopOnSignals(nullptr);       // before the loop goes away
-absl::Status StopOnSignals(EventLoop* loop, std::vector<int> signals = {
+absl::Status StopOnSignals(EventLoop* loop, const std::vector<int>& signals = {
                                                 2 /*SIGINT*/, 15 /*SIGTERM*/});
 
 }  // namespace mill

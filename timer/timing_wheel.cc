@@ -524,7 +524,8 @@ void TimingWheel::Cascade() {
     if ((cur_tick_ & ((uint64_t{1} << shift) - 1)) != 0) continue;
     const uint64_t slot_index = (cur_tick_ >> shift) & (kSlotsPerLevel - 1);
     if (!IsOccupied(level, slot_index)) continue;
-    Slot& slot = slots_[static_cast<size_t>(level) * kSlotsPerLevel + slot_index];
+    Slot& slot =
+        slots_[static_cast<size_t>(level) * kSlotsPerLevel + slot_index];
     uint32_t index = slot.head;
     slot = Slot();
     MarkEmpty(level, slot_index);

@@ -14,6 +14,8 @@ PACKAGES=(
   # (libclang_rt.fuzzer is in libclang-rt-14-dev), llvm-symbolizer for
   # readable crash stacks.
   clang-14 libclang-rt-14-dev llvm-14
+  # Lint (tools/ci/lint.sh, run by .ci/run).
+  clang-format clang-tidy
   # Libraries, exposed to Bazel by bazel/repositories.bzl.
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libhttp-parser-dev

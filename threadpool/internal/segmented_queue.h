@@ -65,7 +65,13 @@ class SegmentedQueue {
   bool TryPush(T&& value) {
     for (;;) {
       Segment* tail = tail_.value.load(std::memory_order_acquire);
-      if (tail->ring.TryPush(std::move(value)) == PushResult::kOk) return true;
+      // A refused push leaves `value` untouched (MpmcRing::TryPush), so it
+      // is still there for the next segment.
+      if (tail->ring.TryPush(
+              std::move(value)) ==  // NOLINT(bugprone-use-after-move)
+          PushResult::kOk) {
+        return true;
+      }
       // Full, or sealed by a concurrent Grow, or closed.
       if (!Grow(tail)) return false;
     }

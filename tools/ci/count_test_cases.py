@@ -7,6 +7,8 @@ skipped one is not counted). A test target that failed without a failing case
 in its XML (crash, sanitizer abort, timeout) counts as one failed case, and a
 test that could not be built counts as one failed case too.
 
+Also counts plain results files (PHASE=results:PATH, from tools/ci/lint.sh).
+
 Prints per-phase lines and ends with the line "N passed, M failed".
 """
 import json
@@ -90,11 +92,34 @@ def phase_counts(bep_path):
     return passed, failed, failures
 
 
+def results_counts(path):
+    """A plain results file (tools/ci/lint.sh): "PASS name" / "FAIL name: why"
+    per line, each one case; a missing or empty file is one failure."""
+    passed = failed = 0
+    failures = []
+    try:
+        lines = [l for l in open(path).read().splitlines() if l.strip()]
+    except OSError:
+        lines = []
+    for line in lines:
+        if line.startswith("PASS "):
+            passed += 1
+        else:
+            failed += 1
+            failures.append(line[5:] if line.startswith("FAIL ") else line)
+    if not lines:
+        return 0, 1, ["(no results: the check did not run)"]
+    return passed, failed, failures
+
+
 def main(argv):
     total_passed = total_failed = 0
     for arg in argv[1:]:
         name, _, bep = arg.partition("=")
-        p, f, failures = phase_counts(bep)
+        if bep.startswith("results:"):
+            p, f, failures = results_counts(bep[len("results:"):])
+        else:
+            p, f, failures = phase_counts(bep)
         print("%s: %d passed, %d failed" % (name, p, f))
         for failure in failures:
             print("  FAILED: %s" % failure)
