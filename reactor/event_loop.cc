@@ -350,6 +350,14 @@ absl::Status EventLoop::Deregister(Registration registration,
   return DeregisterSource(source, owned_fd, std::move(on_released), wait);
 }
 
+namespace reactor_internal {
+ReleaseStripe& ReleaseStripeFor(const Source* source) {
+  static ReleaseStripe stripes[64];
+  const auto bits = reinterpret_cast<uintptr_t>(source);
+  return stripes[(bits >> 6) % 64];
+}
+}  // namespace reactor_internal
+
 absl::Status EventLoop::DeregisterSource(const SourcePtr& source, bool owned_fd,
                                          absl::AnyInvocable<void()> on_released,
                                          bool wait) {
@@ -372,17 +380,18 @@ absl::Status EventLoop::DeregisterSource(const SourcePtr& source, bool owned_fd,
   } else {
     const bool self = source->invoking_thread.load(std::memory_order_acquire) ==
                       std::this_thread::get_id();
-    std::unique_lock<std::mutex> lock(source->release_mu);
+    reactor_internal::ReleaseStripe& stripe =
+        reactor_internal::ReleaseStripeFor(source.get());
+    std::unique_lock<std::mutex> lock(stripe.mu);
     if (source->invocation_finished) {
       lock.unlock();
       if (on_released) on_released();
     } else {
-      if (on_released) source->on_released = std::move(on_released);
+      if (on_released) stripe.waiting[source.get()] = std::move(on_released);
       // From inside its own handler there is nothing to wait for: the gate
       // stops every later call.
       if (wait && !self) {
-        source->released_cv.wait(
-            lock, [&source] { return source->invocation_finished; });
+        stripe.cv.wait(lock, [&source] { return source->invocation_finished; });
       }
     }
   }

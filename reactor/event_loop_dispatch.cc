@@ -345,12 +345,18 @@ void EventLoop::FinishInvocation(const SourcePtr& source,
   if ((gate_before & Source::kDeregistered) == 0) return;
   // Deregister overlapped this invocation: release the source here.
   absl::AnyInvocable<void()> on_released;
+  reactor_internal::ReleaseStripe& stripe =
+      reactor_internal::ReleaseStripeFor(source.get());
   {
-    std::lock_guard<std::mutex> lock(source->release_mu);
+    std::lock_guard<std::mutex> lock(stripe.mu);
     source->invocation_finished = true;
-    on_released = std::move(source->on_released);
+    auto it = stripe.waiting.find(source.get());
+    if (it != stripe.waiting.end()) {
+      on_released = std::move(it->second);
+      stripe.waiting.erase(it);
+    }
   }
-  source->released_cv.notify_all();
+  stripe.cv.notify_all();
   if (on_released) Guarded(source->user_token, on_released);
 }
 

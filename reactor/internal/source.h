@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "poll/event.h"
 #include "poll/interest.h"
@@ -61,7 +62,7 @@ struct Source {
   // thread polled it during an invocation (pool mode, after a takeover).
   // An invocation starts only from 0, so none starts after Deregister or
   // while another runs. Whoever of the invoker and Deregister comes second
-  // (both see the other's bit) takes the slow path below, under release_mu;
+  // (both see the other's bit) takes the slow path (ReleaseStripe);
   // an invocation that ends with kSilenced set re-arms the source.
   static constexpr uint32_t kInvoking = 1;
   static constexpr uint32_t kDeregistered = 2;
@@ -71,13 +72,22 @@ struct Source {
   // deregister itself without waiting for itself.
   std::atomic<std::thread::id> invoking_thread{};
 
-  // Slow path of the gate: set when the invocation that overlapped
-  // Deregister has finished; on_released (if any) runs then.
-  std::mutex release_mu;
-  std::condition_variable released_cv;
-  bool invocation_finished = false;        // guarded by release_mu
-  absl::AnyInvocable<void()> on_released;  // guarded by release_mu
+  // Slow path of the gate, when Deregister overlaps an invocation: rare,
+  // so its state lives in a striped table shared by all sources (not here:
+  // every idle connection pays for what a Source holds). `invocation
+  // finished` is this flag, guarded by the stripe's mutex.
+  bool invocation_finished = false;
 };
+
+// The slow path's state for `source`: a mutex and condition variable of one
+// of 64 stripes, and the on_released callbacks waiting for an invocation to
+// end, keyed by source (guarded by `mu`).
+struct ReleaseStripe {
+  std::mutex mu;
+  std::condition_variable cv;
+  absl::flat_hash_map<const Source*, absl::AnyInvocable<void()>> waiting;
+};
+ReleaseStripe& ReleaseStripeFor(const Source* source);
 
 // A timer of the loop. Shared by the id table, the wheel's callback and a
 // batch that is about to run it.
