@@ -255,11 +255,11 @@ Connection::Connection(PassKey,
       loop_(config_->loop),
       id_(id),
       peer_(peer),
-      outbound_(outbound),
       stream_(std::move(stream)),
       // Outbound sockets start connecting (even one whose connect already
       // completed: the first writable event confirms it either way).
-      state_(outbound ? ConnectionState::kConnecting : ConnectionState::kOpen) {
+      state_(outbound ? ConnectionState::kConnecting : ConnectionState::kOpen),
+      outbound_(outbound) {
   const ConnectionOptions& options = config_->options;
   std::vector<std::shared_ptr<TokenBucket>> buckets;
   if (options.read_rate > 0) {

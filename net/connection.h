@@ -97,7 +97,7 @@ struct ConnectionAccess;
 }  // namespace net_internal
 
 // Why a connection closed (on_close, stats).
-enum class CloseReason {
+enum class CloseReason : uint8_t {
   kPeerClosed,     // the peer shut down (EOF); our pending output was flushed
   kReset,          // ECONNRESET / EPIPE: the peer reset the connection
   kError,          // another socket error (the status says which)
@@ -115,7 +115,7 @@ inline constexpr int kCloseReasonCount = 8;
 absl::string_view CloseReasonName(CloseReason reason);
 std::ostream& operator<<(std::ostream& os, CloseReason reason);
 
-enum class ConnectionState { kConnecting, kOpen, kClosing, kClosed };
+enum class ConnectionState : uint8_t { kConnecting, kOpen, kClosing, kClosed };
 absl::string_view ConnectionStateName(ConnectionState state);
 
 // Why reading is paused; a bit set (Connection::pause_reasons()).
@@ -367,53 +367,52 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void LeaveCallbacks();
   void RunExcluded(absl::AnyInvocable<void(const ConnectionPtr&)> fn);
 
+  // Ordered by size, so that padding does not grow every connection.
   // The owner keeps the config alive.
   const std::shared_ptr<net_internal::ConnectionOwner> owner_;
   const net_internal::ConnectionConfig* const config_;
   EventLoop* const loop_;
   const uint64_t id_;
-  const SocketAddress peer_;
-  const bool outbound_;
-  // Smallest grant worth a read: min(4 KiB, smallest burst).
-  uint32_t min_grant_ = 4096;
   // Null without read-rate limits; immutable after construction.
   std::unique_ptr<RateLimiter> limiter_;
 
   mutable std::mutex mu_;
+  net_internal::SmallQueue<OutputPiece> out_;
+  size_t pending_bytes_ = 0;
+  Registration registration_;
+  absl::Status pending_status_;
+  net_internal::IdleTracker::Node idle_node_;  // guarded by the tracker
+  EventLoop::TimerId resume_timer_;
+  std::shared_ptr<void> context_;
+  // Callback exclusion (see EnterCallbacks), guarded by mu_.
+  net_internal::SmallQueue<absl::AnyInvocable<void(const ConnectionPtr&)>>
+      exec_queue_;
+  ByteBuffer input_;  // callbacks only
+  std::atomic<std::thread::id> handler_thread_{};
+  std::atomic<int64_t> last_activity_ns_{0};
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+
+  const SocketAddress peer_;
   TcpStream stream_;  // fd used without mu_ only by the handler
+  // Smallest grant worth a read: min(4 KiB, smallest burst).
+  uint32_t min_grant_ = 4096;
+  uint32_t pause_ = 0;  // PauseReason bits
   ConnectionState state_;
+  CloseReason close_reason_ = CloseReason::kClosedLocally;  // for kClosing
+  CloseReason pending_reason_ = CloseReason::kClosedLocally;
+  Interest interest_ = Interest::None();
+  const bool outbound_;
   bool input_ended_ = false;
   bool shutdown_requested_ = false;  // SHUT_WR once flushed
   bool write_shut_ = false;
   bool above_high_water_ = false;
   bool opened_ = false;  // on_connect ran: on_close is owed
-  uint32_t pause_ = 0;   // PauseReason bits
-  net_internal::SmallQueue<OutputPiece> out_;
-  size_t pending_bytes_ = 0;
-  Interest interest_ = Interest::None();
-  Registration registration_;
   bool registered_ = false;
   bool teardown_pending_ = false;
-  CloseReason close_reason_ = CloseReason::kClosedLocally;  // for kClosing
-  CloseReason pending_reason_ = CloseReason::kClosedLocally;
-  absl::Status pending_status_;
-  net_internal::IdleTracker::Node idle_node_;  // guarded by the tracker
-  EventLoop::TimerId resume_timer_;
   bool redeliver_ = false;  // ResumeReading with input pending
-  std::shared_ptr<void> context_;
-
-  // Callback exclusion (see EnterCallbacks), guarded by mu_.
   bool exec_busy_ = false;
-  net_internal::SmallQueue<absl::AnyInvocable<void(const ConnectionPtr&)>>
-      exec_queue_;
-
-  ByteBuffer input_;  // callbacks only
-
   std::atomic<bool> closed_{false};
-  std::atomic<std::thread::id> handler_thread_{};
-  std::atomic<int64_t> last_activity_ns_{0};
-  std::atomic<uint64_t> bytes_in_{0};
-  std::atomic<uint64_t> bytes_out_{0};
 };
 
 }  // namespace mill
