@@ -182,6 +182,11 @@ absl::StatusOr<Registration> EventLoop::Register(
   return Registration(key.value());
 }
 
+reactor_internal::Source* EventLoop::FdOwnerLocked(int fd) const {
+  if (fd < 0 || static_cast<size_t>(fd) >= fd_owners_.size()) return nullptr;
+  return fd_owners_[static_cast<size_t>(fd)];
+}
+
 absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
                                        Interest interest,
                                        std::shared_ptr<EventHandler> handler,
@@ -192,7 +197,7 @@ absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
   // Destroyed after the lock is released on every path: a handler's or
   // source's destructor may call back into the loop.
   SourcePtr source;
-  SourcePtr stale;
+  reactor_internal::Source* stale = nullptr;
   absl::Status status;
   {
     std::lock_guard<std::mutex> lock(tokens_mu_);
@@ -201,14 +206,13 @@ absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
           absl::StrCat("EventLoop::Register: token ", user_token->value(),
                        " is already registered"));
     }
-    auto owner = fd_owners_.find(fd);
+    reactor_internal::Source* const owner = FdOwnerLocked(fd);
     // A number already registered goes to the same poller, so that the
     // poller itself refuses a second registration of one open descriptor.
     const uint32_t set =
-        owner != fd_owners_.end()
-            ? owner->second->set
-            : next_set_.fetch_add(1, std::memory_order_relaxed) %
-                  static_cast<uint32_t>(polling_threads_);
+        owner != nullptr ? owner->set
+                         : next_set_.fetch_add(1, std::memory_order_relaxed) %
+                               static_cast<uint32_t>(polling_threads_);
     const Token key(next_generation_.fetch_add(1, std::memory_order_relaxed));
     source = std::make_shared<Source>(fd, user_token.has_value(),
                                       user_token.value_or(key), key, interest,
@@ -216,11 +220,11 @@ absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
     // Visible to the dispatcher before the poller can report the fd.
     status = sources_.Insert(key, source);
     if (!status.ok()) return status;
-    if (owner != fd_owners_.end()) {
+    if (owner != nullptr) {
       // Either the same open descriptor twice (the poller refuses it below)
       // or the earlier registration's fd was closed and the number reused:
       // from now on the earlier one must not touch the descriptor.
-      stale = owner->second;
+      stale = owner;
       std::lock_guard<std::mutex> state(stale->state_mu);
       stale->fd_lost = true;
     }
@@ -233,7 +237,10 @@ absl::Status EventLoop::RegisterSource(int fd, std::optional<Token> user_token,
       sources_.Remove(key);
       return status;
     }
-    fd_owners_[fd] = source;
+    if (static_cast<size_t>(fd) >= fd_owners_.size()) {
+      fd_owners_.resize(static_cast<size_t>(fd) + 1, nullptr);
+    }
+    fd_owners_[static_cast<size_t>(fd)] = source.get();
     if (user_token.has_value()) user_tokens_.emplace(*user_token, source);
     *key_out = key;
   }
@@ -313,9 +320,8 @@ absl::Status EventLoop::Deregister(Token token,
     }
     source = std::move(it->second);
     user_tokens_.erase(it);
-    auto owner = fd_owners_.find(source->fd);
-    if (owner != fd_owners_.end() && owner->second == source) {
-      fd_owners_.erase(owner);
+    if (FdOwnerLocked(source->fd) == source.get()) {
+      fd_owners_[static_cast<size_t>(source->fd)] = nullptr;
       owned_fd = true;
     }
   }
@@ -341,9 +347,8 @@ absl::Status EventLoop::Deregister(Registration registration,
     // Marked under tokens_mu_, so a concurrent Deregister of the same
     // registration sees it above.
     source->deregistered.store(true, std::memory_order_release);
-    auto owner = fd_owners_.find(source->fd);
-    if (owner != fd_owners_.end() && owner->second == source) {
-      fd_owners_.erase(owner);
+    if (FdOwnerLocked(source->fd) == source.get()) {
+      fd_owners_[static_cast<size_t>(source->fd)] = nullptr;
       owned_fd = true;
     }
   }

@@ -370,6 +370,7 @@ class EventLoop {
                               Interest interest,
                               std::shared_ptr<EventHandler> handler,
                               Token* key);
+  reactor_internal::Source* FdOwnerLocked(int fd) const;
   absl::Status ReregisterSource(const SourcePtr& source, Interest interest,
                                 const char* what);
   // Detaches `source` (already removed from the tables) and handles the
@@ -435,7 +436,9 @@ class EventLoop {
   absl::flat_hash_map<Token, SourcePtr> user_tokens_;
   // The registration each descriptor number belongs to, so that a stale
   // registration (fd closed early, number reused) never touches the newer.
-  absl::flat_hash_map<int, SourcePtr> fd_owners_;
+  // Indexed by descriptor (8 bytes a number, not a hash node each); the
+  // sources are alive while listed (Deregister unlists them first).
+  std::vector<reactor_internal::Source*> fd_owners_;
   std::atomic<uint64_t> next_generation_{1};  // 0 is the waker's token.
   std::atomic<uint32_t> next_set_{0};
 
