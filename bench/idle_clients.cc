@@ -118,6 +118,7 @@ bool FillPool(mill::ConnectionPool& pool, uint16_t port, int n) {
   for (mill::Lease& lease : leases) {
     if (lease) pool.Release(std::move(lease), /*reusable=*/true);
   }
+  std::vector<mill::Lease>().swap(leases);  // ours, not the pool's memory
   return failed.load() == 0;
 }
 
@@ -194,8 +195,9 @@ int main(int argc, char** argv) {
   const long before = RssKib();
   std::vector<mill::ConnectionPtr> conns =
       OpenEchoed(**client, port, n, &echoed);
-  // Our own references go: the client keeps the connections open.
-  conns.clear();
+  // Our own references (and their array) go: the client keeps the
+  // connections open.
+  std::vector<mill::ConnectionPtr>().swap(conns);
   absl::SleepFor(absl::Milliseconds(500));
   const long after = RssKib();
   std::printf("connections=%d rss_before_kib=%ld rss_after_kib=%ld\n", n,
