@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -358,6 +359,92 @@ StaticFileService::StaticFileService(Options options, std::string root)
   if (root_prefix_.empty() || root_prefix_.back() != '/') {
     root_prefix_.push_back('/');
   }
+#ifdef SYS_openat2
+  if (!root_.empty()) {
+    root_fd_ = open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
+#endif
+}
+
+StaticFileService::~StaticFileService() {
+  if (root_fd_ >= 0) close(root_fd_);
+}
+
+int StaticFileService::OpenBeneath(const std::string& relative) const {
+#ifdef SYS_openat2
+  if (root_fd_ < 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+  struct OpenHow {  // struct open_how of <linux/openat2.h>
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+  };
+  constexpr uint64_t kResolveNoMagicLinks = 0x02;  // RESOLVE_NO_MAGICLINKS
+  constexpr uint64_t kResolveBeneath = 0x08;       // RESOLVE_BENEATH
+  // O_NONBLOCK: never hang on a FIFO.
+  OpenHow how = {O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0,
+                 kResolveBeneath | kResolveNoMagicLinks};
+  long fd;
+  do {
+    fd = syscall(SYS_openat2, root_fd_, relative.c_str(), &how, sizeof(how));
+  } while (fd < 0 && errno == EINTR);
+  return static_cast<int>(fd);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+std::optional<HttpResponse> StaticFileService::HandleBeneath(
+    const std::vector<std::string>& segments,
+    const HttpRequest& request) const {
+  std::string relative;
+  for (const std::string& segment : segments) {
+    if (!relative.empty()) relative.push_back('/');
+    relative.append(segment);
+  }
+  if (relative.empty()) relative = ".";
+  // EXDEV: the path (a symlink on it) leads out of the root.
+  const auto status_for = [](int err) {
+    if (err == EXDEV) return 403;
+    const int status = StatusForErrno(err);
+    return status == 500 ? 404 : status;
+  };
+  int fd = OpenBeneath(relative);
+  if (fd < 0) {
+    // Without openat2, or out of descriptors (whether the file exists can
+    // still be told without one): the path-based checks.
+    if (errno == ENOSYS || errno == EMFILE || errno == ENFILE) {
+      return std::nullopt;
+    }
+    return ErrorResponse(status_for(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    return ErrorResponse(StatusForErrno(err));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    const std::string index =
+        relative == "." ? "index.html" : relative + "/index.html";
+    fd = OpenBeneath(index);
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      return ServeOpenFile(fd, st, ContentTypeForPath("index.html"), request);
+    }
+    if (fd >= 0) close(fd);
+    if (segments.empty()) return HttpResponse::Text(200, options_.greeting);
+    return ErrorResponse(404);
+  }
+  if (!S_ISREG(st.st_mode)) {  // No devices, FIFOs, sockets.
+    close(fd);
+    return ErrorResponse(404);
+  }
+  // The type follows the name asked for, as with most servers.
+  return ServeOpenFile(fd, st, ContentTypeForPath(segments.back()), request);
 }
 
 HttpHandler StaticFileService::AsHandler() const {
@@ -405,6 +492,11 @@ HttpResponse StaticFileService::Handle(const HttpRequest& request) const {
   };
   const auto not_found = [] { return ErrorResponse(404); };
   if (root_.empty()) return is_root ? greeting() : not_found();
+  // One system call where the kernel can check the root for us.
+  if (std::optional<HttpResponse> served =
+          HandleBeneath(decoded.segments, request)) {
+    return *std::move(served);
+  }
 
   std::string path = root_;
   for (const std::string& segment : decoded.segments) {
@@ -454,6 +546,12 @@ HttpResponse StaticFileService::ServeFile(const std::string& real_path,
     close(fd);
     return ErrorResponse(404);
   }
+  return ServeOpenFile(fd, st, content_type, request);
+}
+
+HttpResponse StaticFileService::ServeOpenFile(
+    int fd, const struct stat& st, std::string_view content_type,
+    const HttpRequest& request) const {
   // From here the descriptor is owned by `file`, closed with its last share
   // (at once for HEAD, 304 and 416; after sending otherwise).
   auto file = std::make_shared<const FileBody>(fd, st);
