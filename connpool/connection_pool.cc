@@ -70,6 +70,9 @@ struct Entry : ListNode<ByEndpoint>, ListNode<ByAge> {
   uint32_t uses = 0;             // leases so far
   EntryState state = EntryState::kChecking;
   bool has_been_idle = false;  // a fresh connection until it is
+  // Taken from the idle set by an Acquire and not settled yet: counted in
+  // its endpoint's `rechecking` (see Endpoint).
+  bool rechecking = false;
 
   // The holder's callbacks. Written only inside the connection's Dispatch
   // exclusion (with std::atomic_store), read there without a lock, and with
@@ -102,7 +105,12 @@ struct Endpoint {
   const std::string key;
   size_t open = 0;        // counted connections (connecting included)
   size_t connecting = 0;  // connects in progress
-  size_t claimed = 0;     // claimed waiters: keep the record alive
+  // Idle connections an Acquire took whose check is still due (queued
+  // behind a callback of theirs still running, typically the one that
+  // released them): each will serve a waiter unless it proves dead, so
+  // they count like connects in progress and no extra connect starts.
+  size_t rechecking = 0;
+  size_t claimed = 0;  // claimed waiters: keep the record alive
   bool erase_listed = false;
   IntrusiveList<Entry, ByEndpoint> idle;      // front: most recently used
   IntrusiveList<Waiter, ByEndpoint> waiters;  // front: oldest
@@ -239,6 +247,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void DetachLocked(Entry* e, PoolCloseReason reason, Actions& a,
                     bool close = true);
   void StartConnectLocked(Endpoint* ep, Actions& a);
+  void SettleRecheckLocked(Entry* e);
   void PumpLocked(Actions& a);
   std::unique_ptr<Waiter> TakeWaiterLocked(Waiter* w, Actions& a);
   void RequeueLocked(Waiter* w, Actions& a);
@@ -397,6 +406,8 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
       } else if (ep != nullptr &&
                  (candidate = PopIdleLocked(ep, start, a)) != nullptr) {
         conn = candidate->conn;
+        candidate->rechecking = true;
+        ++ep->rechecking;
       } else if (deadline <= absl::Now()) {
         ++counters_.failed_deadline;
         failure = absl::DeadlineExceededError(
@@ -408,7 +419,8 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
         const bool room_total =
             total_open_ < options_.max_connections || !idle_by_age_.empty();
         const bool can_connect = room_here && room_total;
-        const bool need_connect = ep->waiters.size() + 1 > ep->connecting;
+        const bool need_connect =
+            ep->waiters.size() + 1 > ep->connecting + ep->rechecking;
         if (!can_connect &&
             (waiter_by_id_.size() >= options_.max_pending ||
              ep->waiters.size() >= options_.max_pending_per_endpoint)) {
@@ -461,10 +473,13 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
     if (queued_id != 0) return queued_id;
 
     // An idle connection: check it and install the callbacks excluded from
-    // its callbacks. Inline unless one of them is running right now (input
-    // or a close arriving: it is most likely dying); then the task runs
-    // after it, on its thread, and returns the connection to the pool
-    // itself, while this request goes on to the next one.
+    // its callbacks. Inline unless one of them is running right now (the
+    // tail of the callback that released it, or input or a close arriving);
+    // then the task runs after it, on its thread, and settles the
+    // connection itself, while this request tries the next idle one or
+    // queues. Queued, it does not open a connection for itself: the one
+    // being rechecked counts as coming (Endpoint::rechecking) and serves
+    // the oldest waiter unless it proves dead.
     InlineHandOff ctx;
     ctx.entry = candidate;
     ctx.callbacks = &callbacks;
@@ -526,6 +541,7 @@ std::optional<Lease> PoolCore::HandOut(
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (entry->state == EntryState::kChecking) {
+        SettleRecheckLocked(entry.get());
         DetachLocked(entry.get(), *reject, a);
       }
       if (waiter != nullptr) RequeueLocked(waiter, a);
@@ -538,6 +554,7 @@ std::optional<Lease> PoolCore::HandOut(
   entry->holder_active.store(true, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    SettleRecheckLocked(entry.get());
     entry->state = EntryState::kLeased;
     ++entry->uses;
     ++counters_.acquired;
@@ -671,6 +688,7 @@ void PoolCore::Place(const std::shared_ptr<Entry>& entry,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (entry->state != expected) return;  // closed (and counted) meanwhile
+    SettleRecheckLocked(entry.get());
     Endpoint* ep = entry->endpoint;
     if (reject) {
       DetachLocked(entry.get(), *reject, a);
@@ -1043,8 +1061,15 @@ void PoolCore::PushIdleLocked(Entry* e, int64_t now, Actions& a) {
   if (!waiters_.empty()) a.pump = true;
 }
 
+void PoolCore::SettleRecheckLocked(Entry* e) {
+  if (!e->rechecking) return;
+  e->rechecking = false;
+  --e->endpoint->rechecking;
+}
+
 void PoolCore::DetachLocked(Entry* e, PoolCloseReason reason, Actions& a,
                             bool close) {
+  SettleRecheckLocked(e);
   Endpoint* ep = e->endpoint;
   if (e->state == EntryState::kIdle) {
     ep->idle.erase(e);
@@ -1067,7 +1092,9 @@ void PoolCore::PumpLocked(Actions& a) {
   if (draining_) return;
   for (Waiter* w = waiters_.front(); w != nullptr; w = waiters_.next(w)) {
     Endpoint* ep = w->endpoint;
-    if (ep->waiters.size() <= ep->connecting) continue;  // enough coming
+    if (ep->waiters.size() <= ep->connecting + ep->rechecking) {
+      continue;  // enough coming
+    }
     if (ep->open >= options_.max_connections_per_endpoint) continue;
     if (total_open_ >= options_.max_connections) {
       // Its endpoint has no idle connection (it would have been handed

@@ -398,6 +398,9 @@ TEST_P(ConnectionPoolTest, DeadConnectionAtHandOverRequeuesTheWaiter) {
   ASSERT_TRUE(held.ok());
   const uint64_t dead_id = (*held)->id();
   auto waiter = AcquireAsync(ep);
+  // The client side is open once Acquire returns; the server may not have
+  // accepted yet.
+  ASSERT_TRUE(WaitFor([&] { return server().connection_count() == 1; }));
   {
     connpool_testing::LoopGate gate(pool_loop_.get());
     server().Connections()[0]->Close();
@@ -679,6 +682,62 @@ TEST_P(ConnectionPoolTest, ReleaseAndAcquireFromInsideTheHoldersCallbacks) {
   for (uint64_t id : flow->ids) EXPECT_EQ(id, flow->ids[0]);
   EXPECT_EQ(pool_->stats().created, 1u);
   EXPECT_EQ(pool_->stats().reused, 4u);
+}
+
+// Released from on_data, whose tail is still running when another thread
+// asks for a connection: the check of the released one waits for that
+// callback, and the request waits for the check instead of opening a second
+// connection (docs/guide/pool.cc opened two one run in five under TSan).
+TEST_P(ConnectionPoolTest, AcquireWhileTheReleasingCallbackRunsReusesIt) {
+  const std::string ep = StartServer();
+  MakePool();
+  struct Flow {
+    std::mutex mu;
+    std::condition_variable cv;
+    Lease lease;
+    bool released = false;
+  };
+  auto flow = std::make_shared<Flow>();
+  ConnectionPool* pool = pool_.get();
+  auto cb = std::make_shared<LeaseCallbacks>();
+  cb->on_data = [flow, pool](const ConnectionPtr&, ByteBuffer& in) {
+    if (in.size() < 4) return;
+    in.Consume(in.size());
+    Lease lease;
+    {
+      std::lock_guard<std::mutex> lock(flow->mu);
+      lease = std::move(flow->lease);
+    }
+    pool->Release(std::move(lease), /*reusable=*/true);
+    {
+      std::lock_guard<std::mutex> lock(flow->mu);
+      flow->released = true;
+      flow->cv.notify_all();
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // still inside the callback
+  };
+  absl::StatusOr<Lease> first = AcquireSync(ep, cb);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const uint64_t id = (*first)->id();
+  {
+    std::lock_guard<std::mutex> lock(flow->mu);
+    flow->lease = *std::move(first);
+    ASSERT_TRUE(flow->lease->Send("ping").ok());
+  }
+  {
+    std::unique_lock<std::mutex> lock(flow->mu);
+    ASSERT_TRUE(flow->cv.wait_for(lock, std::chrono::seconds(20),
+                                  [&] { return flow->released; }));
+  }
+  auto second = AcquireAsync(ep);
+  absl::StatusOr<Lease> got = second->Take();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->reused());
+  EXPECT_EQ((*got)->id(), id);
+  const ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.created, 1u);
+  EXPECT_EQ(s.connecting, 0u);
+  EXPECT_EQ(s.open, 1u);
 }
 
 TEST_P(ConnectionPoolTest, HealthCheckOnAcquireRejectsAndTheNextIsTried) {
