@@ -3,8 +3,11 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -65,6 +68,45 @@ absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
   if (!address.ok()) return address.status();
   setup.address = *address;
   return setup;
+}
+
+std::optional<ServerSetup> ParseServerCommandLine(
+    int argc, char** argv, absl::string_view program, absl::string_view usage,
+    const absl::Flag<int>& port, const absl::Flag<absl::Duration>& idle_timeout,
+    int* exit_code) {
+  absl::SetProgramUsageMessage(usage);
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    *exit_code =
+        Fail(program, absl::StrCat("unexpected argument '", rest[1], "'"));
+    return std::nullopt;
+  }
+  absl::StatusOr<ServerSetup> setup = ValidateCommonServerFlags(
+      ReadCommonServerFlags(absl::GetFlag(port), absl::GetFlag(idle_timeout)));
+  if (!setup.ok()) {
+    *exit_code = Fail(program, setup.status().message());
+    return std::nullopt;
+  }
+  return *std::move(setup);
+}
+
+std::unique_ptr<EventLoop> CreateLoop(absl::string_view program,
+                                      const ServerSetup& setup) {
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop =
+      EventLoop::Create(setup.loop);
+  if (!loop.ok()) {
+    Fail(program, loop.status().ToString());
+    return nullptr;
+  }
+  return *std::move(loop);
+}
+
+TcpServerOptions CommonServerOptions(const ServerSetup& setup) {
+  TcpServerOptions options;
+  options.connection.socket.no_delay = true;
+  options.max_connections = setup.max_connections;
+  options.connection.idle_timeout = setup.idle_timeout;
+  return options;
 }
 
 int Fail(absl::string_view program, absl::string_view message) {

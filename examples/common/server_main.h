@@ -10,8 +10,11 @@
 #define MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
 
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -49,6 +52,23 @@ CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout);
 
 // Prints "<program>: <message>" on stderr and returns 2 (bad usage).
 int Fail(absl::string_view program, absl::string_view message);
+
+// The start of every example server's main(): sets the usage message,
+// parses the command line (no positional arguments), and validates the
+// common flags with the binary's own --port and --idle_timeout. On error it
+// prints "<program>: <why>", sets *exit_code to 2 and returns nullopt.
+std::optional<ServerSetup> ParseServerCommandLine(
+    int argc, char** argv, absl::string_view program, absl::string_view usage,
+    const absl::Flag<int>& port, const absl::Flag<absl::Duration>& idle_timeout,
+    int* exit_code);
+
+// The loop the common flags ask for, or nullptr after printing why.
+std::unique_ptr<EventLoop> CreateLoop(absl::string_view program,
+                                      const ServerSetup& setup);
+
+// Server options from the common flags: TCP_NODELAY, --max_connections and
+// the idle timeout; a binary adds its own.
+TcpServerOptions CommonServerOptions(const ServerSetup& setup);
 
 // Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
 // (flushed), runs the loop until a signal, then stops the server. Returns

@@ -6,19 +6,15 @@
 // (with --port=0 the port is the kernel's pick), echoes every byte back,
 // and on SIGINT or SIGTERM stops the loop, closes every connection and
 // exits with status 0. Bad flags print a message and exit non-zero.
-#include <signal.h>
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "examples/common/server_main.h"
 #include "net/connection.h"
@@ -36,22 +32,18 @@ constexpr absl::string_view kProgram = "echo_server";
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "TCP echo server on Mill-IO.\n  echo_server --port=7000 "
-      "--mode=pool|direct --workers=4");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  if (rest.size() > 1) {
-    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
-  }
-  absl::StatusOr<mill::examples::ServerSetup> setup =
-      mill::examples::ValidateCommonServerFlags(
-          mill::examples::ReadCommonServerFlags(
-              absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_idle_timeout)));
-  if (!setup.ok()) return Fail(kProgram, setup.status().message());
+  int exit_code = 0;
+  const std::optional<mill::examples::ServerSetup> setup =
+      mill::examples::ParseServerCommandLine(
+          argc, argv, kProgram,
+          "TCP echo server on Mill-IO.\n  echo_server --port=7000 "
+          "--mode=pool|direct --workers=4",
+          FLAGS_port, FLAGS_idle_timeout, &exit_code);
+  if (!setup) return exit_code;
 
-  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
-      mill::EventLoop::Create(setup->loop);
-  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
+  std::unique_ptr<mill::EventLoop> loop =
+      mill::examples::CreateLoop(kProgram, *setup);
+  if (loop == nullptr) return 2;
 
   mill::TcpServerCallbacks callbacks;
   callbacks.on_data = [](const mill::ConnectionPtr& conn,
@@ -61,20 +53,16 @@ int main(int argc, char** argv) {
     (void)conn->Send(input.view());
     input.Consume(input.size());
   };
-  mill::TcpServerOptions options;
-  options.connection.socket.no_delay = true;
-  options.max_connections = setup->max_connections;
-  options.connection.idle_timeout = setup->idle_timeout;
+  mill::TcpServerOptions options = mill::examples::CommonServerOptions(*setup);
   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(loop->get(), setup->address, std::move(callbacks),
+      mill::TcpServer::Create(loop.get(), setup->address, std::move(callbacks),
                               options);
   if (!server.ok()) return Fail(kProgram, server.status().ToString());
 
-  const int exit_code =
-      mill::examples::ServeUntilSignal(kProgram, **loop, **server);
+  exit_code = mill::examples::ServeUntilSignal(kProgram, *loop, **server);
   const mill::TcpServerStats stats = (*server)->stats();
   server->reset();
-  loop->reset();
+  loop.reset();
   std::fprintf(stderr,
                "echo_server: stopped; %llu connections, %llu bytes echoed\n",
                static_cast<unsigned long long>(stats.accepted),

@@ -41,13 +41,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -324,18 +322,14 @@ constexpr absl::string_view kProgram = "http_server";
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "HTTP/1.1 GET/HEAD server on Mill-IO.\n  http_server --port=8080 "
-      "--root=DIR --mode=pool|direct --workers=4");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  if (rest.size() > 1) {
-    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
-  }
-  absl::StatusOr<mill::examples::ServerSetup> setup =
-      mill::examples::ValidateCommonServerFlags(
-          mill::examples::ReadCommonServerFlags(
-              absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_idle_timeout)));
-  if (!setup.ok()) return Fail(kProgram, setup.status().message());
+  int exit_code = 0;
+  const std::optional<mill::examples::ServerSetup> setup =
+      mill::examples::ParseServerCommandLine(
+          argc, argv, kProgram,
+          "HTTP/1.1 GET/HEAD server on Mill-IO.\n  http_server --port=8080 "
+          "--root=DIR --mode=pool|direct --workers=4",
+          FLAGS_port, FLAGS_idle_timeout, &exit_code);
+  if (!setup) return exit_code;
   const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
   if (max_header_bytes < 1) {
     return Fail(kProgram,
@@ -365,14 +359,11 @@ int main(int argc, char** argv) {
   http_options.server_name = absl::GetFlag(FLAGS_server_name);
   http_options.send_date = absl::GetFlag(FLAGS_date);
 
-  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
-      mill::EventLoop::Create(setup->loop);
-  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
-  mill::EventLoop* const event_loop = loop->get();
-  mill::TcpServerOptions options;
-  options.connection.socket.no_delay = true;
-  options.max_connections = setup->max_connections;
-  options.connection.idle_timeout = setup->idle_timeout;
+  std::unique_ptr<mill::EventLoop> loop =
+      mill::examples::CreateLoop(kProgram, *setup);
+  if (loop == nullptr) return 2;
+  mill::EventLoop* const event_loop = loop.get();
+  mill::TcpServerOptions options = mill::examples::CommonServerOptions(*setup);
   // Requests wait in the input buffer while the output is above the mark;
   // the buffer itself only ever needs the header limit plus a read.
   options.connection.max_input_bytes =
@@ -416,11 +407,10 @@ int main(int argc, char** argv) {
 
   // The service outlives the server and the loop: every connection's
   // handler points to it.
-  const int exit_code =
-      mill::examples::ServeUntilSignal(kProgram, *event_loop, **server);
+  exit_code = mill::examples::ServeUntilSignal(kProgram, *event_loop, **server);
   const mill::TcpServerStats stats = (*server)->stats();
   server->reset();
-  loop->reset();
+  loop.reset();
   std::fprintf(stderr,
                "http_server: stopped; %llu connections, %llu bytes sent\n",
                static_cast<unsigned long long>(stats.accepted),

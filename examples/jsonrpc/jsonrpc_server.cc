@@ -26,13 +26,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -153,18 +151,14 @@ constexpr absl::string_view kProgram = "jsonrpc_server";
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "JSON-RPC 2.0 server (one message per line) on Mill-IO.\n"
-      "  jsonrpc_server --port=4000 --mode=pool|direct --workers=4");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  if (rest.size() > 1) {
-    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
-  }
-  absl::StatusOr<mill::examples::ServerSetup> setup =
-      mill::examples::ValidateCommonServerFlags(
-          mill::examples::ReadCommonServerFlags(
-              absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_idle_timeout)));
-  if (!setup.ok()) return Fail(kProgram, setup.status().message());
+  int exit_code = 0;
+  const std::optional<mill::examples::ServerSetup> setup =
+      mill::examples::ParseServerCommandLine(
+          argc, argv, kProgram,
+          "JSON-RPC 2.0 server (one message per line) on Mill-IO.\n"
+          "  jsonrpc_server --port=4000 --mode=pool|direct --workers=4",
+          FLAGS_port, FLAGS_idle_timeout, &exit_code);
+  if (!setup) return exit_code;
   const int64_t max_line_bytes = absl::GetFlag(FLAGS_max_line_bytes);
   if (max_line_bytes < 1) {
     return Fail(kProgram,
@@ -203,14 +197,11 @@ int main(int argc, char** argv) {
       mill::jsonrpc::RegisterStandardMethods(&service, &store);
   if (!status.ok()) return Fail(kProgram, status.ToString());
 
-  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
-      mill::EventLoop::Create(setup->loop);
-  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
+  std::unique_ptr<mill::EventLoop> loop =
+      mill::examples::CreateLoop(kProgram, *setup);
+  if (loop == nullptr) return 2;
 
-  mill::TcpServerOptions options;
-  options.connection.socket.no_delay = true;
-  options.max_connections = setup->max_connections;
-  options.connection.idle_timeout = setup->idle_timeout;
+  mill::TcpServerOptions options = mill::examples::CommonServerOptions(*setup);
   // Lines are framed in the input buffer itself: it must hold a line of the
   // longest size accepted plus one read, so an oversized one is seen.
   options.connection.max_input_bytes =
@@ -245,15 +236,14 @@ int main(int argc, char** argv) {
   };
 
   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(loop->get(), setup->address, std::move(callbacks),
+      mill::TcpServer::Create(loop.get(), setup->address, std::move(callbacks),
                               options);
   if (!server.ok()) return Fail(kProgram, server.status().ToString());
 
-  const int exit_code =
-      mill::examples::ServeUntilSignal(kProgram, **loop, **server);
+  exit_code = mill::examples::ServeUntilSignal(kProgram, *loop, **server);
   const mill::TcpServerStats stats = (*server)->stats();
   server->reset();
-  loop->reset();
+  loop.reset();
   std::fprintf(stderr,
                "jsonrpc_server: stopped; %llu connections, %zu keys stored\n",
                static_cast<unsigned long long>(stats.accepted), store.size());

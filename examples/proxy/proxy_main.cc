@@ -15,12 +15,10 @@
 // message on stderr and exit 2.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -77,18 +75,14 @@ constexpr absl::string_view kProgram = "proxy";
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "HTTP/1.1 reverse proxy on Mill-IO.\n  proxy --port=8000 "
-      "--upstream=127.0.0.1:8080[,HOST:PORT...] --mode=pool|direct");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
-  if (rest.size() > 1) {
-    return Fail(kProgram, absl::StrCat("unexpected argument '", rest[1], "'"));
-  }
-  absl::StatusOr<mill::examples::ServerSetup> setup =
-      mill::examples::ValidateCommonServerFlags(
-          mill::examples::ReadCommonServerFlags(
-              absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_idle_timeout)));
-  if (!setup.ok()) return Fail(kProgram, setup.status().message());
+  int exit_code = 0;
+  const std::optional<mill::examples::ServerSetup> setup =
+      mill::examples::ParseServerCommandLine(
+          argc, argv, kProgram,
+          "HTTP/1.1 reverse proxy on Mill-IO.\n  proxy --port=8000 "
+          "--upstream=127.0.0.1:8080[,HOST:PORT...] --mode=pool|direct",
+          FLAGS_port, FLAGS_idle_timeout, &exit_code);
+  if (!setup) return exit_code;
 
   mill::proxy::Balance balance;
   const std::string balance_flag = absl::GetFlag(FLAGS_balance);
@@ -149,9 +143,9 @@ int main(int argc, char** argv) {
   const size_t high_water = static_cast<size_t>(high_water_kib) << 10;
   options.high_water_mark = high_water;
 
-  absl::StatusOr<std::unique_ptr<mill::EventLoop>> loop =
-      mill::EventLoop::Create(setup->loop);
-  if (!loop.ok()) return Fail(kProgram, loop.status().ToString());
+  std::unique_ptr<mill::EventLoop> loop =
+      mill::examples::CreateLoop(kProgram, *setup);
+  if (loop == nullptr) return 2;
 
   // Both sides: the same marks, and an input bound of a few parse slices
   // (the parsers keep nothing but the head, itself bounded).
@@ -171,29 +165,28 @@ int main(int argc, char** argv) {
   pool_options.max_pending = static_cast<size_t>(max_waiting);
   pool_options.idle_timeout = absl::GetFlag(FLAGS_upstream_idle_timeout);
   absl::StatusOr<std::unique_ptr<mill::proxy::PooledConnector>> connector =
-      mill::proxy::PooledConnector::Create(loop->get(), pool_options);
+      mill::proxy::PooledConnector::Create(loop.get(), pool_options);
   if (!connector.ok()) return Fail(kProgram, connector.status().ToString());
 
-  mill::proxy::ReverseProxy proxy(loop->get(), upstreams->get(),
+  mill::proxy::ReverseProxy proxy(loop.get(), upstreams->get(),
                                   connector->get(), options);
   mill::TcpServerOptions server_options;
   server_options.connection = connection;
   server_options.connection.idle_timeout = setup->idle_timeout;
   server_options.max_connections = setup->max_connections;
   absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(loop->get(), setup->address,
+      mill::TcpServer::Create(loop.get(), setup->address,
                               proxy.ClientCallbacks(), server_options);
   if (!server.ok()) return Fail(kProgram, server.status().ToString());
 
-  const int exit_code =
-      mill::examples::ServeUntilSignal(kProgram, **loop, **server);
+  exit_code = mill::examples::ServeUntilSignal(kProgram, *loop, **server);
   // Clients first (their sessions release links), then the upstream side.
   server->reset();
   (*connector)->Stop();
   const mill::proxy::ProxyStats stats = proxy.stats();
   const mill::ConnectionPoolStats pool = (*connector)->stats();
   connector->reset();
-  loop->reset();
+  loop.reset();
   std::fprintf(stderr,
                "proxy: stopped; %llu requests, %llu responses, %llu retries, "
                "%llu 502, %llu 503, %llu 504, %llu client errors; upstream "
