@@ -70,73 +70,96 @@ absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
   return setup;
 }
 
-std::optional<ServerSetup> ParseServerCommandLine(
-    int argc, char** argv, absl::string_view program, absl::string_view usage,
-    const absl::Flag<int>& port, const absl::Flag<absl::Duration>& idle_timeout,
-    int* exit_code) {
-  absl::SetProgramUsageMessage(usage);
+ServerProgram::ServerProgram(absl::string_view name, absl::string_view usage,
+                             const absl::Flag<int>& port,
+                             const absl::Flag<absl::Duration>& idle_timeout)
+    : name_(name), usage_(usage), port_(port), idle_timeout_(idle_timeout) {}
+
+bool ServerProgram::ParseCommandLine(int argc, char** argv) {
+  absl::SetProgramUsageMessage(usage_);
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) {
-    *exit_code =
-        Fail(program, absl::StrCat("unexpected argument '", rest[1], "'"));
-    return std::nullopt;
+    Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
+    return false;
   }
-  absl::StatusOr<ServerSetup> setup = ValidateCommonServerFlags(
-      ReadCommonServerFlags(absl::GetFlag(port), absl::GetFlag(idle_timeout)));
+  absl::StatusOr<ServerSetup> setup =
+      ValidateCommonServerFlags(ReadCommonServerFlags(
+          absl::GetFlag(port_), absl::GetFlag(idle_timeout_)));
   if (!setup.ok()) {
-    *exit_code = Fail(program, setup.status().message());
-    return std::nullopt;
+    Fail(setup.status().message());
+    return false;
   }
-  return *std::move(setup);
+  setup_ = *std::move(setup);
+  return true;
 }
 
-std::unique_ptr<EventLoop> CreateLoop(absl::string_view program,
-                                      const ServerSetup& setup) {
+int ServerProgram::Fail(absl::string_view message) {
+  std::fprintf(stderr, "%s: %.*s\n", name_.c_str(),
+               static_cast<int>(message.size()), message.data());
+  exit_code_ = 2;
+  return exit_code_;
+}
+
+ServerProgram::~ServerProgram() {
+  server_.reset();  // its connections use the loop
+  loop_.reset();
+}
+
+EventLoop* ServerProgram::CreateLoop() {
   absl::StatusOr<std::unique_ptr<EventLoop>> loop =
-      EventLoop::Create(setup.loop);
+      EventLoop::Create(setup_.loop);
   if (!loop.ok()) {
-    Fail(program, loop.status().ToString());
+    Fail(loop.status().ToString());
     return nullptr;
   }
-  return *std::move(loop);
+  loop_ = *std::move(loop);
+  return loop_.get();
 }
 
-TcpServerOptions CommonServerOptions(const ServerSetup& setup) {
+TcpServerOptions ServerProgram::server_options() const {
   TcpServerOptions options;
   options.connection.socket.no_delay = true;
-  options.max_connections = setup.max_connections;
-  options.connection.idle_timeout = setup.idle_timeout;
+  options.max_connections = setup_.max_connections;
+  options.connection.idle_timeout = setup_.idle_timeout;
   return options;
 }
 
-int Fail(absl::string_view program, absl::string_view message) {
-  std::fprintf(stderr, "%.*s: %.*s\n", static_cast<int>(program.size()),
-               program.data(), static_cast<int>(message.size()),
-               message.data());
-  return 2;
+bool ServerProgram::Listen(TcpServerCallbacks callbacks,
+                           const TcpServerOptions& options) {
+  absl::StatusOr<std::unique_ptr<TcpServer>> server = TcpServer::Create(
+      loop_.get(), setup_.address, std::move(callbacks), options);
+  if (!server.ok()) {
+    Fail(server.status().ToString());
+    return false;
+  }
+  server_ = *std::move(server);
+  return true;
 }
 
-int ServeUntilSignal(absl::string_view program, EventLoop& loop,
-                     TcpServer& server) {
+int ServerProgram::Serve() {
   // Sockets use MSG_NOSIGNAL already; this covers anything else.
   signal(SIGPIPE, SIG_IGN);
   // Before announcing readiness, so that a signal sent as soon as the line
   // is read already stops the loop gracefully.
-  absl::Status status = StopOnSignals(&loop);
-  if (!status.ok()) return Fail(program, status.ToString());
-  std::printf("listening on %s\n", server.local_address().ToString().c_str());
+  absl::Status status = StopOnSignals(loop_.get());
+  if (!status.ok()) return Fail(status.ToString());
+  std::printf("listening on %s\n", server_->local_address().ToString().c_str());
   std::fflush(stdout);
 
-  status = loop.Run();
-  // Graceful shutdown: close every connection and the listener; the caller
-  // then destroys the server before the loop.
+  status = loop_->Run();
+  // Graceful shutdown: close every connection and the listener.
   (void)StopOnSignals(nullptr);
-  server.Stop();
+  server_->Stop();
+  const TcpServerStats stats = server_->stats();
+  server_.reset();
   if (!status.ok()) {
-    Fail(program, status.ToString());
-    return 1;
+    Fail(status.ToString());
+    exit_code_ = 1;
   }
-  return 0;
+  std::fprintf(stderr, "%s: stopped; %llu connections, %llu bytes sent\n",
+               name_.c_str(), static_cast<unsigned long long>(stats.accepted),
+               static_cast<unsigned long long>(stats.bytes_written));
+  return exit_code_;
 }
 
 }  // namespace examples

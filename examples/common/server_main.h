@@ -4,14 +4,12 @@
 // per binary) into loop and server options, and serving until SIGINT/SIGTERM
 // with a graceful shutdown.
 //
-// Thread-safety: call from main() only. Ownership: borrows the loop and the
-// server passed in.
+// Thread-safety: call from main() only. Ownership: see ServerProgram.
 #ifndef MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
 #define MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
 
 #include <cstddef>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -50,31 +48,76 @@ absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
 // --idle_timeout. Call after absl::ParseCommandLine.
 CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout);
 
-// Prints "<program>: <message>" on stderr and returns 2 (bad usage).
-int Fail(absl::string_view program, absl::string_view message);
+// One example server's main(), the parts every binary shares: the command
+// line (its own --port and --idle_timeout, whose defaults differ per binary,
+// plus the common flags above), the loop they ask for, the common server
+// options, errors as "<program>: <why>" with exit code 2, serving until
+// SIGINT/SIGTERM with a graceful shutdown, and a last line of statistics.
+//
+//   ServerProgram program("echo_server", "TCP echo server ...", FLAGS_port,
+//                         FLAGS_idle_timeout);
+//   if (!program.ParseCommandLine(argc, argv)) return program.exit_code();
+//   EventLoop* loop = program.CreateLoop();
+//   if (loop == nullptr) return program.exit_code();
+//   TcpServerCallbacks callbacks = ...;
+//   if (!program.Listen(std::move(callbacks), program.server_options())) {
+//     return program.exit_code();
+//   }
+//   return program.Serve();
+//
+// Ownership: the program owns the loop and the server and destroys the
+// server, then the loop. Objects the server's callbacks use must outlive
+// Serve() (which destroys the server); objects that use the loop must be
+// destroyed before the program (declare them after it).
+class ServerProgram {
+ public:
+  ServerProgram(absl::string_view name, absl::string_view usage,
+                const absl::Flag<int>& port,
+                const absl::Flag<absl::Duration>& idle_timeout);
+  ~ServerProgram();
+  ServerProgram(const ServerProgram&) = delete;
+  ServerProgram& operator=(const ServerProgram&) = delete;
 
-// The start of every example server's main(): sets the usage message,
-// parses the command line (no positional arguments), and validates the
-// common flags with the binary's own --port and --idle_timeout. On error it
-// prints "<program>: <why>", sets *exit_code to 2 and returns nullopt.
-std::optional<ServerSetup> ParseServerCommandLine(
-    int argc, char** argv, absl::string_view program, absl::string_view usage,
-    const absl::Flag<int>& port, const absl::Flag<absl::Duration>& idle_timeout,
-    int* exit_code);
+  // Sets the usage message, parses the command line (no positional
+  // arguments) and validates the common flags. False after printing why.
+  bool ParseCommandLine(int argc, char** argv);
+  // The validated common flags (after ParseCommandLine returned true).
+  const ServerSetup& setup() const { return setup_; }
 
-// The loop the common flags ask for, or nullptr after printing why.
-std::unique_ptr<EventLoop> CreateLoop(absl::string_view program,
-                                      const ServerSetup& setup);
+  // Prints "<program>: <message>" on stderr and returns 2 (bad usage), which
+  // exit_code() returns from then on.
+  int Fail(absl::string_view message);
+  // 0, or the code of the last failure.
+  int exit_code() const { return exit_code_; }
 
-// Server options from the common flags: TCP_NODELAY, --max_connections and
-// the idle timeout; a binary adds its own.
-TcpServerOptions CommonServerOptions(const ServerSetup& setup);
+  // Creates the loop --mode and --workers ask for; nullptr after printing
+  // why.
+  EventLoop* CreateLoop();
 
-// Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
-// (flushed), runs the loop until a signal, then stops the server. Returns
-// the process exit code: 0 after a graceful shutdown.
-int ServeUntilSignal(absl::string_view program, EventLoop& loop,
-                     TcpServer& server);
+  // TCP_NODELAY, --max_connections and the idle timeout; a binary adds its
+  // own.
+  TcpServerOptions server_options() const;
+
+  // Creates the server on --address:--port (after CreateLoop). False after
+  // printing why.
+  bool Listen(TcpServerCallbacks callbacks, const TcpServerOptions& options);
+
+  // Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
+  // (flushed), runs the loop until a signal, then stops and destroys the
+  // server and prints "<program>: stopped; N connections, M bytes sent".
+  // Returns the process exit code: 0 after a graceful shutdown.
+  int Serve();
+
+ private:
+  const std::string name_;
+  const std::string usage_;
+  const absl::Flag<int>& port_;
+  const absl::Flag<absl::Duration>& idle_timeout_;
+  ServerSetup setup_;
+  int exit_code_ = 0;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<TcpServer> server_;
+};
 
 }  // namespace examples
 }  // namespace mill

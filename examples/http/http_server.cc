@@ -41,7 +41,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -316,54 +315,44 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-namespace {
-using mill::examples::Fail;
-constexpr absl::string_view kProgram = "http_server";
-}  // namespace
-
 int main(int argc, char** argv) {
-  int exit_code = 0;
-  const std::optional<mill::examples::ServerSetup> setup =
-      mill::examples::ParseServerCommandLine(
-          argc, argv, kProgram,
-          "HTTP/1.1 GET/HEAD server on Mill-IO.\n  http_server --port=8080 "
-          "--root=DIR --mode=pool|direct --workers=4",
-          FLAGS_port, FLAGS_idle_timeout, &exit_code);
-  if (!setup) return exit_code;
+  mill::examples::ServerProgram program(
+      "http_server",
+      "HTTP/1.1 GET/HEAD server on Mill-IO.\n  http_server --port=8080 "
+      "--root=DIR --mode=pool|direct --workers=4",
+      FLAGS_port, FLAGS_idle_timeout);
+  if (!program.ParseCommandLine(argc, argv)) return program.exit_code();
   const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
   if (max_header_bytes < 1) {
-    return Fail(kProgram,
-                absl::StrCat("--max_header_bytes must be at least 1, got ",
-                             max_header_bytes));
+    return program.Fail(absl::StrCat(
+        "--max_header_bytes must be at least 1, got ", max_header_bytes));
   }
   const absl::Duration linger_timeout = absl::GetFlag(FLAGS_linger_timeout);
   if (linger_timeout < absl::ZeroDuration()) {
-    return Fail(kProgram, "--linger_timeout must not be negative");
+    return program.Fail("--linger_timeout must not be negative");
   }
   const absl::Duration header_timeout = absl::GetFlag(FLAGS_header_timeout);
   const absl::Duration body_timeout = absl::GetFlag(FLAGS_body_timeout);
   if (header_timeout < absl::ZeroDuration() ||
       body_timeout < absl::ZeroDuration()) {
-    return Fail(kProgram,
-                "--header_timeout and --body_timeout must not be negative");
+    return program.Fail(
+        "--header_timeout and --body_timeout must not be negative");
   }
 
   StaticFileService::Options service_options;
   service_options.root = absl::GetFlag(FLAGS_root);
   absl::StatusOr<std::unique_ptr<StaticFileService>> service =
       StaticFileService::Create(service_options);
-  if (!service.ok()) return Fail(kProgram, service.status().ToString());
+  if (!service.ok()) return program.Fail(service.status().ToString());
 
   HttpConnection::Options http_options;
   http_options.max_header_bytes = static_cast<size_t>(max_header_bytes);
   http_options.server_name = absl::GetFlag(FLAGS_server_name);
   http_options.send_date = absl::GetFlag(FLAGS_date);
 
-  std::unique_ptr<mill::EventLoop> loop =
-      mill::examples::CreateLoop(kProgram, *setup);
-  if (loop == nullptr) return 2;
-  mill::EventLoop* const event_loop = loop.get();
-  mill::TcpServerOptions options = mill::examples::CommonServerOptions(*setup);
+  mill::EventLoop* const event_loop = program.CreateLoop();
+  if (event_loop == nullptr) return program.exit_code();
+  mill::TcpServerOptions options = program.server_options();
   // Requests wait in the input buffer while the output is above the mark;
   // the buffer itself only ever needs the header limit plus a read.
   options.connection.max_input_bytes =
@@ -400,20 +389,10 @@ int main(int argc, char** argv) {
     if (auto session = conn->GetContext<Session>()) session->OnClose();
     conn->SetContext(nullptr);  // free the protocol state now
   };
-  absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(event_loop, setup->address, std::move(callbacks),
-                              options);
-  if (!server.ok()) return Fail(kProgram, server.status().ToString());
-
-  // The service outlives the server and the loop: every connection's
-  // handler points to it.
-  exit_code = mill::examples::ServeUntilSignal(kProgram, *event_loop, **server);
-  const mill::TcpServerStats stats = (*server)->stats();
-  server->reset();
-  loop.reset();
-  std::fprintf(stderr,
-               "http_server: stopped; %llu connections, %llu bytes sent\n",
-               static_cast<unsigned long long>(stats.accepted),
-               static_cast<unsigned long long>(stats.bytes_written));
-  return exit_code;
+  if (!program.Listen(std::move(callbacks), options)) {
+    return program.exit_code();
+  }
+  // The service and session_config outlive the server (Serve destroys
+  // it): every connection's handler points to them.
+  return program.Serve();
 }

@@ -26,7 +26,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -145,25 +144,17 @@ class Session {
 
 }  // namespace
 
-namespace {
-using mill::examples::Fail;
-constexpr absl::string_view kProgram = "jsonrpc_server";
-}  // namespace
-
 int main(int argc, char** argv) {
-  int exit_code = 0;
-  const std::optional<mill::examples::ServerSetup> setup =
-      mill::examples::ParseServerCommandLine(
-          argc, argv, kProgram,
-          "JSON-RPC 2.0 server (one message per line) on Mill-IO.\n"
-          "  jsonrpc_server --port=4000 --mode=pool|direct --workers=4",
-          FLAGS_port, FLAGS_idle_timeout, &exit_code);
-  if (!setup) return exit_code;
+  mill::examples::ServerProgram program(
+      "jsonrpc_server",
+      "JSON-RPC 2.0 server (one message per line) on Mill-IO.\n"
+      "  jsonrpc_server --port=4000 --mode=pool|direct --workers=4",
+      FLAGS_port, FLAGS_idle_timeout);
+  if (!program.ParseCommandLine(argc, argv)) return program.exit_code();
   const int64_t max_line_bytes = absl::GetFlag(FLAGS_max_line_bytes);
   if (max_line_bytes < 1) {
-    return Fail(kProgram,
-                absl::StrCat("--max_line_bytes must be at least 1, got ",
-                             max_line_bytes));
+    return program.Fail(absl::StrCat(
+        "--max_line_bytes must be at least 1, got ", max_line_bytes));
   }
 
   const std::pair<const char*, int64_t> bounds[] = {
@@ -175,8 +166,8 @@ int main(int argc, char** argv) {
   };
   for (const auto& [name, value] : bounds) {
     if (value < 1) {
-      return Fail(kProgram,
-                  absl::StrCat("--", name, " must be at least 1, got ", value));
+      return program.Fail(
+          absl::StrCat("--", name, " must be at least 1, got ", value));
     }
   }
   mill::jsonrpc::KeyValueStore::Options store_options;
@@ -189,19 +180,17 @@ int main(int argc, char** argv) {
   service_options.max_batch_response_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_batch_response_bytes));
 
-  // Shared by every connection; both outlive the server (declared first,
-  // destroyed last).
+  // Shared by every connection; both outlive the server (which Serve
+  // destroys).
   mill::jsonrpc::KeyValueStore store(store_options);
   mill::jsonrpc::JsonRpcService service(service_options);
   absl::Status status =
       mill::jsonrpc::RegisterStandardMethods(&service, &store);
-  if (!status.ok()) return Fail(kProgram, status.ToString());
+  if (!status.ok()) return program.Fail(status.ToString());
 
-  std::unique_ptr<mill::EventLoop> loop =
-      mill::examples::CreateLoop(kProgram, *setup);
-  if (loop == nullptr) return 2;
+  if (program.CreateLoop() == nullptr) return program.exit_code();
 
-  mill::TcpServerOptions options = mill::examples::CommonServerOptions(*setup);
+  mill::TcpServerOptions options = program.server_options();
   // Lines are framed in the input buffer itself: it must hold a line of the
   // longest size accepted plus one read, so an oversized one is seen.
   options.connection.max_input_bytes =
@@ -235,17 +224,10 @@ int main(int argc, char** argv) {
     conn->SetContext(nullptr);  // free the framing buffer now
   };
 
-  absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(loop.get(), setup->address, std::move(callbacks),
-                              options);
-  if (!server.ok()) return Fail(kProgram, server.status().ToString());
-
-  exit_code = mill::examples::ServeUntilSignal(kProgram, *loop, **server);
-  const mill::TcpServerStats stats = (*server)->stats();
-  server->reset();
-  loop.reset();
-  std::fprintf(stderr,
-               "jsonrpc_server: stopped; %llu connections, %zu keys stored\n",
-               static_cast<unsigned long long>(stats.accepted), store.size());
+  if (!program.Listen(std::move(callbacks), options)) {
+    return program.exit_code();
+  }
+  const int exit_code = program.Serve();
+  std::fprintf(stderr, "jsonrpc_server: %zu keys stored\n", store.size());
   return exit_code;
 }

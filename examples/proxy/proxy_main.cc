@@ -15,7 +15,6 @@
 // message on stderr and exit 2.
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -69,20 +68,14 @@ ABSL_FLAG(int, high_water_kib, 1024,
           "output queue (KiB) at which a side stops being fed; reading "
           "resumes at a quarter of it");
 
-namespace {
-using mill::examples::Fail;
-constexpr absl::string_view kProgram = "proxy";
-}  // namespace
-
 int main(int argc, char** argv) {
-  int exit_code = 0;
-  const std::optional<mill::examples::ServerSetup> setup =
-      mill::examples::ParseServerCommandLine(
-          argc, argv, kProgram,
-          "HTTP/1.1 reverse proxy on Mill-IO.\n  proxy --port=8000 "
-          "--upstream=127.0.0.1:8080[,HOST:PORT...] --mode=pool|direct",
-          FLAGS_port, FLAGS_idle_timeout, &exit_code);
-  if (!setup) return exit_code;
+  mill::examples::ServerProgram program(
+      "proxy",
+      "HTTP/1.1 reverse proxy on Mill-IO.\n  proxy --port=8000 "
+      "--upstream=127.0.0.1:8080[,HOST:PORT...] --mode=pool|direct",
+      FLAGS_port, FLAGS_idle_timeout);
+  if (!program.ParseCommandLine(argc, argv)) return program.exit_code();
+  const mill::examples::ServerSetup& setup = program.setup();
 
   mill::proxy::Balance balance;
   const std::string balance_flag = absl::GetFlag(FLAGS_balance);
@@ -91,37 +84,38 @@ int main(int argc, char** argv) {
   } else if (balance_flag == "least_loaded") {
     balance = mill::proxy::Balance::kLeastLoaded;
   } else {
-    return Fail(kProgram, absl::StrCat("--balance must be 'round_robin' or "
-                                       "'least_loaded', got '",
-                                       balance_flag, "'"));
+    return program.Fail(
+        absl::StrCat("--balance must be 'round_robin' or "
+                     "'least_loaded', got '",
+                     balance_flag, "'"));
   }
   if (absl::GetFlag(FLAGS_upstream).empty()) {
-    return Fail(kProgram, "--upstream=HOST:PORT[,HOST:PORT...] is required");
+    return program.Fail("--upstream=HOST:PORT[,HOST:PORT...] is required");
   }
   absl::StatusOr<std::unique_ptr<mill::proxy::UpstreamSet>> upstreams =
       mill::proxy::UpstreamSet::Parse(absl::GetFlag(FLAGS_upstream), balance);
-  if (!upstreams.ok()) return Fail(kProgram, upstreams.status().message());
+  if (!upstreams.ok()) return program.Fail(upstreams.status().message());
 
   mill::proxy::ProxyOptions options;
   const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
   const int max_idle = absl::GetFlag(FLAGS_max_idle_upstream);
   const int high_water_kib = absl::GetFlag(FLAGS_high_water_kib);
   if (max_header_bytes < 1) {
-    return Fail(kProgram, "--max_header_bytes must be at least 1");
+    return program.Fail("--max_header_bytes must be at least 1");
   }
   if (max_idle < 0) {
-    return Fail(kProgram, "--max_idle_upstream must not be negative");
+    return program.Fail("--max_idle_upstream must not be negative");
   }
   const int max_upstream = absl::GetFlag(FLAGS_max_upstream_connections);
   const int max_waiting = absl::GetFlag(FLAGS_max_waiting);
   if (max_upstream < 1) {
-    return Fail(kProgram, "--max_upstream_connections must be at least 1");
+    return program.Fail("--max_upstream_connections must be at least 1");
   }
   if (max_waiting < 0) {
-    return Fail(kProgram, "--max_waiting must not be negative");
+    return program.Fail("--max_waiting must not be negative");
   }
   if (high_water_kib < 4) {
-    return Fail(kProgram, "--high_water_kib must be at least 4");
+    return program.Fail("--high_water_kib must be at least 4");
   }
   options.max_header_bytes = static_cast<size_t>(max_header_bytes);
   options.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
@@ -134,18 +128,17 @@ int main(int argc, char** argv) {
        {options.upstream_timeout, options.header_timeout, options.body_timeout,
         options.linger_timeout, absl::GetFlag(FLAGS_upstream_idle_timeout)}) {
     if (d < absl::ZeroDuration()) {
-      return Fail(kProgram, "timeouts must not be negative");
+      return program.Fail("timeouts must not be negative");
     }
   }
   if (options.connect_timeout <= absl::ZeroDuration()) {
-    return Fail(kProgram, "--connect_timeout must be positive");
+    return program.Fail("--connect_timeout must be positive");
   }
   const size_t high_water = static_cast<size_t>(high_water_kib) << 10;
   options.high_water_mark = high_water;
 
-  std::unique_ptr<mill::EventLoop> loop =
-      mill::examples::CreateLoop(kProgram, *setup);
-  if (loop == nullptr) return 2;
+  mill::EventLoop* const loop = program.CreateLoop();
+  if (loop == nullptr) return program.exit_code();
 
   // Both sides: the same marks, and an input bound of a few parse slices
   // (the parsers keep nothing but the head, itself bounded).
@@ -165,30 +158,27 @@ int main(int argc, char** argv) {
   pool_options.max_pending = static_cast<size_t>(max_waiting);
   pool_options.idle_timeout = absl::GetFlag(FLAGS_upstream_idle_timeout);
   absl::StatusOr<std::unique_ptr<mill::proxy::PooledConnector>> connector =
-      mill::proxy::PooledConnector::Create(loop.get(), pool_options);
-  if (!connector.ok()) return Fail(kProgram, connector.status().ToString());
+      mill::proxy::PooledConnector::Create(loop, pool_options);
+  if (!connector.ok()) return program.Fail(connector.status().ToString());
 
-  mill::proxy::ReverseProxy proxy(loop.get(), upstreams->get(),
-                                  connector->get(), options);
+  mill::proxy::ReverseProxy proxy(loop, upstreams->get(), connector->get(),
+                                  options);
   mill::TcpServerOptions server_options;
   server_options.connection = connection;
-  server_options.connection.idle_timeout = setup->idle_timeout;
-  server_options.max_connections = setup->max_connections;
-  absl::StatusOr<std::unique_ptr<mill::TcpServer>> server =
-      mill::TcpServer::Create(loop.get(), setup->address,
-                              proxy.ClientCallbacks(), server_options);
-  if (!server.ok()) return Fail(kProgram, server.status().ToString());
+  server_options.connection.idle_timeout = setup.idle_timeout;
+  server_options.max_connections = setup.max_connections;
+  if (!program.Listen(proxy.ClientCallbacks(), server_options)) {
+    return program.exit_code();
+  }
 
-  exit_code = mill::examples::ServeUntilSignal(kProgram, *loop, **server);
-  // Clients first (their sessions release links), then the upstream side.
-  server->reset();
+  // Clients first (Serve destroys the server; their sessions release
+  // links), then the upstream side; the program destroys the loop last.
+  const int exit_code = program.Serve();
   (*connector)->Stop();
   const mill::proxy::ProxyStats stats = proxy.stats();
   const mill::ConnectionPoolStats pool = (*connector)->stats();
-  connector->reset();
-  loop.reset();
   std::fprintf(stderr,
-               "proxy: stopped; %llu requests, %llu responses, %llu retries, "
+               "proxy: %llu requests, %llu responses, %llu retries, "
                "%llu 502, %llu 503, %llu 504, %llu client errors; upstream "
                "connections "
                "%llu opened, %llu reuses\n",
