@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "net/internal/connection_config.h"
 #include "net/internal/server_core.h"
 #include "net/internal/socket_util.h"
@@ -435,7 +436,7 @@ absl::Status Connection::Probe() const {
     return absl::FailedPreconditionError("unexpected input is waiting");
   }
   if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
-  return net_internal::ErrnoStatus(errno, "recv(MSG_PEEK)");
+  return ErrnoStatus(errno, "recv(MSG_PEEK)");
 }
 
 void Connection::SetContext(std::shared_ptr<void> context) {
@@ -492,7 +493,7 @@ absl::Status Connection::Send(absl::string_view data) {
       const size_t written = WriteBytesLocked(data, &err);
       CountWrittenLocked(written);
       if (err != 0) {
-        absl::Status status = net_internal::ErrnoStatus(err, "send");
+        absl::Status status = ErrnoStatus(err, "send");
         const bool fresh = MarkTeardownLocked(ReasonForErrno(err), status);
         lock.unlock();
         if (fresh) ScheduleTeardown();
@@ -552,8 +553,7 @@ absl::Status Connection::SendFile(int fd, uint64_t offset, uint64_t length,
       bool below_low_water = false;
       const int err = FlushLocked(&below_low_water, &released);
       if (err != 0) {
-        MarkTeardownLocked(ReasonForErrno(err),
-                           net_internal::ErrnoStatus(err, "sendfile"));
+        MarkTeardownLocked(ReasonForErrno(err), ErrnoStatus(err, "sendfile"));
       }
     }
     UpdateInterestLocked();
@@ -1047,8 +1047,7 @@ void Connection::HandleEventExcluded(const Event& event) {
     int err = 0;
     (void)net_internal::GetIntOption(stream_.fd(), SOL_SOCKET, SO_ERROR, &err);
     if (err != 0) {
-      Teardown(ReasonForErrno(err),
-               net_internal::ErrnoStatus(err, "socket error"));
+      Teardown(ReasonForErrno(err), ErrnoStatus(err, "socket error"));
       return;
     }
   }
@@ -1064,7 +1063,7 @@ void Connection::HandleEventExcluded(const Event& event) {
     }
     RunAll(released);
     if (err != 0) {
-      Teardown(ReasonForErrno(err), net_internal::ErrnoStatus(err, "send"));
+      Teardown(ReasonForErrno(err), ErrnoStatus(err, "send"));
       return;
     }
     if (below_low_water && config_->callbacks.on_low_water) {
@@ -1113,7 +1112,7 @@ void Connection::FinishConnect(const Event& event) {
   }
   RunAll(released);
   if (err != 0) {
-    Teardown(ReasonForErrno(err), net_internal::ErrnoStatus(err, "send"));
+    Teardown(ReasonForErrno(err), ErrnoStatus(err, "send"));
   }
 }
 
@@ -1193,8 +1192,7 @@ bool Connection::ReadSome() {
       return !closed_.load(std::memory_order_acquire);
     }
     if (read_errno == EAGAIN || read_errno == EWOULDBLOCK) return true;
-    Teardown(ReasonForErrno(read_errno),
-             net_internal::ErrnoStatus(read_errno, "recv"));
+    Teardown(ReasonForErrno(read_errno), ErrnoStatus(read_errno, "recv"));
     return false;
   }
   return true;

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "net/internal/connection_config.h"
 #include "net/internal/server_core.h"
 #include "net/internal/socket_util.h"

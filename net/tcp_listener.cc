@@ -7,11 +7,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "net/internal/socket_util.h"
 
 namespace mill {
 
-using net_internal::ErrnoStatus;
 using net_internal::SetIntOption;
 
 absl::StatusOr<TcpListener> TcpListener::Bind(

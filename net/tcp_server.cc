@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "net/internal/server_core.h"
 #include "net/internal/socket_util.h"
 

@@ -174,16 +174,5 @@ TEST(TimeoutToMillisTest, RoundsUpNeverDown) {
   EXPECT_EQ(TimeoutToMillis(absl::Hours(24 * 365 * 100)), INT_MAX);
 }
 
-TEST(ErrnoStatusTest, MapsBadFdToInvalidArgumentAndKeepsText) {
-  using poll_internal::ErrnoStatus;
-  absl::Status s = ErrnoStatus(EBADF, "epoll_ctl");
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), std::string("epoll_ctl: ") + strerror(EBADF));
-  EXPECT_EQ(ErrnoStatus(EEXIST, "x").code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(ErrnoStatus(ENOENT, "x").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(ErrnoStatus(EPERM, "x").code(),
-            absl::StatusCode::kPermissionDenied);
-}
-
 }  // namespace
 }  // namespace mill

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errno_status.h"
 #include "poll/internal/backend.h"
 
 namespace mill {
@@ -86,7 +87,7 @@ Poller::~Poller() = default;
 
 absl::Status Poller::Register(int fd, Token token, Interest interest,
                               Trigger trigger) {
-  if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Register");
+  if (fd < 0) return ErrnoStatus(EBADF, "Poller::Register");
   // A paused registration must not report a lasting error or hang-up on
   // every poll: None() is always one-shot (see poller.h).
   if (interest.is_none()) trigger = Trigger::kOneShot;
@@ -95,13 +96,13 @@ absl::Status Poller::Register(int fd, Token token, Interest interest,
 
 absl::Status Poller::Reregister(int fd, Token token, Interest interest,
                                 Trigger trigger) {
-  if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Reregister");
+  if (fd < 0) return ErrnoStatus(EBADF, "Poller::Reregister");
   if (interest.is_none()) trigger = Trigger::kOneShot;
   return backend_->Modify(fd, token, interest, trigger);
 }
 
 absl::Status Poller::Deregister(int fd) {
-  if (fd < 0) return poll_internal::ErrnoStatus(EBADF, "Poller::Deregister");
+  if (fd < 0) return ErrnoStatus(EBADF, "Poller::Deregister");
   return backend_->Remove(fd);
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/errno_status.h"
 #include "poll/internal/backend.h"
 #include "poll/internal/wakeup_fd.h"
 
@@ -32,7 +33,7 @@ Waker::~Waker() { poller_.Deregister(fd_->read_fd()).IgnoreError(); }
 absl::Status Waker::Wake() {
   const int err = fd_->Signal();
   if (err == 0) return absl::OkStatus();
-  return poll_internal::ErrnoStatus(err, "Waker::Wake: write");
+  return ErrnoStatus(err, "Waker::Wake: write");
 }
 
 void Waker::Drain() { fd_->Drain(); }

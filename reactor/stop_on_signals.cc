@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
@@ -32,7 +33,7 @@ absl::Status StopOnSignals(EventLoop* loop, const std::vector<int>& signals) {
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART;
     if (sigaction(signo, &action, nullptr) != 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("sigaction(", signo, ")"));
+      return ErrnoStatus(errno, absl::StrCat("sigaction(", signo, ")"));
     }
   }
   return absl::OkStatus();

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 
 namespace mill {
 namespace {
@@ -58,13 +59,12 @@ bool Vanished(int err) {
 
 absl::Status AddWatchError(int err, const std::string& path) {
   if (err == ENOSPC) {
-    return absl::ErrnoToStatus(
+    return mill::ErrnoStatus(
         err, absl::StrCat("inotify_add_watch(", path,
                           "): inotify watch limit reached (raise "
                           "fs.inotify.max_user_watches)"));
   }
-  return absl::ErrnoToStatus(err,
-                             absl::StrCat("inotify_add_watch(", path, ")"));
+  return mill::ErrnoStatus(err, absl::StrCat("inotify_add_watch(", path, ")"));
 }
 
 struct DirEntry {
@@ -131,7 +131,7 @@ absl::StatusOr<std::unique_ptr<InotifyWatcher>> InotifyWatcher::Create() {
   const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    return absl::ErrnoToStatus(
+    return mill::ErrnoStatus(
         err, err == EMFILE
                  ? "inotify_init1 (fs.inotify.max_user_instances reached?)"
                  : "inotify_init1");
@@ -213,8 +213,8 @@ absl::Status InotifyWatcher::WatchTree(const std::string& dir, Origin origin,
     std::vector<DirEntry> entries;
     const int err = ListDir(item.path, follow, &entries);
     if (err != 0 && !Vanished(err) && first_error.ok()) {
-      first_error = absl::ErrnoToStatus(
-          err, absl::StrCat("reading directory ", item.path));
+      first_error =
+          mill::ErrnoStatus(err, absl::StrCat("reading directory ", item.path));
     }
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
       stack.push_back({JoinPath(item.path, it->name), it->is_dir, false});
@@ -240,7 +240,7 @@ absl::Status InotifyWatcher::ReadAvailable(size_t max_bytes, size_t* read_bytes,
         *drained = true;
         return first_error;
       }
-      return absl::ErrnoToStatus(errno, "read(inotify)");
+      return mill::ErrnoStatus(errno, "read(inotify)");
     }
     if (n == 0) {
       *drained = true;

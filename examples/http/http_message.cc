@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string>
 
+#include "base/errno_status.h"
+
 namespace mill::http {
 namespace {
 
@@ -91,7 +93,7 @@ absl::Status ReadFileRange(const FileBody& file, uint64_t offset,
         pread(file.fd(), buffer.get(), want, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return absl::ErrnoToStatus(errno, "pread of a response file body");
+      return mill::ErrnoStatus(errno, "pread of a response file body");
     }
     if (n == 0) {
       return absl::DataLossError(

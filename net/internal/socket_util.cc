@@ -8,19 +8,10 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 
 namespace mill {
 namespace net_internal {
-
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  // Not absl::ErrnoToStatus: its strerror cache lives in Debian's Abseil,
-  // which is not TSan-instrumented, so concurrent first calls from handler
-  // threads are reported as races. glibc's strerror_r is intercepted.
-  char buf[128];
-  const char* text = strerror_r(err, buf, sizeof(buf));  // GNU variant
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(what, ": ", text));
-}
 
 absl::Status SetIntOption(int fd, int level, int name, int value,
                           absl::string_view what) {

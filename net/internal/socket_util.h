@@ -11,10 +11,6 @@
 namespace mill {
 namespace net_internal {
 
-// Like absl::ErrnoToStatus(err, what): the errno's status code and
-// "what: strerror text".
-absl::Status ErrnoStatus(int err, absl::string_view what);
-
 // A copy of `status` that shares no storage with it. Debian's Abseil is not
 // built with ThreadSanitizer, so the reference count of a Status payload
 // shared between threads looks like a race to TSan; statuses handed to

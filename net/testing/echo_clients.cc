@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 
 namespace mill {
 namespace net_testing {
@@ -26,15 +27,6 @@ std::string Pattern(uint64_t seed, size_t n, uint64_t offset) {
 }
 
 namespace {
-
-// absl::ErrnoToStatus's strerror cache is in the uninstrumented Debian
-// Abseil (TSan false positives); glibc's strerror_r is fine.
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  char buf[128];
-  return absl::Status(
-      absl::ErrnoToStatusCode(err),
-      absl::StrCat(what, ": ", strerror_r(err, buf, sizeof(buf))));
-}
 
 sockaddr_in Loopback(uint16_t port) {
   sockaddr_in sin = {};

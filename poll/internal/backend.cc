@@ -11,14 +11,6 @@
 namespace mill {
 namespace poll_internal {
 
-absl::Status ErrnoStatus(int error_number, absl::string_view what) {
-  absl::Status status = absl::ErrnoToStatus(error_number, what);
-  if (error_number == EBADF) {
-    return absl::InvalidArgumentError(status.message());
-  }
-  return status;
-}
-
 int TimeoutToMillis(absl::Duration timeout) {
   if (timeout == absl::InfiniteDuration()) return -1;
   if (timeout <= absl::ZeroDuration()) return 0;

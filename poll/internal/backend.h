@@ -66,11 +66,6 @@ bool KqueueBackendCompiled();
 
 // --- Shared helpers (platform-neutral; defined in backend.cc). ---
 
-// absl::ErrnoToStatus with "<what>: <strerror>", except that EBADF maps to
-// InvalidArgument (absl maps it to FailedPrecondition): a bad descriptor is
-// an invalid argument to the poller.
-absl::Status ErrnoStatus(int error_number, absl::string_view what);
-
 // Milliseconds for epoll_wait/poll: -1 for infinite, sub-millisecond
 // remainders rounded UP (never wake early), clamped to INT_MAX.
 int TimeoutToMillis(absl::Duration timeout);

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "base/errno_status.h"
 #include "poll/internal/backend.h"
 
 namespace mill {

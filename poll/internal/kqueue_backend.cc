@@ -25,6 +25,7 @@
 //    the same AlreadyExists / NotFound / PermissionDenied codes as epoll.
 //  - kqueue cannot report read and write in one kevent, so one descriptor may
 //    give two Events in one Poll (documented in poller.h).
+#include "base/errno_status.h"
 #include "poll/internal/backend.h"
 
 #if defined(__has_include)

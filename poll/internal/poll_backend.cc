@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/errno_status.h"
 #include "poll/internal/backend.h"
 #include "poll/internal/wakeup_fd.h"
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "base/errno_status.h"
 #include "poll/internal/backend.h"
 #include "poll/internal/wakeup_fd.h"
 

@@ -9,7 +9,7 @@ Keep docs/ARCHITECTURE.md's layer table in step with this file.
 # depend on itself (its sub-packages included) and on external repositories
 # (Abseil, GoogleTest, system libraries). "*" allows anything.
 #
-# Bottom up: poll < registry < reactor < net < connpool / examples, with the
+# Bottom up: base < poll < registry < reactor < net < connpool / examples, with the
 # four stand-alone libraries usable from the reactor up. To add a layer, add
 # one line; a directory that does not exist yet (connpool) is fine.
 LAYERS = {
@@ -18,8 +18,10 @@ LAYERS = {
     "objectpool": [],
     "timer": [],
     "ratelimit": [],
+    # What every layer shares (ErrnoStatus): Abseil only.
+    "base": [],
     # The reactor stack.
-    "poll": [],
+    "poll": ["base"],
     "registry": ["poll"],
     "reactor": ["registry", "threadpool", "objectpool", "timer", "ratelimit"],
     "net": ["reactor"],
@@ -42,6 +44,7 @@ LAYERS = {
 # package is reached from none of them (a library nothing uses yet), add its
 # main target; the test names packages it saw referenced but could not check.
 ROOTS = [
+    "//base:errno_status",
     "//poll",
     "//registry",
     "//threadpool",
