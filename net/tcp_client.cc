@@ -246,7 +246,7 @@ class ClientCore final : public ConnectionOwner,
 ThreadPool* ClientCore::Resolver() {
   std::call_once(resolver_once_, [this] {
     ThreadPoolOptions pool_options;
-    pool_options.num_workers = 1;
+    pool_options.workers = 1;
     pool_options.name_prefix = "mill-resolve-";
     resolver_ = std::make_unique<ThreadPool>(pool_options);
   });

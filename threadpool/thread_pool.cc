@@ -31,9 +31,7 @@ inline void CpuRelax() {
 }
 
 int ResolveWorkerCount(const ThreadPoolOptions& options) {
-  const int requested =
-      options.workers > 0 ? options.workers : options.num_workers;
-  if (requested > 0) return requested;
+  if (options.workers > 0) return options.workers;
   const unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
@@ -84,7 +82,7 @@ struct ThreadPool::State {
   State(const ThreadPool* pool, ThreadPoolOptions options, int workers)
       : pool(pool),
         options(std::move(options)),
-        num_workers(workers),
+        worker_count(workers),
         spin_ns(this->options.spin_time.count() > 0
                     ? static_cast<uint64_t>(this->options.spin_time.count())
                     : 0),
@@ -113,7 +111,7 @@ struct ThreadPool::State {
 
   const ThreadPool* const pool;
   const ThreadPoolOptions options;
-  const int num_workers;
+  const int worker_count;
   const uint64_t spin_ns;
   std::unique_ptr<Lane> lanes_[kNumPriorities];
   std::unique_ptr<Worker[]> workers_;
@@ -158,7 +156,7 @@ absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
 void ThreadPool::State::StartWorkers() {
   int started = 0;
   try {
-    for (; started < num_workers; ++started) {
+    for (; started < worker_count; ++started) {
       workers_[started].thread =
           std::thread(&ThreadPool::State::WorkerLoop, this, started);
     }
@@ -382,7 +380,7 @@ size_t ThreadPool::State::DiscardQueued() {
 
 void ThreadPool::State::JoinWorkers() {
   std::lock_guard<std::mutex> lock(join_mu_);
-  for (int i = 0; i < num_workers; ++i) {
+  for (int i = 0; i < worker_count; ++i) {
     if (workers_[i].thread.joinable()) workers_[i].thread.join();
   }
 }
@@ -411,7 +409,6 @@ ThreadPool::Metrics ThreadPool::GetMetrics() const {
   const State& state = *state_;
   Metrics m;
   m.workers = workers_;
-  m.num_workers = workers_;
   for (int i = 0; i < workers_; ++i) {
     const State::Worker& w = state.workers_[i];
     m.completed += w.completed.load(std::memory_order_relaxed);

@@ -82,9 +82,6 @@ struct ThreadPoolOptions {
   // Number of worker threads. 0 (or negative) means
   // std::thread::hardware_concurrency(), and at least 1.
   int workers = 0;
-  // The former spelling of `workers`, still honoured when `workers` is 0.
-  // Deprecated: set `workers`.
-  int num_workers = 0;
 
   // Worker i is named name_prefix + decimal(i) (pthread_setname_np), cut to
   // the kernel's 15-character limit by shortening the prefix so the index
@@ -151,7 +148,6 @@ class ThreadPool {
     uint64_t rejected = 0;   // Submits refused because shutdown had begun.
     uint64_t discarded = 0;  // Accepted tasks dropped by ShutdownNow().
     int workers = 0;         // Configured worker threads.
-    int num_workers = 0;     // Deprecated spelling of `workers`.
     int active_workers = 0;  // Workers currently running tasks.
     // Tasks waiting, indexed by static_cast<size_t>(Priority).
     std::array<uint64_t, kNumPriorities> queue_depth{};
@@ -217,8 +213,6 @@ class ThreadPool {
   bool IsWorkerThread() const;
 
   int workers() const { return workers_; }
-  // Deprecated spelling of workers().
-  int num_workers() const { return workers_; }
 
   Metrics GetMetrics() const;
 

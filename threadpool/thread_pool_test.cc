@@ -95,13 +95,13 @@ bool Eventually(Pred pred) {
 TEST(ThreadPoolTest, DefaultWorkerCountIsHardwareConcurrencyAtLeastOne) {
   ThreadPool pool;
   const int hw = static_cast<int>(std::thread::hardware_concurrency());
-  EXPECT_EQ(pool.num_workers(), std::max(hw, 1));
-  EXPECT_EQ(pool.GetMetrics().num_workers, pool.num_workers());
+  EXPECT_EQ(pool.workers(), std::max(hw, 1));
+  EXPECT_EQ(pool.GetMetrics().workers, pool.workers());
 }
 
 TEST(ThreadPoolTest, ExplicitWorkerCount) {
   ThreadPool pool(Workers(3));
-  EXPECT_EQ(pool.num_workers(), 3);
+  EXPECT_EQ(pool.workers(), 3);
 }
 
 TEST(ThreadPoolTest, CreateReturnsWorkingPool) {
