@@ -91,19 +91,19 @@ absl::Status Poller::Register(int fd, Token token, Interest interest,
   // A paused registration must not report a lasting error or hang-up on
   // every poll: None() is always one-shot (see poller.h).
   if (interest.is_none()) trigger = Trigger::kOneShot;
-  return backend_->Add(fd, token, interest, trigger);
+  return backend_->Register(fd, token, interest, trigger);
 }
 
 absl::Status Poller::Reregister(int fd, Token token, Interest interest,
                                 Trigger trigger) {
   if (fd < 0) return ErrnoStatus(EBADF, "Poller::Reregister");
   if (interest.is_none()) trigger = Trigger::kOneShot;
-  return backend_->Modify(fd, token, interest, trigger);
+  return backend_->Reregister(fd, token, interest, trigger);
 }
 
 absl::Status Poller::Deregister(int fd) {
   if (fd < 0) return ErrnoStatus(EBADF, "Poller::Deregister");
-  return backend_->Remove(fd);
+  return backend_->Deregister(fd);
 }
 
 absl::StatusOr<size_t> Poller::Poll(Events& events,
@@ -118,7 +118,7 @@ absl::StatusOr<size_t> Poller::Poll(Events& events,
     // Block: a 0 from the backend is EINTR or an internal wakeup; wait again.
     for (;;) {
       absl::StatusOr<size_t> n =
-          backend_->Wait(out, capacity, absl::InfiniteDuration());
+          backend_->Poll(out, capacity, absl::InfiniteDuration());
       if (!n.ok()) return n;
       if (*n > 0) {
         events.size_ = *n;
@@ -128,7 +128,7 @@ absl::StatusOr<size_t> Poller::Poll(Events& events,
   }
   if (*timeout <= absl::ZeroDuration()) {
     absl::StatusOr<size_t> n =
-        backend_->Wait(out, capacity, absl::ZeroDuration());
+        backend_->Poll(out, capacity, absl::ZeroDuration());
     if (n.ok()) events.size_ = *n;
     return n;
   }
@@ -141,7 +141,7 @@ absl::StatusOr<size_t> Poller::Poll(Events& events,
       std::chrono::nanoseconds(absl::ToInt64Nanoseconds(*timeout));
   absl::Duration remaining = *timeout;
   for (;;) {
-    absl::StatusOr<size_t> n = backend_->Wait(out, capacity, remaining);
+    absl::StatusOr<size_t> n = backend_->Poll(out, capacity, remaining);
     if (!n.ok()) return n;
     if (*n > 0) {
       events.size_ = *n;

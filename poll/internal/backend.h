@@ -6,17 +6,18 @@
 //
 // Contract, relied on by Poller (which adds argument checks, the EINTR /
 // remaining-timeout loop and the conversion to the public Events buffer):
-//  - Add/Modify/Remove may be called from any thread, concurrently with each
-//    other and with one thread blocked in Wait; a change must reach a blocked
-//    Wait without waiting for its timeout.
-//  - Wait is called by one thread at a time. It may return 0 events before
+//  - The same verbs as Poller's: Register/Reregister/Deregister may be
+//    called from any thread, concurrently with each other and with one
+//    thread blocked in Poll; a change must reach a blocked Poll without
+//    waiting for its timeout.
+//  - Poll is called by one thread at a time. It may return 0 events before
 //    the timeout (EINTR, internal wakeups); Poller then waits again with the
 //    remaining time.
 //  - Errors use the same codes on every backend: InvalidArgument (bad fd),
 //    PermissionDenied (descriptor that cannot be polled: regular file,
-//    directory), AlreadyExists (Add of a registered fd), NotFound
-//    (Modify/Remove of an unregistered fd), Unimplemented (an interest the
-//    platform cannot watch).
+//    directory), AlreadyExists (Register of a registered fd),
+//    NotFound (Reregister/Deregister of an unregistered fd), Unimplemented
+//    (an interest the platform cannot watch).
 #ifndef MILL_IO_POLL_INTERNAL_BACKEND_H_
 #define MILL_IO_POLL_INTERNAL_BACKEND_H_
 
@@ -39,18 +40,18 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  virtual absl::Status Add(int fd, Token token, Interest interest,
-                           Trigger trigger) = 0;
+  virtual absl::Status Register(int fd, Token token, Interest interest,
+                                Trigger trigger) = 0;
   // Replaces token, interest and trigger; re-arms a disarmed kOneShot.
-  virtual absl::Status Modify(int fd, Token token, Interest interest,
-                              Trigger trigger) = 0;
-  virtual absl::Status Remove(int fd) = 0;
+  virtual absl::Status Reregister(int fd, Token token, Interest interest,
+                                  Trigger trigger) = 0;
+  virtual absl::Status Deregister(int fd) = 0;
 
   // Waits at most `timeout` (absl::InfiniteDuration() blocks; zero polls)
   // and stores up to `capacity` (>= 1) events into `out`. Returns how many;
   // 0 on timeout, on EINTR and on internal wakeups. Must not allocate except
   // when `capacity` grows beyond anything seen before.
-  virtual absl::StatusOr<size_t> Wait(Event* out, size_t capacity,
+  virtual absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                                       absl::Duration timeout) = 0;
 };
 

@@ -55,19 +55,19 @@ class EpollBackend final : public Backend {
   explicit EpollBackend(int epfd) : epfd_(epfd) {}
   ~EpollBackend() override { close(epfd_); }
 
-  absl::Status Add(int fd, Token token, Interest interest,
-                   Trigger trigger) override {
+  absl::Status Register(int fd, Token token, Interest interest,
+                        Trigger trigger) override {
     return Ctl(EPOLL_CTL_ADD, fd, token, interest, trigger,
                "epoll_ctl(EPOLL_CTL_ADD)");
   }
 
-  absl::Status Modify(int fd, Token token, Interest interest,
-                      Trigger trigger) override {
+  absl::Status Reregister(int fd, Token token, Interest interest,
+                          Trigger trigger) override {
     return Ctl(EPOLL_CTL_MOD, fd, token, interest, trigger,
                "epoll_ctl(EPOLL_CTL_MOD)");
   }
 
-  absl::Status Remove(int fd) override {
+  absl::Status Deregister(int fd) override {
     // A non-null event pointer keeps pre-2.6.9 kernels happy.
     epoll_event ev{};
     if (epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) < 0) {
@@ -76,7 +76,7 @@ class EpollBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<size_t> Wait(Event* out, size_t capacity,
+  absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                               absl::Duration timeout) override {
     if (native_.size() < capacity) native_.resize(capacity);
     const int max_events = capacity > static_cast<size_t>(INT32_MAX)
@@ -131,7 +131,7 @@ class EpollBackend final : public Backend {
 
   const int epfd_;
   static std::atomic<bool> pwait2_missing_;
-  // Reused across Wait calls (only the polling thread touches it).
+  // Reused across Poll calls (only the polling thread touches it).
   std::vector<epoll_event> native_;
 };
 

@@ -16,7 +16,7 @@
 //    delivering it, and Reregister re-arms it with EV_ENABLE, which
 //    re-evaluates the filter and reports at once if it is still true. With
 //    several filters, epoll's EPOLLONESHOT disarms the whole descriptor after
-//    one event; to match, Wait merges same-descriptor events of one batch and
+//    one event; to match, Poll merges same-descriptor events of one batch and
 //    EV_DISABLEs the registration's other filters before returning.
 //  - EV_EOF on EVFILT_READ -> read-closed, on EVFILT_WRITE -> write-closed;
 //    EV_EOF with a non-zero fflags (the socket error) or EV_ERROR -> error.
@@ -171,8 +171,8 @@ class KqueueBackend final : public Backend {
   explicit KqueueBackend(int kq) : kq_(kq) {}
   ~KqueueBackend() override { close(kq_); }
 
-  absl::Status Add(int fd, Token token, Interest interest,
-                   Trigger trigger) override {
+  absl::Status Register(int fd, Token token, Interest interest,
+                        Trigger trigger) override {
     static constexpr char kWhat[] = "kevent(EV_ADD)";
     absl::StatusOr<uint8_t> filters = ToFilters(token, interest, kWhat);
     if (!filters.ok()) return filters.status();
@@ -210,8 +210,8 @@ class KqueueBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status Modify(int fd, Token token, Interest interest,
-                      Trigger trigger) override {
+  absl::Status Reregister(int fd, Token token, Interest interest,
+                          Trigger trigger) override {
     static constexpr char kWhat[] = "kevent(reregister)";
     absl::StatusOr<uint8_t> filters = ToFilters(token, interest, kWhat);
     if (!filters.ok()) return filters.status();
@@ -236,7 +236,7 @@ class KqueueBackend final : public Backend {
     }
     for (const Filter& f : kFilters) {
       if ((*filters & f.bit) == 0) continue;
-      // EV_ENABLE re-arms a knote that EV_DISPATCH (or Wait) disabled; the
+      // EV_ENABLE re-arms a knote that EV_DISPATCH (or Poll) disabled; the
       // kernel re-evaluates it and queues an event if it is still ready.
       changes[n++] = MakeKevent(fd, f, EV_ADD | EV_ENABLE | mode, token);
     }
@@ -259,7 +259,7 @@ class KqueueBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status Remove(int fd) override {
+  absl::Status Deregister(int fd) override {
     static constexpr char kWhat[] = "kevent(EV_DELETE)";
     const bool closed = fd < 0 || (fcntl(fd, F_GETFD) < 0 && errno == EBADF);
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,7 +273,7 @@ class KqueueBackend final : public Backend {
     if (closed) return ErrnoStatus(EBADF, kWhat);
     KeventType changes[kNumFilters];
     int n = 0;
-    // Every filter, not just reg.filters: a failed Modify may have left an
+    // Every filter, not just reg.filters: a failed Reregister may have left an
     // extra knote behind. Missing ones fail with ENOENT, ignored below.
     for (const Filter& f : kFilters) {
       changes[n++] = MakeKevent(fd, f, EV_DELETE, reg.token);
@@ -288,7 +288,7 @@ class KqueueBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<size_t> Wait(Event* out, size_t capacity,
+  absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                               absl::Duration timeout) override {
     if (native_.size() < capacity) {
       native_.resize(capacity);
@@ -464,7 +464,7 @@ class KqueueBackend final : public Backend {
   // the slow path (a stale read only delays disabling to the next batch).
   std::atomic<int> multi_oneshot_{0};
 
-  // Owned by the polling thread; reused across Wait calls.
+  // Owned by the polling thread; reused across Poll calls.
   std::vector<KeventType> native_;
   std::vector<int> out_fds_;
   std::vector<KeventType> disables_;

@@ -10,7 +10,7 @@
 // remaining timeout). Results are checked against the current table, so an
 // fd deregistered or changed during the wait is not reported stale.
 // kOneShot is emulated: a reported registration is disarmed (its slot's fd
-// set to -1, which poll ignores) until Modify re-arms it.
+// set to -1, which poll ignores) until Reregister re-arms it.
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -69,7 +69,7 @@ struct Registration {
   Token token;
   short events = 0;  // requested poll events
   Trigger trigger = Trigger::kLevel;
-  bool armed = true;  // false: a kOneShot that fired and awaits Modify
+  bool armed = true;  // false: a kOneShot that fired and awaits Reregister
 };
 
 class PollBackend final : public Backend {
@@ -83,8 +83,8 @@ class PollBackend final : public Backend {
     regs_.emplace_back();  // keeps regs_ parallel to pollfds_
   }
 
-  absl::Status Add(int fd, Token token, Interest interest,
-                   Trigger trigger) override {
+  absl::Status Register(int fd, Token token, Interest interest,
+                        Trigger trigger) override {
     static constexpr char kWhat[] = "poll backend: register";
     if (absl::Status s = CheckPollableFd(fd, kWhat); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
@@ -104,8 +104,8 @@ class PollBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status Modify(int fd, Token token, Interest interest,
-                      Trigger trigger) override {
+  absl::Status Reregister(int fd, Token token, Interest interest,
+                          Trigger trigger) override {
     static constexpr char kWhat[] = "poll backend: reregister";
     if (absl::Status s = CheckPollableFd(fd, kWhat); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
@@ -122,7 +122,7 @@ class PollBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status Remove(int fd) override {
+  absl::Status Deregister(int fd) override {
     static constexpr char kWhat[] = "poll backend: deregister";
     const bool closed = fd < 0 || (fcntl(fd, F_GETFD) < 0 && errno == EBADF);
     std::lock_guard<std::mutex> lock(mu_);
@@ -149,7 +149,7 @@ class PollBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<size_t> Wait(Event* out, size_t capacity,
+  absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                               absl::Duration timeout) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -201,7 +201,7 @@ class PollBackend final : public Backend {
         reg.armed = false;
         pollfds_[slot].fd = -1;
         // Same layout as the table unless it changed during the wait (then
-        // the next Wait copies it anyway).
+        // the next Poll copies it anyway).
         if (!dirty_) active_[i].fd = -1;
       }
     }
