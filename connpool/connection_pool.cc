@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <limits>
 #include <memory>
@@ -15,17 +14,12 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "base/monotonic_clock.h"
 #include "connpool/internal/intrusive_list.h"
 
 namespace mill {
 namespace connpool_internal {
 namespace {
-
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
@@ -93,6 +87,9 @@ struct Waiter : ListNode<ByEndpoint>, ListNode<ByAge> {
   AcquireCallback done;
   std::shared_ptr<const LeaseCallbacks> callbacks;
   int64_t start_ns = 0;
+  // absl::InfiniteFuture() for none. Checked when a failed hand-over would
+  // requeue the waiter, so a late deadline timer cannot keep it waiting.
+  absl::Time deadline = absl::InfiniteFuture();
   EventLoop::TimerId timer;
   // Taken off the queues to be handed a connection being checked; the
   // deadline timer then only notes that it fired.
@@ -227,7 +224,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
              std::optional<PoolCloseReason> reject = std::nullopt);
   // The clock, when expiry needs it.
   int64_t ExpiryClock() const {
-    return idle_timeout_ns_ > 0 || max_lifetime_ns_ > 0 ? NowNanos() : 0;
+    return idle_timeout_ns_ > 0 || max_lifetime_ns_ > 0 ? MonotonicNanos() : 0;
   }
   // Checks (reused) and hands `entry` to a holder. On failure the entry is
   // detached and `waiter`, if any, requeued (or failed) in the same locked
@@ -388,7 +385,7 @@ void PoolCore::DoneWithClient() {
 uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
                            AcquireCallback done,
                            std::shared_ptr<const LeaseCallbacks> callbacks) {
-  const int64_t start = NowNanos();
+  const int64_t start = MonotonicNanos();
   for (;;) {
     Actions a;
     absl::Status failure;
@@ -442,6 +439,7 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
           w->done = std::move(done);
           w->callbacks = std::move(callbacks);
           w->start_ns = start;
+          w->deadline = deadline;
           ep->waiters.push_back(w);
           waiters_.push_back(w);
           waiter_by_id_.emplace(w->id, std::move(waiter));
@@ -656,7 +654,7 @@ void PoolCore::FinishRelease(const std::shared_ptr<Entry>& entry,
   } else if (options_.check_on_release &&
              !options_.check_on_release(conn).ok()) {
     reject = PoolCloseReason::kHealthCheck;
-  } else if (max_lifetime_ns_ > 0 && Expired(*entry, NowNanos())) {
+  } else if (max_lifetime_ns_ > 0 && Expired(*entry, MonotonicNanos())) {
     reject = PoolCloseReason::kLifetime;
   }
   Place(entry, conn, EntryState::kLeased, /*fresh=*/false, reject);
@@ -710,7 +708,7 @@ void PoolCore::Place(const std::shared_ptr<Entry>& entry,
   std::unique_ptr<Waiter> owned;
   std::optional<Lease> lease =
       HandOut(entry, conn, waiter->callbacks, /*reused=*/!fresh,
-              NowNanos() - waiter->start_ns, waiter, &owned);
+              MonotonicNanos() - waiter->start_ns, waiter, &owned);
   if (!lease.has_value()) return;  // detached; the waiter was requeued
   UserCodeScope scope(conn.get());
   owned->done(*std::move(lease));
@@ -827,7 +825,7 @@ void PoolCore::OnConnectDone(Endpoint* ep, uint64_t seq,
         entry->conn = conn;
         entry->endpoint = ep;
         entry->state = EntryState::kChecking;
-        entry->created_ns = NowNanos();
+        entry->created_ns = MonotonicNanos();
         if (max_lifetime_ns_ > 0) {
           std::uniform_real_distribution<double> unit(0.0, 1.0);
           const double cut = options_.lifetime_jitter * unit(random_);
@@ -1127,7 +1125,7 @@ std::unique_ptr<Waiter> PoolCore::TakeWaiterLocked(Waiter* w, Actions& a) {
 }
 
 void PoolCore::RequeueLocked(Waiter* w, Actions& a) {
-  if (draining_ || w->timer_fired) {
+  if (draining_ || w->timer_fired || w->deadline <= absl::Now()) {
     if (draining_) {
       ++counters_.failed_closed;
     } else {
@@ -1205,7 +1203,7 @@ void PoolCore::Sweep() {
   Actions a;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const int64_t now = NowNanos();
+    const int64_t now = MonotonicNanos();
     Entry* e = idle_by_age_.back();
     while (e != nullptr) {
       Entry* younger = idle_by_age_.prev(e);

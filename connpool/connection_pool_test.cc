@@ -448,6 +448,42 @@ TEST_P(ConnectionPoolTest, DeadlinePassingDuringTheHandOverCheckFailsOnce) {
   EXPECT_EQ(waiter->calls(), 1);
 }
 
+// The same with the pool's loop stalled, so the deadline timer cannot fire
+// during the check: the failed hand-over still sees that the deadline has
+// passed and fails the waiter at once instead of requeueing it (before, it
+// waited for the late timer, or got a new connection first: a flake of the
+// test above on a loaded machine).
+TEST_P(ConnectionPoolTest, DeadlinePassedDuringACheckIsSeenWithoutItsTimer) {
+  const std::string ep = StartServer();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  std::atomic<bool> slow_reject{false};
+  options.check_on_acquire = [&](const ConnectionPtr&) {
+    if (!slow_reject.load()) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(150));
+    return absl::UnavailableError("slow and unhealthy");
+  };
+  MakePool(options);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(50));
+  slow_reject = true;
+  {
+    connpool_testing::LoopGate gate(pool_loop_.get());
+    // Not inside any callback of the connection: checked on this thread.
+    pool_->Release(*std::move(held), /*reusable=*/true);
+    ASSERT_TRUE(waiter->ready());
+  }
+  EXPECT_EQ(waiter->Take().status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  const ConnectionPoolStats s = pool_->stats();
+  EXPECT_EQ(s.failed_deadline, 1u);
+  EXPECT_EQ(s.closed(PoolCloseReason::kHealthCheck), 1u);
+  EXPECT_EQ(s.pending, 0u);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(waiter->calls(), 1);
+}
+
 // An idle connection whose callbacks are busy when a request comes (here a
 // task holds its Dispatch exclusion) is not waited for: the request queues
 // (the per-endpoint limit counts the busy one) and gets it once the check,

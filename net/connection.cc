@@ -8,11 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
+#include "base/monotonic_clock.h"
 #include "net/internal/connection_config.h"
 #include "net/internal/server_core.h"
 #include "net/internal/socket_util.h"
@@ -28,12 +28,6 @@ int& CallbackDepth() {
 }  // namespace net_internal
 
 namespace {
-
-int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // ECONNRESET and friends mean the peer went away abruptly.
 CloseReason ReasonForErrno(int err) {
@@ -282,7 +276,7 @@ Connection::Connection(PassKey,
     }
     min_grant_ = static_cast<uint32_t>(std::max<uint64_t>(smallest, 1));
   }
-  last_activity_ns_.store(NowNanos(), std::memory_order_relaxed);
+  last_activity_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
 }
 
 Connection::~Connection() {
@@ -308,7 +302,7 @@ SocketAddress Connection::local_address() const {
 }
 
 void Connection::Touch() {
-  last_activity_ns_.store(NowNanos(), std::memory_order_relaxed);
+  last_activity_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
 }
 
 void Connection::Start() {

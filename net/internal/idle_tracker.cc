@@ -1,20 +1,14 @@
 #include "net/internal/idle_tracker.h"
 
 #include <algorithm>
-#include <chrono>
 #include <utility>
 
+#include "base/monotonic_clock.h"
 #include "net/connection.h"
 #include "net/internal/connection_config.h"
 
 namespace mill {
 namespace net_internal {
-
-int64_t IdleTracker::NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 IdleTracker::IdleTracker(EventLoop* loop, absl::Duration timeout)
     : loop_(loop),
@@ -68,7 +62,7 @@ void IdleTracker::ScheduleLocked() {
   if (scheduled_bucket_ >= 0 && scheduled_bucket_ <= first) return;
   scheduled_bucket_ = first;
   const int64_t delay_ns =
-      std::max<int64_t>(0, first * bucket_ns_ - NowNanos());
+      std::max<int64_t>(0, first * bucket_ns_ - MonotonicNanos());
   std::weak_ptr<IdleTracker> weak = weak_from_this();
   const EventLoop::TimerId id =
       loop_->RunAfter(absl::Nanoseconds(delay_ns), [weak] {
@@ -82,7 +76,7 @@ void IdleTracker::OnTimer() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     scheduled_bucket_ = -1;
-    const int64_t now = NowNanos();
+    const int64_t now = MonotonicNanos();
     while (!buckets_.empty() && buckets_.begin()->first * bucket_ns_ <= now) {
       Node* node = buckets_.begin()->second;
       UnlinkLocked(node);

@@ -45,13 +45,10 @@ class IdleTracker : public std::enable_shared_from_this<IdleTracker> {
   absl::Duration timeout() const { return timeout_; }
 
   // Files `node` (of `conn`, whose last activity was at `last_activity_ns`
-  // on the steady clock) under its expiry; refiles it if already filed.
+  // on MonotonicNanos()) under its expiry; refiles it if already filed.
   void Add(Node* node, Connection* conn, int64_t last_activity_ns);
   // Unfiles `node` (nothing if not filed).
   void Remove(Node* node);
-
-  // Steady-clock nanoseconds, the clock last_activity_ns is read on.
-  static int64_t NowNanos();
 
  private:
   void FileLocked(Node* node, int64_t last_activity_ns);

@@ -45,6 +45,7 @@ LAYERS = {
 # main target; the test names packages it saw referenced but could not check.
 ROOTS = [
     "//base:errno_status",
+    "//base:monotonic_clock",
     "//poll",
     "//registry",
     "//threadpool",
