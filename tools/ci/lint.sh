@@ -28,7 +28,7 @@ else
 fi
 
 # Library sources (tests, benchmarks and other platforms' backends aside).
-LIBRARIES=(poll registry threadpool objectpool timer ratelimit reactor net connpool)
+LIBRARIES=(base poll registry threadpool objectpool timer ratelimit reactor net connpool)
 mapfile -t tidy_files < <(git ls-files "${LIBRARIES[@]/%//*.cc}" |
   grep -v -e '_test\.cc$' -e '_benchmark\.cc$' -e 'kqueue_backend\.cc$' \
     -e '/testing/')
