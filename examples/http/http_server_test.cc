@@ -9,14 +9,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -32,6 +30,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "examples/http/test_util.h"
+#include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
@@ -41,10 +40,21 @@ namespace {
 using mill::http::testing::ParsedResponse;
 using mill::http::testing::ParseResponses;
 using mill::net_testing::TestClient;
+using mill::testing::ExpectCleanExit;
+using mill::testing::ExpectFlagsRefused;
+using mill::testing::ModeAndSignal;
+using mill::testing::ModeAndSignalName;
+using mill::testing::ModeName;
+using mill::testing::Modes;
+using mill::testing::ModesAndSignals;
 using mill::testing::PeakResidentBytes;
-using mill::testing::RunfilePath;
-using mill::testing::Subprocess;
+using mill::testing::RunCommand;
+using mill::testing::ServerProcess;
+using mill::testing::StartServer;
+using mill::testing::StartServerForMemoryTest;
 using mill::testing::WaitUntilIdle;
+
+constexpr char kServer[] = "examples/http/http_server";
 
 constexpr char kGreeting[] = "Hello from Mill-IO!\n";
 // GET / without its Date line (whose value changes every second).
@@ -244,54 +254,6 @@ class HttpClient {
   bool eof_ = false;
 };
 
-// A running http_server.
-struct Server {
-  std::unique_ptr<Subprocess> process;
-  int port = 0;
-};
-
-Server StartServer(std::vector<std::string> flags) {
-  std::vector<std::string> argv = {RunfilePath("examples/http/http_server"),
-                                   "--port=0"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-  Server server;
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return server;
-  }
-  server.process = std::make_unique<Subprocess>(std::move(*p));
-  server.port = server.process->WaitForListeningPort();
-  EXPECT_NE(server.port, 0) << "http_server did not announce its port";
-  return server;
-}
-
-// Sends `signo` and expects a clean exit with status 0.
-void ExpectCleanExit(Subprocess& process, int signo) {
-  ASSERT_TRUE(process.Signal(signo));
-  std::optional<int> status = process.Wait(std::chrono::seconds(30));
-  ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
-  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
-}
-
-// Runs a command to completion and returns (wait status, stdout).
-std::pair<int, std::string> RunCommand(std::vector<std::string> argv) {
-  absl::StatusOr<Subprocess> p = Subprocess::Start(std::move(argv));
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return {-1, ""};
-  }
-  std::string out;
-  while (std::optional<std::string> line =
-             p->ReadStdoutLine(std::chrono::seconds(60))) {
-    absl::StrAppend(&out, *line, "\n");
-  }
-  std::optional<int> status = p->Wait(std::chrono::seconds(30));
-  EXPECT_TRUE(status.has_value());
-  return {status.value_or(-1), out};
-}
-
 // ---------------------------------------------------------------------------
 // Behaviour, in both dispatch modes.
 
@@ -299,9 +261,9 @@ class HttpServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     site_ = MakeSite();
-    server_ = StartServer({"--workers=2", "--mode=" + GetParam(),
-                           "--root=" + site_.root, "--max_header_bytes=2048",
-                           "--linger_timeout=30s"});
+    server_ = StartServer(
+        kServer, {"--workers=2", "--mode=" + GetParam(), "--root=" + site_.root,
+                  "--max_header_bytes=2048", "--linger_timeout=30s"});
     ASSERT_NE(server_.port, 0);
   }
 
@@ -320,12 +282,10 @@ class HttpServerTest : public ::testing::TestWithParam<std::string> {
   }
 
   Site site_;
-  Server server_;
+  ServerProcess server_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, HttpServerTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, HttpServerTest, Modes(), ModeName);
 
 TEST_P(HttpServerTest, GetRootIsTheGreetingByteForByte) {
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
@@ -838,26 +798,6 @@ TEST_P(HttpServerTest, SlowClientSplitRequestIsServed) {
   EXPECT_EQ(c->Read().body, "hello, file\n");
 }
 
-// Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
-// Starts a server for a test that measures the server's peak memory. ASan
-// keeps freed memory in a quarantine (up to 256 MB), which would count as
-// resident, so it is turned off for that server.
-Server StartServerForMemoryTest(std::vector<std::string> flags) {
-  const char* old = std::getenv("ASAN_OPTIONS");
-  const std::string saved = old != nullptr ? old : "";
-  setenv("ASAN_OPTIONS",
-         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
-             .c_str(),
-         1);
-  Server server = StartServer(std::move(flags));
-  if (old != nullptr) {
-    setenv("ASAN_OPTIONS", saved.c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
-  return server;
-}
-
 // A client that pipelines many requests for a large file and does not read
 // must not make the server buffer every response: the server stops feeding
 // requests at the output high-water mark (1 MiB) and resumes as the client
@@ -868,7 +808,8 @@ TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
                                   // A short header timeout: requests waiting in
                                   // the input buffer behind
   // our own backpressure are not a slow client and must not get 408.
-  Server server = StartServerForMemoryTest(
+  ServerProcess server = StartServerForMemoryTest(
+      kServer,
       {"--mode=" + GetParam(), "--root=" + site_.root, "--header_timeout=1s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
@@ -919,8 +860,8 @@ TEST_P(HttpServerTest, HugeFilesPipelinedByNonReadingClientsCostNoMemory) {
   constexpr int kRequests = 5;
   const std::string huge = mill::net_testing::Pattern(11, kFileBytes);
   WriteFile(site_.root + "/huge.bin", huge);
-  Server server = StartServerForMemoryTest(
-      {"--mode=" + GetParam(), "--workers=2", "--root=" + site_.root});
+  ServerProcess server = StartServerForMemoryTest(
+      kServer, {"--mode=" + GetParam(), "--workers=2", "--root=" + site_.root});
   ASSERT_NE(server.port, 0);
   {
     absl::StatusOr<HttpClient> warm = HttpClient::Connect(server.port);
@@ -966,12 +907,11 @@ TEST_P(HttpServerTest, HugeFilesPipelinedByNonReadingClientsCostNoMemory) {
 
 class HttpServerModeTest : public ::testing::TestWithParam<std::string> {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, HttpServerModeTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, HttpServerModeTest, Modes(), ModeName);
 
 TEST_P(HttpServerModeTest, IdleConnectionsAreClosedAfterTheIdleTimeout) {
-  Server server = StartServer({"--mode=" + GetParam(), "--idle_timeout=1s"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--idle_timeout=1s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> idle = HttpClient::Connect(server.port);
   ASSERT_TRUE(idle.ok()) << idle.status();
@@ -991,8 +931,8 @@ TEST_P(HttpServerModeTest, IdleConnectionsAreClosedAfterTheIdleTimeout) {
 }
 
 TEST_P(HttpServerModeTest, LingeringEndsAfterTheLingerTimeout) {
-  Server server =
-      StartServer({"--mode=" + GetParam(), "--linger_timeout=200ms"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--linger_timeout=200ms"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1015,8 +955,9 @@ TEST_P(HttpServerModeTest, LingeringEndsAfterTheLingerTimeout) {
 // kept open forever (every byte reset the idle timer). It must be complete
 // within --header_timeout of its first byte, else 408 and close.
 TEST_P(HttpServerModeTest, TricklingHeadersGet408AfterTheHeaderTimeout) {
-  Server server = StartServer({"--mode=" + GetParam(), "--header_timeout=1s",
-                               "--idle_timeout=30s", "--linger_timeout=0s"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--header_timeout=1s",
+                            "--idle_timeout=30s", "--linger_timeout=0s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1046,8 +987,9 @@ TEST_P(HttpServerModeTest, TricklingHeadersGet408AfterTheHeaderTimeout) {
 
 // The same for a request body that stalls after its headers.
 TEST_P(HttpServerModeTest, StalledBodyGets408AfterTheBodyTimeout) {
-  Server server = StartServer({"--mode=" + GetParam(), "--body_timeout=1s",
-                               "--idle_timeout=30s", "--linger_timeout=0s"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--body_timeout=1s",
+                            "--idle_timeout=30s", "--linger_timeout=0s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1065,7 +1007,8 @@ TEST_P(HttpServerModeTest, StalledBodyGets408AfterTheBodyTimeout) {
 // A request that completes in time is not affected by the timers, and a
 // keep-alive connection may then sit idle (idle timeout only).
 TEST_P(HttpServerModeTest, TimelyRequestsOutliveTheHeaderTimeout) {
-  Server server = StartServer(
+  ServerProcess server = StartServer(
+      kServer,
       {"--mode=" + GetParam(), "--header_timeout=300ms", "--idle_timeout=30s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
@@ -1077,7 +1020,8 @@ TEST_P(HttpServerModeTest, TimelyRequestsOutliveTheHeaderTimeout) {
 }
 
 TEST_P(HttpServerModeTest, WithoutRootOnlyTheGreetingIsServed) {
-  Server server = StartServer({"--mode=" + GetParam(), "--workers=1"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--workers=1"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1088,8 +1032,8 @@ TEST_P(HttpServerModeTest, WithoutRootOnlyTheGreetingIsServed) {
 }
 
 TEST_P(HttpServerModeTest, ServerAndDateHeadersFollowTheFlags) {
-  Server server =
-      StartServer({"--mode=" + GetParam(), "--server_name=", "--date=false"});
+  ServerProcess server = StartServer(
+      kServer, {"--mode=" + GetParam(), "--server_name=", "--date=false"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1103,21 +1047,14 @@ TEST_P(HttpServerModeTest, ServerAndDateHeadersFollowTheFlags) {
   ExpectCleanExit(*server.process, SIGTERM);
 }
 
-class HttpServerSignalTest
-    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class HttpServerSignalTest : public ::testing::TestWithParam<ModeAndSignal> {};
 
 INSTANTIATE_TEST_SUITE_P(ModesAndSignals, HttpServerSignalTest,
-                         ::testing::Combine(::testing::Values("pool", "direct"),
-                                            ::testing::Values(SIGTERM, SIGINT)),
-                         [](const auto& info) {
-                           return absl::StrCat(
-                               std::get<0>(info.param),
-                               std::get<1>(info.param) == SIGTERM ? "_SIGTERM"
-                                                                  : "_SIGINT");
-                         });
+                         ModesAndSignals(), ModeAndSignalName);
 
 TEST_P(HttpServerSignalTest, ExitsZeroWithOpenConnections) {
-  Server server = StartServer({"--mode=" + std::get<0>(GetParam())});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + std::get<0>(GetParam())});
   ASSERT_NE(server.port, 0);
   std::vector<HttpClient> clients;
   for (int i = 0; i < 8; ++i) {
@@ -1151,21 +1088,7 @@ TEST(HttpServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
       {"extra_argument"},
   };
   for (const std::vector<std::string>& args : bad) {
-    std::vector<std::string> argv = {RunfilePath("examples/http/http_server")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    std::optional<std::string> err =
-        p->ReadStderrLine(std::chrono::seconds(20));
-    std::optional<int> status = p->Wait(std::chrono::seconds(20));
-    ASSERT_TRUE(status.has_value()) << args[0];
-    ASSERT_TRUE(WIFEXITED(*status)) << args[0];
-    EXPECT_NE(WEXITSTATUS(*status), 0) << args[0];
-    ASSERT_TRUE(err.has_value()) << args[0];
-    EXPECT_FALSE(err->empty()) << args[0];
-    // Nothing was announced on stdout.
-    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
-        << args[0];
+    ExpectFlagsRefused(kServer, args);
   }
 }
 

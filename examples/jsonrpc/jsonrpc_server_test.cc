@@ -4,16 +4,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <iterator>
-#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -26,6 +20,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "examples/testing/line_reader.h"
+#include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
@@ -35,10 +31,21 @@ namespace {
 
 using Json = nlohmann::json;
 using mill::net_testing::TestClient;
+using mill::testing::ExpectCleanExit;
+using mill::testing::ExpectFlagsRefused;
+using mill::testing::LineReader;
+using mill::testing::ModeAndSignal;
+using mill::testing::ModeAndSignalName;
+using mill::testing::ModeName;
+using mill::testing::Modes;
+using mill::testing::ModesAndSignals;
 using mill::testing::PeakResidentBytes;
-using mill::testing::RunfilePath;
-using mill::testing::Subprocess;
+using mill::testing::ServerProcess;
+using mill::testing::StartServer;
+using mill::testing::StartServerForMemoryTest;
 using mill::testing::WaitUntilIdle;
+
+constexpr char kServer[] = "examples/jsonrpc/jsonrpc_server";
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -58,25 +65,7 @@ class LineClient {
   // The next line without its '\n'; nullopt on EOF or timeout.
   std::optional<std::string> ReadLine(
       absl::Duration timeout = absl::Seconds(20)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      const size_t newline = buffer_.find('\n');
-      if (newline != std::string::npos) {
-        std::string line = buffer_.substr(0, newline);
-        buffer_.erase(0, newline + 1);
-        return line;
-      }
-      if (eof_ || absl::Now() > deadline) return std::nullopt;
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[16384];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
-    }
+    return reader_.ReadLine(absl::ToChronoMilliseconds(timeout));
   }
 
   // The next line parsed as JSON (a failure, and null, if it is not JSON).
@@ -105,46 +94,16 @@ class LineClient {
     return client_.WaitClosed(timeout);
   }
 
-  const std::string& buffered() const { return buffer_; }
+  const std::string& buffered() const { return reader_.buffered(); }
   int fd() const { return client_.fd(); }
 
  private:
-  explicit LineClient(TestClient client) : client_(std::move(client)) {}
+  explicit LineClient(TestClient client)
+      : client_(std::move(client)), reader_(client_.fd()) {}
 
   TestClient client_;
-  std::string buffer_;
-  bool eof_ = false;
+  LineReader reader_;  // of client_'s socket
 };
-
-struct Server {
-  std::unique_ptr<Subprocess> process;
-  int port = 0;
-};
-
-Server StartServer(std::vector<std::string> flags) {
-  std::vector<std::string> argv = {
-      RunfilePath("examples/jsonrpc/jsonrpc_server"), "--port=0"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-  Server server;
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return server;
-  }
-  server.process = std::make_unique<Subprocess>(std::move(*p));
-  server.port = server.process->WaitForListeningPort();
-  EXPECT_NE(server.port, 0) << "jsonrpc_server did not announce its port";
-  return server;
-}
-
-// Sends `signo` and expects a clean exit with status 0.
-void ExpectCleanExit(Subprocess& process, int signo) {
-  ASSERT_TRUE(process.Signal(signo));
-  std::optional<int> status = process.Wait(std::chrono::seconds(30));
-  ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
-  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
-}
 
 // ---------------------------------------------------------------------------
 // Behaviour, in both dispatch modes.
@@ -152,8 +111,8 @@ void ExpectCleanExit(Subprocess& process, int signo) {
 class JsonRpcServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    server_ = StartServer(
-        {"--workers=2", "--mode=" + GetParam(), "--max_line_bytes=1024"});
+    server_ = StartServer(kServer, {"--workers=2", "--mode=" + GetParam(),
+                                    "--max_line_bytes=1024"});
     ASSERT_NE(server_.port, 0);
   }
 
@@ -161,12 +120,10 @@ class JsonRpcServerTest : public ::testing::TestWithParam<std::string> {
     if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
   }
 
-  Server server_;
+  ServerProcess server_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerTest, Modes(), ModeName);
 
 // Every example of https://www.jsonrpc.org/specification section 7 that gets
 // a response, each on one line.
@@ -499,31 +456,9 @@ TEST_P(JsonRpcServerTest, ConcurrentConnectionsAddCallsChecked) {
   EXPECT_EQ(failures, 0) << first_error;
 }
 
-// Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
-// Starts a server for a test that measures the server's peak memory. ASan
-// keeps freed memory in a quarantine (up to 256 MB), which would count as
-// resident, so it is turned off for that server.
-Server StartServerForMemoryTest(std::vector<std::string> flags) {
-  const char* old = std::getenv("ASAN_OPTIONS");
-  const std::string saved = old != nullptr ? old : "";
-  setenv("ASAN_OPTIONS",
-         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
-             .c_str(),
-         1);
-  Server server = StartServer(std::move(flags));
-  if (old != nullptr) {
-    setenv("ASAN_OPTIONS", saved.c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
-  return server;
-}
-
 class JsonRpcServerModeTest : public ::testing::TestWithParam<std::string> {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest, Modes(), ModeName);
 
 // A client that pipelines many "get" calls for a large value and does not
 // read must not make the server buffer every response: the server stops
@@ -533,8 +468,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest,
 TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
   // Few requests (they arrive in one read) for large responses: 60 MiB.
   constexpr int kCalls = 60;
-  Server server = StartServerForMemoryTest(
-      {"--mode=" + GetParam(), "--max_line_bytes=2097152"});
+  ServerProcess server = StartServerForMemoryTest(
+      kServer, {"--mode=" + GetParam(), "--max_line_bytes=2097152"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -585,21 +520,15 @@ TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
 // ---------------------------------------------------------------------------
 // Shutdown and flags.
 
-class JsonRpcServerSignalTest
-    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class JsonRpcServerSignalTest : public ::testing::TestWithParam<ModeAndSignal> {
+};
 
 INSTANTIATE_TEST_SUITE_P(ModesAndSignals, JsonRpcServerSignalTest,
-                         ::testing::Combine(::testing::Values("pool", "direct"),
-                                            ::testing::Values(SIGTERM, SIGINT)),
-                         [](const auto& info) {
-                           return absl::StrCat(
-                               std::get<0>(info.param),
-                               std::get<1>(info.param) == SIGTERM ? "_SIGTERM"
-                                                                  : "_SIGINT");
-                         });
+                         ModesAndSignals(), ModeAndSignalName);
 
 TEST_P(JsonRpcServerSignalTest, ExitsZeroWithOpenConnections) {
-  Server server = StartServer({"--mode=" + std::get<0>(GetParam())});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + std::get<0>(GetParam())});
   ASSERT_NE(server.port, 0);
   std::vector<LineClient> clients;
   for (int i = 0; i < 8; ++i) {
@@ -626,7 +555,7 @@ class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
   void Start(std::vector<std::string> flags) {
     flags.push_back("--mode=" + GetParam());
     flags.push_back("--workers=2");
-    server_ = StartServer(flags);
+    server_ = StartServer(kServer, flags);
     ASSERT_NE(server_.port, 0);
     absl::StatusOr<LineClient> c = LineClient::Connect(server_.port);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -643,13 +572,11 @@ class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
                   R"({"jsonrpc":"2.0","result":"pong","id":)", id, "}")));
   }
 
-  Server server_;
+  ServerProcess server_;
   std::optional<LineClient> client_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerBoundsTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerBoundsTest, Modes(), ModeName);
 
 // "[1,1,...]" with `n` elements.
 std::string BatchOfOnes(size_t n) {
@@ -771,7 +698,7 @@ TEST_P(JsonRpcServerBoundsTest, FullStoreAnswersStoreFullAndKeepsServing) {
 }
 
 TEST(JsonRpcServerIdleTest, IdleTimeoutClosesQuietConnections) {
-  Server server = StartServer({"--idle_timeout=500ms"});
+  ServerProcess server = StartServer(kServer, {"--idle_timeout=500ms"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -799,21 +726,7 @@ TEST(JsonRpcServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
       {"--max_store_bytes=0"},
   };
   for (const std::vector<std::string>& args : bad) {
-    std::vector<std::string> argv = {
-        RunfilePath("examples/jsonrpc/jsonrpc_server")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    std::optional<std::string> err =
-        p->ReadStderrLine(std::chrono::seconds(20));
-    std::optional<int> status = p->Wait(std::chrono::seconds(20));
-    ASSERT_TRUE(status.has_value()) << args[0];
-    ASSERT_TRUE(WIFEXITED(*status)) << args[0];
-    EXPECT_NE(WEXITSTATUS(*status), 0) << args[0];
-    ASSERT_TRUE(err.has_value()) << args[0];
-    EXPECT_FALSE(err->empty()) << args[0];
-    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
-        << args[0];
+    ExpectFlagsRefused(kServer, args);
   }
 }
 
