@@ -14,33 +14,22 @@
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
 
+// In the fixture's namespace (//examples/testing): its helpers unqualified.
+namespace mill::testing {
 namespace {
 
 using mill::net_testing::Pattern;
 using mill::net_testing::RunEchoSwarm;
 using mill::net_testing::TestClient;
-using mill::testing::ExpectCleanExit;
-using mill::testing::ServerProcess;
-using mill::testing::StartServer;
 
 constexpr char kServer[] = "examples/echo/echo_server";
 
-class EchoServerTest : public ::testing::TestWithParam<std::string> {
+class EchoServerTest : public ServerModeTest {
  protected:
-  void SetUp() override {
-    server_ = StartServer(kServer, {"--workers=2", "--mode=" + GetParam()});
-    ASSERT_NE(server_.port, 0);
-  }
-
-  void TearDown() override {
-    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
-  }
-
-  ServerProcess server_;
+  void SetUp() override { StartInMode(kServer, {"--workers=2"}); }
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, EchoServerTest, mill::testing::Modes(),
-                         mill::testing::ModeName);
+INSTANTIATE_TEST_SUITE_P(Modes, EchoServerTest, Modes(), ModeName);
 
 TEST_P(EchoServerTest, EchoesPatternedData) {
   absl::StatusOr<TestClient> client = TestClient::Connect(server_.port);
@@ -103,38 +92,28 @@ TEST_P(EchoServerTest, AbruptClientsDoNotDisturbOthers) {
   EXPECT_EQ(c->RecvExactly(5), "alive");
 }
 
-class EchoServerSignalTest
-    : public ::testing::TestWithParam<mill::testing::ModeAndSignal> {};
+using EchoServerSignalTest = ServerSignalTest;
 
 INSTANTIATE_TEST_SUITE_P(ModesAndSignals, EchoServerSignalTest,
-                         mill::testing::ModesAndSignals(),
-                         mill::testing::ModeAndSignalName);
+                         ModesAndSignals(), ModeAndSignalName);
 
 TEST_P(EchoServerSignalTest, ExitsZeroWithOpenConnections) {
-  ServerProcess server =
-      StartServer(kServer, {"--mode=" + std::get<0>(GetParam())});
-  const int port = server.port;
-  ASSERT_NE(port, 0);
-  std::vector<TestClient> clients;
-  for (int i = 0; i < 10; ++i) {
-    absl::StatusOr<TestClient> c = TestClient::Connect(port);
-    ASSERT_TRUE(c.ok());
-    ASSERT_TRUE(c->SendAll("hi").ok());
-    ASSERT_EQ(c->RecvExactly(2), "hi");
-    clients.push_back(std::move(*c));
-  }
-  ExpectCleanExit(*server.process, std::get<1>(GetParam()));
   // Connections were closed by the shutdown.
-  for (TestClient& c : clients) EXPECT_TRUE(c.WaitClosed(absl::Seconds(5)));
+  ExpectCleanExitWithOpenClients<TestClient>(
+      kServer, 10,
+      [](int, TestClient& c) {
+        ASSERT_TRUE(c.SendAll("hi").ok());
+        ASSERT_EQ(c.RecvExactly(2), "hi");
+      },
+      [](TestClient& c) { return c.WaitClosed(absl::Seconds(5)); });
 }
 
 TEST(EchoServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
   const std::vector<std::vector<std::string>> bad = {
       {"--mode=bogus"}, {"--port=70000"},   {"--port=abc"},
       {"--workers=0"},  {"--no_such_flag"}, {"extra_argument"}};
-  for (const auto& args : bad) {
-    mill::testing::ExpectFlagsRefused(kServer, args);
-  }
+  ExpectFlagsRefused(kServer, bad);
 }
 
 }  // namespace
+}  // namespace mill::testing

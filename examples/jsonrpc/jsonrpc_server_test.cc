@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "examples/testing/concurrent_clients.h"
 #include "examples/testing/line_reader.h"
 #include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
@@ -27,23 +28,12 @@
 #include "net/testing/echo_clients.h"
 #include "nlohmann/json.hpp"
 
+// In the fixture's namespace (//examples/testing): its helpers unqualified.
+namespace mill::testing {
 namespace {
 
 using Json = nlohmann::json;
 using mill::net_testing::TestClient;
-using mill::testing::ExpectCleanExit;
-using mill::testing::ExpectFlagsRefused;
-using mill::testing::LineReader;
-using mill::testing::ModeAndSignal;
-using mill::testing::ModeAndSignalName;
-using mill::testing::ModeName;
-using mill::testing::Modes;
-using mill::testing::ModesAndSignals;
-using mill::testing::PeakResidentBytes;
-using mill::testing::ServerProcess;
-using mill::testing::StartServer;
-using mill::testing::StartServerForMemoryTest;
-using mill::testing::WaitUntilIdle;
 
 constexpr char kServer[] = "examples/jsonrpc/jsonrpc_server";
 
@@ -51,7 +41,7 @@ constexpr char kServer[] = "examples/jsonrpc/jsonrpc_server";
 // Helpers.
 
 // A line-oriented client over one socket.
-class LineClient {
+class LineClient : public SocketClient {
  public:
   static absl::StatusOr<LineClient> Connect(int port) {
     absl::StatusOr<TestClient> c = TestClient::Connect(port);
@@ -59,7 +49,6 @@ class LineClient {
     return LineClient(std::move(*c));
   }
 
-  bool Send(const std::string& bytes) { return client_.SendAll(bytes).ok(); }
   bool SendLine(const std::string& line) { return Send(line + "\n"); }
 
   // The next line without its '\n'; nullopt on EOF or timeout.
@@ -95,32 +84,19 @@ class LineClient {
   }
 
   const std::string& buffered() const { return reader_.buffered(); }
-  int fd() const { return client_.fd(); }
 
  private:
-  explicit LineClient(TestClient client)
-      : client_(std::move(client)), reader_(client_.fd()) {}
-
-  TestClient client_;
-  LineReader reader_;  // of client_'s socket
+  explicit LineClient(TestClient client) : SocketClient(std::move(client)) {}
 };
 
 // ---------------------------------------------------------------------------
 // Behaviour, in both dispatch modes.
 
-class JsonRpcServerTest : public ::testing::TestWithParam<std::string> {
+class JsonRpcServerTest : public ServerModeTest {
  protected:
   void SetUp() override {
-    server_ = StartServer(kServer, {"--workers=2", "--mode=" + GetParam(),
-                                    "--max_line_bytes=1024"});
-    ASSERT_NE(server_.port, 0);
+    StartInMode(kServer, {"--workers=2", "--max_line_bytes=1024"});
   }
-
-  void TearDown() override {
-    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
-  }
-
-  ServerProcess server_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerTest, Modes(), ModeName);
@@ -376,84 +352,28 @@ TEST_P(JsonRpcServerTest, MessagesSplitAcrossWritesAndCrlf) {
 TEST_P(JsonRpcServerTest, ConcurrentConnectionsAddCallsChecked) {
   constexpr int kConnections = 200;
   constexpr int kCalls = 50;
-  struct Conn {
-    std::optional<TestClient> socket;
-    std::string buffer;
-    int done = 0;
-  };
-  std::vector<Conn> conns(kConnections);
-  for (int i = 0; i < kConnections; ++i) {
-    absl::StatusOr<TestClient> c = TestClient::Connect(server_.port);
-    ASSERT_TRUE(c.ok()) << i << ": " << c.status();
-    conns[i].socket.emplace(std::move(*c));
-  }
   // Call k of connection i adds (i * 1000 + k) and (k * 7 - i).
-  const auto send_call = [&](int i) {
-    Conn& c = conns[i];
-    const int k = c.done;
-    const std::string line = absl::StrCat(
-        R"({"jsonrpc":"2.0","method":"add","params":[)", i * 1000 + k, ",",
-        k * 7 - i, R"(],"id":")", i, "-", k, "\"}\n");
-    ASSERT_TRUE(c.socket->SendAll(line).ok()) << i;
+  Exchange exchange;
+  exchange.request = [](int i, int k) {
+    return absl::StrCat(R"({"jsonrpc":"2.0","method":"add","params":[)",
+                        i * 1000 + k, ",", k * 7 - i, R"(],"id":")", i, "-", k,
+                        "\"}\n");
   };
-  for (int i = 0; i < kConnections; ++i) send_call(i);
-
-  int finished = 0, failures = 0;
-  std::string first_error;
-  const auto fail = [&](int i, const std::string& why) {
-    if (first_error.empty()) first_error = absl::StrCat("connection ", i, why);
-    ++failures;
-    conns[i].socket.reset();
+  exchange.reply_length = [](int, int, const std::string& received) {
+    const size_t newline = received.find('\n');
+    return newline == std::string::npos ? 0 : newline + 1;
   };
-  const absl::Time deadline = absl::Now() + absl::Seconds(45);
-  std::vector<pollfd> pfds;
-  std::vector<int> index;
-  while (finished + failures < kConnections && absl::Now() < deadline) {
-    pfds.clear();
-    index.clear();
-    for (int i = 0; i < kConnections; ++i) {
-      if (conns[i].done < kCalls && conns[i].socket) {
-        pfds.push_back({conns[i].socket->fd(), POLLIN, 0});
-        index.push_back(i);
-      }
-    }
-    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
-    for (size_t p = 0; p < pfds.size(); ++p) {
-      if (pfds[p].revents == 0) continue;
-      const int i = index[p];
-      Conn& c = conns[i];
-      char chunk[4096];
-      const ssize_t n = recv(c.socket->fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        fail(i, absl::StrCat(" closed after ", c.done, " calls"));
-        continue;
-      }
-      c.buffer.append(chunk, static_cast<size_t>(n));
-      const size_t newline = c.buffer.find('\n');
-      if (newline == std::string::npos) continue;
-      if (newline + 1 != c.buffer.size()) {
-        fail(i, ": more than one reply to one call");
-        continue;
-      }
-      const int k = c.done;
-      const Json expected = {{"jsonrpc", "2.0"},
-                             {"result", (i * 1000 + k) + (k * 7 - i)},
-                             {"id", absl::StrCat(i, "-", k)}};
-      const Json got = Json::parse(c.buffer.substr(0, newline), nullptr, false);
-      c.buffer.clear();
-      if (got != expected) {
-        fail(i, absl::StrCat(" call ", k, ": got ", got.dump()));
-        continue;
-      }
-      if (++c.done == kCalls) {
-        ++finished;
-      } else {
-        send_call(i);
-      }
-    }
-  }
-  EXPECT_EQ(finished, kConnections) << first_error;
-  EXPECT_EQ(failures, 0) << first_error;
+  exchange.check = [](int i, int k, std::string reply) -> std::string {
+    const Json expected = {{"jsonrpc", "2.0"},
+                           {"result", (i * 1000 + k) + (k * 7 - i)},
+                           {"id", absl::StrCat(i, "-", k)}};
+    const Json got = Json::parse(reply, nullptr, false);
+    return got == expected ? "" : absl::StrCat("got ", got.dump());
+  };
+  const ExchangeResult r = RunConcurrentExchanges(
+      server_.port, kConnections, kCalls, exchange, absl::Seconds(45));
+  EXPECT_EQ(r.finished, kConnections) << r.first_error;
+  EXPECT_EQ(r.failures, 0) << r.first_error;
 }
 
 class JsonRpcServerModeTest : public ::testing::TestWithParam<std::string> {};
@@ -507,62 +427,47 @@ TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
               Json({{"jsonrpc", "2.0"}, {"result", ""}, {"id", i}}));
   }
   EXPECT_TRUE(c->WaitEof());
-  const size_t after = PeakResidentBytes(server.process->pid());
-  std::printf("server peak memory: %zu -> %zu bytes\n", before, after);
   // Unthrottled, the peak grows by 70 MiB or more (the responses queued
   // for the socket); throttled, by 5-30 MiB (the high-water mark, a slice of
   // responses, allocator caches; most under sanitizers).
-  EXPECT_LT(after, before + (48u << 20))
-      << "peak grew from " << before << " to " << after << " bytes";
+  ExpectPeakGrewLessThan(server.process->pid(), before, 48u << 20);
   ExpectCleanExit(*server.process, SIGTERM);
 }
 
 // ---------------------------------------------------------------------------
 // Shutdown and flags.
 
-class JsonRpcServerSignalTest : public ::testing::TestWithParam<ModeAndSignal> {
-};
+using JsonRpcServerSignalTest = ServerSignalTest;
 
 INSTANTIATE_TEST_SUITE_P(ModesAndSignals, JsonRpcServerSignalTest,
                          ModesAndSignals(), ModeAndSignalName);
 
 TEST_P(JsonRpcServerSignalTest, ExitsZeroWithOpenConnections) {
-  ServerProcess server =
-      StartServer(kServer, {"--mode=" + std::get<0>(GetParam())});
-  ASSERT_NE(server.port, 0);
-  std::vector<LineClient> clients;
-  for (int i = 0; i < 8; ++i) {
-    absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
-    ASSERT_TRUE(c.ok()) << c.status();
-    if (i % 2 == 0) {
-      EXPECT_EQ(c->Call(R"({"jsonrpc":"2.0","method":"ping","id":1})"),
-                Json::parse(R"({"jsonrpc":"2.0","result":"pong","id":1})"));
-    } else {
-      ASSERT_TRUE(c->Send(R"({"jsonrpc":"2.0","meth)"));  // partial line
-    }
-    clients.push_back(std::move(*c));
-  }
-  ExpectCleanExit(*server.process, std::get<1>(GetParam()));
-  for (LineClient& c : clients) EXPECT_TRUE(c.WaitEof(absl::Seconds(5)));
+  ExpectCleanExitWithOpenClients<LineClient>(
+      kServer, 8,
+      [](int i, LineClient& c) {
+        if (i % 2 == 0) {
+          EXPECT_EQ(c.Call(R"({"jsonrpc":"2.0","method":"ping","id":1})"),
+                    Json::parse(R"({"jsonrpc":"2.0","result":"pong","id":1})"));
+        } else {
+          ASSERT_TRUE(c.Send(R"({"jsonrpc":"2.0","meth)"));  // partial line
+        }
+      },
+      [](LineClient& c) { return c.WaitEof(absl::Seconds(5)); });
 }
 
 // ---------------------------------------------------------------------------
 // Bounds: batches and the key-value store, in both dispatch modes.
 
-class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
+class JsonRpcServerBoundsTest : public ServerModeTest {
  protected:
   // Starts a server in this test's mode with `flags`, and connects to it.
   void Start(std::vector<std::string> flags) {
-    flags.push_back("--mode=" + GetParam());
     flags.push_back("--workers=2");
-    server_ = StartServer(kServer, flags);
-    ASSERT_NE(server_.port, 0);
+    ASSERT_NO_FATAL_FAILURE(StartInMode(kServer, flags));
     absl::StatusOr<LineClient> c = LineClient::Connect(server_.port);
     ASSERT_TRUE(c.ok()) << c.status();
     client_.emplace(std::move(*c));
-  }
-  void TearDown() override {
-    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
   }
   // The connection still works.
   void ExpectStillServing(int id) {
@@ -572,7 +477,6 @@ class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
                   R"({"jsonrpc":"2.0","result":"pong","id":)", id, "}")));
   }
 
-  ServerProcess server_;
   std::optional<LineClient> client_;
 };
 
@@ -723,11 +627,9 @@ TEST(JsonRpcServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
       {"--max_batch_elements=0"},
       {"--max_batch_response_bytes=-1"},
       {"--max_keys=0"},
-      {"--max_store_bytes=0"},
-  };
-  for (const std::vector<std::string>& args : bad) {
-    ExpectFlagsRefused(kServer, args);
-  }
+      {"--max_store_bytes=0"}};
+  ExpectFlagsRefused(kServer, bad);
 }
 
 }  // namespace
+}  // namespace mill::testing

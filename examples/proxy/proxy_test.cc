@@ -36,24 +36,19 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "examples/proxy/http_stream_parser.h"
+#include "examples/testing/line_reader.h"
 #include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
 
+// In the fixture's namespace (//examples/testing): its helpers unqualified.
+namespace mill::testing {
 namespace {
 
 using mill::net_testing::TestClient;
 using mill::proxy::HttpStreamParser;
 using mill::proxy::MessageHead;
-using mill::testing::ExpectCleanExit;
-using mill::testing::RunCommand;
-using mill::testing::RunfilePath;
-using mill::testing::ScopedNoAsanQuarantine;
-using mill::testing::ServerProcess;
-using mill::testing::StartAndWaitForPort;
-using mill::testing::StartServer;
-using mill::testing::Subprocess;
 
 // How long a client command's (curl's, wrk's) output may stay silent.
 constexpr std::chrono::seconds kCommandTimeout(120);
@@ -64,19 +59,6 @@ constexpr std::chrono::seconds kCommandTimeout(120);
 std::string TempDir() {
   const char* tmp = std::getenv("TEST_TMPDIR");
   return tmp != nullptr ? tmp : "/tmp";
-}
-
-void WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << contents;
-  ASSERT_TRUE(f.good()) << path;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 // Resident memory (VmRSS) of `pid` in bytes; 0 if unknown.
@@ -140,25 +122,6 @@ std::vector<std::string> Curl() {
           "--noproxy",     "*",  "--max-time", "60"};
 }
 
-// wrk through the proxy: no socket errors, no non-2xx, some requests.
-void ExpectCleanWrk(const std::string& url, const std::string& connections) {
-  auto [status, out] = RunCommand({"/usr/bin/wrk", "-t2", "-c" + connections,
-                                   "-d1s", "--timeout", "10s", url},
-                                  kCommandTimeout);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-  EXPECT_FALSE(absl::StrContains(out, "Socket errors")) << out;
-  EXPECT_FALSE(absl::StrContains(out, "Non-2xx")) << out;
-  uint64_t requests = 0;
-  for (absl::string_view line : absl::StrSplit(out, '\n')) {
-    line = absl::StripLeadingAsciiWhitespace(line);
-    const size_t at = line.find(" requests in ");
-    if (at != absl::string_view::npos) {
-      ASSERT_TRUE(absl::SimpleAtoi(line.substr(0, at), &requests)) << line;
-    }
-  }
-  EXPECT_GT(requests, 20u) << out;
-}
-
 // A parsed response as the client saw it.
 struct Response {
   int status = 0;
@@ -191,35 +154,27 @@ class HttpClient : public HttpStreamParser::Listener {
     parser_.ExpectHeadResponse(head);
     const absl::Time deadline = absl::Now() + timeout;
     for (;;) {
-      while (!done_.empty() || !buffer_.empty()) {
+      while (!done_.empty() || !reader_.buffered().empty()) {
         if (!done_.empty()) {
           Response r = std::move(done_.front());
           done_.erase(done_.begin());
           return r;
         }
-        const size_t n = parser_.Feed(buffer_);
+        const size_t n = parser_.Feed(reader_.buffered());
         if (parser_.failed()) {
           ADD_FAILURE() << "bad response: " << parser_.error() << "\n"
-                        << buffer_;
+                        << reader_.buffered();
           return Response();
         }
-        buffer_.erase(0, n);
+        reader_.buffered().erase(0, n);
         if (n == 0) break;
       }
-      if (eof_) {
+      if (reader_.eof()) {
         if (parser_.FinishAtEof() && !done_.empty()) continue;
         return Response();
       }
       if (absl::Now() > deadline) return Response();
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[65536];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
+      reader_.Fill(std::chrono::milliseconds(50));
     }
   }
 
@@ -231,14 +186,11 @@ class HttpClient : public HttpStreamParser::Listener {
   // True once the proxy closed the connection (EOF) within `timeout`.
   bool WaitClosed(absl::Duration timeout = absl::Seconds(10)) {
     const absl::Time deadline = absl::Now() + timeout;
-    while (!eof_ && absl::Now() < deadline) {
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[4096];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) eof_ = true;
+    while (!reader_.eof() && absl::Now() < deadline) {
+      reader_.Fill(std::chrono::milliseconds(50));
+      reader_.buffered().clear();  // what came before the close is dropped
     }
-    return eof_;
+    return reader_.eof();
   }
 
   void OnHead(MessageHead& head) override {
@@ -255,13 +207,13 @@ class HttpClient : public HttpStreamParser::Listener {
  private:
   explicit HttpClient(TestClient client)
       : client_(std::move(client)),
+        reader_(client_.fd()),
         parser_(HttpStreamParser::kResponse, this,
                 HttpStreamParser::Options{64 * 1024}) {}
 
   TestClient client_;
+  LineReader reader_;  // of client_'s socket
   HttpStreamParser parser_;
-  std::string buffer_;
-  bool eof_ = false;
   Response current_;
   std::vector<Response> done_;
 };
@@ -316,8 +268,7 @@ class ProxyToHttpServerTest : public ::testing::TestWithParam<std::string> {
   ServerProcess proxy_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, ProxyToHttpServerTest, mill::testing::Modes(),
-                         mill::testing::ModeName);
+INSTANTIATE_TEST_SUITE_P(Modes, ProxyToHttpServerTest, Modes(), ModeName);
 
 TEST_P(ProxyToHttpServerTest, ForwardsKeepAliveRequestsAndHeaders) {
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
@@ -375,7 +326,7 @@ TEST_P(ProxyToHttpServerTest, CurlAndWrk) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
   EXPECT_EQ(out, "200\n200\n");
   EXPECT_EQ(ReadFile(body_file), file_);
-  ExpectCleanWrk(Url("/"), "32");
+  ExpectCleanWrkRun(Url("/"), 32, 20, kCommandTimeout);
   // Still serving afterwards.
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
   ASSERT_NE(c, nullptr);
@@ -439,7 +390,7 @@ TEST_P(ProxyToHttpServerTest, SlowReaderKeepsProxyMemoryBounded) {
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port, 16384);
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->Get("/").status == 200);  // warm up
-  mill::testing::WaitUntilIdle(proxy_.process->pid());
+  WaitUntilIdle(proxy_.process->pid());
   const size_t before = ResidentBytes(proxy_.process->pid());
   ASSERT_GT(before, 0u);
   ASSERT_TRUE(c->Send("GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -526,7 +477,7 @@ TEST(ProxyToPythonHttpServerTest, CurlAndWrk) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, contents);
   }
-  ExpectCleanWrk(url, "8");
+  ExpectCleanWrkRun(url, 8, 20, kCommandTimeout);
   ExpectCleanExit(*proxy.process);
   python->Signal(SIGINT);
   python->Wait(std::chrono::seconds(10));
@@ -696,7 +647,7 @@ TEST_F(ProxyToTestUpstreamTest, UpstreamClosingIdleConnectionsCausesNoErrors) {
   }
   // And under load with idle gaps between bursts.
   for (int burst = 0; burst < 3; ++burst) {
-    ExpectCleanWrk(Url("/hello"), "8");
+    ExpectCleanWrkRun(Url("/hello"), 8, 20, kCommandTimeout);
     absl::SleepFor(absl::Milliseconds(300));
   }
 }
@@ -777,7 +728,7 @@ TEST_F(ProxyToTestUpstreamTest, SlowUpstreamKeepsUploadMemoryBounded) {
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
   ASSERT_NE(c, nullptr);
   ASSERT_EQ(c->Get("/hello").status, 200);
-  mill::testing::WaitUntilIdle(proxy_.process->pid());
+  WaitUntilIdle(proxy_.process->pid());
   const size_t before = ResidentBytes(proxy_.process->pid());
   std::atomic<size_t> sent{0};
   std::atomic<bool> send_failed{false};
@@ -934,3 +885,4 @@ TEST(ProxyFlagsTest, BadFlagsExitWithStatus2) {
 }
 
 }  // namespace
+}  // namespace mill::testing

@@ -35,7 +35,7 @@ bool LineReader::Fill(std::chrono::milliseconds timeout) {
         poll(&pfd, 1, static_cast<int>(left.count() > 0 ? left.count() : 0));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) return false;
-    char chunk[16384];
+    char chunk[65536];
     const ssize_t n = read(fd_, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {

@@ -2,10 +2,18 @@
 
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace mill {
 namespace testing {
@@ -79,8 +87,45 @@ std::pair<int, std::string> RunCommand(std::vector<std::string> argv,
   return {status.value_or(-1), out};
 }
 
-void ExpectFlagsRefused(const std::string& binary,
-                        const std::vector<std::string>& args) {
+void ExpectCleanWrkRun(const std::string& url, int connections,
+                       uint64_t min_requests,
+                       std::chrono::milliseconds timeout) {
+  auto [status, out] =
+      RunCommand({"/usr/bin/wrk", "-t2", absl::StrCat("-c", connections),
+                  "-d1s", "--timeout", "10s", url},
+                 timeout);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  // "N requests in Xs, Y read"; error lines appear only when errors occurred.
+  EXPECT_FALSE(absl::StrContains(out, "Socket errors")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "Non-2xx")) << out;
+  uint64_t requests = 0;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    const size_t at = line.find(" requests in ");
+    if (at != absl::string_view::npos) {
+      ASSERT_TRUE(absl::SimpleAtoi(line.substr(0, at), &requests)) << line;
+    }
+  }
+  EXPECT_GT(requests, min_requests) << out;
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << contents;
+  ASSERT_TRUE(f.good()) << path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+namespace {
+
+void ExpectRefused(const std::string& binary,
+                   const std::vector<std::string>& args) {
   const std::string what = args.empty() ? "(no flags)" : args[0];
   std::vector<std::string> argv = {RunfilePath(binary)};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -96,6 +141,34 @@ void ExpectFlagsRefused(const std::string& binary,
   // Nothing was announced on stdout.
   EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
       << what;
+}
+
+}  // namespace
+
+void ExpectFlagsRefused(const std::string& binary,
+                        const std::vector<std::vector<std::string>>& bad) {
+  for (const std::vector<std::string>& args : bad) {
+    ExpectRefused(binary, args);
+  }
+}
+
+void ServerModeTest::StartInMode(const std::string& binary,
+                                 const std::vector<std::string>& flags) {
+  std::vector<std::string> all = {"--mode=" + GetParam()};
+  all.insert(all.end(), flags.begin(), flags.end());
+  server_ = StartServer(binary, all);
+  ASSERT_NE(server_.port, 0);
+}
+
+void ServerModeTest::TearDown() {
+  if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
+}
+
+void ExpectPeakGrewLessThan(pid_t pid, size_t before, size_t limit) {
+  const size_t after = PeakResidentBytes(pid);
+  std::printf("server peak memory: %zu -> %zu bytes\n", before, after);
+  EXPECT_LT(after, before + limit)
+      << "peak grew from " << before << " to " << after << " bytes";
 }
 
 ::testing::internal::ParamGenerator<std::string> Modes() {
