@@ -16,7 +16,6 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -32,19 +31,22 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "examples/http/test_util.h"
+#include "examples/testing/concurrent_clients.h"
+#include "examples/testing/line_reader.h"
+#include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
 
+// In the fixture's namespace (//examples/testing): its helpers unqualified.
+namespace mill::testing {
 namespace {
 
 using mill::http::testing::ParsedResponse;
 using mill::http::testing::ParseResponses;
 using mill::net_testing::TestClient;
-using mill::testing::PeakResidentBytes;
-using mill::testing::RunfilePath;
-using mill::testing::Subprocess;
-using mill::testing::WaitUntilIdle;
+
+constexpr char kServer[] = "examples/http/http_server";
 
 constexpr char kGreeting[] = "Hello from Mill-IO!\n";
 // GET / without its Date line (whose value changes every second).
@@ -58,19 +60,6 @@ constexpr char kGreetingResponse[] =
 
 // ---------------------------------------------------------------------------
 // Helpers.
-
-void WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << contents;
-  ASSERT_TRUE(f.good()) << path;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // A fresh directory under TEST_TMPDIR.
 std::string MakeTempDir(const std::string& name) {
@@ -162,7 +151,7 @@ size_t CompleteResponseLength(const std::string& buffer, bool head) {
 }
 
 // A keep-alive HTTP client over one socket.
-class HttpClient {
+class HttpClient : public SocketClient {
  public:
   static absl::StatusOr<HttpClient> Connect(int port) {
     absl::StatusOr<TestClient> c = TestClient::Connect(port);
@@ -170,28 +159,19 @@ class HttpClient {
     return HttpClient(std::move(*c));
   }
 
-  bool Send(const std::string& bytes) { return client_.SendAll(bytes).ok(); }
-
   // The raw bytes of the next response; empty on EOF or timeout.
   std::string ReadRaw(bool head = false,
                       absl::Duration timeout = absl::Seconds(20)) {
     const absl::Time deadline = absl::Now() + timeout;
     for (;;) {
-      if (const size_t n = CompleteResponseLength(buffer_, head); n > 0) {
-        std::string out = buffer_.substr(0, n);
-        buffer_.erase(0, n);
+      std::string& buffer = reader_.buffered();
+      if (const size_t n = CompleteResponseLength(buffer, head); n > 0) {
+        std::string out = buffer.substr(0, n);
+        buffer.erase(0, n);
         return out;
       }
-      if (eof_ || absl::Now() > deadline) return "";
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[16384];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
+      if (reader_.eof() || absl::Now() > deadline) return "";
+      reader_.Fill(std::chrono::milliseconds(50));
     }
   }
 
@@ -218,95 +198,31 @@ class HttpClient {
   // True when the server closed the connection (EOF or reset) within
   // `timeout`, with no unread response bytes left.
   bool WaitEof(absl::Duration timeout = absl::Seconds(10)) {
-    if (!buffer_.empty()) return false;
+    if (!reader_.buffered().empty()) return false;
     const absl::Time deadline = absl::Now() + timeout;
     while (absl::Now() < deadline) {
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[4096];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n < 0 && errno == ECONNRESET) return true;
-      if (n <= 0) return true;
-      buffer_.append(chunk, static_cast<size_t>(n));
-      return false;  // unexpected bytes
+      // Bytes are unexpected; EOF and a reset both end the stream.
+      if (reader_.Fill(std::chrono::milliseconds(50))) return false;
+      if (reader_.eof()) return true;
     }
     return false;
   }
 
-  const std::string& leftover() const { return buffer_; }
-  TestClient& socket() { return client_; }
+  const std::string& leftover() const { return reader_.buffered(); }
 
  private:
-  explicit HttpClient(TestClient client) : client_(std::move(client)) {}
-
-  TestClient client_;
-  std::string buffer_;
-  bool eof_ = false;
+  explicit HttpClient(TestClient client) : SocketClient(std::move(client)) {}
 };
-
-// A running http_server.
-struct Server {
-  std::unique_ptr<Subprocess> process;
-  int port = 0;
-};
-
-Server StartServer(std::vector<std::string> flags) {
-  std::vector<std::string> argv = {RunfilePath("examples/http/http_server"),
-                                   "--port=0"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-  Server server;
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return server;
-  }
-  server.process = std::make_unique<Subprocess>(std::move(*p));
-  server.port = server.process->WaitForListeningPort();
-  EXPECT_NE(server.port, 0) << "http_server did not announce its port";
-  return server;
-}
-
-// Sends `signo` and expects a clean exit with status 0.
-void ExpectCleanExit(Subprocess& process, int signo) {
-  ASSERT_TRUE(process.Signal(signo));
-  std::optional<int> status = process.Wait(std::chrono::seconds(30));
-  ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
-  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
-}
-
-// Runs a command to completion and returns (wait status, stdout).
-std::pair<int, std::string> RunCommand(std::vector<std::string> argv) {
-  absl::StatusOr<Subprocess> p = Subprocess::Start(std::move(argv));
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return {-1, ""};
-  }
-  std::string out;
-  while (std::optional<std::string> line =
-             p->ReadStdoutLine(std::chrono::seconds(60))) {
-    absl::StrAppend(&out, *line, "\n");
-  }
-  std::optional<int> status = p->Wait(std::chrono::seconds(30));
-  EXPECT_TRUE(status.has_value());
-  return {status.value_or(-1), out};
-}
 
 // ---------------------------------------------------------------------------
 // Behaviour, in both dispatch modes.
 
-class HttpServerTest : public ::testing::TestWithParam<std::string> {
+class HttpServerTest : public ServerModeTest {
  protected:
   void SetUp() override {
     site_ = MakeSite();
-    server_ = StartServer({"--workers=2", "--mode=" + GetParam(),
-                           "--root=" + site_.root, "--max_header_bytes=2048",
-                           "--linger_timeout=30s"});
-    ASSERT_NE(server_.port, 0);
-  }
-
-  void TearDown() override {
-    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
+    StartInMode(kServer, {"--workers=2", "--root=" + site_.root,
+                          "--max_header_bytes=2048", "--linger_timeout=30s"});
   }
 
   std::string Url(const std::string& path) const {
@@ -320,12 +236,9 @@ class HttpServerTest : public ::testing::TestWithParam<std::string> {
   }
 
   Site site_;
-  Server server_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, HttpServerTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, HttpServerTest, Modes(), ModeName);
 
 TEST_P(HttpServerTest, GetRootIsTheGreetingByteForByte) {
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
@@ -644,21 +557,7 @@ TEST_P(HttpServerTest, CurlTraversalIsRefused) {
 TEST_P(HttpServerTest, WrkLoadSeesNoErrors) {
   // Connections and duration are modest: this checks correctness under a
   // real load generator, not speed.
-  auto [status, out] = RunCommand(
-      {"/usr/bin/wrk", "-t2", "-c32", "-d1s", "--timeout", "10s", Url("/")});
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-  // "N requests in Xs, Y read"; error lines appear only when errors occurred.
-  EXPECT_FALSE(absl::StrContains(out, "Socket errors")) << out;
-  EXPECT_FALSE(absl::StrContains(out, "Non-2xx")) << out;
-  uint64_t requests = 0;
-  for (absl::string_view line : absl::StrSplit(out, '\n')) {
-    line = absl::StripLeadingAsciiWhitespace(line);
-    const size_t space = line.find(" requests in ");
-    if (space != absl::string_view::npos) {
-      ASSERT_TRUE(absl::SimpleAtoi(line.substr(0, space), &requests)) << line;
-    }
-  }
-  EXPECT_GT(requests, 32u) << out;
+  ASSERT_NO_FATAL_FAILURE(ExpectCleanWrkRun(Url("/"), 32, 32));
   // Still serving afterwards.
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server_.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -702,84 +601,23 @@ TEST_P(HttpServerTest, ConcurrentKeepAliveConnectionsEveryByteChecked) {
                 false)},
   };
 
-  struct Conn {
-    std::optional<TestClient> socket;
-    std::string buffer;
-    int sent = 0;  // requests sent; the response to sent-1 is awaited
-    int done = 0;
-  };
-  std::vector<Conn> conns(kConnections);
-  for (int i = 0; i < kConnections; ++i) {
-    absl::StatusOr<TestClient> c = TestClient::Connect(server_.port);
-    ASSERT_TRUE(c.ok()) << i << ": " << c.status();
-    conns[i].socket.emplace(std::move(*c));
-  }
   const auto kind_of = [&](int conn, int request) -> const Kind& {
     return kinds[(conn + request) % kinds.size()];
   };
-  const auto send_next = [&](int i) {
-    Conn& c = conns[i];
-    ASSERT_TRUE(c.socket->SendAll(kind_of(i, c.sent).request).ok()) << i;
-    ++c.sent;
+  Exchange exchange;
+  exchange.request = [&](int i, int k) { return kind_of(i, k).request; };
+  exchange.reply_length = [&](int i, int k, const std::string& received) {
+    return CompleteResponseLength(received, kind_of(i, k).head);
   };
-  for (int i = 0; i < kConnections; ++i) send_next(i);
-
-  int finished = 0, mismatches = 0, failures = 0;
-  std::string first_error;
-  const absl::Time deadline = absl::Now() + absl::Seconds(45);
-  std::vector<pollfd> pfds;
-  std::vector<int> index;
-  while (finished + failures < kConnections && absl::Now() < deadline) {
-    pfds.clear();
-    index.clear();
-    for (int i = 0; i < kConnections; ++i) {
-      if (conns[i].done < kRequests && conns[i].socket) {
-        pfds.push_back({conns[i].socket->fd(), POLLIN, 0});
-        index.push_back(i);
-      }
-    }
-    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
-    for (size_t p = 0; p < pfds.size(); ++p) {
-      if (pfds[p].revents == 0) continue;
-      const int i = index[p];
-      Conn& c = conns[i];
-      char chunk[16384];
-      const ssize_t n = recv(c.socket->fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        if (first_error.empty()) {
-          first_error = absl::StrCat("connection ", i, " closed after ", c.done,
-                                     " responses");
-        }
-        ++failures;
-        c.socket.reset();
-        continue;
-      }
-      c.buffer.append(chunk, static_cast<size_t>(n));
-      const Kind& kind = kind_of(i, c.done);
-      const size_t length = CompleteResponseLength(c.buffer, kind.head);
-      if (length == 0) continue;
-      std::string raw = c.buffer.substr(0, length);
-      c.buffer.erase(0, length);
-      if (!StripDate(&raw) || raw != kind.expected || !c.buffer.empty()) {
-        if (first_error.empty()) {
-          first_error = absl::StrCat("connection ", i, " response ", c.done,
-                                     ": got\n", raw.substr(0, 300));
-        }
-        ++mismatches;
-        ++failures;
-        c.socket.reset();
-        continue;
-      }
-      if (++c.done == kRequests) {
-        ++finished;
-      } else {
-        send_next(i);
-      }
-    }
-  }
-  EXPECT_EQ(finished, kConnections) << first_error;
-  EXPECT_EQ(mismatches, 0) << first_error;
-  EXPECT_EQ(failures, 0) << first_error;
+  exchange.check = [&](int i, int k, std::string raw) -> std::string {
+    if (StripDate(&raw) && raw == kind_of(i, k).expected) return "";
+    return absl::StrCat("got\n", raw.substr(0, 300));
+  };
+  const ExchangeResult r = RunConcurrentExchanges(
+      server_.port, kConnections, kRequests, exchange, absl::Seconds(45));
+  EXPECT_EQ(r.finished, kConnections) << r.first_error;
+  EXPECT_EQ(r.mismatches, 0) << r.first_error;
+  EXPECT_EQ(r.failures, 0) << r.first_error;
 }
 
 // Range and conditional requests on the real server, pipelined on one
@@ -838,26 +676,6 @@ TEST_P(HttpServerTest, SlowClientSplitRequestIsServed) {
   EXPECT_EQ(c->Read().body, "hello, file\n");
 }
 
-// Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
-// Starts a server for a test that measures the server's peak memory. ASan
-// keeps freed memory in a quarantine (up to 256 MB), which would count as
-// resident, so it is turned off for that server.
-Server StartServerForMemoryTest(std::vector<std::string> flags) {
-  const char* old = std::getenv("ASAN_OPTIONS");
-  const std::string saved = old != nullptr ? old : "";
-  setenv("ASAN_OPTIONS",
-         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
-             .c_str(),
-         1);
-  Server server = StartServer(std::move(flags));
-  if (old != nullptr) {
-    setenv("ASAN_OPTIONS", saved.c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
-  return server;
-}
-
 // A client that pipelines many requests for a large file and does not read
 // must not make the server buffer every response: the server stops feeding
 // requests at the output high-water mark (1 MiB) and resumes as the client
@@ -868,7 +686,8 @@ TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
                                   // A short header timeout: requests waiting in
                                   // the input buffer behind
   // our own backpressure are not a slow client and must not get 408.
-  Server server = StartServerForMemoryTest(
+  ServerProcess server = StartServerForMemoryTest(
+      kServer,
       {"--mode=" + GetParam(), "--root=" + site_.root, "--header_timeout=1s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
@@ -893,13 +712,10 @@ TEST_P(HttpServerTest, PipelinedLargeResponsesAreThrottled) {
     ASSERT_TRUE(absl::StartsWith(raw, "HTTP/1.1 200 OK\r\n")) << i;
   }
   EXPECT_TRUE(c->WaitEof());
-  const size_t after = PeakResidentBytes(server.process->pid());
-  std::printf("server peak memory: %zu -> %zu bytes\n", before, after);
   // Unthrottled, the peak grows by 80 MiB or more (the responses queued for
   // the socket); throttled, by 5-20 MiB (the high-water mark, a slice of
   // responses, allocator caches; most under sanitizers).
-  EXPECT_LT(after, before + (40u << 20))
-      << "peak grew from " << before << " to " << after << " bytes";
+  ExpectPeakGrewLessThan(server.process->pid(), before, 40u << 20);
   ExpectCleanExit(*server.process, SIGTERM);
 }
 
@@ -919,8 +735,8 @@ TEST_P(HttpServerTest, HugeFilesPipelinedByNonReadingClientsCostNoMemory) {
   constexpr int kRequests = 5;
   const std::string huge = mill::net_testing::Pattern(11, kFileBytes);
   WriteFile(site_.root + "/huge.bin", huge);
-  Server server = StartServerForMemoryTest(
-      {"--mode=" + GetParam(), "--workers=2", "--root=" + site_.root});
+  ServerProcess server = StartServerForMemoryTest(
+      kServer, {"--mode=" + GetParam(), "--workers=2", "--root=" + site_.root});
   ASSERT_NE(server.port, 0);
   {
     absl::StatusOr<HttpClient> warm = HttpClient::Connect(server.port);
@@ -966,12 +782,11 @@ TEST_P(HttpServerTest, HugeFilesPipelinedByNonReadingClientsCostNoMemory) {
 
 class HttpServerModeTest : public ::testing::TestWithParam<std::string> {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, HttpServerModeTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, HttpServerModeTest, Modes(), ModeName);
 
 TEST_P(HttpServerModeTest, IdleConnectionsAreClosedAfterTheIdleTimeout) {
-  Server server = StartServer({"--mode=" + GetParam(), "--idle_timeout=1s"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--idle_timeout=1s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> idle = HttpClient::Connect(server.port);
   ASSERT_TRUE(idle.ok()) << idle.status();
@@ -991,8 +806,8 @@ TEST_P(HttpServerModeTest, IdleConnectionsAreClosedAfterTheIdleTimeout) {
 }
 
 TEST_P(HttpServerModeTest, LingeringEndsAfterTheLingerTimeout) {
-  Server server =
-      StartServer({"--mode=" + GetParam(), "--linger_timeout=200ms"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--linger_timeout=200ms"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1015,8 +830,9 @@ TEST_P(HttpServerModeTest, LingeringEndsAfterTheLingerTimeout) {
 // kept open forever (every byte reset the idle timer). It must be complete
 // within --header_timeout of its first byte, else 408 and close.
 TEST_P(HttpServerModeTest, TricklingHeadersGet408AfterTheHeaderTimeout) {
-  Server server = StartServer({"--mode=" + GetParam(), "--header_timeout=1s",
-                               "--idle_timeout=30s", "--linger_timeout=0s"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--header_timeout=1s",
+                            "--idle_timeout=30s", "--linger_timeout=0s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1046,8 +862,9 @@ TEST_P(HttpServerModeTest, TricklingHeadersGet408AfterTheHeaderTimeout) {
 
 // The same for a request body that stalls after its headers.
 TEST_P(HttpServerModeTest, StalledBodyGets408AfterTheBodyTimeout) {
-  Server server = StartServer({"--mode=" + GetParam(), "--body_timeout=1s",
-                               "--idle_timeout=30s", "--linger_timeout=0s"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--body_timeout=1s",
+                            "--idle_timeout=30s", "--linger_timeout=0s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1065,7 +882,8 @@ TEST_P(HttpServerModeTest, StalledBodyGets408AfterTheBodyTimeout) {
 // A request that completes in time is not affected by the timers, and a
 // keep-alive connection may then sit idle (idle timeout only).
 TEST_P(HttpServerModeTest, TimelyRequestsOutliveTheHeaderTimeout) {
-  Server server = StartServer(
+  ServerProcess server = StartServer(
+      kServer,
       {"--mode=" + GetParam(), "--header_timeout=300ms", "--idle_timeout=30s"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
@@ -1077,7 +895,8 @@ TEST_P(HttpServerModeTest, TimelyRequestsOutliveTheHeaderTimeout) {
 }
 
 TEST_P(HttpServerModeTest, WithoutRootOnlyTheGreetingIsServed) {
-  Server server = StartServer({"--mode=" + GetParam(), "--workers=1"});
+  ServerProcess server =
+      StartServer(kServer, {"--mode=" + GetParam(), "--workers=1"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1088,8 +907,8 @@ TEST_P(HttpServerModeTest, WithoutRootOnlyTheGreetingIsServed) {
 }
 
 TEST_P(HttpServerModeTest, ServerAndDateHeadersFollowTheFlags) {
-  Server server =
-      StartServer({"--mode=" + GetParam(), "--server_name=", "--date=false"});
+  ServerProcess server = StartServer(
+      kServer, {"--mode=" + GetParam(), "--server_name=", "--date=false"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -1103,36 +922,23 @@ TEST_P(HttpServerModeTest, ServerAndDateHeadersFollowTheFlags) {
   ExpectCleanExit(*server.process, SIGTERM);
 }
 
-class HttpServerSignalTest
-    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+using HttpServerSignalTest = ServerSignalTest;
 
 INSTANTIATE_TEST_SUITE_P(ModesAndSignals, HttpServerSignalTest,
-                         ::testing::Combine(::testing::Values("pool", "direct"),
-                                            ::testing::Values(SIGTERM, SIGINT)),
-                         [](const auto& info) {
-                           return absl::StrCat(
-                               std::get<0>(info.param),
-                               std::get<1>(info.param) == SIGTERM ? "_SIGTERM"
-                                                                  : "_SIGINT");
-                         });
+                         ModesAndSignals(), ModeAndSignalName);
 
 TEST_P(HttpServerSignalTest, ExitsZeroWithOpenConnections) {
-  Server server = StartServer({"--mode=" + std::get<0>(GetParam())});
-  ASSERT_NE(server.port, 0);
-  std::vector<HttpClient> clients;
-  for (int i = 0; i < 8; ++i) {
-    absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port);
-    ASSERT_TRUE(c.ok()) << c.status();
-    if (i % 2 == 0) {
-      EXPECT_EQ(c->Get("/").body, kGreeting);
-    } else {
-      // A request cut in the middle of its headers.
-      ASSERT_TRUE(c->Send("GET / HTTP/1.1\r\nHo"));
-    }
-    clients.push_back(std::move(*c));
-  }
-  ExpectCleanExit(*server.process, std::get<1>(GetParam()));
-  for (HttpClient& c : clients) EXPECT_TRUE(c.WaitEof(absl::Seconds(5)));
+  ExpectCleanExitWithOpenClients<HttpClient>(
+      kServer, 8,
+      [](int i, HttpClient& c) {
+        if (i % 2 == 0) {
+          EXPECT_EQ(c.Get("/").body, kGreeting);
+        } else {
+          // A request cut in the middle of its headers.
+          ASSERT_TRUE(c.Send("GET / HTTP/1.1\r\nHo"));
+        }
+      },
+      [](HttpClient& c) { return c.WaitEof(absl::Seconds(5)); });
 }
 
 TEST(HttpServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
@@ -1148,25 +954,9 @@ TEST(HttpServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
       {"--root=/no/such/directory"},
       {"--root=/etc/hostname"},  // not a directory
       {"--no_such_flag"},
-      {"extra_argument"},
-  };
-  for (const std::vector<std::string>& args : bad) {
-    std::vector<std::string> argv = {RunfilePath("examples/http/http_server")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    std::optional<std::string> err =
-        p->ReadStderrLine(std::chrono::seconds(20));
-    std::optional<int> status = p->Wait(std::chrono::seconds(20));
-    ASSERT_TRUE(status.has_value()) << args[0];
-    ASSERT_TRUE(WIFEXITED(*status)) << args[0];
-    EXPECT_NE(WEXITSTATUS(*status), 0) << args[0];
-    ASSERT_TRUE(err.has_value()) << args[0];
-    EXPECT_FALSE(err->empty()) << args[0];
-    // Nothing was announced on stdout.
-    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
-        << args[0];
-  }
+      {"extra_argument"}};
+  ExpectFlagsRefused(kServer, bad);
 }
 
 }  // namespace
+}  // namespace mill::testing

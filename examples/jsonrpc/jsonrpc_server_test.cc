@@ -4,16 +4,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <iterator>
-#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -26,25 +20,28 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "examples/testing/concurrent_clients.h"
+#include "examples/testing/line_reader.h"
+#include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
 #include "nlohmann/json.hpp"
 
+// In the fixture's namespace (//examples/testing): its helpers unqualified.
+namespace mill::testing {
 namespace {
 
 using Json = nlohmann::json;
 using mill::net_testing::TestClient;
-using mill::testing::PeakResidentBytes;
-using mill::testing::RunfilePath;
-using mill::testing::Subprocess;
-using mill::testing::WaitUntilIdle;
+
+constexpr char kServer[] = "examples/jsonrpc/jsonrpc_server";
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
 // A line-oriented client over one socket.
-class LineClient {
+class LineClient : public SocketClient {
  public:
   static absl::StatusOr<LineClient> Connect(int port) {
     absl::StatusOr<TestClient> c = TestClient::Connect(port);
@@ -52,31 +49,12 @@ class LineClient {
     return LineClient(std::move(*c));
   }
 
-  bool Send(const std::string& bytes) { return client_.SendAll(bytes).ok(); }
   bool SendLine(const std::string& line) { return Send(line + "\n"); }
 
   // The next line without its '\n'; nullopt on EOF or timeout.
   std::optional<std::string> ReadLine(
       absl::Duration timeout = absl::Seconds(20)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      const size_t newline = buffer_.find('\n');
-      if (newline != std::string::npos) {
-        std::string line = buffer_.substr(0, newline);
-        buffer_.erase(0, newline + 1);
-        return line;
-      }
-      if (eof_ || absl::Now() > deadline) return std::nullopt;
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[16384];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
-    }
+    return reader_.ReadLine(absl::ToChronoMilliseconds(timeout));
   }
 
   // The next line parsed as JSON (a failure, and null, if it is not JSON).
@@ -105,68 +83,23 @@ class LineClient {
     return client_.WaitClosed(timeout);
   }
 
-  const std::string& buffered() const { return buffer_; }
-  int fd() const { return client_.fd(); }
+  const std::string& buffered() const { return reader_.buffered(); }
 
  private:
-  explicit LineClient(TestClient client) : client_(std::move(client)) {}
-
-  TestClient client_;
-  std::string buffer_;
-  bool eof_ = false;
+  explicit LineClient(TestClient client) : SocketClient(std::move(client)) {}
 };
-
-struct Server {
-  std::unique_ptr<Subprocess> process;
-  int port = 0;
-};
-
-Server StartServer(std::vector<std::string> flags) {
-  std::vector<std::string> argv = {
-      RunfilePath("examples/jsonrpc/jsonrpc_server"), "--port=0"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-  Server server;
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return server;
-  }
-  server.process = std::make_unique<Subprocess>(std::move(*p));
-  server.port = server.process->WaitForListeningPort();
-  EXPECT_NE(server.port, 0) << "jsonrpc_server did not announce its port";
-  return server;
-}
-
-// Sends `signo` and expects a clean exit with status 0.
-void ExpectCleanExit(Subprocess& process, int signo) {
-  ASSERT_TRUE(process.Signal(signo));
-  std::optional<int> status = process.Wait(std::chrono::seconds(30));
-  ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
-  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
-}
 
 // ---------------------------------------------------------------------------
 // Behaviour, in both dispatch modes.
 
-class JsonRpcServerTest : public ::testing::TestWithParam<std::string> {
+class JsonRpcServerTest : public ServerModeTest {
  protected:
   void SetUp() override {
-    server_ = StartServer(
-        {"--workers=2", "--mode=" + GetParam(), "--max_line_bytes=1024"});
-    ASSERT_NE(server_.port, 0);
+    StartInMode(kServer, {"--workers=2", "--max_line_bytes=1024"});
   }
-
-  void TearDown() override {
-    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
-  }
-
-  Server server_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerTest, Modes(), ModeName);
 
 // Every example of https://www.jsonrpc.org/specification section 7 that gets
 // a response, each on one line.
@@ -419,111 +352,33 @@ TEST_P(JsonRpcServerTest, MessagesSplitAcrossWritesAndCrlf) {
 TEST_P(JsonRpcServerTest, ConcurrentConnectionsAddCallsChecked) {
   constexpr int kConnections = 200;
   constexpr int kCalls = 50;
-  struct Conn {
-    std::optional<TestClient> socket;
-    std::string buffer;
-    int done = 0;
-  };
-  std::vector<Conn> conns(kConnections);
-  for (int i = 0; i < kConnections; ++i) {
-    absl::StatusOr<TestClient> c = TestClient::Connect(server_.port);
-    ASSERT_TRUE(c.ok()) << i << ": " << c.status();
-    conns[i].socket.emplace(std::move(*c));
-  }
   // Call k of connection i adds (i * 1000 + k) and (k * 7 - i).
-  const auto send_call = [&](int i) {
-    Conn& c = conns[i];
-    const int k = c.done;
-    const std::string line = absl::StrCat(
-        R"({"jsonrpc":"2.0","method":"add","params":[)", i * 1000 + k, ",",
-        k * 7 - i, R"(],"id":")", i, "-", k, "\"}\n");
-    ASSERT_TRUE(c.socket->SendAll(line).ok()) << i;
+  Exchange exchange;
+  exchange.request = [](int i, int k) {
+    return absl::StrCat(R"({"jsonrpc":"2.0","method":"add","params":[)",
+                        i * 1000 + k, ",", k * 7 - i, R"(],"id":")", i, "-", k,
+                        "\"}\n");
   };
-  for (int i = 0; i < kConnections; ++i) send_call(i);
-
-  int finished = 0, failures = 0;
-  std::string first_error;
-  const auto fail = [&](int i, const std::string& why) {
-    if (first_error.empty()) first_error = absl::StrCat("connection ", i, why);
-    ++failures;
-    conns[i].socket.reset();
+  exchange.reply_length = [](int, int, const std::string& received) {
+    const size_t newline = received.find('\n');
+    return newline == std::string::npos ? 0 : newline + 1;
   };
-  const absl::Time deadline = absl::Now() + absl::Seconds(45);
-  std::vector<pollfd> pfds;
-  std::vector<int> index;
-  while (finished + failures < kConnections && absl::Now() < deadline) {
-    pfds.clear();
-    index.clear();
-    for (int i = 0; i < kConnections; ++i) {
-      if (conns[i].done < kCalls && conns[i].socket) {
-        pfds.push_back({conns[i].socket->fd(), POLLIN, 0});
-        index.push_back(i);
-      }
-    }
-    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
-    for (size_t p = 0; p < pfds.size(); ++p) {
-      if (pfds[p].revents == 0) continue;
-      const int i = index[p];
-      Conn& c = conns[i];
-      char chunk[4096];
-      const ssize_t n = recv(c.socket->fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        fail(i, absl::StrCat(" closed after ", c.done, " calls"));
-        continue;
-      }
-      c.buffer.append(chunk, static_cast<size_t>(n));
-      const size_t newline = c.buffer.find('\n');
-      if (newline == std::string::npos) continue;
-      if (newline + 1 != c.buffer.size()) {
-        fail(i, ": more than one reply to one call");
-        continue;
-      }
-      const int k = c.done;
-      const Json expected = {{"jsonrpc", "2.0"},
-                             {"result", (i * 1000 + k) + (k * 7 - i)},
-                             {"id", absl::StrCat(i, "-", k)}};
-      const Json got = Json::parse(c.buffer.substr(0, newline), nullptr, false);
-      c.buffer.clear();
-      if (got != expected) {
-        fail(i, absl::StrCat(" call ", k, ": got ", got.dump()));
-        continue;
-      }
-      if (++c.done == kCalls) {
-        ++finished;
-      } else {
-        send_call(i);
-      }
-    }
-  }
-  EXPECT_EQ(finished, kConnections) << first_error;
-  EXPECT_EQ(failures, 0) << first_error;
-}
-
-// Peak resident memory (VmHWM) of process `pid` in bytes (0 if unknown).
-// Starts a server for a test that measures the server's peak memory. ASan
-// keeps freed memory in a quarantine (up to 256 MB), which would count as
-// resident, so it is turned off for that server.
-Server StartServerForMemoryTest(std::vector<std::string> flags) {
-  const char* old = std::getenv("ASAN_OPTIONS");
-  const std::string saved = old != nullptr ? old : "";
-  setenv("ASAN_OPTIONS",
-         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
-             .c_str(),
-         1);
-  Server server = StartServer(std::move(flags));
-  if (old != nullptr) {
-    setenv("ASAN_OPTIONS", saved.c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
-  return server;
+  exchange.check = [](int i, int k, std::string reply) -> std::string {
+    const Json expected = {{"jsonrpc", "2.0"},
+                           {"result", (i * 1000 + k) + (k * 7 - i)},
+                           {"id", absl::StrCat(i, "-", k)}};
+    const Json got = Json::parse(reply, nullptr, false);
+    return got == expected ? "" : absl::StrCat("got ", got.dump());
+  };
+  const ExchangeResult r = RunConcurrentExchanges(
+      server_.port, kConnections, kCalls, exchange, absl::Seconds(45));
+  EXPECT_EQ(r.finished, kConnections) << r.first_error;
+  EXPECT_EQ(r.failures, 0) << r.first_error;
 }
 
 class JsonRpcServerModeTest : public ::testing::TestWithParam<std::string> {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest, Modes(), ModeName);
 
 // A client that pipelines many "get" calls for a large value and does not
 // read must not make the server buffer every response: the server stops
@@ -533,8 +388,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerModeTest,
 TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
   // Few requests (they arrive in one read) for large responses: 60 MiB.
   constexpr int kCalls = 60;
-  Server server = StartServerForMemoryTest(
-      {"--mode=" + GetParam(), "--max_line_bytes=2097152"});
+  ServerProcess server = StartServerForMemoryTest(
+      kServer, {"--mode=" + GetParam(), "--max_line_bytes=2097152"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -572,68 +427,47 @@ TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
               Json({{"jsonrpc", "2.0"}, {"result", ""}, {"id", i}}));
   }
   EXPECT_TRUE(c->WaitEof());
-  const size_t after = PeakResidentBytes(server.process->pid());
-  std::printf("server peak memory: %zu -> %zu bytes\n", before, after);
   // Unthrottled, the peak grows by 70 MiB or more (the responses queued
   // for the socket); throttled, by 5-30 MiB (the high-water mark, a slice of
   // responses, allocator caches; most under sanitizers).
-  EXPECT_LT(after, before + (48u << 20))
-      << "peak grew from " << before << " to " << after << " bytes";
+  ExpectPeakGrewLessThan(server.process->pid(), before, 48u << 20);
   ExpectCleanExit(*server.process, SIGTERM);
 }
 
 // ---------------------------------------------------------------------------
 // Shutdown and flags.
 
-class JsonRpcServerSignalTest
-    : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+using JsonRpcServerSignalTest = ServerSignalTest;
 
 INSTANTIATE_TEST_SUITE_P(ModesAndSignals, JsonRpcServerSignalTest,
-                         ::testing::Combine(::testing::Values("pool", "direct"),
-                                            ::testing::Values(SIGTERM, SIGINT)),
-                         [](const auto& info) {
-                           return absl::StrCat(
-                               std::get<0>(info.param),
-                               std::get<1>(info.param) == SIGTERM ? "_SIGTERM"
-                                                                  : "_SIGINT");
-                         });
+                         ModesAndSignals(), ModeAndSignalName);
 
 TEST_P(JsonRpcServerSignalTest, ExitsZeroWithOpenConnections) {
-  Server server = StartServer({"--mode=" + std::get<0>(GetParam())});
-  ASSERT_NE(server.port, 0);
-  std::vector<LineClient> clients;
-  for (int i = 0; i < 8; ++i) {
-    absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
-    ASSERT_TRUE(c.ok()) << c.status();
-    if (i % 2 == 0) {
-      EXPECT_EQ(c->Call(R"({"jsonrpc":"2.0","method":"ping","id":1})"),
-                Json::parse(R"({"jsonrpc":"2.0","result":"pong","id":1})"));
-    } else {
-      ASSERT_TRUE(c->Send(R"({"jsonrpc":"2.0","meth)"));  // partial line
-    }
-    clients.push_back(std::move(*c));
-  }
-  ExpectCleanExit(*server.process, std::get<1>(GetParam()));
-  for (LineClient& c : clients) EXPECT_TRUE(c.WaitEof(absl::Seconds(5)));
+  ExpectCleanExitWithOpenClients<LineClient>(
+      kServer, 8,
+      [](int i, LineClient& c) {
+        if (i % 2 == 0) {
+          EXPECT_EQ(c.Call(R"({"jsonrpc":"2.0","method":"ping","id":1})"),
+                    Json::parse(R"({"jsonrpc":"2.0","result":"pong","id":1})"));
+        } else {
+          ASSERT_TRUE(c.Send(R"({"jsonrpc":"2.0","meth)"));  // partial line
+        }
+      },
+      [](LineClient& c) { return c.WaitEof(absl::Seconds(5)); });
 }
 
 // ---------------------------------------------------------------------------
 // Bounds: batches and the key-value store, in both dispatch modes.
 
-class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
+class JsonRpcServerBoundsTest : public ServerModeTest {
  protected:
   // Starts a server in this test's mode with `flags`, and connects to it.
   void Start(std::vector<std::string> flags) {
-    flags.push_back("--mode=" + GetParam());
     flags.push_back("--workers=2");
-    server_ = StartServer(flags);
-    ASSERT_NE(server_.port, 0);
+    ASSERT_NO_FATAL_FAILURE(StartInMode(kServer, flags));
     absl::StatusOr<LineClient> c = LineClient::Connect(server_.port);
     ASSERT_TRUE(c.ok()) << c.status();
     client_.emplace(std::move(*c));
-  }
-  void TearDown() override {
-    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
   }
   // The connection still works.
   void ExpectStillServing(int id) {
@@ -643,13 +477,10 @@ class JsonRpcServerBoundsTest : public ::testing::TestWithParam<std::string> {
                   R"({"jsonrpc":"2.0","result":"pong","id":)", id, "}")));
   }
 
-  Server server_;
   std::optional<LineClient> client_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerBoundsTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, JsonRpcServerBoundsTest, Modes(), ModeName);
 
 // "[1,1,...]" with `n` elements.
 std::string BatchOfOnes(size_t n) {
@@ -771,7 +602,7 @@ TEST_P(JsonRpcServerBoundsTest, FullStoreAnswersStoreFullAndKeepsServing) {
 }
 
 TEST(JsonRpcServerIdleTest, IdleTimeoutClosesQuietConnections) {
-  Server server = StartServer({"--idle_timeout=500ms"});
+  ServerProcess server = StartServer(kServer, {"--idle_timeout=500ms"});
   ASSERT_NE(server.port, 0);
   absl::StatusOr<LineClient> c = LineClient::Connect(server.port);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -796,25 +627,9 @@ TEST(JsonRpcServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
       {"--max_batch_elements=0"},
       {"--max_batch_response_bytes=-1"},
       {"--max_keys=0"},
-      {"--max_store_bytes=0"},
-  };
-  for (const std::vector<std::string>& args : bad) {
-    std::vector<std::string> argv = {
-        RunfilePath("examples/jsonrpc/jsonrpc_server")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    std::optional<std::string> err =
-        p->ReadStderrLine(std::chrono::seconds(20));
-    std::optional<int> status = p->Wait(std::chrono::seconds(20));
-    ASSERT_TRUE(status.has_value()) << args[0];
-    ASSERT_TRUE(WIFEXITED(*status)) << args[0];
-    EXPECT_NE(WEXITSTATUS(*status), 0) << args[0];
-    ASSERT_TRUE(err.has_value()) << args[0];
-    EXPECT_FALSE(err->empty()) << args[0];
-    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
-        << args[0];
-  }
+      {"--max_store_bytes=0"}};
+  ExpectFlagsRefused(kServer, bad);
 }
 
 }  // namespace
+}  // namespace mill::testing

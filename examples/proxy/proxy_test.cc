@@ -36,17 +36,22 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "examples/proxy/http_stream_parser.h"
+#include "examples/testing/line_reader.h"
+#include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
 
+// In the fixture's namespace (//examples/testing): its helpers unqualified.
+namespace mill::testing {
 namespace {
 
 using mill::net_testing::TestClient;
 using mill::proxy::HttpStreamParser;
 using mill::proxy::MessageHead;
-using mill::testing::RunfilePath;
-using mill::testing::Subprocess;
+
+// How long a client command's (curl's, wrk's) output may stay silent.
+constexpr std::chrono::seconds kCommandTimeout(120);
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -54,19 +59,6 @@ using mill::testing::Subprocess;
 std::string TempDir() {
   const char* tmp = std::getenv("TEST_TMPDIR");
   return tmp != nullptr ? tmp : "/tmp";
-}
-
-void WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << contents;
-  ASSERT_TRUE(f.good()) << path;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 // Resident memory (VmRSS) of `pid` in bytes; 0 if unknown.
@@ -99,113 +91,35 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-struct Process {
-  std::unique_ptr<Subprocess> process;
-  int port = 0;
-};
-
-Process Start(std::vector<std::string> argv) {
-  Process p;
-  absl::StatusOr<Subprocess> s = Subprocess::Start(std::move(argv));
-  if (!s.ok()) {
-    ADD_FAILURE() << s.status();
-    return p;
-  }
-  p.process = std::make_unique<Subprocess>(std::move(*s));
-  p.port = p.process->WaitForListeningPort();
-  EXPECT_NE(p.port, 0) << "no 'listening on' line";
-  return p;
-}
-
-Process StartProxy(const std::vector<std::string>& upstream_ports,
-                   std::vector<std::string> flags = {}) {
-  std::vector<std::string> argv = {RunfilePath("examples/proxy/proxy"),
-                                   "--port=0"};
+ServerProcess StartProxy(const std::vector<std::string>& upstream_ports,
+                         std::vector<std::string> flags = {}) {
   std::string upstreams;
   for (const std::string& port : upstream_ports) {
     absl::StrAppend(&upstreams, upstreams.empty() ? "" : ",",
                     "127.0.0.1:", port);
   }
-  argv.push_back("--upstream=" + upstreams);
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  // Tests that measure the proxy's memory: ASan keeps freed memory in a
-  // quarantine (up to 256 MB), which would count as growth. Off for them.
-  const bool measures_memory = absl::StrContains(
-      ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-      "Memory");
-  const char* old = std::getenv("ASAN_OPTIONS");
-  const std::string saved = old != nullptr ? old : "";
-  if (measures_memory) {
-    setenv("ASAN_OPTIONS",
-           absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
-               .c_str(),
-           1);
+  flags.insert(flags.begin(), "--upstream=" + upstreams);
+  // Tests that measure the proxy's memory run it without ASan's quarantine.
+  std::optional<ScopedNoAsanQuarantine> no_quarantine;
+  if (absl::StrContains(
+          ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+          "Memory")) {
+    no_quarantine.emplace();
   }
-  Process proxy = Start(argv);
-  if (measures_memory) {
-    if (old != nullptr) {
-      setenv("ASAN_OPTIONS", saved.c_str(), 1);
-    } else {
-      unsetenv("ASAN_OPTIONS");
-    }
-  }
-  return proxy;
+  return StartServer("examples/proxy/proxy", flags);
 }
 
-Process StartTestUpstream(std::vector<std::string> flags = {}) {
+ServerProcess StartTestUpstream(std::vector<std::string> flags = {}) {
   std::vector<std::string> argv = {
       "/usr/bin/python3",
       RunfilePath("examples/proxy/testing/test_upstream.py")};
   argv.insert(argv.end(), flags.begin(), flags.end());
-  return Start(argv);
-}
-
-void ExpectCleanExit(Subprocess& process) {
-  ASSERT_TRUE(process.Signal(SIGTERM));
-  std::optional<int> status = process.Wait(std::chrono::seconds(30));
-  ASSERT_TRUE(status.has_value()) << "did not exit after SIGTERM";
-  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
-}
-
-// Runs a command to completion; returns (wait status, stdout).
-std::pair<int, std::string> RunCommand(std::vector<std::string> argv) {
-  absl::StatusOr<Subprocess> p = Subprocess::Start(std::move(argv));
-  if (!p.ok()) {
-    ADD_FAILURE() << p.status();
-    return {-1, ""};
-  }
-  std::string out;
-  while (std::optional<std::string> line =
-             p->ReadStdoutLine(std::chrono::seconds(120))) {
-    absl::StrAppend(&out, *line, "\n");
-  }
-  std::optional<int> status = p->Wait(std::chrono::seconds(30));
-  EXPECT_TRUE(status.has_value());
-  return {status.value_or(-1), out};
+  return StartAndWaitForPort(argv);
 }
 
 std::vector<std::string> Curl() {
   return {"/usr/bin/curl", "-q", "--silent",   "--show-error",
           "--noproxy",     "*",  "--max-time", "60"};
-}
-
-// wrk through the proxy: no socket errors, no non-2xx, some requests.
-void ExpectCleanWrk(const std::string& url, const std::string& connections) {
-  auto [status, out] = RunCommand({"/usr/bin/wrk", "-t2", "-c" + connections,
-                                   "-d1s", "--timeout", "10s", url});
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
-  EXPECT_FALSE(absl::StrContains(out, "Socket errors")) << out;
-  EXPECT_FALSE(absl::StrContains(out, "Non-2xx")) << out;
-  uint64_t requests = 0;
-  for (absl::string_view line : absl::StrSplit(out, '\n')) {
-    line = absl::StripLeadingAsciiWhitespace(line);
-    const size_t at = line.find(" requests in ");
-    if (at != absl::string_view::npos) {
-      ASSERT_TRUE(absl::SimpleAtoi(line.substr(0, at), &requests)) << line;
-    }
-  }
-  EXPECT_GT(requests, 20u) << out;
 }
 
 // A parsed response as the client saw it.
@@ -240,35 +154,27 @@ class HttpClient : public HttpStreamParser::Listener {
     parser_.ExpectHeadResponse(head);
     const absl::Time deadline = absl::Now() + timeout;
     for (;;) {
-      while (!done_.empty() || !buffer_.empty()) {
+      while (!done_.empty() || !reader_.buffered().empty()) {
         if (!done_.empty()) {
           Response r = std::move(done_.front());
           done_.erase(done_.begin());
           return r;
         }
-        const size_t n = parser_.Feed(buffer_);
+        const size_t n = parser_.Feed(reader_.buffered());
         if (parser_.failed()) {
           ADD_FAILURE() << "bad response: " << parser_.error() << "\n"
-                        << buffer_;
+                        << reader_.buffered();
           return Response();
         }
-        buffer_.erase(0, n);
+        reader_.buffered().erase(0, n);
         if (n == 0) break;
       }
-      if (eof_) {
+      if (reader_.eof()) {
         if (parser_.FinishAtEof() && !done_.empty()) continue;
         return Response();
       }
       if (absl::Now() > deadline) return Response();
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[65536];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
+      reader_.Fill(std::chrono::milliseconds(50));
     }
   }
 
@@ -280,14 +186,11 @@ class HttpClient : public HttpStreamParser::Listener {
   // True once the proxy closed the connection (EOF) within `timeout`.
   bool WaitClosed(absl::Duration timeout = absl::Seconds(10)) {
     const absl::Time deadline = absl::Now() + timeout;
-    while (!eof_ && absl::Now() < deadline) {
-      pollfd pfd = {client_.fd(), POLLIN, 0};
-      if (poll(&pfd, 1, 50) <= 0) continue;
-      char chunk[4096];
-      const ssize_t n = recv(client_.fd(), chunk, sizeof(chunk), 0);
-      if (n <= 0) eof_ = true;
+    while (!reader_.eof() && absl::Now() < deadline) {
+      reader_.Fill(std::chrono::milliseconds(50));
+      reader_.buffered().clear();  // what came before the close is dropped
     }
-    return eof_;
+    return reader_.eof();
   }
 
   void OnHead(MessageHead& head) override {
@@ -304,13 +207,13 @@ class HttpClient : public HttpStreamParser::Listener {
  private:
   explicit HttpClient(TestClient client)
       : client_(std::move(client)),
+        reader_(client_.fd()),
         parser_(HttpStreamParser::kResponse, this,
                 HttpStreamParser::Options{64 * 1024}) {}
 
   TestClient client_;
+  LineReader reader_;  // of client_'s socket
   HttpStreamParser parser_;
-  std::string buffer_;
-  bool eof_ = false;
   Response current_;
   std::vector<Response> done_;
 };
@@ -342,8 +245,8 @@ class ProxyToHttpServerTest : public ::testing::TestWithParam<std::string> {
     mkdir(root_.c_str(), 0755);
     file_ = mill::net_testing::Pattern(3, 300 * 1024);
     WriteFile(root_ + "/file.bin", file_);
-    upstream_ = Start({RunfilePath("examples/http/http_server"), "--port=0",
-                       "--root=" + root_, "--mode=direct"});
+    upstream_ = StartServer("examples/http/http_server",
+                            {"--root=" + root_, "--mode=direct"});
     ASSERT_NE(upstream_.port, 0);
     proxy_ = StartProxy({std::to_string(upstream_.port)},
                         {"--mode=" + GetParam(), "--workers=2"});
@@ -361,13 +264,11 @@ class ProxyToHttpServerTest : public ::testing::TestWithParam<std::string> {
 
   std::string root_;
   std::string file_;
-  Process upstream_;
-  Process proxy_;
+  ServerProcess upstream_;
+  ServerProcess proxy_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, ProxyToHttpServerTest,
-                         ::testing::Values("pool", "direct"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, ProxyToHttpServerTest, Modes(), ModeName);
 
 TEST_P(ProxyToHttpServerTest, ForwardsKeepAliveRequestsAndHeaders) {
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
@@ -413,17 +314,19 @@ TEST_P(ProxyToHttpServerTest, PipelinedRequestsAnswerInOrder) {
 
 TEST_P(ProxyToHttpServerTest, CurlAndWrk) {
   const std::string body_file = TempDir() + "/curl_body_" + GetParam();
-  auto [status, out] = RunCommand([&] {
-    std::vector<std::string> argv = Curl();
-    argv.insert(argv.end(),
-                {"-w", "%{http_code}\\n", "-o", "/dev/null", Url("/file.bin"),
-                 "-o", body_file, Url("/file.bin")});
-    return argv;
-  }());
+  auto [status, out] = RunCommand(
+      [&] {
+        std::vector<std::string> argv = Curl();
+        argv.insert(argv.end(),
+                    {"-w", "%{http_code}\\n", "-o", "/dev/null",
+                     Url("/file.bin"), "-o", body_file, Url("/file.bin")});
+        return argv;
+      }(),
+      kCommandTimeout);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
   EXPECT_EQ(out, "200\n200\n");
   EXPECT_EQ(ReadFile(body_file), file_);
-  ExpectCleanWrk(Url("/"), "32");
+  ExpectCleanWrkRun(Url("/"), 32, 20, kCommandTimeout);
   // Still serving afterwards.
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
   ASSERT_NE(c, nullptr);
@@ -487,7 +390,7 @@ TEST_P(ProxyToHttpServerTest, SlowReaderKeepsProxyMemoryBounded) {
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port, 16384);
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(c->Get("/").status == 200);  // warm up
-  mill::testing::WaitUntilIdle(proxy_.process->pid());
+  WaitUntilIdle(proxy_.process->pid());
   const size_t before = ResidentBytes(proxy_.process->pid());
   ASSERT_GT(before, 0u);
   ASSERT_TRUE(c->Send("GET /huge.bin HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -549,17 +452,20 @@ TEST(ProxyToPythonHttpServerTest, CurlAndWrk) {
     if (TestClient::Connect(static_cast<uint16_t>(port)).ok()) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  Process proxy = StartProxy({std::to_string(port)});
+  ServerProcess proxy = StartProxy({std::to_string(port)});
   ASSERT_NE(proxy.port, 0);
   const std::string url =
       absl::StrCat("http://127.0.0.1:", proxy.port, "/data.bin");
   const std::string body_file = TempDir() + "/py_body";
-  auto [status, out] = RunCommand([&] {
-    std::vector<std::string> argv = Curl();
-    argv.insert(argv.end(), {"-w", "%{http_code}\\n", "-o", "/dev/null", url,
-                             "-o", "/dev/null", url, "-o", body_file, url});
-    return argv;
-  }());
+  auto [status, out] = RunCommand(
+      [&] {
+        std::vector<std::string> argv = Curl();
+        argv.insert(argv.end(),
+                    {"-w", "%{http_code}\\n", "-o", "/dev/null", url, "-o",
+                     "/dev/null", url, "-o", body_file, url});
+        return argv;
+      }(),
+      kCommandTimeout);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
   EXPECT_EQ(out, "200\n200\n200\n");
   EXPECT_EQ(ReadFile(body_file), contents);
@@ -571,7 +477,7 @@ TEST(ProxyToPythonHttpServerTest, CurlAndWrk) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, contents);
   }
-  ExpectCleanWrk(url, "8");
+  ExpectCleanWrkRun(url, 8, 20, kCommandTimeout);
   ExpectCleanExit(*proxy.process);
   python->Signal(SIGINT);
   python->Wait(std::chrono::seconds(10));
@@ -601,8 +507,8 @@ class ProxyToTestUpstreamTest : public ::testing::Test {
     return absl::StrCat("http://127.0.0.1:", proxy_.port, path);
   }
 
-  Process upstream_;
-  Process proxy_;
+  ServerProcess upstream_;
+  ServerProcess proxy_;
 };
 
 TEST_F(ProxyToTestUpstreamTest, RewritesHeadersForTheUpstream) {
@@ -648,13 +554,16 @@ TEST_F(ProxyToTestUpstreamTest, ChunkedBodiesBothWays) {
   const std::string out_file = TempDir() + "/chunked_out";
   const std::string headers = TempDir() + "/chunked_headers";
   WriteFile(in, upload);
-  auto [status, out] = RunCommand([&] {
-    std::vector<std::string> argv = Curl();
-    argv.insert(argv.end(), {"-H", "Transfer-Encoding: chunked",
-                             "--data-binary", "@" + in, "-D", headers, "-o",
-                             out_file, "-w", "%{http_code}\\n", Url("/echo")});
-    return argv;
-  }());
+  auto [status, out] = RunCommand(
+      [&] {
+        std::vector<std::string> argv = Curl();
+        argv.insert(argv.end(),
+                    {"-H", "Transfer-Encoding: chunked", "--data-binary",
+                     "@" + in, "-D", headers, "-o", out_file, "-w",
+                     "%{http_code}\\n", Url("/echo")});
+        return argv;
+      }(),
+      kCommandTimeout);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
   EXPECT_EQ(out, "200\n");
   EXPECT_TRUE(ReadFile(out_file) == upload);
@@ -738,7 +647,7 @@ TEST_F(ProxyToTestUpstreamTest, UpstreamClosingIdleConnectionsCausesNoErrors) {
   }
   // And under load with idle gaps between bursts.
   for (int burst = 0; burst < 3; ++burst) {
-    ExpectCleanWrk(Url("/hello"), "8");
+    ExpectCleanWrkRun(Url("/hello"), 8, 20, kCommandTimeout);
     absl::SleepFor(absl::Milliseconds(300));
   }
 }
@@ -819,7 +728,7 @@ TEST_F(ProxyToTestUpstreamTest, SlowUpstreamKeepsUploadMemoryBounded) {
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
   ASSERT_NE(c, nullptr);
   ASSERT_EQ(c->Get("/hello").status, 200);
-  mill::testing::WaitUntilIdle(proxy_.process->pid());
+  WaitUntilIdle(proxy_.process->pid());
   const size_t before = ResidentBytes(proxy_.process->pid());
   std::atomic<size_t> sent{0};
   std::atomic<bool> send_failed{false};
@@ -853,7 +762,7 @@ TEST_F(ProxyToTestUpstreamTest, SlowUpstreamKeepsUploadMemoryBounded) {
 
 TEST_F(ProxyToTestUpstreamTest, PipelinedResponsesStayInOrderAcrossUpstreams) {
   // Two upstreams, round robin, the earlier requests answered slower.
-  Process second = StartTestUpstream({"--name=second"});
+  ServerProcess second = StartTestUpstream({"--name=second"});
   ASSERT_NE(second.port, 0);
   upstream_ = StartTestUpstream({"--name=first"});
   proxy_ = StartProxy(
@@ -884,7 +793,7 @@ TEST_F(ProxyToTestUpstreamTest, PipelinedResponsesStayInOrderAcrossUpstreams) {
 TEST(ProxyErrorsTest, UpstreamDownGives502AtOnceAndTheProxyKeepsServing) {
   // A port nobody listens on.
   const int port = FreePort();
-  Process proxy = StartProxy({std::to_string(port)});
+  ServerProcess proxy = StartProxy({std::to_string(port)});
   ASSERT_NE(proxy.port, 0);
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy.port);
   for (int i = 0; i < 3; ++i) {
@@ -897,9 +806,9 @@ TEST(ProxyErrorsTest, UpstreamDownGives502AtOnceAndTheProxyKeepsServing) {
 }
 
 TEST(ProxyErrorsTest, OneUpstreamDownIsSkipped) {
-  Process up = StartTestUpstream();
+  ServerProcess up = StartTestUpstream();
   ASSERT_NE(up.port, 0);
-  Process proxy = StartProxy({"1", std::to_string(up.port)});
+  ServerProcess proxy = StartProxy({"1", std::to_string(up.port)});
   ASSERT_NE(proxy.port, 0);
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy.port);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(c->Get("/hello").status, 200);
@@ -908,11 +817,12 @@ TEST(ProxyErrorsTest, OneUpstreamDownIsSkipped) {
 }
 
 TEST(ProxyErrorsTest, MalformedAndOversizedRequests) {
-  Process up = StartTestUpstream();
+  ServerProcess up = StartTestUpstream();
   ASSERT_NE(up.port, 0);
-  Process proxy = StartProxy({std::to_string(up.port)},
-                             {"--max_header_bytes=1024", "--linger_timeout=0s",
-                              "--header_timeout=1s"});
+  ServerProcess proxy =
+      StartProxy({std::to_string(up.port)},
+                 {"--max_header_bytes=1024", "--linger_timeout=0s",
+                  "--header_timeout=1s"});
   ASSERT_NE(proxy.port, 0);
   struct Case {
     std::string request;
@@ -975,3 +885,4 @@ TEST(ProxyFlagsTest, BadFlagsExitWithStatus2) {
 }
 
 }  // namespace
+}  // namespace mill::testing

@@ -1,7 +1,6 @@
 #include "examples/testing/subprocess.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <thread>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -95,13 +95,12 @@ absl::StatusOr<Subprocess> Subprocess::Start(std::vector<std::string> argv) {
 
 Subprocess::Subprocess(Subprocess&& other) noexcept
     : pid_(other.pid_),
-      out_fd_(other.out_fd_),
-      err_fd_(other.err_fd_),
-      out_buffer_(std::move(other.out_buffer_)),
-      err_buffer_(std::move(other.err_buffer_)),
+      out_(std::move(other.out_)),
+      err_(std::move(other.err_)),
       reaped_(other.reaped_) {
   other.pid_ = -1;
-  other.out_fd_ = other.err_fd_ = -1;
+  other.out_ = LineReader(-1);
+  other.err_ = LineReader(-1);
 }
 
 Subprocess::~Subprocess() {
@@ -109,42 +108,18 @@ Subprocess::~Subprocess() {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
-  if (out_fd_ >= 0) close(out_fd_);
-  if (err_fd_ >= 0) close(err_fd_);
-}
-
-std::optional<std::string> Subprocess::ReadLine(
-    int fd, std::string& buffer, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const size_t newline = buffer.find('\n');
-    if (newline != std::string::npos) {
-      std::string line = buffer.substr(0, newline);
-      buffer.erase(0, newline + 1);
-      return line;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd pfd = {fd, POLLIN, 0};
-    const int ready = poll(&pfd, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) return std::nullopt;
-    char chunk[4096];
-    const ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n <= 0) return std::nullopt;  // end of stream
-    buffer.append(chunk, n);
-  }
+  if (out_.fd() >= 0) close(out_.fd());
+  if (err_.fd() >= 0) close(err_.fd());
 }
 
 std::optional<std::string> Subprocess::ReadStdoutLine(
     std::chrono::milliseconds timeout) {
-  return ReadLine(out_fd_, out_buffer_, timeout);
+  return out_.ReadLine(timeout);
 }
 
 std::optional<std::string> Subprocess::ReadStderrLine(
     std::chrono::milliseconds timeout) {
-  return ReadLine(err_fd_, err_buffer_, timeout);
+  return err_.ReadLine(timeout);
 }
 
 int Subprocess::WaitForListeningPort(std::chrono::milliseconds timeout) {

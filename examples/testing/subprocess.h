@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "examples/testing/line_reader.h"
 
 namespace mill {
 namespace testing {
@@ -57,14 +58,10 @@ class Subprocess {
 
  private:
   Subprocess(pid_t pid, int out_fd, int err_fd)
-      : pid_(pid), out_fd_(out_fd), err_fd_(err_fd) {}
-  std::optional<std::string> ReadLine(int fd, std::string& buffer,
-                                      std::chrono::milliseconds timeout);
+      : pid_(pid), out_(out_fd), err_(err_fd) {}
 
   pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  std::string out_buffer_, err_buffer_;
+  LineReader out_, err_;  // owned: closed by the destructor
   bool reaped_ = false;
 };
 
