@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/errno_status.h"
 
 namespace mill {
 namespace testing {
@@ -71,13 +72,13 @@ void WaitUntilIdle(pid_t pid) {
 absl::StatusOr<Subprocess> Subprocess::Start(std::vector<std::string> argv) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-    return absl::ErrnoToStatus(errno, "pipe2");
+    return mill::ErrnoStatus(errno, "pipe2");
   }
   std::vector<char*> args;
   for (std::string& arg : argv) args.push_back(arg.data());
   args.push_back(nullptr);
   const pid_t pid = fork();
-  if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+  if (pid < 0) return mill::ErrnoStatus(errno, "fork");
   if (pid == 0) {
     dup2(out[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);
