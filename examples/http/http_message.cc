@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <http_parser.h>
 #include <locale.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,23 +12,13 @@
 #include <string>
 
 #include "base/errno_status.h"
+#include "examples/common/http_text.h"
 
 namespace mill::http {
 namespace {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view TrimWhitespace(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using ::mill::examples::EqualsIgnoreCase;
+using ::mill::examples::TrimOptionalWhitespace;
 
 // The "C" locale, so that day and month names parse whatever the process
 // locale is. Created once, never freed (it lives as long as the process).
@@ -142,7 +131,7 @@ std::string FormatHttpDate(std::time_t t) {
 
 std::optional<std::time_t> ParseHttpDate(std::string_view text,
                                          std::time_t now) {
-  text = TrimWhitespace(text);
+  text = TrimOptionalWhitespace(text);
   // The longest valid form ("Wednesday, 09-Nov-94 08:49:37 GMT") has 33
   // characters; anything much longer is not a date.
   if (text.empty() || text.size() > 64) return std::nullopt;

@@ -19,8 +19,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "examples/common/http_text.h"
 
 namespace mill::http {
+
+using ::mill::examples::TrimOptionalWhitespace;
+
 namespace {
 
 int HexValue(char c) {
@@ -77,16 +81,6 @@ HttpResponse ErrorResponse(int status) {
   // Descriptor or memory exhaustion passes: tell clients when to retry.
   if (status == 503) response.headers.emplace_back("Retry-After", "1");
   return response;
-}
-
-std::string_view TrimWhitespace(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -168,7 +162,7 @@ bool IfRangeHolds(const HttpRequest& request, std::string_view etag,
   const std::vector<std::string_view> values = request.FindHeaders("If-Range");
   if (values.empty()) return true;
   if (values.size() > 1) return false;
-  std::string_view value = TrimWhitespace(values.front());
+  std::string_view value = TrimOptionalWhitespace(values.front());
   if (!value.empty() && (value.front() == '"' || value.rfind("W/", 0) == 0)) {
     std::string_view opaque;
     bool weak;
@@ -187,7 +181,7 @@ ByteRangeSelection SelectByteRange(std::string_view range_header,
                                    uint64_t size) {
   using Kind = ByteRangeSelection::Kind;
   ByteRangeSelection whole;  // kWhole: what to do with anything we ignore.
-  std::string_view s = TrimWhitespace(range_header);
+  std::string_view s = TrimOptionalWhitespace(range_header);
   // ranges-specifier = range-unit "=" range-set; units are case-insensitive.
   constexpr std::string_view kUnit = "bytes=";
   if (s.size() < kUnit.size() ||
@@ -204,7 +198,7 @@ ByteRangeSelection SelectByteRange(std::string_view range_header,
   std::vector<Spec> specs;
   while (!s.empty()) {
     const size_t comma = s.find(',');
-    std::string_view element = TrimWhitespace(s.substr(0, comma));
+    std::string_view element = TrimOptionalWhitespace(s.substr(0, comma));
     s = comma == std::string_view::npos ? std::string_view()
                                         : s.substr(comma + 1);
     if (element.empty()) continue;

@@ -1,35 +1,26 @@
 #include "examples/proxy/forwarding.h"
 
 #include <http_parser.h>
-#include <strings.h>
 
 #include <cstdio>
 #include <string>
+
+#include "examples/common/http_text.h"
 
 namespace mill::proxy {
 namespace {
 
 constexpr std::string_view kVia = "1.1 mill-proxy";
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+using ::mill::examples::EqualsIgnoreCase;
+using ::mill::examples::TrimOptionalWhitespace;
 
 // Whether a comma-separated list (a Connection field value) has `token`.
 bool ListHasToken(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     const size_t comma = list.find(',');
-    if (EqualsIgnoreCase(Trim(list.substr(0, comma)), token)) return true;
+    if (EqualsIgnoreCase(TrimOptionalWhitespace(list.substr(0, comma)), token))
+      return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -122,8 +113,9 @@ void AppendUpstreamRequestHead(const MessageHead& request,
   // X-Forwarded-For: every earlier value (fields merged), then the client.
   out->append("X-Forwarded-For: ");
   for (const auto& [name, value] : request.headers) {
-    if (EqualsIgnoreCase(name, "X-Forwarded-For") && !Trim(value).empty()) {
-      out->append(Trim(value)).append(", ");
+    if (EqualsIgnoreCase(name, "X-Forwarded-For") &&
+        !TrimOptionalWhitespace(value).empty()) {
+      out->append(TrimOptionalWhitespace(value)).append(", ");
     }
   }
   out->append(client_ip.data(), client_ip.size());
