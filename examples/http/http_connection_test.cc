@@ -18,18 +18,9 @@ namespace mill::http {
 namespace {
 
 using Action = HttpConnection::Action;
+using testing::FeedToString;
 using testing::ParsedResponse;
 using testing::ParseResponses;
-
-// Feeds `bytes` to `conn`, appending its output to `*out` with file bodies
-// read in (StringResponseSink); fails the test if a file read fails.
-HttpConnection::Action FeedToString(HttpConnection& conn,
-                                    std::string_view bytes, std::string* out) {
-  StringResponseSink sink(out);
-  const HttpConnection::Action action = conn.Feed(bytes, &sink);
-  EXPECT_TRUE(sink.status().ok()) << sink.status();
-  return action;
-}
 
 constexpr std::time_t kFixedTime = 784111777;  // Sun, 06 Nov 1994 08:49:37
 constexpr char kGreeting[] = "Hello from Mill-IO!\n";

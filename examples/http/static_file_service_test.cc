@@ -27,17 +27,8 @@ namespace mill::http {
 namespace {
 
 using Verdict = DecodedPath::Verdict;
+using testing::FeedToString;
 using testing::ParseResponses;
-
-// Feeds `bytes` to `conn`, appending its output to `*out` with file bodies
-// read in (StringResponseSink); fails the test if a file read fails.
-HttpConnection::Action FeedToString(HttpConnection& conn,
-                                    std::string_view bytes, std::string* out) {
-  StringResponseSink sink(out);
-  const HttpConnection::Action action = conn.Feed(bytes, &sink);
-  EXPECT_TRUE(sink.status().ok()) << sink.status();
-  return action;
-}
 
 // ---- DecodeRequestPath ----
 

@@ -1,4 +1,5 @@
-// Test helper: splits a server's output into responses.
+// Test helpers: feed bytes to an HttpConnection and collect its output, and
+// split a server's output into responses.
 #ifndef MILL_IO_EXAMPLES_HTTP_TEST_UTIL_H_
 #define MILL_IO_EXAMPLES_HTTP_TEST_UTIL_H_
 
@@ -10,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "examples/http/http_connection.h"
+#include "examples/http/http_message.h"
 #include "gtest/gtest.h"
 
 namespace mill::http::testing {
@@ -91,6 +94,17 @@ inline std::vector<ParsedResponse> ParseResponses(
     out.push_back(std::move(r));
   }
   return out;
+}
+
+// Feeds `bytes` to `conn`, appending its output to `*out` with file bodies
+// read in (StringResponseSink); fails the test if a file read fails.
+inline HttpConnection::Action FeedToString(HttpConnection& conn,
+                                           std::string_view bytes,
+                                           std::string* out) {
+  StringResponseSink sink(out);
+  const HttpConnection::Action action = conn.Feed(bytes, &sink);
+  EXPECT_TRUE(sink.status().ok()) << sink.status();
+  return action;
 }
 
 }  // namespace mill::http::testing
