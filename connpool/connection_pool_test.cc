@@ -421,67 +421,56 @@ TEST_P(ConnectionPoolTest, DeadConnectionAtHandOverRequeuesTheWaiter) {
 
 // The deadline passes while the waiter's connection is being checked (a
 // slow hook): when the check then fails the waiter is not requeued but
-// fails with DeadlineExceeded, once.
-TEST_P(ConnectionPoolTest, DeadlinePassingDuringTheHandOverCheckFailsOnce) {
-  const std::string ep = StartServer();
-  ConnectionPoolOptions options;
-  options.max_connections_per_endpoint = 1;
-  std::atomic<bool> slow_reject{false};
-  options.check_on_acquire = [&](const ConnectionPtr&) {
-    if (!slow_reject.load()) return absl::OkStatus();
-    absl::SleepFor(absl::Milliseconds(300));
-    return absl::UnavailableError("slow and unhealthy");
-  };
-  MakePool(options);
-  absl::StatusOr<Lease> held = AcquireSync(ep);
-  ASSERT_TRUE(held.ok());
-  auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(100));
-  slow_reject = true;
-  pool_->Release(*std::move(held), /*reusable=*/true);
-  EXPECT_EQ(waiter->Take().status().code(),
-            absl::StatusCode::kDeadlineExceeded);
-  ConnectionPoolStats s = pool_->stats();
-  EXPECT_EQ(s.failed_deadline, 1u);
-  EXPECT_EQ(s.closed(PoolCloseReason::kHealthCheck), 1u);
-  EXPECT_EQ(s.pending, 0u);
-  absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_EQ(waiter->calls(), 1);
-}
-
-// The same with the pool's loop stalled, so the deadline timer cannot fire
-// during the check: the failed hand-over still sees that the deadline has
-// passed and fails the waiter at once instead of requeueing it (before, it
-// waited for the late timer, or got a new connection first: a flake of the
-// test above on a loaded machine).
-TEST_P(ConnectionPoolTest, DeadlinePassedDuringACheckIsSeenWithoutItsTimer) {
-  const std::string ep = StartServer();
-  ConnectionPoolOptions options;
-  options.max_connections_per_endpoint = 1;
-  std::atomic<bool> slow_reject{false};
-  options.check_on_acquire = [&](const ConnectionPtr&) {
-    if (!slow_reject.load()) return absl::OkStatus();
-    absl::SleepFor(absl::Milliseconds(150));
-    return absl::UnavailableError("slow and unhealthy");
-  };
-  MakePool(options);
-  absl::StatusOr<Lease> held = AcquireSync(ep);
-  ASSERT_TRUE(held.ok());
-  auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(50));
-  slow_reject = true;
-  {
-    connpool_testing::LoopGate gate(pool_loop_.get());
-    // Not inside any callback of the connection: checked on this thread.
-    pool_->Release(*std::move(held), /*reusable=*/true);
-    ASSERT_TRUE(waiter->ready());
+// fails with DeadlineExceeded, once. With `stall_loop` the pool's loop is
+// stalled meanwhile, so the deadline timer cannot fire during the check:
+// the failed hand-over must see by itself that the deadline has passed and
+// fail the waiter at once (before, it was requeued to wait for the late
+// timer, or got a new connection first: a flake on a loaded machine).
+class DeadlineDuringCheckTest : public PoolFixture {
+ protected:
+  void Run(bool stall_loop) {
+    const std::string ep = StartServer();
+    ConnectionPoolOptions options;
+    options.max_connections_per_endpoint = 1;
+    std::atomic<bool> slow_reject{false};
+    options.check_on_acquire = [&](const ConnectionPtr&) {
+      if (!slow_reject.load()) return absl::OkStatus();
+      absl::SleepFor(absl::Milliseconds(200));
+      return absl::UnavailableError("slow and unhealthy");
+    };
+    MakePool(options);
+    absl::StatusOr<Lease> held = AcquireSync(ep);
+    ASSERT_TRUE(held.ok());
+    auto waiter = AcquireAsync(ep, nullptr, absl::Milliseconds(60));
+    slow_reject = true;
+    if (stall_loop) {
+      connpool_testing::LoopGate gate(pool_loop_.get());
+      // Not inside any callback of the connection: checked on this thread.
+      pool_->Release(*std::move(held), /*reusable=*/true);
+      ASSERT_TRUE(waiter->ready());
+    } else {
+      pool_->Release(*std::move(held), /*reusable=*/true);
+    }
+    EXPECT_EQ(waiter->Take().status().code(),
+              absl::StatusCode::kDeadlineExceeded);
+    const ConnectionPoolStats s = pool_->stats();
+    EXPECT_EQ(s.failed_deadline, 1u);
+    EXPECT_EQ(s.closed(PoolCloseReason::kHealthCheck), 1u);
+    EXPECT_EQ(s.pending, 0u);
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(waiter->calls(), 1);
   }
-  EXPECT_EQ(waiter->Take().status().code(),
-            absl::StatusCode::kDeadlineExceeded);
-  const ConnectionPoolStats s = pool_->stats();
-  EXPECT_EQ(s.failed_deadline, 1u);
-  EXPECT_EQ(s.closed(PoolCloseReason::kHealthCheck), 1u);
-  EXPECT_EQ(s.pending, 0u);
-  absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_EQ(waiter->calls(), 1);
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, DeadlineDuringCheckTest,
+                         ::testing::Values(DispatchMode::kPool,
+                                           DispatchMode::kDirect),
+                         connpool_testing::ModeName);
+
+TEST_P(DeadlineDuringCheckTest, FailsOnce) { Run(/*stall_loop=*/false); }
+
+TEST_P(DeadlineDuringCheckTest, IsSeenWithoutItsTimer) {
+  Run(/*stall_loop=*/true);
 }
 
 // An idle connection whose callbacks are busy when a request comes (here a
