@@ -103,7 +103,12 @@ int HttpConnection::OnUrl(http_parser* parser, const char* at, size_t length) {
 }
 
 void HttpConnection::FinishHeaderLine() {
-  request_.headers.emplace_back(std::move(field_), std::move(value_));
+  // Trailer fields (after a chunked body) count against the header limit
+  // but are not kept: they must not be merged into the header section
+  // (RFC 9110, 6.5.1), and nothing here uses them.
+  if (phase_ != Phase::kBody) {
+    request_.headers.emplace_back(std::move(field_), std::move(value_));
+  }
   field_.clear();
   value_.clear();
   in_value_ = false;
@@ -130,9 +135,9 @@ int HttpConnection::OnHeaderValue(http_parser* parser, const char* at,
 
 int HttpConnection::OnHeadersComplete(http_parser* parser) {
   HttpConnection* self = Self(parser);
-  self->phase_ = Phase::kBody;
   // A field with an empty value gets no value callback.
   if (self->in_value_ || !self->field_.empty()) self->FinishHeaderLine();
+  self->phase_ = Phase::kBody;  // header callbacks from now on are trailers
   HttpRequest& request = self->request_;
   request.method = http_method_str(static_cast<http_method>(parser->method));
   request.version_major = parser->http_major;

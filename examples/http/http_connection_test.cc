@@ -283,6 +283,38 @@ TEST_F(HttpConnectionTest, OtherMethodsAre405WithAllow) {
   }
 }
 
+// Found by the fuzzer: trailer fields after a chunked body are not headers
+// of the request (RFC 9110, 6.5.1); the handler sees the header section
+// only, and the next request is unaffected.
+TEST(HttpConnectionTrailerTest, TrailerFieldsAreNotHeaders) {
+  std::vector<std::vector<std::pair<std::string, std::string>>> seen;
+  HttpConnection::Options options;
+  options.clock = [] { return kFixedTime; };
+  HttpConnection conn(
+      [&seen](const HttpRequest& request) {
+        seen.push_back(request.headers);
+        return HttpResponse::Text(200, request.target);
+      },
+      options);
+  std::string out;
+  FeedToString(conn,
+               "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               "\r\n5\r\nhello\r\n0\r\nUpgrade: websocket\r\nX-T: 1\r\n\r\n"
+               "GET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+               &out);
+  const std::vector<ParsedResponse> responses = ParseResponses(out);
+  ASSERT_EQ(responses.size(), 2u) << out;
+  EXPECT_EQ(responses[0].body, "/c");
+  EXPECT_EQ(responses[1].body, "/after");
+  ASSERT_EQ(seen.size(), 2u);
+  const std::vector<std::pair<std::string, std::string>> first = {
+      {"Host", "x"}, {"Transfer-Encoding", "chunked"}};
+  const std::vector<std::pair<std::string, std::string>> second = {
+      {"Host", "x"}};
+  EXPECT_EQ(seen[0], first);
+  EXPECT_EQ(seen[1], second);
+}
+
 TEST_F(HttpConnectionTest, RequestBodiesAreSkippedNotMistakenForRequests) {
   auto conn = NewConnection();
   std::string out;

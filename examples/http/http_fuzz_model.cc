@@ -40,13 +40,22 @@ int OnUrl(http_parser* parser, const char* at, size_t length) {
 // One parse of one buffer delivers each field in one callback, so every
 // field callback starts a header line.
 int OnHeaderField(http_parser* parser, const char* at, size_t length) {
-  Parse(parser)->requests.back().headers.emplace_back(std::string(at, length),
-                                                      std::string());
+  ModelRequest& request = Parse(parser)->requests.back();
+  if (request.headers_complete) {  // a trailer: counted, not kept
+    request.trailer_bytes += length + 4;
+    return 0;
+  }
+  request.headers.emplace_back(std::string(at, length), std::string());
   return 0;
 }
 
 int OnHeaderValue(http_parser* parser, const char* at, size_t length) {
-  Parse(parser)->requests.back().headers.back().second.append(at, length);
+  ModelRequest& request = Parse(parser)->requests.back();
+  if (request.headers_complete) {
+    request.trailer_bytes += length;
+    return 0;
+  }
+  request.headers.back().second.append(at, length);
   return 0;
 }
 
@@ -118,7 +127,7 @@ std::string Show(std::string_view bytes) {
 }  // namespace
 
 size_t ModelRequest::HeaderBytes() const {
-  size_t bytes = target.size();
+  size_t bytes = target.size() + trailer_bytes;
   for (const auto& [name, value] : headers)
     bytes += name.size() + value.size() + 4;
   return bytes;

@@ -59,8 +59,11 @@ struct ModelRequest {
   bool upgrade = false;
   bool headers_complete = false;
   bool complete = false;
+  // Trailer fields (after a chunked body) are not headers: only their bytes
+  // count, against the same limit.
+  size_t trailer_bytes = 0;
 
-  // Header-section bytes as HttpConnection counts them.
+  // Header-section bytes as HttpConnection counts them, trailers included.
   size_t HeaderBytes() const;
 };
 
