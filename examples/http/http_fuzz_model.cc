@@ -127,7 +127,7 @@ std::string Show(std::string_view bytes) {
 }  // namespace
 
 size_t ModelRequest::HeaderBytes() const {
-  size_t bytes = target.size() + trailer_bytes;
+  size_t bytes = target.size();
   for (const auto& [name, value] : headers)
     bytes += name.size() + value.size() + 4;
   return bytes;
@@ -178,6 +178,11 @@ std::vector<ExpectedResponse> ExpectedResponses(std::string_view stream,
         return out;
       }
     }
+    // Trailers arrive after those checks and count against the same limit.
+    if (request.CountedBytes() > max_header_bytes) {
+      out.push_back(Error(431));
+      return out;
+    }
     if (!request.complete) break;  // The parse ended inside it.
     ExpectedResponse response;
     response.head = request.method == "HEAD";
@@ -208,7 +213,7 @@ std::vector<ExpectedResponse> ExpectedResponses(std::string_view stream,
     if (status == 400) {
       const ModelParse upto = ParseStream(stream.substr(0, parse.parsed));
       if (!upto.requests.empty() && !upto.requests.back().complete &&
-          upto.requests.back().HeaderBytes() > max_header_bytes) {
+          upto.requests.back().CountedBytes() > max_header_bytes) {
         out.back().or_error_status = 431;
       }
     }

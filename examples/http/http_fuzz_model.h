@@ -63,8 +63,10 @@ struct ModelRequest {
   // count, against the same limit.
   size_t trailer_bytes = 0;
 
-  // Header-section bytes as HttpConnection counts them, trailers included.
+  // Header-section bytes as HttpConnection counts them, and those plus the
+  // trailers' (what the limit applies to once the body has begun).
   size_t HeaderBytes() const;
+  size_t CountedBytes() const { return HeaderBytes() + trailer_bytes; }
 };
 
 // The deterministic handler the fuzzed connection uses, as a pure function
