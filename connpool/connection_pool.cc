@@ -539,8 +539,7 @@ std::optional<Lease> PoolCore::HandOut(
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (entry->state == EntryState::kChecking) {
-        SettleRecheckLocked(entry.get());
-        DetachLocked(entry.get(), *reject, a);
+        DetachLocked(entry.get(), *reject, a);  // settles a recheck too
       }
       if (waiter != nullptr) RequeueLocked(waiter, a);
       FinishLocked(a);
