@@ -13,12 +13,13 @@ Keep docs/ARCHITECTURE.md's layer table in step with this file.
 # four stand-alone libraries usable from the reactor up. To add a layer, add
 # one line; a directory that does not exist yet (connpool) is fine.
 LAYERS = {
-    # Stand-alone: Abseil and system libraries only.
-    "threadpool": [],
-    "objectpool": [],
-    "timer": [],
-    "ratelimit": [],
-    # What every layer shares (ErrnoStatus): Abseil only.
+    # Stand-alone: Abseil, system libraries and //base (itself Abseil only:
+    # the annotated Mutex, CallScope), never a poller, registry or reactor.
+    "threadpool": ["base"],
+    "objectpool": ["base"],
+    "timer": ["base"],
+    "ratelimit": ["base"],
+    # What every layer shares (ErrnoStatus, Mutex, CallScope): Abseil only.
     "base": [],
     # The reactor stack.
     "poll": ["base"],
@@ -46,6 +47,8 @@ LAYERS = {
 ROOTS = [
     "//base:errno_status",
     "//base:monotonic_clock",
+    "//base:mutex",
+    "//base:call_scope",
     "//poll",
     "//registry",
     "//threadpool",
