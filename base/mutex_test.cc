@@ -50,8 +50,9 @@ TEST(MutexTest, LockCanBeReleasedAndRetakenInItsScope) {
   Mutex mu;
   MutexLock lock(&mu);
   lock.Unlock();
-  EXPECT_TRUE(mu.TryLock());  // free while released
-  mu.Unlock();
+  const bool free_while_released = mu.TryLock();
+  EXPECT_TRUE(free_while_released);
+  if (free_while_released) mu.Unlock();
   lock.Lock();
   EXPECT_FALSE(mu.TryLock());  // held again
 }
