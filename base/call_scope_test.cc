@@ -55,8 +55,7 @@ TEST(CallScopeTest, ScopesBelongToTheirThread) {
   int key = 0;
   CallScope scope(kOuter, &key);
   bool seen_elsewhere = true;
-  std::thread other(
-      [&] { seen_elsewhere = CallScope::Active(kOuter, &key); });
+  std::thread other([&] { seen_elsewhere = CallScope::Active(kOuter, &key); });
   other.join();
   EXPECT_FALSE(seen_elsewhere);
   EXPECT_TRUE(CallScope::Active(kOuter, &key));

@@ -153,7 +153,8 @@ class CondVar {
                  const std::chrono::time_point<Clock, Duration>& deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
-    const bool woken = cv_.wait_until(lock, deadline) == std::cv_status::no_timeout;
+    const bool woken =
+        cv_.wait_until(lock, deadline) == std::cv_status::no_timeout;
     lock.release();
     return woken;
   }

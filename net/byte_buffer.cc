@@ -10,27 +10,31 @@ constexpr size_t kMinAllocation = 512;
 }  // namespace
 
 ByteBuffer::ByteBuffer(ByteBuffer&& other) noexcept
-    : storage_(std::move(other.storage_)),
+    : data_(std::exchange(other.data_, nullptr)),
       capacity_(std::exchange(other.capacity_, 0)),
       begin_(std::exchange(other.begin_, 0)),
-      end_(std::exchange(other.end_, 0)) {}
+      end_(std::exchange(other.end_, 0)),
+      block_(std::move(other.block_)) {}
 
 ByteBuffer& ByteBuffer::operator=(ByteBuffer&& other) noexcept {
   if (this != &other) {
-    storage_ = std::move(other.storage_);
+    ReleaseStorage();
+    data_ = std::exchange(other.data_, nullptr);
     capacity_ = std::exchange(other.capacity_, 0);
     begin_ = std::exchange(other.begin_, 0);
     end_ = std::exchange(other.end_, 0);
+    block_ = std::move(other.block_);
   }
   return *this;
 }
 
 void swap(ByteBuffer& a, ByteBuffer& b) noexcept {
   using std::swap;
-  swap(a.storage_, b.storage_);
+  swap(a.data_, b.data_);
   swap(a.capacity_, b.capacity_);
   swap(a.begin_, b.begin_);
   swap(a.end_, b.end_);
+  swap(a.block_, b.block_);
 }
 
 void ByteBuffer::Consume(size_t n) {
@@ -56,21 +60,29 @@ void ByteBuffer::Append(absl::string_view bytes) {
 }
 
 absl::Span<char> ByteBuffer::PrepareAppend(size_t min_bytes) {
-  if (capacity_ - end_ < min_bytes || storage_ == nullptr) {
+  if (capacity_ - end_ < min_bytes || data_ == nullptr) {
     Reserve(std::max<size_t>(min_bytes, 1));
   }
-  return absl::Span<char>(storage_.get() + end_, capacity_ - end_);
+  return AppendSpace();
 }
 
 void ByteBuffer::Commit(size_t n) { end_ = std::min(end_ + n, capacity_); }
 
+void ByteBuffer::AdoptBlock(BufferPool::Handle block) {
+  if (data_ != nullptr || !block || block->capacity() == 0) return;
+  data_ = block->data();
+  capacity_ = block->capacity();
+  begin_ = end_ = 0;
+  block_ = std::move(block);
+}
+
 void ByteBuffer::Reserve(size_t min_free) {
   const size_t used = size();
-  if (storage_ != nullptr && capacity_ - used >= min_free &&
+  if (data_ != nullptr && capacity_ - used >= min_free &&
       used <= capacity_ / 2) {
     // Enough room once the consumed front is reclaimed, and moving at most
     // half the capacity keeps compaction amortized O(1) per byte.
-    std::memmove(storage_.get(), data(), used);
+    std::memmove(data_, data(), used);
     begin_ = 0;
     end_ = used;
     return;
@@ -78,30 +90,39 @@ void ByteBuffer::Reserve(size_t min_free) {
   const size_t wanted = used + min_free;
   size_t capacity = std::max(kMinAllocation, capacity_ * 2);
   while (capacity < wanted) capacity *= 2;
-  std::unique_ptr<char[]> grown(new char[capacity]);
-  if (used > 0) std::memcpy(grown.get(), data(), used);
-  storage_ = std::move(grown);
+  MoveToHeap(capacity);
+}
+
+void ByteBuffer::MoveToHeap(size_t capacity) {
+  const size_t used = size();
+  char* grown = new char[capacity];
+  if (used > 0) std::memcpy(grown, data(), used);
+  ReleaseStorage();
+  data_ = grown;
   capacity_ = capacity;
   begin_ = 0;
   end_ = used;
+}
+
+void ByteBuffer::ReleaseStorage() {
+  if (block_) {
+    block_.Reset();  // back to its pool
+  } else {
+    delete[] data_;
+  }
+  data_ = nullptr;
+  capacity_ = begin_ = end_ = 0;
 }
 
 void ByteBuffer::Shrink(size_t keep_bytes) {
   if (capacity_ <= keep_bytes) return;
   const size_t used = size();
   if (used == 0) {
-    storage_.reset();
-    capacity_ = begin_ = end_ = 0;
+    ReleaseStorage();
     return;
   }
   if (used > keep_bytes && used * 2 > capacity_) return;  // mostly full
-  const size_t capacity = std::max(used, keep_bytes);
-  std::unique_ptr<char[]> smaller(new char[capacity]);
-  std::memcpy(smaller.get(), data(), used);
-  storage_ = std::move(smaller);
-  capacity_ = capacity;
-  begin_ = 0;
-  end_ = used;
+  MoveToHeap(std::max(used, keep_bytes));
 }
 
 }  // namespace mill

@@ -15,8 +15,12 @@
 //
 // Memory: an empty ByteBuffer may hold no storage at all; Shrink() gives
 // memory back after a large message, so an idle connection costs nothing
-// here. Growth doubles the capacity (amortized O(1) per byte), and consumed
-// space at the front is reused before growing.
+// here. The storage may be a block lent by a BufferPool (AdoptBlock): a
+// Connection's input buffer takes one from its loop's pool when a read
+// starts on an empty buffer, reads straight into it, and gives it back once
+// the buffer is empty again. Growth past the storage doubles the capacity
+// (amortized O(1) per byte; a pooled block then goes back to its pool), and
+// consumed space at the front is reused before growing.
 //
 // Thread-safety: thread-compatible (one user at a time; a Connection's input
 // buffer belongs to its callbacks). Ownership: owns its storage; movable, not
@@ -30,6 +34,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "objectpool/buffer_pool.h"
 
 namespace mill {
 
@@ -42,14 +47,14 @@ class ByteBuffer {
   ByteBuffer& operator=(ByteBuffer&& other) noexcept;
   ByteBuffer(const ByteBuffer&) = delete;
   ByteBuffer& operator=(const ByteBuffer&) = delete;
-  ~ByteBuffer() = default;
+  ~ByteBuffer() { ReleaseStorage(); }
 
   // --- Reading side -------------------------------------------------------
 
   // Unconsumed bytes.
   size_t size() const { return end_ - begin_; }
   bool empty() const { return end_ == begin_; }
-  const char* data() const { return storage_.get() + begin_; }
+  const char* data() const { return data_ + begin_; }
   // The unconsumed bytes; valid until the next non-const call.
   absl::string_view view() const { return absl::string_view(data(), size()); }
 
@@ -72,12 +77,25 @@ class ByteBuffer {
   // Writable room at the back, at least `min_bytes` long (compacting or
   // growing as needed). Fill a prefix of it, then Commit() that many bytes.
   absl::Span<char> PrepareAppend(size_t min_bytes);
-  // Makes `n` bytes of the span from PrepareAppend part of the contents.
+  // The room at the back as it is (possibly empty): no compaction, no
+  // growth. Fill a prefix, then Commit().
+  absl::Span<char> AppendSpace() {
+    return absl::Span<char>(data_ + end_, capacity_ - end_);
+  }
+  // Makes `n` bytes of the span from PrepareAppend / AppendSpace part of
+  // the contents.
   void Commit(size_t n);
 
   // --- Memory -------------------------------------------------------------
 
   size_t capacity() const { return capacity_; }
+  // Uses `block` (from a BufferPool) as the storage: only while the buffer
+  // holds none (capacity() == 0; otherwise the block goes straight back).
+  // The block returns to its pool when the buffer releases its storage
+  // (Shrink() while empty, growth past it, destruction).
+  void AdoptBlock(BufferPool::Handle block);
+  // The storage is a pooled block.
+  bool has_pooled_block() const { return static_cast<bool>(block_); }
   // Releases storage not needed for the unconsumed bytes once the capacity
   // exceeds `keep_bytes`: an empty buffer frees everything, a non-empty one
   // moves its bytes into a right-sized allocation.
@@ -87,11 +105,16 @@ class ByteBuffer {
 
  private:
   void Reserve(size_t min_free);
+  // Frees heap storage or returns the pooled block; leaves no storage.
+  void ReleaseStorage();
+  // Replaces the storage with `capacity` bytes of heap holding the contents.
+  void MoveToHeap(size_t capacity);
 
-  std::unique_ptr<char[]> storage_;
+  char* data_ = nullptr;  // heap-owned (new[]) unless block_ holds it
   size_t capacity_ = 0;
-  size_t begin_ = 0;  // first unconsumed byte
-  size_t end_ = 0;    // one past the last byte
+  size_t begin_ = 0;          // first unconsumed byte
+  size_t end_ = 0;            // one past the last byte
+  BufferPool::Handle block_;  // set when data_ is a pooled block
 };
 
 }  // namespace mill

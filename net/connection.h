@@ -6,9 +6,14 @@
 // Input stays in the connection until the user consumes it: on_data gets the
 // connection's input ByteBuffer; the protocol code consumes the bytes it
 // handled and leaves a partial message there for the next call, so it keeps
-// no copy of its own. The buffer holds at most max_input_bytes: above that
-// the connection stops reading until the user consumes (or, if asked, closes
-// with kInputOverflow).
+// no copy of its own. Reads land straight in that buffer (its storage is a
+// block from the loop's BufferPool, given back whenever the buffer is empty,
+// so an idle connection holds no input memory). The buffer holds at most
+// max_input_bytes: reading stops there, and if on_data returns leaving it
+// full (a message larger than the bound, or a parser that cannot go on) the
+// connection closes with kInputOverflow: a full buffer nobody drains is an
+// error the user sees, never a silent stall. To keep input on purpose (to
+// consume it later from a Dispatch task, say), PauseReading() first.
 //
 // Output is buffered with backpressure: Send() writes straight to the socket
 // when nothing is queued and keeps the rest; SendFile() queues a file range
@@ -51,8 +56,9 @@
 // Sends from one thread reach the peer in call order; each Send is atomic
 // (never interleaved with another's bytes).
 //
-// Ownership: a Connection owns its socket and closes it after the loop has
-// released the registration. Its creator keeps it alive while it is open;
+// Ownership: a Connection owns its socket (through its transport, see
+// net/internal/transport.h) and closes it after the loop has released the
+// registration. The loop's registration keeps it alive while it is open;
 // user code may hold a ConnectionPtr as long as it likes (the object then
 // outlives the socket).
 #ifndef MILL_IO_NET_CONNECTION_H_
@@ -63,26 +69,24 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <ostream>
-#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "net/byte_buffer.h"
 #include "net/internal/idle_tracker.h"
+#include "net/internal/output_queue.h"
 #include "net/internal/small_queue.h"
 #include "net/socket_address.h"
 #include "net/tcp_stream.h"
 #include "poll/event.h"
 #include "poll/interest.h"
-#include "ratelimit/clock.h"
-#include "ratelimit/rate_limit_group.h"
 #include "ratelimit/token_bucket.h"
-#include "reactor/event_handler.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
@@ -94,6 +98,9 @@ namespace net_internal {
 struct ConnectionConfig;
 class ConnectionOwner;
 struct ConnectionAccess;
+class Transport;
+struct ReadLimit;
+struct IoResult;
 }  // namespace net_internal
 
 // Why a connection closed (on_close, stats).
@@ -106,8 +113,8 @@ enum class CloseReason : uint8_t {
   kStopped,        // its TcpServer or TcpClient stopped (or was destroyed)
   kRefused,        // over max_connections or out of descriptors; stats only:
                    // refused connections never reach the callbacks
-  kInputOverflow,  // input reached max_input_bytes with
-                   // close_on_input_overflow set
+  kInputOverflow,  // on_data left max_input_bytes unconsumed (see
+                   // ConnectionOptions::max_input_bytes)
 };
 inline constexpr int kCloseReasonCount = 8;
 
@@ -122,7 +129,8 @@ absl::string_view ConnectionStateName(ConnectionState state);
 enum PauseReason : uint32_t {
   kPausedOutputFull = 1,  // output at the high-water mark (until low water)
   kPausedRateLimit = 2,   // read rate limit: resumes when tokens are back
-  kPausedInputFull = 4,   // input holds max_input_bytes (until consumed)
+  kPausedInputFull = 4,   // input holds max_input_bytes (while paused by
+                          // the user, until consumed)
   kPausedByUser = 8,      // PauseReading() (until ResumeReading())
 };
 
@@ -164,10 +172,13 @@ struct ConnectionOptions {
   // low_water_mark (so a peer that does not read cannot make us buffer
   // without bound by sending requests).
   bool pause_reading_above_high_water = true;
-  // Most unconsumed input held (at least 1). Above it reading pauses until
-  // the user consumes, or the connection closes (kInputOverflow) when
-  // close_on_input_overflow is set.
+  // Most unconsumed input held (at least 1). Reading stops at the bound; if
+  // on_data returns leaving the buffer full, the connection closes with
+  // kInputOverflow (ResourceExhausted), unless the user paused reading
+  // (PauseReading: the input is then kept until consumed, e.g. from a
+  // Dispatch task, and ResumeReading).
   size_t max_input_bytes = 1 << 20;
+  // Closes for a full buffer even while paused by the user.
   bool close_on_input_overflow = false;
   // Read-rate limit per connection in bytes per second (0: none), with
   // bursts of up to read_burst bytes (0: the loop's read_budget).
@@ -175,8 +186,6 @@ struct ConnectionOptions {
   uint64_t read_burst = 0;
   // A read limit shared with other connections (null: none).
   std::shared_ptr<TokenBucket> shared_read_limit;
-  // Clock of the per-connection bucket (tests); null: steady clock.
-  const MonotonicClock* rate_limit_clock = nullptr;
 };
 
 // A TCP connection. Obtained from TcpServer and TcpClient callbacks; never
@@ -191,18 +200,14 @@ struct ConnectionOptions {
 // Closing: Close() flushes pending output, then closes; Shutdown() flushes,
 // then half-closes (SHUT_WR) and keeps reading; Abort() closes at once and
 // drops pending output.
-class Connection : public std::enable_shared_from_this<Connection>,
-                   private EventHandler {
+class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  // Only TcpServer and TcpClient can make one (the constructor is public
-  // for std::make_shared: one allocation for object and control block).
+  // Only //net makes one (see net/internal/connection_config.h).
   class PassKey {
    private:
     friend struct net_internal::ConnectionAccess;
     PassKey() = default;
   };
-  Connection(PassKey, std::shared_ptr<net_internal::ConnectionOwner> owner,
-             uint64_t id, bool outbound, TcpStream stream, SocketAddress peer);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   ~Connection();
@@ -213,55 +218,58 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool is_outbound() const { return outbound_; }
   const SocketAddress& peer_address() const { return peer_; }
   // Our end's address (getsockname; the default address once closed).
-  SocketAddress local_address() const;
-  EventLoop* loop() const { return loop_; }
+  SocketAddress local_address() const ABSL_LOCKS_EXCLUDED(mu_);
+  EventLoop* loop() const;
 
   ConnectionState state() const;
-  bool is_closed() const { return closed_.load(std::memory_order_acquire); }
+  // Closing was decided (error, reset, Abort, idle timeout, owner Stop, a
+  // flushed Close) or done: no callback but the pending on_close follows.
+  bool is_closed() const {
+    return phase_.load(std::memory_order_acquire) >= Phase::kClosePending;
+  }
   // True in kOpen (and kConnecting) before Close/Shutdown/Abort.
-  bool can_send() const;
+  bool can_send() const ABSL_LOCKS_EXCLUDED(mu_);
   // The peer sent EOF.
-  bool input_ended() const;
+  bool input_ended() const ABSL_LOCKS_EXCLUDED(mu_);
   // PauseReason bits currently set; reading_paused() is "any".
-  uint32_t pause_reasons() const;
+  uint32_t pause_reasons() const ABSL_LOCKS_EXCLUDED(mu_);
   bool reading_paused() const { return pause_reasons() != 0; }
-  // The interest currently registered with the loop: WRITABLE while output
-  // is pending (or a connect is in progress), READABLE while reading is
-  // wanted and not paused, Interest::None() when neither. For tests.
-  Interest interest() const;
 
   // Queues `data` for the peer (a direct write when nothing is pending).
   // FailedPrecondition once Close(), Shutdown() or Abort() was called or
   // the connection closed; an errno status if the socket failed (the
   // connection is then closing with reason kReset or kError).
-  absl::Status Send(absl::string_view data);
+  absl::Status Send(absl::string_view data) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues `length` bytes of file `fd` from `offset`, in order with Send()'s
   // bytes, sent with sendfile(2) (a bounded read-and-write loop where the
   // platform has none); the file is never read into memory. Its bytes count
   // as pending output for backpressure. `fd` must stay open until `release`
   // runs: exactly once, when the range was sent or dropped (the connection
-  // closed), on whichever thread that happened; it must not block. A file
-  // shorter than offset + length closes the connection (kError).
-  // FailedPrecondition like Send.
+  // closed), on whichever thread that happened, never under the
+  // connection's lock (it may call the connection); it must not block. A
+  // file shorter than offset + length closes the connection (kError).
+  // FailedPrecondition like Send (then `release` is destroyed unrun: the
+  // caller still owns the file).
   absl::Status SendFile(int fd, uint64_t offset, uint64_t length,
-                        absl::AnyInvocable<void()> release = nullptr);
+                        absl::AnyInvocable<void()> release = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops reading after pending output is written, then closes (reason
   // kClosedLocally). Idempotent.
-  void Close();
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
   // Closes now, dropping pending output (reason kClosedLocally).
-  void Abort();
+  void Abort() ABSL_LOCKS_EXCLUDED(mu_);
   // Half-close: once pending output is written, shuts down our write side
   // (the peer reads EOF); reading continues until the peer closes too.
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Pauses / resumes reading at the user's request (kPausedByUser), e.g. a
   // proxy whose other side cannot take more. Resuming with unconsumed input
   // calls on_data again (as if bytes had arrived), so a parser that stopped
   // early picks up where it left off.
-  void PauseReading();
-  void ResumeReading();
+  void PauseReading() ABSL_LOCKS_EXCLUDED(mu_);
+  void ResumeReading() ABSL_LOCKS_EXCLUDED(mu_);
 
   // The input buffer. Only from this connection's callbacks and Dispatch
   // tasks (which never overlap).
@@ -271,11 +279,15 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // thread when none of them runs, otherwise right after the running one
   // returns, on its thread. Tasks run in the order dispatched; a task may
   // use input() and call Close() (carried out when it returns). After the
-  // connection closed, tasks still run (is_closed() is then true).
-  void Dispatch(absl::AnyInvocable<void(const ConnectionPtr&)> fn);
+  // connection closed, tasks still run (is_closed() is then true). While a
+  // task runs on a thread other than the loop's, the connection's readiness
+  // is not reported (it is reported again, if it still holds, when the task
+  // returns), so a long task costs the loop nothing.
+  void Dispatch(absl::AnyInvocable<void(const ConnectionPtr&)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Bytes queued and not yet written (file ranges included).
-  size_t pending_output_bytes() const;
+  size_t pending_output_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Checks, without blocking or reading, that an idle connection can be
   // reused (a connection pool's check before handing it out): OK if it is
@@ -283,7 +295,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // (peeked at on the socket). Unavailable when the peer closed or reset
   // it (or it is closing), FailedPrecondition when input is waiting
   // (unexpected for an idle connection). Does not close it.
-  absl::Status Probe() const;
+  absl::Status Probe() const ABSL_LOCKS_EXCLUDED(mu_);
 
   uint64_t bytes_received() const {
     return bytes_in_.load(std::memory_order_relaxed);
@@ -294,125 +306,157 @@ class Connection : public std::enable_shared_from_this<Connection>,
 
   // User context: any object, shared. Thread-safe. The previous context is
   // released after the connection's lock, so its destructor may call back.
-  void SetContext(std::shared_ptr<void> context);
+  void SetContext(std::shared_ptr<void> context) ABSL_LOCKS_EXCLUDED(mu_);
   template <typename T>
   std::shared_ptr<T> GetContext() const {
     return std::static_pointer_cast<T>(GetContextVoid());
   }
 
+ protected:
+  // `transport` lives in the same allocation (ConnectionWithTransport).
+  Connection(PassKey, std::shared_ptr<net_internal::ConnectionOwner> owner,
+             uint64_t id, bool outbound, SocketAddress peer,
+             net_internal::Transport* transport);
+
  private:
   friend struct net_internal::ConnectionAccess;
 
-  // A queued output piece: bytes, or a file range.
-  struct OutputPiece {
-    ByteBuffer bytes;
-    int fd = -1;  // >= 0: a file range
-    uint64_t offset = 0;
-    uint64_t remaining = 0;
-    absl::AnyInvocable<void()> release;
+  // The lifecycle. kClosePending and later read as ConnectionState::kClosed.
+  enum class Phase : uint8_t {
+    kConnecting,    // a client's connect is in progress
+    kOpen,          // reading (unless paused) and writing
+    kClosing,       // Close() (or the peer's EOF): flushing, then closing
+    kClosePending,  // closing decided (close_reason_); Teardown carries it out
+    kReleasing,     // Teardown ran: the transport releases the registration
+    kClosed,        // FinishClose ran: the socket is closed
   };
+  // Our half-close.
+  enum class WriteSide : uint8_t { kOpen, kShutdownRequested, kShut };
 
-  std::shared_ptr<void> GetContextVoid() const;
+  std::shared_ptr<void> GetContextVoid() const ABSL_LOCKS_EXCLUDED(mu_);
+  const net_internal::ConnectionConfig& config() const;
+  Phase phase() const { return phase_.load(std::memory_order_relaxed); }
+  void SetPhaseLocked(Phase phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    phase_.store(phase, std::memory_order_release);
+  }
+  bool CanSendLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // --- Starting (connection_input.cc) --------------------------------------
   // Called by the owner once, on the thread that created the connection:
-  // kOpen connections run on_connect and register; kConnecting ones
-  // register for writability and report to the owner when done.
-  void Start();
-  void StartOpen();
+  // kOpen connections run on_connect and start the transport; kConnecting
+  // ones start it for the connect's completion and report to the owner when
+  // done. A connection closed before Start (its owner stopped, a cancel)
+  // does neither.
+  void Start() ABSL_LOCKS_EXCLUDED(mu_);
+  void StartOpen() ABSL_LOCKS_EXCLUDED(mu_);
+  void FinishConnect() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Event-loop side (EventHandler): runs on the connection's handler
-  // thread.
-  void HandleEvent(const Event& event) override;
-  std::shared_ptr<EventHandler> AsHandler();
-  void FinishConnect(const Event& event);
-  // Reads up to the budget; false when the connection was torn down.
-  bool ReadSome();
-  void HandleEventExcluded(const Event& event);
-  void DeliverInput();
-  void OnPeerEof();
-  void PauseForRate(size_t wanted);
-
-  // The one write loop: writes `data` until done or EAGAIN; returns the
-  // bytes written and sets *error to the errno of a failure.
-  size_t WriteBytesLocked(absl::string_view data, int* error);
-  void CountWrittenLocked(size_t written);
-  // Writes pending output until EAGAIN. Returns 0 or the errno that failed.
-  // Sets *below_low_water when the queue drained past the low-water mark.
-  int FlushLocked(bool* below_low_water,
-                  std::vector<absl::AnyInvocable<void()>>* released);
-  // Appends to the output queue; true when it crossed the high-water mark.
-  bool QueueLocked(OutputPiece piece);
-  size_t PendingLocked() const { return pending_bytes_; }
-  Interest ComputeInterestLocked() const;
-  void UpdateInterestLocked();
-  bool WantsReadLocked() const;
-  void SetPauseLocked(uint32_t reason, bool on);
+  // --- The transport's reports and the read path (connection_input.cc) ----
+  void OnTransportEvent(const Event& event) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleEventExcluded(const Event& event) ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads up to the budget, delivering after each read.
+  void ReadSome() ABSL_LOCKS_EXCLUDED(mu_);
+  void DeliverInput() ABSL_LOCKS_EXCLUDED(mu_);
+  void OnPeerEof() ABSL_LOCKS_EXCLUDED(mu_);
+  void PauseForRate(size_t wanted) ABSL_LOCKS_EXCLUDED(mu_);
   // Input-size bookkeeping after a callback consumed (or not).
-  void CheckInputLocked();
+  void CheckInputLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Records a close request; true if it is new (then ScheduleTeardown()).
-  bool MarkTeardownLocked(CloseReason reason, absl::Status status);
-  void ScheduleTeardown();
-  void RunPendingTeardown();
-  // Closes the connection (idempotent): releases the registration and,
-  // once the loop is done with it, closes the socket and runs on_close.
-  void Teardown(CloseReason reason, absl::Status status);
-  void FinishClose(CloseReason reason, absl::Status status);
-  void ArmIdleTimerLocked();
-  void OnIdleExpired();
+  // --- Output (connection_output.cc) ---------------------------------------
+  // Writes `data` directly; returns what the transport took, or the failure.
+  net_internal::IoResult WriteNowLocked(absl::string_view data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CountWritten(size_t written);
+  // Writes pending output until the transport would block. Returns a failed
+  // status (and its close reason) or OK. Sets *below_low_water when the
+  // queue drained past the low-water mark; file ranges sent or dropped
+  // leave their release callbacks in *released (run them unlocked).
+  absl::Status FlushLocked(bool* below_low_water, CloseReason* reason,
+                           std::vector<absl::AnyInvocable<void()>>* released)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Flushes from the handler: runs the releases, on_low_water, and closes
+  // on failure.
+  void FlushFromHandler() ABSL_LOCKS_EXCLUDED(mu_);
+  // After queueing: true when the queue crossed the high-water mark.
+  bool CrossedHighWaterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyHighWater(size_t pending) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Interest --------------------------------------------------------------
+  Interest ComputeInterestLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WantsReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetPauseLocked(uint32_t reason, bool on)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // --- Closing (connection_close.cc) ---------------------------------------
+  // Decides to close with `reason`; true if that is new (then
+  // ScheduleClose()). The first decision wins.
+  bool MarkCloseLocked(CloseReason reason, absl::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Carries out a decided close: in the callback epilogue when called from
+  // inside this connection's callbacks, else on the loop.
+  void ScheduleClose() ABSL_LOCKS_EXCLUDED(mu_);
+  void RunPendingClose() ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes now (idempotent; an earlier decision's reason is overridden):
+  // drops pending output, releases the registration and, once the loop is
+  // done with it, closes the socket and runs on_close (FinishClose).
+  void Teardown(CloseReason reason, absl::Status status)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void FinishClose() ABSL_LOCKS_EXCLUDED(mu_);
+  void ArmIdleTimerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnIdleExpired() ABSL_LOCKS_EXCLUDED(mu_);
   void Touch();
 
-  // The serial executor of callbacks (Dispatch and HandleEvent).
-  bool EnterCallbacks();
-  void LeaveCallbacks();
-  void RunExcluded(absl::AnyInvocable<void(const ConnectionPtr&)> fn);
+  // --- The serial executor (connection_executor.cc) ------------------------
+  // Callbacks, Dispatch tasks and event handling never overlap: whoever
+  // finds the executor free runs, others queue behind it.
+  bool EnterCallbacks() ABSL_LOCKS_EXCLUDED(mu_);
+  void LeaveCallbacks() ABSL_LOCKS_EXCLUDED(mu_);
+  void RunExcluded(absl::AnyInvocable<void(const ConnectionPtr&)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Ordered by size, so that padding does not grow every connection.
   // The owner keeps the config alive.
   const std::shared_ptr<net_internal::ConnectionOwner> owner_;
-  const net_internal::ConnectionConfig* const config_;
-  EventLoop* const loop_;
+  net_internal::Transport* const transport_;
   const uint64_t id_;
-  // Null without read-rate limits; immutable after construction.
-  std::unique_ptr<RateLimiter> limiter_;
+  // Read-rate limits; null without them. Immutable after construction.
+  const std::unique_ptr<net_internal::ReadLimit> read_limit_;
 
-  mutable std::mutex mu_;
-  net_internal::SmallQueue<OutputPiece> out_;
-  size_t pending_bytes_ = 0;
-  Registration registration_;
-  absl::Status pending_status_;
+  mutable Mutex mu_;
+  net_internal::OutputQueue out_ ABSL_GUARDED_BY(mu_);
+  // Why the connection closes (kClosing: once flushed; later phases: the
+  // decided reason) and the error of kReset / kError.
+  absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   net_internal::IdleTracker::Node idle_node_;  // guarded by the tracker
-  EventLoop::TimerId resume_timer_;
-  std::shared_ptr<void> context_;
-  // Callback exclusion (see EnterCallbacks), guarded by mu_.
+  std::shared_ptr<void> context_ ABSL_GUARDED_BY(mu_);
+  // Tasks waiting for the executor (see EnterCallbacks).
   net_internal::SmallQueue<absl::AnyInvocable<void(const ConnectionPtr&)>>
-      exec_queue_;
-  ByteBuffer input_;  // callbacks only
-  std::atomic<std::thread::id> handler_thread_{};
+      exec_queue_ ABSL_GUARDED_BY(mu_);
+  ByteBuffer input_;  // the executor's only
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
 
   const SocketAddress peer_;
-  TcpStream stream_;  // fd used without mu_ only by the handler
-  // Smallest grant worth a read: min(4 KiB, smallest burst).
-  uint32_t min_grant_ = 4096;
-  uint32_t pause_ = 0;  // PauseReason bits
-  ConnectionState state_;
-  CloseReason close_reason_ = CloseReason::kClosedLocally;  // for kClosing
-  CloseReason pending_reason_ = CloseReason::kClosedLocally;
-  Interest interest_ = Interest::None();
+  std::atomic<Phase> phase_;                // written under mu_
+  uint8_t pause_ ABSL_GUARDED_BY(mu_) = 0;  // PauseReason bits
+  CloseReason close_reason_ ABSL_GUARDED_BY(mu_) = CloseReason::kClosedLocally;
+  WriteSide write_side_ ABSL_GUARDED_BY(mu_) = WriteSide::kOpen;
   const bool outbound_;
-  bool input_ended_ = false;
-  bool shutdown_requested_ = false;  // SHUT_WR once flushed
-  bool write_shut_ = false;
-  bool above_high_water_ = false;
-  bool opened_ = false;  // on_connect ran: on_close is owed
-  bool registered_ = false;
-  bool teardown_pending_ = false;
-  bool redeliver_ = false;  // ResumeReading with input pending
-  bool exec_busy_ = false;
-  std::atomic<bool> closed_{false};
+  bool input_ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool on_close_owed_ ABSL_GUARDED_BY(mu_) = false;  // on_connect ran
+  bool redeliver_ ABSL_GUARDED_BY(mu_) = false;      // input pending on resume
+  // Output crossed high_water_mark and has not drained to low water yet.
+  bool above_high_water_ ABSL_GUARDED_BY(mu_) = false;
+  bool exec_busy_ ABSL_GUARDED_BY(mu_) = false;  // the executor is taken
+  // Reports muted while a task runs elsewhere (see Dispatch).
+  bool reports_muted_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Links in its owner's list of open connections (net/internal/
+  // connection_list.h); guarded by the owner's lock.
+  Connection* list_prev_ = nullptr;
+  Connection* list_next_ = nullptr;
 };
 
 }  // namespace mill

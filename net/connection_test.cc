@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "net/byte_buffer.h"
+#include "net/internal/connection_config.h"
 #include "net/socket_address.h"
 #include "net/tcp_server.h"
 #include "net/testing/echo_clients.h"
@@ -227,17 +228,22 @@ TEST_P(ConnectionTest, UnconsumedInputStaysForTheNextCall) {
   EXPECT_EQ(lines, (std::vector<std::string>{"abc\n", "de\n"}));
 }
 
-// Above max_input_bytes reading pauses until the user consumes; nothing is
-// lost.
+// A user who keeps input on purpose pauses reading: then reading stays
+// paused at max_input_bytes until the input is consumed (here from a
+// Dispatch task), and nothing is lost.
 TEST_P(ConnectionTest, InputBoundPausesReadingUntilConsumed) {
   std::atomic<bool> consume{false};
   std::atomic<size_t> consumed{0};
   std::atomic<size_t> largest_unconsumed{0};
   std::string received;  // connection callbacks only
   TcpServerCallbacks cb;
-  cb.on_data = [&](const ConnectionPtr&, ByteBuffer& in) {
+  cb.on_data = [&](const ConnectionPtr& c, ByteBuffer& in) {
     largest_unconsumed = std::max(largest_unconsumed.load(), in.size());
-    if (!consume.load()) return;
+    if (!consume.load()) {
+      // Keep it for later: say so, or a full buffer closes the connection.
+      if (in.size() >= 4096) c->PauseReading();
+      return;
+    }
     received.append(in.data(), in.size());
     consumed += in.size();
     in.Consume(in.size());
@@ -252,8 +258,8 @@ TEST_P(ConnectionTest, InputBoundPausesReadingUntilConsumed) {
   ASSERT_NE(conn, nullptr);
   ASSERT_TRUE(
       WaitFor([&] { return (conn->pause_reasons() & kPausedInputFull) != 0; }));
-  EXPECT_FALSE(conn->interest().is_readable());
-  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(
+      net_internal::ConnectionAccess::WantedInterest(*conn).is_readable());
   EXPECT_LE(largest_unconsumed.load(), 4096u);
   consume = true;
   // Consuming from a Dispatch task (no new bytes can arrive: paused).
@@ -262,10 +268,41 @@ TEST_P(ConnectionTest, InputBoundPausesReadingUntilConsumed) {
     consumed += c->input().size();
     c->input().Consume(c->input().size());
   });
+  conn->ResumeReading();
   ASSERT_TRUE(WaitFor([&] { return consumed.load() == data.size(); }));
   writer.join();
   conn->Dispatch([&](const ConnectionPtr&) { EXPECT_EQ(received, data); });
   EXPECT_LE(largest_unconsumed.load(), 4096u);
+  EXPECT_TRUE(Closes().empty());
+}
+
+// Issue 16 §1.8: a message larger than max_input_bytes used to stall the
+// connection silently (reading paused, nothing called, open forever). Now
+// the user sees it: on_close with kInputOverflow, and the peer sees the
+// close.
+TEST_P(ConnectionTest, FullInputThatOnDataCannotConsumeClosesWithAReason) {
+  TcpServerCallbacks cb;
+  // A parser waiting for a 5000-byte message that cannot fit.
+  cb.on_data = [](const ConnectionPtr&, ByteBuffer& in) {
+    if (in.size() >= 5000) in.Consume(5000);
+  };
+  std::atomic<int> overflow_closes{0};
+  cb.on_close = [&](const ConnectionPtr&, CloseReason r,
+                    const absl::Status& s) {
+    if (r == CloseReason::kInputOverflow) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+      EXPECT_NE(s.message().find("max_input_bytes"), absl::string_view::npos)
+          << s;
+      ++overflow_closes;
+    }
+  };
+  TcpServerOptions options;
+  options.connection.max_input_bytes = 1000;
+  Start(cb, options);
+  TestClient client = Connect();
+  ASSERT_TRUE(client.SendAll(std::string(5000, 'z')).ok());
+  EXPECT_TRUE(client.WaitClosed(absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return overflow_closes.load() == 1; }));
 }
 
 TEST_P(ConnectionTest, InputOverflowClosesWhenAsked) {
@@ -311,7 +348,8 @@ TEST_P(ConnectionTest, PauseAndResumeReading) {
   ConnectionPtr conn = ConnAt(0);
   conn->PauseReading();
   EXPECT_EQ(conn->pause_reasons(), uint32_t{kPausedByUser});
-  EXPECT_FALSE(conn->interest().is_readable());
+  EXPECT_FALSE(
+      net_internal::ConnectionAccess::WantedInterest(*conn).is_readable());
   const int calls_paused = calls.load();
   ASSERT_TRUE(client.SendAll("678").ok());
   absl::SleepFor(absl::Milliseconds(50));
@@ -337,7 +375,10 @@ TEST_P(ConnectionTest, PausedConnectionDoesNotSpinOnUrgentData) {
   ConnectionPtr conn = ConnAt(0);
   ASSERT_NE(conn, nullptr);
   conn->PauseReading();
-  ASSERT_TRUE(WaitFor([&] { return conn->interest() == Interest::None(); }));
+  ASSERT_TRUE(WaitFor([&] {
+    return net_internal::ConnectionAccess::WantedInterest(*conn) ==
+           Interest::None();
+  }));
   const char byte = '!';
   ASSERT_EQ(send(client.fd(), &byte, 1, MSG_OOB), 1);
   const uint64_t polls_before = loop_->stats().polls;

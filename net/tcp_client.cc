@@ -686,7 +686,8 @@ void ClientCore::Stop() {
   for (const ConnectionPtr& conn : open) {
     ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
   }
-  if (CallbackDepth() > 0) return;  // cannot wait for other callbacks here
+  if (InsideConnectionCallbacks())
+    return;  // cannot wait for other callbacks here
   std::unique_lock<std::mutex> lock(mu_);
   closed_cv_.wait(
       lock, [this] { return open_.empty() && live_ == 0 && closing_ == 0; });

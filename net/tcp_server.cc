@@ -36,7 +36,7 @@ absl::Status ServerCore::Start() {
   if (reserve_fd_ < 0) {
     return ErrnoStatus(errno, "open(/dev/null) for the spare");
   }
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(&mu);
   // The handler keeps the core alive until the listener is released.
   std::shared_ptr<ServerCore> self = shared_from_this();
   absl::StatusOr<Registration> reg =
@@ -45,7 +45,6 @@ absl::Status ServerCore::Start() {
                          [self](const Event&) { self->OnAcceptable(); }));
   if (!reg.ok()) return reg.status();
   listener_registration_ = *reg;
-  listener_registered_ = true;
   listener_released_ = false;
   return absl::OkStatus();
 }
@@ -111,8 +110,8 @@ bool ServerCore::ShedOneWithReserve() {
 void ServerCore::PauseAccepting() {
   Registration reg;
   {
-    std::lock_guard<std::mutex> lock(mu);
-    if (stopping_ || !listener_registered_) return;
+    MutexLock lock(&mu);
+    if (stopping_ || !listener_registration_.valid()) return;
     reg = listener_registration_;
   }
   accept_pauses.fetch_add(1, std::memory_order_relaxed);
@@ -122,8 +121,8 @@ void ServerCore::PauseAccepting() {
   (void)loop->RunAfter(options.accept_retry_delay, [weak, reg] {
     std::shared_ptr<ServerCore> self = weak.lock();
     if (self == nullptr) return;
-    std::lock_guard<std::mutex> lock(self->mu);
-    if (self->stopping_ || !self->listener_registered_) return;
+    MutexLock lock(&self->mu);
+    if (self->stopping_ || !self->listener_registration_.valid()) return;
     (void)self->loop->Reregister(reg, Interest::Readable());
   });
 }
@@ -138,7 +137,7 @@ void ServerCore::Adopt(int fd, const SocketAddress& peer) {
   ConnectionPtr conn = ConnectionAccess::Create(
       shared_from_this(), id, /*outbound=*/false, std::move(stream), peer);
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (stopping_) return;  // conn's destructor closes the socket
     if (options.max_connections > 0 &&
         connections.size() >= options.max_connections) {
@@ -146,13 +145,13 @@ void ServerCore::Adopt(int fd, const SocketAddress& peer) {
       config().counters.CountClose(CloseReason::kRefused);
       return;  // closed at once by conn's destructor
     }
-    connections.emplace(id, conn);
+    connections.PushBack(conn.get());
   }
   accepted.fetch_add(1, std::memory_order_relaxed);
   ConnectionAccess::Start(conn);  // on_connect, then registration
   bool stopped;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     stopped = stopping_;  // Stop() from inside on_connect
   }
   if (stopped) {
@@ -162,27 +161,25 @@ void ServerCore::Adopt(int fd, const SocketAddress& peer) {
 
 void ServerCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
                           const absl::Status& status) {
-  std::lock_guard<std::mutex> lock(mu);
-  connections.erase(conn->id());
+  MutexLock lock(&mu);
+  connections.Remove(conn.get());
   ++closing_;
 }
 
 void ServerCore::OnCloseCallbackDone() {
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(&mu);
   --closing_;
-  closed_cv_.notify_all();
+  closed_cv_.NotifyAll();
 }
 
 void ServerCore::StopNow() {
-  bool release_listener;
   Registration listener_reg;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     stopping_ = true;
-    release_listener = std::exchange(listener_registered_, false);
-    listener_reg = listener_registration_;
+    listener_reg = std::exchange(listener_registration_, Registration());
   }
-  if (release_listener) {
+  if (listener_reg.valid()) {
     // No waiting: the listener closes once its handler (an accept in
     // flight, which sees stopping_ and adds nothing) has returned.
     std::shared_ptr<ServerCore> self = shared_from_this();
@@ -190,20 +187,19 @@ void ServerCore::StopNow() {
       self->listener.Close();
       CloseFd(self->reserve_fd_);
       self->reserve_fd_ = -1;
-      std::lock_guard<std::mutex> lock(self->mu);
+      MutexLock lock(&self->mu);
       self->listener_released_ = true;
-      self->closed_cv_.notify_all();
+      self->closed_cv_.NotifyAll();
     });
-    if (!status.ok()) {
-      std::lock_guard<std::mutex> lock(mu);
+    if (absl::IsNotFound(status)) {  // otherwise the callback ran or will
+      MutexLock lock(&mu);
       listener_released_ = true;
     }
   }
   std::vector<ConnectionPtr> open;
   {
-    std::lock_guard<std::mutex> lock(mu);
-    open.reserve(connections.size());
-    for (const auto& entry : connections) open.push_back(entry.second);
+    MutexLock lock(&mu);
+    open = connections.Snapshot();
   }
   for (const ConnectionPtr& conn : open) {
     ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
@@ -211,11 +207,11 @@ void ServerCore::StopNow() {
   // Inside a connection callback, waiting could deadlock with callbacks on
   // other threads doing the same; those connections finish closing when
   // their callbacks return.
-  if (CallbackDepth() > 0) return;
-  std::unique_lock<std::mutex> lock(mu);
-  closed_cv_.wait(lock, [this] {
-    return connections.empty() && closing_ == 0 && listener_released_;
-  });
+  if (InsideConnectionCallbacks()) return;
+  MutexLock lock(&mu);
+  while (!connections.empty() || closing_ != 0 || !listener_released_) {
+    closed_cv_.Wait(&mu);
+  }
 }
 
 }  // namespace net_internal
@@ -268,15 +264,12 @@ size_t TcpServer::Broadcast(absl::string_view data) {
 }
 
 std::vector<ConnectionPtr> TcpServer::Connections() const {
-  std::vector<ConnectionPtr> result;
-  std::lock_guard<std::mutex> lock(core_->mu);
-  result.reserve(core_->connections.size());
-  for (const auto& entry : core_->connections) result.push_back(entry.second);
-  return result;
+  MutexLock lock(&core_->mu);
+  return core_->connections.Snapshot();
 }
 
 size_t TcpServer::connection_count() const {
-  std::lock_guard<std::mutex> lock(core_->mu);
+  MutexLock lock(&core_->mu);
   return core_->connections.size();
 }
 
@@ -293,6 +286,8 @@ TcpServerStats TcpServer::stats() const {
   s.active = connection_count();
   s.bytes_read = counters.bytes_read.load(std::memory_order_relaxed);
   s.bytes_written = counters.bytes_written.load(std::memory_order_relaxed);
+  s.input_bytes_copied =
+      counters.input_bytes_copied.load(std::memory_order_relaxed);
   s.high_water_events =
       counters.high_water_events.load(std::memory_order_relaxed);
   s.rate_limit_pauses =

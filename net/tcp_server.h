@@ -87,6 +87,10 @@ struct TcpServerStats {
   size_t active = 0;           // open connections
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
+  // Bytes the read path copied after reading them: 0 while every read
+  // lands in place in the input buffer (see Connection); reads larger than
+  // the buffer's free room copy their overflow.
+  uint64_t input_bytes_copied = 0;
   uint64_t high_water_events = 0;
   uint64_t rate_limit_pauses = 0;
   // Closed connections by CloseReason (kRefused counts both refusals).

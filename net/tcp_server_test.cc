@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "net/connection.h"
+#include "net/internal/connection_config.h"
 #include "net/socket_address.h"
 #include "net/testing/echo_clients.h"
 #include "ratelimit/token_bucket.h"
@@ -295,8 +296,10 @@ TEST_P(TcpServerTest,
   TestClient client = Connect(/*rcvbuf=*/16 * 1024);
   ConnectionPtr conn = ConnAt(0);
   ASSERT_NE(conn, nullptr);
-  ASSERT_TRUE(
-      WaitFor([&] { return conn->interest() == Interest::Readable(); }));
+  ASSERT_TRUE(WaitFor([&] {
+    return net_internal::ConnectionAccess::WantedInterest(*conn) ==
+           Interest::Readable();
+  }));
   EXPECT_EQ(conn->pending_output_bytes(), 0u);
 
   // The client does not read: sends from this (non-loop) thread pile up.
@@ -306,8 +309,10 @@ TEST_P(TcpServerTest,
     ASSERT_TRUE(conn->Send(Pattern(7, kChunk, off)).ok());
   }
   EXPECT_GE(conn->pending_output_bytes(), options.connection.high_water_mark);
-  EXPECT_TRUE(conn->interest().is_writable());
-  EXPECT_FALSE(conn->interest().is_readable());  // paused above high water
+  EXPECT_TRUE(
+      net_internal::ConnectionAccess::WantedInterest(*conn).is_writable());
+  EXPECT_FALSE(net_internal::ConnectionAccess::WantedInterest(*conn)
+                   .is_readable());  // paused above high water
   EXPECT_TRUE(conn->reading_paused());
   EXPECT_EQ(high.load(), 1);
   EXPECT_GE(high_pending.load(), options.connection.high_water_mark);
@@ -318,8 +323,10 @@ TEST_P(TcpServerTest,
   ASSERT_EQ(got.size(), kTotal);
   EXPECT_TRUE(got == Pattern(7, kTotal)) << "byte order or content differs";
   ASSERT_TRUE(WaitFor([&] { return conn->pending_output_bytes() == 0; }));
-  ASSERT_TRUE(WaitFor([&] { return conn->interest() == Interest::Readable(); }))
-      << conn->interest();
+  ASSERT_TRUE(WaitFor([&] {
+    return net_internal::ConnectionAccess::WantedInterest(*conn) ==
+           Interest::Readable();
+  })) << net_internal::ConnectionAccess::WantedInterest(*conn);
   EXPECT_EQ(low.load(), 1);
   EXPECT_FALSE(conn->reading_paused());
   // Reading resumed: the connection still echoes.

@@ -11,20 +11,34 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "base/call_scope.h"
 #include "net/connection.h"
 #include "net/internal/idle_tracker.h"
 #include "net/socket_address.h"
 #include "net/tcp_stream.h"
 #include "poll/event.h"
+#include "ratelimit/rate_limit_group.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
 namespace net_internal {
 
+// The scope of a connection's callbacks (and Dispatch tasks), keyed by the
+// connection: a Close() from inside them is carried out when they return,
+// and a TcpServer or TcpClient Stop() from inside any cannot wait for the
+// others.
+extern const CallScopeKind kConnectionCallbacks;
+inline bool InsideConnectionCallbacks() {
+  return CallScope::AnyActive(kConnectionCallbacks);
+}
+
 // Totals over every connection of one owner.
 struct ConnectionCounters {
   std::atomic<uint64_t> bytes_read{0};
   std::atomic<uint64_t> bytes_written{0};
+  // Bytes the read path copied after reading (reads larger than the input
+  // buffer's free room, growth): 0 when every read lands in place.
+  std::atomic<uint64_t> input_bytes_copied{0};
   std::atomic<uint64_t> high_water_events{0};
   std::atomic<uint64_t> rate_limit_pauses{0};
   std::array<std::atomic<uint64_t>, kCloseReasonCount> closed_by{};
@@ -75,16 +89,29 @@ class ConnectionOwner {
   const std::shared_ptr<const ConnectionConfig> config_;
 };
 
+// A connection's read-rate limits (null without any).
+struct ReadLimit {
+  explicit ReadLimit(std::vector<std::shared_ptr<TokenBucket>> buckets);
+  RateLimiter limiter;
+  // Smallest grant worth a read: min(4 KiB, the smallest burst).
+  uint32_t min_grant = 4096;
+  // The timer that resumes reading; guarded by the connection's lock.
+  EventLoop::TimerId resume_timer;
+};
+
 // The owners' access to Connection's private lifecycle.
 struct ConnectionAccess {
   // `stream` is accepted (kOpen) or, when `outbound`, connecting (or just
   // connected: kConnecting until its first writable event confirms it; its
-  // socket options were applied by TcpStream::Connect).
+  // socket options were applied by TcpStream::Connect). The connection
+  // moves its bytes through a SocketTransport.
   static ConnectionPtr Create(std::shared_ptr<ConnectionOwner> owner,
                               uint64_t id, bool outbound, TcpStream stream,
                               SocketAddress peer);
-  // Runs on_connect and registers (kOpen), or registers for the connect's
-  // completion (kConnecting). Call once, right after Create.
+  // Runs on_connect and starts the transport (kOpen), or starts it for the
+  // connect's completion (kConnecting). Call once, right after Create. A
+  // connection closed in between (Close, FailConnect) does neither: its
+  // owner already heard (OnClosed / OnConnectDone).
   static void Start(const ConnectionPtr& conn);
   // Fails a connect still in progress with `status` (OnConnectDone gets it);
   // does nothing once the connect finished. From any thread.
@@ -97,6 +124,45 @@ struct ConnectionAccess {
   static int64_t LastActivityNanos(const Connection& conn);
   static std::weak_ptr<Connection> WeakOf(Connection& conn);
   static void IdleExpired(const ConnectionPtr& conn);
+
+  // For transports.
+  static ConnectionPtr SharedOf(Connection& conn) {
+    return conn.shared_from_this();
+  }
+  static void OnTransportEvent(Connection& conn, const Event& event) {
+    conn.OnTransportEvent(event);
+  }
+
+  // For tests: the interest the connection has its transport report now
+  // (WRITABLE while output is pending or a connect is in progress,
+  // READABLE while reading is wanted and not paused, None when neither).
+  static Interest WantedInterest(const Connection& conn) {
+    MutexLock lock(&conn.mu_);
+    return conn.ComputeInterestLocked();
+  }
+
+  // For ConnectionList.
+  static Connection*& Prev(Connection& conn) { return conn.list_prev_; }
+  static Connection*& Next(Connection& conn) { return conn.list_next_; }
+};
+
+// A Connection and its transport in one allocation.
+template <typename T>
+class ConnectionWithTransport final : public Connection {
+ public:
+  template <typename... Args>
+  ConnectionWithTransport(Connection::PassKey key,
+                          std::shared_ptr<ConnectionOwner> owner, uint64_t id,
+                          bool outbound, SocketAddress peer,
+                          Args&&... transport_args)
+      // The base only stores the pointer; the member is built right after.
+      : Connection(key, std::move(owner), id, outbound, peer, &transport_),
+        transport_(this, std::forward<Args>(transport_args)...) {}
+
+  T& transport() { return transport_; }
+
+ private:
+  T transport_;
 };
 
 }  // namespace net_internal

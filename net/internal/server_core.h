@@ -4,25 +4,21 @@
 #define MILL_IO_NET_INTERNAL_SERVER_CORE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "base/mutex.h"
 #include "net/connection.h"
 #include "net/internal/connection_config.h"
+#include "net/internal/connection_list.h"
 #include "net/tcp_listener.h"
 #include "net/tcp_server.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
 namespace net_internal {
-
-// Depth of Connection callbacks (and Dispatch tasks) on this thread: a
-// TcpServer or TcpClient Stop() from inside one cannot wait for the others.
-int& CallbackDepth();
 
 class ServerCore final : public ConnectionOwner,
                          public std::enable_shared_from_this<ServerCore> {
@@ -38,7 +34,7 @@ class ServerCore final : public ConnectionOwner,
   void OnAcceptable();
   // Closes the listener and every connection (kStopped); waits for them to
   // finish closing unless called from inside a connection callback.
-  void StopNow();
+  void StopNow() ABSL_LOCKS_EXCLUDED(mu);
 
   void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                 const absl::Status& status) override;
@@ -49,8 +45,8 @@ class ServerCore final : public ConnectionOwner,
 
   TcpListener listener;  // used by the listener handler; closed on release
 
-  mutable std::mutex mu;
-  absl::flat_hash_map<uint64_t, ConnectionPtr> connections;  // Guarded by mu.
+  mutable Mutex mu;
+  ConnectionList connections ABSL_GUARDED_BY(mu);
 
   std::atomic<uint64_t> next_id{1};
   std::atomic<uint64_t> accepted{0};
@@ -66,12 +62,12 @@ class ServerCore final : public ConnectionOwner,
   bool ShedOneWithReserve();
   void PauseAccepting();
 
-  std::condition_variable closed_cv_;  // with mu: connections shrank
-  bool stopping_ = false;              // Guarded by mu.
-  size_t closing_ = 0;                // Guarded by mu: on_close calls under way
-  bool listener_registered_ = false;  // Guarded by mu.
-  bool listener_released_ = true;     // Guarded by mu.
-  Registration listener_registration_;  // Guarded by mu.
+  CondVar closed_cv_;  // with mu: connections shrank
+  bool stopping_ ABSL_GUARDED_BY(mu) = false;
+  size_t closing_ ABSL_GUARDED_BY(mu) = 0;  // on_close calls under way
+  bool listener_released_ ABSL_GUARDED_BY(mu) = true;
+  // Valid while the listener is registered.
+  Registration listener_registration_ ABSL_GUARDED_BY(mu);
   int reserve_fd_ = -1;  // the listener handler's (or the release's)
 };
 

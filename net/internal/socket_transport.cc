@@ -1,0 +1,242 @@
+#include "net/internal/socket_transport.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+#include "base/errno_status.h"
+#include "net/internal/connection_config.h"
+#include "net/internal/socket_util.h"
+
+namespace mill {
+namespace net_internal {
+namespace {
+
+// Overflow room of a read larger than the input buffer's free room: the
+// loop's default read budget, so one readv reads as much as one event may.
+constexpr size_t kScratchBytes = size_t{64} * 1024;
+// Most pieces gathered into one sendmsg(2).
+constexpr size_t kMaxIov = 64;
+
+// Allocated on a thread's first overflowing read, not for every thread of
+// the process.
+char* ThreadScratch() {
+  static thread_local std::unique_ptr<char[]> scratch;
+  if (scratch == nullptr) scratch.reset(new char[kScratchBytes]);
+  return scratch.get();
+}
+
+IoResult FailedWith(int err, const char* what) {
+  return IoResult::Failed(ReasonForErrno(err), ErrnoStatus(err, what));
+}
+
+bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// Runs its callback exactly once: when called, or when destroyed uncalled.
+// EventLoop::Deregister destroys on_released without running it only when
+// the registration is unknown; this makes the transport's "exactly once"
+// hold on that path too, without a second code path that could run twice.
+class RunOnce {
+ public:
+  explicit RunOnce(absl::AnyInvocable<void()> fn) : fn_(std::move(fn)) {}
+  RunOnce(RunOnce&& other) noexcept : fn_(std::move(other.fn_)) {
+    other.fn_ = nullptr;
+  }
+  RunOnce& operator=(RunOnce&&) = delete;
+  ~RunOnce() { (*this)(); }
+  void operator()() {
+    absl::AnyInvocable<void()> fn = std::move(fn_);
+    fn_ = nullptr;
+    if (fn) fn();
+  }
+
+ private:
+  absl::AnyInvocable<void()> fn_;
+};
+
+}  // namespace
+
+CloseReason ReasonForErrno(int err) {
+  switch (err) {
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return CloseReason::kReset;
+    default:
+      return CloseReason::kError;
+  }
+}
+
+SocketTransport::SocketTransport(Connection* conn, TcpStream stream)
+    : conn_(conn), stream_(std::move(stream)) {}
+
+absl::Status SocketTransport::Start(Interest interest) {
+  // Aliases the connection's control block: registering allocates no
+  // handler, and the registration keeps the connection alive.
+  std::shared_ptr<EventHandler> handler(ConnectionAccess::SharedOf(*conn_),
+                                        static_cast<EventHandler*>(this));
+  absl::StatusOr<Registration> reg =
+      conn_->loop()->Register(stream_.fd(), interest, std::move(handler));
+  if (!reg.ok()) return reg.status();
+  registration_ = *reg;
+  interest_ = interest;
+  return absl::OkStatus();
+}
+
+void SocketTransport::SetInterest(Interest interest) {
+  if (!registration_.valid() || interest == interest_) return;
+  interest_ = interest;
+  // NotFound only races with our own Release; nothing to do then.
+  (void)conn_->loop()->Reregister(registration_, interest);
+}
+
+void SocketTransport::Release(absl::AnyInvocable<void()> on_released) {
+  RunOnce once(std::move(on_released));
+  const Registration registration = std::exchange(registration_, {});
+  if (!registration.valid()) return;  // `once` runs it here
+  // Runs it when no handler runs or can start; on a poller error it still
+  // runs (the registration is gone either way), and on NotFound, which
+  // cannot happen, RunOnce's destructor does.
+  (void)conn_->loop()->Deregister(registration, std::move(once));
+}
+
+void SocketTransport::CloseNow() { stream_.Close(); }
+
+void SocketTransport::HandleEvent(const Event& event) {
+  ConnectionAccess::OnTransportEvent(*conn_, event);
+}
+
+absl::Status SocketTransport::FinishConnect(bool* in_progress) {
+  absl::Status status = stream_.FinishConnect();
+  *in_progress = !status.ok() && stream_.connect_pending();
+  return status;
+}
+
+absl::Status SocketTransport::TakeError(CloseReason* reason) {
+  int err = 0;
+  (void)GetIntOption(stream_.fd(), SOL_SOCKET, SO_ERROR, &err);
+  if (err == 0) return absl::OkStatus();
+  *reason = ReasonForErrno(err);
+  return ErrnoStatus(err, "socket error");
+}
+
+IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
+  absl::Span<char> room = input.AppendSpace();
+  const size_t direct = std::min(room.size(), max);
+  iovec iov[2];
+  int count = 0;
+  if (direct > 0) iov[count++] = {room.data(), direct};
+  char* scratch = nullptr;
+  if (direct < max) {
+    scratch = ThreadScratch();
+    iov[count++] = {scratch, std::min(max - direct, kScratchBytes)};
+  }
+  ssize_t n;
+  do {
+    n = count == 1 ? ::recv(stream_.fd(), iov[0].iov_base, iov[0].iov_len, 0)
+                   : ::readv(stream_.fd(), iov, count);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return IoResult::Eof();
+  if (n < 0) {
+    if (WouldBlock(errno)) return IoResult::WouldBlock();
+    return FailedWith(errno, "recv");
+  }
+  const size_t got = static_cast<size_t>(n);
+  if (got <= direct) {
+    input.Commit(got);
+    return IoResult::Progress(got);
+  }
+  input.Commit(direct);
+  // The overflow: appending may also move what the buffer held (growth or
+  // compaction), which is a copy too.
+  const size_t overflow = got - direct;
+  const char* before = input.data();
+  const size_t held = input.size();
+  input.Append(absl::string_view(scratch, overflow));
+  *copied += overflow + (input.data() != before ? held : 0);
+  return IoResult::Progress(got);
+}
+
+IoResult SocketTransport::Write(absl::Span<const absl::string_view> pieces) {
+  ssize_t n;
+  if (pieces.size() == 1) {
+    n = stream_.Write(pieces[0].data(), pieces[0].size());
+  } else {
+    iovec iov[kMaxIov];
+    const size_t count = std::min(pieces.size(), kMaxIov);
+    for (size_t i = 0; i < count; ++i) {
+      iov[i] = {const_cast<char*>(pieces[i].data()), pieces[i].size()};
+    }
+    msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    do {
+      n = ::sendmsg(stream_.fd(), &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+  }
+  if (n > 0) return IoResult::Progress(static_cast<size_t>(n));
+  if (n < 0 && WouldBlock(errno)) return IoResult::WouldBlock();
+  return FailedWith(n < 0 ? errno : EIO, "send");
+}
+
+IoResult SocketTransport::SendFile(int fd, uint64_t offset, size_t length) {
+#ifdef __linux__
+  off_t off = static_cast<off_t>(offset);
+  ssize_t n;
+  do {
+    n = ::sendfile(stream_.fd(), fd, &off, length);
+  } while (n < 0 && errno == EINTR);
+#else
+  // No sendfile: a bounded read-and-write step (what the socket refuses is
+  // read again next time, so nothing is kept in memory between calls).
+  char buffer[16 * 1024];
+  ssize_t n = ::pread(fd, buffer, std::min(length, sizeof(buffer)),
+                      static_cast<off_t>(offset));
+  if (n > 0) n = stream_.Write(buffer, static_cast<size_t>(n));
+#endif
+  if (n > 0) return IoResult::Progress(static_cast<size_t>(n));
+  if (n == 0) return IoResult::Eof();  // the file ended early
+  if (WouldBlock(errno)) return IoResult::WouldBlock();
+  return FailedWith(errno, "sendfile");
+}
+
+absl::Status SocketTransport::ShutdownWrite() {
+  return stream_.Shutdown(SHUT_WR);
+}
+
+absl::Status SocketTransport::Probe() const {
+  char byte;
+  ssize_t n;
+  do {
+    n = ::recv(stream_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) {
+    return absl::UnavailableError("the peer closed the connection (EOF)");
+  }
+  if (n > 0) {
+    return absl::FailedPreconditionError("unexpected input is waiting");
+  }
+  if (WouldBlock(errno)) return absl::OkStatus();
+  return ErrnoStatus(errno, "recv(MSG_PEEK)");
+}
+
+absl::StatusOr<SocketAddress> SocketTransport::LocalAddress() const {
+  if (!stream_.valid()) {
+    return absl::FailedPreconditionError("the socket is closed");
+  }
+  return stream_.local_address();
+}
+
+}  // namespace net_internal
+}  // namespace mill

@@ -1,0 +1,65 @@
+// SocketTransport: the Transport of a POSIX stream socket whose readiness
+// comes from the EventLoop (epoll, kqueue or poll(2)): recv/readv into the
+// input buffer, send/sendmsg from the output queue, sendfile(2) for file
+// ranges. Internal: not part of the API; see transport.h for the contract.
+//
+// Reads go straight into the input buffer's free room; a read larger than
+// the room continues, in the same readv(2), into a per-thread scratch area
+// and only that overflow is copied into the buffer (muduo's
+// Buffer::readFd), so one system call reads up to the budget whatever the
+// buffer holds.
+//
+// Thread-safety: as transport.h says; the transport adds no lock of its
+// own (registration_ is written by Start and Release, which the
+// connection's state machine orders: SetInterest is never called after
+// Release). Ownership: owns the socket; lives inside its connection.
+#ifndef MILL_IO_NET_INTERNAL_SOCKET_TRANSPORT_H_
+#define MILL_IO_NET_INTERNAL_SOCKET_TRANSPORT_H_
+
+#include "net/internal/transport.h"
+#include "net/tcp_stream.h"
+#include "reactor/event_handler.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+namespace net_internal {
+
+class SocketTransport final : public Transport, public EventHandler {
+ public:
+  // `conn` is the connection this transport lives in.
+  SocketTransport(Connection* conn, TcpStream stream);
+
+  absl::Status Start(Interest interest) override;
+  void SetInterest(Interest interest) override;
+  void Release(absl::AnyInvocable<void()> on_released) override;
+  void CloseNow() override;
+  absl::Status FinishConnect(bool* in_progress) override;
+  absl::Status TakeError(CloseReason* reason) override;
+  IoResult Read(ByteBuffer& input, size_t max, size_t* copied) override;
+  IoResult Write(absl::Span<const absl::string_view> pieces) override;
+  IoResult SendFile(int fd, uint64_t offset, size_t length) override;
+  absl::Status ShutdownWrite() override;
+  absl::Status Probe() const override;
+  absl::StatusOr<SocketAddress> LocalAddress() const override;
+
+  int fd() const { return stream_.fd(); }
+
+ private:
+  // EventHandler: the loop's report, passed on to the connection.
+  void HandleEvent(const Event& event) override;
+
+  Connection* const conn_;
+  TcpStream stream_;
+  Registration registration_;  // valid between Start and Release
+  // What the registration reports now (a change costs a system call).
+  Interest interest_ = Interest::None();
+};
+
+// What a failed socket call means for the connection: ECONNRESET and
+// friends are kReset (the peer went away abruptly), the rest kError.
+CloseReason ReasonForErrno(int err);
+
+}  // namespace net_internal
+}  // namespace mill
+
+#endif  // MILL_IO_NET_INTERNAL_SOCKET_TRANSPORT_H_

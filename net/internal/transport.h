@@ -1,0 +1,130 @@
+// Transport: how a Connection's bytes move. Internal: not part of the API.
+//
+// A Connection keeps what the user sees (state, callbacks, the input buffer,
+// the output queue and its water marks, the idle timer, rate limits, the
+// serial execution of callbacks); its Transport moves bytes: it reads into
+// the input buffer, writes from the output queue, sends file ranges, shuts
+// down, and tells the connection when it can make progress. Today's one
+// implementation is SocketTransport (a POSIX socket, readiness from the
+// EventLoop); docs/ARCHITECTURE.md ("The transport seam") shows how TLS (a
+// transport layered on another), io_uring (completions instead of
+// readiness) and Winsock fit the same interface.
+//
+// The contract, seen from the connection:
+//  - Start() begins reporting; from then on the transport calls
+//    ConnectionAccess::OnTransportEvent(conn, event) whenever the connection
+//    may make progress (readable, writable, error, hang-up), always
+//    excluded from other reports for that connection, never after the
+//    on_released callback of Release() ran.
+//  - SetInterest() says what the connection wants reported; Interest::None
+//    pauses reporting. Reports are level-triggered: a condition that still
+//    holds is reported again, so the connection may stop early (a budget)
+//    without losing anything.
+//  - Read() fills the input buffer, Write()/SendFile() drain the output;
+//    each either makes progress, or says it would block (a report follows
+//    when it can go on), or ends (EOF, an error).
+//
+// Threading: Read() and FinishConnect() are called from the connection's
+// serial context only (its handler, or a task excluded from it); Start(),
+// Write(), SendFile(), ShutdownWrite(), SetInterest(), Probe() and
+// CloseNow() under the connection's lock, from any thread; Release() once,
+// from any thread, without the lock, after which SetInterest() is never
+// called again (the connection's state machine orders them). Read and Write may
+// therefore run at the same time on two threads: a transport whose two
+// directions share state (TLS) serialises them itself.
+//
+// Ownership: the transport lives inside its connection's allocation (see
+// ConnectionWithTransport in connection_config.h) and owns the descriptor;
+// it closes it only after Release() has run on_released.
+#ifndef MILL_IO_NET_INTERNAL_TRANSPORT_H_
+#define MILL_IO_NET_INTERNAL_TRANSPORT_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "net/byte_buffer.h"
+#include "net/connection.h"
+#include "net/socket_address.h"
+#include "poll/interest.h"
+
+namespace mill {
+namespace net_internal {
+
+// The outcome of one Read, Write or SendFile.
+struct IoResult {
+  enum class Kind : uint8_t {
+    kProgress,    // `bytes` (> 0) moved
+    kWouldBlock,  // nothing now; a report follows when it can go on
+    kEof,         // Read: the peer shut down its write side
+    kFailed,      // `reason` (kReset or kError) and `error`
+  };
+
+  static IoResult Progress(size_t bytes) {
+    return IoResult{Kind::kProgress, bytes, CloseReason::kError, {}};
+  }
+  static IoResult WouldBlock() {
+    return IoResult{Kind::kWouldBlock, 0, CloseReason::kError, {}};
+  }
+  static IoResult Eof() {
+    return IoResult{Kind::kEof, 0, CloseReason::kError, {}};
+  }
+  static IoResult Failed(CloseReason reason, absl::Status error) {
+    return IoResult{Kind::kFailed, 0, reason, std::move(error)};
+  }
+
+  Kind kind;
+  size_t bytes;
+  CloseReason reason;
+  absl::Status error;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Begins reporting with `interest`. An error leaves nothing registered.
+  virtual absl::Status Start(Interest interest) = 0;
+  // Changes what is reported (see the file comment).
+  virtual void SetInterest(Interest interest) = 0;
+  // Stops reporting and runs `on_released` exactly once, as soon as no
+  // report is running or can start: inline, or on the thread of the report
+  // in flight when it returns. Also when nothing was started. Then the
+  // descriptor may be closed (CloseNow).
+  virtual void Release(absl::AnyInvocable<void()> on_released) = 0;
+  // Closes the descriptor (after Release ran on_released). Idempotent.
+  virtual void CloseNow() = 0;
+
+  // Outbound only: completes the connect after the first report: OK or the
+  // connect's error; *in_progress is set when it is still going on (a
+  // spurious report: wait for the next).
+  virtual absl::Status FinishConnect(bool* in_progress) = 0;
+  // The pending error of a report flagged as an error (OK if none).
+  virtual absl::Status TakeError(CloseReason* reason) = 0;
+
+  // Appends at most `max` (> 0) bytes to `input`. Fills the buffer's free
+  // room first (no copy); `*copied` counts the bytes that had to be copied
+  // into it afterwards (a read larger than the room, or growth).
+  virtual IoResult Read(ByteBuffer& input, size_t max, size_t* copied) = 0;
+  // Writes a prefix of the concatenation of `pieces` (gathered).
+  virtual IoResult Write(absl::Span<const absl::string_view> pieces) = 0;
+  // Writes up to `length` bytes of file `fd` from `offset`. kEof when the
+  // file ends before.
+  virtual IoResult SendFile(int fd, uint64_t offset, size_t length) = 0;
+  // Half-close: the peer reads EOF once what was written arrives.
+  virtual absl::Status ShutdownWrite() = 0;
+
+  // Without reading: OK if nothing is waiting to be read, Unavailable if
+  // the peer closed or reset, FailedPrecondition if input is waiting.
+  virtual absl::Status Probe() const = 0;
+  virtual absl::StatusOr<SocketAddress> LocalAddress() const = 0;
+};
+
+}  // namespace net_internal
+}  // namespace mill
+
+#endif  // MILL_IO_NET_INTERNAL_TRANSPORT_H_
