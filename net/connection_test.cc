@@ -428,6 +428,48 @@ TEST_P(ConnectionTest, DispatchIsExcludedFromCallbacksAndOrdered) {
   EXPECT_EQ(overlaps.load(), 0);
 }
 
+// Issue 16 §1.5: a Dispatch task running on a thread other than the loop's
+// while input was pending used to make the loop spin: the level-triggered
+// registration was reported at every poll, each report queued one more
+// replay behind the task, and every replay later read EAGAIN. Now the
+// reports are muted while the task runs and come back when it returns.
+TEST_P(ConnectionTest, ForeignDispatchWhileInputIsPendingDoesNotSpin) {
+  std::atomic<size_t> received{0};
+  TcpServerCallbacks cb;
+  cb.on_data = [&](const ConnectionPtr&, ByteBuffer& in) {
+    received += in.size();
+    in.Consume(in.size());
+  };
+  Start(cb);
+  TestClient client = Connect();
+  ConnectionPtr conn = ConnAt(0);
+  ASSERT_NE(conn, nullptr);
+  std::atomic<bool> running{false};
+  std::atomic<bool> release{false};
+  std::thread foreign([&] {
+    conn->Dispatch([&](const ConnectionPtr&) {
+      running = true;
+      while (!release.load()) absl::SleepFor(absl::Milliseconds(1));
+    });
+  });
+  ASSERT_TRUE(WaitFor([&] { return running.load(); }));
+  const uint64_t before = loop_->stats().events_dispatched;
+  ASSERT_TRUE(client.SendAll("hello").ok());
+  // The loop sees the input once...
+  ASSERT_TRUE(
+      WaitFor([&] { return loop_->stats().events_dispatched > before; }));
+  // ...and then not again while the task runs (a spinning loop reports it
+  // thousands of times in this window).
+  WaitFor([&] { return loop_->stats().events_dispatched > before + 20; },
+          absl::Milliseconds(200));
+  EXPECT_LE(loop_->stats().events_dispatched, before + 20);
+  EXPECT_EQ(received.load(), 0u);  // excluded from the task
+  release = true;
+  foreign.join();
+  // Reported again once the task returned: nothing is lost.
+  ASSERT_TRUE(WaitFor([&] { return received.load() == 5; }));
+}
+
 TEST_P(ConnectionTest, DispatchFromOwnCallbackRunsAfterItReturns) {
   std::vector<std::string> order;  // connection context only
   std::atomic<bool> done{false};
