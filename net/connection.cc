@@ -126,7 +126,7 @@ void ConnectionAccess::FailConnect(const ConnectionPtr& conn,
                                    absl::Status status) {
   conn->Dispatch([status = std::move(status)](const ConnectionPtr& c) {
     {
-      MutexLock lock(&c->mu_);
+      CompactMutexLock lock(&c->mu_);
       if (c->phase() != Connection::Phase::kConnecting) return;
     }
     c->Teardown(CloseReason::kError, status);
@@ -187,7 +187,7 @@ Connection::~Connection() {
   // was never started (refused) still owes its files' releases.
   net_internal::OutputQueue::Releases releases;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     out_.Clear(&releases);
   }
   for (auto& release : releases) release();
@@ -206,7 +206,7 @@ void Connection::Touch() {
 // --- Queries -----------------------------------------------------------------
 
 SocketAddress Connection::local_address() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   if (phase() == Phase::kClosed) return SocketAddress();
   absl::StatusOr<SocketAddress> local = transport_->LocalAddress();
   return local.ok() ? *local : SocketAddress();
@@ -232,27 +232,27 @@ bool Connection::CanSendLocked() const {
 }
 
 bool Connection::can_send() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   return CanSendLocked();
 }
 
 bool Connection::input_ended() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   return input_ended_;
 }
 
 uint32_t Connection::pause_reasons() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   return pause_;
 }
 
 size_t Connection::pending_output_bytes() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   return out_.pending_bytes();
 }
 
 absl::Status Connection::Probe() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   if (phase() != Phase::kOpen) {
     return absl::UnavailableError(
         absl::StrCat("connection is ", ConnectionStateName(state())));
@@ -265,14 +265,14 @@ absl::Status Connection::Probe() const {
 
 void Connection::SetContext(std::shared_ptr<void> context) {
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     context_.swap(context);
   }
   // `context` now holds the previous one: released here, unlocked.
 }
 
 std::shared_ptr<void> Connection::GetContextVoid() const {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   return context_;
 }
 

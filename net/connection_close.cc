@@ -27,7 +27,7 @@ using net_internal::kConnectionCallbacks;
 void Connection::Close() {
   bool schedule = false;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     switch (phase()) {
       case Phase::kConnecting:
         schedule =
@@ -53,7 +53,7 @@ void Connection::Close() {
 void Connection::Abort() {
   bool schedule;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     schedule = MarkCloseLocked(CloseReason::kClosedLocally, absl::OkStatus());
   }
   if (schedule) ScheduleClose();
@@ -62,7 +62,7 @@ void Connection::Abort() {
 void Connection::Shutdown() {
   bool schedule = false;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (phase() != Phase::kOpen || write_side_ != WriteSide::kOpen) return;
     write_side_ = WriteSide::kShutdownRequested;
     if (out_.empty()) {
@@ -95,7 +95,7 @@ void Connection::ScheduleClose() {
   // carries it out, so the socket is never closed under the handler.
   if (CallScope::Active(kConnectionCallbacks, this)) return;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (phase() != Phase::kClosePending) return;
   }
   // Elsewhere, the loop carries it out, so that on_close never runs inside
@@ -122,7 +122,7 @@ void Connection::RunPendingClose() {
   CloseReason reason;
   absl::Status status;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (phase() != Phase::kClosePending) return;
     reason = close_reason_;
     status = close_status_;
@@ -134,7 +134,7 @@ void Connection::Teardown(CloseReason reason, absl::Status status) {
   EventLoop::TimerId resume;
   net_internal::OutputQueue::Releases dropped;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (phase() >= Phase::kReleasing) return;
     SetPhaseLocked(Phase::kReleasing);
     close_reason_ = reason;
@@ -164,7 +164,7 @@ void Connection::FinishClose() {
   CloseReason reason;
   absl::Status status;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (phase() != Phase::kReleasing) return;  // exactly once
     SetPhaseLocked(Phase::kClosed);
     transport_->CloseNow();
@@ -204,7 +204,7 @@ void Connection::ArmIdleTimerLocked() {
 void Connection::OnIdleExpired() {
   bool schedule;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     schedule = MarkCloseLocked(CloseReason::kIdleTimeout, absl::OkStatus());
   }
   if (schedule) ScheduleClose();

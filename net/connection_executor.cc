@@ -14,7 +14,7 @@ namespace mill {
 using net_internal::kConnectionCallbacks;
 
 bool Connection::EnterCallbacks() {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   if (exec_busy_) return false;
   exec_busy_ = true;
   return true;
@@ -25,7 +25,7 @@ void Connection::LeaveCallbacks() {
   for (;;) {
     absl::AnyInvocable<void(const ConnectionPtr&)> task;
     {
-      MutexLock lock(&mu_);
+      CompactMutexLock lock(&mu_);
       if (exec_queue_.empty()) {
         exec_busy_ = false;
         if (reports_muted_) {
@@ -64,7 +64,7 @@ void Connection::RunExcluded(
   }
   {
     // The task may have consumed input: reading may resume.
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (!is_closed()) CheckInputLocked();
   }
   RunPendingClose();
@@ -73,7 +73,7 @@ void Connection::RunExcluded(
 
 void Connection::Dispatch(absl::AnyInvocable<void(const ConnectionPtr&)> fn) {
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (exec_busy_) {
       exec_queue_.push_back(std::move(fn));
       return;

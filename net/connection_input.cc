@@ -23,7 +23,7 @@ constexpr size_t kReadChunk = size_t{64} * 1024;
 void Connection::Start() {
   absl::Status failed;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     switch (phase()) {
       case Phase::kOpen:
         break;  // below, unlocked: on_connect runs first
@@ -59,7 +59,7 @@ void Connection::StartOpen() {
     CallScope scope(kConnectionCallbacks, this);
     bool open;
     {
-      MutexLock lock(&mu_);
+      CompactMutexLock lock(&mu_);
       open = phase() == Phase::kOpen;
       on_close_owed_ = open;
     }
@@ -68,12 +68,12 @@ void Connection::StartOpen() {
         config().callbacks.on_connect(self);
       } catch (...) {
         error = std::current_exception();  // the loop counts and reports it
-        MutexLock lock(&mu_);
+        CompactMutexLock lock(&mu_);
         MarkCloseLocked(CloseReason::kError,
                         absl::InternalError("on_connect threw"));
       }
     }
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     // Open, or closing with output to flush (Close() inside on_connect).
     if (phase() == Phase::kOpen || phase() == Phase::kClosing) {
       absl::Status started = transport_->Start(ComputeInterestLocked());
@@ -95,7 +95,7 @@ void Connection::FinishConnect() {
   if (in_progress) return;  // a spurious report: still connecting
   ConnectionPtr self = shared_from_this();
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (phase() != Phase::kConnecting) return;  // cancelled meanwhile
     if (status.ok()) {
       SetPhaseLocked(Phase::kOpen);
@@ -119,7 +119,7 @@ void Connection::FinishConnect() {
 void Connection::OnTransportEvent(const Event& event) {
   if (is_closed()) return;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (exec_busy_) {
       // A Dispatch task runs on another thread. Queueing a replay of every
       // report would spin the loop (the registration is level-triggered)
@@ -169,7 +169,7 @@ void Connection::HandleEventExcluded(const Event& event) {
     FlushFromHandler();
     bool redeliver;
     {
-      MutexLock lock(&mu_);
+      CompactMutexLock lock(&mu_);
       redeliver = std::exchange(redeliver_, false);
     }
     if (redeliver && !input_.empty() && !is_closed()) DeliverInput();
@@ -188,7 +188,7 @@ void Connection::ReadSome() {
   while (budget > 0) {
     size_t room;
     {
-      MutexLock lock(&mu_);
+      CompactMutexLock lock(&mu_);
       if (!WantsReadLocked()) return;
       room = options.max_input_bytes > input_.size()
                  ? options.max_input_bytes - input_.size()
@@ -254,7 +254,7 @@ void Connection::DeliverInput() {
   if (config().callbacks.on_data) {
     config().callbacks.on_data(shared_from_this(), input_);
   }
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   if (is_closed()) return;
   const ConnectionOptions& options = config().options;
   if (input_.size() >= options.max_input_bytes &&
@@ -279,7 +279,7 @@ void Connection::CheckInputLocked() {
 void Connection::OnPeerEof() {
   bool notify = false;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (input_ended_) return;
     input_ended_ = true;
     if (write_side_ == WriteSide::kShut) {
@@ -299,7 +299,7 @@ void Connection::OnPeerEof() {
 }
 
 void Connection::PauseForRate(size_t wanted) {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   if (is_closed() || (pause_ & kPausedRateLimit) != 0) return;
   config().counters.rate_limit_pauses.fetch_add(1, std::memory_order_relaxed);
   SetPauseLocked(kPausedRateLimit, true);
@@ -312,7 +312,7 @@ void Connection::PauseForRate(size_t wanted) {
   read_limit_->resume_timer = loop()->RunAfter(delay, [weak] {
     std::shared_ptr<Connection> self = weak.lock();
     if (self == nullptr) return;
-    MutexLock lock(&self->mu_);
+    CompactMutexLock lock(&self->mu_);
     self->read_limit_->resume_timer = EventLoop::TimerId();
     // Re-arms READABLE: level-triggered.
     if (!self->is_closed()) self->SetPauseLocked(kPausedRateLimit, false);
@@ -322,14 +322,14 @@ void Connection::PauseForRate(size_t wanted) {
 // --- Pausing -----------------------------------------------------------------
 
 void Connection::PauseReading() {
-  MutexLock lock(&mu_);
+  CompactMutexLock lock(&mu_);
   if (is_closed()) return;
   SetPauseLocked(kPausedByUser, true);
 }
 
 void Connection::ResumeReading() {
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (is_closed() || (pause_ & kPausedByUser) == 0) return;
     SetPauseLocked(kPausedByUser, false);
   }

@@ -71,7 +71,7 @@ absl::Status Connection::Send(absl::string_view data) {
   bool crossed_high = false;
   size_t pending = 0;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (!CanSendLocked()) {
       return absl::FailedPreconditionError(
           "Connection::Send: the connection is closing or closed");
@@ -106,7 +106,7 @@ absl::Status Connection::SendFile(int fd, uint64_t offset, uint64_t length,
   size_t pending = 0;
   OutputQueue::Releases released;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     if (!CanSendLocked()) {
       return absl::FailedPreconditionError(
           "Connection::SendFile: the connection is closing or closed");
@@ -210,7 +210,7 @@ void Connection::FlushFromHandler() {
   CloseReason reason = CloseReason::kError;
   absl::Status failed;
   {
-    MutexLock lock(&mu_);
+    CompactMutexLock lock(&mu_);
     failed = FlushLocked(&below_low_water, &reason, &released);
   }
   RunAll(released);

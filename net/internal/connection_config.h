@@ -137,7 +137,7 @@ struct ConnectionAccess {
   // (WRITABLE while output is pending or a connect is in progress,
   // READABLE while reading is wanted and not paused, None when neither).
   static Interest WantedInterest(const Connection& conn) {
-    MutexLock lock(&conn.mu_);
+    CompactMutexLock lock(&conn.mu_);
     return conn.ComputeInterestLocked();
   }
 
