@@ -34,8 +34,8 @@ void CompactMutex::LockSlow(uint32_t seen) {
   // 2 may cause one needless wake-up later; it never loses one.
   if (seen != 2) seen = state_.exchange(2, std::memory_order_acquire);
   while (seen != 0) {
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&state_),
-            FUTEX_WAIT_PRIVATE, 2, nullptr, nullptr, 0);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&state_), FUTEX_WAIT_PRIVATE,
+            2, nullptr, nullptr, 0);
     seen = state_.exchange(2, std::memory_order_acquire);
   }
 }

@@ -47,8 +47,7 @@ class ABSL_LOCKABLE CompactMutex {
     __tsan_mutex_pre_lock(this, __tsan_mutex_not_static);
 #endif
     uint32_t expected = 0;
-    if (!state_.compare_exchange_strong(expected, 1,
-                                        std::memory_order_acquire,
+    if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
                                         std::memory_order_relaxed)) {
       LockSlow(expected);
     }

@@ -1,13 +1,15 @@
 #include <cstdio>
+
+#include "gtest/gtest.h"
 #include "net/connection.h"
 #include "net/internal/connection_config.h"
 #include "net/internal/socket_transport.h"
 #include "reactor/internal/source.h"
-#include "gtest/gtest.h"
 namespace mill {
 TEST(Size, Print) {
   printf("Connection %zu\n", sizeof(Connection));
-  printf("ConnWithT %zu\n", sizeof(net_internal::ConnectionWithTransport<net_internal::SocketTransport>));
+  printf("ConnWithT %zu\n", sizeof(net_internal::ConnectionWithTransport<
+                                   net_internal::SocketTransport>));
   printf("SocketTransport %zu\n", sizeof(net_internal::SocketTransport));
   printf("ByteBuffer %zu\n", sizeof(ByteBuffer));
   printf("OutputQueue %zu\n", sizeof(net_internal::OutputQueue));
@@ -15,6 +17,7 @@ TEST(Size, Print) {
   printf("Source %zu\n", sizeof(reactor_internal::Source));
   printf("IdleNode %zu\n", sizeof(net_internal::IdleTracker::Node));
   printf("SocketAddress %zu\n", sizeof(SocketAddress));
-  printf("Interest %zu Registration %zu\n", sizeof(Interest), sizeof(Registration));
+  printf("Interest %zu Registration %zu\n", sizeof(Interest),
+         sizeof(Registration));
 }
-}
+}  // namespace mill

@@ -402,7 +402,7 @@ TEST_P(TcpServerTest, HalfCloseStillGetsTheRemainingResponse) {
 TEST_P(TcpServerTest, PeerShutdownCallbackKeepsConnectionOpenForReply) {
   TcpServerCallbacks cb;
   cb.on_data = ConsumeAll([](const ConnectionPtr&, absl::string_view) {});
-  cb.on_peer_shutdown = [this](const ConnectionPtr& c) {
+  cb.on_peer_shutdown = [](const ConnectionPtr& c) {
     // Reply later, from another thread, then close.
     std::thread([c] {
       absl::SleepFor(absl::Milliseconds(20));

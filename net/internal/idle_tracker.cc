@@ -17,15 +17,22 @@ IdleTracker::IdleTracker(EventLoop* loop, absl::Duration timeout)
       bucket_ns_(std::clamp<int64_t>(timeout_ns_ / 16, 1000000, 1000000000)) {}
 
 void IdleTracker::Add(Node* node, Connection* conn, int64_t last_activity_ns) {
-  std::lock_guard<std::mutex> lock(mu_);
-  node->conn = conn;
+  MutexLock lock(&mu_);
+  // Every node is the same member of a Connection: its offset is one
+  // number, so nodes need not point back at their connections.
+  node_offset_ = reinterpret_cast<char*>(node) - reinterpret_cast<char*>(conn);
   if (node->bucket >= 0) UnlinkLocked(node);
   FileLocked(node, last_activity_ns);
   ScheduleLocked();
 }
 
+Connection* IdleTracker::ConnectionOf(Node* node) const {
+  return reinterpret_cast<Connection*>(reinterpret_cast<char*>(node) -
+                                       node_offset_);
+}
+
 void IdleTracker::Remove(Node* node) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (node->bucket >= 0) UnlinkLocked(node);
 }
 
@@ -74,16 +81,17 @@ void IdleTracker::ScheduleLocked() {
 void IdleTracker::OnTimer() {
   std::vector<std::weak_ptr<Connection>> expired;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     scheduled_bucket_ = -1;
     const int64_t now = MonotonicNanos();
     while (!buckets_.empty() && buckets_.begin()->first * bucket_ns_ <= now) {
       Node* node = buckets_.begin()->second;
       UnlinkLocked(node);
-      const int64_t last = ConnectionAccess::LastActivityNanos(*node->conn);
+      Connection* conn = ConnectionOf(node);
+      const int64_t last = ConnectionAccess::LastActivityNanos(*conn);
       if (now - last >= timeout_ns_) {
         // Stays unfiled; the connection closes (or already is closing).
-        expired.push_back(ConnectionAccess::WeakOf(*node->conn));
+        expired.push_back(ConnectionAccess::WeakOf(*conn));
       } else {
         FileLocked(node, last);  // active meanwhile: the remainder
       }
