@@ -41,7 +41,7 @@ if [ "$rc" -eq 0 ]; then
   exit 0
 fi
 # Every diagnostic with its context, for the CI log.
-grep -E -A4 ': error: ' "$log" | grep -v '^INFO: ' >&2
+grep -E -A4 ': error: ' "$log" | grep -v -e '^INFO: ' -e '^\[[0-9]' >&2
 errors="$(grep -cE '^[^ :]+:[0-9]+:[0-9]+: error: ' "$log")"
 if [ "$errors" -gt 0 ]; then
   files="$(grep -oE '^[^ :]+:[0-9]+:[0-9]+: error: ' "$log" | cut -d: -f1 |
