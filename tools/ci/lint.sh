@@ -77,9 +77,12 @@ if [ -n "$pending" ]; then
   echo "$pending" | head -20 >&2
 fi
 if [ -z "$enforced" ]; then
-  echo "PASS bare-std-locks (enforced: ${BARE_LOCKS_ENFORCED[*]}; not yet: $pending_count use(s) in ${pending_dirs[*]:-nothing})" >> "$results"
+  note="enforced: ${BARE_LOCKS_ENFORCED[*]}"
+  [ "${#pending_dirs[@]}" -gt 0 ] &&
+    note+="; not yet: $pending_count use(s) in ${pending_dirs[*]}"
+  echo "PASS bare-std-locks ($note)" >> "$results"
 else
-  echo "FAIL bare-std-locks: $(grep -c . <<<"$enforced") use(s) of std locks in ${BARE_LOCKS_ENFORCED[*]}: $(cut -d: -f1,2 <<<"$enforced" | tr '\n' ' ')(use base/mutex.h)" >> "$results"
+  echo "FAIL bare-std-locks: $(grep -c . <<<"$enforced") use(s) of std locks in ${BARE_LOCKS_ENFORCED[*]}: $(cut -d: -f1,2 <<<"$enforced" | head -10 | tr '\n' ' ')(use base/mutex.h)" >> "$results"
   echo "$enforced" >&2
 fi
 

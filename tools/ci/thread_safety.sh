@@ -20,7 +20,7 @@
 #
 #   tools/ci/thread_safety.sh RESULTS [TARGETS...]
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 results="${1:-/dev/stdout}"
 shift || true
 targets=("$@")
