@@ -1,9 +1,11 @@
 // BufferPool: recycled fixed-capacity byte buffers for I/O.
 //
-// The network layer reads into pooled buffers on the event loop's worker
-// threads: Acquire() a Buffer, read into its spare capacity, hand it on, and
-// let the handle go back to the pool when done. Built on ObjectPool<Buffer>,
-// so the same rules apply (see objectpool/object_pool.h):
+// For code that moves bytes in blocks of one size and would otherwise
+// allocate and free a block per read: Acquire() a Buffer, read into its
+// spare capacity, hand it on, and let the handle go back to the pool when
+// done, so a steady stream of reads reuses a few warm blocks. Each EventLoop
+// owns one (EventLoop::buffer_pool()) for the code running on it. Built on
+// ObjectPool<Buffer>, so the same rules apply (see objectpool/object_pool.h):
 //
 // Thread-safety: BufferPool is thread-safe; acquiring and returning on the
 // same thread takes no lock. A Buffer is a plain value-like object

@@ -3,12 +3,13 @@
 // The event loop keeps one entry per registered I/O source (the user's handler
 // plus per-source dispatch state) and looks it up by the Token the poller
 // reports with every event. Lookups therefore sit on the hot path of every
-// event and run concurrently on the loop thread and on worker threads, while
-// registrations and removals are comparatively rare.
+// event and run concurrently on the loop's threads (one per poller), while
+// registrations and removals (from any thread) are comparatively rare.
 //
 // Thread-safety: every member function may be called concurrently from any
 // thread. The table is split into a power-of-two number of shards, each an
-// absl::flat_hash_map guarded by its own std::shared_mutex; lookups take a
+// absl::flat_hash_map guarded by its own reader-writer lock (mill::SharedMutex,
+// a std::shared_mutex the thread-safety analysis checks); lookups take a
 // shared lock on one shard only, so readers never serialize on a single lock
 // and writers only contend with operations on the same shard. Insert, Find and
 // Remove are O(1) on average. (glibc's std::shared_mutex prefers readers, so
@@ -28,14 +29,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/mutex.h"
 #include "poll/token.h"
 
 namespace mill {
@@ -54,7 +55,7 @@ namespace mill {
 //   std::shared_ptr<Source> gone = sources.Remove(token);
 //
 // A null entry cannot be stored (Find uses nullptr to mean "absent"). The
-// shard count is fixed at construction; 1 gives a single shared_mutex table.
+// shard count is fixed at construction; 1 gives a single locked table.
 template <typename Entry>
 class Registry {
  public:
@@ -83,7 +84,7 @@ class Registry {
     Shard& shard = ShardFor(token);
     bool inserted;
     {
-      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      WriterMutexLock lock(&shard.mu);
       // try_emplace leaves `entry` untouched when the key exists, so a
       // rejected entry is released after the lock, at function exit.
       inserted = shard.map.try_emplace(token, std::move(entry)).second;
@@ -98,14 +99,14 @@ class Registry {
   // Returns a reference to the entry for `token`, or nullptr if none.
   EntryPtr Find(Token token) const {
     const Shard& shard = ShardFor(token);
-    std::shared_lock<std::shared_mutex> lock(shard.mu);
+    ReaderMutexLock lock(&shard.mu);
     auto it = shard.map.find(token);
     return it == shard.map.end() ? nullptr : it->second;
   }
 
   bool Contains(Token token) const {
     const Shard& shard = ShardFor(token);
-    std::shared_lock<std::shared_mutex> lock(shard.mu);
+    ReaderMutexLock lock(&shard.mu);
     return shard.map.contains(token);
   }
 
@@ -116,7 +117,7 @@ class Registry {
     Shard& shard = ShardFor(token);
     EntryPtr removed;
     {
-      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      WriterMutexLock lock(&shard.mu);
       auto it = shard.map.find(token);
       if (it == shard.map.end()) return nullptr;
       removed = std::move(it->second);
@@ -130,7 +131,7 @@ class Registry {
   size_t size() const {
     size_t total = 0;
     for (size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock<std::shared_mutex> lock(shards_[i].mu);
+      ReaderMutexLock lock(&shards_[i].mu);
       total += shards_[i].map.size();
     }
     return total;
@@ -146,7 +147,7 @@ class Registry {
     for (size_t i = 0; i < shard_count_; ++i) {
       Map taken;
       {
-        std::unique_lock<std::shared_mutex> lock(shards_[i].mu);
+        WriterMutexLock lock(&shards_[i].mu);
         taken.swap(shards_[i].map);
       }
       removed.reserve(removed.size() + taken.size());
@@ -164,7 +165,7 @@ class Registry {
   void ForEach(Fn&& fn) const {
     std::vector<std::pair<Token, EntryPtr>> snapshot;
     for (size_t i = 0; i < shard_count_; ++i) {
-      std::shared_lock<std::shared_mutex> lock(shards_[i].mu);
+      ReaderMutexLock lock(&shards_[i].mu);
       snapshot.reserve(snapshot.size() + shards_[i].map.size());
       for (const auto& kv : shards_[i].map) snapshot.emplace_back(kv);
     }
@@ -179,8 +180,8 @@ class Registry {
   // One cache line (at least) per shard, so that readers of different shards
   // do not bounce each other's lock word.
   struct alignas(64) Shard {
-    mutable std::shared_mutex mu;
-    Map map;
+    mutable SharedMutex mu;
+    Map map ABSL_GUARDED_BY(mu);
   };
 
   static size_t RoundUpShardCount(size_t n) {

@@ -5,22 +5,24 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <mutex>
 #include <system_error>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "base/call_scope.h"
+#include "base/mutex.h"
 #include "threadpool/internal/mpmc_ring.h"
 #include "threadpool/internal/segmented_queue.h"
 
 namespace mill {
 namespace {
 
-// The pool whose worker is running on this thread, if any.
-thread_local const ThreadPool* t_current_pool = nullptr;
+// Pushed by each worker for its whole life, keyed by its pool: "is this
+// thread one of that pool's workers?" (IsWorkerThread).
+ABSL_CONST_INIT const CallScopeKind kWorkerScope{"ThreadPool worker"};
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -101,12 +103,12 @@ struct ThreadPool::State {
   bool HasQueuedWork() const;
   // Queues `task`, or hands it back (returns false) if the lane is closed.
   bool Push(Task& task, Priority priority);
-  void WakeOne();
-  void Park();
+  void WakeOne() ABSL_LOCKS_EXCLUDED(park_mu_);
+  void Park() ABSL_LOCKS_EXCLUDED(park_mu_);
   // Stops admission on every lane, then tells the workers; idempotent.
-  void Close();
+  void Close() ABSL_LOCKS_EXCLUDED(park_mu_);
   size_t DiscardQueued();
-  void JoinWorkers();
+  void JoinWorkers() ABSL_LOCKS_EXCLUDED(join_mu_);
   void StartWorkers();
 
   const ThreadPool* const pool;
@@ -130,11 +132,11 @@ struct ThreadPool::State {
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> discarded_{0};
 
-  std::mutex park_mu_;
-  std::condition_variable park_cv_;
-  int wakeups_ = 0;  // Guarded by park_mu_: wake-ups not yet consumed.
+  Mutex park_mu_;
+  CondVar park_cv_;
+  int wakeups_ ABSL_GUARDED_BY(park_mu_) = 0;  // Not yet consumed.
 
-  std::mutex join_mu_;  // Serializes JoinWorkers().
+  Mutex join_mu_;  // Serializes JoinWorkers() (the threads are joined once).
 };
 
 ThreadPool::ThreadPool(ThreadPoolOptions options)
@@ -230,13 +232,13 @@ bool ThreadPool::State::HasQueuedWork() const {
 
 void ThreadPool::State::WakeOne() {
   {
-    std::lock_guard<std::mutex> lock(park_mu_);
+    MutexLock lock(&park_mu_);
     // Every parked worker already has a wake-up coming: nothing to do.
     if (unsignaled_parked_.value.load(std::memory_order_relaxed) == 0) return;
     unsignaled_parked_.value.fetch_sub(1, std::memory_order_relaxed);
     ++wakeups_;
   }
-  park_cv_.notify_one();
+  park_cv_.NotifyOne();
 }
 
 // Invariant (under park_mu_): unsignaled_parked_ + wakeups_ == number of
@@ -244,7 +246,7 @@ void ThreadPool::State::WakeOne() {
 // unsignaled_parked_ without the lock, so once a parked worker has been
 // signaled, further submits skip the mutex until it parks again.
 void ThreadPool::State::Park() {
-  std::unique_lock<std::mutex> lock(park_mu_);
+  MutexLock lock(&park_mu_);
   unsignaled_parked_.value.fetch_add(1, std::memory_order_seq_cst);
   // Re-check after announcing ourselves (see Submit): a task pushed before
   // the announcement is seen here; one pushed after it sees us parked.
@@ -253,9 +255,9 @@ void ThreadPool::State::Park() {
     unsignaled_parked_.value.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
-  park_cv_.wait(lock, [this] {
-    return wakeups_ > 0 || stop_.load(std::memory_order_relaxed);
-  });
+  while (wakeups_ == 0 && !stop_.load(std::memory_order_relaxed)) {
+    park_cv_.Wait(&park_mu_);
+  }
   if (wakeups_ > 0) {
     --wakeups_;  // Our announcement was already withdrawn by WakeOne.
   } else {
@@ -264,7 +266,7 @@ void ThreadPool::State::Park() {
 }
 
 void ThreadPool::State::WorkerLoop(int index) {
-  t_current_pool = pool;
+  const CallScope worker_scope(kWorkerScope, pool);
   {
     const std::string suffix = std::to_string(index);
     constexpr size_t kMaxName = 15;  // Linux limit, without the NUL.
@@ -346,7 +348,6 @@ void ThreadPool::State::WorkerLoop(int index) {
     Park();
   }
   end_busy();
-  t_current_pool = nullptr;
 }
 
 void ThreadPool::State::Close() {
@@ -357,8 +358,10 @@ void ThreadPool::State::Close() {
   // wait for them.
   for (auto& lane : lanes_) lane->Close();
   stop_.store(true, std::memory_order_seq_cst);
-  { std::lock_guard<std::mutex> lock(park_mu_); }
-  park_cv_.notify_all();
+  // Taking the lock orders stop_ before a parking worker's check of it, so
+  // no worker parks after this wake-up and sleeps through it.
+  { MutexLock lock(&park_mu_); }
+  park_cv_.NotifyAll();
 }
 
 size_t ThreadPool::State::DiscardQueued() {
@@ -379,7 +382,7 @@ size_t ThreadPool::State::DiscardQueued() {
 }
 
 void ThreadPool::State::JoinWorkers() {
-  std::lock_guard<std::mutex> lock(join_mu_);
+  MutexLock lock(&join_mu_);
   for (int i = 0; i < worker_count; ++i) {
     if (workers_[i].thread.joinable()) workers_[i].thread.join();
   }
@@ -403,7 +406,9 @@ bool ThreadPool::is_shutdown() const {
   return state_->closing_.load(std::memory_order_acquire);
 }
 
-bool ThreadPool::IsWorkerThread() const { return t_current_pool == this; }
+bool ThreadPool::IsWorkerThread() const {
+  return CallScope::Active(kWorkerScope, this);
+}
 
 ThreadPool::Metrics ThreadPool::GetMetrics() const {
   const State& state = *state_;

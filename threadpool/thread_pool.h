@@ -11,9 +11,10 @@
 // (a few microseconds, measured on the clock, not counted in rounds), then
 // parks on a condition variable; producers only touch the condition
 // variable when some worker is parked. So a pool with little work uses CPU
-// in proportion to the work. The Mill-IO
-// event loop runs I/O handlers on a ThreadPool and exposes it as its compute
-// pool, but the pool has no dependency on the rest of Mill-IO.
+// in proportion to the work. The Mill-IO event loop runs its I/O handlers on
+// its own threads, not on a ThreadPool; its compute pool (SpawnCompute, for
+// CPU-heavy work kept off those threads) is a ThreadPool. The pool depends
+// on nothing else in Mill-IO but //base.
 //
 // Ordering: a worker always takes the highest non-empty priority first, and
 // within a priority tasks are taken in submission order (FIFO). With one

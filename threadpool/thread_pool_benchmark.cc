@@ -18,9 +18,9 @@
 // counter), and the waiting thread polls with a short sleep so it does not
 // steal a core from the pool on a 2-core machine.
 //
-//   BM_Spin          ThreadPool with ThreadOptions::spin_time 0, 5, 20 and 50
-//                    microseconds (the default is 20): what the idle spin
-//                    buys in throughput.
+//   BM_Spin          ThreadPool with ThreadPoolOptions::spin_time 0, 5, 20
+//                    and 50 microseconds (the default is 20): what the idle
+//                    spin buys in throughput.
 //   BM_Sparse        one task every ~100 us: process CPU time per task (the
 //                    cost of an idle pool: spinning workers burn it, parked
 //                    ones do not), next to the baseline's.

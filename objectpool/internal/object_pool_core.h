@@ -24,13 +24,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
+#include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "objectpool/internal/asymmetric_fence.h"
 #include "objectpool/internal/thread_slot.h"
 
@@ -128,7 +129,7 @@ class ObjectPoolCore {
     while (made < units) {
       T* object = Create();
       if (object == nullptr) break;
-      std::lock_guard<std::mutex> lock(depot_mu_);
+      MutexLock lock(&depot_mu_);
       depot_.push_back(object);
       depot_size_.store(depot_.size(), std::memory_order_relaxed);
       ++made;
@@ -182,7 +183,7 @@ class ObjectPoolCore {
     }
     {
       // Slot-less returners check closed_ under this mutex.
-      std::lock_guard<std::mutex> lock(depot_mu_);
+      MutexLock lock(&depot_mu_);
       idle.insert(idle.end(), depot_.begin(), depot_.end());
       depot_.clear();
       depot_size_.store(0, std::memory_order_relaxed);
@@ -225,7 +226,7 @@ class ObjectPoolCore {
     Magazine* mag = slot >= 0 ? GetOrCreateMagazine(slot) : nullptr;
     T* object = nullptr;
     {
-      std::lock_guard<std::mutex> lock(depot_mu_);
+      MutexLock lock(&depot_mu_);
       size_t freed = 0;
       if (mag != nullptr) {
         // The magazine is empty; give back the budget it holds so other
@@ -277,7 +278,7 @@ class ObjectPoolCore {
     if (count == mag_cap_) {
       // Full: move half to the depot (with their units) for other threads.
       uint32_t n = batch_;
-      std::lock_guard<std::mutex> lock(depot_mu_);
+      MutexLock lock(&depot_mu_);
       depot_.insert(depot_.end(), mag->items + count - n, mag->items + count);
       depot_size_.store(depot_.size(), std::memory_order_relaxed);
       count -= n;
@@ -302,7 +303,7 @@ class ObjectPoolCore {
     // same mutex after setting closed_, so we either see closed_ or our
     // object is drained.
     {
-      std::unique_lock<std::mutex> lock(depot_mu_);
+      MutexLock lock(&depot_mu_);
       if (!closed_.load(std::memory_order_relaxed) && TakeBudget(1) == 1) {
         if (reset_) reset_(*object);
         depot_.push_back(object);
@@ -384,8 +385,8 @@ class ObjectPoolCore {
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> released_{0};
 
-  std::mutex depot_mu_;
-  std::vector<T*> depot_;  // Guarded by depot_mu_.
+  Mutex depot_mu_;
+  std::vector<T*> depot_ ABSL_GUARDED_BY(depot_mu_);
   std::atomic<size_t> depot_size_{0};
 };
 

@@ -1,16 +1,19 @@
 #include "objectpool/internal/thread_slot.h"
 
-#include <mutex>
 #include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 
 namespace mill {
 namespace objectpool_internal {
 namespace {
 
 struct SlotRegistry {
-  std::mutex mu;
-  std::vector<int> free_slots;  // LIFO: reuse recently warmed caches first.
-  int next = 0;
+  Mutex mu;
+  // LIFO: reuse recently warmed caches first.
+  std::vector<int> free_slots ABSL_GUARDED_BY(mu);
+  int next ABSL_GUARDED_BY(mu) = 0;
 };
 
 // Never destroyed: threads may exit after static destructors have run.
@@ -21,7 +24,7 @@ SlotRegistry& Registry() {
 
 void ReturnSlot(int slot) {
   SlotRegistry& registry = Registry();
-  std::lock_guard<std::mutex> lock(registry.mu);
+  MutexLock lock(&registry.mu);
   registry.free_slots.push_back(slot);
 }
 
@@ -43,7 +46,7 @@ int AssignThreadSlot() {
   int slot = -1;
   {
     SlotRegistry& registry = Registry();
-    std::lock_guard<std::mutex> lock(registry.mu);
+    MutexLock lock(&registry.mu);
     if (!registry.free_slots.empty()) {
       slot = registry.free_slots.back();
       registry.free_slots.pop_back();

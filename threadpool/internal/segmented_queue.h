@@ -29,10 +29,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "threadpool/internal/mpmc_ring.h"
 
 namespace mill {
@@ -89,8 +90,8 @@ class SegmentedQueue {
   }
 
   // Makes every later TryPush fail. Queued elements stay poppable.
-  void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Close() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     closed_ = true;
     tail_.value.load(std::memory_order_relaxed)->ring.Close();
   }
@@ -105,8 +106,8 @@ class SegmentedQueue {
            head->next.load(std::memory_order_acquire) != nullptr;
   }
 
-  bool NonEmpty() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool NonEmpty() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     for (const Segment* s = head_.value.load(std::memory_order_relaxed);
          s != nullptr; s = s->next.load(std::memory_order_relaxed)) {
       if (s->ring.SizeApprox() != 0) return true;
@@ -116,8 +117,8 @@ class SegmentedQueue {
 
   // Elements queued (including pushes that claimed a slot but have not
   // published it yet).
-  size_t Size() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  size_t Size() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     size_t size = 0;
     for (const Segment* s = head_.value.load(std::memory_order_relaxed);
          s != nullptr; s = s->next.load(std::memory_order_relaxed)) {
@@ -128,15 +129,15 @@ class SegmentedQueue {
 
   // Total successful pushes so far (ring positions never rewind, including
   // across recycling, so summing every segment's count is exact).
-  uint64_t pushed() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  uint64_t pushed() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     uint64_t total = 0;
     for (const auto& s : segments_) total += s->ring.pushed();
     return total;
   }
 
-  size_t segment_count() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  size_t segment_count() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return segments_.size();
   }
 
@@ -155,14 +156,14 @@ class SegmentedQueue {
   // Called after a failed push on `tail`. Returns false if the queue is
   // closed; otherwise makes sure the tail has moved on or has room, so the
   // caller retries.
-  bool Grow(Segment* tail) {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool Grow(Segment* tail) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     if (closed_) return false;
     if (tail_.value.load(std::memory_order_relaxed) != tail) return true;
     // Consumers may have made room since the push failed.
     if (tail->ring.SizeApprox() < tail->ring.capacity()) return true;
 
-    Segment* next = TakeDeadSegment(tail->ring.capacity());
+    Segment* next = TakeDeadSegmentLocked(tail->ring.capacity());
     if (next == nullptr) {
       segments_.push_back(std::make_unique<Segment>(
           std::min(tail->ring.capacity() * 2, max_segment_capacity_)));
@@ -182,13 +183,14 @@ class SegmentedQueue {
   }
 
   // A segment not on the head..tail chain with at least `min_capacity`
-  // slots (the largest such), or nullptr. Requires mu_. Segments off the
+  // slots (the largest such), or nullptr. Segments off the
   // chain are sealed and empty, and stay so until recycled here.
   // Segments the head has left (AdvanceHead records them) are reusable.
   // Kept as a list so that taking one is linear in the dead segments, not
   // quadratic in all of them: a consumer that falls behind can leave
   // thousands of small segments chained, and Grow runs under mu_.
-  Segment* TakeDeadSegment(size_t min_capacity) {
+  Segment* TakeDeadSegmentLocked(size_t min_capacity)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     size_t best = dead_.size();
     for (size_t i = 0; i < dead_.size(); ++i) {
       if (dead_[i]->ring.capacity() < min_capacity) continue;
@@ -207,8 +209,8 @@ class SegmentedQueue {
   // Moves the head past `head` if it is sealed and drained. Returns true if
   // the caller should retry its pop (the head moved), false if `head` still
   // has a claimed-but-unpublished element.
-  bool AdvanceHead(Segment* head) {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool AdvanceHead(Segment* head) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     if (head_.value.load(std::memory_order_relaxed) != head) return true;
     Segment* next = head->next.load(std::memory_order_relaxed);
     if (next == nullptr || head->ring.SizeApprox() != 0) return false;
@@ -220,10 +222,11 @@ class SegmentedQueue {
   const size_t max_segment_capacity_;
   CacheLinePadded<std::atomic<Segment*>> head_;  // Read by consumers.
   CacheLinePadded<std::atomic<Segment*>> tail_;  // Read by producers.
-  mutable std::mutex mu_;
-  bool closed_ = false;                             // Guarded by mu_.
-  std::vector<std::unique_ptr<Segment>> segments_;  // Guarded by mu_.
-  std::vector<Segment*> dead_;  // Behind the head, reusable. Guarded by mu_.
+  // Taken only for structural changes and exact reads (see the top).
+  mutable Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
+  std::vector<Segment*> dead_ ABSL_GUARDED_BY(mu_);  // Behind the head.
 };
 
 }  // namespace threadpool_internal
