@@ -48,9 +48,9 @@ namespace net_internal {
 struct ClientHooks {
   // The resolver to use; Resolver::Shared() when null.
   std::shared_ptr<Resolver> resolver;
-  // Runs in StartAttempt after the attempt was recorded and the lock
-  // released, right before the connection's Start.
-  std::function<void(const ConnectionPtr& conn)> before_start;
+  // Runs in StartAttempt after the attempt of request `id` was recorded
+  // and the lock released, right before the connection's Start.
+  std::function<void(uint64_t id, const ConnectionPtr& conn)> before_start;
   // Runs in Stop() once the client is marked stopping, before it cancels
   // pending connects and closes open connections.
   std::function<void()> stop_begun;

@@ -177,7 +177,9 @@ void ConnectAttempts::StartAttempt(const RequestPtr& request,
   }
   // Not under mu_: Cancel waits for a running callback, which takes mu_.
   if (replaced.valid()) core_->loop()->Cancel(replaced);
-  if (core_->hooks().before_start) core_->hooks().before_start(conn);
+  if (core_->hooks().before_start) {
+    core_->hooks().before_start(request->id, conn);
+  }
   ConnectionAccess::Start(conn);
   // A request that finished meanwhile left this attempt to us (see the
   // file comment): abandon it now that Start returned.
