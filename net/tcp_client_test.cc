@@ -660,6 +660,7 @@ class TcpClientStartWindowTest : public TcpClientTest {
     EXPECT_EQ(client_->connection_count(), 0u);
     EXPECT_EQ(client_->stats().pending, 0u);
     EXPECT_EQ(result.calls(), 1);
+    client_.reset();  // before the hooks' state goes
   }
 };
 
@@ -733,6 +734,7 @@ TEST_P(TcpClientTest, ConnectCompletingWhileStoppingIsClosed) {
     EXPECT_EQ(reasons, std::vector<CloseReason>{CloseReason::kStopped});
   }
   EXPECT_TRUE(WaitFor([&] { return server_->connection_count() == 0; }));
+  client_.reset();  // before the hooks' state goes
 }
 
 // --- The shared resolver -----------------------------------------------
