@@ -612,7 +612,8 @@ class TcpClientStartWindowTest : public TcpClientTest {
     cb.on_close = [&](const ConnectionPtr&, CloseReason, const absl::Status&) {
       ++closed;
     };
-    ConnectResult result;
+    std::vector<std::unique_ptr<ConnectResult>> results;
+    std::atomic<ConnectResult*> current{nullptr};
     std::thread stopper;
     net_internal::ClientHooks hooks;
     hooks.before_start = [&](uint64_t id, const ConnectionPtr&) {
@@ -622,24 +623,37 @@ class TcpClientStartWindowTest : public TcpClientTest {
           EXPECT_TRUE(client_->Cancel(id));
           break;
         case WindowCancel::kDeadline:
-          // The 1 ms deadline fires on the loop meanwhile.
-          EXPECT_TRUE(WaitFor([&] { return result.calls() == 1; }));
+          // The deadline fires on the loop meanwhile.
+          EXPECT_TRUE(WaitFor([&] { return current.load()->calls() == 1; }));
           break;
         case WindowCancel::kStop:
           // Stop() waits for this attempt: it must run elsewhere.
           stopper = std::thread([&] { client_->Stop(); });
-          EXPECT_TRUE(WaitFor([&] { return result.calls() == 1; }));
+          EXPECT_TRUE(WaitFor([&] { return current.load()->calls() == 1; }));
           break;
       }
     };
     MakeClient({}, cb, std::move(hooks));
     const SocketAddress target =
         c.reachable ? SocketAddress::LoopbackIPv4(port_) : blackhole.address();
-    const absl::Duration timeout = c.cancel == WindowCancel::kDeadline
-                                       ? absl::Milliseconds(1)
-                                       : absl::Seconds(30);
-    // A numeric target: the attempt starts inside Connect, on this thread.
-    client_->Connect(target, result.Callback(), timeout);
+    // The deadline must not pass before the attempt reaches the window (it
+    // would finish the request first, also correctly): on a slow machine,
+    // again with more time.
+    std::vector<absl::Duration> timeouts = {absl::Seconds(30)};
+    if (c.cancel == WindowCancel::kDeadline) {
+      timeouts = {absl::Milliseconds(5), absl::Milliseconds(100),
+                  absl::Seconds(1), absl::Seconds(5)};
+    }
+    for (absl::Duration timeout : timeouts) {
+      results.push_back(std::make_unique<ConnectResult>());
+      current = results.back().get();
+      // A numeric target: the attempt starts inside Connect, on this thread.
+      client_->Connect(target, current.load()->Callback(), timeout);
+      if (windows.load() > 0) break;
+      EXPECT_EQ(current.load()->Wait().status().code(),
+                absl::StatusCode::kDeadlineExceeded);
+    }
+    ConnectResult& result = *current.load();
     if (stopper.joinable()) stopper.join();
     EXPECT_EQ(windows.load(), 1);
     const absl::StatusCode expected = c.cancel == WindowCancel::kDeadline

@@ -48,6 +48,8 @@ void ConnectAttempts::Connect(uint64_t id, std::vector<SocketAddress> addresses,
     ++started_;
     if (stopped_) {
       ++failed_;
+      lock.Unlock();
+      // Posted (not run inside Connect), as any other answer.
       Post([done = std::move(request->done),
             target = request->target]() mutable {
         if (done) {

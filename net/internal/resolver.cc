@@ -211,19 +211,27 @@ Resolver::Ticket Resolver::Resolve(absl::string_view host, uint16_t port,
 void Resolver::Lookup(const std::string& host) {
   const Result result =
       options_.lookup ? options_.lookup(host) : GetAddrInfo(host);
+  std::vector<Waiter> batch;
+  std::vector<Callback> dropped;  // cancelled meanwhile; freed unlocked
   std::exception_ptr error;
   MutexLock lock(&mu_);
   CacheLocked(host, result);
-  for (;;) {
-    auto flight = flights_.find(host);
-    if (flight == flights_.end()) break;
-    if (flight->second.empty()) {
-      flights_.erase(flight);
-      break;
-    }
-    Waiter waiter = std::move(flight->second.front());
-    flight->second.erase(flight->second.begin());
+  // The flight is over: a request from now on is answered from the cache
+  // or starts a new lookup, never joins this answer.
+  auto flight = flights_.find(host);
+  if (flight != flights_.end()) {
+    batch = std::move(flight->second);
+    flights_.erase(flight);
+  }
+  for (const Waiter& waiter : batch) {
     waiting_.erase(waiter.ticket);
+    answered_.insert(waiter.ticket);
+  }
+  for (Waiter& waiter : batch) {
+    if (answered_.erase(waiter.ticket) == 0) {  // cancelled meanwhile
+      dropped.push_back(std::move(waiter.done));
+      continue;
+    }
     delivering_.insert(waiter.ticket);
     lock.Unlock();
     {
@@ -241,6 +249,8 @@ void Resolver::Lookup(const std::string& host) {
     delivered_.NotifyAll();
   }
   lock.Unlock();
+  dropped.clear();
+  batch.clear();
   if (error) std::rethrow_exception(error);
 }
 
@@ -289,6 +299,8 @@ bool Resolver::Cancel(Ticket ticket) {
     waiting_.erase(waiting);
     return true;
   }
+  // Answered, not delivered yet: the worker skips it.
+  if (answered_.erase(ticket) > 0) return true;
   // Callbacks waiting for each other could wait forever.
   if (CallScope::Active(kResolverCallback, this)) return false;
   while (delivering_.contains(ticket)) delivered_.Wait(&mu_);

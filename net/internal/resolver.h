@@ -103,7 +103,8 @@ class Resolver {
   Ticket Resolve(absl::string_view host, uint16_t port, Callback done)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // True if `done` will never run (it is destroyed here). False if it ran
+  // True if `done` will never run (it is destroyed here, or by the worker
+  // holding the answer). False if it ran
   // or is running; when it is running on another thread, Cancel waits for
   // it to return (unless called from inside one of this resolver's
   // callbacks, which must not wait for each other), so the state it uses
@@ -139,6 +140,9 @@ class Resolver {
       ABSL_GUARDED_BY(mu_);
   // Waiting tickets -> their name in flights_.
   absl::flat_hash_map<Ticket, std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  // Tickets taken out of their flight by the worker that got the answer,
+  // not delivered yet.
+  absl::flat_hash_set<Ticket> answered_ ABSL_GUARDED_BY(mu_);
   // Tickets whose callback runs now (on a worker).
   absl::flat_hash_set<Ticket> delivering_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);
