@@ -13,7 +13,8 @@
 // this one (its lock is the innermost; nothing is called with it held).
 // Ownership: shared by the TcpClient, the connections (their owner) and the
 // timers and lookups in flight (weakly); the TcpClient's destructor stops
-// it, after which nothing of it runs.
+// it: no connection is left, no lookup answer is being delivered to it, and
+// a timer that still fires finds nothing to do.
 #ifndef MILL_IO_NET_INTERNAL_CLIENT_CORE_H_
 #define MILL_IO_NET_INTERNAL_CLIENT_CORE_H_
 

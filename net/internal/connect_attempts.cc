@@ -177,7 +177,7 @@ void ConnectAttempts::StartAttempt(const RequestPtr& request,
       replaced = ArmStaggerLocked(request);
     }
   }
-  // Not under mu_: Cancel waits for a running callback, which takes mu_.
+  // Not under mu_: Cancel may wait for the callback, which takes mu_.
   if (replaced.valid()) core_->loop()->Cancel(replaced);
   if (core_->hooks().before_start) {
     core_->hooks().before_start(request->id, conn);
