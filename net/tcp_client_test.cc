@@ -1,8 +1,12 @@
 // Tests of TcpClient: connect success and every failure kind (refused,
 // timeout against a listener whose backlog is full, a name that does not
 // resolve, cancel), staggered attempts over several addresses, connecting
-// from any thread and from inside handlers, reconnecting with backoff, and
-// Stop(). Both dispatch modes; the concurrent ones run under TSan in CI.
+// from any thread and from inside handlers, reconnecting with backoff (the
+// scheduled waits observed through the client's test hooks), the backoff
+// policy's validation, Stop() (also while a connect completes), cancels
+// landing between an attempt's recording and its Start, and the resolver
+// the clients share. Both dispatch modes; the concurrent ones run under TSan
+// in CI.
 #include "net/tcp_client.h"
 
 #include <netinet/in.h>

@@ -40,8 +40,8 @@ uint64_t ClientCore::ConnectTo(absl::string_view host_port,
     return 0;
   }
   const uint64_t id = NextId();
-  attempts_.Connect(id, {}, std::move(host), port, std::string(host_port),
-                    std::move(done), timeout);
+  attempts_.Connect(id, {}, host, port, std::string(host_port), std::move(done),
+                    timeout);
   return id;
 }
 

@@ -30,7 +30,7 @@ void ConnectAttempts::Post(absl::AnyInvocable<void()> fn) {
 }
 
 void ConnectAttempts::Connect(uint64_t id, std::vector<SocketAddress> addresses,
-                              std::string host, uint16_t port,
+                              absl::string_view host, uint16_t port,
                               std::string target, ConnectCallback done,
                               absl::Duration timeout) {
   auto request = std::make_shared<Request>();

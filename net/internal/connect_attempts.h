@@ -33,6 +33,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/mutex.h"
 #include "net/connection.h"
@@ -56,7 +57,7 @@ class ConnectAttempts {
   // else tries `addresses`. `target` names it in messages. After StopAll,
   // `done` gets Cancelled from the loop.
   void Connect(uint64_t id, std::vector<SocketAddress> addresses,
-               std::string host, uint16_t port, std::string target,
+               absl::string_view host, uint16_t port, std::string target,
                ConnectCallback done, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
 
