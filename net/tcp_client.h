@@ -5,11 +5,13 @@
 //
 // Connecting never blocks the loop: the socket connects in non-blocking
 // mode and is watched by the loop; a host name is resolved with
-// getaddrinfo(3) on the client's own resolver thread, and every address it
-// returns is tried in turn, IPv6 and IPv4 interleaved, a new attempt
-// starting attempt_delay after the previous one unless that one answered
-// first (RFC 8305, "Happy Eyeballs"). The first connection to succeed wins;
-// the others are abandoned.
+// getaddrinfo(3) off the loop, by one resolver every client in the process
+// shares (concurrent lookups of one name share one call; answers are cached
+// for 30 s, failures for 5 s), and every address it returns is tried in
+// turn, IPv6 and IPv4 interleaved, a new attempt starting attempt_delay
+// after the previous one unless that one answered first (RFC 8305, "Happy
+// Eyeballs"). The first connection to succeed wins; the others are
+// abandoned.
 //
 // Errors (absl::Status with the errno text), delivered to the callback:
 //   Unavailable       refused (ECONNREFUSED), host or network unreachable
@@ -22,6 +24,10 @@
 // Reconnecting: KeepConnected() holds one connection to a target open,
 // reconnecting with exponential backoff and jitter whenever it fails or
 // closes (until StopKeepingConnected() or Stop()).
+//
+// Stop() cancels what is pending and closes what is open; a connect that
+// completes while Stop runs is closed too (its callback gets Cancelled), so
+// once Stop returned no connection of the client is open or opening.
 //
 // Threading: callbacks run where the loop runs handlers (a worker in pool
 // mode, the loop thread in direct mode), as for a TcpServer. The connect
@@ -60,11 +66,15 @@ namespace mill {
 
 namespace net_internal {
 class ClientCore;
+struct TcpClientAccess;
 }  // namespace net_internal
 
-// Exponential backoff with jitter between reconnect attempts: the n-th wait
-// is min(max, initial * multiplier^n), then scaled by a random factor in
-// [1 - jitter, 1 + jitter], so clients restarted together spread out.
+// Exponential backoff with jitter between reconnect attempts: the wait after
+// the n-th consecutive failure (n = 1, 2, ...) is
+// min(max, initial * multiplier^(n-1)), then scaled by a random factor in
+// [1 - jitter, 1 + jitter], so clients restarted together spread out; after
+// a close the first reconnect waits about `initial`. Valid: initial > 0,
+// max >= initial (both finite), multiplier >= 1, jitter in [0, 1].
 struct BackoffPolicy {
   absl::Duration initial = absl::Milliseconds(100);
   absl::Duration max = absl::Seconds(30);
@@ -88,7 +98,7 @@ struct TcpClientStats {
   uint64_t connects_succeeded = 0;  // delivered an open connection
   uint64_t connects_failed = 0;     // delivered an error (cancels included)
   uint64_t attempts = 0;            // sockets that started connecting
-  uint64_t resolutions = 0;         // names resolved with getaddrinfo
+  uint64_t resolutions = 0;         // names looked up (cache hits too)
   size_t pending = 0;               // Connect() calls still in progress
   size_t active = 0;                // open connections
   uint64_t bytes_read = 0;
@@ -156,6 +166,11 @@ class TcpClient {
   // Keeps one connection to `host_port` open, reconnecting with `backoff`
   // after every failure or close, until StopKeepingConnected(id) or Stop().
   // The connections come through the client's callbacks (on_connect, ...).
+  // InvalidArgument for a malformed target or an invalid policy (see
+  // BackoffPolicy), Cancelled after Stop(); nothing is started then.
+  absl::StatusOr<ConnectId> TryKeepConnected(absl::string_view host_port,
+                                             BackoffPolicy backoff = {});
+  // As TryKeepConnected, but 0 instead of the error.
   ConnectId KeepConnected(absl::string_view host_port,
                           BackoffPolicy backoff = {});
   // Stops reconnecting; closes the current connection (kClosedLocally)
@@ -174,6 +189,8 @@ class TcpClient {
   TcpClientStats stats() const;
 
  private:
+  friend struct net_internal::TcpClientAccess;  // creation with test hooks
+
   explicit TcpClient(std::shared_ptr<net_internal::ClientCore> core);
 
   std::shared_ptr<net_internal::ClientCore> core_;
