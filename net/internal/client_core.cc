@@ -71,7 +71,7 @@ void ClientCore::DropLive() {
 bool ClientCore::Adopt(const ConnectionPtr& conn) {
   MutexLock lock(&mu_);
   if (stopping_) return false;
-  open_.insert(conn);
+  open_.PushBack(conn.get());
   return true;
 }
 
@@ -95,7 +95,7 @@ void ClientCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
                           const absl::Status& status) {
   {
     MutexLock lock(&mu_);
-    open_.erase(conn);
+    open_.Remove(conn.get());
     --live_;
     ++closing_;
     closed_.NotifyAll();
@@ -125,7 +125,8 @@ void ClientCore::Stop() {
     ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
   }
   open.clear();
-  if (InsideConnectionCallbacks()) return;  // cannot wait for other callbacks here
+  // Cannot wait for other callbacks from inside one.
+  if (InsideConnectionCallbacks()) return;
   MutexLock lock(&mu_);
   while (live_ != 0 || closing_ != 0) closed_.Wait(&mu_);
 }
@@ -135,7 +136,7 @@ void ClientCore::Stop() {
 
 std::vector<ConnectionPtr> ClientCore::Connections() const {
   MutexLock lock(&mu_);
-  return std::vector<ConnectionPtr>(open_.begin(), open_.end());
+  return open_.Snapshot();
 }
 
 size_t ClientCore::connection_count() const {

@@ -2,8 +2,8 @@
 // pending connects (ConnectAttempts) and its reconnecting targets (Keeper).
 // Internal: not part of the API.
 //
-// The core is the connections' owner: it keeps the open connections (one
-// hash-set slot each, 16 bytes of payload), counts the live ones (being
+// The core is the connections' owner: it keeps the open connections (an
+// intrusive list: no allocation per connection), counts the live ones (being
 // started or open, until their close) and carries out Stop(). Once Stop()
 // marked it stopping, no connection is adopted any more: a connect that
 // completes during or after Stop is closed (kStopped) and its callback gets
@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -36,6 +35,7 @@
 #include "net/connection.h"
 #include "net/internal/connect_attempts.h"
 #include "net/internal/connection_config.h"
+#include "net/internal/connection_list.h"
 #include "net/internal/keeper.h"
 #include "net/internal/resolver.h"
 #include "net/tcp_client.h"
@@ -118,7 +118,7 @@ class ClientCore final : public ConnectionOwner,
   mutable Mutex mu_;
   CondVar closed_;  // with mu_: live_ or closing_ dropped
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_set<ConnectionPtr> open_ ABSL_GUARDED_BY(mu_);
+  ConnectionList open_ ABSL_GUARDED_BY(mu_);
   // Connections being started or open, until their OnClosed.
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;
   // on_close calls under way (OnClosed seen, OnCloseCallbackDone not yet).
