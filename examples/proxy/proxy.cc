@@ -726,6 +726,10 @@ class Session : public UpstreamHandler,
     ex.response = std::move(head);
     ex.plan = PlanClientResponse(ex.request, ex.response,
                                  ex.request.keep_alive && !client_eof_);
+    if (ex.plan.bad_gateway) {
+      ex.bad_response = true;  // the client gets 502 instead
+      return;
+    }
     AppendClientResponseHead(ex.request, ex.response, ex.plan, &ClientOut());
     ex.head_sent = true;
   }
