@@ -1,19 +1,19 @@
 #include "examples/http/http_connection.h"
 
-#include <strings.h>
-
 #include <string>
 #include <utility>
+
+#include "examples/common/http_text.h"
 
 namespace mill::http {
 namespace {
 
+using ::mill::examples::EqualsIgnoreCase;
+using ::mill::examples::ReadTransferCodings;
+using ::mill::examples::TransferCodingList;
+
 HttpConnection* Self(http_parser* parser) {
   return static_cast<HttpConnection*>(parser->data);
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace
@@ -152,6 +152,19 @@ int HttpConnection::OnHeadersComplete(http_parser* parser) {
     if (EqualsIgnoreCase(header.first, "Host")) ++hosts;
   }
   if (hosts > 1 || (hosts == 0 && parser->http_minor >= 1)) {
+    self->error_status_ = 400;
+    return -1;
+  }
+  // Framing a peer before this one may have read differently (RFC 9112
+  // 6.1, 6.3): a list http-parser would read another way, and any
+  // Transfer-Encoding in HTTP/1.0. (Both a length and Transfer-Encoding
+  // failed in http-parser already; a final coding other than chunked fails
+  // there right after this callback.)
+  const TransferCodingList codings = ReadTransferCodings(request.headers);
+  if (codings.present &&
+      (!codings.valid ||
+       codings.chunked != ((parser->flags & F_CHUNKED) != 0) ||
+       parser->http_minor == 0)) {
     self->error_status_ = 400;
     return -1;
   }

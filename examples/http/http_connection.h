@@ -18,6 +18,13 @@
 //   * Malformed requests (any parser error) get 400 and the connection
 //     closes; so does an HTTP/1.1 request without exactly one Host header,
 //     and a request with several Host headers.
+//   * Request bodies are framed by Content-Length and Transfer-Encoding
+//     alone (a Connection field naming them changes nothing). Framing that
+//     a peer before this one may have read differently gets 400 and the
+//     connection closes (RFC 9112 6.1, 6.3): both a Content-Length and
+//     Transfer-Encoding, several Content-Lengths, a Transfer-Encoding list
+//     that is malformed or does not end in a single chunked, and any
+//     Transfer-Encoding in an HTTP/1.0 request.
 //   * Header sections larger than Options::max_header_bytes get 431 and the
 //     connection closes. Counted: the request-target plus, for each header
 //     line, name + value + 4 (": " and CRLF). http-parser's own, process-wide

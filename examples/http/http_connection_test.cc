@@ -334,6 +334,73 @@ TEST_F(HttpConnectionTest, RequestBodiesAreSkippedNotMistakenForRequests) {
   EXPECT_EQ(responses[2].status, 200);
 }
 
+// A Connection field naming the framing or Host changes nothing: the body
+// is still skipped by its length (no request smuggled in it), and the Host
+// rule still holds (issue 16: the proxy's bug, checked here too).
+TEST_F(HttpConnectionTest, ConnectionFieldDoesNotChangeFramingOrHost) {
+  auto conn = NewConnection();
+  std::string out;
+  const std::string body = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  EXPECT_EQ(
+      FeedToString(*conn,
+                   "POST / HTTP/1.1\r\nHost: x\r\n"
+                   "Connection: Content-Length, Host\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body +
+                       "GET / HTTP/1.1\r\nConnection: Host\r\n\r\n",
+                   &out),
+      Action::kClose);
+  auto responses = ParseResponses(out);
+  ASSERT_EQ(responses.size(), 2u) << out;
+  EXPECT_EQ(responses[0].status, 405);
+  EXPECT_EQ(responses[1].status, 400);  // no Host, whatever Connection says
+}
+
+// Transfer-Encoding the connection cannot frame reliably, where a peer
+// before it may have read the body differently (RFC 9112 6.1, 6.3): 400 and
+// close, never a guess followed by more requests on the connection.
+TEST_F(HttpConnectionTest, UntrustworthyTransferEncodingIs400AndCloses) {
+  for (const char* request : {
+           // HTTP/1.0 with Transfer-Encoding: an HTTP/1.0 hop before may
+           // have forwarded the chunks without reading them as such.
+           "POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           // chunked twice, or not last, or read another way by the parser.
+           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, "
+           "chunked\r\n\r\n0\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \"x\", chunked"
+           "\r\n\r\n0\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+       }) {
+    auto conn = NewConnection();
+    std::string out;
+    EXPECT_EQ(
+        FeedToString(*conn,
+                     std::string(request) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                     &out),
+        Action::kClose)
+        << request;
+    auto responses = ParseResponses(out);
+    ASSERT_EQ(responses.size(), 1u) << request << out;
+    EXPECT_EQ(responses[0].status, 400) << request;
+    EXPECT_EQ(responses[0].Header("Connection"), "close") << request;
+  }
+  // A coding before a final chunked is fine (the body is skipped anyway).
+  auto conn = NewConnection();
+  std::string out;
+  EXPECT_EQ(FeedToString(*conn,
+                         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                         "gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
+                         "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                         &out),
+            Action::kKeepOpen);
+  auto responses = ParseResponses(out);
+  ASSERT_EQ(responses.size(), 2u) << out;
+  EXPECT_EQ(responses[0].status, 405);
+  EXPECT_EQ(responses[1].status, 200);
+}
+
 TEST_F(HttpConnectionTest, GarbageIs400AndCloses) {
   for (const char* garbage :
        {"GARBAGE\r\n\r\n", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",

@@ -7,6 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "examples/common/http_text.h"
 #include "examples/http/http_message.h"
 
 namespace mill::http {
@@ -66,6 +67,7 @@ int OnHeadersComplete(http_parser* parser) {
   request.version_minor = parser->http_minor;
   request.keep_alive = http_should_keep_alive(parser) != 0;
   request.upgrade = parser->upgrade != 0;
+  request.chunked = (parser->flags & F_CHUNKED) != 0;
   request.headers_complete = true;
   return 0;
 }
@@ -104,6 +106,14 @@ bool HostRuleBroken(const ModelRequest& request) {
     if (EqualsIgnoreCase(name, "Host")) ++hosts;
   }
   return hosts > 1 || (hosts == 0 && request.version_minor >= 1);
+}
+
+bool FramingRuleBroken(const ModelRequest& request) {
+  const examples::TransferCodingList codings =
+      examples::ReadTransferCodings(request.headers);
+  return codings.present &&
+         (!codings.valid || codings.chunked != request.chunked ||
+          request.version_minor == 0);
 }
 
 ExpectedResponse Error(int status) {
@@ -173,7 +183,7 @@ std::vector<ExpectedResponse> ExpectedResponses(std::string_view stream,
         out.push_back(Error(505));
         return out;
       }
-      if (HostRuleBroken(request)) {
+      if (HostRuleBroken(request) || FramingRuleBroken(request)) {
         out.push_back(Error(400));
         return out;
       }

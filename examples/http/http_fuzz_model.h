@@ -11,6 +11,8 @@
 //     header line, name + value + 4) -> 431 and close;
 //   * an HTTP major version other than 1 -> 505 and close;
 //   * several Host headers, or none in HTTP/1.1 -> 400 and close;
+//   * Transfer-Encoding in HTTP/1.0, or a Transfer-Encoding list that is
+//     malformed or that http-parser reads otherwise -> 400 and close;
 //   * a parser error -> 400 (431 for http-parser's own header overflow) and
 //     close;
 //   * otherwise the test handler's response (ModelHandler), closing when the
@@ -57,6 +59,7 @@ struct ModelRequest {
   int version_minor = 0;
   bool keep_alive = false;
   bool upgrade = false;
+  bool chunked = false;  // http-parser reads the body as chunked
   bool headers_complete = false;
   bool complete = false;
   // Trailer fields (after a chunked body) are not headers: only their bytes

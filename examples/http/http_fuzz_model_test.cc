@@ -87,6 +87,19 @@ TEST(HttpFuzzModelTest, PredictsErrors) {
        8192,
        {200}},
       {"GET /throw HTTP/1.1\r\nHost: x\r\n\r\n", 8192, {500}},
+      // Framing an earlier hop may have read otherwise: 400, then nothing.
+      {"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+       8192,
+       {400}},
+      {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       8192,
+       {400}},
+      {"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+       "\r\n0\r\n\r\n",
+       8192,
+       {200}},
       {"", 8192, {}},
   };
   for (const Case& c : cases) {

@@ -2,8 +2,10 @@
 
 #include <http_parser.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "examples/common/http_text.h"
 
@@ -40,20 +42,53 @@ const char* Reason(int status) {
   return reason == nullptr || *reason == '<' ? "Unknown" : reason;
 }
 
+// Fields the proxy always writes itself from its parsed state: the framing
+// (and Host, in requests). A Connection field naming them changes nothing.
+bool IsWrittenByProxy(std::string_view name) {
+  return EqualsIgnoreCase(name, "Content-Length") ||
+         EqualsIgnoreCase(name, "Transfer-Encoding") ||
+         EqualsIgnoreCase(name, "Host");
+}
+
 // The fields of `head` that are forwarded unchanged: everything but the
-// hop-by-hop ones and those the proxy rewrites (`skip_length` drops
-// Content-Length, `skip_via` / `skip_xff` the fields merged elsewhere).
-void AppendEndToEndFields(const MessageHead& head, bool skip_length,
+// hop-by-hop ones, the framing, Host (`skip_host`) and those merged
+// elsewhere (Via; X-Forwarded-For with `skip_xff`).
+void AppendEndToEndFields(const MessageHead& head, bool skip_host,
                           bool skip_xff, std::string* out) {
   const bool has_connection = head.Find("Connection") != nullptr;
   for (const auto& [name, value] : head.headers) {
     if (IsFixedHopByHop(name)) continue;
+    if (EqualsIgnoreCase(name, "Content-Length")) continue;
+    if (skip_host && EqualsIgnoreCase(name, "Host")) continue;
     if (has_connection && IsHopByHop(head, name)) continue;
-    if (skip_length && EqualsIgnoreCase(name, "Content-Length")) continue;
     if (EqualsIgnoreCase(name, "Via")) continue;
     if (skip_xff && EqualsIgnoreCase(name, "X-Forwarded-For")) continue;
     AppendField(name, value, out);
   }
+}
+
+// The framing fields of a body sent with `framing`: the parsed `length`
+// (kLength), or the parsed transfer `codings` followed by chunked
+// (kChunked); for kUntilClose, the codings alone.
+void AppendFraming(BodyFraming framing, uint64_t length,
+                   const std::vector<std::string>& codings, std::string* out) {
+  if (framing == BodyFraming::kLength) {
+    AppendField("Content-Length", std::to_string(length), out);
+    return;
+  }
+  if (framing == BodyFraming::kNone ||
+      (framing == BodyFraming::kUntilClose && codings.empty())) {
+    return;
+  }
+  out->append("Transfer-Encoding: ");
+  for (size_t i = 0; i < codings.size(); ++i) {
+    if (i > 0) out->append(", ");
+    out->append(codings[i]);
+  }
+  if (framing == BodyFraming::kChunked) {
+    out->append(codings.empty() ? "chunked" : ", chunked");
+  }
+  out->append("\r\n");
 }
 
 // Via with the proxy appended to what earlier hops put there.
@@ -90,6 +125,7 @@ bool IsFixedHopByHop(std::string_view name) {
 
 bool IsHopByHop(const MessageHead& head, std::string_view name) {
   if (IsFixedHopByHop(name)) return true;
+  if (IsWrittenByProxy(name)) return false;
   for (const auto& [field, value] : head.headers) {
     if (EqualsIgnoreCase(field, "Connection") && ListHasToken(value, name)) {
       return true;
@@ -106,10 +142,10 @@ void AppendUpstreamRequestHead(const MessageHead& request,
   out->push_back(' ');
   out->append(request.target);
   out->append(" HTTP/1.1\r\n");
-  if (request.Find("Host") == nullptr)
-    AppendField("Host", upstream_authority, out);
-  AppendEndToEndFields(request, request.framing != BodyFraming::kLength,
-                       /*skip_xff=*/true, out);
+  // The parser's user has checked that there is at most one.
+  const std::string* host = request.Find("Host");
+  AppendField("Host", host != nullptr ? *host : upstream_authority, out);
+  AppendEndToEndFields(request, /*skip_host=*/true, /*skip_xff=*/true, out);
   // X-Forwarded-For: every earlier value (fields merged), then the client.
   out->append("X-Forwarded-For: ");
   for (const auto& [name, value] : request.headers) {
@@ -121,9 +157,9 @@ void AppendUpstreamRequestHead(const MessageHead& request,
   out->append(client_ip.data(), client_ip.size());
   out->append("\r\n");
   AppendVia(request, out);
-  if (request.framing == BodyFraming::kChunked) {
-    out->append("Transfer-Encoding: chunked\r\n");
-  }
+  // (Requests are never delimited by closing.)
+  AppendFraming(request.framing, request.content_length,
+                request.transfer_codings, out);
   if (close) out->append("Connection: close\r\n");
   out->append("\r\n");
 }
@@ -143,9 +179,12 @@ ClientResponsePlan PlanClientResponse(const MessageHead& request,
       if (request.version_minor >= 1) {
         plan.framing = BodyFraming::kChunked;
       } else {
-        // HTTP/1.0 has no chunked coding: the end is the close.
+        // HTTP/1.0 has no chunked coding: the end is the close. Nor any
+        // other transfer coding (RFC 9112 §6.1), and the proxy does not
+        // decode.
         plan.framing = BodyFraming::kUntilClose;
         plan.close = true;
+        plan.bad_gateway = !response.transfer_codings.empty();
       }
       break;
   }
@@ -166,16 +205,17 @@ void AppendClientResponseHead(const MessageHead& request,
   }
   out->append("\r\n");
   const bool interim = response.status / 100 == 1;
-  // 1xx and 204 never carry a length; a HEAD or 304 response keeps the one
-  // it describes. A re-chunked or close-delimited body drops it.
-  const bool drop_length = interim || response.status == 204 ||
-                           (response.framing != BodyFraming::kNone &&
-                            plan.framing != BodyFraming::kLength);
-  AppendEndToEndFields(response, drop_length, /*skip_xff=*/false, out);
+  AppendEndToEndFields(response, /*skip_host=*/false, /*skip_xff=*/false, out);
   AppendVia(response, out);
   if (!interim) {
-    if (plan.framing == BodyFraming::kChunked) {
-      out->append("Transfer-Encoding: chunked\r\n");
+    if (plan.framing != BodyFraming::kNone) {
+      AppendFraming(plan.framing, response.content_length,
+                    response.transfer_codings, out);
+    } else if (response.status != 204 && response.has_content_length) {
+      // A HEAD or 304 response: the length it describes. (1xx and 204
+      // never carry one.)
+      AppendField("Content-Length", std::to_string(response.content_length),
+                  out);
     }
     if (plan.close) {
       out->append("Connection: close\r\n");

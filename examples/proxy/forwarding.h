@@ -2,15 +2,29 @@
 // RFC 9112 §6, §7, §9): the request head it sends upstream, the response
 // head it sends the client, and the body framing on each side.
 //
-//   * Hop-by-hop fields are removed in both directions: Connection and every
-//     field it names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade and
-//     Transfer-Encoding (plus Content-Length when the framing changes).
+// The rule against request smuggling and response splitting: the framing
+// of every forwarded message is written by the proxy from its parsed state
+// (Content-Length from the parsed length, or chunked re-framing with the
+// parsed transfer codings), never copied from the peer's header, and never
+// removed because the peer's Connection field names it. Host likewise is
+// written by the proxy and never removed by Connection. So whatever a peer
+// sends, the next hop frames each message exactly as the proxy parsed it.
+//
+//   * Hop-by-hop fields are removed in both directions: Connection, Keep-
+//     Alive, Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding, and
+//     the fields Connection names except Content-Length, Transfer-Encoding
+//     and Host (those are the proxy's to write, see above).
 //   * Bodies are re-framed, not copied byte for byte: the parser de-chunks,
-//     and the proxy frames again. A body with a Content-Length keeps it; a
-//     chunked body is sent chunked (one chunk per piece parsed; chunk
-//     extensions and trailer fields are dropped), and so is a response
-//     delimited by the upstream closing, when the client speaks HTTP/1.1.
-//     To an HTTP/1.0 client such a response is delimited by closing.
+//     and the proxy frames again. A body with a Content-Length keeps its
+//     parsed length; a chunked body is sent chunked (one chunk per piece
+//     parsed; chunk extensions and trailer fields are dropped), and so is a
+//     response delimited by the upstream closing, when the client speaks
+//     HTTP/1.1. Transfer codings other than chunked are not decoded but
+//     kept: "Transfer-Encoding: gzip" upstream reaches the client as
+//     "Transfer-Encoding: gzip, chunked". To an HTTP/1.0 client such a
+//     response is delimited by closing; one with a coding other than
+//     chunked cannot reach it at all (it must not get Transfer-Encoding,
+//     RFC 9112 §6.1): 502.
 //   * Requests go upstream as HTTP/1.1, keep-alive (no Connection field), or
 //     with "Connection: close" when the proxy does not reuse upstream
 //     connections. The client's Host is kept (a request without one, HTTP/1.0,
@@ -21,7 +35,8 @@
 //     reason; "Connection: close" when the proxy will close after it,
 //     "Connection: keep-alive" for an HTTP/1.0 client that asked for it.
 //     1xx responses (e.g. 100 Continue) are forwarded to HTTP/1.1 clients
-//     only (RFC 9110 §15.2), without framing fields.
+//     only (RFC 9110 §15.2), without framing fields; 204 without a length,
+//     a HEAD or 304 response with the parsed length it describes.
 //
 // Thread-safety: free functions and plain values; thread-compatible.
 #ifndef MILL_IO_EXAMPLES_PROXY_FORWARDING_H_
@@ -38,14 +53,16 @@ namespace mill::proxy {
 bool IsFixedHopByHop(std::string_view name);
 
 // True if `name` is hop-by-hop in a message with head `head`: a fixed one or
-// one listed in its Connection field(s) (case-insensitive tokens).
+// one listed in its Connection field(s) (case-insensitive tokens), except
+// Content-Length and Host, which Connection cannot make hop-by-hop.
 bool IsHopByHop(const MessageHead& head, std::string_view name);
 
 // The request head to send upstream for `request` from a client at
 // `client_ip` ("127.0.0.1" or "::1"), appended to `*out`. `upstream_authority`
 // ("host:port") becomes Host when the request has none; `close` asks the
 // upstream to close after the response. The body framing follows
-// `request.framing` (kLength keeps Content-Length, kChunked sends chunked).
+// `request.framing`: kLength sends the parsed Content-Length, kChunked
+// "Transfer-Encoding: <request.transfer_codings>, chunked".
 void AppendUpstreamRequestHead(const MessageHead& request,
                                std::string_view client_ip,
                                std::string_view upstream_authority, bool close,
@@ -55,6 +72,9 @@ void AppendUpstreamRequestHead(const MessageHead& request,
 struct ClientResponsePlan {
   BodyFraming framing = BodyFraming::kNone;
   bool close = false;  // close the client connection after this response
+  // The response cannot reach this client as coded (a transfer coding
+  // other than chunked, for an HTTP/1.0 client): answer 502 instead.
+  bool bad_gateway = false;
 };
 
 // Decides the client-side framing of final response `response` to `request`.

@@ -83,9 +83,9 @@ TEST(ForwardingTest, UpstreamRequestFramingHostAndClose) {
   EXPECT_EQ(out,
             "POST /p HTTP/1.1\r\n"
             "Host: 127.0.0.1:8080\r\n"
-            "Content-Length: 3\r\n"
             "X-Forwarded-For: ::1\r\n"
             "Via: 1.0 edge, 1.1 mill-proxy\r\n"
+            "Content-Length: 3\r\n"
             "Connection: close\r\n"
             "\r\n");
   // Chunked stays chunked.
@@ -151,8 +151,8 @@ TEST(ForwardingTest, ClientResponseHeads) {
   AppendClientResponseHead(get10, length,
                            PlanClientResponse(get10, length, true), &out);
   EXPECT_EQ(out,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n"
-            "Via: 1.1 mill-proxy\r\nConnection: keep-alive\r\n\r\n");
+            "HTTP/1.1 404 Not Found\r\nVia: 1.1 mill-proxy\r\n"
+            "Content-Length: 2\r\nConnection: keep-alive\r\n\r\n");
 
   // A chunked body re-chunked: no Content-Length, closing when asked.
   const MessageHead chunked = Response(
@@ -173,8 +173,8 @@ TEST(ForwardingTest, ClientResponseHeads) {
   AppendClientResponseHead(get11, head_reply,
                            PlanClientResponse(get11, head_reply, true), &out);
   EXPECT_EQ(out,
-            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nVia: 1.1 "
-            "mill-proxy\r\n\r\n");
+            "HTTP/1.1 200 OK\r\nVia: 1.1 mill-proxy\r\n"
+            "Content-Length: 99\r\n\r\n");
   const MessageHead no_content =
       Response("HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n");
   out.clear();
@@ -185,6 +185,129 @@ TEST(ForwardingTest, ClientResponseHeads) {
   out.clear();
   AppendClientResponseHead(get11, cont, ClientResponsePlan{}, &out);
   EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\nVia: 1.1 mill-proxy\r\n\r\n");
+}
+
+// Request smuggling (issue 16): a Connection field naming the framing or
+// Host removed them from the forwarded message.
+TEST(ForwardingTest, ConnectionNeverRemovesFramingOrHost) {
+  const MessageHead head = Request(
+      "GET / HTTP/1.1\r\nHost: a\r\n"
+      "Connection: Content-Length, Host, Transfer-Encoding, X-A\r\n"
+      "X-A: 1\r\n\r\n");
+  EXPECT_FALSE(IsHopByHop(head, "Content-Length"));
+  EXPECT_FALSE(IsHopByHop(head, "host"));
+  EXPECT_TRUE(IsHopByHop(head, "Transfer-Encoding"));  // fixed; re-framed
+  EXPECT_TRUE(IsHopByHop(head, "X-A"));
+
+  const std::string body = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string out;
+  AppendUpstreamRequestHead(
+      Request("POST /p HTTP/1.1\r\nHost: h\r\nConnection: Content-Length, "
+              "Host\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body),
+      "127.0.0.1", "u:1", false, &out);
+  EXPECT_EQ(out,
+            "POST /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 127.0.0.1\r\n"
+            "Via: 1.1 mill-proxy\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n");
+  // A chunked request naming Transfer-Encoding in Connection stays chunked.
+  out.clear();
+  AppendUpstreamRequestHead(
+      Request("POST /p HTTP/1.1\r\nHost: h\r\nConnection: "
+              "Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "0\r\n\r\n"),
+      "127.0.0.1", "u:1", false, &out);
+  EXPECT_EQ(out,
+            "POST /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 127.0.0.1\r\n"
+            "Via: 1.1 mill-proxy\r\nTransfer-Encoding: chunked\r\n\r\n");
+
+  // The response direction, with a body and answering HEAD.
+  const MessageHead get11 = Request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  const MessageHead length = Response(
+      "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: "
+      "5\r\n\r\nhello");
+  out.clear();
+  AppendClientResponseHead(get11, length,
+                           PlanClientResponse(get11, length, true), &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nVia: 1.1 mill-proxy\r\nContent-Length: 5\r\n"
+            "\r\n");
+  const MessageHead head_reply = Response(
+      "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: "
+      "99\r\n\r\n",
+      /*head_request=*/true);
+  out.clear();
+  AppendClientResponseHead(get11, head_reply,
+                           PlanClientResponse(get11, head_reply, true), &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nVia: 1.1 mill-proxy\r\nContent-Length: 99\r\n"
+            "\r\n");
+}
+
+// The length sent is the one parsed, not the peer's spelling of it; a
+// folded header line stays one line.
+TEST(ForwardingTest, FramingIsWrittenFromTheParsedState) {
+  std::string out;
+  AppendUpstreamRequestHead(
+      Request("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 003\r\n"
+              "X-Folded: a\r\n Transfer-Encoding: chunked\r\n\r\nabc"),
+      "127.0.0.1", "u:1", false, &out);
+  EXPECT_EQ(out,
+            "POST /p HTTP/1.1\r\nHost: h\r\n"
+            "X-Folded: a Transfer-Encoding: chunked\r\n"
+            "X-Forwarded-For: 127.0.0.1\r\nVia: 1.1 mill-proxy\r\n"
+            "Content-Length: 3\r\n\r\n");
+  const MessageHead get11 = Request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  const MessageHead length =
+      Response("HTTP/1.1 200 OK\r\nContent-Length: 0002\r\n\r\nhi");
+  out.clear();
+  AppendClientResponseHead(get11, length,
+                           PlanClientResponse(get11, length, true), &out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nVia: 1.1 mill-proxy\r\nContent-Length: 2\r\n"
+            "\r\n");
+}
+
+// Issue 16: "Transfer-Encoding: gzip" lost its coding when re-chunked.
+TEST(ForwardingTest, TransferCodingsOtherThanChunkedAreKept) {
+  const MessageHead get11 = Request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  const MessageHead get10 = Request("GET / HTTP/1.0\r\n\r\n");
+  const MessageHead gzip_until_close =
+      Response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+  const MessageHead gzip_chunked = Response(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: x-coding;p=1, gzip\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  for (const MessageHead* response : {&gzip_until_close, &gzip_chunked}) {
+    const ClientResponsePlan plan = PlanClientResponse(get11, *response, true);
+    EXPECT_EQ(plan.framing, BodyFraming::kChunked);
+    EXPECT_FALSE(plan.bad_gateway);
+    std::string out;
+    AppendClientResponseHead(get11, *response, plan, &out);
+    const std::string codings = response == &gzip_chunked
+                                    ? "x-coding;p=1, gzip, chunked"
+                                    : "gzip, chunked";
+    EXPECT_EQ(out,
+              "HTTP/1.1 200 OK\r\nVia: 1.1 mill-proxy\r\n"
+              "Transfer-Encoding: " +
+                  codings + "\r\n\r\n");
+    // HTTP/1.0 must not get Transfer-Encoding, and the proxy does not
+    // decode: a 502 instead.
+    EXPECT_TRUE(PlanClientResponse(get10, *response, true).bad_gateway);
+  }
+  // Plain chunked or close-delimited responses still reach HTTP/1.0.
+  EXPECT_FALSE(
+      PlanClientResponse(get10, Response("HTTP/1.1 200 OK\r\n\r\n"), true)
+          .bad_gateway);
+  // A request's codings go upstream as they came.
+  std::string out;
+  AppendUpstreamRequestHead(
+      Request("POST /p HTTP/1.1\r\nHost: h\r\n"
+              "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+      "127.0.0.1", "u:1", false, &out);
+  EXPECT_EQ(out,
+            "POST /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 127.0.0.1\r\n"
+            "Via: 1.1 mill-proxy\r\nTransfer-Encoding: gzip, chunked\r\n"
+            "\r\n");
 }
 
 TEST(ForwardingTest, BodyPiecesAndEnds) {

@@ -1,19 +1,20 @@
 #include "examples/proxy/http_stream_parser.h"
 
-#include <strings.h>
-
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "examples/common/http_text.h"
 
 namespace mill::proxy {
 namespace {
 
+using ::mill::examples::EqualsIgnoreCase;
+using ::mill::examples::ReadTransferCodings;
+using ::mill::examples::TransferCodingList;
+
 HttpStreamParser* Self(http_parser* parser) {
   return static_cast<HttpStreamParser*>(parser->data);
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace
@@ -102,7 +103,11 @@ bool HttpStreamParser::CountHeaderBytes(size_t length) {
 }
 
 void HttpStreamParser::FinishHeaderLine() {
-  head_.headers.emplace_back(std::move(field_), std::move(value_));
+  // Trailer fields (after a chunked body) are not header fields: the head
+  // has gone on already (RFC 9110 §6.5.1).
+  if (phase_ != Phase::kBody) {
+    head_.headers.emplace_back(std::move(field_), std::move(value_));
+  }
   field_.clear();
   value_.clear();
   in_value_ = false;
@@ -150,6 +155,8 @@ int HttpStreamParser::OnHeaderValue(http_parser* parser, const char* at,
                                     size_t length) {
   HttpStreamParser* self = Self(parser);
   if (!self->CountHeaderBytes(length)) return -1;
+  // (An obsolete line folding arrives without its CRLF: the value keeps
+  // the whitespace that followed, as RFC 9112 §5.2 asks of a proxy.)
   self->value_.append(at, length);
   self->in_value_ = true;
   return 0;
@@ -166,37 +173,49 @@ int HttpStreamParser::OnHeadersComplete(http_parser* parser) {
     self->reject_status_ = self->type_ == kRequest ? 505 : 502;
     return -1;
   }
+  const int bad_framing = self->type_ == kRequest ? 400 : 502;
+  const bool chunked = (parser->flags & F_CHUNKED) != 0;
+  // (Both a length and Transfer-Encoding, or two lengths: http-parser
+  // failed before this callback.)
+  head.has_content_length = (parser->flags & F_CONTENTLENGTH) != 0;
+  if (head.has_content_length) head.content_length = parser->content_length;
   bool skip_body = false;
-  if (self->type_ == kRequest) {
-    head.method = http_method_str(static_cast<http_method>(parser->method));
-    head.upgrade = parser->upgrade != 0 || parser->method == HTTP_CONNECT;
-    if ((parser->flags & F_CHUNKED) != 0) {
-      head.framing = BodyFraming::kChunked;
-    } else if ((parser->flags & F_CONTENTLENGTH) != 0) {
-      head.framing = BodyFraming::kLength;
-      head.content_length = parser->content_length;
-    }
-  } else {
+  if (self->type_ == kResponse) {
     head.status = parser->status_code;
     // RFC 9110 §6.4.1: these never have a body, whatever the headers say
     // (http-parser would read a 204's Content-Length bytes).
     skip_body = self->head_response_ || head.status / 100 == 1 ||
                 head.status == 204 || head.status == 304;
-    if (skip_body) {
-      head.framing = BodyFraming::kNone;
-    } else if ((parser->flags & F_CHUNKED) != 0) {
-      head.framing = BodyFraming::kChunked;
-    } else if ((parser->flags & F_CONTENTLENGTH) != 0) {
-      head.framing = BodyFraming::kLength;
-      head.content_length = parser->content_length;
-    } else {
-      // No length (or a transfer coding other than chunked last): the body
-      // runs until the server closes (RFC 9112 §6.3, items 4 and 8).
-      head.framing = BodyFraming::kUntilClose;
+  } else {
+    head.method = http_method_str(static_cast<http_method>(parser->method));
+    head.upgrade = parser->upgrade != 0 || parser->method == HTTP_CONNECT;
+  }
+  TransferCodingList codings;
+  if (!skip_body) codings = ReadTransferCodings(head.headers);
+  if (codings.present) {
+    // The list must say what http-parser is about to do with the body.
+    if (!codings.valid || codings.chunked != chunked ||
+        (self->type_ == kRequest &&
+         (!codings.chunked || head.version_minor == 0))) {
+      self->reject_status_ = bad_framing;
+      return -1;
     }
+    head.transfer_codings = std::move(codings.others);
+  }
+  if (skip_body) {
+    head.framing = BodyFraming::kNone;
+  } else if (chunked) {
+    head.framing = BodyFraming::kChunked;
+  } else if (head.has_content_length) {
+    head.framing = BodyFraming::kLength;
+  } else if (self->type_ == kResponse) {
+    // No length (or a transfer coding other than chunked last): the body
+    // runs until the server closes (RFC 9112 §6.3, items 4 and 8).
+    head.framing = BodyFraming::kUntilClose;
   }
   head.keep_alive = http_should_keep_alive(parser) != 0 &&
-                    head.framing != BodyFraming::kUntilClose;
+                    head.framing != BodyFraming::kUntilClose &&
+                    !(codings.present && head.version_minor == 0);
   self->phase_ = Phase::kBody;
   self->listener_->OnHead(head);
   http_parser_pause(parser, 1);  // Feed() returns; the caller resumes.

@@ -15,10 +15,23 @@
 //
 // Framing follows RFC 9112 §6: chunked, Content-Length, or (responses only)
 // until the connection closes, which FinishAtEof() reports. A response to
-// HEAD and every 1xx, 204 and 304 response has no body. Requests with both
-// Content-Length and Transfer-Encoding, or with conflicting Content-Lengths,
-// are errors (http-parser's strict mode): that closes the door on request
-// smuggling through the proxy.
+// HEAD and every 1xx, 204 and 304 response has no body. The framing comes
+// from the Content-Length and Transfer-Encoding fields alone (never from
+// what a Connection field names), and what the parser cannot frame
+// reliably is an error, so that no two readers of a stream can disagree on
+// where a message ends (request smuggling):
+//   * both Content-Length and Transfer-Encoding (RFC 9112 §6.3 item 3),
+//     or several Content-Lengths;
+//   * a Transfer-Encoding list that is malformed, applies chunked more than
+//     once or not last, or that http-parser reads differently;
+//   * a request whose final transfer coding is not chunked (§6.3 item 4),
+//     and a request with Transfer-Encoding in HTTP/1.0 (§6.1: the framing
+//     may have been faulty at an earlier hop).
+// Transfer codings other than chunked are not decoded: they are reported
+// (MessageHead::transfer_codings) for the proxy to forward. An HTTP/1.0
+// response with Transfer-Encoding is read as framed, then never kept alive.
+// Obsolete line folding is replaced by spaces (§5.2) and trailer fields are
+// counted against the header limit but not kept.
 //
 // Thread-safety: thread-compatible (one instance per connection direction,
 // used by one thread at a time). Ownership: owns the collected head; not
@@ -62,7 +75,16 @@ struct MessageHead {
   // "Connection: keep-alive"; a close-delimited response never).
   bool keep_alive = true;
   BodyFraming framing = BodyFraming::kNone;
-  uint64_t content_length = 0;  // with kLength
+  // The Content-Length field as parsed: the body's length with kLength; for
+  // a HEAD or 304 response, the length it describes (framing kNone).
+  bool has_content_length = false;
+  uint64_t content_length = 0;
+  // The transfer codings applied to the body besides a final chunked, in
+  // order, as listed (parameters included): {"gzip"} for
+  // "Transfer-Encoding: gzip, chunked" (kChunked) or, in a response
+  // delimited by closing, for "Transfer-Encoding: gzip" (kUntilClose).
+  // Empty for bodiless responses.
+  std::vector<std::string> transfer_codings;
   // A request asked to switch protocols (Upgrade with "Connection: upgrade")
   // or is CONNECT.
   bool upgrade = false;

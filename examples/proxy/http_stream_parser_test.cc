@@ -147,6 +147,143 @@ TEST(HttpStreamParserTest, MalformedRequestsFailWith400) {
   }
 }
 
+// Framing the parser cannot follow reliably is an error before the head is
+// reported, so the proxy never starts forwarding such a request (RFC 9112
+// §6.1, §6.3).
+TEST(HttpStreamParserTest, UntrustworthyRequestFramingFailsWith400) {
+  for (std::string bad : {
+           // Final coding not chunked: the length is unknowable.
+           std::string("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "gzip\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
+           // Chunked twice.
+           std::string("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "chunked, chunked\r\n\r\n0\r\n\r\n"),
+           // Read one way by http-parser, another by the list.
+           std::string("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "gzip, chunked,\r\n\r\n0\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "chunked;x=1\r\n\r\n0\r\n\r\n"),
+           std::string("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "\"gzip\", chunked\r\n\r\n0\r\n\r\n"),
+           // Transfer-Encoding in HTTP/1.0: framing maybe faulty upstream.
+           std::string("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n"
+                       "\r\n0\r\n\r\n"),
+       }) {
+    Recorder r;
+    HttpStreamParser parser(HttpStreamParser::kRequest, &r);
+    FeedAll(parser, bad);
+    EXPECT_TRUE(parser.failed()) << bad;
+    EXPECT_EQ(parser.error_status(), 400) << bad;
+    EXPECT_TRUE(r.heads.empty()) << bad;
+  }
+}
+
+// Codings other than chunked are reported, not decoded (issue 16).
+TEST(HttpStreamParserTest, TransferCodingsAreReported) {
+  struct Case {
+    HttpStreamParser::Type type;
+    std::string message;
+    BodyFraming framing;
+    std::vector<std::string> codings;
+    std::string body;
+  } cases[] = {
+      {HttpStreamParser::kResponse,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b",
+       BodyFraming::kUntilClose,
+       {"gzip"},
+       "\x1f\x8b"},
+      {HttpStreamParser::kResponse,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: deflate ,, gzip\r\n\r\nz",
+       BodyFraming::kUntilClose,
+       {"deflate", "gzip"},
+       "z"},
+      {HttpStreamParser::kResponse,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+       "Transfer-Encoding: Chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n",
+       BodyFraming::kChunked,
+       {"gzip"},
+       "\x1f\x8b"},
+      {HttpStreamParser::kResponse,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "1\r\nx\r\n0\r\n\r\n",
+       BodyFraming::kChunked,
+       {},
+       "x"},
+      {HttpStreamParser::kRequest,
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-c;p=1 , chunked"
+       "\r\n\r\n1\r\ny\r\n0\r\n\r\n",
+       BodyFraming::kChunked,
+       {"x-c;p=1"},
+       "y"},
+  };
+  for (const Case& c : cases) {
+    Recorder r;
+    HttpStreamParser parser(c.type, &r);
+    FeedAll(parser, c.message);
+    if (c.framing == BodyFraming::kUntilClose) parser.FinishAtEof();
+    EXPECT_FALSE(parser.failed()) << c.message << parser.error();
+    ASSERT_EQ(r.heads.size(), 1u) << c.message;
+    EXPECT_EQ(r.heads[0].framing, c.framing) << c.message;
+    EXPECT_EQ(r.heads[0].transfer_codings, c.codings) << c.message;
+    EXPECT_EQ(r.bodies[0], c.body) << c.message;
+    EXPECT_EQ(r.completed, 1) << c.message;
+  }
+}
+
+TEST(HttpStreamParserTest, UntrustworthyResponseFramingFailsWith502) {
+  for (std::string bad : {
+           // Both a length and Transfer-Encoding (RFC 9112 §6.3 item 3).
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                       "Content-Length: 5\r\n\r\n"),
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+                       "Content-Length: 5\r\n\r\n"),
+           // Chunked not last, or twice; an empty list.
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip"
+                       "\r\n\r\n"),
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n"),
+           std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n"),
+       }) {
+    Recorder r;
+    HttpStreamParser parser(HttpStreamParser::kResponse, &r);
+    FeedAll(parser, bad);
+    EXPECT_TRUE(parser.failed()) << bad;
+    EXPECT_EQ(parser.error_status(), 502) << bad;
+    EXPECT_TRUE(r.heads.empty()) << bad;
+  }
+  // An HTTP/1.0 response with Transfer-Encoding is read as framed, but the
+  // connection is not kept (RFC 9112 §6.1).
+  Recorder r;
+  HttpStreamParser parser(HttpStreamParser::kResponse, &r);
+  FeedAll(parser,
+          "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n");
+  EXPECT_FALSE(parser.failed()) << parser.error();
+  ASSERT_EQ(r.heads.size(), 1u);
+  EXPECT_EQ(r.heads[0].framing, BodyFraming::kChunked);
+  EXPECT_FALSE(r.heads[0].keep_alive);
+  EXPECT_EQ(r.bodies[0], "x");
+  // Bodiless responses keep the length they describe; their
+  // Transfer-Encoding is not read.
+  Recorder h;
+  HttpStreamParser head(HttpStreamParser::kResponse, &h);
+  head.ExpectHeadResponse(true);
+  FeedAll(head,
+          "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"
+          "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip, chunked\r\n"
+          "\r\n");
+  EXPECT_FALSE(head.failed()) << head.error();
+  ASSERT_EQ(h.heads.size(), 2u);
+  EXPECT_EQ(h.heads[0].framing, BodyFraming::kNone);
+  EXPECT_TRUE(h.heads[0].has_content_length);
+  EXPECT_EQ(h.heads[0].content_length, 99u);
+  EXPECT_EQ(h.heads[1].framing, BodyFraming::kNone);
+  EXPECT_TRUE(h.heads[1].transfer_codings.empty());
+  EXPECT_EQ(h.completed, 2);
+}
+
 TEST(HttpStreamParserTest, HeaderLimitGives431AndVersion2Gives505) {
   HttpStreamParser::Options options;
   options.max_header_bytes = 64;

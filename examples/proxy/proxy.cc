@@ -7,16 +7,18 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
+#include "base/call_scope.h"
+#include "base/mutex.h"
 #include "examples/proxy/forwarding.h"
 #include "examples/proxy/http_stream_parser.h"
 
@@ -33,6 +35,10 @@ constexpr size_t kDirectSendBytes = 4096;
 constexpr int kMaxStaleRetries = 2;
 
 using Action = absl::AnyInvocable<void()>;
+
+// A thread inside one of a session's entry points (key: the session), i.e.
+// holding its mutex.
+ABSL_CONST_INIT const CallScopeKind kInsideSession{"proxy session"};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
@@ -136,7 +142,11 @@ class Session : public UpstreamHandler,
     if (HeldByThisThread()) {
       // Closed inline by a Send of ours that failed: finish what we were
       // doing first.
-      reentered_.push_back([this] { ClientClosedLocked(); });
+      mu_.AssertHeld();  // by this thread, further up its stack
+      reentered_.push_back([this] {
+        mu_.AssertHeld();  // run by ~SessionLock
+        ClientClosedLocked();
+      });
       return;
     }
     SessionLock lock(this);
@@ -192,7 +202,9 @@ class Session : public UpstreamHandler,
     if (HeldByThisThread()) {
       // Closed inline by a Send of ours that failed (its input is gone
       // with it): finish what we were doing first.
+      mu_.AssertHeld();  // by this thread, further up its stack
       reentered_.push_back([this, conn] {
+        mu_.AssertHeld();  // run by ~SessionLock
         ConnectionPtr client = client_.lock();
         if (!Owns(conn) || client == nullptr) return;
         ex_->upstream_eof = true;
@@ -222,7 +234,7 @@ class Session : public UpstreamHandler,
   }
 
  private:
-  void ClientClosedLocked() {
+  void ClientClosedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     client_closed_ = true;
     CancelTimerLocked(&request_timer_);
     CancelTimerLocked(&linger_timer_);
@@ -262,46 +274,64 @@ class Session : public UpstreamHandler,
     absl::Time last_activity;
   };
 
+  // The parsers call these inside Feed(), which the session calls under
+  // mu_.
   struct RequestListener : HttpStreamParser::Listener {
     explicit RequestListener(Session* s) : session(s) {}
-    void OnHead(MessageHead& head) override { session->OnRequestHead(head); }
+    void OnHead(MessageHead& head) override {
+      session->mu_.AssertHeld();
+      session->OnRequestHead(head);
+    }
     void OnBody(std::string_view piece) override {
+      session->mu_.AssertHeld();
       session->OnRequestBody(piece);
     }
-    void OnComplete() override { session->OnRequestComplete(); }
+    void OnComplete() override {
+      session->mu_.AssertHeld();
+      session->OnRequestComplete();
+    }
     Session* session;
   };
 
   struct ResponseListener : HttpStreamParser::Listener {
     explicit ResponseListener(Session* s) : session(s) {}
-    void OnHead(MessageHead& head) override { session->OnResponseHead(head); }
+    void OnHead(MessageHead& head) override {
+      session->mu_.AssertHeld();
+      session->OnResponseHead(head);
+    }
     void OnBody(std::string_view piece) override {
+      session->mu_.AssertHeld();
       session->OnResponseBody(piece);
     }
-    void OnComplete() override { session->OnResponseComplete(); }
+    void OnComplete() override {
+      session->mu_.AssertHeld();
+      session->OnResponseComplete();
+    }
     Session* session;
   };
 
   // Holds mu_ for one entry point. On leaving: runs the callbacks that
   // re-entered the session meanwhile (see OnClientClose), releases mu_,
   // then runs the deferred actions.
-  class SessionLock {
+  class ABSL_SCOPED_LOCKABLE SessionLock {
    public:
     explicit SessionLock(Session* session)
-        : session_(session), lock_(session->mu_) {
-      session_->holder_.store(std::this_thread::get_id(),
-                              std::memory_order_relaxed);
+        ABSL_EXCLUSIVE_LOCK_FUNCTION(session->mu_)
+        : session_(session), lock_(&session->mu_) {
+      scope_.emplace(kInsideSession, session);
     }
-    ~SessionLock() {
+    ~SessionLock() ABSL_UNLOCK_FUNCTION() {
+      session_->mu_.AssertHeld();
       while (!session_->reentered_.empty()) {
         Action action = std::move(session_->reentered_.front());
         session_->reentered_.erase(session_->reentered_.begin());
         action();
       }
-      session_->holder_.store(std::thread::id(), std::memory_order_relaxed);
+      // Callbacks that the deferred actions run are entries of their own.
+      scope_.reset();
       std::vector<Action> todo;
       todo.swap(session_->deferred_);
-      lock_.unlock();
+      lock_.Unlock();
       for (Action& action : todo) action();
     }
     SessionLock(const SessionLock&) = delete;
@@ -309,20 +339,23 @@ class Session : public UpstreamHandler,
 
    private:
     Session* const session_;
-    std::unique_lock<std::mutex> lock_;
+    MutexLock lock_;
+    std::optional<CallScope> scope_;
   };
 
   // True inside an entry point on this thread: a callback arriving now was
   // run synchronously by a call the session made under mu_ (a Send that
   // failed can close a connection inline on the loop thread).
   bool HeldByThisThread() const {
-    return holder_.load(std::memory_order_relaxed) ==
-           std::this_thread::get_id();
+    return CallScope::Active(kInsideSession, this);
   }
 
-  void Defer(Action action) { deferred_.push_back(std::move(action)); }
+  void Defer(Action action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    deferred_.push_back(std::move(action));
+  }
 
-  bool Owns(const ConnectionPtr& conn) const {
+  bool Owns(const ConnectionPtr& conn) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return ex_ != nullptr && ex_->upstream != nullptr && ex_->upstream == conn;
   }
 
@@ -339,7 +372,8 @@ class Session : public UpstreamHandler,
     return out;
   }
 
-  void FlushClientLocked(const ConnectionPtr& client) {
+  void FlushClientLocked(const ConnectionPtr& client)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::string& out = ClientOut();
     if (out.empty()) return;
     if (!client_closed_) (void)client->Send(out);
@@ -347,7 +381,7 @@ class Session : public UpstreamHandler,
     if (out.capacity() > 2 * kFeedSlice) std::string().swap(out);
   }
 
-  void FlushUpstreamLocked() {
+  void FlushUpstreamLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::string& out = UpstreamOut();
     if (out.empty()) return;
     if (ex_ != nullptr && ex_->upstream != nullptr) {
@@ -357,19 +391,22 @@ class Session : public UpstreamHandler,
     if (out.capacity() > 2 * kFeedSlice) std::string().swap(out);
   }
 
-  void FlushLocked(const ConnectionPtr& client) {
+  void FlushLocked(const ConnectionPtr& client)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     FlushUpstreamLocked();
     FlushClientLocked(client);
   }
 
-  void CancelTimerLocked(EventLoop::TimerId* timer) {
+  void CancelTimerLocked(EventLoop::TimerId* timer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (timer->valid()) config_->loop->Cancel(*timer);
     *timer = EventLoop::TimerId();
   }
 
   // --- Client side ---------------------------------------------------------
 
-  void ServeClientLocked(const ConnectionPtr& conn, ByteBuffer& input) {
+  void ServeClientLocked(const ConnectionPtr& conn, ByteBuffer& input)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (client_closed_) return;
     if (closing_) {
       input.Consume(input.size());  // lingering: discard
@@ -422,7 +459,7 @@ class Session : public UpstreamHandler,
   }
 
   // The request parser's callbacks (inside Feed, under mu_).
-  void OnRequestHead(MessageHead& head) {
+  void OnRequestHead(MessageHead& head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     config_->counters->requests.fetch_add(1, std::memory_order_relaxed);
     if (head.method == "CONNECT") {
       reject_status_ = 405;
@@ -445,7 +482,8 @@ class Session : public UpstreamHandler,
     AcquireLocked();
   }
 
-  void OnRequestBody(std::string_view piece) {
+  void OnRequestBody(std::string_view piece)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (ex_ == nullptr || piece.empty()) return;
     ex_->body_sent = true;
     ex_->upstream_head.clear();  // no retry once body bytes went out
@@ -460,7 +498,7 @@ class Session : public UpstreamHandler,
     ex_->last_activity = absl::Now();
   }
 
-  void OnRequestComplete() {
+  void OnRequestComplete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (ex_ == nullptr) return;
     UpstreamOut().append(BodyEnd(ex_->request.framing));
     ex_->request_complete = true;
@@ -470,7 +508,8 @@ class Session : public UpstreamHandler,
   // 400/405/408/431/505: answer, then close (lingering). The exchange in
   // progress, if any, is given up (the client sees a cut response if its
   // head already went out).
-  void FailRequestLocked(const ConnectionPtr& conn, int status) {
+  void FailRequestLocked(const ConnectionPtr& conn, int status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     config_->counters->client_errors.fetch_add(1, std::memory_order_relaxed);
     const bool head_sent = ex_ != nullptr && ex_->head_sent;
     if (ex_ != nullptr) AbandonExchangeLocked();
@@ -486,7 +525,8 @@ class Session : public UpstreamHandler,
 
   // After a closing error response: flush, send FIN, keep discarding the
   // client's bytes until it closes or the linger timeout passes.
-  void StartClosingLocked(const ConnectionPtr& conn) {
+  void StartClosingLocked(const ConnectionPtr& conn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     closing_ = true;
     CancelTimerLocked(&request_timer_);
     conn->input().Consume(conn->input().size());
@@ -504,7 +544,8 @@ class Session : public UpstreamHandler,
   // Times the request in progress: its head must be complete within
   // header_timeout of its first byte, and its body within body_timeout of
   // the head (see ProxyOptions). Otherwise 408.
-  void TimeRequestLocked(const ConnectionPtr& conn) {
+  void TimeRequestLocked(const ConnectionPtr& conn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     CancelTimerLocked(&request_timer_);
     const HttpStreamParser::Phase phase = request_parser_.phase();
     absl::Duration limit = absl::ZeroDuration();
@@ -520,7 +561,8 @@ class Session : public UpstreamHandler,
   }
 
   void ArmRequestTimerLocked(const ConnectionPtr& conn, absl::Duration limit,
-                             uint64_t request, HttpStreamParser::Phase phase) {
+                             uint64_t request, HttpStreamParser::Phase phase)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::weak_ptr<Connection> weak_conn = conn;
     std::weak_ptr<Session> weak_self = weak_from_this();
     request_timer_ = config_->loop->RunAfter(limit, [=] {
@@ -557,7 +599,7 @@ class Session : public UpstreamHandler,
 
   // --- Upstream side -------------------------------------------------------
 
-  void AcquireLocked() {
+  void AcquireLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     ex.acquiring = true;
     Upstream& upstream = config_->upstreams->at(ex.upstream_index);
@@ -605,7 +647,8 @@ class Session : public UpstreamHandler,
   }
 
   void UpstreamUnreachableLocked(const ConnectionPtr& client,
-                                 const absl::Status& status) {
+                                 const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     // Another upstream may be up: try each once before giving up.
     if (!absl::IsDeadlineExceeded(status) &&
@@ -623,7 +666,8 @@ class Session : public UpstreamHandler,
   }
 
   void StartForwardingLocked(const ConnectionPtr& client,
-                             std::unique_ptr<UpstreamLink> link) {
+                             std::unique_ptr<UpstreamLink> link)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     ex.acquiring = false;
     ex.link = std::move(link);
@@ -653,7 +697,8 @@ class Session : public UpstreamHandler,
 
   // Has the client connection's on_data run again for input already
   // buffered (the next pipelined request, or the body of this one).
-  void ContinueClientLocked(const ConnectionPtr& client) {
+  void ContinueClientLocked(const ConnectionPtr& client)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // New bytes bring their own on_data.
     if (!client_input_pending_) return;
     std::weak_ptr<Session> weak_self = weak_from_this();
@@ -668,7 +713,8 @@ class Session : public UpstreamHandler,
 
   void ServeUpstreamLocked(const ConnectionPtr& client,
                            const ConnectionPtr& conn, ByteBuffer& input,
-                           bool ignore_backpressure) {
+                           bool ignore_backpressure)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange* ex = ex_.get();
     if (!input.empty()) {
       ex->response_started = true;
@@ -709,7 +755,7 @@ class Session : public UpstreamHandler,
   }
 
   // The response parser's callbacks (inside Feed, under mu_).
-  void OnResponseHead(MessageHead& head) {
+  void OnResponseHead(MessageHead& head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     if (head.status / 100 == 1) {
       if (head.status == 101) {
@@ -726,11 +772,16 @@ class Session : public UpstreamHandler,
     ex.response = std::move(head);
     ex.plan = PlanClientResponse(ex.request, ex.response,
                                  ex.request.keep_alive && !client_eof_);
+    if (ex.plan.bad_gateway) {
+      ex.bad_response = true;  // the client gets 502 instead
+      return;
+    }
     AppendClientResponseHead(ex.request, ex.response, ex.plan, &ClientOut());
     ex.head_sent = true;
   }
 
-  void OnResponseBody(std::string_view piece) {
+  void OnResponseBody(std::string_view piece)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     if (!ex.head_sent) return;
     if (ex.plan.framing != BodyFraming::kChunked &&
@@ -746,7 +797,7 @@ class Session : public UpstreamHandler,
     AppendBodyPiece(ex.plan.framing, piece, &ClientOut());
   }
 
-  void OnResponseComplete() {
+  void OnResponseComplete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     if (!ex.head_sent) return;  // an interim response ended
     ClientOut().append(BodyEnd(ex.plan.framing));
@@ -754,7 +805,8 @@ class Session : public UpstreamHandler,
   }
 
   // The response is complete: return the connection, go on with the client.
-  void FinishExchangeLocked(const ConnectionPtr& client, bool reusable_input) {
+  void FinishExchangeLocked(const ConnectionPtr& client, bool reusable_input)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     config_->counters->responses.fetch_add(1, std::memory_order_relaxed);
     const bool reusable = options().upstream_keepalive &&
@@ -773,7 +825,7 @@ class Session : public UpstreamHandler,
   }
 
   // Releases the link and forgets the exchange.
-  void EndExchangeLocked(bool reusable) {
+  void EndExchangeLocked(bool reusable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     if (ex.in_flight_counted) {
       config_->upstreams->at(ex.upstream_index)
@@ -794,11 +846,14 @@ class Session : public UpstreamHandler,
 
   // The client went away, or its request failed: the upstream connection
   // is in an unknown state and is not reused.
-  void AbandonExchangeLocked() { EndExchangeLocked(/*reusable=*/false); }
+  void AbandonExchangeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    EndExchangeLocked(/*reusable=*/false);
+  }
 
   // The upstream closed or sent EOF before the response was complete (a
   // close-delimited response ends here normally).
-  void UpstreamEndedLocked(const ConnectionPtr& client) {
+  void UpstreamEndedLocked(const ConnectionPtr& client)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     if (ex.complete) return;
     if (ex.head_sent && ex.response_parser.FinishAtEof()) {
@@ -812,7 +867,8 @@ class Session : public UpstreamHandler,
   }
 
   // The upstream connection failed before the response was complete.
-  void UpstreamFailedLocked(const ConnectionPtr& client) {
+  void UpstreamFailedLocked(const ConnectionPtr& client)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     const bool retry =
         !ex.response_started && ex.link != nullptr && ex.link->reused() &&
@@ -838,7 +894,8 @@ class Session : public UpstreamHandler,
   // 502 or 504 from the proxy. Before the response head went out the client
   // gets the error (and keeps its connection if its request was complete);
   // after, the client connection is cut.
-  void GatewayErrorLocked(const ConnectionPtr& client, int status) {
+  void GatewayErrorLocked(const ConnectionPtr& client, int status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
     (status == 504   ? config_->counters->gateway_timeout
      : status == 503 ? config_->counters->service_unavailable
@@ -865,7 +922,8 @@ class Session : public UpstreamHandler,
   // One timer per session, not per exchange: when it fires it checks the
   // exchange in progress (whichever it is) against its last activity and
   // re-arms for the rest; with no exchange it lapses until the next one.
-  void ArmUpstreamTimerLocked(absl::Duration delay) {
+  void ArmUpstreamTimerLocked(absl::Duration delay)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (options().upstream_timeout <= absl::ZeroDuration() ||
         upstream_timer_.valid()) {
       return;
@@ -909,24 +967,26 @@ class Session : public UpstreamHandler,
   RequestListener request_listener_;
   ResponseListener response_listener_;
 
-  std::mutex mu_;
-  std::atomic<std::thread::id> holder_{};  // the thread holding mu_
-  std::vector<Action> deferred_;           // run after mu_ is released
-  std::vector<Action> reentered_;          // run before; see HeldByThisThread
-  HttpStreamParser request_parser_;
-  std::unique_ptr<Exchange> ex_;
-  uint64_t exchange_ids_ = 0;
-  int reject_status_ = 0;  // set by OnRequestHead
-  bool closing_ = false;
-  bool client_closed_ = false;
-  bool client_eof_ = false;
-  bool client_paused_ = false;  // for the upstream's backpressure
-  EventLoop::TimerId request_timer_;
-  EventLoop::TimerId linger_timer_;
-  EventLoop::TimerId upstream_timer_;
+  Mutex mu_;
+  // Run after mu_ is released.
+  std::vector<Action> deferred_ ABSL_GUARDED_BY(mu_);
+  // Run before; see HeldByThisThread.
+  std::vector<Action> reentered_ ABSL_GUARDED_BY(mu_);
+  HttpStreamParser request_parser_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Exchange> ex_ ABSL_GUARDED_BY(mu_);
+  uint64_t exchange_ids_ ABSL_GUARDED_BY(mu_) = 0;
+  int reject_status_ ABSL_GUARDED_BY(mu_) = 0;  // set by OnRequestHead
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool client_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool client_eof_ ABSL_GUARDED_BY(mu_) = false;
+  // For the upstream's backpressure.
+  bool client_paused_ ABSL_GUARDED_BY(mu_) = false;
+  EventLoop::TimerId request_timer_ ABSL_GUARDED_BY(mu_);
+  EventLoop::TimerId linger_timer_ ABSL_GUARDED_BY(mu_);
+  EventLoop::TimerId upstream_timer_ ABSL_GUARDED_BY(mu_);
   // The client's input buffer held unparsed bytes when last served: only
   // then does going on after an exchange need another on_data.
-  bool client_input_pending_ = false;
+  bool client_input_pending_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -20,12 +20,14 @@
 // response size, and a slow upstream likewise bounds a large upload.
 //
 // Errors, as a client sees them:
-//   400 malformed request (any http-parser error, missing Host in HTTP/1.1),
+//   400 malformed request (any http-parser error, missing Host in HTTP/1.1,
+//       framing the proxy cannot follow reliably: see http_stream_parser.h),
 //   431 header section over max_header_bytes, 505 HTTP major version not 1,
 //   405 CONNECT; these close the client connection (lingering close).
 //   408 header section or body not complete in time (then close).
 //   502 no upstream reachable (connect refused/failed on every upstream in
-//       turn) or an upstream answered garbage or closed before answering;
+//       turn) or an upstream answered garbage or closed before answering,
+//       or with a transfer coding an HTTP/1.0 client cannot take;
 //   504 upstream_timeout passed without the upstream sending a byte of the
 //       response (or, once it started, between bytes).
 //   Once a response head went out, a failure can only cut the client

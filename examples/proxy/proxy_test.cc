@@ -632,6 +632,113 @@ TEST_F(ProxyToTestUpstreamTest, ResponsesWithoutBodiesAndWithoutLength) {
   EXPECT_EQ(Header(r, "Transfer-Encoding"), "<absent>");
 }
 
+// Request smuggling (issue 16): a Connection field naming Content-Length
+// made the proxy drop the framing of the body it forwarded, so the upstream
+// read the body as a second request on the pooled connection. The proxy
+// writes the framing itself; Connection never removes it, nor Host.
+TEST_F(ProxyToTestUpstreamTest, ConnectionCannotRemoveRequestFramingOrHost) {
+  StartBoth({}, {});
+  std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
+  ASSERT_NE(c, nullptr);
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(c->Send(absl::StrCat(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: Content-Length\r\n"
+      "Content-Length: ",
+      smuggled.size(), "\r\n\r\n", smuggled)));
+  Response r = c->Read(false, absl::Seconds(10));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, smuggled);
+  EXPECT_EQ(Header(r, "X-Request-Content-Length"),
+            std::to_string(smuggled.size()));
+  // Exactly one response came back: the next one answers the next request.
+  Response hello = c->Get("/hello");
+  EXPECT_EQ(hello.status, 200);
+  EXPECT_EQ(hello.body, "hello\n");
+  // Host named in Connection still reaches the upstream.
+  ASSERT_TRUE(
+      c->Send("GET /headers HTTP/1.1\r\nHost: example.test\r\n"
+              "Connection: Host, X-Hop\r\nX-Hop: 1\r\n\r\n"));
+  Response headers = c->Read(false, absl::Seconds(10));
+  EXPECT_EQ(headers.status, 200);
+  EXPECT_TRUE(absl::StrContains(headers.body, "\nHost: example.test\n"))
+      << headers.body;
+  EXPECT_FALSE(absl::StrContains(headers.body, "X-Hop")) << headers.body;
+  // The upstream saw exactly these requests, each with X-Forwarded-For.
+  Response seen = c->Get("/seen");
+  EXPECT_EQ(seen.body,
+            absl::StrCat("POST /echo xff=127.0.0.1 body=", smuggled.size(),
+                         "\nGET /hello xff=127.0.0.1 body=0\n"
+                         "GET /headers xff=127.0.0.1 body=0\n"));
+}
+
+// The response direction: "Connection: Content-Length" from the upstream
+// left the client with an unframed body on a keep-alive connection.
+TEST_F(ProxyToTestUpstreamTest, ConnectionCannotRemoveResponseFraming) {
+  StartBoth({}, {});
+  std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(
+      c->Send("GET /framing?case=connection_cl HTTP/1.1\r\nHost: t\r\n\r\n"
+              "GET /framing?case=connection_te HTTP/1.1\r\nHost: t\r\n\r\n"
+              "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+  Response length = c->Read(false, absl::Seconds(10));
+  EXPECT_EQ(length.status, 200);
+  EXPECT_EQ(length.body, "hello");
+  EXPECT_EQ(Header(length, "Content-Length"), "5");
+  EXPECT_EQ(Header(length, "Connection"), "<absent>");
+  Response chunked = c->Read(false, absl::Seconds(10));
+  EXPECT_EQ(chunked.status, 200);
+  EXPECT_EQ(chunked.body, "hello");
+  EXPECT_EQ(Header(chunked, "Transfer-Encoding"), "chunked");
+  Response next = c->Read(false, absl::Seconds(10));
+  EXPECT_EQ(next.status, 200);
+  EXPECT_EQ(next.body, "hello\n");
+  // Transfer-Encoding and Content-Length together: an error (RFC 9112
+  // §6.3), not forwarded; the client keeps its connection.
+  Response both = c->Get("/framing?case=te_and_cl");
+  EXPECT_EQ(both.status, 502);
+  EXPECT_EQ(c->Get("/hello").body, "hello\n");
+}
+
+// A transfer coding other than chunked (issue 16): the proxy re-chunked a
+// "Transfer-Encoding: gzip" body without the coding, so the client took
+// gzip bytes for the content. Codings are kept in both directions.
+TEST_F(ProxyToTestUpstreamTest, NonChunkedTransferCodingsAreKept) {
+  StartBoth({}, {});
+  std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
+  ASSERT_NE(c, nullptr);
+  // The coded bytes as the upstream makes them, sent with a length.
+  Response plain = c->Get("/coded?te=identity&size=50000");
+  ASSERT_EQ(plain.status, 200);
+  ASSERT_GT(plain.body.size(), 2u);
+  ASSERT_EQ(plain.body.substr(0, 2), "\x1f\x8b");  // gzip's magic
+  for (const char* te : {"gzip", "gzip_chunked"}) {
+    Response coded = c->Get(absl::StrCat("/coded?te=", te, "&size=50000"));
+    EXPECT_EQ(coded.status, 200) << te;
+    EXPECT_EQ(Header(coded, "Transfer-Encoding"), "gzip, chunked") << te;
+    EXPECT_EQ(Header(coded, "Content-Length"), "<absent>") << te;
+    EXPECT_TRUE(coded.body == plain.body) << te;
+  }
+  EXPECT_EQ(c->Get("/hello").body, "hello\n");  // still in step
+  // A request's codings reach the upstream too.
+  ASSERT_TRUE(
+      c->Send("POST /echo HTTP/1.1\r\nHost: t\r\n"
+              "Transfer-Encoding: gzip, chunked\r\n\r\n"
+              "5\r\nab\x1f\x8b\x08\r\n0\r\n\r\n"));
+  Response echo = c->Read(false, absl::Seconds(10));
+  EXPECT_EQ(echo.status, 200);
+  EXPECT_EQ(Header(echo, "X-Request-Transfer-Encoding"), "gzip, chunked");
+  EXPECT_EQ(echo.body, "ab\x1f\x8b\x08");
+  // An HTTP/1.0 client must not get Transfer-Encoding (RFC 9112 §6.1), and
+  // the proxy does not decode: 502 rather than gzip bytes as content.
+  std::unique_ptr<HttpClient> old = HttpClient::Connect(proxy_.port);
+  ASSERT_NE(old, nullptr);
+  ASSERT_TRUE(old->Send("GET /coded?te=gzip&size=1000 HTTP/1.0\r\n\r\n"));
+  Response refused = old->Read(false, absl::Seconds(10));
+  EXPECT_EQ(refused.status, 502);
+  EXPECT_EQ(Header(refused, "Transfer-Encoding"), "<absent>");
+}
+
 TEST_F(ProxyToTestUpstreamTest, UpstreamClosingIdleConnectionsCausesNoErrors) {
   // The upstream closes keep-alive connections idle for 200 ms; requests
   // come at intervals around that. No client may see an error.
@@ -833,6 +940,12 @@ TEST(ProxyErrorsTest, MalformedAndOversizedRequests) {
       {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: "
        "chunked\r\n\r\n",
        400},
+      // Framing the proxy cannot follow reliably (RFC 9112 §6.1, §6.3).
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+      {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked"
+       "\r\n\r\n0\r\n\r\n",
+       400},
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
       {"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(2000, 'b') +
            "\r\n\r\n",
        431},

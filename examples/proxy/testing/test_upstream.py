@@ -13,13 +13,25 @@ connection). Prints "listening on 127.0.0.1:PORT" when ready.
 Paths: /hello, /id?i=N[&delay_ms=D], /whoami, /headers (the request head as
 received), /chunked?n=K&size=S, /nolength?size=S (no length: ends at close),
 /status?code=C, /hang (never answers), /big?bytes=N, /echo (POST/PUT: the
-body back, chunked if it came chunked), /sink?delay_ms=D (waits, then reads
-the body and answers its length).
+body back, chunked if it came chunked, with X-Request-Transfer-Encoding and
+X-Request-Content-Length telling how it was framed), /sink?delay_ms=D
+(waits, then reads the body and answers its length), /seen (every request
+this process saw before, one line each: "METHOD PATH xff=X body=N", N the
+body bytes read; /seen itself is not listed),
+/framing?case=C (framing fields the proxy must not take at face value:
+C=connection_cl: "Connection: Content-Length" on a Content-Length body;
+C=connection_te: "Connection: Transfer-Encoding" on a chunked body;
+C=te_and_cl: both Transfer-Encoding: chunked and Content-Length),
+/coded?te=T&size=S (pattern(S) gzip-compressed, deterministic; T=identity:
+sent with a Content-Length; T=gzip: "Transfer-Encoding: gzip", delimited by
+closing; T=gzip_chunked: "Transfer-Encoding: gzip, chunked").
 """
 
 import argparse
+import gzip
 import http.server
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -32,10 +44,18 @@ def pattern(n, seed=0):
     return bytes(out)
 
 
+def chunk(data):
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     name = "upstream"
     drop_second = False
+    # Every request seen (but /seen): [method, path, X-Forwarded-For, body
+    # bytes read], shared by the connection threads.
+    seen = []
+    seen_lock = threading.Lock()
 
     def setup(self):
         super().setup()
@@ -57,6 +77,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def read_body(self):
+        body, chunked = self.read_framed_body()
+        with Handler.seen_lock:
+            self.entry[3] = len(body)
+        return body, chunked
+
+    def read_framed_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             body = bytearray()
             while True:
@@ -77,6 +103,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         path = urllib.parse.urlparse(self.path).path
         q = self.query()
+        if path == "/seen":
+            with Handler.seen_lock:
+                lines = "".join("%s %s xff=%s body=%d\n" % tuple(e)
+                                for e in Handler.seen)
+            self.send_body(200, lines.encode())
+            return
+        self.entry = [self.command, path,
+                      self.headers.get("X-Forwarded-For", "-"), 0]
+        with Handler.seen_lock:
+            Handler.seen.append(self.entry)
         if path == "/hello":
             self.send_body(200, b"hello\n")
         elif path == "/id":
@@ -93,8 +129,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for k in range(n):
-                chunk = pattern(size, k)
-                self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                self.wfile.write(chunk(pattern(size, k)))
             self.wfile.write(b"0\r\n\r\n")
         elif path == "/nolength":
             self.send_response(200)
@@ -128,12 +163,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/echo":
             body, chunked = self.read_body()
             self.send_response(200)
+            for field in ("Transfer-Encoding", "Content-Length"):
+                self.send_header("X-Request-" + field,
+                                 self.headers.get(field, "<absent>"))
             if chunked:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for at in range(0, len(body), 100000):
-                    piece = body[at:at + 100000]
-                    self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                    self.wfile.write(chunk(body[at:at + 100000]))
                 self.wfile.write(b"0\r\n\r\n")
             else:
                 self.send_header("Content-Length", str(len(body)))
@@ -143,6 +180,45 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(int(q.get("delay_ms", "0")) / 1000.0)
             body, _ = self.read_body()
             self.send_body(200, b"received %d" % len(body))
+        elif path == "/framing":
+            case = q.get("case", "")
+            self.send_response(200)
+            if case == "connection_cl":
+                self.send_header("Connection", "Content-Length")
+                self.send_header("Content-Length", "5")
+                self.end_headers()
+                self.wfile.write(b"hello")
+            elif case == "connection_te":
+                self.send_header("Connection", "Transfer-Encoding")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(chunk(b"hel") + chunk(b"lo") + b"0\r\n\r\n")
+            elif case == "te_and_cl":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Content-Length", "5")
+                self.end_headers()
+                self.wfile.write(chunk(b"hello") + b"0\r\n\r\n")
+                self.close_connection = True
+        elif path == "/coded":
+            te = q.get("te", "identity")
+            data = gzip.compress(pattern(int(q.get("size", "1000"))), mtime=0)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            if te == "gzip":
+                self.send_header("Transfer-Encoding", "gzip")
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+            elif te == "gzip_chunked":
+                self.send_header("Transfer-Encoding", "gzip, chunked")
+                self.end_headers()
+                for at in range(0, len(data), 1000):
+                    self.wfile.write(chunk(data[at:at + 1000]))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
         else:
             self.send_body(404, b"not found\n")
 
