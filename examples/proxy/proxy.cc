@@ -815,7 +815,15 @@ class Session : public UpstreamHandler,
                           !ex.upstream_paused;
     const bool close_client =
         ex.plan.close || !ex.request_complete || client_eof_;
+    // The client sees the end of the response only once the upstream
+    // connection is back in the pool (the release is deferred below): a
+    // client that sends its next request at once then reuses it.
+    std::string tail;
+    tail.swap(ClientOut());
     EndExchangeLocked(reusable);
+    if (!tail.empty() && !client_closed_) {
+      Defer([client, tail = std::move(tail)] { (void)client->Send(tail); });
+    }
     if (close_client) {
       closing_ = true;
       Defer([client] { client->Close(); });

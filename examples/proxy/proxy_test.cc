@@ -764,8 +764,8 @@ TEST_F(ProxyToTestUpstreamTest, StaleReusedConnectionIsRetriedForIdempotent) {
   // without answering: what a client sees when a server drops a keep-alive
   // connection just as it is reused. GET is retried on a fresh connection;
   // POST (maybe processed) gets 502.
-  // One idle connection at most, and a pause after each response so that
-  // the connection is back in the pool before the next request: then every
+  // One idle connection at most; the proxy returns the upstream connection
+  // to the pool before the client sees the end of the response, so every
   // request after the first goes out on a reused connection.
   StartBoth({"--drop_second"}, {"--max_idle_upstream=1"});
   std::unique_ptr<HttpClient> c = HttpClient::Connect(proxy_.port);
@@ -774,18 +774,15 @@ TEST_F(ProxyToTestUpstreamTest, StaleReusedConnectionIsRetriedForIdempotent) {
     Response r = c->Get("/hello");
     ASSERT_EQ(r.status, 200) << "request " << i;
     EXPECT_EQ(r.body, "hello\n");
-    absl::SleepFor(absl::Milliseconds(100));
   }
   const std::string post =
       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx";
   ASSERT_TRUE(c->Send(post));
   EXPECT_EQ(c->Read().status, 502);  // reused, dropped: maybe processed
-  absl::SleepFor(absl::Milliseconds(100));
   ASSERT_TRUE(c->Send(post));
   Response fresh = c->Read();  // the pool is empty now: a new connection
   EXPECT_EQ(fresh.status, 200);
   EXPECT_EQ(fresh.body, "x");
-  absl::SleepFor(absl::Milliseconds(100));
   EXPECT_EQ(c->Get("/hello").status, 200);
 }
 
@@ -808,17 +805,29 @@ TEST_F(ProxyToTestUpstreamTest, BoundedUpstreamConnectionsQueueThenGive503) {
   StartBoth({}, {"--max_upstream_connections=1", "--max_waiting=1",
                  "--upstream_timeout=2s"});
   std::unique_ptr<HttpClient> hung = HttpClient::Connect(proxy_.port);
-  std::unique_ptr<HttpClient> waiting = HttpClient::Connect(proxy_.port);
-  std::unique_ptr<HttpClient> refused = HttpClient::Connect(proxy_.port);
   ASSERT_TRUE(hung->Send("GET /hang HTTP/1.1\r\nHost: t\r\n\r\n"));
-  absl::SleepFor(absl::Milliseconds(300));  // it holds the connection
-  ASSERT_TRUE(waiting->Send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
-  absl::SleepFor(absl::Milliseconds(300));  // it waits in the pool's queue
-  // The queue is full: refused at once.
-  const absl::Time start = absl::Now();
-  Response r = refused->Get("/hello");
-  EXPECT_EQ(r.status, 503);
-  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // It holds the connection once the upstream has it.
+  std::unique_ptr<HttpClient> direct = HttpClient::Connect(upstream_.port);
+  ASSERT_NE(direct, nullptr);
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (direct->Get("/seen").body.find("/hang") == std::string::npos) {
+    ASSERT_LT(absl::Now(), give_up) << "the upstream never saw /hang";
+  }
+  // Of two more requests, one may wait in the pool's queue and the other
+  // is refused at once (which is which depends on arrival order).
+  std::unique_ptr<HttpClient> a = HttpClient::Connect(proxy_.port);
+  std::unique_ptr<HttpClient> b = HttpClient::Connect(proxy_.port);
+  ASSERT_TRUE(a->Send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(b->Send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+  // The first answer is the refusal: before the hung request's 504, and
+  // before the waiter can be served.
+  pollfd fds[3] = {
+      {a->fd(), POLLIN, 0}, {b->fd(), POLLIN, 0}, {hung->fd(), POLLIN, 0}};
+  ASSERT_EQ(poll(fds, 3, 10000), 1);
+  ASSERT_EQ(fds[2].revents, 0) << "the hung request timed out first";
+  HttpClient* refused = (fds[0].revents & POLLIN) != 0 ? a.get() : b.get();
+  HttpClient* waiting = refused == a.get() ? b.get() : a.get();
+  EXPECT_EQ(refused->Read().status, 503);
   // The hung request times out (504) and frees the slot for the waiter.
   EXPECT_EQ(hung->Read().status, 504);
   Response served = waiting->Read();
