@@ -1,0 +1,578 @@
+#include "connpool/internal/pool_state.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace mill {
+namespace connpool_internal {
+namespace {
+
+class SteadyClock final : public PoolClock {
+ public:
+  int64_t NowNanos() const override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+// A hash map that grew for a burst (thousands of waiters or connects at
+// once) keeps its slots after they went: give them back once it is empty.
+template <typename Map>
+void ReleaseIfEmpty(Map& map) {
+  if (map.empty() && map.capacity() > 128) Map().swap(map);
+}
+
+absl::Status NoConnectionBeforeDeadline(const Endpoint& ep) {
+  return absl::DeadlineExceededError(
+      absl::StrCat("ConnectionPool::Acquire(", ep.key,
+                   "): no connection before the deadline"));
+}
+
+}  // namespace
+
+const PoolClock* SteadyPoolClock() {
+  static const SteadyClock clock;
+  return &clock;
+}
+
+PoolState::PoolState(const PoolLimits& limits, const PoolClock* clock)
+    : limits_(limits),
+      clock_(clock),
+      random_(limits.random_seed != 0 ? limits.random_seed
+                                      : std::random_device{}()) {}
+
+PoolState::~PoolState() {
+  // Waiters still owned (none once the shell drained) leave their lists
+  // before they are destroyed.
+  while (queue_.pop_front() != nullptr) {
+  }
+  for (auto& [key, ep] : endpoints_) {
+    while (ep->waiters.pop_front() != nullptr) {
+    }
+    while (ep->claimed.pop_front() != nullptr) {
+    }
+    while (ep->idle.pop_front() != nullptr) {
+    }
+  }
+  while (idle_by_age_.pop_front() != nullptr) {
+  }
+}
+
+// --- Acquire ----------------------------------------------------------------
+
+PoolEntry* PoolState::TakeIdle(absl::string_view key, Effects& fx) {
+  if (draining_) return nullptr;
+  Endpoint* ep = FindEndpoint(key);
+  if (ep == nullptr || ep->idle.empty()) return nullptr;
+  const int64_t now = expiry() ? Now() : 0;
+  PoolEntry* taken = nullptr;
+  while (PoolEntry* e = ep->idle.front()) {
+    if (IdleTooLong(*e, now)) {
+      Detach(e, PoolCloseReason::kIdleTimeout, fx);
+    } else if (Expired(*e, now)) {
+      Detach(e, PoolCloseReason::kLifetime, fx);
+    } else {
+      UnlinkIdle(e);
+      SetState(e, EntryState::kRechecking);
+      taken = e;
+      break;
+    }
+  }
+  Finish(fx);
+  return taken;
+}
+
+absl::StatusOr<PoolWaiter*> PoolState::Enqueue(
+    absl::string_view key, int64_t deadline_ns,
+    absl::FunctionRef<std::unique_ptr<PoolWaiter>()> make, Effects& fx) {
+  if (draining_) {
+    ++counters_.failed_closed;
+    return absl::FailedPreconditionError(
+        drained_ ? "ConnectionPool::Acquire: the pool is drained"
+                 : "ConnectionPool::Acquire: the pool is draining");
+  }
+  const int64_t now = Now();
+  if (deadline_ns <= now) {
+    ++counters_.failed_deadline;
+    return absl::DeadlineExceededError(
+        absl::StrCat("ConnectionPool::Acquire(", key,
+                     "): the deadline passed with no idle connection"));
+  }
+  Endpoint* ep = GetEndpoint(key);
+  const size_t total = TotalOpen();
+  const bool room_here = ep->open < limits_.max_connections_per_endpoint;
+  const bool room_total =
+      total < limits_.max_connections || !idle_by_age_.empty();
+  const bool can_connect = room_here && room_total;
+  if (!can_connect &&
+      (waiters_.size() >= limits_.max_pending ||
+       ep->waiters.size() >= limits_.max_pending_per_endpoint)) {
+    ++counters_.failed_queue_full;
+    absl::Status full = absl::ResourceExhaustedError(absl::StrCat(
+        "ConnectionPool::Acquire(", key,
+        "): ", room_here ? "max_connections" : "max_connections_per_endpoint",
+        " reached and ", waiters_.size(), " requests already waiting"));
+    MarkForErase(ep, fx);
+    Finish(fx);
+    return full;
+  }
+  std::unique_ptr<PoolWaiter> owned = make();
+  PoolWaiter* w = owned.get();
+  w->id_ = next_waiter_id_++;
+  w->endpoint_ = ep;
+  w->start_ns_ = now;
+  w->deadline_ns_ = deadline_ns;
+  ep->waiters.push_back(w);
+  queue_.push_back(w);
+  waiters_.emplace(w->id_, std::move(owned));
+  // Waiters beyond the connects (and rechecks) already coming need one.
+  if (can_connect && ep->waiters.size() > ep->connecting + ep->rechecking) {
+    if (total >= limits_.max_connections) {
+      // The only room is an idle connection of another endpoint (this one
+      // has none, or TakeIdle would have found it): close the oldest.
+      Detach(idle_by_age_.back(), PoolCloseReason::kEvicted, fx);
+    }
+    StartConnect(ep, fx);
+  }
+  Finish(fx);
+  return w;
+}
+
+void PoolState::DeadlinePassed(uint64_t id, Effects& fx) {
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return;
+  PoolWaiter* w = it->second.get();
+  w->deadline_passed_ = true;
+  if (Claimed(*w)) return;  // settled when its check finishes
+  ++counters_.failed_deadline;
+  absl::Status why = NoConnectionBeforeDeadline(*w->endpoint_);
+  fx.fail.emplace_back(TakeWaiter(w, fx), std::move(why));
+  Finish(fx);
+}
+
+bool PoolState::Cancel(uint64_t id, Effects& fx) {
+  auto it = waiters_.find(id);
+  if (it == waiters_.end() || Claimed(*it->second)) return false;
+  ++counters_.cancelled;
+  fx.fail.emplace_back(TakeWaiter(it->second.get(), fx),
+                       absl::CancelledError("ConnectionPool::CancelAcquire"));
+  Finish(fx);
+  return true;
+}
+
+// --- Hand-out -------------------------------------------------------------
+
+PoolState::Leasing PoolState::Leased(PoolEntry* e, PoolWaiter* claimed,
+                                     bool reused, Effects& fx) {
+  Leasing out;
+  if (e->state_ != EntryState::kChecking &&
+      e->state_ != EntryState::kRechecking) {
+    // Closed meanwhile (counted then): the waiter needs another one.
+    if (claimed != nullptr) Requeue(claimed, fx);
+    Finish(fx);
+    return out;
+  }
+  SetState(e, EntryState::kLeased);
+  out.leased = true;
+  ++counters_.acquired;
+  if (reused) ++counters_.reused;
+  // Handed out at once (no waiter): no wait.
+  RecordWait(claimed != nullptr ? Now() - claimed->start_ns_ : 0);
+  if (claimed != nullptr) out.waiter = TakeWaiter(claimed, fx);
+  Finish(fx);
+  return out;
+}
+
+void PoolState::Rejected(PoolEntry* e, PoolCloseReason reason,
+                         PoolWaiter* claimed, Effects& fx) {
+  if (e->state_ == EntryState::kChecking ||
+      e->state_ == EntryState::kRechecking) {
+    Detach(e, reason, fx);
+  }
+  if (claimed != nullptr) Requeue(claimed, fx);
+  Finish(fx);
+}
+
+void PoolState::RecordWait(int64_t wait_ns) {
+  const int64_t wait = std::max<int64_t>(0, wait_ns);
+  wait_total_ns_ += wait;
+  wait_max_ns_ = std::max(wait_max_ns_, wait);
+  int bucket = 0;
+  while (bucket < ConnectionPoolStats::kWaitBuckets - 1 &&
+         absl::Nanoseconds(wait) >= WaitBucketLimit(bucket)) {
+    ++bucket;
+  }
+  ++counters_.wait_histogram[bucket];
+}
+
+// --- Return to the pool ---------------------------------------------------
+
+PoolWaiter* PoolState::Place(PoolEntry* e, Return how,
+                             std::optional<PoolCloseReason> reject,
+                             Effects& fx) {
+  const EntryState expected = how == Return::kReleased ? EntryState::kLeased
+                              : how == Return::kRechecked
+                                  ? EntryState::kRechecking
+                                  : EntryState::kChecking;
+  if (e->state_ != expected) return nullptr;  // closed (and counted)
+  if (!reject && how == Return::kReleased && limits_.max_lifetime_ns > 0 &&
+      Expired(*e, Now())) {
+    reject = PoolCloseReason::kLifetime;
+  }
+  Endpoint* ep = e->endpoint_;
+  PoolWaiter* claimed = nullptr;
+  if (reject) {
+    Detach(e, *reject, fx);
+  } else if (draining_) {
+    Detach(e, PoolCloseReason::kDrain, fx);
+  } else if (!ep->waiters.empty()) {
+    claimed = ep->waiters.pop_front();
+    queue_.erase(claimed);
+    ep->claimed.push_back(claimed);
+    SetState(e, EntryState::kChecking);
+  } else {
+    PushIdle(e, fx);
+  }
+  Finish(fx);
+  return claimed;
+}
+
+void PoolState::ReleaseNotReusable(PoolEntry* e, Effects& fx) {
+  if (e->state_ != EntryState::kLeased) return;  // closed meanwhile
+  Detach(e, PoolCloseReason::kNotReusable, fx);
+  Finish(fx);
+}
+
+// --- Connection events ------------------------------------------------------
+
+bool PoolState::DeadWhileIdle(PoolEntry* e, bool close, Effects& fx) {
+  if (e->state_ != EntryState::kIdle) return false;
+  Detach(e, PoolCloseReason::kDeadWhileIdle, fx, close);
+  Finish(fx);
+  return true;
+}
+
+void PoolState::Closed(PoolEntry* e, ConnectionEnd end, Effects& fx) {
+  std::optional<PoolCloseReason> why;
+  switch (e->state_) {
+    case EntryState::kIdle:
+      why = end == ConnectionEnd::kIdleTimeout
+                ? PoolCloseReason::kIdleTimeout
+                : PoolCloseReason::kDeadWhileIdle;
+      break;
+    case EntryState::kChecking:
+    case EntryState::kRechecking:
+      why = e->been_idle_ ? PoolCloseReason::kDeadOnReuse
+                          : PoolCloseReason::kError;
+      break;
+    case EntryState::kLeased:
+      why = end == ConnectionEnd::kClosedLocally ? PoolCloseReason::kNotReusable
+                                                 : PoolCloseReason::kError;
+      break;
+    case EntryState::kDetached:
+      break;
+  }
+  if (why) {
+    if (end == ConnectionEnd::kStopped) why = PoolCloseReason::kDrain;
+    Detach(e, *why, fx, /*close=*/false);
+  }
+  e->handle_ = nullptr;
+  Finish(fx);
+}
+
+// --- Connects ---------------------------------------------------------------
+
+void PoolState::StartConnect(Endpoint* ep, Effects& fx) {
+  ++ep->open;
+  ++ep->connecting;
+  const uint64_t seq = next_connect_seq_++;
+  connects_.emplace(seq, PendingConnect{ep, 0});
+  fx.connects.push_back(Effects::Connect{ep->key, seq});
+}
+
+Endpoint* PoolState::EndConnect(uint64_t seq) {
+  auto it = connects_.find(seq);
+  Endpoint* ep = it->second.endpoint;
+  connects_.erase(it);
+  ReleaseIfEmpty(connects_);
+  --ep->connecting;
+  return ep;
+}
+
+bool PoolState::ConnectIssued(uint64_t seq, uint64_t id) {
+  auto it = connects_.find(seq);
+  if (it == connects_.end()) return false;  // already done
+  it->second.id = id;
+  return draining_;  // Drain() could not see the id yet
+}
+
+void PoolState::ConnectFailed(uint64_t seq, const absl::Status& status,
+                              Effects& fx) {
+  Endpoint* ep = EndConnect(seq);
+  ++counters_.connect_failures;
+  --ep->open;
+  if (!draining_ && !ep->waiters.empty()) {
+    ++counters_.failed_connect;
+    fx.fail.emplace_back(TakeWaiter(ep->waiters.front(), fx), status);
+  }
+  fx.pump = true;
+  MarkForErase(ep, fx);
+  Finish(fx);
+}
+
+bool PoolState::ConnectSucceeded(uint64_t seq, PoolEntry* e, void* handle,
+                                 Effects& fx) {
+  Endpoint* ep = EndConnect(seq);
+  ++counters_.created;
+  bool place = false;
+  if (draining_ || e == nullptr) {
+    // Never counted as an entry: not Detach, but the same accounting.
+    --ep->open;
+    if (draining_) {
+      ++counters_.closed_by[static_cast<int>(PoolCloseReason::kDrain)];
+      fx.close.push_back(handle);
+    } else {
+      // Closed before we got here (its on_close forgot its entry).
+      ++counters_.closed_by[static_cast<int>(PoolCloseReason::kError)];
+    }
+    fx.pump = true;
+    MarkForErase(ep, fx);
+  } else {
+    place = true;
+    e->endpoint_ = ep;
+    e->handle_ = handle;
+    // The connect's count in ep->open carries over to the entry.
+    SetState(e, EntryState::kChecking);
+    if (limits_.max_lifetime_ns > 0) {
+      e->lifetime_cut_ = static_cast<uint32_t>(random_() >> 32);
+      e->expires_ns_ = Now() + LifetimeNanos(*e);
+    }
+  }
+  Finish(fx);
+  return place;
+}
+
+// --- Expiry and shutdown ----------------------------------------------------
+
+void PoolState::Sweep(Effects& fx) {
+  const int64_t now = Now();
+  PoolEntry* e = idle_by_age_.back();
+  while (e != nullptr) {
+    PoolEntry* younger = idle_by_age_.prev(e);
+    if (IdleTooLong(*e, now)) {
+      Detach(e, PoolCloseReason::kIdleTimeout, fx);
+    } else if (Expired(*e, now)) {
+      Detach(e, PoolCloseReason::kLifetime, fx);
+    } else if (limits_.max_lifetime_ns == 0) {
+      break;  // oldest first: the rest were idle for less time
+    }
+    e = younger;
+  }
+  sweep_armed_ = !idle_by_age_.empty();
+  fx.arm_sweep = sweep_armed_;
+  Finish(fx);
+}
+
+void PoolState::Drain(const absl::Status& why, Effects& fx) {
+  if (!draining_) {
+    draining_ = true;
+    drain_status_ = why;
+    while (PoolWaiter* w = queue_.front()) {
+      ++counters_.failed_closed;
+      fx.fail.emplace_back(TakeWaiter(w, fx), why);
+    }
+    while (PoolEntry* e = idle_by_age_.back()) {
+      Detach(e, PoolCloseReason::kDrain, fx);
+    }
+    for (const auto& [seq, connect] : connects_) {
+      if (connect.id != 0) fx.cancel_connects.push_back(connect.id);
+    }
+  }
+  Finish(fx);
+}
+
+// --- Queries ----------------------------------------------------------------
+
+ConnectionPoolStats PoolState::Stats() const {
+  ConnectionPoolStats s = counters_;
+  for (const auto& [key, ep] : endpoints_) {
+    s.open += ep->open;
+    s.connecting += ep->connecting;
+  }
+  s.idle = idle_by_age_.size();
+  s.active = s.open - s.idle - s.connecting;
+  s.pending = waiters_.size();
+  s.endpoints = endpoints_.size();
+  s.wait_total = absl::Nanoseconds(wait_total_ns_);
+  s.wait_max = absl::Nanoseconds(wait_max_ns_);
+  return s;
+}
+
+int64_t PoolState::LifetimeNanos(const PoolEntry& e) const {
+  if (limits_.max_lifetime_ns == 0) return kNever;
+  // The cut is a fraction of the jitter in [0, 1): lifetime in
+  // (max * (1 - jitter), max].
+  const double cut = limits_.lifetime_jitter *
+                     (static_cast<double>(e.lifetime_cut_) / 4294967296.0);
+  return static_cast<int64_t>(static_cast<double>(limits_.max_lifetime_ns) *
+                              (1.0 - cut));
+}
+
+// --- Helpers ----------------------------------------------------------------
+
+Endpoint* PoolState::FindEndpoint(absl::string_view key) const {
+  auto it = endpoints_.find(key);
+  return it == endpoints_.end() ? nullptr : it->second.get();
+}
+
+Endpoint* PoolState::GetEndpoint(absl::string_view key) {
+  auto it = endpoints_.find(key);
+  if (it != endpoints_.end()) return it->second.get();
+  auto ep = std::make_unique<Endpoint>(std::string(key));
+  Endpoint* raw = ep.get();
+  endpoints_.emplace(raw->key, std::move(ep));
+  return raw;
+}
+
+size_t PoolState::TotalOpen() const {
+  size_t total = 0;
+  for (const auto& [key, ep] : endpoints_) total += ep->open;
+  return total;
+}
+
+void PoolState::SetState(PoolEntry* e, EntryState state) {
+  if (e->state_ == EntryState::kRechecking) --e->endpoint_->rechecking;
+  if (state == EntryState::kRechecking) ++e->endpoint_->rechecking;
+  e->state_ = state;
+}
+
+void PoolState::UnlinkIdle(PoolEntry* e) {
+  e->endpoint_->idle.erase(e);
+  idle_by_age_.erase(e);
+}
+
+void PoolState::PushIdle(PoolEntry* e, Effects& fx) {
+  Endpoint* ep = e->endpoint_;
+  SetState(e, EntryState::kIdle);
+  if (limits_.idle_timeout_ns > 0) e->idle_since_ns_ = Now();
+  e->been_idle_ = true;
+  ep->idle.push_front(e);
+  idle_by_age_.push_front(e);
+  while (ep->idle.size() > limits_.max_idle_per_endpoint) {
+    Detach(ep->idle.back(), PoolCloseReason::kEvicted, fx);
+  }
+  if (expiry() && !sweep_armed_ && !idle_by_age_.empty()) {
+    sweep_armed_ = true;
+    fx.arm_sweep = true;
+  }
+  // Requests of other endpoints blocked by max_connections may need it
+  // closed to make room.
+  if (!queue_.empty()) fx.pump = true;
+}
+
+void PoolState::Detach(PoolEntry* e, PoolCloseReason reason, Effects& fx,
+                       bool close) {
+  Endpoint* ep = e->endpoint_;
+  if (e->state_ == EntryState::kIdle) UnlinkIdle(e);
+  SetState(e, EntryState::kDetached);
+  e->endpoint_ = nullptr;
+  --ep->open;
+  ++counters_.closed_by[static_cast<int>(reason)];
+  if (close && e->handle_ != nullptr) fx.close.push_back(e->handle_);
+  fx.pump = true;
+  MarkForErase(ep, fx);
+}
+
+std::unique_ptr<PoolWaiter> PoolState::TakeWaiter(PoolWaiter* w, Effects& fx) {
+  Endpoint* ep = w->endpoint_;
+  if (Claimed(*w)) {
+    ep->claimed.erase(w);
+  } else {
+    ep->waiters.erase(w);
+    queue_.erase(w);
+  }
+  auto it = waiters_.find(w->id_);
+  std::unique_ptr<PoolWaiter> owned = std::move(it->second);
+  waiters_.erase(it);
+  ReleaseIfEmpty(waiters_);
+  MarkForErase(ep, fx);
+  return owned;
+}
+
+void PoolState::Requeue(PoolWaiter* w, Effects& fx) {
+  const bool late = w->deadline_passed_ ||
+                    (w->deadline_ns_ != kNever && Now() >= w->deadline_ns_);
+  if (draining_ || late) {
+    absl::Status why;
+    if (draining_) {
+      ++counters_.failed_closed;
+      why = drain_status_;
+    } else {
+      ++counters_.failed_deadline;
+      why = NoConnectionBeforeDeadline(*w->endpoint_);
+    }
+    fx.fail.emplace_back(TakeWaiter(w, fx), std::move(why));
+    return;
+  }
+  // Back at the head of the queues: it was the oldest.
+  Endpoint* ep = w->endpoint_;
+  ep->claimed.erase(w);
+  ep->waiters.push_front(w);
+  queue_.push_front(w);
+  fx.pump = true;  // the dead connection's slot can open a new one
+}
+
+void PoolState::Pump(Effects& fx) {
+  if (draining_ || queue_.empty()) return;
+  size_t total = TotalOpen();
+  for (PoolWaiter* w = queue_.front(); w != nullptr; w = queue_.next(w)) {
+    Endpoint* ep = w->endpoint_;
+    if (ep->waiters.size() <= ep->connecting + ep->rechecking) {
+      continue;  // enough coming
+    }
+    if (ep->open >= limits_.max_connections_per_endpoint) continue;
+    if (total >= limits_.max_connections) {
+      // Its endpoint has no idle connection (it would have been handed
+      // one): close another endpoint's least recently used one.
+      PoolEntry* victim = idle_by_age_.back();
+      if (victim == nullptr) break;
+      Detach(victim, PoolCloseReason::kEvicted, fx);
+      --total;
+    }
+    StartConnect(ep, fx);
+    ++total;
+  }
+}
+
+void PoolState::MarkForErase(Endpoint* ep, Effects& fx) {
+  if (ep->erase_listed) return;
+  ep->erase_listed = true;
+  fx.maybe_erase.push_back(ep);
+}
+
+void PoolState::Finish(Effects& fx) {
+  if (fx.pump) {
+    // One pass is enough: an eviction inside it (which asks for another)
+    // only made room for the connect it starts.
+    Pump(fx);
+    fx.pump = false;
+  }
+  for (Endpoint* ep : fx.maybe_erase) {
+    ep->erase_listed = false;
+    if (ep->open == 0 && ep->waiters.empty() && ep->claimed.empty()) {
+      endpoints_.erase(ep->key);
+    }
+  }
+  fx.maybe_erase.clear();
+  if (draining_ && !drained_ && TotalOpen() == 0) {
+    drained_ = true;
+    fx.drained = true;
+  }
+}
+
+}  // namespace connpool_internal
+}  // namespace mill
