@@ -1,12 +1,15 @@
 // Tests of ConnectionPool's rules against real echo TcpServers, in both
 // dispatch modes: LIFO reuse, the three connection limits, the bounded
-// queue, deadlines, cancel, connect failures, lease callbacks and their
-// hand-over, dropped leases, health-check hooks, drain and destruction,
-// metrics, and option validation. Expiry and liveness have their own file
-// (connection_pool_expiry_test.cc), concurrency too
-// (connection_pool_stress_test.cc).
+// queue, deadlines, cancel, connect failures, drain and destruction,
+// metrics, and option validation. The hand-over and lease callbacks
+// (connection_pool_handover_test.cc), expiry and liveness
+// (connection_pool_expiry_test.cc) and concurrency
+// (connection_pool_stress_test.cc) have their own files; the books alone,
+// without sockets, internal/pool_state_test.cc.
 #include "connpool/connection_pool.h"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -136,12 +139,13 @@ TEST_P(ConnectionPoolTest, PerEndpointLimitQueuesAndServesWaitersInOrder) {
   EXPECT_NE(r1, 0u);
   EXPECT_NE(r2, 0u);
   EXPECT_NE(r1, r2);
-  absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_FALSE(w1->ready());
-  EXPECT_FALSE(w2->ready());
   ConnectionPoolStats s = pool_->stats();
   EXPECT_EQ(s.pending, 2u);
   EXPECT_EQ(s.open, 1u);  // no second connection: the limit holds
+  EXPECT_EQ(s.connecting, 0u);
+  absl::SleepFor(absl::Milliseconds(50));  // a wait of at least 50 ms
+  EXPECT_FALSE(w1->ready());
+  EXPECT_FALSE(w2->ready());
 
   pool_->Release(*std::move(first), /*reusable=*/true);
   absl::StatusOr<Lease> got1 = w1->Take();
@@ -234,10 +238,17 @@ TEST_P(ConnectionPoolTest, TotalLimitEvictsAnotherEndpointsIdleConnection) {
   absl::StatusOr<Lease> a1 = AcquireSync(a);
   absl::StatusOr<Lease> a2 = AcquireSync(a);
   ASSERT_TRUE(a1.ok() && a2.ok());
-  auto wb = AcquireAsync(b);
-  absl::SleepFor(absl::Milliseconds(30));
-  EXPECT_FALSE(wb->ready());  // the total limit holds
-  EXPECT_EQ(pool_->stats().open, 2u);
+  // The total limit holds: B's request is queued (Acquire decides that
+  // before it returns) and no connection was started for it.
+  ConnectionPool::RequestId id = 0;
+  auto wb = AcquireAsync(b, nullptr, absl::Seconds(20), &id);
+  EXPECT_NE(id, 0u);
+  ConnectionPoolStats queued = pool_->stats();
+  EXPECT_EQ(queued.pending, 1u);
+  EXPECT_EQ(queued.open, 2u);
+  EXPECT_EQ(queued.connecting, 0u);
+  EXPECT_EQ(pool_->client_stats().connects_started, 2u);
+  EXPECT_FALSE(wb->ready());
   // A release to A's idle set frees nothing for A, but B's waiter needs the
   // slot: the idle connection is closed and B gets a new one.
   pool_->Release(*std::move(a1), /*reusable=*/true);
@@ -462,38 +473,110 @@ TEST_P(ConnectionPoolTest, DrainCancelsConnectsInProgress) {
 
 TEST_P(ConnectionPoolTest, DestructionClosesLeasedConnectionsAndLeasesSurvive) {
   const std::string ep = StartServer();
-  MakePool();
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
   auto sink = Sink::Make();
   absl::StatusOr<Lease> lease = AcquireSync(ep, sink->Callbacks());
   ASSERT_TRUE(lease.ok());
+  // A request for the same live endpoint, at its limit: queued, with no
+  // connect of its own and no deadline soon, so only the destructor can
+  // answer it.
   ConnectionPool::RequestId id = 0;
-  ConnectionPoolOptions options;
-  auto waiter = AcquireAsync("127.0.0.1:1", nullptr, absl::Seconds(20), &id);
+  auto waiter = AcquireAsync(ep, nullptr, absl::Hours(1), &id);
+  ASSERT_NE(id, 0u);
+  EXPECT_EQ(pool_->stats().pending, 1u);
+  EXPECT_EQ(pool_->stats().connecting, 0u);
   pool_.reset();
   EXPECT_EQ(sink->closes(), 1);  // the destructor waited for the close
   EXPECT_EQ(sink->last_reason(), CloseReason::kStopped);
   EXPECT_TRUE((*lease)->is_closed());
-  ASSERT_TRUE(waiter->ready());
-  EXPECT_FALSE(waiter->Take().ok());
+  ASSERT_TRUE(waiter->ready());  // before the destructor returned
+  EXPECT_EQ(waiter->calls(), 1);
+  EXPECT_EQ(waiter->Take().status().code(), absl::StatusCode::kUnavailable);
   Lease orphan = *std::move(lease);  // releasing / dropping it later is fine
   EXPECT_TRUE(orphan);
 }
 
+// The bucket a wait falls in (see WaitBucketLimit).
+int BucketOf(absl::Duration wait) {
+  int bucket = 0;
+  while (bucket < ConnectionPoolStats::kWaitBuckets - 1 &&
+         wait >= WaitBucketLimit(bucket)) {
+    ++bucket;
+  }
+  return bucket;
+}
+
+std::array<uint64_t, ConnectionPoolStats::kWaitBuckets> HistogramDelta(
+    const ConnectionPoolStats& before, const ConnectionPoolStats& after) {
+  std::array<uint64_t, ConnectionPoolStats::kWaitBuckets> delta{};
+  for (int i = 0; i < ConnectionPoolStats::kWaitBuckets; ++i) {
+    delta[i] = after.wait_histogram[i] - before.wait_histogram[i];
+  }
+  return delta;
+}
+
+// Waits we control: leases handed out at once (no wait, bucket 0), and one
+// request that waits while the test holds the only connection, whose wait
+// the test brackets from outside.
 TEST_P(ConnectionPoolTest, WaitHistogramCountsEveryLease) {
+  using Histogram = std::array<uint64_t, ConnectionPoolStats::kWaitBuckets>;
   const std::string ep = StartServer();
-  MakePool();
-  for (int i = 0; i < 4; ++i) {
-    absl::StatusOr<Lease> l = AcquireSync(ep);
+  ConnectionPoolOptions options;
+  options.max_connections_per_endpoint = 1;
+  MakePool(options);
+  // The first lease waits for its connect: one wait, whatever it took.
+  absl::StatusOr<Lease> first = AcquireSync(ep);
+  ASSERT_TRUE(first.ok());
+  ReleaseAndWaitIdle(*std::move(first), 1);
+  const ConnectionPoolStats s1 = pool_->stats();
+  EXPECT_EQ(s1.acquired, 1u);
+  EXPECT_EQ(s1.wait_total, s1.wait_max);  // one wait so far
+  Histogram one{};
+  one[BucketOf(s1.wait_total)] = 1;
+  EXPECT_EQ(s1.wait_histogram, one);
+
+  // Three handed out at once: no wait each.
+  for (int i = 0; i < 3; ++i) {
+    auto r = AcquireResult::Make();
+    EXPECT_EQ(pool_->Acquire(ep, absl::InfiniteFuture(),
+                             AcquireResult::CallbackOf(r)),
+              0u);
+    absl::StatusOr<Lease> l = r->Take();
     ASSERT_TRUE(l.ok());
     ReleaseAndWaitIdle(*std::move(l), 1);
   }
-  ConnectionPoolStats s = pool_->stats();
-  uint64_t total = 0;
-  for (uint64_t n : s.wait_histogram) total += n;
-  EXPECT_EQ(total, 4u);
-  EXPECT_EQ(s.acquired, 4u);
-  EXPECT_GE(s.wait_total, s.wait_max);
-  EXPECT_GT(s.wait_max, absl::ZeroDuration());  // the first one connected
+  const ConnectionPoolStats s2 = pool_->stats();
+  EXPECT_EQ(HistogramDelta(s1, s2), (Histogram{3, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(s2.wait_total, s1.wait_total);
+  EXPECT_EQ(s2.wait_max, s1.wait_max);
+
+  // One more at once (held), and a request that waits for it for at least
+  // kHold.
+  constexpr absl::Duration kHold = absl::Milliseconds(20);
+  absl::StatusOr<Lease> held = AcquireSync(ep);
+  ASSERT_TRUE(held.ok());
+  const absl::Time asked = absl::Now();
+  ConnectionPool::RequestId id = 0;
+  auto waiter = AcquireAsync(ep, nullptr, absl::Seconds(20), &id);
+  const absl::Time queued = absl::Now();
+  ASSERT_NE(id, 0u);
+  absl::SleepFor(kHold);
+  const absl::Time releasing = absl::Now();
+  pool_->Release(*std::move(held), /*reusable=*/true);
+  absl::StatusOr<Lease> got = waiter->Take();
+  const absl::Time served = absl::Now();
+  ASSERT_TRUE(got.ok()) << got.status();
+  const ConnectionPoolStats s3 = pool_->stats();
+  const absl::Duration wait = s3.wait_total - s2.wait_total;
+  EXPECT_GE(wait, releasing - queued);
+  EXPECT_LE(wait, served - asked);
+  Histogram expected{1, 0, 0, 0, 0, 0};  // `held`
+  ++expected[BucketOf(wait)];
+  EXPECT_EQ(HistogramDelta(s2, s3), expected) << "wait " << wait;
+  EXPECT_EQ(s3.wait_max, std::max(s2.wait_max, wait));
+  EXPECT_EQ(s3.acquired, 6u);
   EXPECT_EQ(WaitBucketLimit(0), absl::Microseconds(100));
   EXPECT_EQ(WaitBucketLimit(4), absl::Seconds(1));
   EXPECT_EQ(WaitBucketLimit(5), absl::InfiniteDuration());
