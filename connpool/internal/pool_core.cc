@@ -253,8 +253,17 @@ void PoolCore::Release(std::shared_ptr<Entry> entry, const ConnectionPtr& conn,
     FinishRelease(entry, conn);
     return;
   }
-  conn->Dispatch([this, entry = std::move(entry)](const ConnectionPtr& c) {
-    FinishRelease(entry, c);
+  // The task captures only `this` (AnyInvocable stores that inline: no
+  // allocation). Run inline (the usual case), it takes the entry from this
+  // frame (kReleasing); run later, from the connection's context (gone only
+  // if the connection closed meanwhile: then its on_close settled it).
+  CallScope releasing(kReleasing, conn.get(), &entry);
+  conn->Dispatch([this](const ConnectionPtr& c) {
+    if (CallScope* scope = CallScope::Find(kReleasing, c.get())) {
+      FinishRelease(*static_cast<std::shared_ptr<Entry>*>(scope->data()), c);
+    } else if (std::shared_ptr<Entry> e = EntryOf(c)) {
+      FinishRelease(e, c);
+    }
   });
 }
 
@@ -327,11 +336,13 @@ void PoolCore::Place(const std::shared_ptr<Entry>& entry,
 // --- Effects
 // ------------------------------------------------------------------
 
-void PoolCore::ResolveLocked(Actions& a) {
-  for (void* handle : a.fx.close) {
-    // A handle is forgotten (under mu_) in the connection's on_close, so
-    // the connection is alive here; after unlocking we hold it.
-    a.close.push_back(static_cast<Connection*>(handle)->shared_from_this());
+void PoolCore::ResolveAllLocked(Actions& a) {
+  if (Effects::Lists* lists = a.fx.lists()) {
+    for (void* handle : lists->close) {
+      // A handle is forgotten (under mu_) in the connection's on_close, so
+      // the connection is alive here; after unlocking we hold it.
+      a.close.push_back(static_cast<Connection*>(handle)->shared_from_this());
+    }
   }
   if (a.fx.drained) {
     for (auto& cb : drained_callbacks_) a.drained.push_back(std::move(cb));
@@ -343,21 +354,26 @@ void PoolCore::CancelTimer(const Waiter& w) {
   if (w.timer.valid() && !w.deadline_passed()) loop_->Cancel(w.timer);
 }
 
-void PoolCore::RunActions(Actions& a) {
-  for (auto& failed : a.fx.fail) {
-    CancelTimer(static_cast<const Waiter&>(*failed.first));
-  }
-  for (const ConnectionPtr& conn : a.close) conn->Close();
-  if (a.fx.arm_sweep) ArmSweep();
-  for (const Effects::Connect& c : a.fx.connects) StartConnect(c);
-  if (!a.fx.cancel_connects.empty()) {
-    if (TcpClient* client = UseClient()) {
-      for (uint64_t id : a.fx.cancel_connects) client->Cancel(id);
-      DoneWithClient();
+void PoolCore::RunAllActions(Actions& a) {
+  Effects::Lists* lists = a.fx.lists();
+  if (lists != nullptr) {
+    for (auto& failed : lists->fail) {
+      CancelTimer(static_cast<const Waiter&>(*failed.first));
     }
+    for (const ConnectionPtr& conn : a.close) conn->Close();
   }
-  for (auto& failed : a.fx.fail) {
-    static_cast<Waiter&>(*failed.first).done(std::move(failed.second));
+  if (a.fx.arm_sweep) ArmSweep();
+  if (lists != nullptr) {
+    for (const Effects::Connect& c : lists->connects) StartConnect(c);
+    if (!lists->cancel_connects.empty()) {
+      if (TcpClient* client = UseClient()) {
+        for (uint64_t id : lists->cancel_connects) client->Cancel(id);
+        DoneWithClient();
+      }
+    }
+    for (auto& failed : lists->fail) {
+      static_cast<Waiter&>(*failed.first).done(std::move(failed.second));
+    }
   }
   for (auto& cb : a.drained) {
     if (cb) cb();

@@ -15,7 +15,9 @@
 // Release or hand-out of it from there runs inline instead of queueing
 // behind the callback; kInlineHandOff marks an Acquire handing out an idle
 // connection on its own thread, so that the Dispatch task it posts knows
-// whether it runs inline (hand to this acquirer) or later (settle it).
+// whether it runs inline (hand to this acquirer) or later (settle it);
+// kReleasing lets Release's task, run inline, use the releasing frame's
+// entry instead of looking it up.
 //
 // Thread-safety: every member may be called from any thread; mu_ guards the
 // state and the shell's own bookkeeping, and is never held while user code,
@@ -58,6 +60,10 @@ namespace connpool_internal {
 inline constexpr CallScopeKind kHolderCode{"connpool: holder code"};
 // Keys: the Entry; data: the acquirer's InlineHandOff.
 inline constexpr CallScopeKind kInlineHandOff{"connpool: inline hand-off"};
+// Keys: the Connection; data: the releasing frame's std::shared_ptr<Entry>
+// (a connection has one entry for its life, so any such scope for it
+// carries the right one).
+inline constexpr CallScopeKind kReleasing{"connpool: release"};
 
 // The pool's record of one connection: the state's entry plus the holder's
 // callbacks. Kept in the connection's context (so its callbacks find it
@@ -158,9 +164,18 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void ArmDeadlineLocked(Waiter* w, int64_t delay_ns)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Resolves the effects' connection handles and takes the drained
-  // callbacks, before the lock is released.
-  void ResolveLocked(Actions& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RunActions(Actions& a) ABSL_LOCKS_EXCLUDED(mu_);
+  // callbacks, before the lock is released. (Inline: the hand-out and
+  // return fast paths have nothing to resolve or run.)
+  void ResolveLocked(Actions& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (a.fx.lists() != nullptr || a.fx.drained) ResolveAllLocked(a);
+  }
+  void ResolveAllLocked(Actions& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunActions(Actions& a) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (a.fx.lists() != nullptr || a.fx.arm_sweep || !a.drained.empty()) {
+      RunAllActions(a);
+    }
+  }
+  void RunAllActions(Actions& a) ABSL_LOCKS_EXCLUDED(mu_);
   void CancelTimer(const Waiter& w);
 
   // --- pool_core_events.cc ---

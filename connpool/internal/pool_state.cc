@@ -150,7 +150,7 @@ void PoolState::DeadlinePassed(uint64_t id, Effects& fx) {
   if (Claimed(*w)) return;  // settled when its check finishes
   ++counters_.failed_deadline;
   absl::Status why = NoConnectionBeforeDeadline(*w->endpoint_);
-  fx.fail.emplace_back(TakeWaiter(w, fx), std::move(why));
+  fx.Add().fail.emplace_back(TakeWaiter(w, fx), std::move(why));
   Finish(fx);
 }
 
@@ -158,8 +158,9 @@ bool PoolState::Cancel(uint64_t id, Effects& fx) {
   auto it = waiters_.find(id);
   if (it == waiters_.end() || Claimed(*it->second)) return false;
   ++counters_.cancelled;
-  fx.fail.emplace_back(TakeWaiter(it->second.get(), fx),
-                       absl::CancelledError("ConnectionPool::CancelAcquire"));
+  fx.Add().fail.emplace_back(
+      TakeWaiter(it->second.get(), fx),
+      absl::CancelledError("ConnectionPool::CancelAcquire"));
   Finish(fx);
   return true;
 }
@@ -291,7 +292,7 @@ void PoolState::StartConnect(Endpoint* ep, Effects& fx) {
   ++ep->connecting;
   const uint64_t seq = next_connect_seq_++;
   connects_.emplace(seq, PendingConnect{ep, 0});
-  fx.connects.push_back(Effects::Connect{ep->key, seq});
+  fx.Add().connects.push_back(Effects::Connect{ep->key, seq});
 }
 
 Endpoint* PoolState::EndConnect(uint64_t seq) {
@@ -317,7 +318,7 @@ void PoolState::ConnectFailed(uint64_t seq, const absl::Status& status,
   --ep->open;
   if (!draining_ && !ep->waiters.empty()) {
     ++counters_.failed_connect;
-    fx.fail.emplace_back(TakeWaiter(ep->waiters.front(), fx), status);
+    fx.Add().fail.emplace_back(TakeWaiter(ep->waiters.front(), fx), status);
   }
   fx.pump = true;
   MarkForErase(ep, fx);
@@ -334,7 +335,7 @@ bool PoolState::ConnectSucceeded(uint64_t seq, PoolEntry* e, void* handle,
     --ep->open;
     if (draining_) {
       ++counters_.closed_by[static_cast<int>(PoolCloseReason::kDrain)];
-      fx.close.push_back(handle);
+      fx.Add().close.push_back(handle);
     } else {
       // Closed before we got here (its on_close forgot its entry).
       ++counters_.closed_by[static_cast<int>(PoolCloseReason::kError)];
@@ -383,13 +384,13 @@ void PoolState::Drain(const absl::Status& why, Effects& fx) {
     drain_status_ = why;
     while (PoolWaiter* w = queue_.front()) {
       ++counters_.failed_closed;
-      fx.fail.emplace_back(TakeWaiter(w, fx), why);
+      fx.Add().fail.emplace_back(TakeWaiter(w, fx), why);
     }
     while (PoolEntry* e = idle_by_age_.back()) {
       Detach(e, PoolCloseReason::kDrain, fx);
     }
     for (const auto& [seq, connect] : connects_) {
-      if (connect.id != 0) fx.cancel_connects.push_back(connect.id);
+      if (connect.id != 0) fx.Add().cancel_connects.push_back(connect.id);
     }
   }
   Finish(fx);
@@ -482,7 +483,7 @@ void PoolState::Detach(PoolEntry* e, PoolCloseReason reason, Effects& fx,
   e->endpoint_ = nullptr;
   --ep->open;
   ++counters_.closed_by[static_cast<int>(reason)];
-  if (close && e->handle_ != nullptr) fx.close.push_back(e->handle_);
+  if (close && e->handle_ != nullptr) fx.Add().close.push_back(e->handle_);
   fx.pump = true;
   MarkForErase(ep, fx);
 }
@@ -515,7 +516,7 @@ void PoolState::Requeue(PoolWaiter* w, Effects& fx) {
       ++counters_.failed_deadline;
       why = NoConnectionBeforeDeadline(*w->endpoint_);
     }
-    fx.fail.emplace_back(TakeWaiter(w, fx), std::move(why));
+    fx.Add().fail.emplace_back(TakeWaiter(w, fx), std::move(why));
     return;
   }
   // Back at the head of the queues: it was the oldest.
@@ -551,23 +552,25 @@ void PoolState::Pump(Effects& fx) {
 void PoolState::MarkForErase(Endpoint* ep, Effects& fx) {
   if (ep->erase_listed) return;
   ep->erase_listed = true;
-  fx.maybe_erase.push_back(ep);
+  fx.Add().maybe_erase.push_back(ep);
 }
 
-void PoolState::Finish(Effects& fx) {
+void PoolState::FinishAll(Effects& fx) {
   if (fx.pump) {
     // One pass is enough: an eviction inside it (which asks for another)
     // only made room for the connect it starts.
     Pump(fx);
     fx.pump = false;
   }
-  for (Endpoint* ep : fx.maybe_erase) {
-    ep->erase_listed = false;
-    if (ep->open == 0 && ep->waiters.empty() && ep->claimed.empty()) {
-      endpoints_.erase(ep->key);
+  if (Effects::Lists* lists = fx.lists()) {
+    for (Endpoint* ep : lists->maybe_erase) {
+      ep->erase_listed = false;
+      if (ep->open == 0 && ep->waiters.empty() && ep->claimed.empty()) {
+        endpoints_.erase(ep->key);
+      }
     }
+    lists->maybe_erase.clear();
   }
-  fx.maybe_erase.clear();
   if (draining_ && !drained_ && TotalOpen() == 0) {
     drained_ = true;
     fx.drained = true;

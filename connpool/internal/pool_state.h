@@ -139,24 +139,39 @@ struct Endpoint {
   IntrusiveList<PoolWaiter, ByEndpoint> claimed;
 };
 
-// What an operation decided, for the shell to carry out unlocked.
-struct Effects {
+// What an operation decided, for the shell to carry out unlocked. The
+// lists are built only when something is in them (the hand-out and return
+// fast paths decide nothing of the kind), so that an empty Effects costs a
+// pointer.
+class Effects {
+ public:
   struct Connect {
     std::string key;
     uint64_t seq;  // the state's name for it (ConnectIssued, ConnectFailed)
   };
-  std::vector<void*> close;  // handles of connections to close
-  std::vector<Connect> connects;
-  std::vector<uint64_t> cancel_connects;  // ids given to ConnectIssued
-  // Requests answered with an error (the shell cancels their timers).
-  std::vector<std::pair<std::unique_ptr<PoolWaiter>, absl::Status>> fail;
+  struct Lists {
+    std::vector<void*> close;  // handles of connections to close
+    std::vector<Connect> connects;
+    std::vector<uint64_t> cancel_connects;  // ids given to ConnectIssued
+    // Requests answered with an error (the shell cancels their timers).
+    std::vector<std::pair<std::unique_ptr<PoolWaiter>, absl::Status>> fail;
+    // The state's own: endpoints to erase if nothing is left in them.
+    std::vector<Endpoint*> maybe_erase;
+  };
+
+  // Null when every list is empty.
+  Lists* lists() const { return lists_.get(); }
   bool arm_sweep = false;  // run Sweep() after the sweep interval
   bool drained = false;    // draining, and the last connection went
 
  private:
   friend class PoolState;
+  Lists& Add() {
+    if (lists_ == nullptr) lists_ = std::make_unique<Lists>();
+    return *lists_;
+  }
   bool pump = false;  // a slot may have freed: see whether waiters can use it
-  std::vector<Endpoint*> maybe_erase;
+  std::unique_ptr<Lists> lists_;
 };
 
 // How a connection comes back to Place().
@@ -243,7 +258,7 @@ class PoolState {
   void ConnectFailed(uint64_t seq, const absl::Status& status, Effects& fx);
   // Connected: `e` (null if it closed already) gets `handle` and its
   // lifetime. True when the shell must Place it (kFresh); otherwise it
-  // was counted as closed (and is in fx.close when draining).
+  // was counted as closed (and is in the close list when draining).
   bool ConnectSucceeded(uint64_t seq, PoolEntry* e, void* handle, Effects& fx);
 
   // --- Expiry and shutdown ---
@@ -300,7 +315,10 @@ class PoolState {
   void RecordWait(int64_t wait_ns);
   static void MarkForErase(Endpoint* ep, Effects& fx);
   // Ends every operation: pump, endpoint clean-up, drained check.
-  void Finish(Effects& fx);
+  void Finish(Effects& fx) {
+    if (fx.pump || fx.lists_ != nullptr || draining_) FinishAll(fx);
+  }
+  void FinishAll(Effects& fx);
 
   const PoolLimits limits_;
   const PoolClock* const clock_;

@@ -108,15 +108,20 @@ class PoolStateTest : public ::testing::Test {
   }
 
   void Absorb(Effects& fx) {
-    for (void* h : fx.close) closed_.push_back(static_cast<FakeConn*>(h));
-    for (auto& c : fx.connects) connects_.push_back(c);
-    for (auto& f : fx.fail) {
+    if (fx.arm_sweep) ++sweeps_armed_;
+    if (fx.drained) ++drained_;
+    Effects::Lists* lists = fx.lists();
+    if (lists == nullptr) return;
+    EXPECT_TRUE(lists->maybe_erase.empty());  // settled by the state
+    for (void* h : lists->close) closed_.push_back(static_cast<FakeConn*>(h));
+    for (auto& c : lists->connects) connects_.push_back(c);
+    for (auto& f : lists->fail) {
       failed_.emplace_back(static_cast<TestWaiter&>(*f.first).label,
                            f.second.code());
     }
-    if (fx.arm_sweep) ++sweeps_armed_;
-    if (fx.drained) ++drained_;
-    for (uint64_t id : fx.cancel_connects) cancelled_connects_.push_back(id);
+    for (uint64_t id : lists->cancel_connects) {
+      cancelled_connects_.push_back(id);
+    }
   }
 
   ConnectionPoolStats Stats() { return state_->Stats(); }
