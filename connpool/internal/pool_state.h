@@ -314,6 +314,12 @@ class PoolState {
   void Pump(Effects& fx);
   void RecordWait(int64_t wait_ns);
   static void MarkForErase(Endpoint* ep, Effects& fx);
+  // A hash map that grew for a burst (thousands of waiters or connects at
+  // once) keeps its slots after they went: give them back once it is empty.
+  template <typename Map>
+  static void ReleaseIfEmpty(Map& map) {
+    if (map.empty() && map.capacity() > 128) Map().swap(map);
+  }
   // Ends every operation: pump, endpoint clean-up, drained check.
   void Finish(Effects& fx) {
     if (fx.pump || fx.lists_ != nullptr || draining_) FinishAll(fx);
