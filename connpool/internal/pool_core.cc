@@ -59,8 +59,7 @@ PoolCore::PoolCore(EventLoop* loop, ConnectionPoolOptions options)
       sweep_interval_(DefaultSweepInterval(options_)),
       state_(LimitsOf(options_), SteadyPoolClock()) {}
 
-// --- Acquire
-// ------------------------------------------------------------------
+// --- Acquire -----------------------------------------------------------------
 
 uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
                            AcquireCallback done,
@@ -229,8 +228,7 @@ bool PoolCore::CancelAcquire(uint64_t id) {
   return cancelled;
 }
 
-// --- Release
-// ------------------------------------------------------------------
+// --- Release -----------------------------------------------------------------
 
 void PoolCore::Release(std::shared_ptr<Entry> entry, const ConnectionPtr& conn,
                        bool reusable) {
@@ -333,8 +331,7 @@ void PoolCore::Place(const std::shared_ptr<Entry>& entry,
   }
 }
 
-// --- Effects
-// ------------------------------------------------------------------
+// --- Effects -----------------------------------------------------------------
 
 void PoolCore::ResolveAllLocked(Actions& a) {
   if (Effects::Lists* lists = a.fx.lists()) {

@@ -44,8 +44,7 @@ ConnectionCallbacks PoolCore::MakeClientCallbacks() {
   return cb;
 }
 
-// --- Connects
-// -----------------------------------------------------------------
+// --- Connects ----------------------------------------------------------------
 
 void PoolCore::StartConnect(const Effects::Connect& c) {
   TcpClient* client = UseClient();

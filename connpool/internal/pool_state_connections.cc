@@ -223,8 +223,7 @@ int64_t PoolState::LifetimeNanos(const PoolEntry& e) const {
                               (1.0 - cut));
 }
 
-// --- The idle set and the entries
-// ---------------------------------------------
+// --- The idle set and the entries --------------------------------------------
 
 void PoolState::SetState(PoolEntry* e, EntryState state) {
   if (e->state_ == EntryState::kRechecking) --e->endpoint_->rechecking;
