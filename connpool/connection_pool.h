@@ -42,11 +42,11 @@
 // Callbacks of a leased connection go to the lease holder (LeaseCallbacks
 // given to Acquire): on_data with the connection's input buffer,
 // on_peer_shutdown, on_high_water, on_low_water, on_close. They start after
-// the lease was handed over and none starts after Release() returns (one
-// already running when Release is called from another thread may finish
-// after it; the connection returns to the pool once it has). Released from
-// inside one of its own callbacks (say on_data, once the response is
-// complete), the connection is back in the pool when Release returns, and
+// Acquire's `done` received the lease and returned, and none starts after
+// Release() returns (one already running when Release is called from another
+// thread may finish after it; the connection returns to the pool once it has).
+// Released from inside one of its own callbacks (say on_data, once the response
+// is complete), the connection is back in the pool when Release returns, and
 // may already have been handed to a waiting request: do not touch it after
 // Release, and consume the response before (unread input makes it not
 // reusable). The pool keeps its own bookkeeping in the connection's context
@@ -71,6 +71,10 @@
 //     where the loop runs handlers, for a connection that finished
 //     connecting (or failed to) and for a deadline that passed;
 //     the thread calling Drain(), CancelAcquire() or the destructor.
+// A `done` that gets a lease runs inside that connection's Dispatch
+// exclusion: none of the lease's callbacks runs before `done` returns (a
+// server that speaks first is heard after `done` has the lease), and a
+// Dispatch on that connection from inside `done` runs after it.
 // Health-check hooks run on the thread handing out / releasing the
 // connection, excluded from that connection's callbacks (they may read
 // conn->input()). Neither `done` nor the hooks may block.
@@ -87,19 +91,18 @@
 #ifndef MILL_IO_CONNPOOL_CONNECTION_POOL_H_
 #define MILL_IO_CONNPOOL_CONNECTION_POOL_H_
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
-#include <ostream>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "connpool/pool_stats.h"
 #include "net/byte_buffer.h"
 #include "net/connection.h"
 #include "net/tcp_client.h"
@@ -111,27 +114,6 @@ namespace connpool_internal {
 class PoolCore;
 struct Entry;
 }  // namespace connpool_internal
-
-// Why the pool closed a connection (ConnectionPoolStats::closed_by).
-enum class PoolCloseReason {
-  kIdleTimeout,    // idle longer than idle_timeout (or the connection's own
-                   // ConnectionOptions::idle_timeout fired while idle)
-  kLifetime,       // past its lifetime (max_lifetime with jitter)
-  kDeadOnReuse,    // failed the liveness check before being handed out
-  kDeadWhileIdle,  // input, EOF, reset or an error while idle
-  kHealthCheck,    // rejected by check_on_acquire or check_on_release
-  kNotReusable,    // Release(lease, false), a dropped Lease, closed by the
-                   // holder, or released with unread input
-  kError,          // closed by the peer or a socket error while leased
-  kEvicted,        // over max_idle_per_endpoint, or closed to make room for
-                   // another endpoint under max_connections
-  kDrain,          // Drain() or the pool's destruction
-};
-inline constexpr int kPoolCloseReasonCount = 9;
-
-// "idle_timeout", "lifetime", "dead_on_reuse", ...
-absl::string_view PoolCloseReasonName(PoolCloseReason reason);
-std::ostream& operator<<(std::ostream& os, PoolCloseReason reason);
 
 // The callbacks of a leased connection, like ConnectionCallbacks (minus
 // on_connect: a lease is handed over open). Every one is optional. Without
@@ -190,45 +172,6 @@ struct ConnectionPoolOptions {
   uint64_t random_seed = 0;
 };
 
-// Counters, readable at any time (one consistent snapshot).
-struct ConnectionPoolStats {
-  size_t active = 0;      // leased (or being checked, handed over, released)
-  size_t idle = 0;        // in the idle set
-  size_t connecting = 0;  // connects in progress
-  size_t open = 0;        // active + idle + connecting (what the limits see)
-  size_t pending = 0;     // Acquire requests waiting
-  size_t endpoints = 0;   // endpoints with connections or requests
-
-  uint64_t created = 0;   // connections opened
-  uint64_t reused = 0;    // leases of a connection from the pool
-  uint64_t acquired = 0;  // leases handed out (created + reused ones)
-  uint64_t connect_failures = 0;
-  // Acquire requests that failed, by cause.
-  uint64_t failed_queue_full = 0;  // ResourceExhausted
-  uint64_t failed_deadline = 0;    // DeadlineExceeded
-  uint64_t failed_connect = 0;     // the connect error (Unavailable, ...)
-  uint64_t failed_closed = 0;      // FailedPrecondition / Unavailable: drain
-  uint64_t cancelled = 0;          // CancelAcquire
-
-  std::array<uint64_t, kPoolCloseReasonCount> closed_by{};
-  uint64_t closed(PoolCloseReason reason) const {
-    return closed_by[static_cast<int>(reason)];
-  }
-
-  // Time from Acquire to the lease being handed out, over every lease (an
-  // idle connection handed out at once counts as no wait).
-  absl::Duration wait_total = absl::ZeroDuration();
-  absl::Duration wait_max = absl::ZeroDuration();
-  // Histogram of the same: wait_histogram[i] counts waits below
-  // kWaitBucketLimits[i] (and not below the previous limit); the last
-  // bucket counts the rest.
-  static constexpr int kWaitBuckets = 6;
-  std::array<uint64_t, kWaitBuckets> wait_histogram{};
-};
-// Upper limits of the wait histogram's buckets but the last (100 us, 1 ms,
-// 10 ms, 100 ms, 1 s).
-absl::Duration WaitBucketLimit(int bucket);
-
 // A leased connection: move-only. Use it through connection() / ->, give it
 // back with ConnectionPool::Release. Destroying (or assigning over) a lease
 // that was not released releases it as not reusable (the connection closes,
@@ -270,11 +213,18 @@ class Lease {
  private:
   friend class connpool_internal::PoolCore;
   friend class ConnectionPool;
-  Lease(std::shared_ptr<connpool_internal::Entry> entry, ConnectionPtr conn,
+  Lease(connpool_internal::PoolCore* core,
+        std::shared_ptr<connpool_internal::Entry> entry, ConnectionPtr conn,
         bool reused)
-      : entry_(std::move(entry)), conn_(std::move(conn)), reused_(reused) {}
+      : core_(core),
+        entry_(std::move(entry)),
+        conn_(std::move(conn)),
+        reused_(reused) {}
   void ReleaseNow(bool reusable);
 
+  // Alive as long as the connection (its callbacks hold it), which conn_
+  // keeps alive.
+  connpool_internal::PoolCore* core_ = nullptr;
   std::shared_ptr<connpool_internal::Entry> entry_;
   ConnectionPtr conn_;
   bool reused_ = false;

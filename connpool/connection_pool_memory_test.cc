@@ -2,7 +2,10 @@
 // connection itself: N connections opened by a plain TcpClient, then N
 // idle in a ConnectionPool (same options, same server), heap in use
 // measured with mallinfo2(3) around each; the difference per connection
-// must be at most 512 bytes. Prints the figures.
+// must be at most 240 bytes (issue 16: an idle pooled connection at most
+// 640 B, of which the client connection is about 400; the pool's own part
+// is its 112-byte Entry chunk, measured 66-181 B here). Prints the
+// figures.
 //
 // Tagged no_asan / no_tsan: the sanitizers' allocators do not report
 // through mallinfo2 (and add their own redzones and shadow).
@@ -46,7 +49,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, MemoryTest,
                                            DispatchMode::kDirect),
                          connpool_testing::ModeName);
 
-TEST_P(MemoryTest, IdlePooledConnectionCostsAtMost512BytesMoreThanAClient) {
+TEST_P(MemoryTest, IdlePooledConnectionCostsAtMost240BytesMoreThanAClient) {
   constexpr int kConnections = 256;
   const std::string ep = StartServer();
   const SocketAddress address = server().local_address();
@@ -121,7 +124,7 @@ TEST_P(MemoryTest, IdlePooledConnectionCostsAtMost512BytesMoreThanAClient) {
       static_cast<long long>(warm_up),
       static_cast<long long>(pooled_per_connection),
       static_cast<long long>(extra));
-  EXPECT_LE(extra, 512);
+  EXPECT_LE(extra, 240);
   EXPECT_EQ(pool_->stats().created, static_cast<uint64_t>(kConnections));
 }
 

@@ -9,20 +9,21 @@
 #ifndef MILL_IO_CONNPOOL_TESTING_POOL_TEST_FIXTURE_H_
 #define MILL_IO_CONNPOOL_TESTING_POOL_TEST_FIXTURE_H_
 
-#include <condition_variable>
+#include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/mutex.h"
 #include "connpool/connection_pool.h"
 #include "gtest/gtest.h"
 #include "net/byte_buffer.h"
@@ -53,30 +54,33 @@ class AcquireResult {
   }
   static AcquireCallback CallbackOf(const std::shared_ptr<AcquireResult>& r) {
     return [r](absl::StatusOr<Lease> lease) {
-      std::lock_guard<std::mutex> lock(r->mu_);
+      MutexLock lock(&r->mu_);
       ++r->calls_;
       r->thread_ = std::this_thread::get_id();
       r->result_.emplace(std::move(lease));
-      r->cv_.notify_all();
+      r->cv_.NotifyAll();
     };
   }
-  bool ready() {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool ready() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return result_.has_value();
   }
-  int calls() {
-    std::lock_guard<std::mutex> lock(mu_);
+  int calls() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return calls_;
   }
-  std::thread::id thread() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::thread::id thread() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return thread_;
   }
   // Takes the result (waits up to `timeout` for it).
-  absl::StatusOr<Lease> Take(absl::Duration timeout = absl::Seconds(20)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                 [this] { return result_.has_value(); });
+  absl::StatusOr<Lease> Take(absl::Duration timeout = absl::Seconds(20))
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+    MutexLock lock(&mu_);
+    while (!result_.has_value() && cv_.WaitUntil(&mu_, deadline)) {
+    }
     if (!result_.has_value()) {
       return absl::InternalError("test: no Acquire answer in time");
     }
@@ -86,11 +90,11 @@ class AcquireResult {
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<absl::StatusOr<Lease>> result_;
-  int calls_ = 0;
-  std::thread::id thread_;
+  Mutex mu_;
+  CondVar cv_;
+  std::optional<absl::StatusOr<Lease>> result_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread::id thread_ ABSL_GUARDED_BY(mu_);
 };
 
 // What a lease's callbacks saw. Shared: the callbacks keep it alive.
@@ -105,70 +109,84 @@ class Sink : public std::enable_shared_from_this<Sink> {
     auto cb = std::make_shared<LeaseCallbacks>();
     std::shared_ptr<Sink> self = shared_from_this();
     cb->on_data = [self, consume](const ConnectionPtr&, ByteBuffer& in) {
-      std::lock_guard<std::mutex> lock(self->mu_);
+      MutexLock lock(&self->mu_);
       ++self->data_calls_;
       if (consume) {
         self->data_.append(in.data(), in.size());
         in.Consume(in.size());
       }
-      self->cv_.notify_all();
+      self->cv_.NotifyAll();
     };
     if (peer_shutdown) {
       cb->on_peer_shutdown = [self](const ConnectionPtr&) {
-        std::lock_guard<std::mutex> lock(self->mu_);
+        MutexLock lock(&self->mu_);
         ++self->peer_shutdowns_;
-        self->cv_.notify_all();
+        self->cv_.NotifyAll();
       };
     }
     cb->on_close = [self](const ConnectionPtr&, CloseReason reason,
                           const absl::Status&) {
-      std::lock_guard<std::mutex> lock(self->mu_);
+      MutexLock lock(&self->mu_);
       ++self->closes_;
       self->last_reason_ = reason;
-      self->cv_.notify_all();
+      self->cv_.NotifyAll();
     };
     return cb;
   }
-  bool WaitData(size_t n, absl::Duration timeout = absl::Seconds(20)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return data_.size() >= n; });
+  bool WaitData(size_t n, absl::Duration timeout = absl::Seconds(20))
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return WaitUntil(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return data_.size() >= n; },
+        timeout);
   }
-  bool WaitCloses(int n, absl::Duration timeout = absl::Seconds(20)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return closes_ >= n; });
+  bool WaitCloses(int n, absl::Duration timeout = absl::Seconds(20))
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return WaitUntil(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closes_ >= n; },
+        timeout);
   }
-  bool WaitPeerShutdowns(int n, absl::Duration timeout = absl::Seconds(20)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return peer_shutdowns_ >= n; });
+  bool WaitPeerShutdowns(int n, absl::Duration timeout = absl::Seconds(20))
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return WaitUntil([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                         mu_) { return peer_shutdowns_ >= n; },
+                     timeout);
   }
-  std::string TakeData() {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::string TakeData() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return std::exchange(data_, std::string());
   }
-  int data_calls() {
-    std::lock_guard<std::mutex> lock(mu_);
+  int data_calls() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return data_calls_;
   }
-  int closes() {
-    std::lock_guard<std::mutex> lock(mu_);
+  int closes() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return closes_;
   }
-  CloseReason last_reason() {
-    std::lock_guard<std::mutex> lock(mu_);
+  CloseReason last_reason() ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
     return last_reason_;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::string data_;
-  int data_calls_ = 0;
-  int closes_ = 0;
-  int peer_shutdowns_ = 0;
-  CloseReason last_reason_ = CloseReason::kClosedLocally;
+  // Waits (up to `timeout`) until `done` (called with mu_ held) is true.
+  template <typename Pred>
+  bool WaitUntil(Pred done, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+    MutexLock lock(&mu_);
+    while (!done() && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return done();
+  }
+
+  Mutex mu_;
+  CondVar cv_;
+  std::string data_ ABSL_GUARDED_BY(mu_);
+  int data_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int closes_ ABSL_GUARDED_BY(mu_) = 0;
+  int peer_shutdowns_ ABSL_GUARDED_BY(mu_) = 0;
+  CloseReason last_reason_ ABSL_GUARDED_BY(mu_) = CloseReason::kClosedLocally;
 };
 
 // Stalls a loop's thread (a task that waits) until Open() or destruction:
@@ -178,28 +196,28 @@ class LoopGate {
   explicit LoopGate(EventLoop* loop) : state_(std::make_shared<State>()) {
     std::shared_ptr<State> state = state_;
     EXPECT_TRUE(loop->RunInLoop([state] {
-                      std::unique_lock<std::mutex> lock(state->mu);
+                      MutexLock lock(&state->mu);
                       state->blocked = true;
-                      state->cv.notify_all();
-                      state->cv.wait(lock, [&] { return state->open; });
+                      state->cv.NotifyAll();
+                      while (!state->open) state->cv.Wait(&state->mu);
                     })
                     .ok());
-    std::unique_lock<std::mutex> lock(state_->mu);
-    state_->cv.wait(lock, [&] { return state_->blocked; });
+    MutexLock lock(&state_->mu);
+    while (!state_->blocked) state_->cv.Wait(&state_->mu);
   }
   ~LoopGate() { Open(); }
   void Open() {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    MutexLock lock(&state_->mu);
     state_->open = true;
-    state_->cv.notify_all();
+    state_->cv.NotifyAll();
   }
 
  private:
   struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool blocked = false;
-    bool open = false;
+    Mutex mu;
+    CondVar cv;
+    bool blocked ABSL_GUARDED_BY(mu) = false;
+    bool open ABSL_GUARDED_BY(mu) = false;
   };
   std::shared_ptr<State> state_;
 };
