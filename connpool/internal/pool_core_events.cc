@@ -85,6 +85,7 @@ void PoolCore::OnConnectDone(uint64_t seq,
   Actions a;
   ConnectionPtr conn;
   std::shared_ptr<Entry> entry;
+  absl::Status error = result.status();
   if (result.ok()) {
     conn = *std::move(result);
     entry = EntryOf(conn);  // null if it closed already
@@ -93,7 +94,7 @@ void PoolCore::OnConnectDone(uint64_t seq,
   {
     MutexLock lock(&mu_);
     if (conn == nullptr) {
-      state_.ConnectFailed(seq, result.status(), a.fx);
+      state_.ConnectFailed(seq, error, a.fx);
     } else {
       place = state_.ConnectSucceeded(seq, entry.get(), conn.get(), a.fx);
     }
