@@ -1,0 +1,157 @@
+// The fixture of the Connection tests (connection_test.cc,
+// connection_output_test.cc): a loop in each dispatch mode, a TcpServer on
+// it, and what its connections did. Test-only.
+#ifndef MILL_IO_NET_TESTING_CONNECTION_FIXTURE_H_
+#define MILL_IO_NET_TESTING_CONNECTION_FIXTURE_H_
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "net/byte_buffer.h"
+#include "net/connection.h"
+#include "net/internal/connection_config.h"
+#include "net/socket_address.h"
+#include "net/tcp_server.h"
+#include "net/testing/echo_clients.h"
+#include "reactor/event_loop.h"
+
+namespace mill {
+namespace net_testing {
+
+inline bool WaitFor(const std::function<bool()>& pred,
+                    absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return pred();
+}
+
+// A file with known contents, removed on destruction.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& contents) {
+    const char* dir = std::getenv("TEST_TMPDIR");
+    path_ = absl::StrCat(dir ? dir : "/tmp", "/conn_test_XXXXXX");
+    fd_ = mkstemp(path_.data());
+    EXPECT_GE(fd_, 0);
+    size_t off = 0;
+    while (off < contents.size()) {
+      ssize_t n = write(fd_, contents.data() + off, contents.size() - off);
+      if (n <= 0) {
+        ADD_FAILURE() << "write failed";
+        return;
+      }
+      off += n;
+    }
+  }
+  ~TempFile() {
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
+  }
+  int fd() const { return fd_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+class ConnectionTest : public ::testing::TestWithParam<DispatchMode> {
+ protected:
+  void SetUp() override {
+    EventLoopOptions options;
+    options.workers = 3;
+    options.dispatch_mode = GetParam();
+    absl::StatusOr<std::unique_ptr<EventLoop>> loop =
+        EventLoop::Create(options);
+    ASSERT_TRUE(loop.ok()) << loop.status();
+    loop_ = std::move(*loop);
+    runner_ = std::thread([this] { (void)loop_->Run(); });
+  }
+
+  void TearDown() override {
+    server_.reset();
+    if (loop_ != nullptr) loop_->Stop();
+    if (runner_.joinable()) runner_.join();
+  }
+
+  void Start(TcpServerCallbacks callbacks, TcpServerOptions options = {}) {
+    auto user_connect = callbacks.on_connect;
+    callbacks.on_connect = [this, user_connect](const ConnectionPtr& c) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        conns_.push_back(c);
+      }
+      if (user_connect) user_connect(c);
+    };
+    auto user_close = callbacks.on_close;
+    callbacks.on_close = [this, user_close](const ConnectionPtr& c,
+                                            CloseReason r,
+                                            const absl::Status& s) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        closes_.push_back(r);
+      }
+      if (user_close) user_close(c, r, s);
+    };
+    absl::StatusOr<std::unique_ptr<TcpServer>> server =
+        TcpServer::Create(loop_.get(), SocketAddress::LoopbackIPv4(0),
+                          std::move(callbacks), std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    port_ = server_->local_address().port();
+  }
+
+  TestClient Connect() {
+    absl::StatusOr<TestClient> c = TestClient::Connect(port_);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return std::move(*c);
+  }
+
+  ConnectionPtr ConnAt(size_t n) {
+    ConnectionPtr result;
+    WaitFor([&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (conns_.size() <= n) return false;
+      result = conns_[n];
+      return true;
+    });
+    return result;
+  }
+
+  std::vector<CloseReason> Closes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return closes_;
+  }
+
+  std::unique_ptr<EventLoop> loop_;
+  std::thread runner_;
+  std::unique_ptr<TcpServer> server_;
+  uint16_t port_ = 0;
+  std::mutex mu_;
+  std::vector<ConnectionPtr> conns_;
+  std::vector<CloseReason> closes_;
+};
+
+}  // namespace net_testing
+}  // namespace mill
+
+#endif  // MILL_IO_NET_TESTING_CONNECTION_FIXTURE_H_
