@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "objectpool/buffer_pool.h"
+#include "threadpool/thread_pool.h"
 
 namespace mill {
 namespace {
