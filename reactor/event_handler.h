@@ -57,6 +57,11 @@ struct EmbeddedSourceAccess;
 //   absl::StatusOr<mill::Registration> r =
 //       loop->Register(fd, mill::Interest::Readable(), conn);
 //
+// A class that inherits it privately (and is shared_from_this) passes
+// std::shared_ptr<RegisteredHandler>(shared_from_this(), this) to Register.
+// Passed as a plain std::shared_ptr<EventHandler> instead, it is registered
+// like any handler (the loop allocates the state; the room goes unused).
+//
 // Every guarantee of reactor/event_loop.h holds as for any handler. One
 // registration at a time: registering the handler again before its previous
 // registration was released fails with FailedPrecondition. A registration is

@@ -23,14 +23,15 @@
 // last invocation (a RegisteredHandler, see reactor/event_handler.h, also
 // holds the loop's state for its registration, which then costs no
 // allocation of its own). It never owns or closes the registered file
-// descriptors: Deregister a descriptor before closing it. (If a descriptor is
-// closed first and its number is reused by a newer registration, the loop
-// notices: the stale registration's Reregister and Deregister fail with
-// FailedPrecondition and never touch the newer one. With the poll(2)
+// descriptors: Deregister a descriptor before closing it. (If a descriptor
+// is closed first and its number is reused by a newer registration, the
+// loop notices: the stale registration's Reregister and Deregister fail
+// with FailedPrecondition and never touch the newer one. With the poll(2)
 // backend the newer Register fails with AlreadyExists until the stale one is
 // deregistered.)
 //
-// Guarantees (each is covered by reactor/event_loop_test.cc, in every mode):
+// Guarantees (each is covered by reactor/event_loop_test.cc, in every mode,
+// for plain and for embedded handlers):
 //  1. Per-source ordering: for one registration, handler invocations never
 //     overlap, and readiness is delivered in the order it was observed.
 //  2. No lost readiness: readiness that arises while the handler runs (new
