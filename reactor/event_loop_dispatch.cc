@@ -287,6 +287,45 @@ bool LoopImpl::Dispatch(LoopThread& self, PollSet& set, const Event& polled,
   return true;
 }
 
+void LoopImpl::FinishInvocation(Source& source) {
+  uint64_t before =
+      source.gate.fetch_and(~Source::kInvoking, std::memory_order_acq_rel);
+  if ((before & Source::kSilenced) != 0) {
+    // Still busy (kSilenced): nobody releases the source under us.
+    MutexLock lock(&source.state_mu);
+    if ((source.gate.load(std::memory_order_relaxed) & Source::kRemoved) == 0 &&
+        !source.fd_lost) {
+      // Level re-arm: reports at once if still ready (guarantee 2).
+      absl::Status status = sets_[source.set]->poller->Reregister(
+          source.fd, source.key, source.interest, Trigger::kLevel);
+      if (!status.ok()) rearm_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+    before =
+        source.gate.fetch_and(~Source::kSilenced, std::memory_order_acq_rel);
+  }
+  if ((before & Source::kDeregistered) == 0) return;
+  // Deregister overlapped this invocation: meet it in the stripe.
+  Task on_released;
+  bool release = false;
+  ReleaseStripe& stripe = ReleaseStripeFor(&source);
+  {
+    MutexLock lock(&stripe.mu);
+    source.gate.fetch_or(Source::kFinished, std::memory_order_acq_rel);
+    auto it = stripe.waiting.find(&source);
+    if (it != stripe.waiting.end()) {
+      on_released = std::move(it->second);
+      stripe.waiting.erase(it);
+      release = true;
+    }
+  }
+  stripe.cv.NotifyAll();
+  if (release) {
+    const Token token = source.user_token;
+    Release(source);
+    if (on_released) Guarded(token, on_released);
+  }
+}
+
 void LoopImpl::Silence(Source& source, uint64_t idle) {
   // Level-triggered and still ready, it would be reported by every poll
   // while its handler runs elsewhere: disarm it; the running invocation

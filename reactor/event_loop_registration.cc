@@ -8,7 +8,8 @@
 // second, no invocation runs or can start: it releases at once. Otherwise
 // both meet in the source's ReleaseStripe: the invoker sets kFinished, and
 // whoever comes second of "invoker finished" and "Deregister parked its
-// on_released (or waits)" releases and runs on_released.
+// on_released (or waits)" releases and runs on_released. (The invoker's
+// side is FinishInvocation, in event_loop_dispatch.cc.)
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -264,45 +265,6 @@ absl::Status LoopImpl::DeregisterSource(const SourcePtr& source, bool owned_fd,
                      status.message()));
   }
   return absl::OkStatus();
-}
-
-void LoopImpl::FinishInvocation(Source& source) {
-  uint64_t before =
-      source.gate.fetch_and(~Source::kInvoking, std::memory_order_acq_rel);
-  if ((before & Source::kSilenced) != 0) {
-    // Still busy (kSilenced): nobody releases the source under us.
-    MutexLock lock(&source.state_mu);
-    if ((source.gate.load(std::memory_order_relaxed) & Source::kRemoved) == 0 &&
-        !source.fd_lost) {
-      // Level re-arm: reports at once if still ready (guarantee 2).
-      absl::Status status = sets_[source.set]->poller->Reregister(
-          source.fd, source.key, source.interest, Trigger::kLevel);
-      if (!status.ok()) rearm_failures_.fetch_add(1, std::memory_order_relaxed);
-    }
-    before =
-        source.gate.fetch_and(~Source::kSilenced, std::memory_order_acq_rel);
-  }
-  if ((before & Source::kDeregistered) == 0) return;
-  // Deregister overlapped this invocation: meet it in the stripe.
-  Task on_released;
-  bool release = false;
-  ReleaseStripe& stripe = ReleaseStripeFor(&source);
-  {
-    MutexLock lock(&stripe.mu);
-    source.gate.fetch_or(Source::kFinished, std::memory_order_acq_rel);
-    auto it = stripe.waiting.find(&source);
-    if (it != stripe.waiting.end()) {
-      on_released = std::move(it->second);
-      stripe.waiting.erase(it);
-      release = true;
-    }
-  }
-  stripe.cv.NotifyAll();
-  if (release) {
-    const Token token = source.user_token;
-    Release(source);
-    if (on_released) Guarded(token, on_released);
-  }
 }
 
 }  // namespace reactor_internal

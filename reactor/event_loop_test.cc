@@ -598,6 +598,9 @@ TEST_P(HandlerTest, StopUnderLoadReturnsAfterRunningHandlersFinish) {
   std::atomic<bool> stop_writers{false};
   std::vector<std::thread> writers;
   for (int i = 0; i < kSources; ++i) {
+    // Non-blocking: once the loop stopped nobody reads, and 278 writes of 4
+    // bytes fill a Unix socket's buffer (a blocked writer hung the test).
+    SetNonBlocking(pairs[i]->peer);
     writers.emplace_back([&, i] {
       while (!stop_writers.load()) {
         (void)write(pairs[i]->peer, "data", 4);
