@@ -190,7 +190,8 @@ absl::Status LoopImpl::DeregisterUnnamed(Token key, Task on_released) {
     // being deregistered is not found twice.
     const uint64_t gate =
         source == nullptr ? 0 : source->gate.load(std::memory_order_acquire);
-    if (source == nullptr || (gate & (Source::kNamed | Source::kRemoved))) {
+    if (source == nullptr || !Source::SameGeneration(gate, key) ||
+        (gate & (Source::kNamed | Source::kRemoved)) != 0) {
       return absl::NotFoundError(
           absl::StrCat("EventLoop::Deregister: registration ", key.value(),
                        " is not registered"));
