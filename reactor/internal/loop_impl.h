@@ -9,7 +9,8 @@
 //   event_loop_dispatch.cc      Run, the workers' roles, polling, dispatch
 //   event_loop_standby.cc       the standby thread and takeovers
 //
-// Locks (never two at once, except a source's state_mu inside tokens_mu_):
+// Locks (never two at once, except a source's state_mu and the registry's
+// shard locks inside tokens_mu_):
 //   tokens_mu_   user tokens, descriptor owners, generations (registration)
 //   roles_mu_    which thread owns which poller, the standby, parking
 //   wheel_mu_    the wheel and the timer table
