@@ -108,9 +108,10 @@ class LoopImpl {
   // Creates the pollers, wakers and helper threads.
   absl::Status Init() ABSL_LOCKS_EXCLUDED(roles_mu_);
 
-  // --- Registration (event_loop_registration.cc). `source` is released
-  // (a fresh OwnedSource, or a RegisteredHandler's); `user_token` unset
-  // registers an unnamed source. On success *key is its generation.
+  // --- Registration (event_loop_registration.cc). `source` is a fresh
+  // OwnedSource's or a RegisteredHandler's (FailedPrecondition until its
+  // previous registration is released); `user_token` unset registers an
+  // unnamed source. On success *key is its generation.
   absl::Status Register(int fd, std::optional<Token> user_token,
                         Interest interest, SourcePtr source, Token* key)
       ABSL_LOCKS_EXCLUDED(tokens_mu_);
