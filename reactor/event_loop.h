@@ -20,15 +20,18 @@
 //
 // Ownership: the loop owns its pollers, threads, compute pool and buffer
 // pool. It shares ownership of each registered handler until the handler's
-// last invocation. It never owns or closes the registered file descriptors:
-// Deregister a descriptor before closing it. (If a descriptor is closed
-// first and its number is reused by a newer registration, the loop notices:
-// the stale registration's Reregister and Deregister fail with
-// FailedPrecondition and never touch the newer one. With the poll(2)
+// last invocation (a RegisteredHandler, see reactor/event_handler.h, also
+// holds the loop's state for its registration, which then costs no
+// allocation of its own). It never owns or closes the registered file
+// descriptors: Deregister a descriptor before closing it. (If a descriptor
+// is closed first and its number is reused by a newer registration, the
+// loop notices: the stale registration's Reregister and Deregister fail
+// with FailedPrecondition and never touch the newer one. With the poll(2)
 // backend the newer Register fails with AlreadyExists until the stale one is
 // deregistered.)
 //
-// Guarantees (each is covered by reactor/event_loop_test.cc, in every mode):
+// Guarantees (each is covered by reactor/event_loop_test.cc, in every mode,
+// for plain and for embedded handlers):
 //  1. Per-source ordering: for one registration, handler invocations never
 //     overlap, and readiness is delivered in the order it was observed.
 //  2. No lost readiness: readiness that arises while the handler runs (new
@@ -77,41 +80,37 @@
 #ifndef MILL_IO_REACTOR_EVENT_LOOP_H_
 #define MILL_IO_REACTOR_EVENT_LOOP_H_
 
-#include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <thread>
-#include <vector>
+#include <ostream>
+#include <type_traits>
+#include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "objectpool/buffer_pool.h"
 #include "poll/event.h"
 #include "poll/interest.h"
 #include "poll/poller.h"
 #include "poll/token.h"
 #include "reactor/event_handler.h"
 #include "reactor/stop_on_signals.h"  // StopOnSignals, for compatibility
-#include "registry/registry.h"
-#include "threadpool/thread_pool.h"
-#include "timer/timing_wheel.h"
 
 namespace mill {
 
+// Of the compute pool and the buffer pool only the names are needed here:
+// include threadpool/thread_pool.h or objectpool/buffer_pool.h to use them.
+class BufferPool;
+class ThreadPool;
+enum class Priority : uint8_t;
+
 namespace reactor_internal {
-struct Source;
-struct LoopTimer;
-struct PollSet;
-struct LoopThread;
+class LoopImpl;
 }  // namespace reactor_internal
 
 // Where handlers run.
@@ -198,7 +197,9 @@ class Registration {
   uint64_t id_ = 0;
 };
 
-// The reactor facade. See the file comment for the guarantees.
+// The reactor facade. See the file comment for the guarantees. The state
+// lives behind one pointer (reactor/internal/loop_impl.h), so this header
+// says only what the API needs; the per-event path runs entirely inside.
 class EventLoop {
  public:
   // Counters readable at any time.
@@ -212,6 +213,36 @@ class EventLoop {
     uint64_t takeovers = 0;           // pollers taken over from a busy thread
   };
 
+  // Identifies a timer of this loop. Never reused; a default-constructed id
+  // is invalid. A plain value type (copyable, hashable, trivially copyable).
+  class TimerId {
+   public:
+    constexpr TimerId() = default;
+    constexpr bool valid() const { return value_ != 0; }
+    constexpr uint64_t value() const { return value_; }
+    friend constexpr bool operator==(TimerId a, TimerId b) {
+      return a.value_ == b.value_;
+    }
+    friend constexpr bool operator!=(TimerId a, TimerId b) {
+      return a.value_ != b.value_;
+    }
+    friend constexpr bool operator<(TimerId a, TimerId b) {
+      return a.value_ < b.value_;
+    }
+    template <typename H>
+    friend H AbslHashValue(H state, TimerId id) {
+      return H::combine(std::move(state), id.value_);
+    }
+    friend std::ostream& operator<<(std::ostream& os, TimerId id) {
+      return os << "TimerId(" << id.value_ << ")";
+    }
+
+   private:
+    friend class EventLoop;
+    constexpr explicit TimerId(uint64_t value) : value_(value) {}
+    uint64_t value_ = 0;
+  };
+
   // Builds a loop; fails (instead of aborting) when a poller, a waker or the
   // threads cannot be created, or when options are invalid.
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(
@@ -220,7 +251,8 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  // Stops the loop, waits for running handlers and joins all threads.
+  // Stops the loop, waits for running handlers and joins all threads, then
+  // shuts the compute pool down (which runs the compute tasks it accepted).
   // Must not run concurrently with Run() on another thread.
   ~EventLoop();
 
@@ -232,12 +264,35 @@ class EventLoop {
                         std::shared_ptr<EventHandler> handler);
   absl::Status Register(int fd, Token token, Interest interest,
                         std::function<void(const Event&)> callback);
+  // The same for a handler that carries its registration state (see
+  // RegisteredHandler in reactor/event_handler.h): allocates nothing of its
+  // own. FailedPrecondition while the handler is registered already.
+  absl::Status Register(int fd, Token token, Interest interest,
+                        std::shared_ptr<RegisteredHandler> handler);
+  template <typename H, typename = std::enable_if_t<
+                            std::is_convertible_v<H*, RegisteredHandler*>>>
+  absl::Status Register(int fd, Token token, Interest interest,
+                        std::shared_ptr<H> handler) {
+    return Register(fd, token, interest,
+                    std::shared_ptr<RegisteredHandler>(std::move(handler)));
+  }
 
   // Registers `fd` under a token the loop picks, from a space no user token
   // can collide with: for sources the user never names. Returns the handle
   // that Reregister and Deregister take. Same guarantees as named sources.
   absl::StatusOr<Registration> Register(int fd, Interest interest,
                                         std::shared_ptr<EventHandler> handler);
+  // The same for a RegisteredHandler (see above): what //net's connections
+  // use.
+  absl::StatusOr<Registration> Register(
+      int fd, Interest interest, std::shared_ptr<RegisteredHandler> handler);
+  template <typename H, typename = std::enable_if_t<
+                            std::is_convertible_v<H*, RegisteredHandler*>>>
+  absl::StatusOr<Registration> Register(int fd, Interest interest,
+                                        std::shared_ptr<H> handler) {
+    return Register(fd, interest,
+                    std::shared_ptr<RegisteredHandler>(std::move(handler)));
+  }
 
   // Changes the interest of a registration. Interest::None() pauses it
   // (nothing is reported, see poll/poller.h) without giving up its slot.
@@ -274,7 +329,7 @@ class EventLoop {
   // once. A stopped loop stays stopped.
   void Stop();
 
-  bool is_stopped() const { return stop_.load(std::memory_order_acquire); }
+  bool is_stopped() const;
 
   // Runs `fn` "on the loop", one task at a time: tasks never run
   // concurrently with each other, and run in the order they were queued.
@@ -283,8 +338,11 @@ class EventLoop {
   // thread that owns the first poller, between batches of events (never
   // inside a handler, so a task may wait for handlers, e.g. in Deregister);
   // a call from inside a task runs `fn` inline, any other call queues it and
-  // wakes that thread. Tasks queued when the loop stops are destroyed
-  // without running. Rejected with FailedPrecondition once stopped.
+  // wakes that thread. (A task that blocks is taken over from like a
+  // handler: the first poller gets a new owner, which runs the tasks queued
+  // behind it once it returns.) Tasks queued when the loop stops are
+  // destroyed without running. Rejected with FailedPrecondition once
+  // stopped.
   absl::Status RunInLoop(absl::AnyInvocable<void()> fn);
 
   // True on every thread of the loop while Run() is running: the thread
@@ -308,10 +366,6 @@ class EventLoop {
   // first + k * interval; periods missed entirely are skipped, not bunched.
   // A callback that throws is handled as a handler exception (guarantee 4);
   // a repeating timer keeps running.
-
-  // Identifies a timer; the same type as the wheel's (timer/timing_wheel.h).
-  // A default-constructed id is invalid.
-  using TimerId = ::mill::TimerId;
 
   // Runs `fn` once, `delay` from now (the deadline is taken at the call,
   // from any thread). Returns an invalid id if the loop is stopped or `fn`
@@ -337,148 +391,42 @@ class EventLoop {
   size_t pending_timers() const;
 
   // Offloads CPU-heavy work to the compute pool (separate from the I/O
-  // workers, so it never delays handlers). Rejected once the loop is
-  // destroyed or the pool shut down.
-  absl::Status SpawnCompute(ThreadPool::Task task,
-                            Priority priority = Priority::kNormal);
+  // workers, so it never delays handlers; created on first use). Accepted
+  // until the pool is shut down, which ~EventLoop does once the loop's
+  // threads have exited (Stop() alone does not): from then on, e.g. for a
+  // compute task that spawns another while the loop is being destroyed, it
+  // is rejected with FailedPrecondition. Accepted tasks run before
+  // ~EventLoop returns. (Priority: threadpool/thread_pool.h.)
+  absl::Status SpawnCompute(absl::AnyInvocable<void()> task);
+  absl::Status SpawnCompute(absl::AnyInvocable<void()> task, Priority priority);
 
   // The compute pool, for its metrics (created on first call).
   ThreadPool& compute_pool();
 
-  // Byte buffers for handlers to read into.
-  BufferPool& buffer_pool() { return *buffers_; }
+  // Byte buffers for handlers to read into (objectpool/buffer_pool.h).
+  BufferPool& buffer_pool();
 
-  const EventLoopOptions& options() const { return options_; }
+  const EventLoopOptions& options() const;
   Stats stats() const;
 
   // Worker threads (the Run() thread included) and pollers actually used:
   // options resolved (1 and 1 in kDirect mode).
-  int workers() const { return workers_; }
-  int polling_threads() const { return polling_threads_; }
+  int workers() const;
+  int polling_threads() const;
 
  private:
-  using SourcePtr = std::shared_ptr<reactor_internal::Source>;
-  using TimerPtr = std::shared_ptr<reactor_internal::LoopTimer>;
-  using Thread = reactor_internal::LoopThread;
-  using Set = reactor_internal::PollSet;
+  explicit EventLoop(std::unique_ptr<reactor_internal::LoopImpl> impl);
 
-  EventLoop(EventLoopOptions options, int workers, int polling_threads);
-  absl::Status Init();
-
-  // --- Registration (event_loop.cc).
-  absl::Status RegisterSource(int fd, std::optional<Token> user_token,
-                              Interest interest,
-                              std::shared_ptr<EventHandler> handler,
-                              Token* key);
-  reactor_internal::Source* FdOwnerLocked(int fd) const;
-  absl::Status ReregisterSource(const SourcePtr& source, Interest interest,
-                                const char* what);
-  // Detaches `source` (already removed from the tables) and handles the
-  // invocation gate; `wait` blocks for an invocation on another thread.
-  absl::Status DeregisterSource(const SourcePtr& source, bool owned_fd,
-                                absl::AnyInvocable<void()> on_released,
-                                bool wait);
-
-  // --- Threads and dispatch (event_loop_dispatch.cc).
-  void HelperMain(int index);
-  // Runs thread `self` until the loop stops: takes a role (owner of a
-  // poller, standby, or parked) and plays it, again and again.
-  absl::Status WorkerLoop(Thread& self);
-  // Owns sets_[index] until stopped or taken over; returns a poll error.
-  absl::Status RunOwner(Thread& self, int index);
-  absl::Status LeaveTakenOver(Thread& self);
-  absl::Status PollOnce(Thread& self, Set& set, int index);
-  // Runs self's batch from its cursor; false if taken over meanwhile.
-  bool RunBatch(Thread& self, Set& set, uint64_t& activity);
-  bool Dispatch(Thread& self, Set& set, const Event& polled,
-                uint64_t& activity);
-  void Silence(reactor_internal::Source& source);
-  void FinishInvocation(const SourcePtr& source, uint32_t gate_before);
-  // Runs queued RunInLoop tasks one at a time unless another thread is;
-  // false if taken over meanwhile.
-  bool RunTasks(Set& set, uint64_t& activity);
-  // Watches the owners until it takes a poller over or the loop stops.
-  void RunStandby(Thread& self, std::unique_lock<std::mutex>& lock);
-  bool TakeOver(Thread& self, int set_index, uint64_t seen_activity);
-  void WakeStandby();
-  // Runs `fn`; an exception is counted and reported (guarantee 4) under
-  // `token`. Defined in internal/loop_context.h.
-  template <typename F>
-  void Guarded(Token token, F&& fn);
-  void ReportException(Token token, const std::exception_ptr& error);
-
-  // --- Timers (event_loop.cc).
-  TimerId AddTimer(absl::Duration delay, absl::Duration interval,
-                   absl::AnyInvocable<void()> fn);
-  // Advances the wheel if a deadline passed, appending due timers to `due`.
-  void CollectDueTimers(std::vector<TimerPtr>& due);
-  void RunTimer(const TimerPtr& timer);
-  // Recomputes next_deadline_ns_ (wheel_mu_ held).
-  void UpdateNextDeadlineLocked();
-  // Wakes the owner of sets_[0] if it sleeps past `deadline_ns`.
-  void WakeForDeadline(int64_t deadline_ns);
-
-  const EventLoopOptions options_;
-  const int workers_;          // threads in total, the Run() thread included
-  const int polling_threads_;  // pollers
-  const bool standby_enabled_;
-  std::vector<std::unique_ptr<Set>> sets_;
-  std::unique_ptr<BufferPool> buffers_;
-
-  std::once_flag compute_once_;
-  std::unique_ptr<ThreadPool> compute_;
-
-  // Sources keyed by their internal generation token (never reused), which
-  // is what the poller reports. The user's token maps to it.
-  Registry<reactor_internal::Source> sources_;
-  // Guards user_tokens_ and fd_owners_ and serializes (de)register.
-  std::mutex tokens_mu_;
-  absl::flat_hash_map<Token, SourcePtr> user_tokens_;
-  // The registration each descriptor number belongs to, so that a stale
-  // registration (fd closed early, number reused) never touches the newer.
-  // Indexed by descriptor (8 bytes a number, not a hash node each); the
-  // sources are alive while listed (Deregister unlists them first).
-  std::vector<reactor_internal::Source*> fd_owners_;
-  std::atomic<uint64_t> next_generation_{1};  // 0 is the waker's token.
-  std::atomic<uint32_t> next_set_{0};
-
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> running_{false};
-
-  // Roles (guarded by roles_mu_): which thread owns which poller, which one
-  // stands by; the others are parked on roles_cv_.
-  std::mutex roles_mu_;
-  std::condition_variable roles_cv_;
-  bool started_ = false;  // Run() was entered (helpers may start)
-  int standby_ = -1;      // thread index, or -1
-  std::vector<std::unique_ptr<Thread>> threads_;  // [0] is the Run() thread
-  absl::Status poll_error_;  // the first polling failure of any thread
-  // The standby sleeps without a timeout once every owner was idle for a
-  // while; owners wake it (WakeStandby) when they get events.
-  std::atomic<bool> standby_deep_{false};
-
-  // Timers: the wheel and the id table, guarded by wheel_mu_. The owner of
-  // sets_[0] advances the wheel; anyone may schedule and cancel.
-  mutable std::mutex wheel_mu_;
-  std::unique_ptr<TimingWheel> wheel_;
-  absl::flat_hash_map<TimerId, TimerPtr> timers_;
-  // Earliest pending deadline (ns on the steady clock), INT64_MAX if none.
-  std::atomic<int64_t> next_deadline_ns_{INT64_MAX};
-  // Cancel waits here for a running invocation of a repeating timer.
-  std::mutex timer_wait_mu_;
-  std::condition_variable timer_wait_cv_;
-
-  // RunInLoop tasks.
-  std::mutex posted_mu_;
-  std::vector<absl::AnyInvocable<void()>> posted_;  // Guarded by posted_mu_.
-  std::atomic<size_t> posted_count_{0};
-  std::atomic<bool> tasks_running_{false};
-
-  std::atomic<uint64_t> handler_exceptions_{0};
-  std::atomic<uint64_t> rearm_failures_{0};
-  std::atomic<uint64_t> takeovers_{0};
+  const std::unique_ptr<reactor_internal::LoopImpl> impl_;
 };
 
 }  // namespace mill
+
+template <>
+struct std::hash<mill::EventLoop::TimerId> {
+  size_t operator()(mill::EventLoop::TimerId id) const noexcept {
+    return std::hash<uint64_t>()(id.value());
+  }
+};
 
 #endif  // MILL_IO_REACTOR_EVENT_LOOP_H_
