@@ -177,7 +177,14 @@ Connection::Connection(PassKey,
       // Outbound sockets start connecting (even one whose connect already
       // completed: the first writable report confirms it either way).
       phase_(outbound ? Phase::kConnecting : Phase::kOpen),
-      outbound_(outbound) {
+      outbound_(outbound),
+      write_side_(static_cast<uint8_t>(WriteSide::kOpen)),
+      input_ended_(false),
+      on_close_owed_(false),
+      redeliver_(false),
+      above_high_water_(false),
+      exec_busy_(false),
+      reports_muted_(false) {
   last_activity_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
 }
 
@@ -228,7 +235,7 @@ ConnectionState Connection::state() const {
 bool Connection::CanSendLocked() const {
   const Phase p = phase();
   return (p == Phase::kOpen || p == Phase::kConnecting) &&
-         write_side_ == WriteSide::kOpen;
+         write_side() == WriteSide::kOpen;
 }
 
 bool Connection::can_send() const {

@@ -340,6 +340,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_.store(phase, std::memory_order_release);
   }
   bool CanSendLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  WriteSide write_side() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return static_cast<WriteSide>(write_side_);
+  }
+  void set_write_side(WriteSide side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    write_side_ = static_cast<uint8_t>(side);
+  }
 
   // --- Starting (connection_input.cc) --------------------------------------
   // Called by the owner once, on the thread that created the connection:
@@ -384,6 +390,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // --- Interest --------------------------------------------------------------
   Interest ComputeInterestLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the transport `interest` unless it knows it already.
+  void TellInterestLocked(Interest interest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WantsReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetPauseLocked(uint32_t reason, bool on)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -423,8 +431,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Read-rate limits; null without them. Immutable after construction.
   const std::unique_ptr<net_internal::ReadLimit> read_limit_;
 
-  // 4 bytes, not std::mutex's 40: every idle connection pays for it.
-  mutable CompactMutex mu_;
   net_internal::OutputQueue out_ ABSL_GUARDED_BY(mu_);
   // Why the connection closes (kClosing: once flushed; later phases: the
   // decided reason) and the error of kReset / kError.
@@ -440,19 +446,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<uint64_t> bytes_out_{0};
 
   const SocketAddress peer_;
+  // 4 bytes, not std::mutex's 40: every idle connection pays for it.
+  mutable CompactMutex mu_;
   std::atomic<Phase> phase_;                // written under mu_
   uint8_t pause_ ABSL_GUARDED_BY(mu_) = 0;  // PauseReason bits
   CloseReason close_reason_ ABSL_GUARDED_BY(mu_) = CloseReason::kClosedLocally;
-  WriteSide write_side_ ABSL_GUARDED_BY(mu_) = WriteSide::kOpen;
   const bool outbound_;
-  bool input_ended_ ABSL_GUARDED_BY(mu_) = false;
-  bool on_close_owed_ ABSL_GUARDED_BY(mu_) = false;  // on_connect ran
-  bool redeliver_ ABSL_GUARDED_BY(mu_) = false;      // input pending on resume
+  // What the transport was last told to report (a change costs it a
+  // system call; the same interest again costs nothing).
+  Interest told_ ABSL_GUARDED_BY(mu_) = Interest::None();
+  // Flags in one byte (every idle connection pays for each byte).
+  uint8_t write_side_ : 2 ABSL_GUARDED_BY(mu_);  // a WriteSide
+  bool input_ended_ : 1 ABSL_GUARDED_BY(mu_);
+  bool on_close_owed_ : 1 ABSL_GUARDED_BY(mu_);  // on_connect ran
+  bool redeliver_ : 1 ABSL_GUARDED_BY(mu_);      // input pending on resume
   // Output crossed high_water_mark and has not drained to low water yet.
-  bool above_high_water_ ABSL_GUARDED_BY(mu_) = false;
-  bool exec_busy_ ABSL_GUARDED_BY(mu_) = false;  // the executor is taken
+  bool above_high_water_ : 1 ABSL_GUARDED_BY(mu_);
+  bool exec_busy_ : 1 ABSL_GUARDED_BY(mu_);  // the executor is taken
   // Reports muted while a task runs elsewhere (see Dispatch).
-  bool reports_muted_ ABSL_GUARDED_BY(mu_) = false;
+  bool reports_muted_ : 1 ABSL_GUARDED_BY(mu_);
 
   // Links in its owner's list of open connections (net/internal/
   // connection_list.h); guarded by the owner's lock.

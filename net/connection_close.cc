@@ -63,11 +63,11 @@ void Connection::Shutdown() {
   bool schedule = false;
   {
     CompactMutexLock lock(&mu_);
-    if (phase() != Phase::kOpen || write_side_ != WriteSide::kOpen) return;
-    write_side_ = WriteSide::kShutdownRequested;
+    if (phase() != Phase::kOpen || write_side() != WriteSide::kOpen) return;
+    set_write_side(WriteSide::kShutdownRequested);
     if (out_.empty()) {
       (void)transport_->ShutdownWrite();
-      write_side_ = WriteSide::kShut;
+      set_write_side(WriteSide::kShut);
       if (input_ended_) {
         schedule = MarkCloseLocked(CloseReason::kPeerClosed, absl::OkStatus());
       }
@@ -85,7 +85,7 @@ bool Connection::MarkCloseLocked(CloseReason reason, absl::Status status) {
   // once; elsewhere the loop does, soon: until then a level-triggered report
   // of unread input would come back again and again, so mute it.
   if (!CallScope::Active(kConnectionCallbacks, this)) {
-    transport_->SetInterest(Interest::None());
+    TellInterestLocked(Interest::None());
   }
   return true;
 }
@@ -168,7 +168,8 @@ void Connection::FinishClose() {
     if (phase() != Phase::kReleasing) return;  // exactly once
     SetPhaseLocked(Phase::kClosed);
     transport_->CloseNow();
-    owed = std::exchange(on_close_owed_, false);
+    owed = on_close_owed_;
+    on_close_owed_ = false;
     reason = close_reason_;
     // Made on another thread; a status's payload is shared by reference.
     status = net_internal::DeepCopy(close_status_);

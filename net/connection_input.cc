@@ -30,7 +30,8 @@ void Connection::Start() {
       case Phase::kConnecting:
         // Started under mu_: a report handled at once on a worker waits
         // for mu_, by when the transport's registration is in place.
-        failed = transport_->Start(ComputeInterestLocked());
+        told_ = ComputeInterestLocked();
+        failed = transport_->Start(told_);
         if (failed.ok()) return;
         break;
       default:
@@ -76,7 +77,8 @@ void Connection::StartOpen() {
     CompactMutexLock lock(&mu_);
     // Open, or closing with output to flush (Close() inside on_connect).
     if (phase() == Phase::kOpen || phase() == Phase::kClosing) {
-      absl::Status started = transport_->Start(ComputeInterestLocked());
+      told_ = ComputeInterestLocked();
+      absl::Status started = transport_->Start(told_);
       if (started.ok()) {
         ArmIdleTimerLocked();
       } else {
@@ -170,7 +172,8 @@ void Connection::HandleEventExcluded(const Event& event) {
     bool redeliver;
     {
       CompactMutexLock lock(&mu_);
-      redeliver = std::exchange(redeliver_, false);
+      redeliver = redeliver_;
+      redeliver_ = false;
     }
     if (redeliver && !input_.empty() && !is_closed()) DeliverInput();
   }
@@ -282,7 +285,7 @@ void Connection::OnPeerEof() {
     CompactMutexLock lock(&mu_);
     if (input_ended_) return;
     input_ended_ = true;
-    if (write_side_ == WriteSide::kShut) {
+    if (write_side() == WriteSide::kShut) {
       MarkCloseLocked(CloseReason::kPeerClosed, absl::OkStatus());
     } else if (config().callbacks.on_peer_shutdown) {
       notify = true;

@@ -189,9 +189,9 @@ absl::Status Connection::FlushLocked(bool* below_low_water, CloseReason* reason,
     *below_low_water = true;
   }
   if (out_.empty()) {
-    if (write_side_ == WriteSide::kShutdownRequested) {
+    if (write_side() == WriteSide::kShutdownRequested) {
       (void)transport_->ShutdownWrite();
-      write_side_ = WriteSide::kShut;
+      set_write_side(WriteSide::kShut);
       if (input_ended_) {
         MarkCloseLocked(CloseReason::kPeerClosed, absl::OkStatus());
       }
@@ -243,7 +243,13 @@ void Connection::UpdateInterestLocked() {
   // Once closing is decided the transport is never told again (Teardown
   // releases it without the lock).
   if (phase() >= Phase::kClosePending) return;
-  transport_->SetInterest(ComputeInterestLocked());
+  TellInterestLocked(ComputeInterestLocked());
+}
+
+void Connection::TellInterestLocked(Interest interest) {
+  if (interest == told_) return;
+  told_ = interest;
+  transport_->SetInterest(interest);
 }
 
 void Connection::SetPauseLocked(uint32_t reason, bool on) {

@@ -42,7 +42,7 @@ namespace reactor_internal {
 struct EmbeddedSourceAccess;
 }  // namespace reactor_internal
 
-// An EventHandler with room for the loop's per-registration state (80 bytes):
+// An EventHandler with room for the loop's per-registration state (48 bytes):
 // registered through EventLoop::Register's overloads for
 // std::shared_ptr<RegisteredHandler> (or a pointer to a class derived from
 // it), its registration allocates nothing of its own, and the loop's
@@ -72,7 +72,7 @@ struct EmbeddedSourceAccess;
 class RegisteredHandler : public EventHandler {
  public:
   // sizeof the loop's state; checked against it where it is defined.
-  static constexpr size_t kSourceSize = 80;
+  static constexpr size_t kSourceSize = 48;
 
   RegisteredHandler();
   ~RegisteredHandler() override;

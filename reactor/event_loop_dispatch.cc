@@ -292,7 +292,7 @@ void LoopImpl::FinishInvocation(Source& source) {
       source.gate.fetch_and(~Source::kInvoking, std::memory_order_acq_rel);
   if ((before & Source::kSilenced) != 0) {
     // Still busy (kSilenced): nobody releases the source under us.
-    MutexLock lock(&source.state_mu);
+    CompactMutexLock lock(&source.state_mu);
     if ((source.gate.load(std::memory_order_relaxed) & Source::kRemoved) == 0 &&
         !source.fd_lost) {
       // Level re-arm: reports at once if still ready (guarantee 2).
@@ -330,7 +330,7 @@ void LoopImpl::Silence(Source& source, uint64_t idle) {
   // Level-triggered and still ready, it would be reported by every poll
   // while its handler runs elsewhere: disarm it; the running invocation
   // re-arms it when it returns (FinishInvocation).
-  MutexLock lock(&source.state_mu);
+  CompactMutexLock lock(&source.state_mu);
   uint64_t gate = source.gate.load(std::memory_order_acquire);
   while ((gate & ~Source::kFlags) == idle && (gate & Source::kInvoking) != 0 &&
          (gate & (Source::kSilenced | Source::kRemoved |

@@ -58,7 +58,7 @@ absl::Status LoopImpl::Register(int fd, std::optional<Token> user_token,
   {
     // Released: nothing reads these but a party that will see the new
     // generation in the gate (see Source).
-    MutexLock state(&source->state_mu);
+    CompactMutexLock state(&source->state_mu);
     source->key = key;
     source->user_token = user_token.value_or(key);
     source->fd = fd;
@@ -80,13 +80,13 @@ absl::Status LoopImpl::Register(int fd, std::optional<Token> user_token,
     // Either the same open descriptor twice (the poller refuses it below)
     // or the earlier registration's fd was closed and the number reused:
     // from now on the earlier one must not touch the descriptor.
-    MutexLock state(&owner->state_mu);
+    CompactMutexLock state(&owner->state_mu);
     owner->fd_lost = true;
   }
   status = sets_[set]->poller->Register(fd, key, interest, Trigger::kLevel);
   if (!status.ok()) {
     if (owner != nullptr) {
-      MutexLock state(&owner->state_mu);
+      CompactMutexLock state(&owner->state_mu);
       owner->fd_lost = false;  // it still owns its (open) descriptor
     }
     sources_.Remove(key);  // `source` still holds it
@@ -132,7 +132,7 @@ absl::Status LoopImpl::ReregisterUnnamed(Token key, Interest interest) {
 
 absl::Status LoopImpl::ReregisterSource(Source& source, Token key,
                                         Interest interest) {
-  MutexLock lock(&source.state_mu);
+  CompactMutexLock lock(&source.state_mu);
   const uint64_t gate = source.gate.load(std::memory_order_acquire);
   // Another generation: released (and maybe registered again) meanwhile.
   if (!Source::SameGeneration(gate, key) || (gate & Source::kRemoved) != 0) {
@@ -216,7 +216,7 @@ absl::Status LoopImpl::DeregisterSource(const SourcePtr& source, bool owned_fd,
   absl::Status status;
   bool fd_lost;
   {
-    MutexLock lock(&source->state_mu);
+    CompactMutexLock lock(&source->state_mu);
     source->gate.fetch_or(Source::kRemoved, std::memory_order_acq_rel);
     fd_lost = source->fd_lost || !owned_fd;
     if (!fd_lost) status = sets_[source->set]->poller->Deregister(fd);

@@ -84,19 +84,18 @@ SocketTransport::SocketTransport(Connection* conn, TcpStream stream)
 absl::Status SocketTransport::Start(Interest interest) {
   // Aliases the connection's control block: registering allocates no
   // handler, and the registration keeps the connection alive.
-  std::shared_ptr<EventHandler> handler(ConnectionAccess::SharedOf(*conn_),
-                                        static_cast<EventHandler*>(this));
+  std::shared_ptr<RegisteredHandler> handler(
+      ConnectionAccess::SharedOf(*conn_),
+      static_cast<RegisteredHandler*>(this));
   absl::StatusOr<Registration> reg =
       conn_->loop()->Register(stream_.fd(), interest, std::move(handler));
   if (!reg.ok()) return reg.status();
   registration_ = *reg;
-  interest_ = interest;
   return absl::OkStatus();
 }
 
 void SocketTransport::SetInterest(Interest interest) {
-  if (!registration_.valid() || interest == interest_) return;
-  interest_ = interest;
+  if (!registration_.valid()) return;
   // NotFound only races with our own Release; nothing to do then.
   (void)conn_->loop()->Reregister(registration_, interest);
 }

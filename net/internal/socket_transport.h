@@ -24,7 +24,7 @@
 namespace mill {
 namespace net_internal {
 
-class SocketTransport final : public Transport, public EventHandler {
+class SocketTransport final : public Transport, public RegisteredHandler {
  public:
   // `conn` is the connection this transport lives in.
   SocketTransport(Connection* conn, TcpStream stream);
@@ -45,14 +45,14 @@ class SocketTransport final : public Transport, public EventHandler {
   int fd() const { return stream_.fd(); }
 
  private:
-  // EventHandler: the loop's report, passed on to the connection.
+  // EventHandler: the loop's report, passed on to the connection. (A
+  // RegisteredHandler: the loop's state for the registration lives in the
+  // connection's own allocation.)
   void HandleEvent(const Event& event) override;
 
   Connection* const conn_;
   TcpStream stream_;
   Registration registration_;  // valid between Start and Release
-  // What the registration reports now (a change costs a system call).
-  Interest interest_ = Interest::None();
 };
 
 // What a failed socket call means for the connection: ECONNRESET and

@@ -17,7 +17,8 @@
 //    excluded from other reports for that connection, never after the
 //    on_released callback of Release() ran.
 //  - SetInterest() says what the connection wants reported; Interest::None
-//    pauses reporting. Reports are level-triggered: a condition that still
+//    pauses reporting. The connection calls it only when the interest
+//    changes. Reports are level-triggered: a condition that still
 //    holds is reported again, so the connection may stop early (a budget)
 //    without losing anything.
 //  - Read() fills the input buffer, Write()/SendFile() drain the output;

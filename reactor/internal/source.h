@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "base/compact_mutex.h"
 #include "base/mutex.h"
 #include "poll/event.h"
 #include "poll/interest.h"
@@ -28,7 +29,7 @@ namespace reactor_internal {
 inline constexpr size_t kCacheLine = 64;
 
 // One registration. Every idle connection pays for one, so it is kept small
-// (80 bytes, see RegisteredHandler::kSourceSize): what only the slow paths
+// (48 bytes, see RegisteredHandler::kSourceSize): what only the slow paths
 // need lives in the gate word or in striped tables.
 //
 // A Source is either embedded in a RegisteredHandler (it lives as long as the
@@ -94,7 +95,8 @@ struct Source {
   // The descriptor number now belongs to a newer registration (this one's fd
   // was closed before Deregister and reused): never touch it again.
   bool fd_lost ABSL_GUARDED_BY(state_mu) = false;
-  Mutex state_mu;
+  // 4 bytes (a futex word), not std::mutex's 40: every registration pays.
+  CompactMutex state_mu;
 };
 
 // A Source for a plain EventHandler: allocated with the shared_ptr that keeps
