@@ -62,13 +62,14 @@ class CallbackRegisteredHandler final : public RegisteredHandler {
 std::shared_ptr<Source> SourceFor(std::shared_ptr<EventHandler> handler) {
   auto owned = std::make_shared<OwnedSource>(std::move(handler));
   Source* source = &owned->source;
-  return std::shared_ptr<Source>(std::move(owned), source);
+  return std::shared_ptr<Source>(owned, source);  // aliasing (C++17: a copy)
 }
 
 // ... and to a RegisteredHandler's: its own Source, sharing its ownership.
-std::shared_ptr<Source> SourceFor(std::shared_ptr<RegisteredHandler> handler) {
+std::shared_ptr<Source> SourceFor(
+    const std::shared_ptr<RegisteredHandler>& handler) {
   Source* source = &EmbeddedSourceAccess::Of(*handler);
-  return std::shared_ptr<Source>(std::move(handler), source);
+  return std::shared_ptr<Source>(handler, source);
 }
 
 absl::Status NullHandler() {
