@@ -172,12 +172,12 @@ absl::Status EventLoop::Register(int fd, Token token, Interest interest,
                          &key);
 }
 
-absl::Status EventLoop::Register(int fd, Token token, Interest interest,
-                                 std::shared_ptr<RegisteredHandler> handler) {
+absl::Status EventLoop::Register(
+    int fd, Token token, Interest interest,
+    const std::shared_ptr<RegisteredHandler>& handler) {
   if (handler == nullptr) return NullHandler();
   Token key;
-  return impl_->Register(fd, token, interest, SourceFor(std::move(handler)),
-                         &key);
+  return impl_->Register(fd, token, interest, SourceFor(handler), &key);
 }
 
 absl::StatusOr<Registration> EventLoop::Register(
@@ -191,11 +191,12 @@ absl::StatusOr<Registration> EventLoop::Register(
 }
 
 absl::StatusOr<Registration> EventLoop::Register(
-    int fd, Interest interest, std::shared_ptr<RegisteredHandler> handler) {
+    int fd, Interest interest,
+    const std::shared_ptr<RegisteredHandler>& handler) {
   if (handler == nullptr) return NullHandler();
   Token key;
-  absl::Status status = impl_->Register(fd, std::nullopt, interest,
-                                        SourceFor(std::move(handler)), &key);
+  absl::Status status =
+      impl_->Register(fd, std::nullopt, interest, SourceFor(handler), &key);
   if (!status.ok()) return status;
   return Registration(key.value());
 }

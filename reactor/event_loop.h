@@ -268,7 +268,7 @@ class EventLoop {
   // RegisteredHandler in reactor/event_handler.h): allocates nothing of its
   // own. FailedPrecondition while the handler is registered already.
   absl::Status Register(int fd, Token token, Interest interest,
-                        std::shared_ptr<RegisteredHandler> handler);
+                        const std::shared_ptr<RegisteredHandler>& handler);
   template <typename H, typename = std::enable_if_t<
                             std::is_convertible_v<H*, RegisteredHandler*>>>
   absl::Status Register(int fd, Token token, Interest interest,
@@ -285,7 +285,8 @@ class EventLoop {
   // The same for a RegisteredHandler (see above): what //net's connections
   // use.
   absl::StatusOr<Registration> Register(
-      int fd, Interest interest, std::shared_ptr<RegisteredHandler> handler);
+      int fd, Interest interest,
+      const std::shared_ptr<RegisteredHandler>& handler);
   template <typename H, typename = std::enable_if_t<
                             std::is_convertible_v<H*, RegisteredHandler*>>>
   absl::StatusOr<Registration> Register(int fd, Interest interest,
