@@ -88,7 +88,7 @@ absl::Status SocketTransport::Start(Interest interest) {
       ConnectionAccess::SharedOf(*conn_),
       static_cast<RegisteredHandler*>(this));
   absl::StatusOr<Registration> reg =
-      conn_->loop()->Register(stream_.fd(), interest, std::move(handler));
+      conn_->loop()->Register(stream_.fd(), interest, handler);
   if (!reg.ok()) return reg.status();
   registration_ = *reg;
   return absl::OkStatus();
