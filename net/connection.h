@@ -29,14 +29,16 @@
 //        +-- connect failed         +--------------------+--------------+-->
 //        kClosed
 //            (a client's only)        error, reset, peer EOF (flushed),
-//                                     idle timeout, Abort(), owner Stop()
+//                                     idle timeout, input overflow,
+//                                     Abort(), owner Stop()
 //
 //   kConnecting: a client's socket is connecting; not yet given to the user.
 //   kOpen:       reading (unless paused) and writing.
 //   kClosing:    Close() was called: no more reading, pending output is
 //                written, then the connection closes (kClosedLocally).
-//   kClosed:     the socket is closed or about to be (no more callbacks but
-//                the pending on_close).
+//   kClosed:     closing is decided or done: the socket is closed or about
+//                to be (no more callbacks but the pending on_close).
+//                is_closed() is true from here on.
 // Half-closes are facts beside the state: the peer's EOF (input_ended())
 // and Shutdown(), after which our side sends FIN once output is flushed.
 // Pause reasons (any set pauses reading; see PauseReason) are independent of
