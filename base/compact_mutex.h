@@ -21,6 +21,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "base/scoped_lock.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define MILL_IO_TSAN_MUTEX 1
@@ -79,31 +80,8 @@ class ABSL_LOCKABLE CompactMutex {
 #endif
 };
 
-// Holds a CompactMutex for its scope; Unlock() / Lock() within it.
-class ABSL_SCOPED_LOCKABLE CompactMutexLock {
- public:
-  explicit CompactMutexLock(CompactMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
-      : mu_(mu) {
-    mu_->Lock();
-  }
-  CompactMutexLock(const CompactMutexLock&) = delete;
-  CompactMutexLock& operator=(const CompactMutexLock&) = delete;
-  ~CompactMutexLock() ABSL_UNLOCK_FUNCTION() {
-    if (held_) mu_->Unlock();
-  }
-  void Unlock() ABSL_UNLOCK_FUNCTION() {
-    held_ = false;
-    mu_->Unlock();
-  }
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    mu_->Lock();
-    held_ = true;
-  }
-
- private:
-  CompactMutex* const mu_;
-  bool held_ = true;
-};
+// Holds a CompactMutex for its scope (see base/scoped_lock.h).
+using CompactMutexLock = ScopedLock<CompactMutex>;
 
 }  // namespace mill
 

@@ -31,6 +31,7 @@
 #include <shared_mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "base/scoped_lock.h"
 
 namespace mill {
 
@@ -57,32 +58,8 @@ class ABSL_LOCKABLE Mutex {
   std::mutex mu_;
 };
 
-// Holds a Mutex for its scope; Unlock() / Lock() release and retake it
-// within the scope (the destructor unlocks only if held).
-class ABSL_SCOPED_LOCKABLE MutexLock {
- public:
-  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
-    mu_->Lock();
-  }
-  MutexLock(const MutexLock&) = delete;
-  MutexLock& operator=(const MutexLock&) = delete;
-  ~MutexLock() ABSL_UNLOCK_FUNCTION() {
-    if (held_) mu_->Unlock();
-  }
-
-  void Unlock() ABSL_UNLOCK_FUNCTION() {
-    held_ = false;
-    mu_->Unlock();
-  }
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    mu_->Lock();
-    held_ = true;
-  }
-
- private:
-  Mutex* const mu_;
-  bool held_ = true;
-};
+// Holds a Mutex for its scope (see base/scoped_lock.h).
+using MutexLock = ScopedLock<Mutex>;
 
 // A reader-writer lock (std::shared_mutex).
 class ABSL_LOCKABLE SharedMutex {

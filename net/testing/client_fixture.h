@@ -34,20 +34,11 @@
 #include "net/tcp_listener.h"
 #include "net/tcp_server.h"
 #include "net/tcp_stream.h"
+#include "net/testing/echo_clients.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
 namespace net_testing {
-
-inline bool WaitFor(const std::function<bool()>& pred,
-                    absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return pred();
-}
 
 // The result of one Connect(), waited for from the test thread.
 class ConnectResult {

@@ -35,16 +35,6 @@
 namespace mill {
 namespace net_testing {
 
-inline bool WaitFor(const std::function<bool()>& pred,
-                    absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return pred();
-}
-
 // A file with known contents, removed on destruction.
 class TempFile {
  public:

@@ -8,15 +8,29 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace mill {
 namespace net_testing {
+
+// Polls `pred` every millisecond until it holds or `timeout` passes; its
+// last value. For waiting on an event a test cannot be told of.
+inline bool WaitFor(const std::function<bool()>& pred,
+                    absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (pred()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return pred();
+}
 
 // Byte `i` of the deterministic pattern of stream `seed`.
 inline char PatternByte(uint64_t seed, uint64_t i) {

@@ -42,16 +42,6 @@ namespace mill {
 namespace net_testing {
 
 // Polls `pred` every millisecond for up to `timeout`.
-inline bool WaitFor(const std::function<bool()>& pred,
-                    absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return pred();
-}
-
 inline int CountOpenFds() {
   int n = 0;
   DIR* dir = opendir("/proc/self/fd");
