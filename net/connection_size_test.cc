@@ -20,8 +20,7 @@ TEST(ConnectionSizeTest, AConnectionWithItsTransportFitsItsBudget) {
   // The loop's state for the registration is inside (RegisteredHandler),
   // not a block of its own.
   EXPECT_LE(RegisteredHandler::kSourceSize, 48u);
-  EXPECT_GE(sizeof(net_internal::SocketTransport),
-            sizeof(RegisteredHandler));
+  EXPECT_GE(sizeof(net_internal::SocketTransport), sizeof(RegisteredHandler));
 }
 
 }  // namespace
