@@ -117,8 +117,10 @@ struct Entry;
 
 // The callbacks of a leased connection, like ConnectionCallbacks (minus
 // on_connect: a lease is handed over open). Every one is optional. Without
-// on_data, input stays in the buffer (reading pauses at max_input_bytes);
-// without on_peer_shutdown, the pool closes the connection on EOF (after
+// on_data, input stays in the buffer until consumed (from a Dispatch task,
+// say); as for any Connection, a buffer that reaches max_input_bytes closes
+// the connection (kInputOverflow) unless the holder paused reading; without
+// on_peer_shutdown, the pool closes the connection on EOF (after
 // pending output), as a Connection does without one. on_close runs when the
 // connection closes while leased (not after Release).
 struct LeaseCallbacks {
