@@ -1147,7 +1147,9 @@ def parse_args(argv):
                         help="also measure this server binary (repeatable; "
                              "for A/B runs of another build), e.g. "
                              "'old pool, 2 workers|/tmp/old/echo_server|"
-                             "--mode=pool --workers=2'")
+                             "--mode=pool --workers=2'; a name prefixed "
+                             "'echo:' or 'http:' is measured for that "
+                             "protocol only")
     parser.add_argument("--perf", action="store_true",
                         help="count the server's system calls and context "
                              "switches per message with perf stat")
@@ -1328,6 +1330,12 @@ def main(argv):
                        if keep_server(args, e.name)]
             for spec in args.extra_server:
                 name, path, extra = (spec.split("|") + ["", ""])[:3]
+                # "echo:NAME" / "http:NAME": that protocol only.
+                only, _, rest = name.partition(":")
+                if rest and only in ("echo", "http"):
+                    if only != protocol:
+                        continue
+                    name = rest
                 entries.append(Contender(name, None, extra.split(),
                                          is_mill=True, external=path))
             results, responses = measure(protocol, entries, bin_dir, args,
