@@ -133,18 +133,35 @@ absl::Status SocketTransport::TakeError(CloseReason* reason) {
 IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
   absl::Span<char> room = input.AppendSpace();
   const size_t direct = std::min(room.size(), max);
+  // recv(2) into the room alone while reads fit in it; readv(2) with the
+  // scratch only while they do not.
+  if (direct > 0 && (direct == max || !reads_fill_room_)) {
+    ssize_t n;
+    do {
+      n = ::recv(stream_.fd(), room.data(), direct, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return IoResult::Eof();
+    if (n < 0) {
+      if (WouldBlock(errno)) return IoResult::WouldBlock();
+      return FailedWith(errno, "recv");
+    }
+    const size_t got = static_cast<size_t>(n);
+    input.Commit(got);
+    if (got < direct || direct == max) return IoResult::Progress(got);
+    // The room is full and the socket may hold more: read on into the
+    // scratch now (what the caller would do next anyway), and gather from
+    // the next read on.
+    reads_fill_room_ = true;
+    return ReadOverflow(input, max - direct, got, copied);
+  }
   iovec iov[2];
   int count = 0;
   if (direct > 0) iov[count++] = {room.data(), direct};
-  char* scratch = nullptr;
-  if (direct < max) {
-    scratch = ThreadScratch();
-    iov[count++] = {scratch, std::min(max - direct, kScratchBytes)};
-  }
+  char* scratch = ThreadScratch();
+  iov[count++] = {scratch, std::min(max - direct, kScratchBytes)};
   ssize_t n;
   do {
-    n = count == 1 ? ::recv(stream_.fd(), iov[0].iov_base, iov[0].iov_len, 0)
-                   : ::readv(stream_.fd(), iov, count);
+    n = ::readv(stream_.fd(), iov, count);
   } while (n < 0 && errno == EINTR);
   if (n == 0) return IoResult::Eof();
   if (n < 0) {
@@ -152,19 +169,39 @@ IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
     return FailedWith(errno, "recv");
   }
   const size_t got = static_cast<size_t>(n);
+  reads_fill_room_ = got >= direct;
   if (got <= direct) {
     input.Commit(got);
     return IoResult::Progress(got);
   }
   input.Commit(direct);
-  // The overflow: appending may also move what the buffer held (growth or
-  // compaction), which is a copy too.
-  const size_t overflow = got - direct;
+  AppendOverflow(input, scratch, got - direct, copied);
+  return IoResult::Progress(got);
+}
+
+IoResult SocketTransport::ReadOverflow(ByteBuffer& input, size_t max,
+                                       size_t already, size_t* copied) {
+  char* scratch = ThreadScratch();
+  ssize_t n;
+  do {
+    n = ::recv(stream_.fd(), scratch, std::min(max, kScratchBytes), 0);
+  } while (n < 0 && errno == EINTR);
+  // Nothing more (or EOF, or an error): report what the first read got; the
+  // level-triggered registration reports the rest, the EOF or the error
+  // again.
+  if (n <= 0) return IoResult::Progress(already);
+  AppendOverflow(input, scratch, static_cast<size_t>(n), copied);
+  return IoResult::Progress(already + static_cast<size_t>(n));
+}
+
+void SocketTransport::AppendOverflow(ByteBuffer& input, const char* scratch,
+                                     size_t overflow, size_t* copied) {
+  // Appending may also move what the buffer held (growth or compaction),
+  // which is a copy too.
   const char* before = input.data();
   const size_t held = input.size();
   input.Append(absl::string_view(scratch, overflow));
   *copied += overflow + (input.data() != before ? held : 0);
-  return IoResult::Progress(got);
 }
 
 IoResult SocketTransport::Write(absl::Span<const absl::string_view> pieces) {

@@ -7,7 +7,9 @@
 // the room continues, in the same readv(2), into a per-thread scratch area
 // and only that overflow is copied into the buffer (muduo's
 // Buffer::readFd), so one system call reads up to the budget whatever the
-// buffer holds.
+// buffer holds. While reads fit in the room (requests, messages) a plain
+// recv(2) into the room does instead: readv costs about 3% more server CPU
+// per echoed 64-byte message (docs/BENCHMARKS.md).
 //
 // Thread-safety: as transport.h says; the transport adds no lock of its
 // own (registration_ is written by Start and Release, which the
@@ -50,8 +52,19 @@ class SocketTransport final : public Transport, public RegisteredHandler {
   // connection's own allocation.)
   void HandleEvent(const Event& event) override;
 
+  // After a recv that filled the room: reads on into the scratch.
+  IoResult ReadOverflow(ByteBuffer& input, size_t max, size_t already,
+                        size_t* copied);
+  static void AppendOverflow(ByteBuffer& input, const char* scratch,
+                             size_t overflow, size_t* copied);
+
   Connection* const conn_;
-  TcpStream stream_;
+  // no_unique_address: reads_fill_room_ lives in the stream's tail padding,
+  // so the flag costs no byte per connection.
+  [[no_unique_address]] TcpStream stream_;
+  // The last read filled the input buffer's room: gather the next one with
+  // the scratch. Read path only (the connection's serial context).
+  bool reads_fill_room_ = false;
   Registration registration_;  // valid between Start and Release
 };
 
