@@ -67,7 +67,28 @@ TEST_P(ConnectionTest, ReadsLargerThanTheBlockCountTheirCopies) {
   EXPECT_LT(stats.input_bytes_copied, 3 * stats.bytes_read);
 }
 
-// Reads switch between recv into the block and a gather into the scratch
+// A stream larger than a block, consumed as it arrives, lands in place too:
+// once reads fill the block, the buffer grows before each read (moving
+// nothing: it is empty) instead of reading the rest into a scratch area and
+// copying it.
+TEST_P(ConnectionTest, BulkInputConsumedInPlaceIsNotCopied) {
+  std::atomic<size_t> consumed{0};
+  TcpServerCallbacks cb;
+  cb.on_data = [&](const ConnectionPtr&, ByteBuffer& in) {
+    consumed += in.size();
+    in.Consume(in.size());
+  };
+  Start(cb);
+  TestClient client = Connect();
+  constexpr size_t kBytes = 4 << 20;
+  ASSERT_TRUE(client.SendAll(Pattern(9, kBytes)).ok());
+  ASSERT_TRUE(WaitFor([&] { return consumed.load() == kBytes; }));
+  const TcpServerStats stats = server_->stats();
+  EXPECT_EQ(stats.bytes_read, kBytes);
+  EXPECT_EQ(stats.input_bytes_copied, 0u);
+}
+
+// Reads switch between recv into the block and growing the buffer first
 // as their size changes (SocketTransport); no byte is lost or reordered
 // across the switches.
 TEST_P(ConnectionTest, ReadsOfChangingSizeArriveIntact) {

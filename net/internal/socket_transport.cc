@@ -20,19 +20,8 @@ namespace mill {
 namespace net_internal {
 namespace {
 
-// Overflow room of a read larger than the input buffer's free room: the
-// loop's default read budget, so one readv reads as much as one event may.
-constexpr size_t kScratchBytes = size_t{64} * 1024;
 // Most pieces gathered into one sendmsg(2).
 constexpr size_t kMaxIov = 64;
-
-// Allocated on a thread's first overflowing read, not for every thread of
-// the process.
-char* ThreadScratch() {
-  static thread_local std::unique_ptr<char[]> scratch;
-  if (scratch == nullptr) scratch.reset(new char[kScratchBytes]);
-  return scratch.get();
-}
 
 IoResult FailedWith(int err, const char* what) {
   return IoResult::Failed(ReasonForErrno(err), ErrnoStatus(err, what));
@@ -131,37 +120,22 @@ absl::Status SocketTransport::TakeError(CloseReason* reason) {
 }
 
 IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
-  absl::Span<char> room = input.AppendSpace();
-  const size_t direct = std::min(room.size(), max);
-  // recv(2) into the room alone while reads fit in it; readv(2) with the
-  // scratch only while they do not.
-  if (direct > 0 && (direct == max || !reads_fill_room_)) {
-    ssize_t n;
-    do {
-      n = ::recv(stream_.fd(), room.data(), direct, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) return IoResult::Eof();
-    if (n < 0) {
-      if (WouldBlock(errno)) return IoResult::WouldBlock();
-      return FailedWith(errno, "recv");
-    }
-    const size_t got = static_cast<size_t>(n);
-    input.Commit(got);
-    if (got < direct || direct == max) return IoResult::Progress(got);
-    // The room is full and the socket may hold more: read on into the
-    // scratch now (what the caller would do next anyway), and gather from
-    // the next read on.
-    reads_fill_room_ = true;
-    return ReadOverflow(input, max - direct, got, copied);
+  // What fits without growing: a pooled block's room, usually.
+  const size_t fits = std::min(input.AppendSpace().size(), max);
+  const bool bulk = reads_fill_room_ || fits == 0;
+  if (bulk) {
+    // Bulk: give the read all the room it may fill before it happens, so
+    // the bytes land in place. Growing an empty buffer moves nothing.
+    const char* before = input.data();
+    const size_t held = input.size();
+    (void)input.PrepareAppend(max);
+    if (input.data() != before) *copied += held;
   }
-  iovec iov[2];
-  int count = 0;
-  if (direct > 0) iov[count++] = {room.data(), direct};
-  char* scratch = ThreadScratch();
-  iov[count++] = {scratch, std::min(max - direct, kScratchBytes)};
+  const absl::Span<char> room = input.AppendSpace();
+  const size_t want = std::min(room.size(), max);
   ssize_t n;
   do {
-    n = ::readv(stream_.fd(), iov, count);
+    n = ::recv(stream_.fd(), room.data(), want, 0);
   } while (n < 0 && errno == EINTR);
   if (n == 0) return IoResult::Eof();
   if (n < 0) {
@@ -169,39 +143,13 @@ IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
     return FailedWith(errno, "recv");
   }
   const size_t got = static_cast<size_t>(n);
-  reads_fill_room_ = got >= direct;
-  if (got <= direct) {
-    input.Commit(got);
-    return IoResult::Progress(got);
-  }
-  input.Commit(direct);
-  AppendOverflow(input, scratch, got - direct, copied);
+  input.Commit(got);
+  // A read that filled what fitted (and may have left more in the socket)
+  // makes the next one bulk; a bulk read that would have fitted ends bulk.
+  // A full room with bytes left is reported as a short read: the caller
+  // stops, and the level-triggered registration reports the rest at once.
+  reads_fill_room_ = fits < max && (bulk ? got > fits : got >= fits);
   return IoResult::Progress(got);
-}
-
-IoResult SocketTransport::ReadOverflow(ByteBuffer& input, size_t max,
-                                       size_t already, size_t* copied) {
-  char* scratch = ThreadScratch();
-  ssize_t n;
-  do {
-    n = ::recv(stream_.fd(), scratch, std::min(max, kScratchBytes), 0);
-  } while (n < 0 && errno == EINTR);
-  // Nothing more (or EOF, or an error): report what the first read got; the
-  // level-triggered registration reports the rest, the EOF or the error
-  // again.
-  if (n <= 0) return IoResult::Progress(already);
-  AppendOverflow(input, scratch, static_cast<size_t>(n), copied);
-  return IoResult::Progress(already + static_cast<size_t>(n));
-}
-
-void SocketTransport::AppendOverflow(ByteBuffer& input, const char* scratch,
-                                     size_t overflow, size_t* copied) {
-  // Appending may also move what the buffer held (growth or compaction),
-  // which is a copy too.
-  const char* before = input.data();
-  const size_t held = input.size();
-  input.Append(absl::string_view(scratch, overflow));
-  *copied += overflow + (input.data() != before ? held : 0);
 }
 
 IoResult SocketTransport::Write(absl::Span<const absl::string_view> pieces) {

@@ -1,15 +1,16 @@
 // SocketTransport: the Transport of a POSIX stream socket whose readiness
-// comes from the EventLoop (epoll, kqueue or poll(2)): recv/readv into the
+// comes from the EventLoop (epoll, kqueue or poll(2)): recv(2) into the
 // input buffer, send/sendmsg from the output queue, sendfile(2) for file
 // ranges. Internal: not part of the API; see transport.h for the contract.
 //
-// Reads go straight into the input buffer's free room; a read larger than
-// the room continues, in the same readv(2), into a per-thread scratch area
-// and only that overflow is copied into the buffer (muduo's
-// Buffer::readFd), so one system call reads up to the budget whatever the
-// buffer holds. While reads fit in the room (requests, messages) a plain
-// recv(2) into the room does instead: readv costs about 3% more server CPU
-// per echoed 64-byte message (docs/BENCHMARKS.md).
+// Reads go straight into the input buffer's free room with recv(2), so an
+// echo or a parser that consumes in place copies nothing. When a read fills
+// the room (a pooled block, usually: bulk data, a large message) the next
+// ones first grow the buffer to hold a whole read, which moves nothing
+// while the buffer is empty; a read that would have fitted ends that. No
+// readv(2) into a scratch area (muduo's Buffer::readFd): it copied every
+// byte of a large read once and cost the kernel more per call
+// (docs/ARCHITECTURE.md has the measurements).
 //
 // Thread-safety: as transport.h says; the transport adds no lock of its
 // own (registration_ is written by Start and Release, which the
@@ -52,18 +53,12 @@ class SocketTransport final : public Transport, public RegisteredHandler {
   // connection's own allocation.)
   void HandleEvent(const Event& event) override;
 
-  // After a recv that filled the room: reads on into the scratch.
-  IoResult ReadOverflow(ByteBuffer& input, size_t max, size_t already,
-                        size_t* copied);
-  static void AppendOverflow(ByteBuffer& input, const char* scratch,
-                             size_t overflow, size_t* copied);
-
   Connection* const conn_;
   // no_unique_address: reads_fill_room_ lives in the stream's tail padding,
   // so the flag costs no byte per connection.
   [[no_unique_address]] TcpStream stream_;
-  // The last read filled the input buffer's room: gather the next one with
-  // the scratch. Read path only (the connection's serial context).
+  // The last read filled the input buffer's room: grow the room before the
+  // next one. Read path only (the connection's serial context).
   bool reads_fill_room_ = false;
   Registration registration_;  // valid between Start and Release
 };

@@ -107,9 +107,10 @@ class Transport {
   // The pending error of a report flagged as an error (OK if none).
   virtual absl::Status TakeError(CloseReason* reason) = 0;
 
-  // Appends at most `max` (> 0) bytes to `input`. Fills the buffer's free
-  // room first (no copy); `*copied` counts the bytes that had to be copied
-  // into it afterwards (a read larger than the room, or growth).
+  // Appends at most `max` (> 0) bytes to `input`, read into its free room
+  // (no copy); `*copied` counts the bytes copied along the way (held bytes
+  // that growing or compacting the buffer moved, bytes read elsewhere
+  // first).
   virtual IoResult Read(ByteBuffer& input, size_t max, size_t* copied) = 0;
   // Writes a prefix of the concatenation of `pieces` (gathered).
   virtual IoResult Write(absl::Span<const absl::string_view> pieces) = 0;
