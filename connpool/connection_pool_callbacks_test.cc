@@ -27,7 +27,6 @@
 namespace mill {
 namespace {
 
-using connpool_testing::AcquireResult;
 using connpool_testing::PoolFixture;
 using connpool_testing::Sink;
 using connpool_testing::WaitFor;
@@ -35,14 +34,11 @@ using connpool_testing::WaitFor;
 class ConnectionPoolTest : public PoolFixture {};
 
 INSTANTIATE_TEST_SUITE_P(Modes, ConnectionPoolTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+                         connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
-// A connection released to a waiting request is checked like any reused
-// one: here the server closed it just before the release (the pool's loop
-// stalled, so only the probe can tell). The waiter goes back to the head of
-// the queue and gets a new connection; it never sees the dead one.
+// A lease's callbacks hear the connection only while the lease is held:
+// afterwards unsolicited bytes are the pool's business.
 TEST_P(ConnectionPoolTest, HolderGetsCallbacksOnlyWhileItHoldsTheLease) {
   const std::string ep = StartServer();
   MakePool();
@@ -342,9 +338,7 @@ class TalkFirstTest : public PoolFixture {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, TalkFirstTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+INSTANTIATE_TEST_SUITE_P(Modes, TalkFirstTest, connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 TEST_P(TalkFirstTest, GreetingOnAFreshConnectionComesAfterDone) {

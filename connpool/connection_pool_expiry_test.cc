@@ -46,9 +46,7 @@ class ExpiryTest : public PoolFixture {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, ExpiryTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+INSTANTIATE_TEST_SUITE_P(Modes, ExpiryTest, connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 TEST_P(ExpiryTest, IdleTimeoutClosesIdleConnectionsInTheBackground) {

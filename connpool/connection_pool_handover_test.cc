@@ -26,16 +26,13 @@
 namespace mill {
 namespace {
 
-using connpool_testing::AcquireResult;
 using connpool_testing::PoolFixture;
-using connpool_testing::Sink;
 using connpool_testing::WaitFor;
 
 class ConnectionPoolTest : public PoolFixture {};
 
 INSTANTIATE_TEST_SUITE_P(Modes, ConnectionPoolTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+                         connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 // A connection released to a waiting request is checked like any reused
@@ -116,8 +113,7 @@ class DeadlineDuringCheckTest : public PoolFixture {
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, DeadlineDuringCheckTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+                         connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 TEST_P(DeadlineDuringCheckTest, FailsOnce) { Run(/*stall_loop=*/false); }

@@ -30,8 +30,7 @@ using connpool_testing::WaitFor;
 class ConnectionPoolTest : public PoolFixture {};
 
 INSTANTIATE_TEST_SUITE_P(Modes, ConnectionPoolTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+                         connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 TEST_P(ConnectionPoolTest, DrainFailsWaitersClosesIdleAndWaitsForLeases) {

@@ -44,9 +44,7 @@ int64_t HeapInUse() {
 
 class MemoryTest : public PoolFixture {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, MemoryTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+INSTANTIATE_TEST_SUITE_P(Modes, MemoryTest, connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 TEST_P(MemoryTest, IdlePooledConnectionCostsAtMost240BytesMoreThanAClient) {

@@ -33,9 +33,7 @@ using connpool_testing::WaitFor;
 
 class StressTest : public PoolFixture {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, StressTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+INSTANTIATE_TEST_SUITE_P(Modes, StressTest, connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 // One request whose lease is released from inside on_data once the echo is

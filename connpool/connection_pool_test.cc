@@ -43,8 +43,7 @@ static_assert(std::is_nothrow_move_constructible<Lease>::value, "movable");
 class ConnectionPoolTest : public PoolFixture {};
 
 INSTANTIATE_TEST_SUITE_P(Modes, ConnectionPoolTest,
-                         ::testing::Values(DispatchMode::kPool,
-                                           DispatchMode::kDirect),
+                         connpool_testing::EveryMode(),
                          connpool_testing::ModeName);
 
 TEST_P(ConnectionPoolTest, FreshConnectionEchoesThenIsReused) {

@@ -402,29 +402,10 @@ TEST_P(EventLoopTest, IsInLoopThreadInHandlersTimersAndTasksOnly) {
   EXPECT_FALSE(raw->IsInLoopThread());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryMode, EventLoopTest,
-    ::testing::Values(LoopConfig{"Direct", DispatchMode::kDirect, 1, 1},
-                      LoopConfig{"PoolOneThread", DispatchMode::kPool, 1, 1},
-                      LoopConfig{"PoolOnePoller", DispatchMode::kPool, 3, 1},
-                      LoopConfig{"PoolTwoPollers", DispatchMode::kPool, 3, 2}),
-    [](const auto& info) { return std::string(info.param.name); });
-
-INSTANTIATE_TEST_SUITE_P(
-    EveryModeAndKind, HandlerTest,
-    ::testing::Values(LoopConfig{"Direct", DispatchMode::kDirect, 1, 1},
-                      LoopConfig{"PoolOneThread", DispatchMode::kPool, 1, 1},
-                      LoopConfig{"PoolOnePoller", DispatchMode::kPool, 3, 1},
-                      LoopConfig{"PoolTwoPollers", DispatchMode::kPool, 3, 2},
-                      LoopConfig{"DirectEmbedded", DispatchMode::kDirect, 1, 1,
-                                 HandlerKind::kEmbedded},
-                      LoopConfig{"PoolOneThreadEmbedded", DispatchMode::kPool,
-                                 1, 1, HandlerKind::kEmbedded},
-                      LoopConfig{"PoolOnePollerEmbedded", DispatchMode::kPool,
-                                 3, 1, HandlerKind::kEmbedded},
-                      LoopConfig{"PoolTwoPollersEmbedded", DispatchMode::kPool,
-                                 3, 2, HandlerKind::kEmbedded}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(EveryMode, EventLoopTest, EveryLoopMode(),
+                         LoopConfigName);
+INSTANTIATE_TEST_SUITE_P(EveryModeAndKind, HandlerTest,
+                         EveryLoopModeAndHandlerKind(), LoopConfigName);
 
 }  // namespace
 }  // namespace reactor_testing

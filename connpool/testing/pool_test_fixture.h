@@ -327,6 +327,12 @@ class PoolFixture : public ::testing::TestWithParam<DispatchMode> {
   std::unique_ptr<ConnectionPool> pool_;
 };
 
+// Pool tests run in both dispatch modes:
+//   INSTANTIATE_TEST_SUITE_P(Modes, Suite, EveryMode(), ModeName);
+inline auto EveryMode() {
+  return ::testing::Values(DispatchMode::kPool, DispatchMode::kDirect);
+}
+
 inline std::string ModeName(const ::testing::TestParamInfo<DispatchMode>& i) {
   return i.param == DispatchMode::kPool ? "Pool" : "Direct";
 }

@@ -146,6 +146,35 @@ struct LoopConfig {
   HandlerKind kind = HandlerKind::kShared;
 };
 
+// The configurations above, for INSTANTIATE_TEST_SUITE_P: every mode for an
+// EventLoopTest, every mode with each kind of handler for a HandlerTest.
+inline auto EveryLoopMode() {
+  return ::testing::Values(
+      LoopConfig{"Direct", DispatchMode::kDirect, 1, 1},
+      LoopConfig{"PoolOneThread", DispatchMode::kPool, 1, 1},
+      LoopConfig{"PoolOnePoller", DispatchMode::kPool, 3, 1},
+      LoopConfig{"PoolTwoPollers", DispatchMode::kPool, 3, 2});
+}
+inline auto EveryLoopModeAndHandlerKind() {
+  return ::testing::Values(
+      LoopConfig{"Direct", DispatchMode::kDirect, 1, 1},
+      LoopConfig{"PoolOneThread", DispatchMode::kPool, 1, 1},
+      LoopConfig{"PoolOnePoller", DispatchMode::kPool, 3, 1},
+      LoopConfig{"PoolTwoPollers", DispatchMode::kPool, 3, 2},
+      LoopConfig{"DirectEmbedded", DispatchMode::kDirect, 1, 1,
+                 HandlerKind::kEmbedded},
+      LoopConfig{"PoolOneThreadEmbedded", DispatchMode::kPool, 1, 1,
+                 HandlerKind::kEmbedded},
+      LoopConfig{"PoolOnePollerEmbedded", DispatchMode::kPool, 3, 1,
+                 HandlerKind::kEmbedded},
+      LoopConfig{"PoolTwoPollersEmbedded", DispatchMode::kPool, 3, 2,
+                 HandlerKind::kEmbedded});
+}
+inline std::string LoopConfigName(
+    const ::testing::TestParamInfo<LoopConfig>& info) {
+  return info.param.name;
+}
+
 class EventLoopTest : public ::testing::TestWithParam<LoopConfig> {
  protected:
   DispatchMode mode() const { return GetParam().mode; }
