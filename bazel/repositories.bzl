@@ -114,6 +114,17 @@ def mill_io_dependencies():
         targets = {":http_parser": ["-lhttp_parser"]},
         required_headers = ["http_parser.h"],
     )
+    # OpenSSL 3 (libssl-dev), for //tls only: nothing else links it. The
+    # labels are BoringSSL's / rules_openssl's usual ones.
+    _maybe(
+        system_repository,
+        name = "openssl",
+        targets = {
+            ":ssl": ["libssl", "libcrypto"],
+            ":crypto": ["libcrypto"],
+        },
+        required_headers = ["openssl/ssl.h"],
+    )
     _maybe(
         system_repository,
         name = "com_github_libuv_libuv",

@@ -35,6 +35,10 @@ absl::string_view CloseReasonName(CloseReason reason) {
       return "refused";
     case CloseReason::kInputOverflow:
       return "input_overflow";
+    case CloseReason::kHandshakeFailed:
+      return "handshake_failed";
+    case CloseReason::kTruncated:
+      return "truncated";
   }
   return "unknown";
 }
@@ -102,10 +106,16 @@ ReadLimit::ReadLimit(std::vector<std::shared_ptr<TokenBucket>> buckets)
 
 ConnectionPtr ConnectionAccess::Create(std::shared_ptr<ConnectionOwner> owner,
                                        uint64_t id, bool outbound,
-                                       TcpStream stream, SocketAddress peer) {
+                                       TcpStream stream, SocketAddress peer,
+                                       const ConnectionLayer* layer,
+                                       absl::string_view server_name) {
+  if (layer != nullptr) {
+    return layer->NewConnection(NewConnectionArgs{
+        std::move(owner), id, outbound, std::move(stream), peer, server_name});
+  }
   return std::make_shared<ConnectionWithTransport<SocketTransport>>(
       Connection::PassKey(), std::move(owner), id, outbound, peer,
-      std::move(stream));
+      /*handshake=*/false, std::move(stream));
 }
 
 int64_t ConnectionAccess::LastActivityNanos(const Connection& conn) {
@@ -123,13 +133,13 @@ void ConnectionAccess::IdleExpired(const ConnectionPtr& conn) {
 void ConnectionAccess::Start(const ConnectionPtr& conn) { conn->Start(); }
 
 void ConnectionAccess::FailConnect(const ConnectionPtr& conn,
-                                   absl::Status status) {
-  conn->Dispatch([status = std::move(status)](const ConnectionPtr& c) {
+                                   absl::Status status, CloseReason reason) {
+  conn->Dispatch([status = std::move(status), reason](const ConnectionPtr& c) {
     {
       CompactMutexLock lock(&c->mu_);
       if (c->phase() != Connection::Phase::kConnecting) return;
     }
-    c->Teardown(CloseReason::kError, status);
+    c->Teardown(reason, status);
     c->owner_->OnConnectDone(c, status);
   });
 }
@@ -167,7 +177,7 @@ std::unique_ptr<net_internal::ReadLimit> MakeReadLimit(
 Connection::Connection(PassKey,
                        std::shared_ptr<net_internal::ConnectionOwner> owner,
                        uint64_t id, bool outbound, SocketAddress peer,
-                       net_internal::Transport* transport)
+                       net_internal::Transport* transport, bool handshake)
     : owner_(std::move(owner)),
       transport_(transport),
       id_(id),
@@ -175,8 +185,9 @@ Connection::Connection(PassKey,
           MakeReadLimit(owner_->config().options, *owner_->config().loop)),
       peer_(peer),
       // Outbound sockets start connecting (even one whose connect already
-      // completed: the first writable report confirms it either way).
-      phase_(outbound ? Phase::kConnecting : Phase::kOpen),
+      // completed: the first writable report confirms it either way), and
+      // so do accepted ones with a handshake to make first.
+      phase_(outbound || handshake ? Phase::kConnecting : Phase::kOpen),
       outbound_(outbound),
       write_side_(static_cast<uint8_t>(WriteSide::kOpen)),
       input_ended_(false),

@@ -107,18 +107,22 @@ struct IoResult;
 
 // Why a connection closed (on_close, stats).
 enum class CloseReason : uint8_t {
-  kPeerClosed,     // the peer shut down (EOF); our pending output was flushed
-  kReset,          // ECONNRESET / EPIPE: the peer reset the connection
-  kError,          // another socket error (the status says which)
-  kIdleTimeout,    // no traffic for ConnectionOptions::idle_timeout
-  kClosedLocally,  // Connection::Close() or Abort()
-  kStopped,        // its TcpServer or TcpClient stopped (or was destroyed)
-  kRefused,        // over max_connections or out of descriptors; stats only:
-                   // refused connections never reach the callbacks
-  kInputOverflow,  // on_data left max_input_bytes unconsumed (see
-                   // ConnectionOptions::max_input_bytes)
+  kPeerClosed,       // the peer shut down (EOF); our pending output was flushed
+  kReset,            // ECONNRESET / EPIPE: the peer reset the connection
+  kError,            // another socket error (the status says which)
+  kIdleTimeout,      // no traffic for ConnectionOptions::idle_timeout
+  kClosedLocally,    // Connection::Close() or Abort()
+  kStopped,          // its TcpServer or TcpClient stopped (or was destroyed)
+  kRefused,          // over max_connections or out of descriptors; stats only:
+                     // refused connections never reach the callbacks
+  kInputOverflow,    // on_data left max_input_bytes unconsumed (see
+                     // ConnectionOptions::max_input_bytes)
+  kHandshakeFailed,  // a layer's handshake (TLS) failed or timed out; stats
+                     // and connect errors only: the connection never opened
+  kTruncated,        // the peer closed without its protocol's end-of-stream
+                     // (TLS close_notify): input may be cut short
 };
-inline constexpr int kCloseReasonCount = 8;
+inline constexpr int kCloseReasonCount = 10;
 
 // "peer_closed", "reset", ...
 absl::string_view CloseReasonName(CloseReason reason);
@@ -316,9 +320,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  protected:
   // `transport` lives in the same allocation (ConnectionWithTransport).
+  // An accepted connection whose transport has a handshake (TLS) starts
+  // kConnecting too, and opens when the handshake completes.
   Connection(PassKey, std::shared_ptr<net_internal::ConnectionOwner> owner,
              uint64_t id, bool outbound, SocketAddress peer,
-             net_internal::Transport* transport);
+             net_internal::Transport* transport, bool handshake = false);
 
  private:
   friend struct net_internal::ConnectionAccess;

@@ -24,6 +24,21 @@ namespace mill {
 
 using net_internal::kConnectionCallbacks;
 
+namespace {
+// Closes that lose nothing: the transport may tell the peer so.
+bool IsCleanClose(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kPeerClosed:
+    case CloseReason::kIdleTimeout:
+    case CloseReason::kClosedLocally:
+    case CloseReason::kStopped:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
 void Connection::Close() {
   bool schedule = false;
   {
@@ -142,6 +157,7 @@ void Connection::Teardown(CloseReason reason, absl::Status status) {
     if (read_limit_ != nullptr) {
       resume = std::exchange(read_limit_->resume_timer, EventLoop::TimerId());
     }
+    if (out_.empty() && IsCleanClose(reason)) transport_->CloseNotify();
     out_.Clear(&dropped);
   }
   if (config().idle != nullptr) config().idle->Remove(&idle_node_);

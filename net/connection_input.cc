@@ -93,7 +93,8 @@ void Connection::StartOpen() {
 
 void Connection::FinishConnect() {
   bool in_progress = false;
-  absl::Status status = transport_->FinishConnect(&in_progress);
+  CloseReason failure = CloseReason::kError;
+  absl::Status status = transport_->FinishConnect(&in_progress, &failure);
   if (in_progress) return;  // a spurious report: still connecting
   ConnectionPtr self = shared_from_this();
   {
@@ -107,7 +108,7 @@ void Connection::FinishConnect() {
     }
   }
   if (!status.ok()) {
-    Teardown(CloseReason::kError, status);
+    Teardown(failure, status);
     owner_->OnConnectDone(self, status);
     return;
   }

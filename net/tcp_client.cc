@@ -22,6 +22,11 @@ absl::StatusOr<std::unique_ptr<TcpClient>> TcpClientAccess::Create(
   if (loop == nullptr) {
     return absl::InvalidArgumentError("TcpClient::Create: null loop");
   }
+  if (options.layer != nullptr && options.layer->is_server()) {
+    return absl::InvalidArgumentError(
+        "TcpClientOptions::layer is a server-side layer (use the client "
+        "context)");
+  }
   if (absl::Status s = ValidateConnectionOptions(options.connection); !s.ok()) {
     return s;
   }

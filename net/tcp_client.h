@@ -59,6 +59,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "net/connection.h"
+#include "net/connection_layer.h"
 #include "net/socket_address.h"
 #include "reactor/event_loop.h"
 
@@ -90,6 +91,12 @@ struct TcpClientOptions {
   // Delay before starting the next address while earlier attempts are still
   // connecting (RFC 8305 recommends 250 ms).
   absl::Duration attempt_delay = absl::Milliseconds(250);
+  // The protocol connections speak over TCP (null: plain TCP), e.g. a
+  // TlsClientContext (//tls). A connect completes once the layer's
+  // handshake did (within the connect timeout); a failed handshake is the
+  // connect's error. The layer learns the name connected to: the host of
+  // "host:port", or the address itself.
+  std::shared_ptr<const ConnectionLayer> layer;
 };
 
 // Counters, readable at any time.

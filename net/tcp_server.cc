@@ -134,8 +134,9 @@ void ServerCore::Adopt(int fd, const SocketAddress& peer) {
   if (socket_options.no_delay) (void)stream.SetNoDelay(true);
   if (socket_options.keep_alive) (void)stream.SetKeepAlive(true);
   const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
-  ConnectionPtr conn = ConnectionAccess::Create(
-      shared_from_this(), id, /*outbound=*/false, std::move(stream), peer);
+  ConnectionPtr conn =
+      ConnectionAccess::Create(shared_from_this(), id, /*outbound=*/false,
+                               std::move(stream), peer, options.layer.get());
   {
     MutexLock lock(&mu);
     if (stopping_) return;  // conn's destructor closes the socket
@@ -156,6 +157,16 @@ void ServerCore::Adopt(int fd, const SocketAddress& peer) {
   }
   if (stopped) {
     ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
+  }
+}
+
+void ServerCore::OnConnectDone(const ConnectionPtr& conn,
+                               const absl::Status& status) {
+  if (status.ok()) return;
+  handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+  config().counters.CountClose(CloseReason::kHandshakeFailed);
+  if (options.on_handshake_failed) {
+    options.on_handshake_failed(conn->peer_address(), status);
   }
 }
 
@@ -230,6 +241,11 @@ absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Create(
       !s.ok()) {
     return s;
   }
+  if (options.layer != nullptr && !options.layer->is_server()) {
+    return absl::InvalidArgumentError(
+        "TcpServerOptions::layer is a client-side layer (use the server "
+        "context)");
+  }
   if (options.accept_retry_delay <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "TcpServerOptions::accept_retry_delay must be positive");
@@ -283,6 +299,7 @@ TcpServerStats TcpServer::stats() const {
       c.refused_no_descriptor.load(std::memory_order_relaxed);
   s.accept_errors = c.accept_errors.load(std::memory_order_relaxed);
   s.accept_pauses = c.accept_pauses.load(std::memory_order_relaxed);
+  s.handshakes_failed = c.handshakes_failed.load(std::memory_order_relaxed);
   s.active = connection_count();
   s.bytes_read = counters.bytes_read.load(std::memory_order_relaxed);
   s.bytes_written = counters.bytes_written.load(std::memory_order_relaxed);

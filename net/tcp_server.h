@@ -44,6 +44,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "net/connection.h"
+#include "net/connection_layer.h"
 #include "net/socket_address.h"
 #include "net/tcp_listener.h"
 #include "net/tcp_stream.h"
@@ -73,6 +74,15 @@ struct TcpServerOptions {
   // Pause before accepting again after an accept error that the spare
   // descriptor cannot absorb.
   absl::Duration accept_retry_delay = absl::Milliseconds(100);
+  // The protocol accepted connections speak over TCP (null: plain TCP), e.g.
+  // a TlsServerContext (//tls). A connection whose handshake fails (or
+  // times out) never reaches on_connect: it is counted in
+  // Stats::handshakes_failed and closed_by[kHandshakeFailed], and
+  // on_handshake_failed hears why. The server keeps serving.
+  std::shared_ptr<const ConnectionLayer> layer;
+  // Optional; runs where the connection's callbacks would have run.
+  std::function<void(const SocketAddress& peer, const absl::Status& error)>
+      on_handshake_failed;
 };
 
 // Counters, readable at any time (each one is exact; together they are a
@@ -84,7 +94,9 @@ struct TcpServerStats {
   uint64_t refused_no_descriptor = 0;
   uint64_t accept_errors = 0;  // other accept failures
   uint64_t accept_pauses = 0;  // accepting paused for accept_retry_delay
-  size_t active = 0;           // open connections
+  // Connections whose layer's handshake (TLS) failed or timed out.
+  uint64_t handshakes_failed = 0;
+  size_t active = 0;  // open connections
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   // Bytes the read path copied after reading them: 0 while every read

@@ -19,6 +19,9 @@ PACKAGES=(
   # Libraries, exposed to Bazel by bazel/repositories.bzl.
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libhttp-parser-dev
+  # //tls (OpenSSL 3), and the TLS peers of its tests (openssl s_client /
+  # s_server, curl, Python's ssl module).
+  libssl-dev openssl
   # Peer event loops for the comparison benchmarks in bench/.
   libuv1-dev libevent-dev libasio-dev
   # Load generators used by tests and benchmarks.

@@ -36,6 +36,14 @@ void ConnectAttempts::Connect(uint64_t id, std::vector<SocketAddress> addresses,
   auto request = std::make_shared<Request>();
   request->id = id;
   request->target = std::move(target);
+  if (!host.empty()) {
+    request->server_name = std::string(host);
+  } else {
+    uint16_t unused_port = 0;
+    if (!SplitHostPort(request->target, &request->server_name, &unused_port)) {
+      request->server_name.clear();
+    }
+  }
   request->done = std::move(done);
   request->timeout = timeout > absl::ZeroDuration()
                          ? timeout
@@ -159,9 +167,10 @@ void ConnectAttempts::StartAttempt(const RequestPtr& request,
     if (finished) RunFinish(std::move(finish), status);
     return;
   }
-  ConnectionPtr conn =
-      ConnectionAccess::Create(core_->shared_from_this(), conn_id,
-                               /*outbound=*/true, *std::move(stream), address);
+  ConnectionPtr conn = ConnectionAccess::Create(
+      core_->shared_from_this(), conn_id,
+      /*outbound=*/true, *std::move(stream), address,
+      core_->options().layer.get(), request->server_name);
   EventLoop::TimerId replaced;
   {
     MutexLock lock(&mu_);

@@ -84,7 +84,8 @@ class ConnectAttempts {
       bool starting;  // created, Start not returned yet
     };
     uint64_t id = 0;
-    std::string target;  // for messages
+    std::string target;       // for messages
+    std::string server_name;  // for the layer: the host, or the address
     ConnectCallback done;
     absl::Duration timeout;
     std::vector<SocketAddress> addresses;

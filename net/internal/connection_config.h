@@ -10,9 +10,11 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/call_scope.h"
 #include "net/connection.h"
+#include "net/connection_layer.h"
 #include "net/internal/idle_tracker.h"
 #include "net/socket_address.h"
 #include "net/tcp_stream.h"
@@ -99,23 +101,55 @@ struct ReadLimit {
   EventLoop::TimerId resume_timer;
 };
 
+template <typename T>
+class ConnectionWithTransport;
+
+// What a ConnectionLayer gets to make a connection (see
+// ConnectionAccess::Create).
+struct NewConnectionArgs {
+  std::shared_ptr<ConnectionOwner> owner;
+  uint64_t id;
+  bool outbound;
+  TcpStream stream;
+  SocketAddress peer;
+  // Outbound: the name the client connects to (the host of "host:port",
+  // else the address), for TLS's SNI and certificate check.
+  absl::string_view server_name;
+};
+
 // The owners' access to Connection's private lifecycle.
 struct ConnectionAccess {
   // `stream` is accepted (kOpen) or, when `outbound`, connecting (or just
   // connected: kConnecting until its first writable event confirms it; its
   // socket options were applied by TcpStream::Connect). The connection
-  // moves its bytes through a SocketTransport.
+  // moves its bytes through a SocketTransport, or through `layer`'s
+  // transport when given (a layer with a handshake makes an accepted
+  // connection start kConnecting too).
   static ConnectionPtr Create(std::shared_ptr<ConnectionOwner> owner,
                               uint64_t id, bool outbound, TcpStream stream,
-                              SocketAddress peer);
+                              SocketAddress peer,
+                              const ConnectionLayer* layer = nullptr,
+                              absl::string_view server_name = {});
+  // For layers: a connection with a transport of type T (constructed from
+  // the connection and `transport_args`), in one allocation. `handshake`:
+  // it opens (on_connect) only when T's FinishConnect says so.
+  template <typename T, typename... Args>
+  static std::shared_ptr<ConnectionWithTransport<T>> Make(
+      NewConnectionArgs& args, bool handshake, Args&&... transport_args) {
+    return std::make_shared<ConnectionWithTransport<T>>(
+        Connection::PassKey(), std::move(args.owner), args.id, args.outbound,
+        args.peer, handshake, std::forward<Args>(transport_args)...);
+  }
   // Runs on_connect and starts the transport (kOpen), or starts it for the
   // connect's completion (kConnecting). Call once, right after Create. A
   // connection closed in between (Close, FailConnect) does neither: its
   // owner already heard (OnClosed / OnConnectDone).
   static void Start(const ConnectionPtr& conn);
-  // Fails a connect still in progress with `status` (OnConnectDone gets it);
-  // does nothing once the connect finished. From any thread.
-  static void FailConnect(const ConnectionPtr& conn, absl::Status status);
+  // Fails a connect (or handshake) still in progress with `status`
+  // (OnConnectDone gets it); does nothing once it finished. From any
+  // thread.
+  static void FailConnect(const ConnectionPtr& conn, absl::Status status,
+                          CloseReason reason = CloseReason::kError);
   // Closes at once with `reason` (on_close runs for an open connection).
   static void Close(const ConnectionPtr& conn, CloseReason reason,
                     absl::Status status);
@@ -131,6 +165,9 @@ struct ConnectionAccess {
   }
   static void OnTransportEvent(Connection& conn, const Event& event) {
     conn.OnTransportEvent(event);
+  }
+  static Transport* TransportOf(const Connection& conn) {
+    return conn.transport_;
   }
 
   // For tests: the interest the connection has its transport report now
@@ -153,10 +190,11 @@ class ConnectionWithTransport final : public Connection {
   template <typename... Args>
   ConnectionWithTransport(Connection::PassKey key,
                           std::shared_ptr<ConnectionOwner> owner, uint64_t id,
-                          bool outbound, SocketAddress peer,
+                          bool outbound, SocketAddress peer, bool handshake,
                           Args&&... transport_args)
       // The base only stores the pointer; the member is built right after.
-      : Connection(key, std::move(owner), id, outbound, peer, &transport_),
+      : Connection(key, std::move(owner), id, outbound, peer, &transport_,
+                   handshake),
         transport_(this, std::forward<Args>(transport_args)...) {}
 
   T& transport() { return transport_; }

@@ -36,6 +36,9 @@ class ServerCore final : public ConnectionOwner,
   // finish closing unless called from inside a connection callback.
   void StopNow() ABSL_LOCKS_EXCLUDED(mu);
 
+  // A handshaking connection opened, or failed its handshake.
+  void OnConnectDone(const ConnectionPtr& conn,
+                     const absl::Status& status) override;
   void OnClosed(const ConnectionPtr& conn, CloseReason reason,
                 const absl::Status& status) override;
   void OnCloseCallbackDone() override;
@@ -54,6 +57,7 @@ class ServerCore final : public ConnectionOwner,
   std::atomic<uint64_t> refused_no_descriptor{0};
   std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> accept_pauses{0};
+  std::atomic<uint64_t> handshakes_failed{0};
 
  private:
   void Adopt(int fd, const SocketAddress& peer);

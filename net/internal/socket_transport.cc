@@ -105,7 +105,9 @@ void SocketTransport::HandleEvent(const Event& event) {
   ConnectionAccess::OnTransportEvent(*conn_, event);
 }
 
-absl::Status SocketTransport::FinishConnect(bool* in_progress) {
+absl::Status SocketTransport::FinishConnect(bool* in_progress,
+                                            CloseReason* reason) {
+  *reason = CloseReason::kError;
   absl::Status status = stream_.FinishConnect();
   *in_progress = !status.ok() && stream_.connect_pending();
   return status;

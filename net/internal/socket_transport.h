@@ -27,7 +27,10 @@
 namespace mill {
 namespace net_internal {
 
-class SocketTransport final : public Transport, public RegisteredHandler {
+// Not final: a layered transport (TLS) derives from it to reuse the
+// registration, the connect and the descriptor, and replaces the byte
+// moving (Read, Write, SendFile, ...) and the report (HandleEvent).
+class SocketTransport : public Transport, public RegisteredHandler {
  public:
   // `conn` is the connection this transport lives in.
   SocketTransport(Connection* conn, TcpStream stream);
@@ -36,7 +39,7 @@ class SocketTransport final : public Transport, public RegisteredHandler {
   void SetInterest(Interest interest) override;
   void Release(absl::AnyInvocable<void()> on_released) override;
   void CloseNow() override;
-  absl::Status FinishConnect(bool* in_progress) override;
+  absl::Status FinishConnect(bool* in_progress, CloseReason* reason) override;
   absl::Status TakeError(CloseReason* reason) override;
   IoResult Read(ByteBuffer& input, size_t max, size_t* copied) override;
   IoResult Write(absl::Span<const absl::string_view> pieces) override;
@@ -47,12 +50,16 @@ class SocketTransport final : public Transport, public RegisteredHandler {
 
   int fd() const { return stream_.fd(); }
 
- private:
+ protected:
   // EventHandler: the loop's report, passed on to the connection. (A
   // RegisteredHandler: the loop's state for the registration lives in the
   // connection's own allocation.)
   void HandleEvent(const Event& event) override;
 
+  Connection* connection() const { return conn_; }
+  const TcpStream& stream() const { return stream_; }
+
+ private:
   Connection* const conn_;
   // no_unique_address: reads_fill_room_ lives in the stream's tail padding,
   // so the flag costs no byte per connection.

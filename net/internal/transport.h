@@ -99,11 +99,21 @@ class Transport {
   virtual void Release(absl::AnyInvocable<void()> on_released) = 0;
   // Closes the descriptor (after Release ran on_released). Idempotent.
   virtual void CloseNow() = 0;
+  // The connection is closing cleanly (Close() flushed, the peer ended,
+  // idle timeout, its owner stopped; nothing dropped): a protocol with an
+  // end-of-stream message of its own (TLS close_notify) sends it now, best
+  // effort and without blocking or waiting for the peer's. Under the
+  // connection's lock, before Release; plain sockets need nothing (close(2)
+  // sends the FIN).
+  virtual void CloseNotify() {}
 
-  // Outbound only: completes the connect after the first report: OK or the
-  // connect's error; *in_progress is set when it is still going on (a
-  // spurious report: wait for the next).
-  virtual absl::Status FinishConnect(bool* in_progress) = 0;
+  // For a kConnecting connection (outbound, or one with a handshake): at
+  // each report, goes on with the connect and the transport's handshake:
+  // OK once both are done, or the error (and *reason: kError for the
+  // connect, kHandshakeFailed for a handshake); *in_progress is set while
+  // either is still going on (a report follows).
+  virtual absl::Status FinishConnect(bool* in_progress,
+                                     CloseReason* reason) = 0;
   // The pending error of a report flagged as an error (OK if none).
   virtual absl::Status TakeError(CloseReason* reason) = 0;
 

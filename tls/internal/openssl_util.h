@@ -1,0 +1,51 @@
+// Small OpenSSL helpers shared by //tls: owning pointers, the error queue as
+// an absl::Status, and the settings every context gets. Internal.
+#ifndef MILL_IO_TLS_INTERNAL_OPENSSL_UTIL_H_
+#define MILL_IO_TLS_INTERNAL_OPENSSL_UTIL_H_
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "tls/tls_version.h"
+
+namespace mill {
+namespace tls_internal {
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+
+// Drains this thread's OpenSSL error queue into "reason; reason" (the
+// library's own words, e.g. "certificate verify failed"); `fallback` when
+// the queue is empty.
+std::string DrainErrors(absl::string_view fallback = "unknown error");
+// `code` with "<what>: <DrainErrors()>".
+absl::Status ErrorStatus(absl::StatusCode code, absl::string_view what);
+
+// A new context with what both sides share: the version range,
+// renegotiation off, no compression, partial writes from a moving buffer
+// (the output queue's), buffers released while idle.
+absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method,
+                                     TlsVersion min_version,
+                                     TlsVersion max_version,
+                                     bool enable_kernel_tls);
+
+// ALPN's wire format (length-prefixed names); InvalidArgument for an empty
+// or over-long (> 255 bytes) name.
+absl::StatusOr<std::string> AlpnWireFormat(
+    const std::vector<std::string>& protocols);
+
+// True when `name` is an IPv4 or IPv6 address literal.
+bool IsIpLiteral(absl::string_view name);
+
+}  // namespace tls_internal
+}  // namespace mill
+
+#endif  // MILL_IO_TLS_INTERNAL_OPENSSL_UTIL_H_
