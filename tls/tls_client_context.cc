@@ -32,14 +32,17 @@ class ClientContextState {
   // OpenSSL made a session (after the handshake in TLS 1.2, with each
   // ticket in TLS 1.3): keep it for the endpoint.
   static int OnNewSession(SSL* ssl, SSL_SESSION* session);
-  static int ctx_index;
+  // The SSL_CTX ex_data slot that points at the state.
+  static int ContextIndex() {
+    static const int index =
+        SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+  }
 };
-
-int ClientContextState::ctx_index = -1;
 
 int ClientContextState::OnNewSession(SSL* ssl, SSL_SESSION* session) {
   auto* state = static_cast<ClientContextState*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index));
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ContextIndex()));
   const TlsTransport* transport = TlsTransport::OfSsl(ssl);
   if (state != nullptr && transport != nullptr &&
       !transport->session_key().empty() && SSL_SESSION_is_resumable(session)) {
@@ -135,10 +138,7 @@ absl::StatusOr<std::shared_ptr<TlsClientContext>> TlsClientContext::Create(
     return tls_internal::ErrorStatus(absl::StatusCode::kInvalidArgument,
                                      "TLS: ciphersuites");
   }
-  static const int index =
-      SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-  ClientContextState::ctx_index = index;
-  SSL_CTX_set_ex_data(raw, index, state.get());
+  SSL_CTX_set_ex_data(raw, ClientContextState::ContextIndex(), state.get());
   if (options.session_cache_size > 0) {
     SSL_CTX_set_session_cache_mode(
         raw, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

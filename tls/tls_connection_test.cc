@@ -220,10 +220,11 @@ TEST_P(TlsConnectionTest, ClientRejectsEveryBadCertificate) {
   for (const auto& [files, expected] : cases) {
     TlsServerOptions server_options;
     server_options.certificates = {{files.cert_file, files.key_file, {}}};
-    std::atomic<int> failed{0};
+    // Shared: the server outlives this iteration (it stops in TearDown).
+    auto failed = std::make_shared<std::atomic<int>>(0);
     TcpServerOptions tcp_options;
-    tcp_options.on_handshake_failed = [&](const SocketAddress&,
-                                          const absl::Status&) { ++failed; };
+    tcp_options.on_handshake_failed =
+        [failed](const SocketAddress&, const absl::Status&) { ++*failed; };
     TcpServer* server =
         StartServer(ServerContext(server_options), Echo(), tcp_options);
     auto seen = std::make_shared<Seen>();
@@ -241,7 +242,7 @@ TEST_P(TlsConnectionTest, ClientRejectsEveryBadCertificate) {
           << conn.status();
     }
     // The server saw the client's alert: a failed handshake, counted.
-    ASSERT_TRUE(WaitFor([&] { return failed.load() == 2; })) << failed.load();
+    ASSERT_TRUE(WaitFor([&] { return failed->load() == 2; })) << failed->load();
     EXPECT_EQ(server->stats().handshakes_failed, 2u);
     EXPECT_EQ(server->stats().closed(CloseReason::kHandshakeFailed), 2u);
     EXPECT_EQ(client->stats().connects_failed, 2u);
@@ -264,11 +265,11 @@ TEST_P(TlsConnectionTest, ClientWithoutVerificationAcceptsAnything) {
 TEST_P(TlsConnectionTest, StalledHandshakesAreClosedInBoundedTime) {
   TlsServerOptions server_options = ServerOptions();
   server_options.handshake_timeout = absl::Milliseconds(200);
-  std::atomic<int> timeouts{0};
+  auto timeouts = std::make_shared<std::atomic<int>>(0);
   TcpServerOptions tcp_options;
-  tcp_options.on_handshake_failed = [&](const SocketAddress&,
-                                        const absl::Status& status) {
-    if (absl::IsDeadlineExceeded(status)) ++timeouts;
+  tcp_options.on_handshake_failed = [timeouts](const SocketAddress&,
+                                               const absl::Status& status) {
+    if (absl::IsDeadlineExceeded(status)) ++*timeouts;
   };
   TcpServer* server =
       StartServer(ServerContext(server_options), Echo(), tcp_options);
@@ -285,21 +286,24 @@ TEST_P(TlsConnectionTest, StalledHandshakesAreClosedInBoundedTime) {
   EXPECT_TRUE(ReadsEndWithin(partial, absl::Seconds(10)));
   ::close(silent);
   ::close(partial);
-  ASSERT_TRUE(WaitFor([&] { return timeouts.load() == 2; }));
+  ASSERT_TRUE(WaitFor([&] { return timeouts->load() == 2; }));
   EXPECT_EQ(server->stats().closed(CloseReason::kHandshakeFailed), 2u);
   EXPECT_TRUE(WaitFor([&] { return server->stats().active == 0; }));
 }
 
 TEST_P(TlsConnectionTest, BadBytesCloseThatConnectionOnly) {
-  std::atomic<int> failed{0};
-  std::string last_error;
-  std::mutex mu;
+  struct Failures {
+    std::mutex mu;
+    int count = 0;
+    std::string last_error;
+  };
+  auto failures = std::make_shared<Failures>();
   TcpServerOptions tcp_options;
-  tcp_options.on_handshake_failed = [&](const SocketAddress&,
-                                        const absl::Status& status) {
-    std::lock_guard<std::mutex> lock(mu);
-    last_error = std::string(status.message());
-    ++failed;
+  tcp_options.on_handshake_failed = [failures](const SocketAddress&,
+                                               const absl::Status& status) {
+    std::lock_guard<std::mutex> lock(failures->mu);
+    failures->last_error = std::string(status.message());
+    ++failures->count;
   };
   TcpServer* server = StartServer(ServerContext(), Echo(), tcp_options);
   const uint16_t port = server->local_address().port();
@@ -322,11 +326,14 @@ TEST_P(TlsConnectionTest, BadBytesCloseThatConnectionOnly) {
     EXPECT_TRUE(ReadsEndWithin(fd, absl::Seconds(10)));
     ::close(fd);
   }
-  ASSERT_TRUE(WaitFor([&] { return failed.load() == 3; })) << failed.load();
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(failures->mu);
+    return failures->count == 3;
+  }));
   {
-    std::lock_guard<std::mutex> lock(mu);
-    EXPECT_TRUE(absl::StrContains(last_error, "TLS handshake with"))
-        << last_error;
+    std::lock_guard<std::mutex> lock(failures->mu);
+    EXPECT_TRUE(absl::StrContains(failures->last_error, "TLS handshake with"))
+        << failures->last_error;
   }
   ASSERT_TRUE((*good)->Send("still here").ok());
   ASSERT_TRUE(seen->WaitForBytes(10));
@@ -427,26 +434,27 @@ TEST_P(TlsConnectionTest, InputBoundCountsPlaintext) {
 TEST_P(TlsConnectionTest, TwoHundredConcurrentHandshakes) {
   TcpServer* server = StartServer(ServerContext(), Echo());
   constexpr int kClients = 200;
-  std::atomic<int> echoed{0};
+  auto echoed = std::make_shared<std::atomic<int>>(0);
+  auto failed = std::make_shared<std::atomic<int>>(0);
   ConnectionCallbacks cb;
   cb.on_connect = [](const ConnectionPtr& c) { (void)c->Send("ping"); };
-  cb.on_data = [&](const ConnectionPtr&, ByteBuffer& in) {
+  cb.on_data = [echoed](const ConnectionPtr&, ByteBuffer& in) {
     if (in.size() >= 4) {
       in.Consume(4);
-      ++echoed;
+      ++*echoed;
     }
   };
   TcpClient* client = StartClient(ClientContext(), cb);
-  std::atomic<int> failed{0};
   for (int i = 0; i < kClients; ++i) {
-    client->Connect(Target(server), [&](absl::StatusOr<ConnectionPtr> c) {
-      if (!c.ok()) ++failed;
+    client->Connect(Target(server), [failed](absl::StatusOr<ConnectionPtr> c) {
+      if (!c.ok()) ++*failed;
     });
   }
-  ASSERT_TRUE(WaitFor([&] { return echoed.load() + failed.load() == kClients; },
-                      absl::Seconds(60)))
-      << echoed.load() << " echoed, " << failed.load() << " failed";
-  EXPECT_EQ(failed.load(), 0);
+  ASSERT_TRUE(
+      WaitFor([&] { return echoed->load() + failed->load() == kClients; },
+              absl::Seconds(60)))
+      << echoed->load() << " echoed, " << failed->load() << " failed";
+  EXPECT_EQ(failed->load(), 0);
   EXPECT_EQ(server->stats().handshakes_failed, 0u);
   EXPECT_EQ(server->stats().accepted, static_cast<uint64_t>(kClients));
 }
@@ -456,16 +464,21 @@ TEST_P(TlsConnectionTest, SlowReaderKeepsServerOutputBounded) {
   // the client reads in bursts. Pending output stays near the mark.
   constexpr size_t kTotal = 32 << 20;
   constexpr size_t kChunk = 256 << 10;
-  std::atomic<size_t> sent{0};
-  std::atomic<size_t> max_pending{0};
-  auto pump = [&](const ConnectionPtr& c) {
-    while (sent.load() < kTotal && c->pending_output_bytes() < (1 << 20)) {
+  struct Stream {
+    std::atomic<size_t> sent{0};
+    std::atomic<size_t> max_pending{0};
+    std::atomic<size_t> received{0};
+  };
+  auto stream = std::make_shared<Stream>();
+  auto pump = [stream](const ConnectionPtr& c) {
+    while (stream->sent.load() < kTotal &&
+           c->pending_output_bytes() < (1 << 20)) {
       if (!c->Send(std::string(kChunk, 'z')).ok()) return;
-      sent += kChunk;
+      stream->sent += kChunk;
       size_t pending = c->pending_output_bytes();
-      size_t seen_max = max_pending.load();
+      size_t seen_max = stream->max_pending.load();
       while (pending > seen_max &&
-             !max_pending.compare_exchange_weak(seen_max, pending)) {
+             !stream->max_pending.compare_exchange_weak(seen_max, pending)) {
       }
     }
   };
@@ -473,10 +486,9 @@ TEST_P(TlsConnectionTest, SlowReaderKeepsServerOutputBounded) {
   server_cb.on_connect = pump;
   server_cb.on_low_water = pump;
   TcpServer* server = StartServer(ServerContext(), server_cb);
-  std::atomic<size_t> received{0};
   ConnectionCallbacks client_cb;
-  client_cb.on_data = [&](const ConnectionPtr& c, ByteBuffer& in) {
-    received += in.size();
+  client_cb.on_data = [stream](const ConnectionPtr&, ByteBuffer& in) {
+    stream->received += in.size();
     in.Consume(in.size());
   };
   TcpClient* client = StartClient(ClientContext(), client_cb);
@@ -488,11 +500,11 @@ TEST_P(TlsConnectionTest, SlowReaderKeepsServerOutputBounded) {
     (*conn)->ResumeReading();
     absl::SleepFor(absl::Milliseconds(10));
   }
-  ASSERT_TRUE(
-      WaitFor([&] { return received.load() == kTotal; }, absl::Seconds(60)))
-      << received.load();
+  ASSERT_TRUE(WaitFor([&] { return stream->received.load() == kTotal; },
+                      absl::Seconds(60)))
+      << stream->received.load();
   // High water (1 MiB) plus one chunk, whatever the reader did.
-  EXPECT_LE(max_pending.load(), (size_t{1} << 20) + kChunk);
+  EXPECT_LE(stream->max_pending.load(), (size_t{1} << 20) + kChunk);
 }
 
 TEST_P(TlsConnectionTest, SendFileOverTls) {
@@ -505,11 +517,10 @@ TEST_P(TlsConnectionTest, SendFileOverTls) {
     fclose(f);
   }
   ConnectionCallbacks server_cb;
-  server_cb.on_connect = [&](const ConnectionPtr& c) {
+  const size_t size = contents.size();
+  server_cb.on_connect = [path, size](const ConnectionPtr& c) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_TRUE(c->SendFile(fd, 1000, contents.size() - 1000, [fd] {
-                   ::close(fd);
-                 }).ok());
+    EXPECT_TRUE(c->SendFile(fd, 1000, size - 1000, [fd] { ::close(fd); }).ok());
   };
   TcpServer* server = StartServer(ServerContext(), server_cb);
   auto seen = std::make_shared<Seen>();

@@ -130,6 +130,11 @@ class Transport {
   // Half-close: the peer reads EOF once what was written arrives.
   virtual absl::Status ShutdownWrite() = 0;
 
+  // Input the transport holds that no readiness report will announce
+  // (TLS: decrypted bytes, or the peer's close_notify, read along with
+  // earlier data). Read() returns it. From the connection's serial context.
+  virtual bool HasPendingInput() const { return false; }
+
   // Without reading: OK if nothing is waiting to be read, Unavailable if
   // the peer closed or reset, FailedPrecondition if input is waiting.
   virtual absl::Status Probe() const = 0;

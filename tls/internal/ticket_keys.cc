@@ -12,7 +12,12 @@
 namespace mill {
 namespace tls_internal {
 namespace {
-int g_ctx_index = -1;  // SSL_CTX ex_data slot for the TicketKeys
+// The SSL_CTX ex_data slot that points at the TicketKeys.
+int ContextIndex() {
+  static const int index =
+      SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
 }  // namespace
 
 TicketKeys::TicketKeys(absl::Duration rotation, int keep_previous)
@@ -46,12 +51,7 @@ absl::Status TicketKeys::RotateLocked(absl::Time now) {
 }
 
 void TicketKeys::Install(SSL_CTX* ctx) {
-  static const int index = [] {
-    g_ctx_index =
-        SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    return g_ctx_index;
-  }();
-  SSL_CTX_set_ex_data(ctx, index, this);
+  SSL_CTX_set_ex_data(ctx, ContextIndex(), this);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeys::Callback);
 }
 
@@ -59,7 +59,7 @@ int TicketKeys::Callback(SSL* ssl, unsigned char key_name[16],
                          unsigned char* iv, EVP_CIPHER_CTX* cipher,
                          EVP_MAC_CTX* mac, int encrypt) {
   auto* keys = static_cast<TicketKeys*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), g_ctx_index));
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ContextIndex()));
   if (keys == nullptr) return -1;
   return keys->Use(key_name, iv, cipher, mac, encrypt == 1);
 }

@@ -436,6 +436,12 @@ absl::Status TlsTransport::ShutdownWrite() {
   return SocketTransport::ShutdownWrite();
 }
 
+bool TlsTransport::HasPendingInput() const {
+  CompactMutexLock lock(&mu_);
+  return has_pending_end_ ||
+         (handshake_done_ && !fatal_ && SSL_has_pending(ssl_) == 1);
+}
+
 absl::Status TlsTransport::Probe() const {
   absl::Status socket = SocketTransport::Probe();
   CompactMutexLock lock(&mu_);

@@ -72,6 +72,7 @@ class TlsTransport final : public net_internal::SocketTransport {
                                   size_t length) override;
   absl::Status ShutdownWrite() override;
   absl::Status Probe() const override;
+  bool HasPendingInput() const override;
 
   TlsInfo Info() const;
   const std::string& session_key() const { return session_key_; }
