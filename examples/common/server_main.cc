@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -21,6 +23,27 @@ ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
 
 namespace mill {
 namespace examples {
+
+namespace {
+
+// Abseil flag names cannot contain '-', but the documented spellings of
+// some flags do (--tls-cert): every "--name[=value]" argument before a
+// bare "--" gets its name's dashes turned into underscores, so both
+// spellings work for every flag. Values are left alone.
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() < 3 || arg[0] != '-') continue;
+    const size_t start = arg[1] == '-' ? 2 : 1;
+    const size_t end = std::min(arg.find('='), arg.size());
+    std::replace(arg.begin() + start, arg.begin() + end, '-', '_');
+  }
+  return args;
+}
+
+}  // namespace
 
 CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout) {
   CommonServerFlags flags;
@@ -77,7 +100,11 @@ ServerProgram::ServerProgram(absl::string_view name, absl::string_view usage,
 
 bool ServerProgram::ParseCommandLine(int argc, char** argv) {
   absl::SetProgramUsageMessage(usage_);
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args = NormalizeFlagNames(argc, argv);
+  std::vector<char*> arg_pointers;
+  for (std::string& arg : args) arg_pointers.push_back(arg.data());
+  std::vector<char*> rest = absl::ParseCommandLine(
+      static_cast<int>(arg_pointers.size()), arg_pointers.data());
   if (rest.size() > 1) {
     Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
     return false;
@@ -133,6 +160,7 @@ bool ServerProgram::Listen(TcpServerCallbacks callbacks,
     return false;
   }
   server_ = *std::move(server);
+  tls_ = options.layer != nullptr;
   return true;
 }
 
@@ -156,15 +184,22 @@ int ServerProgram::Serve() {
     Fail(status.ToString());
     exit_code_ = 1;
   }
+  // Failed TLS handshakes (plaintext on the port, clients that distrust
+  // the certificate) never reach the program's callbacks: counted here.
+  const std::string handshakes =
+      tls_ ? absl::StrCat(", ", stats.handshakes_failed,
+                          " TLS handshakes failed")
+           : "";
   // Bytes copied after reading: 0 while every read lands in place in the
   // connections' input buffers (bench/copies.py reads this line).
   std::fprintf(stderr,
                "%s: stopped; %llu connections, %llu bytes sent, %llu bytes "
-               "received, %llu copied after reading\n",
+               "received, %llu copied after reading%s\n",
                name_.c_str(), static_cast<unsigned long long>(stats.accepted),
                static_cast<unsigned long long>(stats.bytes_written),
                static_cast<unsigned long long>(stats.bytes_read),
-               static_cast<unsigned long long>(stats.input_bytes_copied));
+               static_cast<unsigned long long>(stats.input_bytes_copied),
+               handshakes.c_str());
   return exit_code_;
 }
 

@@ -79,7 +79,9 @@ class ServerProgram {
   ServerProgram& operator=(const ServerProgram&) = delete;
 
   // Sets the usage message, parses the command line (no positional
-  // arguments) and validates the common flags. False after printing why.
+  // arguments; a flag's name may be spelled with '-' for '_':
+  // --tls-cert is --tls_cert) and validates the common flags. False after
+  // printing why.
   bool ParseCommandLine(int argc, char** argv);
   // The validated common flags (after ParseCommandLine returned true).
   const ServerSetup& setup() const { return setup_; }
@@ -104,7 +106,8 @@ class ServerProgram {
 
   // Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
   // (flushed), runs the loop until a signal, then stops and destroys the
-  // server and prints "<program>: stopped; N connections, M bytes sent".
+  // server and prints "<program>: stopped; N connections, M bytes sent"
+  // (", K TLS handshakes failed" appended when the server has a layer).
   // Returns the process exit code: 0 after a graceful shutdown.
   int Serve();
 
@@ -117,6 +120,7 @@ class ServerProgram {
   int exit_code_ = 0;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<TcpServer> server_;
+  bool tls_ = false;  // the server has a layer (TLS)
 };
 
 }  // namespace examples

@@ -1,8 +1,10 @@
 #include "examples/proxy/pooled_connector.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace mill::proxy {
 namespace {
@@ -55,27 +57,43 @@ std::shared_ptr<const LeaseCallbacks> CallbacksFor(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PooledConnector>> PooledConnector::Create(
-    EventLoop* loop, ConnectionPoolOptions options) {
+    EventLoop* loop, ConnectionPoolOptions options,
+    std::shared_ptr<const ConnectionLayer> tls) {
+  std::unique_ptr<ConnectionPool> tls_pool;
+  if (tls != nullptr) {
+    ConnectionPoolOptions tls_options = options;
+    tls_options.client.layer = std::move(tls);
+    absl::StatusOr<std::unique_ptr<ConnectionPool>> pool =
+        ConnectionPool::Create(loop, std::move(tls_options));
+    if (!pool.ok()) return pool.status();
+    tls_pool = *std::move(pool);
+  }
   absl::StatusOr<std::unique_ptr<ConnectionPool>> pool =
       ConnectionPool::Create(loop, std::move(options));
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<PooledConnector>(
-      new PooledConnector(std::move(*pool)));
+      new PooledConnector(*std::move(pool), std::move(tls_pool)));
 }
 
 void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
                               std::shared_ptr<UpstreamHandler> handler,
                               AcquireCallback done) {
+  ConnectionPool* pool = upstream.tls ? tls_.get() : plain_.get();
+  if (pool == nullptr) {
+    done(absl::FailedPreconditionError(
+        absl::StrCat("upstream ", upstream.host_port, ": no TLS configured")));
+    return;
+  }
   std::shared_ptr<const LeaseCallbacks> callbacks =
       std::static_pointer_cast<const LeaseCallbacks>(handler->connector_state);
   if (callbacks == nullptr) {
     callbacks = CallbacksFor(handler);
     handler->connector_state = callbacks;
   }
-  ConnectionPool* pool = pool_.get();
-  // The pool resolves "host:port" itself; the proxy passes the address it
-  // resolved at startup, so names are looked up once.
-  pool_->Acquire(
+  // The pool resolves "host:port" itself; for plain upstreams the proxy
+  // passes the address it resolved at startup, so names are looked up once
+  // (TLS upstreams pass the name, which the certificate must match).
+  pool->Acquire(
       upstream.endpoint, deadline,
       [pool, done = std::move(done)](absl::StatusOr<Lease> lease) mutable {
         if (!lease.ok()) {
@@ -87,6 +105,39 @@ void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
       std::move(callbacks));
 }
 
-void PooledConnector::Stop() { pool_->Drain(); }
+void PooledConnector::Stop() {
+  plain_->Drain();
+  if (tls_ != nullptr) tls_->Drain();
+}
+
+ConnectionPoolStats PooledConnector::stats() const {
+  ConnectionPoolStats sum = plain_->stats();
+  if (tls_ == nullptr) return sum;
+  const ConnectionPoolStats t = tls_->stats();
+  sum.active += t.active;
+  sum.idle += t.idle;
+  sum.connecting += t.connecting;
+  sum.open += t.open;
+  sum.pending += t.pending;
+  sum.endpoints += t.endpoints;
+  sum.created += t.created;
+  sum.reused += t.reused;
+  sum.acquired += t.acquired;
+  sum.connect_failures += t.connect_failures;
+  sum.failed_queue_full += t.failed_queue_full;
+  sum.failed_deadline += t.failed_deadline;
+  sum.failed_connect += t.failed_connect;
+  sum.failed_closed += t.failed_closed;
+  sum.cancelled += t.cancelled;
+  sum.wait_total += t.wait_total;
+  for (size_t i = 0; i < sum.closed_by.size(); ++i) {
+    sum.closed_by[i] += t.closed_by[i];
+  }
+  for (size_t i = 0; i < sum.wait_histogram.size(); ++i) {
+    sum.wait_histogram[i] += t.wait_histogram[i];
+  }
+  sum.wait_max = std::max(sum.wait_max, t.wait_max);
+  return sum;
+}
 
 }  // namespace mill::proxy

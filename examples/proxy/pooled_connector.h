@@ -9,6 +9,12 @@
 // after a stale connection gets one that has just passed the liveness check,
 // or a new one (see the retry rule in proxy.h).
 //
+// TLS: upstreams given as https:// get connections from a second pool whose
+// client speaks TLS (the layer passed to Create): a pool keys connections by
+// endpoint only, so plain and TLS connections to the same HOST:PORT must
+// never meet in one pool. A certificate that does not verify fails the
+// connect (Unavailable, with OpenSSL's reason), before any request byte.
+//
 // Thread-safety: thread-safe. Ownership: owns the pool (destroy before the
 // loop); links hold leases and must be released before the connector is
 // destroyed (the proxy's sessions release theirs when their clients close).
@@ -21,14 +27,17 @@
 #include "absl/time/time.h"
 #include "connpool/connection_pool.h"
 #include "examples/proxy/upstream.h"
+#include "net/connection_layer.h"
 #include "reactor/event_loop.h"
 
 namespace mill::proxy {
 
 class PooledConnector : public UpstreamConnector {
  public:
+  // `tls` (null: no TLS upstreams) is the layer of the TLS pool.
   static absl::StatusOr<std::unique_ptr<PooledConnector>> Create(
-      EventLoop* loop, ConnectionPoolOptions options);
+      EventLoop* loop, ConnectionPoolOptions options,
+      std::shared_ptr<const ConnectionLayer> tls = nullptr);
 
   void Acquire(Upstream& upstream, absl::Time deadline,
                std::shared_ptr<UpstreamHandler> handler,
@@ -36,13 +45,16 @@ class PooledConnector : public UpstreamConnector {
   // Drains the pool: idle connections close, leased ones when released.
   void Stop() override;
 
-  ConnectionPoolStats stats() const { return pool_->stats(); }
+  // Both pools' counters added up.
+  ConnectionPoolStats stats() const;
 
  private:
-  explicit PooledConnector(std::unique_ptr<ConnectionPool> pool)
-      : pool_(std::move(pool)) {}
+  PooledConnector(std::unique_ptr<ConnectionPool> plain,
+                  std::unique_ptr<ConnectionPool> tls)
+      : plain_(std::move(plain)), tls_(std::move(tls)) {}
 
-  std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<ConnectionPool> plain_;
+  std::unique_ptr<ConnectionPool> tls_;  // null without a TLS layer
 };
 
 }  // namespace mill::proxy

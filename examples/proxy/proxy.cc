@@ -650,6 +650,10 @@ class Session : public UpstreamHandler,
                                  const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Exchange& ex = *ex_;
+    if (options().on_upstream_error) {
+      options().on_upstream_error(config_->upstreams->at(ex.upstream_index),
+                                  status);
+    }
     // Another upstream may be up: try each once before giving up.
     if (!absl::IsDeadlineExceeded(status) &&
         ++ex.connect_failures < config_->upstreams->size()) {

@@ -26,8 +26,9 @@
 //   405 CONNECT; these close the client connection (lingering close).
 //   408 header section or body not complete in time (then close).
 //   502 no upstream reachable (connect refused/failed on every upstream in
-//       turn) or an upstream answered garbage or closed before answering,
-//       or with a transfer coding an HTTP/1.0 client cannot take;
+//       turn, an https:// upstream's certificate not verified: the request
+//       is never sent) or an upstream answered garbage or closed before
+//       answering, or with a transfer coding an HTTP/1.0 client cannot take;
 //   504 upstream_timeout passed without the upstream sending a byte of the
 //       response (or, once it started, between bytes).
 //   Once a response head went out, a failure can only cut the client
@@ -57,8 +58,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "examples/proxy/upstream.h"
 #include "net/connection.h"
@@ -90,6 +93,13 @@ struct ProxyOptions {
   // Output queue level at which the proxy stops feeding a side (normally
   // the connections' high_water_mark).
   size_t high_water_mark = 1 << 20;
+  // Optional: hears why a connection to an upstream could not be had
+  // (refused, TLS certificate not verified, ...) before the exchange tries
+  // the next upstream or answers 502/503/504. Runs on the thread that
+  // learnt it, inside the exchange's session lock: must not block or call
+  // into the proxy.
+  std::function<void(const Upstream& upstream, const absl::Status& error)>
+      on_upstream_error;
 };
 
 // Counters, readable at any time.

@@ -10,28 +10,48 @@
 // backpressure, so memory per connection stays bounded by the high-water
 // marks whatever the message sizes.
 //
+// TLS, both sides: --tls-cert=CERT.pem --tls-key=KEY.pem terminates TLS from
+// clients (ALPN "http/1.1"; both or neither). An upstream given as
+// https://HOST:PORT is spoken to over TLS, its certificate verified against
+// --upstream-ca (or the system trust store) and HOST; such upstreams use a
+// pool of their own, so plain and TLS connections are never mixed up. One
+// whose certificate does not verify gets no request: the client gets 502
+// and stderr says why (at most a line a second).
+//
 // Prints "listening on ADDRESS:PORT" once it accepts connections; exits 0
 // on SIGINT/SIGTERM after closing every connection; bad flags print a
 // message on stderr and exit 2.
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "connpool/connection_pool.h"
 #include "examples/common/server_main.h"
+#include "examples/common/tls_flags.h"
 #include "examples/proxy/pooled_connector.h"
 #include "examples/proxy/proxy.h"
 #include "examples/proxy/upstream.h"
 #include "net/tcp_server.h"
 #include "reactor/event_loop.h"
+#include "tls/tls_client_context.h"
+#include "tls/tls_server_context.h"
 
 ABSL_FLAG(int, port, 8000, "TCP port (0: let the kernel pick a free one)");
 ABSL_FLAG(std::string, upstream, "",
-          "upstream servers, HOST:PORT[,HOST:PORT...] (required)");
+          "upstream servers, [http://|https://]HOST:PORT[,...] (required); "
+          "https:// ones are spoken to over TLS, verifying HOST");
+ABSL_FLAG(std::string, upstream_ca, "",
+          "PEM file of the CAs that https:// upstreams' certificates must "
+          "chain to (empty: the system trust store)");
 ABSL_FLAG(std::string, balance, "round_robin",
           "how to pick an upstream: round_robin or least_loaded");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(30),
@@ -72,7 +92,8 @@ int main(int argc, char** argv) {
   mill::examples::ServerProgram program(
       "proxy",
       "HTTP/1.1 reverse proxy on Mill-IO.\n  proxy --port=8000 "
-      "--upstream=127.0.0.1:8080[,HOST:PORT...] --mode=pool|direct",
+      "--upstream=[https://]127.0.0.1:8080[,...] --mode=pool|direct "
+      "[--tls-cert=CERT.pem --tls-key=KEY.pem] [--upstream-ca=CA.pem]",
       FLAGS_port, FLAGS_idle_timeout);
   if (!program.ParseCommandLine(argc, argv)) return program.exit_code();
   const mill::examples::ServerSetup& setup = program.setup();
@@ -90,11 +111,37 @@ int main(int argc, char** argv) {
                      balance_flag, "'"));
   }
   if (absl::GetFlag(FLAGS_upstream).empty()) {
-    return program.Fail("--upstream=HOST:PORT[,HOST:PORT...] is required");
+    return program.Fail(
+        "--upstream=[http://|https://]HOST:PORT[,...] is required");
   }
   absl::StatusOr<std::unique_ptr<mill::proxy::UpstreamSet>> upstreams =
       mill::proxy::UpstreamSet::Parse(absl::GetFlag(FLAGS_upstream), balance);
   if (!upstreams.ok()) return program.Fail(upstreams.status().message());
+
+  // Client side: TLS termination.
+  absl::StatusOr<std::shared_ptr<mill::TlsServerContext>> server_tls =
+      mill::examples::ServerTlsFromFlags({"http/1.1"});
+  if (!server_tls.ok()) return program.Fail(server_tls.status().message());
+  // Upstream side: one TLS client context for every https:// upstream (it
+  // verifies each against its own HOST).
+  bool any_tls_upstream = false;
+  for (size_t i = 0; i < (*upstreams)->size(); ++i) {
+    any_tls_upstream |= (*upstreams)->at(i).tls;
+  }
+  const std::string upstream_ca = absl::GetFlag(FLAGS_upstream_ca);
+  std::shared_ptr<mill::TlsClientContext> client_tls;
+  if (any_tls_upstream) {
+    mill::TlsClientOptions tls_options;
+    tls_options.ca_file = upstream_ca;
+    tls_options.alpn = {"http/1.1"};
+    absl::StatusOr<std::shared_ptr<mill::TlsClientContext>> context =
+        mill::TlsClientContext::Create(std::move(tls_options));
+    if (!context.ok()) return program.Fail(context.status().message());
+    client_tls = *std::move(context);
+  } else if (!upstream_ca.empty()) {
+    // Most likely a forgotten https://: refuse rather than go plaintext.
+    return program.Fail("--upstream-ca needs an https:// --upstream");
+  }
 
   mill::proxy::ProxyOptions options;
   const int max_header_bytes = absl::GetFlag(FLAGS_max_header_bytes);
@@ -123,6 +170,22 @@ int main(int argc, char** argv) {
   options.header_timeout = absl::GetFlag(FLAGS_header_timeout);
   options.body_timeout = absl::GetFlag(FLAGS_body_timeout);
   options.linger_timeout = absl::GetFlag(FLAGS_linger_timeout);
+  // Why upstreams fail (a certificate that does not verify, say), at most
+  // one line a second: a dead upstream fails every request.
+  static std::atomic<int64_t> next_error_log_ns{0};
+  options.on_upstream_error = [](const mill::proxy::Upstream& upstream,
+                                 const absl::Status& error) {
+    const int64_t now = absl::GetCurrentTimeNanos();
+    int64_t next = next_error_log_ns.load(std::memory_order_relaxed);
+    if (now < next ||
+        !next_error_log_ns.compare_exchange_strong(
+            next, now + absl::ToInt64Nanoseconds(absl::Seconds(1)))) {
+      return;
+    }
+    std::fprintf(stderr, "proxy: upstream %s%s: %s\n",
+                 upstream.tls ? "https://" : "", upstream.host_port.c_str(),
+                 std::string(error.message()).c_str());
+  };
   options.upstream_keepalive = absl::GetFlag(FLAGS_upstream_keepalive);
   for (absl::Duration d :
        {options.upstream_timeout, options.header_timeout, options.body_timeout,
@@ -158,7 +221,7 @@ int main(int argc, char** argv) {
   pool_options.max_pending = static_cast<size_t>(max_waiting);
   pool_options.idle_timeout = absl::GetFlag(FLAGS_upstream_idle_timeout);
   absl::StatusOr<std::unique_ptr<mill::proxy::PooledConnector>> connector =
-      mill::proxy::PooledConnector::Create(loop, pool_options);
+      mill::proxy::PooledConnector::Create(loop, pool_options, client_tls);
   if (!connector.ok()) return program.Fail(connector.status().ToString());
 
   mill::proxy::ReverseProxy proxy(loop, upstreams->get(), connector->get(),
@@ -167,6 +230,7 @@ int main(int argc, char** argv) {
   server_options.connection = connection;
   server_options.connection.idle_timeout = setup.idle_timeout;
   server_options.max_connections = setup.max_connections;
+  server_options.layer = *server_tls;  // null: plain TCP
   if (!program.Listen(proxy.ClientCallbacks(), server_options)) {
     return program.exit_code();
   }

@@ -9,9 +9,11 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace mill::proxy {
 namespace {
@@ -56,6 +58,27 @@ absl::StatusOr<SocketAddress> Resolve(absl::string_view host_port) {
                                      length);
 }
 
+// "https://HOST:PORT" -> (HOST:PORT, TLS); "http://HOST:PORT" and
+// "HOST:PORT" -> plain. A trailing "/" is allowed; any other scheme or path
+// is an error.
+absl::StatusOr<std::pair<absl::string_view, bool>> SplitScheme(
+    absl::string_view entry) {
+  absl::string_view rest = entry;
+  bool tls = false;
+  if (absl::StartsWithIgnoreCase(rest, "https://")) {
+    rest.remove_prefix(8);
+    tls = true;
+  } else if (absl::StartsWithIgnoreCase(rest, "http://")) {
+    rest.remove_prefix(7);
+  }
+  absl::ConsumeSuffix(&rest, "/");
+  if (absl::StrContains(rest, "/")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upstream '", entry, "' is not [http://|https://]HOST:PORT"));
+  }
+  return std::make_pair(rest, tls);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Parse(
@@ -63,17 +86,22 @@ absl::StatusOr<std::unique_ptr<UpstreamSet>> UpstreamSet::Parse(
   std::vector<std::unique_ptr<Upstream>> upstreams;
   for (absl::string_view entry : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     entry = absl::StripAsciiWhitespace(entry);
-    absl::StatusOr<SocketAddress> address = Resolve(entry);
+    absl::StatusOr<std::pair<absl::string_view, bool>> parsed =
+        SplitScheme(entry);
+    if (!parsed.ok()) return parsed.status();
+    const auto [host_port, tls] = *parsed;
+    absl::StatusOr<SocketAddress> address = Resolve(host_port);
     if (!address.ok()) return address.status();
     auto upstream = std::make_unique<Upstream>();
-    upstream->host_port = std::string(entry);
+    upstream->host_port = std::string(host_port);
+    upstream->tls = tls;
     upstream->address = *address;
-    upstream->endpoint = address->ToString();
+    upstream->endpoint = tls ? upstream->host_port : address->ToString();
     upstreams.push_back(std::move(upstream));
   }
   if (upstreams.empty()) {
     return absl::InvalidArgumentError(
-        "--upstream needs at least one HOST:PORT");
+        "--upstream needs at least one [http://|https://]HOST:PORT");
   }
   return std::unique_ptr<UpstreamSet>(
       new UpstreamSet(std::move(upstreams), balance));

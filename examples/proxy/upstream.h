@@ -30,9 +30,13 @@ namespace mill::proxy {
 
 // One upstream server.
 struct Upstream {
-  std::string host_port;  // "127.0.0.1:8080", as given
+  std::string host_port;  // "127.0.0.1:8080", as given (without a scheme)
+  bool tls = false;       // given as https://: spoken to over verified TLS
   SocketAddress address;  // resolved once at startup
-  std::string endpoint;   // address.ToString(): the pool's key
+  // The pool's key: address.ToString() for plain upstreams; for TLS ones
+  // host_port, so that the TLS layer verifies the certificate against the
+  // HOST given (the pool resolves it, off the loop and cached).
+  std::string endpoint;
   // Exchanges in flight on it (least-loaded balancing).
   std::atomic<int> in_flight{0};
 };
@@ -42,8 +46,10 @@ enum class Balance { kRoundRobin, kLeastLoaded };
 // The upstream servers and the balancing rule.
 class UpstreamSet {
  public:
-  // Parses "HOST:PORT[,HOST:PORT...]" (numeric addresses or names, resolved
-  // here, once). InvalidArgument / NotFound name the bad entry.
+  // Parses "UPSTREAM[,UPSTREAM...]", each "[http://|https://]HOST:PORT"
+  // (numeric addresses or names, resolved here, once, also for https:// so
+  // that a bad name fails at startup). InvalidArgument / NotFound name the
+  // bad entry.
   static absl::StatusOr<std::unique_ptr<UpstreamSet>> Parse(
       absl::string_view list, Balance balance);
 

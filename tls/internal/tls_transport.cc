@@ -204,6 +204,10 @@ absl::Status TlsTransport::FinishConnect(bool* in_progress,
       // Back to what the connection asked for; it tells us its new wishes
       // next, and TellInterest skips what it told us already.
       ApplyInterestLocked();
+      // Application data that came with the handshake's last flight may
+      // sit in OpenSSL already, where no readiness announces it (found by
+      // the fuzzer: an echo that never came).
+      if (SSL_has_pending(ssl_)) ScheduleReportLocked();
     } else {
       const int err = SSL_get_error(ssl_, rc);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {

@@ -27,13 +27,18 @@ LAYERS = {
     "reactor": ["registry", "threadpool", "objectpool", "timer", "ratelimit"],
     "net": ["reactor"],
     "connpool": ["net"],
-    "examples": ["connpool", "net", "tools/fuzz"],
+    # TLS is a layer over //net's transport; its tests also run it through
+    # the pool, so it sits above //connpool (the library itself uses //net).
+    "tls": ["connpool", "tools/fuzz", "tools/sanitizers"],
+    "examples": ["connpool", "net", "tls", "tools/fuzz", "tools/sanitizers"],
     # Measurement and tooling may use anything.
     "bench": ["*"],
     "tools": ["*"],
     # Fuzzing support (libFuzzer glue, invariant checks): Abseil and
     # GoogleTest only, so the packages with fuzz targets may use it.
     "tools/fuzz": [],
+    # Sanitizer hooks linked into test and example executables: nothing.
+    "tools/sanitizers": [],
     # The user guide's programs use the public API of everything.
     "docs": ["*"],
 }
@@ -58,6 +63,7 @@ ROOTS = [
     "//reactor",
     "//net",
     "//connpool",
+    "//tls",
     "//examples/echo:echo_server",
     "//examples/http:http_server",
     "//examples/jsonrpc:jsonrpc_server",

@@ -9,6 +9,9 @@ connection). Prints "listening on 127.0.0.1:PORT" when ready.
                      without answering (a keep-alive connection that the
                      server gave up on just as the client reused it)
   --name=NAME        what /whoami answers
+  --tls_cert=PEM --tls_key=PEM
+                     speak TLS (handshake per connection thread; a failed
+                     handshake just drops that connection, no request seen)
 
 Paths: /hello, /id?i=N[&delay_ms=D], /whoami, /headers (the request head as
 received), /chunked?n=K&size=S, /nolength?size=S (no length: ends at close),
@@ -30,6 +33,7 @@ closing; T=gzip_chunked: "Transfer-Encoding: gzip, chunked").
 import argparse
 import gzip
 import http.server
+import ssl
 import sys
 import threading
 import time
@@ -225,17 +229,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = handle_request
 
 
+class TlsServer(http.server.ThreadingHTTPServer):
+    """Wraps each accepted socket in TLS on its own thread, so a client that
+    stalls or fails the handshake never blocks the accept loop."""
+
+    context = None
+
+    def finish_request(self, request, client_address):
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            request.close()
+            return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            request.close()  # the server's shutdown_request sees the raw one
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle_timeout", type=float, default=0)
     parser.add_argument("--drop_second", action="store_true")
     parser.add_argument("--name", default="upstream")
+    parser.add_argument("--tls_cert", "--tls-cert", default="")
+    parser.add_argument("--tls_key", "--tls-key", default="")
     args = parser.parse_args()
     Handler.name = args.name
     Handler.drop_second = args.drop_second
     if args.idle_timeout > 0:
         Handler.timeout = args.idle_timeout  # socket timeout: idle close
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_class = http.server.ThreadingHTTPServer
+    if args.tls_cert:
+        TlsServer.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        TlsServer.context.load_cert_chain(args.tls_cert, args.tls_key)
+        server_class = TlsServer
+    server = server_class(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print("listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
     try:
