@@ -104,7 +104,11 @@ void Connection::FinishConnect() {
       SetPhaseLocked(Phase::kOpen);
       on_close_owed_ = true;
       ArmIdleTimerLocked();
-      UpdateInterestLocked();
+      // Told even when unchanged: a transport with a handshake registered
+      // what the handshake waited for, not what it was told while
+      // connecting; this one call moves it to what the open connection wants.
+      told_ = ComputeInterestLocked();
+      transport_->SetInterest(told_);
     }
   }
   if (!status.ok()) {

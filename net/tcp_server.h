@@ -88,7 +88,9 @@ struct TcpServerOptions {
 // Counters, readable at any time (each one is exact; together they are a
 // snapshot taken without a global lock).
 struct TcpServerStats {
-  uint64_t accepted = 0;  // handed to on_connect
+  // Accepted connections: handed to on_connect, or with a layer (TLS) to
+  // its handshake first (those that fail it are handshakes_failed).
+  uint64_t accepted = 0;
   uint64_t refused = 0;   // closed at once: max_connections reached
   // Accepted through the spare descriptor and closed: EMFILE / ENFILE.
   uint64_t refused_no_descriptor = 0;

@@ -201,9 +201,8 @@ absl::Status TlsTransport::FinishConnect(bool* in_progress,
     if (rc == 1) {
       handshake_done_ = true;
       timer = std::exchange(handshake_timer_, EventLoop::TimerId());
-      // Back to what the connection asked for; it tells us its new wishes
-      // next, and TellInterest skips what it told us already.
-      ApplyInterestLocked();
+      // The registration stays as the handshake left it: the connection
+      // tells its open interest next, always (one epoll_ctl, not two).
       // Application data that came with the handshake's last flight may
       // sit in OpenSSL already, where no readiness announces it (found by
       // the fuzzer: an echo that never came).
