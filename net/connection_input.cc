@@ -166,12 +166,12 @@ void Connection::HandleEventExcluded(const Event& event) {
   }
   if (event.is_error()) {
     // Bytes that arrived before the error (a reset) are still queued: read
-    // them first, so a peer that wrote, ended its stream (TLS close_notify)
-    // and then reset loses nothing, and its clean end decides the close.
-    if (event.is_readable() || transport_->HasPendingInput()) {
-      ReadSome();
-      if (is_closed()) return;
-    }
+    // them first (unless reading is paused), so a peer that wrote, ended
+    // its stream (TLS close_notify) and then reset loses nothing, and its
+    // clean end decides the close. Not only when the report says readable:
+    // one taken while reports were muted carries the error alone.
+    ReadSome();
+    if (is_closed()) return;
     CloseReason reason = CloseReason::kError;
     absl::Status error = transport_->TakeError(&reason);
     if (!error.ok()) {
