@@ -91,7 +91,7 @@ struct TcpServerStats {
   // Accepted connections: handed to on_connect, or with a layer (TLS) to
   // its handshake first (those that fail it are handshakes_failed).
   uint64_t accepted = 0;
-  uint64_t refused = 0;   // closed at once: max_connections reached
+  uint64_t refused = 0;  // closed at once: max_connections reached
   // Accepted through the spare descriptor and closed: EMFILE / ENFILE.
   uint64_t refused_no_descriptor = 0;
   uint64_t accept_errors = 0;  // other accept failures
