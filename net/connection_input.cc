@@ -170,8 +170,14 @@ void Connection::HandleEventExcluded(const Event& event) {
     // its stream (TLS close_notify) and then reset loses nothing, and its
     // clean end decides the close. Not only when the report says readable:
     // one taken while reports were muted carries the error alone.
-    ReadSome();
-    if (is_closed()) return;
+    // A transport may still hold input after a short read (TLS: the
+    // peer's close_notify behind its last data): take that too, boundedly
+    // (a paused connection reads nothing).
+    for (int i = 0; i < 4; ++i) {
+      ReadSome();
+      if (is_closed()) return;
+      if (!transport_->HasPendingInput()) break;
+    }
     CloseReason reason = CloseReason::kError;
     absl::Status error = transport_->TakeError(&reason);
     if (!error.ok()) {

@@ -65,6 +65,10 @@ absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method,
                      SSL_OP_CIPHER_SERVER_PREFERENCE;
   if (enable_kernel_tls) options |= SSL_OP_ENABLE_KTLS;
   SSL_CTX_set_options(ctx.get(), options);
+  // Read ahead: one recv(2) takes what the socket holds (the record header,
+  // its body, the records after it) instead of two per record; the
+  // transport then reports what it buffered itself (tls_transport.h).
+  SSL_CTX_set_read_ahead(ctx.get(), 1);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                   SSL_MODE_RELEASE_BUFFERS);

@@ -96,10 +96,14 @@ int TicketKeys::Use(unsigned char key_name[16], unsigned char* iv,
                                        const_cast<char*>("SHA256"), 0),
       OSSL_PARAM_construct_end()};
   if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  const int ok = encrypt ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(),
-                                              nullptr, key.aes.data(), iv)
-                         : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(),
-                                              nullptr, key.aes.data(), iv);
+  // Fetched once: an implicit fetch (EVP_aes_256_cbc()) looks the
+  // algorithm up by name on every ticket.
+  static EVP_CIPHER* const aes =
+      EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  if (aes == nullptr) return -1;
+  const int ok =
+      encrypt ? EVP_EncryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv)
+              : EVP_DecryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv);
   return ok == 1 ? result : -1;
 }
 

@@ -288,6 +288,11 @@ IoResult TlsTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
     if (n > 0) {
       input.Commit(static_cast<size_t>(n));
       total += static_cast<size_t>(n);
+      // OpenSSL reads ahead: what one recv brought is in its buffer. Once
+      // that is used up, stop, as a short socket read would: the
+      // level-triggered registration reports more, so the recv that would
+      // only say EAGAIN is never made.
+      if (!SSL_has_pending(ssl_)) break;
       continue;
     }
     const int err = SSL_get_error(ssl_, n);
