@@ -27,11 +27,14 @@
 // the headers; bytes trickling in do not extend either. Otherwise the
 // server answers 408 and closes.
 //
-// Closing after an error response is a "lingering close": the server flushes
-// the response, shuts down its write side (the client reads EOF) and keeps
-// discarding what the client still sends until the client closes or
-// --linger_timeout passes. Closing the socket at once could make the kernel
-// send a reset that destroys the response before the client has read it.
+// Closing after an error response, or with more of the client's bytes in
+// hand, is a "lingering close": the server flushes the response, shuts down
+// its write side (the client reads EOF) and keeps discarding what the client
+// still sends until the client closes or --linger_timeout passes. Closing
+// the socket at once could make the kernel send a reset that destroys the
+// response before the client has read it. After a complete request with
+// nothing behind it ("Connection: close", HTTP/1.0) it closes at once, as
+// nginx does.
 //
 // HTTPS: with --tls-cert=CERT.pem --tls-key=KEY.pem the port speaks TLS
 // 1.2/1.3 (ALPN "http/1.1") and everything above works unchanged over it;
@@ -304,8 +307,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartClosing(const mill::ConnectionPtr& conn) {
     closing_ = true;
     CancelTimer(&request_timer_);
+    // nginx's heuristic: linger only when the client may still be sending
+    // (bytes after the request, or a request cut short by an error). After
+    // a complete request ("Connection: close", HTTP/1.0) with nothing
+    // behind it, close now: a half-close, a timer and a wait for the
+    // client's FIN per connection buy nothing there.
+    const bool client_may_send =
+        !conn->input().empty() || http_.phase() != HttpConnection::Phase::kIdle;
     conn->input().Consume(conn->input().size());
-    if (config_.linger_timeout == absl::ZeroDuration() || peer_eof_) {
+    if (config_.linger_timeout == absl::ZeroDuration() || peer_eof_ ||
+        !client_may_send) {
       conn->Close();
       return;
     }
