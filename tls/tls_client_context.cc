@@ -53,16 +53,6 @@ int ClientContextState::OnNewSession(SSL* ssl, SSL_SESSION* session) {
 
 namespace {
 
-absl::Status CheckReadable(const std::string& path, absl::string_view what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return ErrnoStatus(errno,
-                       absl::StrCat("TLS: ", what, " file '", path, "'"));
-  }
-  ::close(fd);
-  return absl::OkStatus();
-}
-
 // "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1".
 std::string HostOf(const std::string& address) {
   const size_t colon = address.rfind(':');

@@ -55,20 +55,6 @@ namespace {
 // The key file is never guessed at with a prompt: an encrypted key fails.
 int NoPassword(char*, int, int, void*) { return -1; }
 
-absl::Status CheckReadable(const std::string& path, absl::string_view what) {
-  if (path.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("TLS: no ", what, " file given"));
-  }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return ErrnoStatus(errno,
-                       absl::StrCat("TLS: ", what, " file '", path, "'"));
-  }
-  ::close(fd);
-  return absl::OkStatus();
-}
-
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;

@@ -1,11 +1,15 @@
 #include "tls/internal/openssl_util.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <openssl/err.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 
 namespace mill {
 namespace tls_internal {
@@ -87,6 +91,20 @@ absl::StatusOr<std::string> AlpnWireFormat(
     wire += name;
   }
   return wire;
+}
+
+absl::Status CheckReadable(const std::string& path, absl::string_view what) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS: no ", what, " file given"));
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return ErrnoStatus(errno,
+                       absl::StrCat("TLS: ", what, " file '", path, "'"));
+  }
+  ::close(fd);
+  return absl::OkStatus();
 }
 
 bool IsIpLiteral(absl::string_view name) {

@@ -42,6 +42,11 @@ absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method,
 absl::StatusOr<std::string> AlpnWireFormat(
     const std::vector<std::string>& protocols);
 
+// OK if `path` can be opened for reading; else the errno status (NotFound,
+// PermissionDenied, ...) naming the file: "TLS: <what> file '<path>'".
+// InvalidArgument for an empty path.
+absl::Status CheckReadable(const std::string& path, absl::string_view what);
+
 // True when `name` is an IPv4 or IPv6 address literal.
 bool IsIpLiteral(absl::string_view name);
 

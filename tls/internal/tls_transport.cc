@@ -352,14 +352,17 @@ IoResult TlsTransport::Write(absl::Span<const absl::string_view> pieces) {
     }
     return IoResult::Progress(static_cast<size_t>(n));
   }
-  const int err = SSL_get_error(ssl_, n);
-  if (err == SSL_ERROR_WANT_WRITE) return IoResult::WouldBlock();
-  if (err == SSL_ERROR_WANT_READ) {
+  return WriteFailureLocked(SSL_get_error(ssl_, n), "write");
+}
+
+IoResult TlsTransport::WriteFailureLocked(int ssl_error, const char* what) {
+  if (ssl_error == SSL_ERROR_WANT_WRITE) return IoResult::WouldBlock();
+  if (ssl_error == SSL_ERROR_WANT_READ) {
     write_wants_read_ = true;
     ApplyInterestLocked();
     return IoResult::WouldBlock();
   }
-  return FailureLocked(err, "write");
+  return FailureLocked(ssl_error, what);
 }
 
 IoResult TlsTransport::SendFile(int fd, uint64_t offset, size_t length) {
@@ -397,13 +400,7 @@ IoResult TlsTransport::SendFile(int fd, uint64_t offset, size_t length) {
     if (n > 0) return IoResult::Progress(static_cast<size_t>(n));
     err = SSL_get_error(ssl_, n);
   }
-  if (err == SSL_ERROR_WANT_WRITE) return IoResult::WouldBlock();
-  if (err == SSL_ERROR_WANT_READ) {
-    write_wants_read_ = true;
-    ApplyInterestLocked();
-    return IoResult::WouldBlock();
-  }
-  return FailureLocked(err, "sendfile");
+  return WriteFailureLocked(err, "sendfile");
 }
 
 // --- Ending

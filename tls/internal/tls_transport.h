@@ -93,6 +93,10 @@ class TlsTransport final : public net_internal::SocketTransport {
   // The outcome of a failed SSL call; `what` names it in messages.
   net_internal::IoResult FailureLocked(int ssl_error, const char* what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A failed SSL_write / SSL_sendfile: would block (registering what
+  // OpenSSL waits for) or the failure.
+  net_internal::IoResult WriteFailureLocked(int ssl_error, const char* what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandshakeErrorLocked(int ssl_error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
