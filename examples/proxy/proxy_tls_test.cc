@@ -2,11 +2,16 @@
 // clients (--tls-cert / --tls-key) and speaking verified TLS to https://
 // upstreams (--upstream-ca). Real peers: curl, the project's http_server
 // serving HTTPS, and testing/test_upstream.py (plain, or TLS with Python's
-// ssl module, counting the requests it saw). Certificates come from
+// ssl module, counting the requests it saw), and Debian's nginx as an HTTPS
+// upstream. Certificates come from
 // //tls/testing's throwaway PKI.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -21,6 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
@@ -206,6 +212,98 @@ TEST_P(ProxyTlsTest, HttpsUpstreamIsVerifiedAndServesTheBody) {
   EXPECT_TRUE(absl::StrContains(*stats, "0 502")) << *stats;
   EXPECT_TRUE(absl::StrContains(*stats, "1 opened, 3 reuses")) << *stats;
   proxy_.process.reset();
+}
+
+// A real TLS server as the upstream: Debian's nginx serving HTTPS with the
+// test certificate (for "localhost" only), verified by the proxy.
+TEST_P(ProxyTlsTest, NginxHttpsUpstream) {
+  const std::string root = dir_ + "/nginx_root";
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  const std::string file = mill::net_testing::Pattern(5, 200 * 1024);
+  WriteFile(root + "/file.bin", file);
+  // nginx cannot announce a port: take a free one, then wait for it.
+  int port = 0;
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port = ntohs(addr.sin_port);
+    ::close(fd);
+  }
+  const std::string conf = dir_ + "/nginx.conf";
+  // As root, nginx hands its temp directories to "nobody", a user the test
+  // sandbox's user namespace does not map: keep them ours.
+  const char* user = geteuid() == 0 ? "user root root;" : "";
+  WriteFile(conf, absl::StrReplaceAll(R"(
+USER
+worker_processes 1;
+daemon off;
+master_process off;
+pid DIR/nginx.pid;
+error_log DIR/nginx_error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path DIR/nb;
+  proxy_temp_path DIR/np;
+  fastcgi_temp_path DIR/nf;
+  uwsgi_temp_path DIR/nu;
+  scgi_temp_path DIR/ns;
+  server {
+    listen 127.0.0.1:PORT ssl;
+    ssl_certificate CERT;
+    ssl_certificate_key KEY;
+    root ROOT;
+  }
+}
+)",
+                                      {{"USER", user},
+                                       {"DIR", dir_},
+                                       {"PORT", std::to_string(port)},
+                                       {"CERT", leaf_.cert_file},
+                                       {"KEY", leaf_.key_file},
+                                       {"ROOT", root}}));
+  absl::StatusOr<Subprocess> nginx = Subprocess::Start(
+      {"/usr/sbin/nginx", "-p", dir_, "-c", conf, "-e", dir_ + "/nginx.err"});
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  auto nginx_process = std::make_unique<Subprocess>(*std::move(nginx));
+  ASSERT_TRUE(mill::net_testing::WaitFor([&] {
+    return mill::net_testing::TestClient::Connect(port).ok();
+  })) << ReadFile(dir_ + "/nginx_error.log")
+      << ReadFile(dir_ + "/nginx.err")
+      << nginx_process->ReadStderrLine(std::chrono::milliseconds(100))
+             .value_or("(no stderr)");
+
+  std::vector<std::string> flags = TlsFlags();
+  flags.push_back(absl::StrCat("--upstream=https://localhost:", port));
+  flags.push_back("--upstream-ca=" + pki_->ca_file());
+  ASSERT_NO_FATAL_FAILURE(StartProxy(flags));
+  const std::string url =
+      absl::StrCat("https://localhost:", proxy_.port, "/file.bin");
+  const std::string body = dir_ + "/nginx_body";
+  for (int i = 0; i < 3; ++i) {
+    auto [status, out] = Curl(pki_->ca_file(), {"-o", body, url});
+    ASSERT_EQ(ExitCode(status), 0) << out;
+    EXPECT_TRUE(ReadFile(body) == file) << "request " << i;
+  }
+  auto [status, out] =
+      Curl(pki_->ca_file(),
+           {"-o", body, "-w", "%{http_code}\n", "-r", "10-19", url});
+  ASSERT_EQ(ExitCode(status), 0) << out;
+  EXPECT_EQ(out, "206\n");
+  EXPECT_TRUE(ReadFile(body) == file.substr(10, 10));
+  ExpectCleanExit(*proxy_.process);
+  const std::optional<std::string> stats =
+      StderrLine(*proxy_.process, "upstream connections");
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_TRUE(absl::StrContains(*stats, "0 502")) << *stats;
+  proxy_.process.reset();
+  nginx_process->Signal(SIGQUIT);
+  (void)nginx_process->Wait(std::chrono::seconds(20));
 }
 
 // An https:// upstream whose certificate does not verify never gets the
