@@ -165,14 +165,13 @@ void Connection::HandleEventExcluded(const Event& event) {
     return;
   }
   if (event.is_error()) {
-    // Bytes that arrived before the error (a reset) are still queued: read
-    // them first (unless reading is paused), so a peer that wrote, ended
-    // its stream (TLS close_notify) and then reset loses nothing, and its
-    // clean end decides the close. Not only when the report says readable:
-    // one taken while reports were muted carries the error alone.
-    // A transport may still hold input after a short read (TLS: the
-    // peer's close_notify behind its last data): take that too, boundedly
-    // (a paused connection reads nothing).
+    // Bytes that arrived before the error (a reset) are still queued, and a
+    // transport may hold more after a short read (TLS: the peer's
+    // close_notify behind its last data): read them first, boundedly and
+    // unless reading is paused, so a peer that wrote, ended its stream and
+    // then reset loses nothing and its clean end decides the close. Also
+    // when the report does not say readable: one taken while reports were
+    // muted carries the error alone.
     for (int i = 0; i < 4; ++i) {
       ReadSome();
       if (is_closed()) return;

@@ -76,9 +76,11 @@ absl::StatusOr<std::shared_ptr<TlsClientContext>> TlsClientContext::Create(
   if (!alpn.ok()) return alpn.status();
   state->alpn_wire = *std::move(alpn);
   absl::StatusOr<tls_internal::SslCtxPtr> ctx = tls_internal::NewContext(
-      TLS_client_method(), options.min_version, options.max_version,
-      tls_internal::UseKernelTls(options.kernel_tls,
-                                 tls_internal::KernelTlsSupport()));
+      TLS_client_method(),
+      {options.min_version, options.max_version,
+       tls_internal::UseKernelTls(options.kernel_tls,
+                                  tls_internal::KernelTlsSupport()),
+       options.cipher_list, options.ciphersuites});
   if (!ctx.ok()) return ctx.status();
   SSL_CTX* raw = ctx->get();
   ERR_clear_error();
@@ -117,16 +119,6 @@ absl::StatusOr<std::shared_ptr<TlsClientContext>> TlsClientContext::Create(
           absl::StrCat("TLS: client certificate '", options.certificate_file,
                        "' / key '", options.key_file, "'"));
     }
-  }
-  if (!options.cipher_list.empty() &&
-      SSL_CTX_set_cipher_list(raw, options.cipher_list.c_str()) != 1) {
-    return tls_internal::ErrorStatus(absl::StatusCode::kInvalidArgument,
-                                     "TLS: cipher_list");
-  }
-  if (!options.ciphersuites.empty() &&
-      SSL_CTX_set_ciphersuites(raw, options.ciphersuites.c_str()) != 1) {
-    return tls_internal::ErrorStatus(absl::StatusCode::kInvalidArgument,
-                                     "TLS: ciphersuites");
   }
   SSL_CTX_set_ex_data(raw, ClientContextState::ContextIndex(), state.get());
   if (options.session_cache_size > 0) {

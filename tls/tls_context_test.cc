@@ -108,6 +108,10 @@ TEST_F(TlsContextTest, BadOptionsAreInvalidArgument) {
   EXPECT_TRUE(
       absl::IsInvalidArgument(TlsServerContext::Create(options).status()));
   options.alpn = {};
+  options.ciphersuites = "NO_SUCH_SUITE";
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(TlsServerContext::Create(options).status()));
+  options.ciphersuites = "";
   options.min_version = TlsVersion::k1_3;
   options.max_version = TlsVersion::k1_2;
   EXPECT_TRUE(

@@ -212,24 +212,15 @@ absl::StatusOr<std::shared_ptr<TlsServerContext>> TlsServerContext::Create(
         options.ticket_key_rotation, options.ticket_keys_kept);
   }
   for (const TlsCertificate& certificate : options.certificates) {
-    absl::StatusOr<tls_internal::SslCtxPtr> ctx =
-        tls_internal::NewContext(TLS_server_method(), options.min_version,
-                                 options.max_version, state->kernel_tls);
+    absl::StatusOr<tls_internal::SslCtxPtr> ctx = tls_internal::NewContext(
+        TLS_server_method(),
+        {options.min_version, options.max_version, state->kernel_tls,
+         options.cipher_list, options.ciphersuites});
     if (!ctx.ok()) return ctx.status();
     SSL_CTX* raw = ctx->get();
     if (absl::Status s = tls_internal::LoadCertificate(raw, certificate);
         !s.ok()) {
       return s;
-    }
-    if (!options.cipher_list.empty() &&
-        SSL_CTX_set_cipher_list(raw, options.cipher_list.c_str()) != 1) {
-      return tls_internal::ErrorStatus(absl::StatusCode::kInvalidArgument,
-                                       "TLS: cipher_list");
-    }
-    if (!options.ciphersuites.empty() &&
-        SSL_CTX_set_ciphersuites(raw, options.ciphersuites.c_str()) != 1) {
-      return tls_internal::ErrorStatus(absl::StatusCode::kInvalidArgument,
-                                       "TLS: ciphersuites");
     }
     // Resumption is stateless (tickets): no per-session memory on the
     // server, nothing to share between processes but the keys.

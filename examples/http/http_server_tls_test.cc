@@ -313,37 +313,19 @@ TEST(HttpsServerFlagsTest, BadTlsFlagsExitNonZeroWithTheReason) {
   const std::string cert = "--tls-cert=" + leaf->cert_file;
   const std::string key = "--tls-key=" + leaf->key_file;
   const std::string missing = dir + "/missing.key";
-  struct Case {
-    std::vector<std::string> flags;
-    std::string reason;  // a part of the stderr line
-  };
-  const std::vector<Case> cases = {
-      {{cert}, "--tls-cert and --tls-key must be given together"},
-      {{key}, "--tls-cert and --tls-key must be given together"},
-      {{cert, "--tls-key=" + missing}, missing + "': No such file"},
-      // The underscore spelling is the same flag.
-      {{"--tls_cert=" + leaf->cert_file, "--tls_key=" + missing},
-       missing + "': No such file"},
-      {{cert, "--tls-key=" + other->key_file},
-       "does not match the certificate"},
-      {{"--tls-cert=" + leaf->key_file, key}, leaf->key_file},
-  };
-  for (const Case& k : cases) {
-    std::vector<std::string> argv = {RunfilePath(kServer), "--port=0"};
-    argv.insert(argv.end(), k.flags.begin(), k.flags.end());
-    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    std::optional<std::string> err =
-        p->ReadStderrLine(std::chrono::seconds(20));
-    std::optional<int> status = p->Wait(std::chrono::seconds(20));
-    ASSERT_TRUE(status.has_value()) << k.reason;
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
-    ASSERT_TRUE(err.has_value()) << k.reason;
-    EXPECT_TRUE(absl::StartsWith(*err, "http_server: ")) << *err;
-    EXPECT_TRUE(absl::StrContains(*err, k.reason))
-        << *err << "\nexpected: " << k.reason;
-    EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value());
-  }
+  ExpectFlagsRefusedWithReason(
+      kServer,
+      {
+          {{cert}, "--tls-cert and --tls-key must be given together"},
+          {{key}, "--tls-cert and --tls-key must be given together"},
+          {{cert, "--tls-key=" + missing}, missing + "': No such file"},
+          // The underscore spelling is the same flag.
+          {{"--tls_cert=" + leaf->cert_file, "--tls_key=" + missing},
+           missing + "': No such file"},
+          {{cert, "--tls-key=" + other->key_file},
+           "does not match the certificate"},
+          {{"--tls-cert=" + leaf->key_file, key}, leaf->key_file},
+      });
 }
 
 }  // namespace

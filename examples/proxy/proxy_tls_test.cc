@@ -393,38 +393,23 @@ TEST(ProxyTlsFlagsTest, BadTlsFlagsExitWithStatus2AndTheReason) {
   absl::StatusOr<CertFiles> leaf = pki->IssueLeaf("server");
   ASSERT_TRUE(leaf.ok()) << leaf.status();
   const std::string missing = dir + "/missing.pem";
-  struct Case {
-    std::vector<std::string> flags;
-    std::string reason;
-  };
-  const std::vector<Case> cases = {
-      {{"--upstream=127.0.0.1:1", "--tls-cert=" + leaf->cert_file},
-       "--tls-cert and --tls-key must be given together"},
-      {{"--upstream=127.0.0.1:1", "--tls-cert=" + leaf->cert_file,
-        "--tls-key=" + missing},
-       missing},
-      {{"--upstream=https://localhost:1", "--upstream-ca=" + missing}, missing},
-      // Most likely a forgotten https://: never fall back to plaintext.
-      {{"--upstream=127.0.0.1:1", "--upstream-ca=" + pki->ca_file()},
-       "--upstream-ca needs an https:// --upstream"},
-      {{"--upstream=ftp://127.0.0.1:1"}, "is not [http://|https://]HOST:PORT"},
-      {{"--upstream=https://127.0.0.1:1/path"}, "is not"},
-  };
-  for (const Case& k : cases) {
-    std::vector<std::string> argv = {RunfilePath(kProxy), "--port=0"};
-    argv.insert(argv.end(), k.flags.begin(), k.flags.end());
-    absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    std::optional<std::string> err =
-        p->ReadStderrLine(std::chrono::seconds(20));
-    std::optional<int> status = p->Wait(std::chrono::seconds(20));
-    ASSERT_TRUE(status.has_value()) << k.reason;
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
-    ASSERT_TRUE(err.has_value()) << k.reason;
-    EXPECT_TRUE(absl::StartsWith(*err, "proxy: ")) << *err;
-    EXPECT_TRUE(absl::StrContains(*err, k.reason))
-        << *err << "\nexpected: " << k.reason;
-  }
+  ExpectFlagsRefusedWithReason(
+      kProxy,
+      {
+          {{"--upstream=127.0.0.1:1", "--tls-cert=" + leaf->cert_file},
+           "--tls-cert and --tls-key must be given together"},
+          {{"--upstream=127.0.0.1:1", "--tls-cert=" + leaf->cert_file,
+            "--tls-key=" + missing},
+           missing},
+          {{"--upstream=https://localhost:1", "--upstream-ca=" + missing},
+           missing},
+          // Most likely a forgotten https://: never fall back to plaintext.
+          {{"--upstream=127.0.0.1:1", "--upstream-ca=" + pki->ca_file()},
+           "--upstream-ca needs an https:// --upstream"},
+          {{"--upstream=ftp://127.0.0.1:1"},
+           "is not [http://|https://]HOST:PORT"},
+          {{"--upstream=https://127.0.0.1:1/path"}, "is not"},
+      });
 }
 
 }  // namespace

@@ -124,9 +124,14 @@ std::string ReadFile(const std::string& path) {
 
 namespace {
 
+// `reason`, when given, must be in the stderr line, which names the program,
+// and the exit status must be 2.
 void ExpectRefused(const std::string& binary,
-                   const std::vector<std::string>& args) {
-  const std::string what = args.empty() ? "(no flags)" : args[0];
+                   const std::vector<std::string>& args,
+                   const std::string* reason = nullptr) {
+  const std::string what = reason != nullptr ? *reason
+                           : args.empty()    ? "(no flags)"
+                                             : args[0];
   std::vector<std::string> argv = {RunfilePath(binary)};
   argv.insert(argv.end(), args.begin(), args.end());
   absl::StatusOr<Subprocess> p = Subprocess::Start(argv);
@@ -138,6 +143,13 @@ void ExpectRefused(const std::string& binary,
   EXPECT_NE(WEXITSTATUS(*status), 0) << what;
   ASSERT_TRUE(err.has_value()) << what;
   EXPECT_FALSE(err->empty()) << what;
+  if (reason != nullptr) {
+    EXPECT_EQ(WEXITSTATUS(*status), 2) << what;
+    const std::string program = binary.substr(binary.rfind('/') + 1);
+    EXPECT_TRUE(absl::StartsWith(*err, program + ": ")) << *err;
+    EXPECT_TRUE(absl::StrContains(*err, *reason))
+        << *err << "\nexpected: " << *reason;
+  }
   // Nothing was announced on stdout.
   EXPECT_FALSE(p->ReadStdoutLine(std::chrono::milliseconds(100)).has_value())
       << what;
@@ -149,6 +161,15 @@ void ExpectFlagsRefused(const std::string& binary,
                         const std::vector<std::vector<std::string>>& bad) {
   for (const std::vector<std::string>& args : bad) {
     ExpectRefused(binary, args);
+  }
+}
+
+void ExpectFlagsRefusedWithReason(const std::string& binary,
+                                  const std::vector<RefusedFlags>& cases) {
+  for (const RefusedFlags& k : cases) {
+    std::vector<std::string> args = {"--port=0"};
+    args.insert(args.end(), k.flags.begin(), k.flags.end());
+    ExpectRefused(binary, args, &k.reason);
   }
 }
 

@@ -90,6 +90,18 @@ std::string ReadFile(const std::string& path);
 void ExpectFlagsRefused(const std::string& binary,
                         const std::vector<std::vector<std::string>>& bad);
 
+// Bad flags and a part of the stderr line they must produce.
+struct RefusedFlags {
+  std::vector<std::string> flags;
+  std::string reason;
+};
+// As ExpectFlagsRefused (each started with --port=0 first, so one wrongly
+// accepted binds no fixed port), and more precisely: exit status 2, and the
+// stderr line is "<program>: ..." (the binary's base name) containing
+// `reason`.
+void ExpectFlagsRefusedWithReason(const std::string& binary,
+                                  const std::vector<RefusedFlags>& cases);
+
 // The dispatch modes every example server has, for a suite parameterised by
 // mode: INSTANTIATE_TEST_SUITE_P(Modes, Suite, Modes(), ModeName).
 ::testing::internal::ParamGenerator<std::string> Modes();

@@ -47,10 +47,9 @@ absl::Status ErrorStatus(absl::StatusCode code, absl::string_view what) {
 }
 
 absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method,
-                                     TlsVersion min_version,
-                                     TlsVersion max_version,
-                                     bool enable_kernel_tls) {
-  if (ProtocolVersion(min_version) > ProtocolVersion(max_version)) {
+                                     const ContextSettings& settings) {
+  if (ProtocolVersion(settings.min_version) >
+      ProtocolVersion(settings.max_version)) {
     return absl::InvalidArgumentError(
         "TLS: min_version is newer than max_version");
   }
@@ -59,15 +58,25 @@ absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method,
   if (ctx == nullptr) {
     return ErrorStatus(absl::StatusCode::kInternal, "SSL_CTX_new");
   }
-  if (SSL_CTX_set_min_proto_version(ctx.get(), ProtocolVersion(min_version)) !=
-          1 ||
-      SSL_CTX_set_max_proto_version(ctx.get(), ProtocolVersion(max_version)) !=
-          1) {
+  if (SSL_CTX_set_min_proto_version(
+          ctx.get(), ProtocolVersion(settings.min_version)) != 1 ||
+      SSL_CTX_set_max_proto_version(
+          ctx.get(), ProtocolVersion(settings.max_version)) != 1) {
     return ErrorStatus(absl::StatusCode::kInternal, "TLS version range");
+  }
+  if (!settings.cipher_list.empty() &&
+      SSL_CTX_set_cipher_list(ctx.get(),
+                              std::string(settings.cipher_list).c_str()) != 1) {
+    return ErrorStatus(absl::StatusCode::kInvalidArgument, "TLS: cipher_list");
+  }
+  if (!settings.ciphersuites.empty() &&
+      SSL_CTX_set_ciphersuites(
+          ctx.get(), std::string(settings.ciphersuites).c_str()) != 1) {
+    return ErrorStatus(absl::StatusCode::kInvalidArgument, "TLS: ciphersuites");
   }
   uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                      SSL_OP_CIPHER_SERVER_PREFERENCE;
-  if (enable_kernel_tls) options |= SSL_OP_ENABLE_KTLS;
+  if (settings.kernel_tls) options |= SSL_OP_ENABLE_KTLS;
   SSL_CTX_set_options(ctx.get(), options);
   // Read ahead: one recv(2) takes what the socket holds (the record header,
   // its body, the records after it) instead of two per record; the

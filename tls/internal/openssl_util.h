@@ -29,13 +29,21 @@ std::string DrainErrors(absl::string_view fallback = "unknown error");
 // `code` with "<what>: <DrainErrors()>".
 absl::Status ErrorStatus(absl::StatusCode code, absl::string_view what);
 
-// A new context with what both sides share: the version range,
-// renegotiation off, no compression, partial writes from a moving buffer
-// (the output queue's), buffers released while idle.
+// What both sides' contexts are made with.
+struct ContextSettings {
+  TlsVersion min_version;
+  TlsVersion max_version;
+  bool kernel_tls;
+  absl::string_view cipher_list;   // TLS 1.2; empty: OpenSSL's defaults
+  absl::string_view ciphersuites;  // TLS 1.3; empty: OpenSSL's defaults
+};
+
+// A new context with what both sides share: the version range and ciphers,
+// renegotiation off, no compression, read-ahead, partial writes from a
+// moving buffer (the output queue's), buffers released while idle.
+// InvalidArgument for a bad version range or cipher string.
 absl::StatusOr<SslCtxPtr> NewContext(const SSL_METHOD* method,
-                                     TlsVersion min_version,
-                                     TlsVersion max_version,
-                                     bool enable_kernel_tls);
+                                     const ContextSettings& settings);
 
 // ALPN's wire format (length-prefixed names); InvalidArgument for an empty
 // or over-long (> 255 bytes) name.
