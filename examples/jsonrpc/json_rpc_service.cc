@@ -58,7 +58,7 @@ bool ExceedsDepth(std::string_view text, size_t max_depth) {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) return true;
-    } else if (c == ']' || c == '}') {
+    } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     }
   }
@@ -191,6 +191,12 @@ std::string JsonRpcService::OversizedMessageResponse(size_t limit) {
 
 std::optional<std::string> JsonRpcService::HandleMessage(
     std::string_view message) const {
+  // nlohmann's lexer ends the input at a NUL byte, so `{"id":1}\0garbage`
+  // would parse as the object alone. JSON text never holds a raw NUL (one
+  // inside a string must be escaped), so the message is not JSON.
+  if (message.find('\0') != std::string_view::npos) {
+    return ErrorResponse(kParseError, "Parse error");
+  }
   Json parsed;
   try {
     parsed = Json::parse(message.data(), message.data() + message.size(),

@@ -191,6 +191,32 @@ TEST_F(JsonRpcServiceTest, ParseErrors) {
   }
 }
 
+// Regression (found by json_rpc_service_fuzz): nlohmann's lexer stops at a
+// NUL byte, so a request followed by NUL and stray brackets parsed as the
+// request alone, and the depth check, scanning past the NUL, underflowed on
+// the stray closers and refused it as too deep.
+TEST_F(JsonRpcServiceTest, RawNulByteIsAParseError) {
+  constexpr const char* kParseError =
+      R"({"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null})";
+  using std::string_literals::operator""s;
+  for (const std::string& bad :
+       {"{\"id\":0}\0]}["s,
+        "{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1}\0"s,
+        "[{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"id\":1}]\0{}"s,
+        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"a\0b\"],"
+        "\"id\":1}"s}) {
+    ExpectResponse(bad, kParseError);
+  }
+}
+
+// Stray closers after a complete text are a parse error, never a depth
+// error (the depth scan must not wrap below zero).
+TEST_F(JsonRpcServiceTest, StrayClosersAreAParseError) {
+  ExpectResponse(
+      R"({"jsonrpc":"2.0","method":"ping","id":1}]]]][[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[)",
+      R"({"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null})");
+}
+
 TEST_F(JsonRpcServiceTest, NullIdIsARequestNotANotification) {
   ExpectResponse(R"({"jsonrpc":"2.0","method":"ping","id":null})",
                  R"({"jsonrpc":"2.0","result":"pong","id":null})");
