@@ -6,9 +6,24 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "connpool/internal/pool_core.h"
 
 namespace mill {
+namespace {
+
+// No "host:port" holds the mark that separates a pool key's layer part; an
+// endpoint that did could be handed another layer's connections.
+absl::Status CheckEndpoint(absl::string_view endpoint) {
+  if (endpoint.find(connpool_internal::PoolCore::kLayerMark) ==
+      absl::string_view::npos) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "ConnectionPool::Acquire: '", endpoint, "' is not host:port"));
+}
+
+}  // namespace
 
 Lease& Lease::operator=(Lease&& other) noexcept {
   if (this != &other) {
@@ -67,14 +82,17 @@ absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
       TcpClient::Create(loop, core->MakeClientCallbacks(), client_options);
   if (!client.ok()) return client.status();
   core->AttachClient(client->get());
-  return std::unique_ptr<ConnectionPool>(
-      new ConnectionPool(std::move(core), *std::move(client)));
+  return std::unique_ptr<ConnectionPool>(new ConnectionPool(
+      std::move(core), *std::move(client), client_options.layer));
 }
 
 ConnectionPool::ConnectionPool(
     std::shared_ptr<connpool_internal::PoolCore> core,
-    std::unique_ptr<TcpClient> client)
-    : core_(std::move(core)), client_(std::move(client)) {}
+    std::unique_ptr<TcpClient> client,
+    std::shared_ptr<const ConnectionLayer> client_layer)
+    : core_(std::move(core)),
+      client_(std::move(client)),
+      client_layer_(std::move(client_layer)) {}
 
 ConnectionPool::~ConnectionPool() {
   core_->Drain(nullptr,
@@ -88,8 +106,36 @@ ConnectionPool::~ConnectionPool() {
 ConnectionPool::RequestId ConnectionPool::Acquire(
     absl::string_view endpoint, absl::Time deadline, AcquireCallback done,
     std::shared_ptr<const LeaseCallbacks> callbacks) {
+  if (absl::Status s = CheckEndpoint(endpoint); !s.ok()) {
+    done(std::move(s));
+    return 0;
+  }
   return core_->Acquire(endpoint, deadline, std::move(done),
                         std::move(callbacks));
+}
+
+ConnectionPool::RequestId ConnectionPool::Acquire(
+    absl::string_view endpoint, std::shared_ptr<const ConnectionLayer> layer,
+    absl::Time deadline, AcquireCallback done,
+    std::shared_ptr<const LeaseCallbacks> callbacks) {
+  if (layer == client_layer_) {
+    return Acquire(endpoint, deadline, std::move(done), std::move(callbacks));
+  }
+  if (layer != nullptr && layer->is_server()) {
+    done(absl::InvalidArgumentError(absl::StrCat(
+        "ConnectionPool::Acquire(", endpoint,
+        "): a server-side layer (use the client side, TlsClientContext)")));
+    return 0;
+  }
+  if (absl::Status s = CheckEndpoint(endpoint); !s.ok()) {
+    done(std::move(s));
+    return 0;
+  }
+  const std::string key = absl::StrCat(
+      endpoint, std::string(1, connpool_internal::PoolCore::kLayerMark),
+      "over layer ", absl::Hex(layer.get(), absl::kZeroPad16));
+  return core_->Acquire(key, deadline, std::move(done), std::move(callbacks),
+                        layer);
 }
 
 bool ConnectionPool::CancelAcquire(RequestId id) {

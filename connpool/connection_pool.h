@@ -1,7 +1,8 @@
 // ConnectionPool: a pool of outbound TCP connections on an EventLoop, keyed by
 // endpoint ("host:port", resolved and connected by a TcpClient the pool
-// owns), in the manner of libcurl's connection cache, Go's http.Transport and
-// nginx's upstream keepalive.
+// owns) and by the layer they speak (plain TCP, or a TLS configuration: see
+// the Acquire that takes a layer), in the manner of libcurl's connection
+// cache, Go's http.Transport and nginx's upstream keepalive.
 //
 //   Acquire(endpoint, deadline, done)   hands out an idle connection of that
 //       endpoint (most recently used first), or opens a new one within the
@@ -105,6 +106,7 @@
 #include "connpool/pool_stats.h"
 #include "net/byte_buffer.h"
 #include "net/connection.h"
+#include "net/connection_layer.h"
 #include "net/tcp_client.h"
 #include "reactor/event_loop.h"
 
@@ -253,6 +255,8 @@ using AcquireCallback = absl::AnyInvocable<void(absl::StatusOr<Lease> lease)>;
 //   FailedPrecondition  the pool is draining or drained
 //   Unavailable         the pool started draining while the request waited
 //   Cancelled           CancelAcquire
+//   InvalidArgument     at once: an endpoint with a space in it (no
+//                       "host:port" has one), a server-side layer
 //   the connect error   the connect that would have served it failed
 //                       (Unavailable, DeadlineExceeded, NotFound,
 //                       InvalidArgument for a malformed endpoint: see
@@ -280,6 +284,20 @@ class ConnectionPool {
   // null) receive the leased connection's events.
   RequestId Acquire(absl::string_view endpoint, absl::Time deadline,
                     AcquireCallback done,
+                    std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
+  // As above, for a connection over `layer` (null: plain TCP) instead of
+  // options.client.layer. Connections are pooled by endpoint *and* layer: a
+  // request is never handed a connection another layer opened, even to the
+  // same endpoint (another CA, client certificate, ALPN list, or plain
+  // TCP), and the per-endpoint limits count each (endpoint, layer) pair on
+  // its own (stats().endpoints too). Layers are told apart by identity:
+  // share one TlsClientContext per configuration (a new one per request
+  // would never reuse a connection). The pool holds `layer` while the pair
+  // has connections or requests. InvalidArgument at once for a server-side
+  // layer.
+  RequestId Acquire(absl::string_view endpoint,
+                    std::shared_ptr<const ConnectionLayer> layer,
+                    absl::Time deadline, AcquireCallback done,
                     std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
 
   // Withdraws a queued request: its callback runs with Cancelled on this
@@ -309,10 +327,12 @@ class ConnectionPool {
 
  private:
   ConnectionPool(std::shared_ptr<connpool_internal::PoolCore> core,
-                 std::unique_ptr<TcpClient> client);
+                 std::unique_ptr<TcpClient> client,
+                 std::shared_ptr<const ConnectionLayer> client_layer);
 
   const std::shared_ptr<connpool_internal::PoolCore> core_;
   std::unique_ptr<TcpClient> client_;
+  const std::shared_ptr<const ConnectionLayer> client_layer_;  // options'
 };
 
 }  // namespace mill

@@ -11,8 +11,10 @@
 //
 // Thread-safety: a layer is immutable once created, or synchronises itself;
 // servers and clients on any number of loops may share one.
-// Ownership: servers and clients hold it by shared_ptr for as long as any
-// of their connections lives.
+// Ownership: servers and clients hold it by shared_ptr (TcpClientOptions'
+// for the client's life; a layer given to one Connect until that connect
+// finishes). A layer's connections must hold whatever of it they still use
+// (TLS connections hold their context), as they may outlive it.
 #ifndef MILL_IO_NET_CONNECTION_LAYER_H_
 #define MILL_IO_NET_CONNECTION_LAYER_H_
 

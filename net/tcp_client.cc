@@ -68,6 +68,21 @@ TcpClient::ConnectId TcpClient::Connect(absl::string_view host_port,
   return core_->ConnectTo(host_port, std::move(done), timeout);
 }
 
+TcpClient::ConnectId TcpClient::Connect(
+    absl::string_view host_port, std::shared_ptr<const ConnectionLayer> layer,
+    ConnectCallback done, absl::Duration timeout) {
+  if (layer != nullptr && layer->is_server()) {
+    if (done) {
+      done(absl::InvalidArgumentError(absl::StrCat(
+          "TcpClient::Connect(", host_port,
+          "): a server-side layer (use the client side, TlsClientContext)")));
+    }
+    return 0;
+  }
+  return core_->ConnectTo(host_port, std::move(done), timeout,
+                          std::move(layer));
+}
+
 TcpClient::ConnectId TcpClient::Connect(std::vector<SocketAddress> addresses,
                                         ConnectCallback done,
                                         absl::Duration timeout) {

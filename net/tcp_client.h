@@ -160,6 +160,15 @@ class TcpClient {
   // with InvalidArgument before Connect returns 0.
   ConnectId Connect(absl::string_view host_port, ConnectCallback done,
                     absl::Duration timeout = absl::ZeroDuration());
+  // As above, over `layer` instead of TcpClientOptions::layer (null: plain
+  // TCP), so that one client reaches servers that need different TLS
+  // settings (another CA, client certificate, ALPN list). The client holds
+  // `layer` until the connect finishes; the connections it made hold what
+  // they need. A server-side layer fails at once with InvalidArgument.
+  ConnectId Connect(absl::string_view host_port,
+                    std::shared_ptr<const ConnectionLayer> layer,
+                    ConnectCallback done,
+                    absl::Duration timeout = absl::ZeroDuration());
   // Tries `addresses` in order, staggered by attempt_delay (as for the
   // addresses of a resolved name). InvalidArgument at once when empty.
   ConnectId Connect(std::vector<SocketAddress> addresses, ConnectCallback done,

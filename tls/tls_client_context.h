@@ -21,10 +21,10 @@
 // (certificate has expired)"). Close() sends close_notify after pending
 // output; a server that closes without one is CloseReason::kTruncated.
 //
-// A pool keys connections by endpoint within one TcpClient, so all of a
-// pool's connections share its TLS configuration: a connection is only
-// ever reused under the configuration that verified it. Use one pool per
-// configuration.
+// A pool keys connections by endpoint and layer (ConnectionPool::Acquire
+// with a layer), so a connection is only ever reused under the context that
+// verified it. Contexts are told apart by identity: create one per
+// configuration and share it.
 //
 // Thread-safety: immutable after Create, but for the session cache, which
 // is thread-safe. Any number of clients on any loops may share one context.

@@ -112,6 +112,43 @@ TEST_P(TlsConnectionTest, NegotiatesAlpnByServerPreference) {
   EXPECT_EQ(TlsInfoOf(**conn)->alpn, "");
 }
 
+// One TcpClient, several layers: each Connect may name its own (null: plain
+// TCP), and the client's own layer stays the default.
+TEST_P(TlsConnectionTest, OneClientConnectsOverEachConnectsLayer) {
+  TlsServerOptions server_options = ServerOptions();
+  server_options.alpn = {"h2", "http/1.1"};
+  TcpServer* tls_server = StartServer(ServerContext(server_options), Echo());
+  TcpServer* plain_server = StartServer(nullptr, Echo());
+  TlsClientOptions h2 = ClientOptions();
+  h2.alpn = {"h2"};
+  TlsClientOptions http1 = ClientOptions();
+  http1.alpn = {"http/1.1"};
+  TcpClient* client = StartClient(ClientContext(h2), ConnectionCallbacks());
+
+  absl::StatusOr<ConnectionPtr> conn =
+      ConnectAndWait(client, Target(tls_server));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(TlsInfoOf(**conn)->alpn, "h2");  // the client's own layer
+  conn = ConnectAndWait(client, Target(tls_server), ClientContext(http1));
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_EQ(TlsInfoOf(**conn)->alpn, "http/1.1");  // this connect's
+  conn = ConnectAndWait(client, Target(plain_server), nullptr);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  EXPECT_FALSE(TlsInfoOf(**conn).ok());  // plain TCP
+  // The default again: a TLS client on a plain server fails its handshake.
+  conn = ConnectAndWait(client, Target(plain_server));
+  EXPECT_FALSE(conn.ok());
+
+  // A server-side layer is refused at once.
+  absl::Status refused;
+  const TcpClient::ConnectId id = client->Connect(
+      Target(tls_server), ServerContext(),
+      [&refused](absl::StatusOr<ConnectionPtr> c) { refused = c.status(); });
+  EXPECT_EQ(id, 0u);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_EQ(client->stats().connects_started, 4u);
+}
+
 TEST_P(TlsConnectionTest, SniSelectsTheCertificate) {
   absl::StatusOr<CertFiles> a =
       Pki().pki.IssueLeaf("sni_a", LeafOptions{{"a.test"}, {}, "a.test"});

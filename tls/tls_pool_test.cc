@@ -34,9 +34,12 @@ class TlsPoolTest : public TlsTest {
     pool_ = *std::move(pool);
   }
 
-  // Acquires, sends `message`, waits for its echo; returns the lease.
-  absl::StatusOr<Lease> RoundTrip(const std::string& endpoint,
-                                  const std::string& message) {
+  // Acquires (over `layer` instead of the pool's when set), sends
+  // `message`, waits for its echo; returns the lease.
+  absl::StatusOr<Lease> RoundTrip(
+      const std::string& endpoint, const std::string& message,
+      std::optional<std::shared_ptr<const ConnectionLayer>> layer =
+          std::nullopt) {
     struct State {
       std::mutex mu;
       std::condition_variable cv;
@@ -51,17 +54,20 @@ class TlsPoolTest : public TlsTest {
       in.Consume(in.size());
       state->cv.notify_all();
     };
-    pool_->Acquire(
-        endpoint, absl::Now() + absl::Seconds(20),
-        [state, message](absl::StatusOr<Lease> lease) {
-          if (lease.ok()) (void)(*lease)->Send(message);
-          std::lock_guard<std::mutex> lock(state->mu);
-          state->lease = lease.ok()
-                             ? std::move(lease)
-                             : absl::StatusOr<Lease>(Copy(lease.status()));
-          state->cv.notify_all();
-        },
-        callbacks);
+    auto done = [state, message](absl::StatusOr<Lease> lease) {
+      if (lease.ok()) (void)(*lease)->Send(message);
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->lease = lease.ok() ? std::move(lease)
+                                : absl::StatusOr<Lease>(Copy(lease.status()));
+      state->cv.notify_all();
+    };
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    if (layer.has_value()) {
+      pool_->Acquire(endpoint, *std::move(layer), deadline, std::move(done),
+                     callbacks);
+    } else {
+      pool_->Acquire(endpoint, deadline, std::move(done), callbacks);
+    }
     std::unique_lock<std::mutex> lock(state->mu);
     if (!state->cv.wait_for(lock, std::chrono::seconds(30), [&] {
           return state->lease.has_value() &&
@@ -117,6 +123,88 @@ TEST_P(TlsPoolTest, NewConnectionsToTheEndpointResume) {
   EXPECT_TRUE(TlsInfoOf(**second)->resumed);
   pool_->Release(*std::move(second), /*reusable=*/true);
   EXPECT_EQ(server->stats().accepted, 2u);
+}
+
+// The pool keys connections by endpoint and layer: an idle connection of one
+// TLS configuration is never handed to a request for another, even to the
+// same endpoint, and each configuration reuses its own.
+TEST_P(TlsPoolTest, ConnectionsArePooledByEndpointAndLayer) {
+  TlsServerOptions server_options = ServerOptions();
+  server_options.alpn = {"h2", "http/1.1"};
+  TcpServer* server = StartServer(ServerContext(server_options), Echo());
+  TlsClientOptions h2 = ClientOptions();
+  h2.alpn = {"h2"};
+  TlsClientOptions http1 = ClientOptions();
+  http1.alpn = {"http/1.1"};
+  std::shared_ptr<TlsClientContext> h2_context = ClientContext(h2);
+  std::shared_ptr<TlsClientContext> http1_context = ClientContext(http1);
+  MakePool(h2_context, /*max_idle=*/8);
+  const std::string endpoint = Target(server, "localhost");
+
+  absl::StatusOr<Lease> a = RoundTrip(endpoint, "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  const uint64_t h2_id = (*a)->id();
+  EXPECT_EQ(TlsInfoOf(**a)->alpn, "h2");
+  pool_->Release(*std::move(a), /*reusable=*/true);
+  ASSERT_TRUE(net_testing::WaitFor([&] { return pool_->stats().idle == 1; }));
+
+  absl::StatusOr<Lease> b = RoundTrip(endpoint, "b", http1_context);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_FALSE(b->reused()) << "handed the other configuration's connection";
+  EXPECT_EQ(TlsInfoOf(**b)->alpn, "http/1.1");
+  const uint64_t http1_id = (*b)->id();
+  pool_->Release(*std::move(b), /*reusable=*/true);
+  ASSERT_TRUE(net_testing::WaitFor([&] { return pool_->stats().idle == 2; }));
+  EXPECT_EQ(pool_->stats().endpoints, 2u);
+
+  // Each configuration gets its own back; naming the pool's own layer is
+  // the same as naming none.
+  absl::StatusOr<Lease> c = RoundTrip(endpoint, "c", http1_context);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->reused());
+  EXPECT_EQ((*c)->id(), http1_id);
+  absl::StatusOr<Lease> d = RoundTrip(endpoint, "d", h2_context);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->reused());
+  EXPECT_EQ((*d)->id(), h2_id);
+  pool_->Release(*std::move(c), /*reusable=*/true);
+  pool_->Release(*std::move(d), /*reusable=*/true);
+  EXPECT_EQ(server->stats().accepted, 2u);
+}
+
+// Plain TCP (a null layer) and TLS to one endpoint never meet: with a plain
+// connection idle, a TLS request opens its own (and here fails its
+// handshake, as the server speaks clear text) instead of being handed it.
+TEST_P(TlsPoolTest, PlainAndTlsConnectionsNeverMeet) {
+  TcpServer* plain = StartServer(nullptr, Echo());
+  MakePool(ClientContext(), /*max_idle=*/8);
+  const std::string endpoint = Target(plain, "localhost");
+  absl::StatusOr<Lease> clear = RoundTrip(endpoint, "clear", nullptr);
+  ASSERT_TRUE(clear.ok()) << clear.status();
+  EXPECT_FALSE(TlsInfoOf(**clear).ok());
+  pool_->Release(*std::move(clear), /*reusable=*/true);
+  ASSERT_TRUE(net_testing::WaitFor([&] { return pool_->stats().idle == 1; }));
+  absl::StatusOr<Lease> tls = RoundTrip(endpoint, "tls");
+  EXPECT_FALSE(tls.ok());
+  EXPECT_EQ(pool_->stats().idle, 1u);
+  EXPECT_EQ(pool_->stats().reused, 0u);
+}
+
+TEST_P(TlsPoolTest, RefusesServerLayersAndNonEndpoints) {
+  TcpServer* server = StartServer(ServerContext(), Echo());
+  MakePool(ClientContext(), /*max_idle=*/8);
+  for (int server_layer = 0; server_layer < 2; ++server_layer) {
+    absl::Status status;
+    const ConnectionPool::RequestId id = pool_->Acquire(
+        server_layer ? Target(server) : Target(server) + " x",
+        server_layer ? std::shared_ptr<const ConnectionLayer>(ServerContext())
+                     : nullptr,
+        absl::InfiniteFuture(),
+        [&status](absl::StatusOr<Lease> lease) { status = lease.status(); });
+    EXPECT_EQ(id, 0u);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  }
+  EXPECT_EQ(pool_->client_stats().connects_started, 0u);
 }
 
 TEST_P(TlsPoolTest, UnverifiedUpstreamFailsTheAcquire) {

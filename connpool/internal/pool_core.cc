@@ -61,9 +61,10 @@ PoolCore::PoolCore(EventLoop* loop, ConnectionPoolOptions options)
 
 // --- Acquire -----------------------------------------------------------------
 
-uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
-                           AcquireCallback done,
-                           std::shared_ptr<const LeaseCallbacks> callbacks) {
+uint64_t PoolCore::Acquire(
+    absl::string_view key, absl::Time deadline, AcquireCallback done,
+    std::shared_ptr<const LeaseCallbacks> callbacks,
+    const std::shared_ptr<const ConnectionLayer>& layer) {
   for (;;) {
     Actions a;
     absl::Status failure;
@@ -88,7 +89,7 @@ uint64_t PoolCore::Acquire(absl::string_view key, absl::Time deadline,
               waiter->callbacks = std::move(callbacks);
               return waiter;
             },
-            a.fx);
+            a.fx, layer);
         if (!w.ok()) {
           failure = w.status();
         } else {

@@ -50,6 +50,7 @@
 #include "connpool/internal/pool_state.h"
 #include "net/byte_buffer.h"
 #include "net/connection.h"
+#include "net/connection_layer.h"
 #include "net/tcp_client.h"
 #include "reactor/event_loop.h"
 
@@ -94,9 +95,15 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // (TcpClient::Stop returns a little before that).
   void WaitForCloses() ABSL_LOCKS_EXCLUDED(mu_);
 
-  uint64_t Acquire(absl::string_view key, absl::Time deadline,
-                   AcquireCallback done,
-                   std::shared_ptr<const LeaseCallbacks> callbacks)
+  // Pool keys: the endpoint for the client's own layer; for another layer
+  // (a per-Acquire one, null for plain TCP) the endpoint, kLayerMark and
+  // the layer's address, with the layer as the key's context (held while
+  // the key has connections or requests, so its address names it alone).
+  static constexpr char kLayerMark = ' ';
+  uint64_t Acquire(
+      absl::string_view key, absl::Time deadline, AcquireCallback done,
+      std::shared_ptr<const LeaseCallbacks> callbacks,
+      const std::shared_ptr<const ConnectionLayer>& layer = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
   bool CancelAcquire(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(std::shared_ptr<Entry> entry, const ConnectionPtr& conn,

@@ -55,10 +55,17 @@ void PoolCore::StartConnect(const Effects::Connect& c) {
   }
   std::shared_ptr<PoolCore> self = shared_from_this();
   const uint64_t seq = c.seq;
+  ConnectCallback done = [self, seq](absl::StatusOr<ConnectionPtr> result) {
+    self->OnConnectDone(seq, std::move(result));
+  };
+  const size_t mark = c.key.find(kLayerMark);
   const TcpClient::ConnectId id =
-      client->Connect(c.key, [self, seq](absl::StatusOr<ConnectionPtr> result) {
-        self->OnConnectDone(seq, std::move(result));
-      });
+      mark == std::string::npos
+          ? client->Connect(c.key, std::move(done))
+          : client->Connect(
+                absl::string_view(c.key).substr(0, mark),
+                std::static_pointer_cast<const ConnectionLayer>(c.context),
+                std::move(done));
   bool cancel;
   {
     MutexLock lock(&mu_);

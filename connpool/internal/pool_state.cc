@@ -85,7 +85,8 @@ PoolEntry* PoolState::TakeIdle(absl::string_view key, Effects& fx) {
 
 absl::StatusOr<PoolWaiter*> PoolState::Enqueue(
     absl::string_view key, int64_t deadline_ns,
-    absl::FunctionRef<std::unique_ptr<PoolWaiter>()> make, Effects& fx) {
+    absl::FunctionRef<std::unique_ptr<PoolWaiter>()> make, Effects& fx,
+    std::shared_ptr<const void> context) {
   if (draining_) {
     ++counters_.failed_closed;
     return absl::FailedPreconditionError(
@@ -99,7 +100,7 @@ absl::StatusOr<PoolWaiter*> PoolState::Enqueue(
         absl::StrCat("ConnectionPool::Acquire(", key,
                      "): the deadline passed with no idle connection"));
   }
-  Endpoint* ep = GetEndpoint(key);
+  Endpoint* ep = GetEndpoint(key, std::move(context));
   const size_t total = TotalOpen();
   const bool room_here = ep->open < limits_.max_connections_per_endpoint;
   const bool room_total =
@@ -303,10 +304,11 @@ Endpoint* PoolState::FindEndpoint(absl::string_view key) const {
   return it == endpoints_.end() ? nullptr : it->second.get();
 }
 
-Endpoint* PoolState::GetEndpoint(absl::string_view key) {
+Endpoint* PoolState::GetEndpoint(absl::string_view key,
+                                 std::shared_ptr<const void> context) {
   auto it = endpoints_.find(key);
   if (it != endpoints_.end()) return it->second.get();
-  auto ep = std::make_unique<Endpoint>(std::string(key));
+  auto ep = std::make_unique<Endpoint>(std::string(key), std::move(context));
   Endpoint* raw = ep.get();
   endpoints_.emplace(raw->key, std::move(ep));
   return raw;

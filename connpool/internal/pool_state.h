@@ -124,8 +124,12 @@ class PoolWaiter : public ListNode<ByEndpoint>, public ListNode<ByAge> {
 };
 
 struct Endpoint {
-  explicit Endpoint(std::string k) : key(std::move(k)) {}
+  Endpoint(std::string k, std::shared_ptr<const void> c)
+      : key(std::move(k)), context(std::move(c)) {}
   const std::string key;
+  // The shell's, opaque (the layer its connections are opened with): held
+  // while the endpoint exists, given back with each connect to start.
+  const std::shared_ptr<const void> context;
   size_t open = 0;        // counted connections, connecting ones included
   size_t connecting = 0;  // connects in progress
   // Idle connections an Acquire took whose check is still due (queued
@@ -148,6 +152,7 @@ class Effects {
   struct Connect {
     std::string key;
     uint64_t seq;  // the state's name for it (ConnectIssued, ConnectFailed)
+    std::shared_ptr<const void> context;  // the endpoint's
   };
   struct Lists {
     std::vector<void*> close;  // handles of connections to close
@@ -209,10 +214,12 @@ class PoolState {
   // After TakeIdle found none: queues the waiter `make()` returns (starting
   // a connect if the limits allow and none is coming for it) and returns
   // it, or fails (draining, deadline passed, queue full). `deadline_ns` is
-  // on this state's clock (kNever: none).
+  // on this state's clock (kNever: none). `context` is kept with `key`'s
+  // endpoint when this creates it.
   absl::StatusOr<PoolWaiter*> Enqueue(
       absl::string_view key, int64_t deadline_ns,
-      absl::FunctionRef<std::unique_ptr<PoolWaiter>()> make, Effects& fx);
+      absl::FunctionRef<std::unique_ptr<PoolWaiter>()> make, Effects& fx,
+      std::shared_ptr<const void> context = nullptr);
   // The waiter's deadline timer fired: fails it unless it is claimed (then
   // a failed hand-over fails it instead of requeueing).
   void DeadlinePassed(uint64_t id, Effects& fx);
@@ -286,7 +293,8 @@ class PoolState {
   };
 
   Endpoint* FindEndpoint(absl::string_view key) const;
-  Endpoint* GetEndpoint(absl::string_view key);
+  Endpoint* GetEndpoint(absl::string_view key,
+                        std::shared_ptr<const void> context);
   size_t TotalOpen() const;
   bool expiry() const {
     return limits_.idle_timeout_ns > 0 || limits_.max_lifetime_ns > 0;

@@ -92,7 +92,7 @@ void PoolState::StartConnect(Endpoint* ep, Effects& fx) {
   ++ep->connecting;
   const uint64_t seq = next_connect_seq_++;
   connects_.emplace(seq, PendingConnect{ep, 0});
-  fx.Add().connects.push_back(Effects::Connect{ep->key, seq});
+  fx.Add().connects.push_back(Effects::Connect{ep->key, seq, ep->context});
 }
 
 Endpoint* PoolState::EndConnect(uint64_t seq) {

@@ -1,6 +1,5 @@
 #include "examples/proxy/pooled_connector.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -59,27 +58,17 @@ std::shared_ptr<const LeaseCallbacks> CallbacksFor(
 absl::StatusOr<std::unique_ptr<PooledConnector>> PooledConnector::Create(
     EventLoop* loop, ConnectionPoolOptions options,
     std::shared_ptr<const ConnectionLayer> tls) {
-  std::unique_ptr<ConnectionPool> tls_pool;
-  if (tls != nullptr) {
-    ConnectionPoolOptions tls_options = options;
-    tls_options.client.layer = std::move(tls);
-    absl::StatusOr<std::unique_ptr<ConnectionPool>> pool =
-        ConnectionPool::Create(loop, std::move(tls_options));
-    if (!pool.ok()) return pool.status();
-    tls_pool = *std::move(pool);
-  }
   absl::StatusOr<std::unique_ptr<ConnectionPool>> pool =
       ConnectionPool::Create(loop, std::move(options));
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<PooledConnector>(
-      new PooledConnector(*std::move(pool), std::move(tls_pool)));
+      new PooledConnector(*std::move(pool), std::move(tls)));
 }
 
 void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
                               std::shared_ptr<UpstreamHandler> handler,
                               AcquireCallback done) {
-  ConnectionPool* pool = upstream.tls ? tls_.get() : plain_.get();
-  if (pool == nullptr) {
+  if (upstream.tls && tls_ == nullptr) {
     done(absl::FailedPreconditionError(
         absl::StrCat("upstream ", upstream.host_port, ": no TLS configured")));
     return;
@@ -93,8 +82,9 @@ void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
   // The pool resolves "host:port" itself; for plain upstreams the proxy
   // passes the address it resolved at startup, so names are looked up once
   // (TLS upstreams pass the name, which the certificate must match).
+  ConnectionPool* pool = pool_.get();
   pool->Acquire(
-      upstream.endpoint, deadline,
+      upstream.endpoint, upstream.tls ? tls_ : nullptr, deadline,
       [pool, done = std::move(done)](absl::StatusOr<Lease> lease) mutable {
         if (!lease.ok()) {
           done(lease.status());
@@ -105,39 +95,8 @@ void PooledConnector::Acquire(Upstream& upstream, absl::Time deadline,
       std::move(callbacks));
 }
 
-void PooledConnector::Stop() {
-  plain_->Drain();
-  if (tls_ != nullptr) tls_->Drain();
-}
+void PooledConnector::Stop() { pool_->Drain(); }
 
-ConnectionPoolStats PooledConnector::stats() const {
-  ConnectionPoolStats sum = plain_->stats();
-  if (tls_ == nullptr) return sum;
-  const ConnectionPoolStats t = tls_->stats();
-  sum.active += t.active;
-  sum.idle += t.idle;
-  sum.connecting += t.connecting;
-  sum.open += t.open;
-  sum.pending += t.pending;
-  sum.endpoints += t.endpoints;
-  sum.created += t.created;
-  sum.reused += t.reused;
-  sum.acquired += t.acquired;
-  sum.connect_failures += t.connect_failures;
-  sum.failed_queue_full += t.failed_queue_full;
-  sum.failed_deadline += t.failed_deadline;
-  sum.failed_connect += t.failed_connect;
-  sum.failed_closed += t.failed_closed;
-  sum.cancelled += t.cancelled;
-  sum.wait_total += t.wait_total;
-  for (size_t i = 0; i < sum.closed_by.size(); ++i) {
-    sum.closed_by[i] += t.closed_by[i];
-  }
-  for (size_t i = 0; i < sum.wait_histogram.size(); ++i) {
-    sum.wait_histogram[i] += t.wait_histogram[i];
-  }
-  sum.wait_max = std::max(sum.wait_max, t.wait_max);
-  return sum;
-}
+ConnectionPoolStats PooledConnector::stats() const { return pool_->stats(); }
 
 }  // namespace mill::proxy

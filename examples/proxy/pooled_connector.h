@@ -9,11 +9,11 @@
 // after a stale connection gets one that has just passed the liveness check,
 // or a new one (see the retry rule in proxy.h).
 //
-// TLS: upstreams given as https:// get connections from a second pool whose
-// client speaks TLS (the layer passed to Create): a pool keys connections by
-// endpoint only, so plain and TLS connections to the same HOST:PORT must
-// never meet in one pool. A certificate that does not verify fails the
-// connect (Unavailable, with OpenSSL's reason), before any request byte.
+// TLS: upstreams given as https:// get connections over the TLS layer passed
+// to Create, plain ones plain TCP, from the same pool: it keys connections
+// by endpoint and layer, so plain and TLS connections to one HOST:PORT never
+// meet. A certificate that does not verify fails the connect (Unavailable,
+// with OpenSSL's reason), before any request byte.
 //
 // Thread-safety: thread-safe. Ownership: owns the pool (destroy before the
 // loop); links hold leases and must be released before the connector is
@@ -34,7 +34,7 @@ namespace mill::proxy {
 
 class PooledConnector : public UpstreamConnector {
  public:
-  // `tls` (null: no TLS upstreams) is the layer of the TLS pool.
+  // `tls` (null: no TLS upstreams) is the layer of https:// upstreams.
   static absl::StatusOr<std::unique_ptr<PooledConnector>> Create(
       EventLoop* loop, ConnectionPoolOptions options,
       std::shared_ptr<const ConnectionLayer> tls = nullptr);
@@ -45,16 +45,15 @@ class PooledConnector : public UpstreamConnector {
   // Drains the pool: idle connections close, leased ones when released.
   void Stop() override;
 
-  // Both pools' counters added up.
   ConnectionPoolStats stats() const;
 
  private:
-  PooledConnector(std::unique_ptr<ConnectionPool> plain,
-                  std::unique_ptr<ConnectionPool> tls)
-      : plain_(std::move(plain)), tls_(std::move(tls)) {}
+  PooledConnector(std::unique_ptr<ConnectionPool> pool,
+                  std::shared_ptr<const ConnectionLayer> tls)
+      : pool_(std::move(pool)), tls_(std::move(tls)) {}
 
-  std::unique_ptr<ConnectionPool> plain_;
-  std::unique_ptr<ConnectionPool> tls_;  // null without a TLS layer
+  std::unique_ptr<ConnectionPool> pool_;
+  const std::shared_ptr<const ConnectionLayer> tls_;  // null: none
 };
 
 }  // namespace mill::proxy

@@ -23,11 +23,12 @@ ClientCore::ClientCore(EventLoop* loop, ConnectionCallbacks callbacks,
 ClientCore::~ClientCore() = default;
 
 uint64_t ClientCore::ConnectTo(absl::string_view host_port,
-                               ConnectCallback done, absl::Duration timeout) {
+                               ConnectCallback done, absl::Duration timeout,
+                               LayerOverride layer) {
   absl::StatusOr<SocketAddress> numeric = SocketAddress::Parse(host_port);
   if (numeric.ok()) {
     return ConnectTo({*numeric}, std::string(host_port), std::move(done),
-                     timeout);
+                     timeout, std::move(layer));
   }
   std::string host;
   uint16_t port = 0;
@@ -41,16 +42,16 @@ uint64_t ClientCore::ConnectTo(absl::string_view host_port,
   }
   const uint64_t id = NextId();
   attempts_.Connect(id, {}, host, port, std::string(host_port), std::move(done),
-                    timeout);
+                    timeout, std::move(layer));
   return id;
 }
 
 uint64_t ClientCore::ConnectTo(std::vector<SocketAddress> addresses,
                                std::string target, ConnectCallback done,
-                               absl::Duration timeout) {
+                               absl::Duration timeout, LayerOverride layer) {
   const uint64_t id = NextId();
   attempts_.Connect(id, std::move(addresses), "", 0, std::move(target),
-                    std::move(done), timeout);
+                    std::move(done), timeout, std::move(layer));
   return id;
 }
 

@@ -79,11 +79,13 @@ class ClientCore final : public ConnectionOwner,
   uint64_t NextId() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 
   // Connects to "host:port", "a.b.c.d:port" or "[v6]:port". A malformed
-  // target runs `done` with InvalidArgument here and returns 0.
+  // target runs `done` with InvalidArgument here and returns 0. `layer`
+  // replaces the options' layer when set (a null one: plain TCP).
   uint64_t ConnectTo(absl::string_view host_port, ConnectCallback done,
-                     absl::Duration timeout);
+                     absl::Duration timeout, LayerOverride layer = {});
   uint64_t ConnectTo(std::vector<SocketAddress> addresses, std::string target,
-                     ConnectCallback done, absl::Duration timeout);
+                     ConnectCallback done, absl::Duration timeout,
+                     LayerOverride layer = {});
 
   // Connection accounting, for ConnectAttempts. AddLive before a connection
   // may be started; its OnClosed (or DropLive if it never starts) undoes it.

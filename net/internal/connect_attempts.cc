@@ -32,10 +32,12 @@ void ConnectAttempts::Post(absl::AnyInvocable<void()> fn) {
 void ConnectAttempts::Connect(uint64_t id, std::vector<SocketAddress> addresses,
                               absl::string_view host, uint16_t port,
                               std::string target, ConnectCallback done,
-                              absl::Duration timeout) {
+                              absl::Duration timeout, LayerOverride layer) {
   auto request = std::make_shared<Request>();
   request->id = id;
   request->target = std::move(target);
+  request->layer =
+      layer.has_value() ? *std::move(layer) : core_->options().layer;
   if (!host.empty()) {
     request->server_name = std::string(host);
   } else {
@@ -167,10 +169,10 @@ void ConnectAttempts::StartAttempt(const RequestPtr& request,
     if (finished) RunFinish(std::move(finish), status);
     return;
   }
-  ConnectionPtr conn = ConnectionAccess::Create(
-      core_->shared_from_this(), conn_id,
-      /*outbound=*/true, *std::move(stream), address,
-      core_->options().layer.get(), request->server_name);
+  ConnectionPtr conn =
+      ConnectionAccess::Create(core_->shared_from_this(), conn_id,
+                               /*outbound=*/true, *std::move(stream), address,
+                               request->layer.get(), request->server_name);
   EventLoop::TimerId replaced;
   {
     MutexLock lock(&mu_);

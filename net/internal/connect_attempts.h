@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,7 @@
 #include "absl/time/time.h"
 #include "base/mutex.h"
 #include "net/connection.h"
+#include "net/connection_layer.h"
 #include "net/internal/resolver.h"
 #include "net/socket_address.h"
 #include "net/tcp_client.h"
@@ -47,6 +49,10 @@ namespace net_internal {
 
 class ClientCore;
 
+// A Connect's own layer instead of TcpClientOptions::layer: unset keeps the
+// options' layer; set to null, plain TCP.
+using LayerOverride = std::optional<std::shared_ptr<const ConnectionLayer>>;
+
 class ConnectAttempts {
  public:
   explicit ConnectAttempts(ClientCore* core);
@@ -54,12 +60,13 @@ class ConnectAttempts {
   ConnectAttempts& operator=(const ConnectAttempts&) = delete;
 
   // Starts request `id`: resolves `host` (port `port`) when not empty,
-  // else tries `addresses`. `target` names it in messages. After StopAll,
-  // `done` gets Cancelled from the loop.
+  // else tries `addresses`, over `layer` (the options' when unset).
+  // `target` names it in messages. After StopAll, `done` gets Cancelled
+  // from the loop.
   void Connect(uint64_t id, std::vector<SocketAddress> addresses,
                absl::string_view host, uint16_t port, std::string target,
-               ConnectCallback done, absl::Duration timeout)
-      ABSL_LOCKS_EXCLUDED(mu_);
+               ConnectCallback done, absl::Duration timeout,
+               LayerOverride layer = {}) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Finishes request `id` with `why` (its callback runs here). False when
   // it is unknown or already finished.
@@ -86,6 +93,9 @@ class ConnectAttempts {
     uint64_t id = 0;
     std::string target;       // for messages
     std::string server_name;  // for the layer: the host, or the address
+    // The layer its attempts' connections are made by (null: plain TCP);
+    // held until the request finishes (connections keep what they need).
+    std::shared_ptr<const ConnectionLayer> layer;
     ConnectCallback done;
     absl::Duration timeout;
     std::vector<SocketAddress> addresses;

@@ -197,16 +197,19 @@ class TlsTest : public ::testing::TestWithParam<LoopConfig> {
     return clients_.back().get();
   }
 
-  // Connects and waits for the result.
+  // Connects (over `layer` instead of the client's when set) and waits for
+  // the result.
   static absl::StatusOr<ConnectionPtr> ConnectAndWait(
-      TcpClient* client, const std::string& target) {
+      TcpClient* client, const std::string& target,
+      std::optional<std::shared_ptr<const ConnectionLayer>> layer =
+          std::nullopt) {
     struct Result {
       std::mutex mu;
       std::condition_variable cv;
       std::optional<absl::StatusOr<ConnectionPtr>> value;
     };
     auto result = std::make_shared<Result>();
-    client->Connect(target, [result](absl::StatusOr<ConnectionPtr> c) {
+    auto done = [result](absl::StatusOr<ConnectionPtr> c) {
       std::lock_guard<std::mutex> lock(result->mu);
       if (c.ok()) {
         result->value = std::move(c);
@@ -214,7 +217,12 @@ class TlsTest : public ::testing::TestWithParam<LoopConfig> {
         result->value = Copy(c.status());
       }
       result->cv.notify_all();
-    });
+    };
+    if (layer.has_value()) {
+      client->Connect(target, *std::move(layer), std::move(done));
+    } else {
+      client->Connect(target, std::move(done));
+    }
     std::unique_lock<std::mutex> lock(result->mu);
     if (!result->cv.wait_for(lock, std::chrono::seconds(30),
                              [&] { return result->value.has_value(); })) {
