@@ -115,9 +115,9 @@ ConnectionPool::RequestId ConnectionPool::Acquire(
 }
 
 ConnectionPool::RequestId ConnectionPool::Acquire(
-    absl::string_view endpoint, std::shared_ptr<const ConnectionLayer> layer,
-    absl::Time deadline, AcquireCallback done,
-    std::shared_ptr<const LeaseCallbacks> callbacks) {
+    absl::string_view endpoint,
+    const std::shared_ptr<const ConnectionLayer>& layer, absl::Time deadline,
+    AcquireCallback done, std::shared_ptr<const LeaseCallbacks> callbacks) {
   if (layer == client_layer_) {
     return Acquire(endpoint, deadline, std::move(done), std::move(callbacks));
   }

@@ -296,7 +296,7 @@ class ConnectionPool {
   // has connections or requests. InvalidArgument at once for a server-side
   // layer.
   RequestId Acquire(absl::string_view endpoint,
-                    std::shared_ptr<const ConnectionLayer> layer,
+                    const std::shared_ptr<const ConnectionLayer>& layer,
                     absl::Time deadline, AcquireCallback done,
                     std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
 

@@ -65,16 +65,25 @@ bool ExceedsDepth(std::string_view text, size_t max_depth) {
   return false;
 }
 
-bool HasFloatId(const Json& request) {
+// True for an id that Dump() would not spell as the client did: a
+// non-integer number (1.50, 1e2), or -0 (nlohmann reads "0" as unsigned, so a
+// signed zero can only have been written "-0"; Dump() gives "0").
+bool IsRawId(const Json& id) {
+  return id.is_number_float() || (id.type() == Json::value_t::number_integer &&
+                                  id.get<Json::number_integer_t>() == 0);
+}
+
+bool HasRawId(const Json& request) {
   if (!request.is_object()) return false;
   const auto it = request.find("id");
-  return it != request.end() && it->is_number_float();
+  return it != request.end() && IsRawId(*it);
 }
 
 // Second pass over a message, run only when some request's id is a
-// non-integer number: records the original spelling of each such id, indexed
-// by batch element (or [0] for a single request). nlohmann hands the raw text
-// to number_float(), which is what makes exact echo possible.
+// non-integer number or -0: records the original spelling of each such id,
+// indexed by batch element (or [0] for a single request). nlohmann hands the
+// raw text to number_float(), which is what makes exact echo possible; a
+// signed integer zero can only be "-0".
 class RawIdScanner final : public nlohmann::json_sax<Json> {
  public:
   explicit RawIdScanner(std::vector<std::optional<std::string>>* ids)
@@ -82,7 +91,10 @@ class RawIdScanner final : public nlohmann::json_sax<Json> {
 
   bool null() override { return Value(nullptr); }
   bool boolean(bool) override { return Value(nullptr); }
-  bool number_integer(number_integer_t) override { return Value(nullptr); }
+  bool number_integer(number_integer_t value) override {
+    static const std::string* const kMinusZero = new std::string("-0");
+    return Value(value == 0 ? kMinusZero : nullptr);
+  }
   bool number_unsigned(number_unsigned_t) override { return Value(nullptr); }
   bool number_float(number_float_t, const string_t& raw) override {
     return Value(&raw);
@@ -216,10 +228,10 @@ std::optional<std::string> JsonRpcService::HandleMessage(
   }
 
   std::vector<std::optional<std::string>> raw_ids;
-  const bool any_float_id =
-      parsed.is_array() ? std::any_of(parsed.begin(), parsed.end(), HasFloatId)
-                        : HasFloatId(parsed);
-  if (any_float_id) {
+  const bool any_raw_id =
+      parsed.is_array() ? std::any_of(parsed.begin(), parsed.end(), HasRawId)
+                        : HasRawId(parsed);
+  if (any_raw_id) {
     RawIdScanner scanner(&raw_ids);
     Json::sax_parse(message.data(), message.data() + message.size(), &scanner);
   }
@@ -262,7 +274,7 @@ std::optional<std::string> JsonRpcService::HandleRequest(
     return ErrorResponse(kInvalidRequest, "Invalid Request");
   }
   const std::string id = is_notification ? "null"
-                         : (raw_id.has_value() && id_it->is_number_float())
+                         : (raw_id.has_value() && IsRawId(*id_it))
                              ? *raw_id
                              : Dump(*id_it);
 

@@ -290,6 +290,22 @@ TEST_F(JsonRpcServiceTest, NonIntegerIdsAreEchoedWithTheirOriginalText) {
   }
 }
 
+// Regression (found by json_rpc_service_fuzz): an id of -0 came back as 0.
+TEST_F(JsonRpcServiceTest, MinusZeroIdIsEchoedAsSent) {
+  std::optional<std::string> response =
+      service_.HandleMessage(R"({"jsonrpc":"2.0","method":"ping","id":-0})");
+  ASSERT_TRUE(response.has_value());
+  EXPECT_NE(response->find(R"("id":-0})"), std::string::npos) << *response;
+  response =
+      service_.HandleMessage(R"([{"jsonrpc":"2.0","method":"ping","id":0},)"
+                             R"({"jsonrpc":"2.0","method":"ping","id":-0},)"
+                             R"({"jsonrpc":"2.0","method":"ping","id":-0.0}])");
+  ASSERT_TRUE(response.has_value());
+  EXPECT_NE(response->find(R"("id":0})"), std::string::npos) << *response;
+  EXPECT_NE(response->find(R"("id":-0})"), std::string::npos) << *response;
+  EXPECT_NE(response->find(R"("id":-0.0})"), std::string::npos) << *response;
+}
+
 TEST_F(JsonRpcServiceTest, NumberOutsideDoubleRangeIsAParseError) {
   // nlohmann rejects numbers a double cannot hold; nothing to echo then.
   ExpectResponse(
