@@ -390,6 +390,40 @@ TEST_F(PoolStateTest, ConnectFailureFailsTheOldestWaiter) {
   EXPECT_EQ(s.endpoints, 0u);  // nothing left: the endpoint goes
 }
 
+// An endpoint's context (the shell's layer) comes back with every connect
+// it starts, and is held exactly as long as the endpoint exists.
+TEST_F(PoolStateTest, EndpointContextRidesWithConnectsAndGoesWithIt) {
+  Make({});
+  auto context = std::make_shared<int>(7);
+  {
+    Effects fx;
+    absl::StatusOr<PoolWaiter*> w = state_->Enqueue(
+        "a:1 over layer 1", kNever,
+        [] { return std::make_unique<TestWaiter>("r1"); }, fx, context);
+    ASSERT_TRUE(w.ok());
+    Absorb(fx);
+  }
+  ASSERT_EQ(connects_.size(), 1u);
+  EXPECT_EQ(connects_[0].context, context);
+  EXPECT_EQ(connects_[0].key, "a:1 over layer 1");
+  // A second request for the key gets the endpoint's context (the key names
+  // it), though it gave none.
+  Enqueue("a:1 over layer 1", "r2");
+  ASSERT_EQ(connects_.size(), 2u);
+  EXPECT_EQ(connects_[1].context, context);
+  FakeConn* first = Connect();
+  FakeConn* second = Connect();
+  ASSERT_EQ(served_.size(), 2u);
+  for (FakeConn* c : {first, second}) {
+    Effects closed;
+    state_->Closed(&c->entry, ConnectionEnd::kOther, closed);
+    Absorb(closed);
+  }
+  EXPECT_EQ(Stats().endpoints, 0u);
+  EXPECT_TRUE(connects_.empty());
+  EXPECT_EQ(context.use_count(), 1);  // the endpoint let it go
+}
+
 TEST_F(PoolStateTest, IdleTimeoutAndLifetimeOnTheInjectedClock) {
   PoolLimits limits;
   limits.idle_timeout_ns = 100 * kMs;
