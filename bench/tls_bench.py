@@ -70,7 +70,6 @@ import shutil
 import signal
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,7 +78,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_all  # noqa: E402  (Bazel, Server, pin, cpu_seconds, parse_wrk)
+import run_all  # noqa: E402  (Bazel, Server, pin, cpu_seconds, parse_wrk,
+#                              median_of, spread_pct)
 
 ROOT = run_all.ROOT
 HTTP_TARGET = "//examples/http:http_server"
@@ -665,19 +665,6 @@ def measure_idle(running, args, fx):
 # -------------------------------------------------------------- report
 
 
-def med(runs, key):
-    values = [r[key] for r in runs if r.get("ok") and r.get(key) is not None]
-    return statistics.median(values) if values else None
-
-
-def spread(runs, key):
-    values = [r[key] for r in runs if r.get("ok") and r.get(key) is not None]
-    if len(values) < 2:
-        return None
-    middle = statistics.median(values)
-    return 100.0 * (max(values) - min(values)) / middle if middle else None
-
-
 def fmt(value, digits=0, suffix=""):
     if value is None:
         return "n/a"
@@ -766,8 +753,9 @@ def scenario_lines(name, results, args):
               "spread Mill-IO / nginx | runs Mill-IO | runs nginx |",
               "|---|--:|--:|--:|---|--:|--:|--:|"]
     for key, label, digits, better in METRICS[name]:
-        m, n = med(runs_m, key), med(runs_n, key)
-        sm, sn = spread(runs_m, key), spread(runs_n, key)
+        m, n = run_all.median_of(runs_m, key), run_all.median_of(runs_n, key)
+        sm, sn = (run_all.spread_pct(runs_m, key),
+                  run_all.spread_pct(runs_n, key))
         lines.append(
             f"| {label} | {fmt(m, digits)} | {fmt(n, digits)} | "
             f"{fmt_ratio(m, n) if better else '—'} | {better or '—'} | "
@@ -793,8 +781,8 @@ def summary_lines(results, scenarios):
     def row(target, scenario, key, digits, test, unit="", ratio=True):
         if scenario not in scenarios:
             return None
-        m = med(results[scenario][MILL], key)
-        n = med(results[scenario][NGINX], key)
+        m = run_all.median_of(results[scenario][MILL], key)
+        n = run_all.median_of(results[scenario][NGINX], key)
         met = test(m, n) if m is not None and n is not None else None
         verdict = "n/a" if met is None else ("met" if met else "**missed**")
         return (f"| {target} | {fmt(m, digits, unit)} | {fmt(n, digits, unit)}"

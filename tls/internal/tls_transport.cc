@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -320,12 +321,7 @@ IoResult TlsTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
 
 IoResult TlsTransport::Write(absl::Span<const absl::string_view> pieces) {
   CompactMutexLock lock(&mu_);
-  if (!handshake_done_) return IoResult::WouldBlock();
-  if (fatal_ || sent_close_notify_) {
-    return IoResult::Failed(
-        CloseReason::kError,
-        absl::FailedPreconditionError("TLS: the session has ended"));
-  }
+  if (std::optional<IoResult> refused = WriteRefusalLocked()) return *refused;
   // Small pieces are gathered into one record; a large first piece goes
   // as it is. A retry after WANT_WRITE gathers the same leading bytes (the
   // queue only grows at its end), as OpenSSL requires.
@@ -355,6 +351,16 @@ IoResult TlsTransport::Write(absl::Span<const absl::string_view> pieces) {
   return WriteFailureLocked(SSL_get_error(ssl_, n), "write");
 }
 
+std::optional<IoResult> TlsTransport::WriteRefusalLocked() const {
+  if (!handshake_done_) return IoResult::WouldBlock();
+  if (fatal_ || sent_close_notify_) {
+    return IoResult::Failed(
+        CloseReason::kError,
+        absl::FailedPreconditionError("TLS: the session has ended"));
+  }
+  return std::nullopt;
+}
+
 IoResult TlsTransport::WriteFailureLocked(int ssl_error, const char* what) {
   if (ssl_error == SSL_ERROR_WANT_WRITE) return IoResult::WouldBlock();
   if (ssl_error == SSL_ERROR_WANT_READ) {
@@ -367,12 +373,7 @@ IoResult TlsTransport::WriteFailureLocked(int ssl_error, const char* what) {
 
 IoResult TlsTransport::SendFile(int fd, uint64_t offset, size_t length) {
   CompactMutexLock lock(&mu_);
-  if (!handshake_done_) return IoResult::WouldBlock();
-  if (fatal_ || sent_close_notify_) {
-    return IoResult::Failed(
-        CloseReason::kError,
-        absl::FailedPreconditionError("TLS: the session has ended"));
-  }
+  if (std::optional<IoResult> refused = WriteRefusalLocked()) return *refused;
   ERR_clear_error();
   errno = 0;
   int err;

@@ -29,6 +29,7 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -92,6 +93,10 @@ class TlsTransport final : public net_internal::SocketTransport {
   void ScheduleReportLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The outcome of a failed SSL call; `what` names it in messages.
   net_internal::IoResult FailureLocked(int ssl_error, const char* what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why Write / SendFile cannot send now (handshake not done: would block;
+  // the session ended: failed), or nothing when they can.
+  std::optional<net_internal::IoResult> WriteRefusalLocked() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A failed SSL_write / SSL_sendfile: would block (registering what
   // OpenSSL waits for) or the failure.
