@@ -195,7 +195,9 @@ Connection::Connection(PassKey,
       redeliver_(false),
       above_high_water_(false),
       exec_busy_(false),
-      reports_muted_(false) {
+      reports_muted_(false),
+      gathering_(false),
+      write_complete_posted_(false) {
   last_activity_ns_.store(MonotonicNanos(), std::memory_order_relaxed);
 }
 

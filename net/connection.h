@@ -15,12 +15,25 @@
 // error the user sees, never a silent stall. To keep input on purpose (to
 // consume it later from a Dispatch task, say), PauseReading() first.
 //
-// Output is buffered with backpressure: Send() writes straight to the socket
-// when nothing is queued and keeps the rest; SendFile() queues a file range
-// (sent with sendfile(2), never read into memory). Writable readiness is
-// requested only while output is pending. When the queue reaches
-// high_water_mark, on_high_water runs (and by default reading pauses) until
-// it drains to low_water_mark (on_low_water).
+// Output is buffered with backpressure, and batches itself:
+//  - Sends to a connection from inside its own callbacks or Dispatch/Post
+//    tasks are gathered and go out in one writev when that callback or
+//    task returns, or at once when they reach kSendBatchBytes (or the
+//    high-water mark, if lower). So the obvious code (one Send per reply in
+//    on_data) costs one system call per callback, not one per Send.
+//    Gathered bytes wait for the callback to return: do not block inside a
+//    callback after sending to its own connection.
+//  - Sends from anywhere else (another connection's callback, another
+//    thread, a timer, a RunInLoop task) go out at once: a direct write when
+//    nothing is queued (also pushing out what a callback gathered).
+//  - What the socket refuses is queued, and writable readiness is
+//    requested only while output is queued. SendFile() queues a file range
+//    (sent with sendfile(2), never read into memory).
+// Send(std::string&&) and Send(ByteBuffer&&) hand large payloads over
+// without copying them; SendPieces() sends several pieces as one Send. When
+// the queue reaches high_water_mark, on_high_water runs (and by default
+// reading pauses) until it drains to low_water_mark (on_low_water);
+// on_write_complete runs when queued output has all been written.
 //
 // Lifecycle: one state, plus the reasons reading is paused.
 //
@@ -48,8 +61,10 @@
 // on_connect first, then on_data / on_peer_shutdown / on_low_water, on_close
 // last and exactly once (for a connection that reached kOpen). They run where
 // the loop runs handlers (a worker in pool mode, the loop thread in direct
-// mode), except on_high_water, which runs on the thread whose Send crossed
-// the mark. Dispatch(fn) runs fn excluded from them likewise.
+// mode), and never inside the caller's Send (on_high_water,
+// on_low_water and on_write_complete are posted to the connection's serial
+// context, see Post). Dispatch(fn) and Post(fn) run fn excluded from them
+// likewise.
 //
 // Thread-safety: every member function may be called from any thread at any
 // time, including from other connections' callbacks and after the
@@ -72,6 +87,7 @@
 #include <functional>
 #include <memory>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -79,6 +95,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "base/compact_mutex.h"
 #include "net/byte_buffer.h"
 #include "net/internal/idle_tracker.h"
@@ -101,6 +118,7 @@ struct ConnectionConfig;
 class ConnectionOwner;
 struct ConnectionAccess;
 class Transport;
+class WriteBatch;
 struct ReadLimit;
 struct IoResult;
 }  // namespace net_internal
@@ -154,10 +172,17 @@ struct ConnectionCallbacks {
   // after flushing pending output (kPeerClosed).
   std::function<void(const ConnectionPtr&)> on_peer_shutdown;
   // Pending output grew to high_water_mark or more (once per crossing);
-  // `pending` is the queue size in bytes. Runs on the sending thread.
+  // `pending` is the queue size in bytes when it crossed. Runs where the
+  // other callbacks run, after the Send that crossed the mark returned
+  // (never inside it, so it cannot re-enter the sender's locks).
   std::function<void(const ConnectionPtr&, size_t pending)> on_high_water;
   // Pending output drained to low_water_mark after a high-water crossing.
   std::function<void(const ConnectionPtr&)> on_low_water;
+  // Everything sent so far has been written to the socket (the output
+  // queue is empty): the moment to produce more output (muduo's
+  // WriteCompleteCallback). Runs after the write, never inside Send; one
+  // call may cover several writes. Costs nothing when unset.
+  std::function<void(const ConnectionPtr&)> on_write_complete;
   // The connection is closed (socket closed, registration released);
   // `status` carries the error for kReset and kError, OK otherwise.
   std::function<void(const ConnectionPtr&, CloseReason, const absl::Status&)>
@@ -241,11 +266,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t pause_reasons() const ABSL_LOCKS_EXCLUDED(mu_);
   bool reading_paused() const { return pause_reasons() != 0; }
 
-  // Queues `data` for the peer (a direct write when nothing is pending).
-  // FailedPrecondition once Close(), Shutdown() or Abort() was called or
-  // the connection closed; an errno status if the socket failed (the
-  // connection is then closing with reason kReset or kError).
+  // Gathered bytes written at once when they reach this (see the file
+  // comment).
+  static constexpr size_t kSendBatchBytes = 64 << 10;
+
+  // Sends `data` to the peer: gathered when called inside this
+  // connection's callbacks or tasks, else written at once (see the file
+  // comment); what the
+  // socket refuses is queued. FailedPrecondition once Close(), Shutdown()
+  // or Abort() was called or the connection closed; an errno status if the
+  // socket failed (the connection is then closing with reason kReset or
+  // kError).
   absl::Status Send(absl::string_view data) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Send(const char* data) { return Send(absl::string_view(data)); }
+  // As Send(string_view), taking the bytes over: a large payload is queued
+  // as it is, never copied (a small one is copied into the queue's tail,
+  // which costs less than a separate piece to gather).
+  absl::Status Send(std::string&& data) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Send(ByteBuffer&& data) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends the concatenation of `pieces` as one Send (atomic, gathered into
+  // one writev, e.g. a header and a body without joining them).
+  absl::Status SendPieces(absl::Span<const absl::string_view> pieces)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues `length` bytes of file `fd` from `offset`, in order with Send()'s
   // bytes, sent with sendfile(2) (a bounded read-and-write loop where the
@@ -292,6 +334,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Dispatch(absl::AnyInvocable<void(const ConnectionPtr&)> fn)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Runs `fn` in this connection's serial context, like Dispatch, but never
+  // inline: after the running callback or task returns when one runs,
+  // otherwise soon on the loop (where handlers run). For work finished
+  // elsewhere (a compute-pool task) whose reply must be sent in order with
+  // the connection's own callbacks, and for callbacks that must not run
+  // inside the caller. Tasks run in the order posted, also after the
+  // connection closed (is_closed() is then true). FailedPrecondition (and
+  // `fn` destroyed unrun) when the loop has stopped.
+  absl::Status Post(absl::AnyInvocable<void(const ConnectionPtr&)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Bytes queued and not yet written (file ranges included).
   size_t pending_output_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -328,6 +381,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   friend struct net_internal::ConnectionAccess;
+  friend class net_internal::WriteBatch;
 
   // The lifecycle. kClosePending and later read as ConnectionState::kClosed.
   enum class Phase : uint8_t {
@@ -377,22 +431,47 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void CheckInputLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // --- Output (connection_output.cc) ---------------------------------------
-  // Writes `data` directly; returns what the transport took, or the failure.
-  net_internal::IoResult WriteNowLocked(absl::string_view data)
+  // One Send's bytes: `pieces` (total `size`), of which an owned string or
+  // buffer (if set, pieces is its view) is taken over instead of copied.
+  struct Outgoing {
+    absl::Span<const absl::string_view> pieces;
+    size_t size = 0;
+    std::string* owned = nullptr;
+    ByteBuffer* buffer = nullptr;
+  };
+  // The write path of every Send.
+  absl::Status SendOutgoing(Outgoing out, const char* caller)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues out's bytes from `skip` on.
+  void QueueOutgoingLocked(Outgoing& out, size_t skip)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `pieces` directly; returns what the transport took, or the
+  // failure.
+  net_internal::IoResult WriteNowLocked(
+      absl::Span<const absl::string_view> pieces, size_t size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The outermost callback on this thread returned: writes what was
+  // gathered (see BatchScope in net/internal/write_batch.h).
+  void FlushGathered() ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs on_low_water / on_write_complete (and nothing after on_close).
+  void PostLowWater() ABSL_LOCKS_EXCLUDED(mu_);
+  void PostWriteComplete() ABSL_LOCKS_EXCLUDED(mu_);
   void CountWritten(size_t written);
   // Writes pending output until the transport would block. Returns a failed
   // status (and its close reason) or OK. Sets *below_low_water when the
   // queue drained past the low-water mark; file ranges sent or dropped
   // leave their release callbacks in *released (run them unlocked).
+  // Sets *drained (when given) if it emptied the queue.
   absl::Status FlushLocked(bool* below_low_water, CloseReason* reason,
-                           std::vector<absl::AnyInvocable<void()>>* released)
+                           std::vector<absl::AnyInvocable<void()>>* released,
+                           bool* drained = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Flushes from the handler: runs the releases, on_low_water, and closes
   // on failure.
   void FlushFromHandler() ABSL_LOCKS_EXCLUDED(mu_);
   // After queueing: true when the queue crossed the high-water mark.
   bool CrossedHighWaterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Posts on_high_water (see Post).
   void NotifyHighWater(size_t pending) ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- Interest --------------------------------------------------------------
@@ -473,6 +552,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool exec_busy_ : 1 ABSL_GUARDED_BY(mu_);  // the executor is taken
   // Reports muted while a task runs elsewhere (see Dispatch).
   bool reports_muted_ : 1 ABSL_GUARDED_BY(mu_);
+  // Output is being gathered by a thread's batch (writable readiness is
+  // not requested meanwhile: the batch's end writes it).
+  bool gathering_ : 1 ABSL_GUARDED_BY(mu_);
+  // An on_write_complete is posted and has not started yet.
+  bool write_complete_posted_ : 1 ABSL_GUARDED_BY(mu_);
 
   // Links in its owner's list of open connections (net/internal/
   // connection_list.h); guarded by the owner's lock.

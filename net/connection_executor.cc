@@ -8,6 +8,7 @@
 #include "base/call_scope.h"
 #include "net/connection.h"
 #include "net/internal/connection_config.h"
+#include "net/internal/write_batch.h"
 
 namespace mill {
 
@@ -55,6 +56,7 @@ void Connection::RunExcluded(
   std::exception_ptr error;
   {
     CallScope scope(kConnectionCallbacks, this);
+    net_internal::WriteBatch::Scope batch(this);  // flushes in scope
     try {
       fn(self);
     } catch (...) {

@@ -7,6 +7,7 @@
 #include "net/connection.h"
 #include "net/internal/connection_config.h"
 #include "net/internal/transport.h"
+#include "net/internal/write_batch.h"
 
 namespace mill {
 
@@ -58,6 +59,7 @@ void Connection::StartOpen() {
   std::exception_ptr error;
   {
     CallScope scope(kConnectionCallbacks, this);
+    net_internal::WriteBatch::Scope batch(this);  // flushes in scope
     bool open;
     {
       CompactMutexLock lock(&mu_);
@@ -144,6 +146,7 @@ void Connection::OnTransportEvent(const Event& event) {
   std::exception_ptr error;
   {
     CallScope scope(kConnectionCallbacks, this);
+    net_internal::WriteBatch::Scope batch(this);  // flushes in scope
     try {
       HandleEventExcluded(event);
     } catch (...) {

@@ -9,12 +9,37 @@ namespace net_internal {
 void OutputQueue::AppendBytes(absl::string_view data) {
   if (data.empty()) return;
   pending_bytes_ += data.size();
-  if (!pieces_.empty() && pieces_.back().fd < 0) {
+  if (!pieces_.empty() && pieces_.back().appendable()) {
     pieces_.back().bytes.Append(data);
     return;
   }
   Piece piece;
   piece.bytes.Append(data);
+  pieces_.push_back(std::move(piece));
+}
+
+void OutputQueue::AppendString(std::string&& data) {
+  if (data.size() < kAdoptMin) {
+    AppendBytes(data);
+    return;
+  }
+  pending_bytes_ += data.size();
+  Piece piece;
+  piece.owned = std::move(data);
+  piece.adopted = true;
+  pieces_.push_back(std::move(piece));
+}
+
+void OutputQueue::AppendBuffer(ByteBuffer&& data) {
+  if (data.empty()) return;
+  if (data.size() < kAdoptMin) {
+    AppendBytes(data.view());
+    return;
+  }
+  pending_bytes_ += data.size();
+  Piece piece;
+  piece.bytes = std::move(data);
+  piece.sealed = true;
   pieces_.push_back(std::move(piece));
 }
 
@@ -33,7 +58,7 @@ OutputQueue::Front OutputQueue::PeekFront() {
   Piece& piece = pieces_.front();
   Front front;
   if (piece.fd < 0) {
-    front.bytes = piece.bytes.view();
+    front.bytes = piece.view();
   } else {
     front.fd = piece.fd;
     front.offset = piece.offset;
@@ -46,7 +71,7 @@ size_t OutputQueue::Gather(absl::string_view* views, size_t max) {
   size_t count = 0;
   for (Piece* p = pieces_.begin(); p != pieces_.end() && count < max; ++p) {
     if (p->fd >= 0) break;
-    views[count++] = p->bytes.view();
+    views[count++] = p->view();
   }
   return count;
 }
@@ -55,7 +80,12 @@ void OutputQueue::Consume(size_t n, Releases* released) {
   pending_bytes_ -= std::min(pending_bytes_, n);
   while (n > 0 && !pieces_.empty()) {
     Piece& piece = pieces_.front();
-    if (piece.fd < 0) {
+    if (piece.adopted) {
+      const size_t taken = std::min(n, piece.byte_size());
+      piece.owned_pos += taken;
+      n -= taken;
+      if (piece.byte_size() > 0) return;
+    } else if (piece.fd < 0) {
       const size_t taken = std::min(n, piece.bytes.size());
       piece.bytes.Consume(taken);
       n -= taken;

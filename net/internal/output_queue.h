@@ -4,8 +4,9 @@
 //
 // Pure bookkeeping, no I/O: the connection gathers the leading bytes
 // (Gather), hands them to its transport, and reports what was written
-// (Consume). Consecutive byte runs are coalesced, so a burst of small
-// Send()s becomes one write.
+// (Consume). Consecutive small byte runs are coalesced, so a burst of small
+// Send()s becomes one write; large strings and buffers handed over by move
+// are kept as they are (no copy) and gathered with their neighbours.
 //
 // Thread-safety: thread-compatible (the connection's lock guards it).
 // Ownership: owns the bytes; a file range borrows its descriptor until its
@@ -15,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -42,6 +44,10 @@ class OutputQueue {
   size_t pending_bytes() const { return pending_bytes_; }
 
   void AppendBytes(absl::string_view data);
+  // Takes `data` over without copying its bytes (a small one is copied into
+  // the tail instead: cheaper than a separate gathered piece).
+  void AppendString(std::string&& data);
+  void AppendBuffer(ByteBuffer&& data);
   // `release` (may be null) is handed back once the range is sent or
   // dropped. `length` > 0.
   void AppendFile(int fd, uint64_t offset, uint64_t length,
@@ -59,8 +65,27 @@ class OutputQueue {
   void Clear(Releases* released);
 
  private:
+  // A string smaller than this is copied into the tail piece.
+  static constexpr size_t kAdoptMin = 512;
+
   struct Piece {
+    // Bytes: `bytes`, or `owned` from `owned_pos` when `adopted`.
     ByteBuffer bytes;
+    std::string owned;
+    size_t owned_pos = 0;
+    bool adopted = false;
+    // A handed-over buffer: later bytes are not appended to it (its growth
+    // would copy it).
+    bool sealed = false;
+    bool appendable() const { return fd < 0 && !adopted && !sealed; }
+    absl::string_view view() const {
+      return adopted ? absl::string_view(owned).substr(owned_pos)
+                     : bytes.view();
+    }
+    size_t byte_size() const {
+      return adopted ? owned.size() - owned_pos : bytes.size();
+    }
+
     int fd = -1;  // >= 0: a file range
     uint64_t offset = 0;
     uint64_t remaining = 0;
