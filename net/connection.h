@@ -457,6 +457,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void PostLowWater() ABSL_LOCKS_EXCLUDED(mu_);
   void PostWriteComplete() ABSL_LOCKS_EXCLUDED(mu_);
   void CountWritten(size_t written);
+  void CountWriteCall();
   // Writes pending output until the transport would block. Returns a failed
   // status (and its close reason) or OK. Sets *below_low_water when the
   // queue drained past the low-water mark; file ranges sent or dropped

@@ -43,6 +43,7 @@ IoResult Connection::WriteNowLocked(absl::Span<const absl::string_view> pieces,
       rest[count++] = i == first ? pieces[i].substr(skip) : pieces[i];
     }
     IoResult result = transport_->Write(absl::MakeConstSpan(rest, count));
+    CountWriteCall();
     if (result.kind != IoResult::Kind::kProgress) {
       if (result.kind == IoResult::Kind::kFailed) return result;
       break;  // would block: the rest is queued
@@ -62,6 +63,10 @@ IoResult Connection::WriteNowLocked(absl::Span<const absl::string_view> pieces,
     }
   }
   return IoResult::Progress(written);
+}
+
+void Connection::CountWriteCall() {
+  config().counters.write_calls.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Connection::CountWritten(size_t written) {
@@ -310,10 +315,12 @@ absl::Status Connection::FlushLocked(bool* below_low_water, CloseReason* reason,
       absl::string_view views[kGather];
       const size_t count = out_.Gather(views, kGather);
       result = transport_->Write(absl::MakeConstSpan(views, count));
+      CountWriteCall();
     } else {
       const size_t chunk =
           static_cast<size_t>(std::min(front.length, kSendFileChunk));
       result = transport_->SendFile(front.fd, front.offset, chunk);
+      CountWriteCall();
       if (result.kind == IoResult::Kind::kEof) {
         // The file ended before offset + length.
         result = IoResult::Failed(

@@ -66,6 +66,41 @@ TEST(OutputQueueTest, ClearHandsBackEveryRelease) {
   EXPECT_EQ(queue.pending_bytes(), 0u);
 }
 
+// A large string or buffer handed over is queued as it is: the gathered
+// view points into the caller's original storage (no copy); small ones are
+// coalesced with their neighbours.
+TEST(OutputQueueTest, LargeHandedOverPayloadsAreNotCopied) {
+  OutputQueue queue;
+  std::string big(OutputQueue::kAdoptMin * 4, 'b');
+  const char* const big_data = big.data();
+  ByteBuffer buffer;
+  buffer.Append(std::string(OutputQueue::kAdoptMin * 2, 'u'));
+  const char* const buffer_data = buffer.data();
+  queue.AppendBytes("head");
+  queue.AppendString(std::move(big));
+  queue.AppendBytes("mid");
+  queue.AppendBuffer(std::move(buffer));
+  queue.AppendBytes("tail");  // not appended to the handed-over buffer
+  queue.AppendString(std::string("small"));  // joins "tail"
+  absl::string_view views[8];
+  ASSERT_EQ(queue.Gather(views, 8), 5u);
+  EXPECT_EQ(views[0], "head");
+  EXPECT_EQ(views[1].data(), big_data);
+  EXPECT_EQ(views[1].size(), OutputQueue::kAdoptMin * 4);
+  EXPECT_EQ(views[2], "mid");
+  EXPECT_EQ(views[3].data(), buffer_data);
+  EXPECT_EQ(views[4], "tailsmall");
+  EXPECT_EQ(queue.pending_bytes(), 4 + OutputQueue::kAdoptMin * 6 + 3 + 9);
+
+  // Partly written: the rest of the adopted string is still its storage.
+  OutputQueue::Releases releases;
+  queue.Consume(4 + 100, &releases);  // "head" is gone
+  ASSERT_EQ(queue.Gather(views, 8), 4u);
+  EXPECT_EQ(views[0].data(), big_data + 100);
+  queue.Consume(queue.pending_bytes(), &releases);
+  EXPECT_TRUE(queue.empty());
+}
+
 }  // namespace
 }  // namespace net_internal
 }  // namespace mill

@@ -83,9 +83,20 @@ struct BackoffPolicy {
   double jitter = 0.2;  // in [0, 1]
 };
 
+// ConnectionOptions with TCP_NODELAY on: the default for outbound
+// connections (a request must not wait for Nagle's algorithm to see the
+// reply to an earlier one: hiredis, Netty and Go do the same).
+inline ConnectionOptions OutboundConnectionOptions() {
+  ConnectionOptions options;
+  options.socket.no_delay = true;
+  return options;
+}
+
 struct TcpClientOptions {
-  // Applied to every connection the client opens.
-  ConnectionOptions connection;
+  // Applied to every connection the client opens. TCP_NODELAY is on; turn
+  // it off with `connection.socket.no_delay = false` (a client that sends
+  // many tiny writes and wants the kernel to coalesce them).
+  ConnectionOptions connection = OutboundConnectionOptions();
   // Default limit on one Connect(), resolution and every attempt included.
   absl::Duration connect_timeout = absl::Seconds(10);
   // Delay before starting the next address while earlier attempts are still
@@ -110,6 +121,7 @@ struct TcpClientStats {
   size_t active = 0;                // open connections
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
+  uint64_t write_calls = 0;  // system calls that wrote output
   // Closed connections by CloseReason (connections that opened).
   std::array<uint64_t, kCloseReasonCount> closed_by{};
 

@@ -303,6 +303,7 @@ TcpServerStats TcpServer::stats() const {
   s.active = connection_count();
   s.bytes_read = counters.bytes_read.load(std::memory_order_relaxed);
   s.bytes_written = counters.bytes_written.load(std::memory_order_relaxed);
+  s.write_calls = counters.write_calls.load(std::memory_order_relaxed);
   s.input_bytes_copied =
       counters.input_bytes_copied.load(std::memory_order_relaxed);
   s.high_water_events =

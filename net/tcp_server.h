@@ -101,6 +101,9 @@ struct TcpServerStats {
   size_t active = 0;  // open connections
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
+  // System calls that wrote output (writev, sendfile): with Sends inside
+  // callbacks gathered, about one per callback that sent.
+  uint64_t write_calls = 0;
   // Bytes the read path copied after reading them: 0 while every read
   // lands in place in the input buffer (see Connection); reads larger than
   // the buffer's free room copy their overflow.

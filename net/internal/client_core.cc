@@ -155,6 +155,7 @@ TcpClientStats ClientCore::stats() const {
   const ConnectionCounters& counters = config().counters;
   s.bytes_read = counters.bytes_read.load(std::memory_order_relaxed);
   s.bytes_written = counters.bytes_written.load(std::memory_order_relaxed);
+  s.write_calls = counters.write_calls.load(std::memory_order_relaxed);
   for (int i = 0; i < kCloseReasonCount; ++i) {
     s.closed_by[i] = counters.closed_by[i].load(std::memory_order_relaxed);
   }

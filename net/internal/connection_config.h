@@ -38,6 +38,8 @@ inline bool InsideConnectionCallbacks() {
 struct ConnectionCounters {
   std::atomic<uint64_t> bytes_read{0};
   std::atomic<uint64_t> bytes_written{0};
+  // Calls that wrote output (write/writev/sendmsg, sendfile).
+  std::atomic<uint64_t> write_calls{0};
   // Bytes the read path copied after reading (reads larger than the input
   // buffer's free room, growth): 0 when every read lands in place.
   std::atomic<uint64_t> input_bytes_copied{0};

@@ -43,6 +43,9 @@ class OutputQueue {
   // Bytes queued, file ranges included.
   size_t pending_bytes() const { return pending_bytes_; }
 
+  // A string or buffer smaller than this is copied into the tail piece.
+  static constexpr size_t kAdoptMin = 512;
+
   void AppendBytes(absl::string_view data);
   // Takes `data` over without copying its bytes (a small one is copied into
   // the tail instead: cheaper than a separate gathered piece).
@@ -65,9 +68,6 @@ class OutputQueue {
   void Clear(Releases* released);
 
  private:
-  // A string smaller than this is copied into the tail piece.
-  static constexpr size_t kAdoptMin = 512;
-
   struct Piece {
     // Bytes: `bytes`, or `owned` from `owned_pos` when `adopted`.
     ByteBuffer bytes;

@@ -1,0 +1,146 @@
+// Tests of OffloadQueue: blocking work on the compute pool, replies in
+// request order in the connection's context, and a bound on outstanding
+// jobs that pauses reading instead of queueing without limit. Both
+// dispatch modes.
+#include "net/offload_queue.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "net/testing/connection_fixture.h"
+
+namespace mill {
+namespace net_testing {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, ConnectionTest,
+    ::testing::Values(DispatchMode::kPool, DispatchMode::kDirect),
+    [](const ::testing::TestParamInfo<DispatchMode>& info) {
+      return info.param == DispatchMode::kPool ? "Pool" : "Direct";
+    });
+
+class Gate {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool Wait(absl::Duration timeout = absl::Seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                        [&] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+// Line protocol: each line is a job; `wait(line)` runs on the compute pool
+// before the reply "done <line>\n".
+TcpServerCallbacks LineOffloadServer(
+    size_t max_in_flight, std::function<void(const std::string&)> wait,
+    std::shared_ptr<OffloadQueue>* queue_out) {
+  TcpServerCallbacks cb;
+  cb.on_connect = [max_in_flight, queue_out](const ConnectionPtr& c) {
+    std::shared_ptr<OffloadQueue> queue =
+        OffloadQueue::Create(c, max_in_flight);
+    *queue_out = queue;
+    c->SetContext(queue);
+  };
+  cb.on_data = [wait](const ConnectionPtr& c, ByteBuffer& input) {
+    auto jobs = c->GetContext<OffloadQueue>();
+    size_t eol;
+    while (jobs->has_room() && (eol = input.find('\n')) != ByteBuffer::npos) {
+      std::string line = input.Take(eol + 1);
+      line.pop_back();
+      ASSERT_TRUE(jobs->Submit([wait, line]() -> OffloadQueue::Reply {
+                        wait(line);
+                        return [line](const ConnectionPtr& conn) {
+                          (void)conn->Send(absl::StrCat("done ", line, "\n"));
+                        };
+                      })
+                      .ok());
+    }
+  };
+  return cb;
+}
+
+TEST_P(ConnectionTest, OffloadedRepliesComeInRequestOrder) {
+  Gate first_may_finish;
+  std::atomic<bool> second_finished{false};
+  std::shared_ptr<OffloadQueue> queue;
+  Start(LineOffloadServer(
+      8,
+      [&](const std::string& line) {
+        if (line == "first") {
+          ASSERT_TRUE(first_may_finish.Wait());
+        } else {
+          second_finished = true;
+        }
+      },
+      &queue));
+  TestClient client = Connect();
+  ASSERT_TRUE(client.SendAll("first\nsecond\n").ok());
+  // The second job finishes first; its reply waits for the first's.
+  ASSERT_TRUE(WaitFor([&] { return second_finished.load(); }));
+  first_may_finish.Open();
+  EXPECT_EQ(client.RecvExactly(23), "done first\ndone second\n");
+  EXPECT_TRUE(WaitFor([&] { return queue->in_flight() == 0; }));
+}
+
+TEST_P(ConnectionTest, OffloadBoundPausesReadingUntilARepliesGoOut) {
+  Gate jobs_may_finish;
+  std::shared_ptr<OffloadQueue> queue;
+  Start(LineOffloadServer(
+      2, [&](const std::string&) { ASSERT_TRUE(jobs_may_finish.Wait()); },
+      &queue));
+  TestClient client = Connect();
+  std::string requests;
+  std::string want;
+  for (int i = 0; i < 10; ++i) {
+    requests += absl::StrCat(i, "\n");
+    want += absl::StrCat("done ", i, "\n");
+  }
+  ASSERT_TRUE(client.SendAll(requests).ok());
+  ConnectionPtr conn = ConnAt(0);
+  ASSERT_NE(conn, nullptr);
+  // Two jobs outstanding, the other eight requests wait unconsumed, and
+  // the connection reads no more.
+  ASSERT_TRUE(WaitFor([&] {
+    return queue != nullptr && queue->in_flight() == 2 &&
+           (conn->pause_reasons() & kPausedByUser) != 0;
+  }));
+  EXPECT_FALSE(queue->has_room());
+  jobs_may_finish.Open();
+  EXPECT_EQ(client.RecvExactly(want.size()), want);
+  EXPECT_EQ(queue->peak_in_flight(), 2u);
+  EXPECT_TRUE(WaitFor(
+      [&] { return queue->in_flight() == 0 && !conn->reading_paused(); }));
+}
+
+TEST_P(ConnectionTest, OffloadSubmitBeyondTheBoundIsRefused) {
+  Gate jobs_may_finish;
+  std::shared_ptr<OffloadQueue> queue;
+  Start(LineOffloadServer(
+      1, [&](const std::string&) { ASSERT_TRUE(jobs_may_finish.Wait()); },
+      &queue));
+  TestClient client = Connect();
+  ASSERT_TRUE(client.SendAll("a\n").ok());
+  ASSERT_TRUE(
+      WaitFor([&] { return queue != nullptr && queue->in_flight() == 1; }));
+  absl::Status refused = queue->Submit([] { return OffloadQueue::Reply(); });
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  jobs_may_finish.Open();
+  EXPECT_EQ(client.RecvExactly(7), "done a\n");
+}
+
+}  // namespace
+}  // namespace net_testing
+}  // namespace mill
