@@ -44,6 +44,7 @@ namespace mill {
 
 namespace net_internal {
 class UdpCore;
+struct UdpTestAccess;
 }  // namespace net_internal
 
 // The largest UDP payload over IPv4 (65,535 - 8 - 20); over IPv6 it is 8
@@ -204,6 +205,7 @@ class UdpSocket {
   Stats stats() const;
 
  private:
+  friend struct net_internal::UdpTestAccess;  // the tests' send hold
   UdpSocket(std::shared_ptr<net_internal::UdpCore> core, SocketAddress local);
 
   const std::shared_ptr<net_internal::UdpCore> core_;

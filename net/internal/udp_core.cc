@@ -211,7 +211,7 @@ absl::Status UdpCore::SendTo(const SocketAddress* to, absl::string_view data) {
   if (closed_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError("UdpSocket: closed");
   }
-  if (queue_.empty()) {
+  if (queue_.empty() && !hold_sends_) {
     ssize_t n;
     do {
       n = ::sendto(fd_, data.data(), data.size(), MSG_DONTWAIT,
@@ -249,7 +249,7 @@ absl::StatusOr<size_t> UdpCore::SendBatch(
   size_t accepted = 0;
   absl::Status first_error;
   size_t i = 0;
-  if (queue_.empty()) {
+  if (queue_.empty() && !hold_sends_) {
     while (i < batch.size()) {
       const size_t count = std::min(batch.size() - i, options_.batch_size);
       for (size_t k = 0; k < count; ++k) {
@@ -298,7 +298,7 @@ absl::Status UdpCore::SendSegmented(const SocketAddress& to,
   }
   size_t off = 0;
   bool use_gso = gso_;
-  if (queue_.empty()) {
+  if (queue_.empty() && !hold_sends_) {
     const size_t per_call = std::max<size_t>(
         1, std::min(kMaxGsoSegments, kMaxUdpPayload / segment_size));
     while (use_gso && off < data.size()) {
@@ -418,7 +418,7 @@ absl::Status UdpCore::EnqueueLocked(const SocketAddress* to,
   queue_.push_back(std::move(queued));
   queue_bytes_ += cost;
   counters_.queued.fetch_add(1, std::memory_order_relaxed);
-  return SetWriteInterestLocked(true);
+  return hold_sends_ ? absl::OkStatus() : SetWriteInterestLocked(true);
 }
 
 absl::Status UdpCore::SetWriteInterestLocked(bool on) {
@@ -431,6 +431,7 @@ absl::Status UdpCore::SetWriteInterestLocked(bool on) {
 }
 
 absl::Status UdpCore::FlushLocked() {
+  if (hold_sends_) return SetWriteInterestLocked(false);
   absl::Status first_error;
   while (!queue_.empty()) {
     const size_t count = std::min(queue_.size(), options_.batch_size);
@@ -509,6 +510,12 @@ void UdpCore::Close() {
   // closed_, touches the descriptor no more.
   if (registration.valid()) (void)loop_->Deregister(registration);
   CloseFd(fd_);
+}
+
+void UdpCore::HoldSendsForTesting(bool hold) {
+  MutexLock lock(&mu_);
+  hold_sends_ = hold;
+  if (!hold && !queue_.empty()) (void)SetWriteInterestLocked(true);
 }
 
 size_t UdpCore::queued_bytes() const {

@@ -67,6 +67,11 @@ class UdpCore final : public RegisteredHandler {
                          bool join);
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Tests: while held, every send is queued as if the kernel said EAGAIN
+  // (over loopback it never does: a sent datagram leaves the sender's
+  // buffer at once); releasing flushes the queue from the loop.
+  void HoldSendsForTesting(bool hold) ABSL_LOCKS_EXCLUDED(mu_);
+
   int fd() const { return fd_; }
   bool gro_enabled() const { return gro_; }
   bool gso_enabled() const { return gso_; }
@@ -143,6 +148,7 @@ class UdpCore final : public RegisteredHandler {
   mutable Mutex mu_;
   Registration registration_ ABSL_GUARDED_BY(mu_);
   bool want_write_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_sends_ ABSL_GUARDED_BY(mu_) = false;  // HoldSendsForTesting
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   size_t queue_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<mmsghdr> tx_msgs_ ABSL_GUARDED_BY(mu_);
