@@ -111,14 +111,20 @@ void UdpCore::ReceiveBatches() {
       h.msg_flags = 0;
       rx_msgs_[i].msg_len = 0;
     }
-    const int n = recvmmsg(fd_, rx_msgs_.data(), static_cast<unsigned>(batch),
-                           MSG_DONTWAIT, nullptr);
+    int n;
+    int error;
+    {
+      MutexLock lock(&connect_mu_);
+      n = recvmmsg(fd_, rx_msgs_.data(), static_cast<unsigned>(batch),
+                   MSG_DONTWAIT, nullptr);
+      error = errno;
+    }
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (error == EINTR) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) return;
       // A pending ICMP error on a connected socket (ECONNREFUSED...): the
       // call returned and cleared it; datagrams may follow.
-      ReportError(ErrnoStatus(errno, "recvmmsg"));
+      ReportError(ErrnoStatus(error, "recvmmsg"));
       continue;
     }
     if (n == 0) return;
@@ -191,6 +197,7 @@ absl::Status UdpCore::Connect(const SocketAddress& peer) {
   if (closed_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError("UdpSocket::Connect: closed");
   }
+  MutexLock lock(&connect_mu_);
   if (::connect(fd_, peer.sockaddr_ptr(), peer.sockaddr_len()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("connect(", peer.ToString(), ")"));
   }

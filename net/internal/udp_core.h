@@ -145,6 +145,11 @@ class UdpCore final : public RegisteredHandler {
   std::vector<char> rx_control_;
   std::vector<Datagram> rx_out_;
 
+  // Orders connect(2) with the handler's recvmmsg: the kernel serializes
+  // them anyway, but ThreadSanitizer models connect as a write to the
+  // descriptor racing with the receive. Uncontended: one lock per batch.
+  Mutex connect_mu_;
+
   mutable Mutex mu_;
   Registration registration_ ABSL_GUARDED_BY(mu_);
   bool want_write_ ABSL_GUARDED_BY(mu_) = false;
