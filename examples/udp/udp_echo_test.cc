@@ -5,13 +5,20 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "examples/testing/server_process.h"
+#include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "net/socket_address.h"
 
@@ -51,15 +58,55 @@ class UdpClient {
   int fd_ = -1;
 };
 
+// Starts udp_echo with --port=0 and `flags` and waits (20 s) for its
+// "listening on 127.0.0.1:PORT (udp)" line (the shared WaitForListeningPort
+// expects the TCP servers' line, with nothing after the port).
+ServerProcess StartUdpEcho(const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {RunfilePath(kServer), "--port=0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  ServerProcess server;
+  absl::StatusOr<Subprocess> p = Subprocess::Start(std::move(argv));
+  if (!p.ok()) {
+    ADD_FAILURE() << p.status();
+    return server;
+  }
+  server.process = std::make_unique<Subprocess>(std::move(*p));
+  constexpr absl::string_view kPrefix = "listening on 127.0.0.1:";
+  constexpr absl::string_view kSuffix = " (udp)";
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<std::string> line = server.process->ReadStdoutLine(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now()));
+    if (!line) break;
+    absl::string_view text = *line;
+    if (absl::ConsumePrefix(&text, kPrefix) &&
+        absl::ConsumeSuffix(&text, kSuffix) &&
+        absl::SimpleAtoi(text, &server.port)) {
+      return server;
+    }
+  }
+  ADD_FAILURE() << "udp_echo did not announce its port";
+  return server;
+}
+
 std::string Bytes(size_t n, int seed) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i * 13 + seed);
   return s;
 }
 
-class UdpEchoTest : public ServerModeTest {
+class UdpEchoTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { StartInMode(kServer, {}); }
+  void SetUp() override {
+    server_ = StartUdpEcho({"--mode=" + GetParam()});
+    ASSERT_NE(server_.port, 0);
+  }
+  void TearDown() override {
+    if (server_.process) ExpectCleanExit(*server_.process, SIGTERM);
+  }
+  ServerProcess server_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, UdpEchoTest, Modes(), ModeName);
@@ -105,8 +152,7 @@ INSTANTIATE_TEST_SUITE_P(ModesAndSignals, UdpEchoSignalTest, ModesAndSignals(),
                          ModeAndSignalName);
 
 TEST_P(UdpEchoSignalTest, ExitsZeroAfterServing) {
-  ServerProcess server =
-      StartServer(kServer, {"--mode=" + std::get<0>(GetParam())});
+  ServerProcess server = StartUdpEcho({"--mode=" + std::get<0>(GetParam())});
   ASSERT_NE(server.port, 0);
   UdpClient client;
   EXPECT_EQ(client.Echo(server.port, "before the signal"), "before the signal");
