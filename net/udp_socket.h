@@ -20,11 +20,12 @@
 // on_datagrams point into the socket's buffers: valid only during the call.
 //
 // Memory is bounded whatever peers send: receive buffers are
-// batch_size * max_datagram_size bytes (65,535 per slot with GRO), fixed at
-// Create(); excess datagrams are dropped by the kernel once SO_RCVBUF is full
-// (counted in Stats::kernel_drops); sends that cannot be written at once are
-// queued up to max_send_queue_bytes, and beyond it refused with
-// ResourceExhausted (counted in Stats::send_refused).
+// batch_size * max_datagram_size bytes (2 MiB by default; 65,535 per slot
+// with GRO), fixed at Create(): lower max_datagram_size for many sockets;
+// excess datagrams are dropped by the kernel once SO_RCVBUF is full (counted in
+// Stats::kernel_drops); sends that cannot be written at once are queued up to
+// max_send_queue_bytes, and beyond it refused with ResourceExhausted (counted
+// in Stats::send_refused).
 #ifndef MILL_IO_NET_UDP_SOCKET_H_
 #define MILL_IO_NET_UDP_SOCKET_H_
 
