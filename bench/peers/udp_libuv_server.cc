@@ -38,23 +38,32 @@ void OnSignal(uv_signal_t* handle, int) { uv_stop(handle->loop); }
 
 int main(int argc, char** argv) {
   const int port = mill::bench::ParsePortFlagOrDie(argc, argv);
-  const int fd = mill::bench::UdpBindOrDie(port);
   std::vector<char> arena(mill::bench::kUdpBatch * mill::bench::kUdpSlot);
   g_arena = &arena;
   uv_loop_t* loop = uv_default_loop();
   uv_udp_t udp;
-  if (uv_udp_init_ex(loop, &udp, AF_INET | UV_UDP_RECVMMSG) != 0 ||
-      uv_udp_open(&udp, fd) != 0 ||
-      uv_udp_recv_start(&udp, OnAlloc, OnRecv) != 0) {
-    std::fprintf(stderr, "libuv udp setup failed\n");
+  sockaddr_in local{};
+  uv_ip4_addr("127.0.0.1", port, &local);
+  // libuv's own socket: the flag is kept only for a socket it creates.
+  int rc = uv_udp_init_ex(loop, &udp, AF_INET | UV_UDP_RECVMMSG);
+  if (rc == 0) {
+    rc = uv_udp_bind(&udp, reinterpret_cast<const sockaddr*>(&local), 0);
+  }
+  if (rc == 0) rc = uv_udp_recv_start(&udp, OnAlloc, OnRecv);
+  if (rc != 0 || !uv_udp_using_recvmmsg(&udp)) {
+    std::fprintf(stderr, "libuv udp setup failed: %s\n",
+                 rc != 0 ? uv_strerror(rc) : "recvmmsg not in use");
     return 1;
   }
+  sockaddr_in bound{};
+  int len = sizeof(bound);
+  uv_udp_getsockname(&udp, reinterpret_cast<sockaddr*>(&bound), &len);
   uv_signal_t sigint, sigterm;
   uv_signal_init(loop, &sigint);
   uv_signal_init(loop, &sigterm);
   uv_signal_start(&sigint, OnSignal, SIGINT);
   uv_signal_start(&sigterm, OnSignal, SIGTERM);
-  mill::bench::AnnounceUdp(mill::bench::LocalPortOrDie(fd));
+  mill::bench::AnnounceUdp(ntohs(bound.sin_port));
   uv_run(loop, UV_RUN_DEFAULT);
   return 0;
 }
