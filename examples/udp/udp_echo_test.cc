@@ -13,10 +13,10 @@
 #include <tuple>
 #include <vector>
 
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "examples/testing/server_process.h"
 #include "examples/testing/subprocess.h"
 #include "gtest/gtest.h"
