@@ -380,11 +380,14 @@ int RunMill(const Config& config, Meter* meter) {
     });
   }
   if (config.requests <= 0) {
-    event_loop->RunAfter(absl::Seconds(config.warmup),
-                         [meter] { meter->Begin(); });
-    event_loop->RunAfter(absl::Seconds(config.warmup + config.seconds), [&] {
-      meter->End();
-      finish();
+    // The window is timed from its start (a late warmup timer does not
+    // shorten it).
+    event_loop->RunAfter(absl::Seconds(config.warmup), [&] {
+      meter->Begin();
+      event_loop->RunAfter(absl::Seconds(config.seconds), [&] {
+        meter->End();
+        finish();
+      });
     });
   }
   // The loop runs on its own thread until the client is stopped: Stop()
@@ -411,6 +414,7 @@ struct HiredisRun {
   const Config* config = nullptr;
   Meter* meter = nullptr;
   event_base* base = nullptr;
+  event* end = nullptr;  // the end of a --seconds window
   int open = 0;
   bool stopping = false;
   std::vector<redisAsyncContext*> contexts;  // freed by hiredis on close
@@ -508,16 +512,11 @@ int RunHiredis(const Config& config, Meter* meter) {
       if (!run.Send(ac)) break;
     }
   }
+  // The window is timed from its start (a late warmup timer does not
+  // shorten it): the begin timer adds the end timer.
   event* begin = nullptr;
-  event* end = nullptr;
   if (!meter->over() && config.requests <= 0) {
-    begin = evtimer_new(
-        run.base,
-        [](evutil_socket_t, short, void* arg) {
-          static_cast<Meter*>(arg)->Begin();
-        },
-        meter);
-    end = evtimer_new(
+    run.end = evtimer_new(
         run.base,
         [](evutil_socket_t, short, void* arg) {
           auto* r = static_cast<HiredisRun*>(arg);
@@ -525,17 +524,24 @@ int RunHiredis(const Config& config, Meter* meter) {
           r->Finish();
         },
         &run);
+    begin = evtimer_new(
+        run.base,
+        [](evutil_socket_t, short, void* arg) {
+          auto* r = static_cast<HiredisRun*>(arg);
+          r->meter->Begin();
+          const timeval window = ToTimeval(r->config->seconds);
+          evtimer_add(r->end, &window);
+        },
+        &run);
     const timeval warmup = ToTimeval(config.warmup);
-    const timeval total = ToTimeval(config.warmup + config.seconds);
     evtimer_add(begin, &warmup);
-    evtimer_add(end, &total);
   }
   if (!meter->over()) event_base_dispatch(run.base);
   run.stopping = true;
   // Frees each context (its pending callbacks get a null reply, ignored).
   for (redisAsyncContext* ac : run.contexts) redisAsyncFree(ac);
   if (begin != nullptr) event_free(begin);
-  if (end != nullptr) event_free(end);
+  if (run.end != nullptr) event_free(run.end);
   event_base_free(run.base);
   return meter->failed() ? 1 : 0;
 }
