@@ -25,12 +25,15 @@ the spread ((max - min) / median). Figures: requests/s, client CPU
 (/proc, over the client's whole run, warmup included).
 
 The markdown goes to stdout (progress to stderr); --output FILE also writes
-it between `<!-- BEGIN redis -->` and `<!-- END redis -->` of FILE.
+it between `<!-- BEGIN redis -->` and `<!-- END redis -->` of FILE
+(--section NAME for another pair of markers, so that figures of another
+--label are kept beside these).
 Needs: redis-server (Debian's redis-server), libhiredis-dev, taskset.
 """
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -68,6 +71,9 @@ def parse_args(argv):
     parser.add_argument("--output", help="also write the section to FILE")
     parser.add_argument("--label", default="",
                         help="what the figures are (goes in the heading)")
+    parser.add_argument("--section", default="redis",
+                        help="--output's section name (one per label keeps "
+                        "earlier figures)")
     parser.add_argument("--output_base", help="Bazel --output_base")
     parser.add_argument("--bazel-arg", action="append", default=[])
     args = parser.parse_args(argv)
@@ -120,14 +126,11 @@ def run_client(binary, server, client, pipeline, args):
         result["error"] = (err.strip() or out.strip() or f"exit {rc}")[-300:]
         return result
     result["ok"] = rc == 0 and result.get("errors") == 0
-    requests = result.get("requests") or 0
-    wall = args.seconds + args.warmup
-    if util is not None and requests:
-        # Over the whole run (warmup included), per measured request
-        # scaled to the whole run's requests at the measured rate.
-        rate = result["requests_per_s"]
-        result["server_us_per_request"] = util * 1e6 / rate if rate else None
-    result["wall_s"] = wall
+    rate = result.get("requests_per_s")
+    if util is not None and rate:
+        # redis-server's CPU per wall second over the client's whole run
+        # (warmup included) per request at the measured rate.
+        result["server_us_per_request"] = util * 1e6 / rate
     return result
 
 
@@ -168,7 +171,12 @@ def ratio(runs, base_runs, key):
 
 
 def report(runs, args):
-    lines = [f"### Redis-protocol client{' — ' + args.label if args.label else ''}",
+    load = " / ".join(f"{a:.1f}" for a in args.loadavg)
+    lines = [f"## Redis-protocol client{' — ' + args.label if args.label else ''}",
+             "",
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"load average before / after: {load} (other builds ran on the "
+             "machine when it was high).",
              "",
              f"GET of a 16-byte value, {args.connections} connection(s), "
              f"{args.reps} interleaved reps of {args.seconds:g} s after "
@@ -215,8 +223,14 @@ def report(runs, args):
               "Command: `python3 bench/redis_bench.py"
               + (f" --reps={args.reps}" if args.reps != 3 else "")
               + (f" --seconds={args.seconds:g}" if args.seconds != 5 else "")
+              + (" --pipelines=" + ",".join(map(str, args.pipelines))
+                 if args.pipelines != [16, 128] else "")
+              + (f" --connections={args.connections}"
+                 if args.connections != 1 else "")
               + (" --output=docs/BENCHMARKS.md" if args.output else "")
               + (f" --label={shlex.quote(args.label)}" if args.label else "")
+              + (f" --section={args.section}" if args.section != "redis"
+                 else "")
               + "`; one client run: `" + runs_example(runs) + "`."]
     failed = [r for rs in runs.values() for r in rs if not r["ok"]]
     if failed:
@@ -248,14 +262,16 @@ def main(argv):
     args = parse_args(argv)
     binary = build(args)
     server = start_redis(args)
+    args.loadavg = [os.getloadavg()[0]]
     try:
         runs = measure(binary, server, args)
     finally:
         server.stop()
+    args.loadavg.append(os.getloadavg()[0])
     text = report(runs, args)
     sys.stdout.write(text)
     if args.output:
-        run_all.write_section(Path(args.output), "redis", text)
+        run_all.write_section(Path(args.output), args.section, text)
         log(f"wrote the section to {args.output}")
     ok = all(r["ok"] for rs in runs.values() for r in rs)
     return 0 if ok else 1
