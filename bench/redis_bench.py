@@ -22,7 +22,9 @@ to --server-cpu (0), the client to --client-cpu (1). Repetitions interleave
 the clients (the order rotates every rep) and the median is reported with
 the spread ((max - min) / median). Figures: requests/s, client CPU
 (getrusage user + sys) per request, and redis-server's CPU per request
-(/proc, over the client's whole run, warmup included).
+(/proc, over the client's whole run, warmup included), and with perf the
+client's system calls and writes (write, writev, sendto, sendmsg) per
+request over its whole run (`perf stat` tracepoints; --no-perf skips).
 
 The markdown goes to stdout (progress to stderr); --output FILE also writes
 it between `<!-- BEGIN redis -->` and `<!-- END redis -->` of FILE
@@ -38,6 +40,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,6 +71,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="1 rep of 1 s (smoke test)")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--no-perf", dest="perf", action="store_false",
+                        help="skip counting the client's system calls")
     parser.add_argument("--output", help="also write the section to FILE")
     parser.add_argument("--label", default="",
                         help="what the figures are (goes in the heading)")
@@ -80,6 +85,9 @@ def parse_args(argv):
     if args.quick:
         args.reps, args.seconds, args.warmup = 1, 1.0, 0.3
     args.pipelines = [int(p) for p in args.pipelines.split(",") if p]
+    if args.perf and not shutil.which("perf"):
+        run_all.log("redis_bench: no perf: system calls not counted")
+        args.perf = False
     if args.reps < 1 or not args.pipelines or args.seconds <= 0:
         parser.error("--reps >= 1, --pipelines and --seconds > 0 needed")
     return args
@@ -112,20 +120,60 @@ def start_redis(args):
     return server
 
 
+PERF_EVENTS = {  # perf stat event -> result key
+    "raw_syscalls:sys_enter": "syscalls",
+    "syscalls:sys_enter_write": "writes",
+    "syscalls:sys_enter_writev": "writes",
+    "syscalls:sys_enter_sendto": "writes",
+    "syscalls:sys_enter_sendmsg": "writes",
+}
+
+
+def perf_counts(path):
+    """{"syscalls": n, "writes": n} from a `perf stat -x,` output file."""
+    counts = {}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and fields[0].strip().isdigit():
+            key = PERF_EVENTS.get(fields[2])
+            if key:
+                counts[key] = counts.get(key, 0) + int(fields[0])
+    return counts
+
+
 def run_client(binary, server, client, pipeline, args):
-    cmd = run_all.pin(args.client_cpu) + [
-        str(binary), f"--client={client}", f"--port={server.port}",
-        f"--pipeline={pipeline}", f"--connections={args.connections}",
-        f"--seconds={args.seconds}", f"--warmup={args.warmup}"]
+    perf_file = None
+    perf = []
+    if args.perf:
+        perf_file = tempfile.NamedTemporaryFile(suffix=".perf", delete=False)
+        perf_file.close()
+        perf = ["perf", "stat", "-x,", "-o", perf_file.name, "-e",
+                ",".join(PERF_EVENTS), "--"]
+    load = [str(binary), f"--client={client}", f"--port={server.port}",
+            f"--pipeline={pipeline}", f"--connections={args.connections}",
+            f"--seconds={args.seconds}", f"--warmup={args.warmup}"]
     rc, out, err, util = run_all.run_measured(
-        cmd, server, timeout=args.seconds + args.warmup + 60)
-    result = {"ok": False, "cmd": shlex.join(cmd)}
+        run_all.pin(args.client_cpu) + perf + load, server,
+        timeout=args.seconds + args.warmup + 60)
+    result = {"ok": False,
+              "cmd": shlex.join(run_all.pin(args.client_cpu) + load)}
     try:
         result.update(json.loads(out.strip().splitlines()[-1]))
     except (ValueError, IndexError):
         result["error"] = (err.strip() or out.strip() or f"exit {rc}")[-300:]
         return result
     result["ok"] = rc == 0 and result.get("errors") == 0
+    if perf_file is not None:
+        counts = perf_counts(perf_file.name)
+        os.unlink(perf_file.name)
+        total = result.get("all_requests")
+        for key, value in counts.items():
+            if total:
+                result[key + "_per_request"] = value / total
     rate = result.get("requests_per_s")
     if util is not None and rate:
         # redis-server's CPU per wall second over the client's whole run
@@ -180,14 +228,15 @@ def report(runs, args):
              "",
              f"GET of a 16-byte value, {args.connections} connection(s), "
              f"{args.reps} interleaved reps of {args.seconds:g} s after "
-             f"{args.warmup:g} s warmup, medians (± half the spread); "
+             f"{args.warmup:g} s warmup, medians (± half the spread), "
+             f"//bench:redis_load built with --config=opt; "
              f"redis-server {redis_version()} on CPU {args.server_cpu}, "
              f"the client on CPU {args.client_cpu}.",
              "",
              "| pipeline | client | requests/s | vs batched | vs hiredis | "
              "client CPU µs/req | vs batched | vs hiredis | "
-             "server CPU µs/req |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "server CPU µs/req | client syscalls/req | writes/req |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     verdicts = []
     for pipeline in args.pipelines:
         batched = runs[("mill_batched", pipeline)]
@@ -201,7 +250,9 @@ def report(runs, args):
                 f"{cell(r, 'cpu_us_per_request', 3)} | "
                 f"{ratio(r, batched, 'cpu_us_per_request')} | "
                 f"{ratio(r, hiredis, 'cpu_us_per_request')} | "
-                f"{cell(r, 'server_us_per_request', 3)} |")
+                f"{cell(r, 'server_us_per_request', 3)} | "
+                f"{cell(r, 'syscalls_per_request', 2)} | "
+                f"{cell(r, 'writes_per_request', 2)} |")
         per_send = runs[("mill_per_send", pipeline)]
         rate = run_all.median_of(per_send, "requests_per_s")
         cpu = run_all.median_of(per_send, "cpu_us_per_request")

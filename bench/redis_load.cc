@@ -25,10 +25,13 @@
 // Prints one JSON line on stdout:
 //   {"client":..,"pipeline":..,"connections":..,"command":"GET",
 //    "value_bytes":16,"seconds":..,"requests":N,"requests_per_s":..,
-//    "cpu_s":..,"cpu_us_per_request":..,"client_cpu":..,"errors":0}
+//    "cpu_s":..,"cpu_us_per_request":..,"client_cpu":..,"all_requests":..,
+//    "errors":0}
 // requests counts replies received in the measured window; cpu_s is this
 // process's user + system CPU time (getrusage RUSAGE_SELF) in the window;
-// client_cpu is cpu_s per second (near 1.0: the client is the bottleneck).
+// client_cpu is cpu_s per second (near 1.0: the client is the bottleneck);
+// all_requests counts every reply, warmup included (for per-request counts
+// taken over the whole process, e.g. perf stat's system calls).
 // With --requests=N the window runs from the moment every connection is
 // open until the N-th reply (no warmup). Exits 1 (with "error" in the JSON
 // line) on any failure, 2 on bad flags.
@@ -133,6 +136,7 @@ class Meter {
   // Counts one reply; false when the run is over (stop sending).
   bool OnReply() {
     ++replies_;
+    ++all_replies_;
     if (config_.requests > 0 && measuring_ && replies_ >= config_.requests) {
       End();
     }
@@ -163,12 +167,13 @@ class Meter {
         "{\"client\":\"%s\",\"pipeline\":%d,\"connections\":%d,"
         "\"command\":\"GET\",\"value_bytes\":%d,\"seconds\":%.3f,"
         "\"requests\":%d,\"requests_per_s\":%.1f,\"cpu_s\":%.4f,"
-        "\"cpu_us_per_request\":%.4f,\"client_cpu\":%.3f,\"errors\":%d",
+        "\"cpu_us_per_request\":%.4f,\"client_cpu\":%.3f,"
+        "\"all_requests\":%d,\"errors\":%d",
         config_.client, config_.pipeline, config_.connections,
         config_.value.size(), seconds, replies_,
         seconds > 0 ? replies / seconds : 0, cpu_s,
         replies_ > 0 ? cpu_s * 1e6 / replies : 0,
-        seconds > 0 ? cpu_s / seconds : 0, failed() ? 1 : 0);
+        seconds > 0 ? cpu_s / seconds : 0, all_replies_, failed() ? 1 : 0);
     if (failed()) {
       absl::StrAppend(&json, ",\"error\":\"", JsonEscape(error_), "\"");
     }
@@ -192,7 +197,8 @@ class Meter {
   }
 
   const Config& config_;
-  int64_t replies_ = 0;
+  int64_t replies_ = 0;      // in the window
+  int64_t all_replies_ = 0;  // warmup included
   int64_t sent_ = 0;
   bool measuring_ = false;
   int64_t begin_ns_ = 0;
