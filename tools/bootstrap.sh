@@ -24,6 +24,9 @@ PACKAGES=(
   libssl-dev openssl
   # Peer event loops for the comparison benchmarks in bench/.
   libuv1-dev libevent-dev libasio-dev
+  # bench/redis_bench.py: the Redis server and the hiredis client it compares
+  # Mill-IO with (//bench:redis_load).
+  redis-server libhiredis-dev
   # Load generators used by tests and benchmarks.
   wrk curl
   # The reference server and reverse proxy of the comparisons in bench/
