@@ -31,13 +31,14 @@ namespace {
 using mill::ByteBuffer;
 using mill::LineDelimiter;
 
-constexpr char kError[] = "\x01<error>";  // stands for a refused frame
+// A frame, or nullopt for a refused one.
+using Frame = std::optional<std::string>;
 
 // The lines of `stream` by the rules of net/framing.h, computed in one pass
 // over the whole stream, independently of the framer.
-std::vector<std::string> ReferenceLines(std::string_view stream,
-                                        const mill::LineFramerOptions& o) {
-  std::vector<std::string> out;
+std::vector<Frame> ReferenceLines(std::string_view stream,
+                                  const mill::LineFramerOptions& o) {
+  std::vector<Frame> out;
   size_t start = 0;
   while (start < stream.size()) {
     size_t end = std::string_view::npos;  // first delimiter byte
@@ -65,12 +66,12 @@ std::vector<std::string> ReferenceLines(std::string_view stream,
       if (o.delimiter == LineDelimiter::kCrlf && stream.back() == '\r') {
         least = tail + 1;
       }
-      if (least > o.max_line_bytes) out.push_back(kError);
+      if (least > o.max_line_bytes) out.push_back(std::nullopt);
       break;
     }
     const size_t frame = end - start + delimiter;
     if (frame > o.max_line_bytes) {
-      out.push_back(kError);
+      out.push_back(std::nullopt);
     } else {
       out.emplace_back(
           stream.substr(start, o.keep_delimiter ? frame : end - start));
@@ -80,14 +81,14 @@ std::vector<std::string> ReferenceLines(std::string_view stream,
   return out;
 }
 
-// Feeds `chunks` into `framer`; returns the frames (kError for an error,
+// Feeds `chunks` into `framer`; returns the frames (nullopt for an error,
 // after which a length-prefix framer is done), checking the bounds.
 template <typename Framer>
-std::vector<std::string> Feed(Framer& framer,
-                              const std::vector<std::string_view>& chunks,
-                              size_t max_frame, size_t max_buffered,
-                              std::string* consumed) {
-  std::vector<std::string> out;
+std::vector<Frame> Feed(Framer& framer,
+                        const std::vector<std::string_view>& chunks,
+                        size_t max_frame, size_t max_buffered,
+                        std::string* consumed) {
+  std::vector<Frame> out;
   ByteBuffer input;
   for (const std::string_view chunk : chunks) {
     input.Append(absl::string_view(chunk.data(), chunk.size()));
@@ -101,7 +102,7 @@ std::vector<std::string> Feed(Framer& framer,
                     frame.status().code() == absl::StatusCode::kDataLoss
                 ? absl::OkStatus()
                 : frame.status());
-        out.push_back(kError);
+        out.push_back(std::nullopt);
         if constexpr (std::is_same_v<Framer, mill::LengthPrefixFramer>) {
           return out;
         }
@@ -115,7 +116,7 @@ std::vector<std::string> Feed(Framer& framer,
       if (consumed != nullptr) {
         consumed->append(held, 0, before - input.size());
       }
-      out.emplace_back(**frame);
+      out.emplace_back(std::string(**frame));
     }
     if (input.size() > max_buffered) {
       mill::fuzz::Require(absl::InternalError(absl::StrCat(
@@ -125,8 +126,8 @@ std::vector<std::string> Feed(Framer& framer,
   return out;
 }
 
-void RequireSame(const std::vector<std::string>& a,
-                 const std::vector<std::string>& b, const char* what) {
+void RequireSame(const std::vector<Frame>& a, const std::vector<Frame>& b,
+                 const char* what) {
   if (a != b) {
     mill::fuzz::Require(absl::InternalError(absl::StrCat(
         what, ": ", a.size(), " frames vs ", b.size(), " frames")));
@@ -156,7 +157,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     o.delimiter = delimiters[(mode >> 1) & 3];
     o.keep_delimiter = (mode >> 3) & 1;
     o.max_line_bytes = limit + 1;  // every limit is valid for every mode
-    const std::vector<std::string> expected = ReferenceLines(input, o);
+    const std::vector<Frame> expected = ReferenceLines(input, o);
     for (const auto& chunks : splits) {
       auto framer = mill::LineFramer::Create(o);
       mill::fuzz::Require(framer.status());
@@ -172,18 +173,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.header_bytes = widths[(mode >> 1) & 3];
   o.length_includes_header = (mode >> 3) & 1;
   o.max_payload_bytes = limit;
-  std::vector<std::string> first;
+  std::vector<Frame> first;
   for (size_t i = 0; i < splits.size(); ++i) {
     auto framer = mill::LengthPrefixFramer::Create(o);
     mill::fuzz::Require(framer.status());
     std::string consumed;
-    std::vector<std::string> frames =
+    std::vector<Frame> frames =
         Feed(*framer, splits[i], o.max_payload_bytes,
              o.header_bytes + o.max_payload_bytes, &consumed);
     std::string encoded;
-    for (const std::string& frame : frames) {
-      if (frame == kError) continue;
-      auto bytes = framer->Encode(frame);
+    for (const Frame& frame : frames) {
+      if (!frame.has_value()) continue;
+      auto bytes = framer->Encode(*frame);
       mill::fuzz::Require(bytes.status());
       encoded += *bytes;
     }
