@@ -15,7 +15,7 @@
 //       absl::StatusOr<std::optional<absl::string_view>> frame =
 //           framer.Next(input);
 //       if (!frame.ok()) {  // above the limit: close, saying why
-//         mill::AbortOnFramingError(*conn, frame.status());
+//         Log(mill::AbortOnFramingError(*conn, frame.status()));
 //         return;
 //       }
 //       if (!frame->has_value()) return;  // wait for more bytes
@@ -23,6 +23,7 @@
 //     }
 //   }
 //
+// (AbortOnFramingError is in net/framing_close.h, //net:framing_close.)
 // The view stays valid until `input` is next appended to or shrunk (a
 // Consume only moves an offset), so it may be used up to the return from
 // on_data, and across later Next() calls on the same buffer.

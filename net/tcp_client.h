@@ -23,7 +23,9 @@
 //
 // Reconnecting: KeepConnected() holds one connection to a target open,
 // reconnecting with exponential backoff and jitter whenever it fails or
-// closes (until StopKeepingConnected() or Stop()).
+// closes (until StopKeepingConnected() or Stop()); a connection that closes
+// before BackoffPolicy::min_uptime counts as a failure, and every failure
+// reaches KeepConnectedOptions::on_attempt_failed.
 //
 // Stop() cancels what is pending and closes what is open; a connect that
 // completes while Stop runs is closed too (its callback gets Cancelled), so
