@@ -105,14 +105,20 @@ bool TcpClient::Cancel(ConnectId id) {
                                   absl::CancelledError("connect cancelled"));
 }
 
-absl::StatusOr<TcpClient::ConnectId> TcpClient::TryKeepConnected(
-    absl::string_view host_port, BackoffPolicy backoff) {
-  return core_->keeper().Keep(host_port, backoff);
+absl::StatusOr<TcpClient::ConnectId> TcpClient::KeepConnected(
+    absl::string_view host_port, KeepConnectedOptions options) {
+  return core_->keeper().Keep(host_port, std::move(options));
 }
 
-TcpClient::ConnectId TcpClient::KeepConnected(absl::string_view host_port,
-                                              BackoffPolicy backoff) {
-  return TryKeepConnected(host_port, backoff).value_or(0);
+absl::StatusOr<TcpClient::ConnectId> TcpClient::KeepConnected(
+    absl::string_view host_port, BackoffPolicy backoff) {
+  KeepConnectedOptions options;
+  options.backoff = backoff;
+  return KeepConnected(host_port, std::move(options));
+}
+
+ConnectionPtr TcpClient::CurrentConnection(ConnectId id) const {
+  return core_->keeper().Current(id);
 }
 
 bool TcpClient::StopKeepingConnected(ConnectId id, bool close) {

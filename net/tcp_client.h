@@ -23,7 +23,9 @@
 //
 // Reconnecting: KeepConnected() holds one connection to a target open,
 // reconnecting with exponential backoff and jitter whenever it fails or
-// closes (until StopKeepingConnected() or Stop()).
+// closes (until StopKeepingConnected() or Stop()); a connection that closes
+// before BackoffPolicy::min_uptime counts as a failure, and every failure
+// reaches KeepConnectedOptions::on_attempt_failed.
 //
 // Stop() cancels what is pending and closes what is open; a connect that
 // completes while Stop runs is closed too (its callback gets Cancelled), so
@@ -75,12 +77,34 @@ struct TcpClientAccess;
 // min(max, initial * multiplier^(n-1)), then scaled by a random factor in
 // [1 - jitter, 1 + jitter], so clients restarted together spread out; after
 // a close the first reconnect waits about `initial`. Valid: initial > 0,
-// max >= initial (both finite), multiplier >= 1, jitter in [0, 1].
+// max >= initial (both finite), multiplier >= 1, jitter in [0, 1],
+// min_uptime >= 0 (finite).
 struct BackoffPolicy {
   absl::Duration initial = absl::Milliseconds(100);
   absl::Duration max = absl::Seconds(30);
   double multiplier = 2.0;
   double jitter = 0.2;  // in [0, 1]
+  // A connection counts as a success, resetting the backoff, only once it
+  // stayed open this long; one that closes sooner is a failure (the next
+  // wait grows). Without it, a server that accepts and drops at once is
+  // redialled every `initial` forever. 1 s is far above a connect plus an
+  // immediate drop (a handshake completes inside the connect) and short
+  // enough that a healthy connection resets the backoff almost at once.
+  // Zero: every connection resets it.
+  absl::Duration min_uptime = absl::Seconds(1);
+};
+
+// How KeepConnected() keeps a target connected.
+struct KeepConnectedOptions {
+  BackoffPolicy backoff;
+  // Runs after every failed connect, and after every connection that closed
+  // before backoff.min_uptime (then Unavailable naming its uptime and close
+  // reason), with the error and the number of consecutive failures
+  // (1, 2, ...: the n of BackoffPolicy). Runs where the failure was noticed,
+  // before the next attempt is scheduled, so never concurrently with itself
+  // for one target; it may call the client (StopKeepingConnected too).
+  absl::AnyInvocable<void(const absl::Status& error, int attempt)>
+      on_attempt_failed;
 };
 
 // ConnectionOptions with TCP_NODELAY on: the default for outbound
@@ -191,16 +215,19 @@ class TcpClient {
   // finished (then the callback ran or is running elsewhere).
   bool Cancel(ConnectId id);
 
-  // Keeps one connection to `host_port` open, reconnecting with `backoff`
-  // after every failure or close, until StopKeepingConnected(id) or Stop().
-  // The connections come through the client's callbacks (on_connect, ...).
-  // InvalidArgument for a malformed target or an invalid policy (see
-  // BackoffPolicy), Cancelled after Stop(); nothing is started then.
-  absl::StatusOr<ConnectId> TryKeepConnected(absl::string_view host_port,
-                                             BackoffPolicy backoff = {});
-  // As TryKeepConnected, but 0 instead of the error.
-  ConnectId KeepConnected(absl::string_view host_port,
-                          BackoffPolicy backoff = {});
+  // Keeps one connection to `host_port` open, reconnecting with
+  // `options.backoff` after every failure or close, until
+  // StopKeepingConnected(id) or Stop(). The connections come through the
+  // client's callbacks (on_connect, ...). InvalidArgument for a malformed
+  // target or an invalid policy (see BackoffPolicy), Cancelled after
+  // Stop(); nothing is started then.
+  absl::StatusOr<ConnectId> KeepConnected(absl::string_view host_port,
+                                          KeepConnectedOptions options = {});
+  absl::StatusOr<ConnectId> KeepConnected(absl::string_view host_port,
+                                          BackoffPolicy backoff);
+  // The open connection KeepConnected(id) holds, or null (reconnecting,
+  // stopped, or `id` unknown).
+  ConnectionPtr CurrentConnection(ConnectId id) const;
   // Stops reconnecting; closes the current connection (kClosedLocally)
   // when `close` is set. False if `id` is unknown.
   bool StopKeepingConnected(ConnectId id, bool close = true);

@@ -214,9 +214,10 @@ TEST_P(TcpClientTest, KeepConnectedReconnectsAfterTheServerCloses) {
   MakeClient();
   BackoffPolicy backoff;
   backoff.initial = absl::Milliseconds(20);
-  TcpClient::ConnectId id =
+  absl::StatusOr<TcpClient::ConnectId> kept =
       client_->KeepConnected(absl::StrCat("127.0.0.1:", port_), backoff);
-  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const TcpClient::ConnectId id = *kept;
   ASSERT_TRUE(WaitFor([&] { return client_->connection_count() == 1; }));
   ASSERT_TRUE(WaitFor([&] { return server_->connection_count() == 1; }));
   for (const ConnectionPtr& c : server_->Connections()) c->Abort();
@@ -250,9 +251,10 @@ TEST_P(TcpClientTest, KeepConnectedBacksOffExponentiallyWhileTheServerIsDown) {
   backoff.multiplier = 2.0;
   backoff.max = absl::Milliseconds(8);
   backoff.jitter = 0.0;
-  TcpClient::ConnectId id =
+  absl::StatusOr<TcpClient::ConnectId> kept =
       client_->KeepConnected(absl::StrCat("127.0.0.1:", UnusedPort()), backoff);
-  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const TcpClient::ConnectId id = *kept;
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> lock(mu);
     return delays.size() >= 6;
@@ -287,9 +289,10 @@ TEST_P(TcpClientTest, KeepConnectedJitterScalesEachWait) {
   backoff.multiplier = 2.0;
   backoff.max = absl::Seconds(1);
   backoff.jitter = 0.5;
-  TcpClient::ConnectId id =
+  absl::StatusOr<TcpClient::ConnectId> kept =
       client_->KeepConnected(absl::StrCat("127.0.0.1:", UnusedPort()), backoff);
-  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const TcpClient::ConnectId id = *kept;
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> lock(mu);
     return delays.size() >= 4;
@@ -327,10 +330,13 @@ TEST_P(TcpClientTest, KeepConnectedRejectsAnInvalidBackoffPolicy) {
   add("multiplier", [](BackoffPolicy& p) { p.multiplier = std::nan(""); });
   add("jitter", [](BackoffPolicy& p) { p.jitter = -0.1; });
   add("jitter", [](BackoffPolicy& p) { p.jitter = 1.5; });
+  add("min_uptime",
+      [](BackoffPolicy& p) { p.min_uptime = -absl::Milliseconds(1); });
+  add("min_uptime",
+      [](BackoffPolicy& p) { p.min_uptime = absl::InfiniteDuration(); });
   for (const Case& c : cases) {
-    EXPECT_EQ(client_->KeepConnected(target, c.policy), 0u) << c.field;
     absl::StatusOr<TcpClient::ConnectId> id =
-        client_->TryKeepConnected(target, c.policy);
+        client_->KeepConnected(target, c.policy);
     ASSERT_FALSE(id.ok()) << c.field;
     EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_TRUE(absl::StrContains(id.status().message(),
@@ -339,15 +345,15 @@ TEST_P(TcpClientTest, KeepConnectedRejectsAnInvalidBackoffPolicy) {
   }
   EXPECT_EQ(client_->stats().connects_started, 0u);
   EXPECT_EQ(client_->stats().attempts, 0u);
-  EXPECT_EQ(client_->TryKeepConnected("no-port", {}).status().code(),
+  EXPECT_EQ(client_->KeepConnected("no-port").status().code(),
             absl::StatusCode::kInvalidArgument);
   absl::StatusOr<TcpClient::ConnectId> ok =
-      client_->TryKeepConnected(absl::StrCat("127.0.0.1:", port_), {});
+      client_->KeepConnected(absl::StrCat("127.0.0.1:", port_));
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_NE(*ok, 0u);
   EXPECT_TRUE(WaitFor([&] { return client_->connection_count() == 1; }));
   client_->Stop();
-  EXPECT_EQ(client_->TryKeepConnected(target, {}).status().code(),
+  EXPECT_EQ(client_->KeepConnected(target).status().code(),
             absl::StatusCode::kCancelled);
 }
 

@@ -1,6 +1,11 @@
 #include "examples/jsonrpc/line_framer.h"
 
 #include <algorithm>
+#include <limits>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace mill::jsonrpc {
 namespace {
@@ -15,42 +20,37 @@ bool IsBlank(std::string_view line) {
                      [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
 }
 
+::mill::LineFramer MakeNetFramer(size_t max_line_bytes) {
+  LineFramerOptions options;
+  options.delimiter = LineDelimiter::kLfOrCrlf;
+  // Our limit excludes the '\n', //net's includes it; SIZE_MAX stays SIZE_MAX.
+  options.max_line_bytes =
+      std::min(max_line_bytes, std::numeric_limits<size_t>::max() - 1) + 1;
+  // Valid: the limit is at least 2, room for any delimiter.
+  return *::mill::LineFramer::Create(options);
+}
+
 }  // namespace
 
 LineFramer::LineFramer(size_t max_line_bytes)
-    : max_line_bytes_(std::max<size_t>(max_line_bytes, 1)) {}
+    : max_line_bytes_(std::max<size_t>(max_line_bytes, 1)),
+      lines_(MakeNetFramer(max_line_bytes_)) {}
 
 void LineFramer::Take(ByteBuffer& input,
                       const std::function<bool(const FrameView&)>& on_frame) {
-  while (!input.empty()) {
-    const size_t newline = input.find('\n');
-    if (discarding_) {
-      if (newline == ByteBuffer::npos) {
-        input.Consume(input.size());  // Drop it all.
-        return;
-      }
-      input.Consume(newline + 1);
-      discarding_ = false;
-      continue;
-    }
-    if (newline == ByteBuffer::npos) {
-      if (input.size() > max_line_bytes_) {
-        // Answer now rather than when (if ever) the '\n' arrives.
-        input.Consume(input.size());
-        discarding_ = true;
-        if (!on_frame(FrameView{Kind::kOversized, {}})) return;
-      }
-      return;
-    }
+  while (true) {
+    absl::StatusOr<std::optional<absl::string_view>> line = lines_.Next(input);
     bool more = true;
-    if (newline > max_line_bytes_) {
+    if (!line.ok()) {
+      // Oversized (the only error): answered, and the framer skips the rest
+      // of the line as it arrives.
       more = on_frame(FrameView{Kind::kOversized, {}});
+    } else if (!line->has_value()) {
+      return;  // a partial line waits in `input`
     } else {
-      std::string_view line(input.data(), newline);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (!IsBlank(line)) more = on_frame(FrameView{Kind::kLine, line});
+      const std::string_view text((*line)->data(), (*line)->size());
+      if (!IsBlank(text)) more = on_frame(FrameView{Kind::kLine, text});
     }
-    input.Consume(newline + 1);
     if (!more) return;
   }
 }

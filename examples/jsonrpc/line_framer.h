@@ -1,6 +1,10 @@
 // LineFramer: splits a byte stream into '\n'-terminated lines, with a bound.
 //
 // The JSON-RPC example speaks one JSON message per line in both directions.
+// The framing itself is //net's mill::LineFramer (net/framing.h) in its
+// LF-or-CRLF mode; this class adds the protocol's rules on top: blank lines
+// are no message, and an oversized line is a frame to answer (the
+// connection stays open), not an error to close on.
 // A connection's reader feeds whatever bytes arrive (any split) and gets back
 // every completed line, in order. Framing rules:
 //   * A line ends at '\n'. One trailing '\r' is removed, so CRLF clients
@@ -37,6 +41,7 @@
 #include <vector>
 
 #include "net/byte_buffer.h"
+#include "net/framing.h"
 
 namespace mill::jsonrpc {
 
@@ -88,12 +93,14 @@ class LineFramer {
   // Bytes of the current partial line held by Feed (<= max_line_bytes()).
   size_t buffered_bytes() const { return buffer_.size(); }
   // True while the tail of an oversized line is being dropped.
-  bool discarding() const { return discarding_; }
+  bool discarding() const { return lines_.discarding(); }
 
  private:
   const size_t max_line_bytes_;
+  // max_line_bytes counts the line before its '\n'; //net's limit counts
+  // the '\n' too, hence max_line_bytes + 1.
+  ::mill::LineFramer lines_;
   ByteBuffer buffer_;  // Feed's partial line
-  bool discarding_ = false;
 };
 
 }  // namespace mill::jsonrpc

@@ -101,7 +101,7 @@ void ClientCore::OnClosed(const ConnectionPtr& conn, CloseReason reason,
     ++closing_;
     closed_.NotifyAll();
   }
-  keeper_.OnClosed(conn);  // (its lock comes before ours)
+  keeper_.OnClosed(conn, reason, status);  // (its lock comes before ours)
 }
 
 void ClientCore::OnCloseCallbackDone() {

@@ -59,6 +59,8 @@ struct ClientHooks {
   std::function<void(absl::Duration delay)> backoff_scheduled;
   // The jitter's uniform draw in [0, 1]; a random one when empty.
   std::function<double()> jitter_uniform;
+  // The Keeper's clock for connection uptimes (MonotonicNanos when empty).
+  std::function<int64_t()> now_nanos;
 };
 
 class ClientCore final : public ConnectionOwner,

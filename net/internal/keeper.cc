@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/monotonic_clock.h"
 #include "net/internal/client_core.h"
 #include "net/internal/resolver.h"
 
@@ -34,6 +35,12 @@ absl::Status ValidateBackoffPolicy(const BackoffPolicy& policy) {
     return absl::InvalidArgumentError(absl::StrCat(
         "BackoffPolicy::jitter must be in [0, 1], not ", policy.jitter));
   }
+  if (policy.min_uptime < absl::ZeroDuration() ||
+      policy.min_uptime == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "BackoffPolicy::min_uptime must be finite and not negative, not ",
+        absl::FormatDuration(policy.min_uptime)));
+  }
   return absl::OkStatus();
 }
 
@@ -52,7 +59,8 @@ Keeper::Keeper(ClientCore* core)
     : core_(core), random_(std::random_device{}()) {}
 
 absl::StatusOr<uint64_t> Keeper::Keep(absl::string_view target,
-                                      BackoffPolicy policy) {
+                                      KeepConnectedOptions options) {
+  const BackoffPolicy& policy = options.backoff;
   std::string host;
   uint16_t port = 0;
   if (!SocketAddress::Parse(target).ok() &&
@@ -68,6 +76,10 @@ absl::StatusOr<uint64_t> Keeper::Keep(absl::string_view target,
   kept->id = core_->NextId();
   kept->target = std::string(target);
   kept->backoff = policy;
+  if (options.on_attempt_failed) {
+    kept->on_attempt_failed =
+        std::make_shared<FailureCallback>(std::move(options.on_attempt_failed));
+  }
   const uint64_t id = kept->id;
   {
     MutexLock lock(&mu_);
@@ -115,6 +127,7 @@ void Keeper::StartConnect(uint64_t id) {
 void Keeper::OnResult(uint64_t id, uint64_t round,
                       absl::StatusOr<ConnectionPtr> result) {
   ConnectionPtr to_close;
+  absl::Status failure;
   {
     MutexLock lock(&mu_);
     auto it = targets_.find(id);
@@ -127,17 +140,56 @@ void Keeper::OnResult(uint64_t id, uint64_t round,
         kept.connect_id = 0;
       }
       if (result.ok()) {
-        kept.failures = 0;
+        // The backoff resets only once it stayed up min_uptime (OnClosed).
         kept.connection = *result;
+        kept.connected_at_ns = NowNanos();
         // Its close (always after this callback) schedules the reconnect.
         kept_by_[kept.connection->id()] = id;
       } else {
-        ++kept.failures;
-        ScheduleLocked(kept);
+        failure = result.status();
       }
     }
   }
   if (to_close != nullptr) to_close->Close();
+  if (!failure.ok()) Fail(id, round, failure);
+}
+
+void Keeper::Fail(uint64_t id, uint64_t round, const absl::Status& error) {
+  std::shared_ptr<FailureCallback> callback;
+  int attempt = 0;
+  {
+    MutexLock lock(&mu_);
+    auto it = targets_.find(id);
+    if (it == targets_.end() || stopped_ || it->second->round != round) return;
+    Target& kept = *it->second;
+    attempt = ++kept.failures;
+    callback = kept.on_attempt_failed;
+  }
+  // Unlocked: it may call the client. Nothing else schedules this target
+  // meanwhile (no connect in flight, no connection), so it runs alone.
+  if (callback != nullptr) (*callback)(error, attempt);
+  MutexLock lock(&mu_);
+  auto it = targets_.find(id);
+  if (it == targets_.end() || stopped_ || it->second->round != round ||
+      it->second->retry_timer.valid()) {
+    return;
+  }
+  ScheduleLocked(*it->second);
+}
+
+ConnectionPtr Keeper::Current(uint64_t id) {
+  MutexLock lock(&mu_);
+  auto it = targets_.find(id);
+  if (it == targets_.end()) return nullptr;
+  const ConnectionPtr& conn = it->second->connection;
+  // Closed but its OnClosed not seen yet: no longer current.
+  if (conn == nullptr || conn->is_closed()) return nullptr;
+  return conn;
+}
+
+int64_t Keeper::NowNanos() const {
+  return core_->hooks().now_nanos ? core_->hooks().now_nanos()
+                                  : MonotonicNanos();
 }
 
 void Keeper::ScheduleLocked(Target& kept) {
@@ -159,20 +211,39 @@ void Keeper::ScheduleLocked(Target& kept) {
   });
 }
 
-void Keeper::OnClosed(const ConnectionPtr& conn) {
+void Keeper::OnClosed(const ConnectionPtr& conn, CloseReason reason,
+                      const absl::Status& status) {
   ConnectionPtr dropped;  // released after the lock
-  MutexLock lock(&mu_);
-  if (kept_by_.empty()) return;
-  auto kept_by = kept_by_.find(conn->id());
-  if (kept_by == kept_by_.end()) return;
-  const uint64_t id = kept_by->second;
-  kept_by_.erase(kept_by);
-  auto it = targets_.find(id);
-  if (it == targets_.end() || stopped_) return;
-  Target& kept = *it->second;
-  dropped = std::move(kept.connection);
-  kept.failures = 0;
-  ScheduleLocked(kept);
+  uint64_t id = 0;
+  uint64_t round = 0;
+  absl::Status failure;
+  {
+    MutexLock lock(&mu_);
+    if (kept_by_.empty()) return;
+    auto kept_by = kept_by_.find(conn->id());
+    if (kept_by == kept_by_.end()) return;
+    id = kept_by->second;
+    kept_by_.erase(kept_by);
+    auto it = targets_.find(id);
+    if (it == targets_.end() || stopped_) return;
+    Target& kept = *it->second;
+    dropped = std::move(kept.connection);
+    const absl::Duration uptime =
+        absl::Nanoseconds(NowNanos() - kept.connected_at_ns);
+    if (uptime >= kept.backoff.min_uptime) {
+      kept.failures = 0;
+      ScheduleLocked(kept);
+      return;
+    }
+    round = kept.round;
+    failure = absl::UnavailableError(
+        absl::StrCat("connection to ", kept.target, " closed after ",
+                     absl::FormatDuration(uptime), ", before min_uptime ",
+                     absl::FormatDuration(kept.backoff.min_uptime), " (",
+                     CloseReasonName(reason), status.ok() ? "" : ": ",
+                     status.message(), ")"));
+  }
+  Fail(id, round, failure);
 }
 
 bool Keeper::StopKeeping(uint64_t id, bool close) {

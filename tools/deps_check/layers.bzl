@@ -25,7 +25,8 @@ LAYERS = {
     "poll": ["base"],
     "registry": ["poll"],
     "reactor": ["registry", "threadpool", "objectpool", "timer", "ratelimit"],
-    "net": ["reactor"],
+    # tools/fuzz: the framers' fuzz target (net/framing_fuzz.cc).
+    "net": ["reactor", "tools/fuzz"],
     "connpool": ["net"],
     # TLS is a layer over //net's transport; its tests also run it through
     # the pool, so it sits above //connpool (the library itself uses //net).
