@@ -39,6 +39,8 @@ absl::string_view CloseReasonName(CloseReason reason) {
       return "handshake_failed";
     case CloseReason::kTruncated:
       return "truncated";
+    case CloseReason::kProtocolError:
+      return "protocol_error";
   }
   return "unknown";
 }

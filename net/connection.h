@@ -139,8 +139,10 @@ enum class CloseReason : uint8_t {
                      // and connect errors only: the connection never opened
   kTruncated,        // the peer closed without its protocol's end-of-stream
                      // (TLS close_notify): input may be cut short
+  kProtocolError,    // the peer broke the protocol (a framing error, a frame
+                     // over its limit): AbortForProtocolError()
 };
-inline constexpr int kCloseReasonCount = 10;
+inline constexpr int kCloseReasonCount = 11;
 
 // "peer_closed", "reset", ...
 absl::string_view CloseReasonName(CloseReason reason);
@@ -184,7 +186,8 @@ struct ConnectionCallbacks {
   // call may cover several writes. Costs nothing when unset.
   std::function<void(const ConnectionPtr&)> on_write_complete;
   // The connection is closed (socket closed, registration released);
-  // `status` carries the error for kReset and kError, OK otherwise.
+  // `status` carries the error for kReset, kError, kInputOverflow and
+  // kProtocolError, OK otherwise.
   std::function<void(const ConnectionPtr&, CloseReason, const absl::Status&)>
       on_close;
 };
@@ -308,6 +311,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
   // Closes now, dropping pending output (reason kClosedLocally).
   void Abort() ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes now, dropping pending output, because the peer broke the
+  // protocol: reason kProtocolError, `error` reaches on_close (and the
+  // stats count it apart from local closes). See net/framing_close.h.
+  void AbortForProtocolError(absl::Status error) ABSL_LOCKS_EXCLUDED(mu_);
   // Half-close: once pending output is written, shuts down our write side
   // (the peer reads EOF); reading continues until the peer closes too.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);

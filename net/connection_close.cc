@@ -74,6 +74,16 @@ void Connection::Abort() {
   if (schedule) ScheduleClose();
 }
 
+void Connection::AbortForProtocolError(absl::Status error) {
+  if (error.ok()) error = absl::InvalidArgumentError("protocol error");
+  bool schedule;
+  {
+    CompactMutexLock lock(&mu_);
+    schedule = MarkCloseLocked(CloseReason::kProtocolError, std::move(error));
+  }
+  if (schedule) ScheduleClose();
+}
+
 void Connection::Shutdown() {
   bool schedule = false;
   {

@@ -8,9 +8,10 @@ namespace mill {
 
 absl::Status AbortOnFramingError(Connection& conn, const absl::Status& error) {
   if (error.ok()) return error;
-  conn.Abort();
-  return absl::Status(error.code(), absl::StrCat(conn.peer_address().ToString(),
-                                                 ": ", error.message()));
+  absl::Status named(error.code(), absl::StrCat(conn.peer_address().ToString(),
+                                                ": ", error.message()));
+  conn.AbortForProtocolError(named);
+  return named;
 }
 
 }  // namespace mill

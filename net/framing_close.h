@@ -19,8 +19,8 @@ namespace mill {
 // nothing more, and its connection's memory is freed now rather than after
 // a flush) and returns `error` with the peer named, e.g.
 //   RESOURCE_EXHAUSTED: 10.0.0.7:51234: line of at least 65537 bytes ...
-// for the caller to log or count. on_close then reports kClosedLocally:
-// CloseReason has no framing reason yet (see docs/GUIDE.md, "Framing").
+// for the caller to log or count. on_close then reports kProtocolError
+// with that status.
 // An OK `error` leaves the connection alone and returns OK.
 absl::Status AbortOnFramingError(Connection& conn, const absl::Status& error);
 

@@ -56,7 +56,7 @@ TEST_P(ConnectionTest, AnOversizedLineAbortsTheConnectionSayingWhy) {
   ASSERT_TRUE(client.SendAll(std::string(40, 'x')).ok());
   EXPECT_TRUE(client.WaitClosed(absl::Seconds(10)));
   ASSERT_TRUE(WaitFor([&] { return Closes().size() == 1; }));
-  EXPECT_EQ(Closes()[0], CloseReason::kClosedLocally);
+  EXPECT_EQ(Closes()[0], CloseReason::kProtocolError);
   std::lock_guard<std::mutex> lock(error_mu);
   EXPECT_EQ(error.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(absl::StrContains(error.message(), "127.0.0.1:")) << error;
