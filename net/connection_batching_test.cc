@@ -91,8 +91,10 @@ TEST_P(ConnectionTest, SendsInsideADispatchTaskGoOutInOneWrite) {
 // Gathered bytes go out once they reach the bound, before the callback
 // returns, and in order with what follows.
 TEST_P(ConnectionTest, GatheredBytesGoOutAtTheBound) {
-  const std::string payload = Pattern(7, 3 * Connection::kSendBatchBytes);
+  // Three bounds' worth and a tail that waits for the callback's end.
+  const std::string payload = Pattern(7, 3 * Connection::kSendBatchBytes + 512);
   std::atomic<bool> written_early{false};
+  std::atomic<bool> returned{false};
   TcpServerCallbacks cb;
   cb.on_data = [&](const ConnectionPtr& c, ByteBuffer& in) {
     in.Consume(in.size());
@@ -100,11 +102,13 @@ TEST_P(ConnectionTest, GatheredBytesGoOutAtTheBound) {
       ASSERT_TRUE(c->Send(absl::string_view(payload).substr(at, 1024)).ok());
     }
     written_early = c->bytes_sent() > 0;
+    returned = true;
   };
   Start(cb);
   TestClient client = Connect();
   ASSERT_TRUE(client.SendAll("x").ok());
   EXPECT_TRUE(client.RecvExactly(payload.size()) == payload);
+  ASSERT_TRUE(WaitFor([&] { return returned.load(); }));
   EXPECT_TRUE(written_early.load());
   // 192 Sends; a few writes (bounded gathers, plus what the socket
   // refused then), never one per Send.

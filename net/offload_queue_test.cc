@@ -45,14 +45,10 @@ class Gate {
 // Line protocol: each line is a job; `wait(line)` runs on the compute pool
 // before the reply "done <line>\n".
 TcpServerCallbacks LineOffloadServer(
-    size_t max_in_flight, std::function<void(const std::string&)> wait,
-    std::shared_ptr<OffloadQueue>* queue_out) {
+    size_t max_in_flight, std::function<void(const std::string&)> wait) {
   TcpServerCallbacks cb;
-  cb.on_connect = [max_in_flight, queue_out](const ConnectionPtr& c) {
-    std::shared_ptr<OffloadQueue> queue =
-        OffloadQueue::Create(c, max_in_flight);
-    *queue_out = queue;
-    c->SetContext(queue);
+  cb.on_connect = [max_in_flight](const ConnectionPtr& c) {
+    c->SetContext(OffloadQueue::Create(c, max_in_flight));
   };
   cb.on_data = [wait](const ConnectionPtr& c, ByteBuffer& input) {
     auto jobs = c->GetContext<OffloadQueue>();
@@ -72,21 +68,30 @@ TcpServerCallbacks LineOffloadServer(
   return cb;
 }
 
+// The connection's queue, once on_connect made it.
+std::shared_ptr<OffloadQueue> QueueOf(const ConnectionPtr& conn) {
+  std::shared_ptr<OffloadQueue> queue;
+  if (conn == nullptr) return queue;
+  WaitFor([&] {
+    queue = conn->GetContext<OffloadQueue>();
+    return queue != nullptr;
+  });
+  return queue;
+}
+
 TEST_P(ConnectionTest, OffloadedRepliesComeInRequestOrder) {
   Gate first_may_finish;
   std::atomic<bool> second_finished{false};
-  std::shared_ptr<OffloadQueue> queue;
-  Start(LineOffloadServer(
-      8,
-      [&](const std::string& line) {
-        if (line == "first") {
-          ASSERT_TRUE(first_may_finish.Wait());
-        } else {
-          second_finished = true;
-        }
-      },
-      &queue));
+  Start(LineOffloadServer(8, [&](const std::string& line) {
+    if (line == "first") {
+      ASSERT_TRUE(first_may_finish.Wait());
+    } else {
+      second_finished = true;
+    }
+  }));
   TestClient client = Connect();
+  const std::shared_ptr<OffloadQueue> queue = QueueOf(ConnAt(0));
+  ASSERT_NE(queue, nullptr);
   ASSERT_TRUE(client.SendAll("first\nsecond\n").ok());
   // The second job finishes first; its reply waits for the first's.
   ASSERT_TRUE(WaitFor([&] { return second_finished.load(); }));
@@ -95,13 +100,13 @@ TEST_P(ConnectionTest, OffloadedRepliesComeInRequestOrder) {
   EXPECT_TRUE(WaitFor([&] { return queue->in_flight() == 0; }));
 }
 
-TEST_P(ConnectionTest, OffloadBoundPausesReadingUntilARepliesGoOut) {
+TEST_P(ConnectionTest, OffloadBoundPausesReadingUntilAReplyGoesOut) {
   Gate jobs_may_finish;
-  std::shared_ptr<OffloadQueue> queue;
   Start(LineOffloadServer(
-      2, [&](const std::string&) { ASSERT_TRUE(jobs_may_finish.Wait()); },
-      &queue));
+      2, [&](const std::string&) { ASSERT_TRUE(jobs_may_finish.Wait()); }));
   TestClient client = Connect();
+  const std::shared_ptr<OffloadQueue> queue = QueueOf(ConnAt(0));
+  ASSERT_NE(queue, nullptr);
   std::string requests;
   std::string want;
   for (int i = 0; i < 10; ++i) {
@@ -114,7 +119,7 @@ TEST_P(ConnectionTest, OffloadBoundPausesReadingUntilARepliesGoOut) {
   // Two jobs outstanding, the other eight requests wait unconsumed, and
   // the connection reads no more.
   ASSERT_TRUE(WaitFor([&] {
-    return queue != nullptr && queue->in_flight() == 2 &&
+    return queue->in_flight() == 2 &&
            (conn->pause_reasons() & kPausedByUser) != 0;
   }));
   EXPECT_FALSE(queue->has_room());
@@ -127,14 +132,13 @@ TEST_P(ConnectionTest, OffloadBoundPausesReadingUntilARepliesGoOut) {
 
 TEST_P(ConnectionTest, OffloadSubmitBeyondTheBoundIsRefused) {
   Gate jobs_may_finish;
-  std::shared_ptr<OffloadQueue> queue;
   Start(LineOffloadServer(
-      1, [&](const std::string&) { ASSERT_TRUE(jobs_may_finish.Wait()); },
-      &queue));
+      1, [&](const std::string&) { ASSERT_TRUE(jobs_may_finish.Wait()); }));
   TestClient client = Connect();
+  const std::shared_ptr<OffloadQueue> queue = QueueOf(ConnAt(0));
+  ASSERT_NE(queue, nullptr);
   ASSERT_TRUE(client.SendAll("a\n").ok());
-  ASSERT_TRUE(
-      WaitFor([&] { return queue != nullptr && queue->in_flight() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return queue->in_flight() == 1; }));
   absl::Status refused = queue->Submit([] { return OffloadQueue::Reply(); });
   EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
   jobs_may_finish.Open();
