@@ -4,12 +4,29 @@
 // the Acquire that takes a layer), in the manner of libcurl's connection
 // cache, Go's http.Transport and nginx's upstream keepalive.
 //
-//   Acquire(endpoint, deadline, done)   hands out an idle connection of that
+//   Acquire(endpoint, options, done)    hands out an idle connection of that
 //       endpoint (most recently used first), or opens a new one within the
-//       limits, or queues the request (bounded queue, FIFO per endpoint).
-//   Release(lease, reusable)            returns the connection to the idle
+//       limits, or queues the request (bounded queue, FIFO per endpoint)
+//       for up to options.timeout (steady clock).
+//   lease.Release(reusable)             returns the connection to the idle
 //       set (or straight to the oldest request waiting for its endpoint), or
 //       closes it. Dropping a Lease without Release closes the connection.
+//
+// Two ways to hold a lease:
+//   - yourself: `done` gets the Lease by value, LeaseCallbacks (shared,
+//     allocation-free per request) get the connection's events;
+//   - kept by the pool: Acquire(endpoint or EndpointSet, options, ready,
+//     LeaseHandlers): `ready` gets a Lease*, each handler the Lease&, so the
+//     handler that sees the end of a response releases it there, with no
+//     shared state of yours; AcquireOptions::response_timeout then bounds
+//     the wait for input after each Lease::Send (DeadlineExceeded to
+//     on_close; the connection is aborted, never reused).
+// An EndpointSet (connpool/endpoint_set.h) picks the endpoint per request:
+// round robin or power of two choices, failed endpoints skipped with
+// backoff. Names are resolved by TcpClient through the process's shared
+// resolver and its cache. The wall-clock Acquire(endpoint, absl::Time
+// deadline, ...) overloads remain; they convert the deadline to a steady
+// timeout once, at the call.
 //
 // Limits: connections per endpoint, connections in total, idle connections
 // per endpoint, requests waiting. Connections that are connecting count
@@ -41,7 +58,7 @@
 // fresh connection failing is a real error, not a stale keep-alive).
 //
 // Callbacks of a leased connection go to the lease holder (LeaseCallbacks
-// given to Acquire): on_data with the connection's input buffer,
+// or LeaseHandlers given to Acquire): on_data with the connection's input buffer,
 // on_peer_shutdown, on_high_water, on_low_water, on_close. They start after
 // Acquire's `done` received the lease and returned, and none starts after
 // Release() returns (one already running when Release is called from another
