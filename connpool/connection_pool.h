@@ -58,9 +58,9 @@
 // fresh connection failing is a real error, not a stale keep-alive).
 //
 // Callbacks of a leased connection go to the lease holder (LeaseCallbacks
-// or LeaseHandlers given to Acquire): on_data with the connection's input buffer,
-// on_peer_shutdown, on_high_water, on_low_water, on_close. They start after
-// Acquire's `done` received the lease and returned, and none starts after
+// or LeaseHandlers given to Acquire): on_data with the connection's input
+// buffer, on_peer_shutdown, on_high_water, on_low_water, on_close. They start
+// after Acquire's `done` received the lease and returned, and none starts after
 // Release() returns (one already running when Release is called from another
 // thread may finish after it; the connection returns to the pool once it has).
 // Released from inside one of its own callbacks (say on_data, once the response
