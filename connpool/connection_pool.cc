@@ -142,24 +142,51 @@ ConnectionPool::~ConnectionPool() {
 ConnectionPool::RequestId ConnectionPool::Acquire(
     absl::string_view endpoint, absl::Time deadline, AcquireCallback done,
     std::shared_ptr<const LeaseCallbacks> callbacks) {
-  return AcquireOver(endpoint, client_layer_, TimeoutOf(deadline),
-                     std::move(done), std::move(callbacks));
+  AcquireOptions options;
+  options.timeout = TimeoutOf(deadline);
+  return Acquire(endpoint, options, std::move(done), std::move(callbacks));
 }
 
 ConnectionPool::RequestId ConnectionPool::Acquire(
     absl::string_view endpoint,
     const std::shared_ptr<const ConnectionLayer>& layer, absl::Time deadline,
     AcquireCallback done, std::shared_ptr<const LeaseCallbacks> callbacks) {
-  return AcquireOver(endpoint, layer, TimeoutOf(deadline), std::move(done),
-                     std::move(callbacks));
+  AcquireOptions options;
+  options.timeout = TimeoutOf(deadline);
+  options.layer = layer;
+  return Acquire(endpoint, options, std::move(done), std::move(callbacks));
 }
 
 ConnectionPool::RequestId ConnectionPool::Acquire(
     absl::string_view endpoint, const AcquireOptions& options,
     AcquireCallback done, std::shared_ptr<const LeaseCallbacks> callbacks) {
+  absl::StatusOr<absl::Duration> response_timeout = ResponseTimeout(options);
+  if (!response_timeout.ok()) {
+    done(response_timeout.status());
+    return 0;
+  }
+  if (*response_timeout > absl::ZeroDuration()) {
+    // Wrapped so that Lease::Send arms the timer and input stops it.
+    auto slot = std::make_shared<connpool_internal::LeaseSlot>(
+        loop_, endpoint, std::move(callbacks), *response_timeout);
+    callbacks = connpool_internal::LeaseSlot::CallbacksFor(slot);
+    done = connpool_internal::LeaseSlot::DoneForUser(slot, std::move(done));
+  }
   return AcquireOver(endpoint,
                      options.layer.has_value() ? *options.layer : client_layer_,
                      options.timeout, std::move(done), std::move(callbacks));
+}
+
+absl::StatusOr<absl::Duration> ConnectionPool::ResponseTimeout(
+    const AcquireOptions& options) const {
+  absl::Duration d = options.response_timeout;
+  if (d == absl::ZeroDuration()) d = response_timeout_;
+  if (d == absl::InfiniteDuration()) return absl::ZeroDuration();
+  if (d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "AcquireOptions::response_timeout must not be negative");
+  }
+  return d;
 }
 
 ConnectionPool::RequestId ConnectionPool::Acquire(absl::string_view endpoint,
@@ -189,30 +216,23 @@ ConnectionPool::RequestId ConnectionPool::AcquireHeld(
     absl::string_view endpoint, const AcquireOptions& options,
     LeaseReadyCallback ready, LeaseHandlers handlers,
     std::shared_ptr<EndpointSet> set, size_t index) {
-  absl::Duration response_timeout = options.response_timeout;
-  if (response_timeout == absl::ZeroDuration()) {
-    response_timeout = response_timeout_;
-  }
-  if (response_timeout == absl::InfiniteDuration()) {
-    response_timeout = absl::ZeroDuration();
-  }
-  if (response_timeout < absl::ZeroDuration()) {
+  absl::StatusOr<absl::Duration> response_timeout = ResponseTimeout(options);
+  if (!response_timeout.ok()) {
     if (set != nullptr) set->Finish(index, absl::OkStatus());
-    if (ready) {
-      ready(absl::InvalidArgumentError(
-          "AcquireOptions::response_timeout must not be negative"));
-    }
+    if (ready) ready(response_timeout.status());
     return 0;
   }
   auto slot = std::make_shared<connpool_internal::LeaseSlot>(
-      loop_, endpoint, std::move(handlers), response_timeout, std::move(set),
+      loop_, endpoint, std::move(handlers), *response_timeout, std::move(set),
       index);
   std::shared_ptr<const LeaseCallbacks> callbacks =
       connpool_internal::LeaseSlot::CallbacksFor(slot);
   AcquireCallback done =
       connpool_internal::LeaseSlot::DoneFor(slot, std::move(ready));
   slot.reset();  // the wrappers hold it
-  return Acquire(endpoint, options, std::move(done), std::move(callbacks));
+  return AcquireOver(endpoint,
+                     options.layer.has_value() ? *options.layer : client_layer_,
+                     options.timeout, std::move(done), std::move(callbacks));
 }
 
 ConnectionPool::RequestId ConnectionPool::AcquireOver(

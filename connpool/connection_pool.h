@@ -18,9 +18,10 @@
 //   - kept by the pool: Acquire(endpoint or EndpointSet, options, ready,
 //     LeaseHandlers): `ready` gets a Lease*, each handler the Lease&, so the
 //     handler that sees the end of a response releases it there, with no
-//     shared state of yours; AcquireOptions::response_timeout then bounds
-//     the wait for input after each Lease::Send (DeadlineExceeded to
-//     on_close; the connection is aborted, never reused).
+//     shared state of yours.
+// Either way, a response timeout (AcquireOptions or ConnectionPoolOptions)
+// bounds the wait for input after each Lease::Send (DeadlineExceeded to
+// on_close; the connection is aborted, never reused).
 // An EndpointSet (connpool/endpoint_set.h) picks the endpoint per request:
 // round robin or power of two choices, failed endpoints skipped with
 // backoff. Names are resolved by TcpClient through the process's shared
@@ -194,8 +195,8 @@ struct ConnectionPoolOptions {
   std::function<absl::Status(const ConnectionPtr&)> check_on_acquire;
   std::function<absl::Status(const ConnectionPtr&)> check_on_release;
 
-  // The response timeout of Acquires with LeaseHandlers that do not set
-  // their own (AcquireOptions::response_timeout). Zero: none.
+  // The response timeout of every Acquire that does not set its own
+  // (AcquireOptions::response_timeout, which says what it is). Zero: none.
   absl::Duration response_timeout = absl::ZeroDuration();
 
   // Seed of the lifetime jitter (tests); 0: random.
@@ -212,14 +213,15 @@ struct AcquireOptions {
   // The layer to connect over (see the Acquire that takes a layer): unset,
   // the pool's own (options.client.layer); set to null, plain TCP.
   std::optional<std::shared_ptr<const ConnectionLayer>> layer;
-  // With LeaseHandlers only: once the holder sent a request (Lease::Send),
-  // input must arrive within this; otherwise the connection is aborted, the
-  // handlers' on_close gets kClosedLocally with DeadlineExceeded ("no
-  // response within ..."), and it never returns to the pool. The clock
+  // Once the holder sent a request (Lease::Send), input must arrive within
+  // this; otherwise the connection is aborted, the lease's on_close (handlers
+  // or callbacks) gets kClosedLocally with DeadlineExceeded ("no response
+  // within ..."), and it never returns to the pool. The clock
   // restarts at every Lease::Send and stops at the first input after it
   // (on_data) or when the lease ends. Sends made on the Connection itself
-  // do not start it. Zero: ConnectionPoolOptions::response_timeout;
-  // InfiniteDuration: none.
+  // do not start it. With LeaseCallbacks it costs a small allocation per
+  // Acquire (a wrapper around them). Zero: ConnectionPoolOptions::
+  // response_timeout; InfiniteDuration: none.
   absl::Duration response_timeout = absl::ZeroDuration();
 };
 
@@ -293,8 +295,8 @@ class Lease {
   void Release(bool reusable) {
     if (conn_ != nullptr) ReleaseNow(reusable);
   }
-  // Connection::Send, and (with LeaseHandlers and a response timeout)
-  // starts the response timeout. FailedPrecondition on an empty lease.
+  // Connection::Send, and (with a response timeout) starts the response
+  // timeout. FailedPrecondition on an empty lease.
   absl::Status Send(absl::string_view data);
 
   // True when the connection was in the pool before this lease (idle, or
@@ -404,8 +406,8 @@ class ConnectionPool {
   // (The two above take a wall-clock deadline, converted once, at the call,
   // to a timeout on the steady clock; prefer the forms below.)
 
-  // As above, with a timeout on the steady clock and the layer in
-  // `options` (response_timeout does not apply: it needs LeaseHandlers).
+  // As above, with a timeout on the steady clock, the layer and the
+  // response timeout in `options`.
   RequestId Acquire(absl::string_view endpoint, const AcquireOptions& options,
                     AcquireCallback done,
                     std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
@@ -456,6 +458,10 @@ class ConnectionPool {
                         const std::shared_ptr<const ConnectionLayer>& layer,
                         absl::Duration timeout, AcquireCallback done,
                         std::shared_ptr<const LeaseCallbacks> callbacks);
+  // The effective response timeout (zero: none); InvalidArgument if
+  // negative.
+  absl::StatusOr<absl::Duration> ResponseTimeout(
+      const AcquireOptions& options) const;
   RequestId AcquireHeld(absl::string_view endpoint,
                         const AcquireOptions& options, LeaseReadyCallback ready,
                         LeaseHandlers handlers,

@@ -271,6 +271,35 @@ TEST_P(ConnectionPoolLeaseTest, ResponseTimeoutClosesWithDeadlineExceeded) {
   EXPECT_EQ(pool_->stats().idle, 0u);
 }
 
+TEST_P(ConnectionPoolLeaseTest, ResponseTimeoutAppliesToUserHeldLeases) {
+  const std::string ep = StartSilentServer();
+  ConnectionPoolOptions pool_options;
+  pool_options.response_timeout = absl::Milliseconds(50);  // the default
+  MakePool(pool_options);
+  auto report = std::make_shared<Report>();
+  auto callbacks = std::make_shared<LeaseCallbacks>();
+  callbacks->on_close = [report](const ConnectionPtr&, CloseReason reason,
+                                 const absl::Status& status) {
+    EXPECT_EQ(reason, CloseReason::kClosedLocally);
+    MutexLock lock(&report->mu);
+    report->closes.push_back(status);
+  };
+  // The wall-clock overload, the pool's default response timeout.
+  absl::StatusOr<Lease> lease = AcquireSync(ep, callbacks);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_TRUE(lease->Send("anyone?").ok());
+  ASSERT_TRUE(WaitFor([&] { return report->closes_size() == 1; }));
+  {
+    MutexLock lock(&report->mu);
+    EXPECT_EQ(report->closes[0].code(), absl::StatusCode::kDeadlineExceeded)
+        << report->closes[0];
+  }
+  EXPECT_TRUE((*lease)->is_closed());
+  lease->Release(/*reusable=*/true);  // closed: not reused
+  EXPECT_TRUE(WaitFor([&] { return pool_->stats().open == 0; }));
+  EXPECT_EQ(pool_->stats().idle, 0u);
+}
+
 TEST_P(ConnectionPoolLeaseTest, AnsweredRequestStopsTheResponseTimer) {
   const std::string ep = StartServer();
   ConnectionPoolOptions pool_options;

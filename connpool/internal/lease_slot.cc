@@ -18,6 +18,16 @@ LeaseSlot::LeaseSlot(EventLoop* loop, absl::string_view endpoint,
       index_(index),
       handlers_(std::move(handlers)) {}
 
+LeaseSlot::LeaseSlot(EventLoop* loop, absl::string_view endpoint,
+                     std::shared_ptr<const LeaseCallbacks> callbacks,
+                     absl::Duration response_timeout)
+    : loop_(loop),
+      endpoint_(endpoint),
+      response_timeout_(response_timeout),
+      index_(0),
+      user_callbacks_(std::move(callbacks)),
+      user_held_(true) {}
+
 LeaseSlot::~LeaseSlot() {
   // The lease (if still held) releases as not reusable when lease_ goes;
   // its weak reference to this slot has expired by then, so end here.
@@ -26,6 +36,7 @@ LeaseSlot::~LeaseSlot() {
 
 std::shared_ptr<const LeaseCallbacks> LeaseSlot::CallbacksFor(
     const std::shared_ptr<LeaseSlot>& slot) {
+  if (slot->user_held_) return WrapUserCallbacks(slot);
   auto cb = std::make_shared<LeaseCallbacks>();
   cb->on_data = [slot](const ConnectionPtr&, ByteBuffer& input) {
     slot->GotInput();
@@ -57,14 +68,39 @@ std::shared_ptr<const LeaseCallbacks> LeaseSlot::CallbacksFor(
       slot->handlers_.on_close(slot->lease_, reason, status);
       return;
     }
-    slot->handlers_.on_close(
-        slot->lease_, reason,
-        absl::DeadlineExceededError(absl::StrCat(
-            "ConnectionPool: no response from ", slot->endpoint_, " within ",
-            absl::FormatDuration(slot->response_timeout_),
-            " of the last Lease::Send; connection closed")));
+    slot->handlers_.on_close(slot->lease_, reason, slot->TimeoutStatus());
   };
   return cb;
+}
+
+std::shared_ptr<const LeaseCallbacks> LeaseSlot::WrapUserCallbacks(
+    const std::shared_ptr<LeaseSlot>& slot) {
+  // The user's callbacks, with the response timer's hooks: only on_data
+  // and on_close are wrapped; the others are the user's own.
+  const std::shared_ptr<const LeaseCallbacks>& user = slot->user_callbacks_;
+  auto cb = std::make_shared<LeaseCallbacks>();
+  if (user != nullptr) *cb = *user;
+  cb->on_data = [slot](const ConnectionPtr& c, ByteBuffer& input) {
+    slot->GotInput();
+    const LeaseCallbacks* u = slot->user_callbacks_.get();
+    if (u != nullptr && u->on_data) u->on_data(c, input);
+  };
+  cb->on_close = [slot](const ConnectionPtr& c, CloseReason reason,
+                        const absl::Status& status) {
+    const bool timed_out = slot->TimedOut();
+    slot->End(absl::OkStatus());
+    const LeaseCallbacks* u = slot->user_callbacks_.get();
+    if (u == nullptr || !u->on_close) return;
+    u->on_close(c, reason, timed_out ? slot->TimeoutStatus() : status);
+  };
+  return cb;
+}
+
+absl::Status LeaseSlot::TimeoutStatus() const {
+  return absl::DeadlineExceededError(
+      absl::StrCat("ConnectionPool: no response from ", endpoint_, " within ",
+                   absl::FormatDuration(response_timeout_),
+                   " of the last Lease::Send; connection closed"));
 }
 
 AcquireCallback LeaseSlot::DoneFor(const std::shared_ptr<LeaseSlot>& slot,
@@ -80,6 +116,19 @@ AcquireCallback LeaseSlot::DoneFor(const std::shared_ptr<LeaseSlot>& slot,
     slot->conn_ = lease->connection();
     slot->lease_ = *std::move(lease);
     if (ready) ready(&slot->lease_);
+  };
+}
+
+AcquireCallback LeaseSlot::DoneForUser(const std::shared_ptr<LeaseSlot>& slot,
+                                       AcquireCallback done) {
+  return [slot, done = std::move(done)](absl::StatusOr<Lease> lease) mutable {
+    if (lease.ok()) {
+      lease->slot_ = slot;
+      slot->conn_ = lease->connection();
+    } else {
+      slot->End(lease.status());
+    }
+    done(std::move(lease));
   };
 }
 

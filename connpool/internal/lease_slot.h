@@ -1,9 +1,10 @@
 // Internal to //connpool: LeaseSlot, the record of one Acquire with
-// LeaseHandlers. It holds the lease for the user (so that the handlers can
-// be given it), the handlers, the response timer and, for an Acquire on an
-// EndpointSet, which endpoint it counts against. ConnectionPool wraps it in
-// ordinary LeaseCallbacks and an AcquireCallback, so PoolCore knows nothing
-// of it.
+// LeaseHandlers (or with LeaseCallbacks and a response timeout). It holds
+// the lease for the user (so that the handlers can be given it; not in the
+// LeaseCallbacks form, where the user holds it), the handlers or the user's
+// callbacks, the response timer and, for an Acquire on an EndpointSet,
+// which endpoint it counts against. ConnectionPool wraps it in ordinary
+// LeaseCallbacks and an AcquireCallback, so PoolCore knows nothing of it.
 //
 // Lifetime: the wrappers hold the slot; the slot holds the lease, the lease
 // its connection, the connection (its context, while leased) the wrappers:
@@ -41,6 +42,10 @@ class LeaseSlot : public std::enable_shared_from_this<LeaseSlot> {
   LeaseSlot(EventLoop* loop, absl::string_view endpoint, LeaseHandlers handlers,
             absl::Duration response_timeout, std::shared_ptr<EndpointSet> set,
             size_t index);
+  // The LeaseCallbacks form: `callbacks` (may be null) get the events.
+  LeaseSlot(EventLoop* loop, absl::string_view endpoint,
+            std::shared_ptr<const LeaseCallbacks> callbacks,
+            absl::Duration response_timeout);
   ~LeaseSlot();
   LeaseSlot(const LeaseSlot&) = delete;
   LeaseSlot& operator=(const LeaseSlot&) = delete;
@@ -51,6 +56,9 @@ class LeaseSlot : public std::enable_shared_from_this<LeaseSlot> {
   // Acquire's callback: keeps the lease here and hands `ready` a pointer.
   static AcquireCallback DoneFor(const std::shared_ptr<LeaseSlot>& slot,
                                  LeaseReadyCallback ready);
+  // The LeaseCallbacks form: `done` gets the lease, linked to the slot.
+  static AcquireCallback DoneForUser(const std::shared_ptr<LeaseSlot>& slot,
+                                     AcquireCallback done);
 
   // Lease::Send is about to send: (re)start the response timer.
   void WillSend() ABSL_LOCKS_EXCLUDED(mu_);
@@ -63,6 +71,9 @@ class LeaseSlot : public std::enable_shared_from_this<LeaseSlot> {
   void GotInput() ABSL_LOCKS_EXCLUDED(mu_);
   void OnTimer(uint64_t send) ABSL_LOCKS_EXCLUDED(mu_);
   bool TimedOut() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status TimeoutStatus() const;
+  static std::shared_ptr<const LeaseCallbacks> WrapUserCallbacks(
+      const std::shared_ptr<LeaseSlot>& slot);
 
   EventLoop* const loop_;
   const std::string endpoint_;
@@ -70,6 +81,8 @@ class LeaseSlot : public std::enable_shared_from_this<LeaseSlot> {
   const std::shared_ptr<EndpointSet> set_;
   const size_t index_;
   LeaseHandlers handlers_;
+  const std::shared_ptr<const LeaseCallbacks> user_callbacks_;  // or these
+  const bool user_held_ = false;    // the LeaseCallbacks form
   Lease lease_;                     // the pool-held lease
   std::weak_ptr<Connection> conn_;  // for the timer, set at hand-over
 
