@@ -356,11 +356,14 @@ using LeaseReadyCallback =
 // Errors given to Acquire's callback:
 //   ResourceExhausted   the queue is full (max_pending)
 //   DeadlineExceeded    the deadline passed before a connection was free
+//                       (after the hand-over, the response timeout's
+//                       DeadlineExceeded comes to the lease's on_close)
 //   FailedPrecondition  the pool is draining or drained
 //   Unavailable         the pool started draining while the request waited
 //   Cancelled           CancelAcquire
 //   InvalidArgument     at once: an endpoint with a space in it (no
-//                       "host:port" has one), a server-side layer
+//                       "host:port" has one), a server-side layer, a
+//                       negative response_timeout, a null EndpointSet
 //   the connect error   the connect that would have served it failed
 //                       (Unavailable, DeadlineExceeded, NotFound,
 //                       InvalidArgument for a malformed endpoint: see
