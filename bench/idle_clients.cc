@@ -98,9 +98,11 @@ bool FillPool(mill::ConnectionPool& pool, uint16_t port, int n) {
     in.Consume(in.size());
     ++released;
   };
+  mill::AcquireOptions acquire;
+  acquire.timeout = absl::Seconds(60);  // steady clock
   for (int i = 0; i < n; ++i) {
     pool.Acquire(
-        endpoint, absl::Now() + absl::Seconds(60),
+        endpoint, acquire,
         [&, i](absl::StatusOr<mill::Lease> lease) {
           if (!lease.ok()) {
             ++failed;

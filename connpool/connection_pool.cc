@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "connpool/internal/lease_slot.h"
 #include "connpool/internal/pool_core.h"
 
 namespace mill {
@@ -23,6 +24,13 @@ absl::Status CheckEndpoint(absl::string_view endpoint) {
       "ConnectionPool::Acquire: '", endpoint, "' is not host:port"));
 }
 
+// A wall-clock deadline as a timeout from now (measured on the steady clock
+// from here on).
+absl::Duration TimeoutOf(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return absl::InfiniteDuration();
+  return deadline - absl::Now();
+}
+
 }  // namespace
 
 Lease& Lease::operator=(Lease&& other) noexcept {
@@ -31,6 +39,7 @@ Lease& Lease::operator=(Lease&& other) noexcept {
     core_ = other.core_;
     entry_ = std::move(other.entry_);
     conn_ = std::move(other.conn_);
+    slot_ = std::move(other.slot_);
     reused_ = other.reused_;
   }
   return *this;
@@ -45,13 +54,31 @@ absl::Duration Lease::lifetime() const {
   return core_->LeaseLifetime(*entry_);
 }
 
+absl::Status Lease::Send(absl::string_view data) {
+  if (conn_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "Lease::Send: the lease is empty (released or moved from)");
+  }
+  if (std::shared_ptr<connpool_internal::LeaseSlot> slot = slot_.lock()) {
+    slot->WillSend();  // before sending: the answer may come at once
+  }
+  return conn_->Send(data);
+}
+
 void Lease::ReleaseNow(bool reusable) {
+  // `slot` (if this lease is pool-held, it holds this very object) and
+  // `conn` stay alive until this returns, whatever the release frees; this
+  // object is not touched after the core's Release.
+  std::shared_ptr<connpool_internal::LeaseSlot> slot = slot_.lock();
+  slot_.reset();
+  if (slot != nullptr) slot->End(absl::OkStatus());
   std::shared_ptr<connpool_internal::Entry> entry = std::move(entry_);
   ConnectionPtr conn = std::move(conn_);
   entry_ = nullptr;
   conn_ = nullptr;
   // `conn` keeps the connection, and so the core, alive here.
-  core_->Release(std::move(entry), conn, reusable);
+  connpool_internal::PoolCore* core = core_;
+  core->Release(std::move(entry), conn, reusable);
 }
 
 absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
@@ -75,6 +102,11 @@ absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
         "ConnectionPoolOptions: idle_timeout, max_lifetime and "
         "sweep_interval must not be negative");
   }
+  if (options.response_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "ConnectionPoolOptions::response_timeout must not be negative");
+  }
+  const absl::Duration response_timeout = options.response_timeout;
   TcpClientOptions client_options = options.client;
   auto core =
       std::make_shared<connpool_internal::PoolCore>(loop, std::move(options));
@@ -82,15 +114,19 @@ absl::StatusOr<std::unique_ptr<ConnectionPool>> ConnectionPool::Create(
       TcpClient::Create(loop, core->MakeClientCallbacks(), client_options);
   if (!client.ok()) return client.status();
   core->AttachClient(client->get());
-  return std::unique_ptr<ConnectionPool>(new ConnectionPool(
-      std::move(core), *std::move(client), client_options.layer));
+  return std::unique_ptr<ConnectionPool>(
+      new ConnectionPool(loop, std::move(core), *std::move(client),
+                         client_options.layer, response_timeout));
 }
 
 ConnectionPool::ConnectionPool(
-    std::shared_ptr<connpool_internal::PoolCore> core,
+    EventLoop* loop, std::shared_ptr<connpool_internal::PoolCore> core,
     std::unique_ptr<TcpClient> client,
-    std::shared_ptr<const ConnectionLayer> client_layer)
-    : core_(std::move(core)),
+    std::shared_ptr<const ConnectionLayer> client_layer,
+    absl::Duration response_timeout)
+    : loop_(loop),
+      response_timeout_(response_timeout),
+      core_(std::move(core)),
       client_(std::move(client)),
       client_layer_(std::move(client_layer)) {}
 
@@ -106,21 +142,103 @@ ConnectionPool::~ConnectionPool() {
 ConnectionPool::RequestId ConnectionPool::Acquire(
     absl::string_view endpoint, absl::Time deadline, AcquireCallback done,
     std::shared_ptr<const LeaseCallbacks> callbacks) {
-  if (absl::Status s = CheckEndpoint(endpoint); !s.ok()) {
-    done(std::move(s));
-    return 0;
-  }
-  return core_->Acquire(endpoint, deadline, std::move(done),
-                        std::move(callbacks));
+  AcquireOptions options;
+  options.timeout = TimeoutOf(deadline);
+  return Acquire(endpoint, options, std::move(done), std::move(callbacks));
 }
 
 ConnectionPool::RequestId ConnectionPool::Acquire(
     absl::string_view endpoint,
     const std::shared_ptr<const ConnectionLayer>& layer, absl::Time deadline,
     AcquireCallback done, std::shared_ptr<const LeaseCallbacks> callbacks) {
-  if (layer == client_layer_) {
-    return Acquire(endpoint, deadline, std::move(done), std::move(callbacks));
+  AcquireOptions options;
+  options.timeout = TimeoutOf(deadline);
+  options.layer = layer;
+  return Acquire(endpoint, options, std::move(done), std::move(callbacks));
+}
+
+ConnectionPool::RequestId ConnectionPool::Acquire(
+    absl::string_view endpoint, const AcquireOptions& options,
+    AcquireCallback done, std::shared_ptr<const LeaseCallbacks> callbacks) {
+  absl::StatusOr<absl::Duration> response_timeout = ResponseTimeout(options);
+  if (!response_timeout.ok()) {
+    done(response_timeout.status());
+    return 0;
   }
+  if (*response_timeout > absl::ZeroDuration()) {
+    // Wrapped so that Lease::Send arms the timer and input stops it.
+    auto slot = std::make_shared<connpool_internal::LeaseSlot>(
+        loop_, endpoint, std::move(callbacks), *response_timeout);
+    callbacks = connpool_internal::LeaseSlot::CallbacksFor(slot);
+    done = connpool_internal::LeaseSlot::DoneForUser(slot, std::move(done));
+  }
+  return AcquireOver(endpoint,
+                     options.layer.has_value() ? *options.layer : client_layer_,
+                     options.timeout, std::move(done), std::move(callbacks));
+}
+
+absl::StatusOr<absl::Duration> ConnectionPool::ResponseTimeout(
+    const AcquireOptions& options) const {
+  absl::Duration d = options.response_timeout;
+  if (d == absl::ZeroDuration()) d = response_timeout_;
+  if (d == absl::InfiniteDuration()) return absl::ZeroDuration();
+  if (d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "AcquireOptions::response_timeout must not be negative");
+  }
+  return d;
+}
+
+ConnectionPool::RequestId ConnectionPool::Acquire(absl::string_view endpoint,
+                                                  const AcquireOptions& options,
+                                                  LeaseReadyCallback ready,
+                                                  LeaseHandlers handlers) {
+  return AcquireHeld(endpoint, options, std::move(ready), std::move(handlers),
+                     nullptr, 0);
+}
+
+ConnectionPool::RequestId ConnectionPool::Acquire(
+    const std::shared_ptr<EndpointSet>& set, const AcquireOptions& options,
+    LeaseReadyCallback ready, LeaseHandlers handlers) {
+  if (set == nullptr) {
+    if (ready) {
+      ready(absl::InvalidArgumentError(
+          "ConnectionPool::Acquire: null EndpointSet"));
+    }
+    return 0;
+  }
+  const size_t index = set->Pick();
+  return AcquireHeld(set->endpoint(index), options, std::move(ready),
+                     std::move(handlers), set, index);
+}
+
+ConnectionPool::RequestId ConnectionPool::AcquireHeld(
+    absl::string_view endpoint, const AcquireOptions& options,
+    LeaseReadyCallback ready, LeaseHandlers handlers,
+    std::shared_ptr<EndpointSet> set, size_t index) {
+  absl::StatusOr<absl::Duration> response_timeout = ResponseTimeout(options);
+  if (!response_timeout.ok()) {
+    if (set != nullptr) set->Finish(index, absl::OkStatus());
+    if (ready) ready(response_timeout.status());
+    return 0;
+  }
+  auto slot = std::make_shared<connpool_internal::LeaseSlot>(
+      loop_, endpoint, std::move(handlers), *response_timeout, std::move(set),
+      index);
+  std::shared_ptr<const LeaseCallbacks> callbacks =
+      connpool_internal::LeaseSlot::CallbacksFor(slot);
+  AcquireCallback done =
+      connpool_internal::LeaseSlot::DoneFor(slot, std::move(ready));
+  slot.reset();  // the wrappers hold it
+  return AcquireOver(endpoint,
+                     options.layer.has_value() ? *options.layer : client_layer_,
+                     options.timeout, std::move(done), std::move(callbacks));
+}
+
+ConnectionPool::RequestId ConnectionPool::AcquireOver(
+    absl::string_view endpoint,
+    const std::shared_ptr<const ConnectionLayer>& layer, absl::Duration timeout,
+    AcquireCallback done, std::shared_ptr<const LeaseCallbacks> callbacks) {
   if (layer != nullptr && layer->is_server()) {
     done(absl::InvalidArgumentError(absl::StrCat(
         "ConnectionPool::Acquire(", endpoint,
@@ -131,10 +249,14 @@ ConnectionPool::RequestId ConnectionPool::Acquire(
     done(std::move(s));
     return 0;
   }
+  if (layer == client_layer_) {
+    return core_->Acquire(endpoint, timeout, std::move(done),
+                          std::move(callbacks));
+  }
   const std::string key = absl::StrCat(
       endpoint, std::string(1, connpool_internal::PoolCore::kLayerMark),
       "over layer ", absl::Hex(layer.get(), absl::kZeroPad16));
-  return core_->Acquire(key, deadline, std::move(done), std::move(callbacks),
+  return core_->Acquire(key, timeout, std::move(done), std::move(callbacks),
                         layer);
 }
 

@@ -4,12 +4,30 @@
 // the Acquire that takes a layer), in the manner of libcurl's connection
 // cache, Go's http.Transport and nginx's upstream keepalive.
 //
-//   Acquire(endpoint, deadline, done)   hands out an idle connection of that
+//   Acquire(endpoint, options, done)    hands out an idle connection of that
 //       endpoint (most recently used first), or opens a new one within the
-//       limits, or queues the request (bounded queue, FIFO per endpoint).
-//   Release(lease, reusable)            returns the connection to the idle
+//       limits, or queues the request (bounded queue, FIFO per endpoint)
+//       for up to options.timeout (steady clock).
+//   lease.Release(reusable)             returns the connection to the idle
 //       set (or straight to the oldest request waiting for its endpoint), or
 //       closes it. Dropping a Lease without Release closes the connection.
+//
+// Two ways to hold a lease:
+//   - yourself: `done` gets the Lease by value, LeaseCallbacks (shared,
+//     allocation-free per request) get the connection's events;
+//   - kept by the pool: Acquire(endpoint or EndpointSet, options, ready,
+//     LeaseHandlers): `ready` gets a Lease*, each handler the Lease&, so the
+//     handler that sees the end of a response releases it there, with no
+//     shared state of yours.
+// Either way, a response timeout (AcquireOptions or ConnectionPoolOptions)
+// bounds the wait for input after each Lease::Send (DeadlineExceeded to
+// on_close; the connection is aborted, never reused).
+// An EndpointSet (connpool/endpoint_set.h) picks the endpoint per request:
+// round robin or power of two choices, failed endpoints skipped with
+// backoff. Names are resolved by TcpClient through the process's shared
+// resolver and its cache. The wall-clock Acquire(endpoint, absl::Time
+// deadline, ...) overloads remain; they convert the deadline to a steady
+// timeout once, at the call.
 //
 // Limits: connections per endpoint, connections in total, idle connections
 // per endpoint, requests waiting. Connections that are connecting count
@@ -41,9 +59,9 @@
 // fresh connection failing is a real error, not a stale keep-alive).
 //
 // Callbacks of a leased connection go to the lease holder (LeaseCallbacks
-// given to Acquire): on_data with the connection's input buffer,
-// on_peer_shutdown, on_high_water, on_low_water, on_close. They start after
-// Acquire's `done` received the lease and returned, and none starts after
+// or LeaseHandlers given to Acquire): on_data with the connection's input
+// buffer, on_peer_shutdown, on_high_water, on_low_water, on_close. They start
+// after Acquire's `done` received the lease and returned, and none starts after
 // Release() returns (one already running when Release is called from another
 // thread may finish after it; the connection returns to the pool once it has).
 // Released from inside one of its own callbacks (say on_data, once the response
@@ -97,12 +115,14 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "connpool/endpoint_set.h"
 #include "connpool/pool_stats.h"
 #include "net/byte_buffer.h"
 #include "net/connection.h"
@@ -115,7 +135,10 @@ namespace mill {
 namespace connpool_internal {
 class PoolCore;
 struct Entry;
+class LeaseSlot;
 }  // namespace connpool_internal
+
+class Lease;
 
 // The callbacks of a leased connection, like ConnectionCallbacks (minus
 // on_connect: a lease is handed over open). Every one is optional. Without
@@ -172,24 +195,86 @@ struct ConnectionPoolOptions {
   std::function<absl::Status(const ConnectionPtr&)> check_on_acquire;
   std::function<absl::Status(const ConnectionPtr&)> check_on_release;
 
+  // The response timeout of every Acquire that does not set its own
+  // (AcquireOptions::response_timeout, which says what it is). Zero: none.
+  absl::Duration response_timeout = absl::ZeroDuration();
+
   // Seed of the lifetime jitter (tests); 0: random.
   uint64_t random_seed = 0;
 };
 
-// A leased connection: move-only. Use it through connection() / ->, give it
-// back with ConnectionPool::Release. Destroying (or assigning over) a lease
-// that was not released releases it as not reusable (the connection closes,
-// kNotReusable): a lease dropped in the middle of a request leaves the
-// connection in an unknown protocol state.
+// The options of one Acquire.
+struct AcquireOptions {
+  // How long the request may wait for a connection, measured on the steady
+  // clock from the call (the loop's timers are steady: a wall-clock step
+  // neither fires nor stalls it). InfiniteDuration: no limit; zero or less:
+  // an idle connection at once or DeadlineExceeded.
+  absl::Duration timeout = absl::InfiniteDuration();
+  // The layer to connect over (see the Acquire that takes a layer): unset,
+  // the pool's own (options.client.layer); set to null, plain TCP.
+  std::optional<std::shared_ptr<const ConnectionLayer>> layer;
+  // Once the holder sent a request (Lease::Send), input must arrive within
+  // this; otherwise the connection is aborted, the lease's on_close (handlers
+  // or callbacks) gets kClosedLocally with DeadlineExceeded ("no response
+  // within ..."), and it never returns to the pool. The clock
+  // restarts at every Lease::Send and stops at the first input after it
+  // (on_data) or when the lease ends. Sends made on the Connection itself
+  // do not start it. With LeaseCallbacks it costs a small allocation per
+  // Acquire (a wrapper around them). Zero: ConnectionPoolOptions::
+  // response_timeout; InfiniteDuration: none.
+  absl::Duration response_timeout = absl::ZeroDuration();
+};
+
+// The callbacks of a lease the pool holds for you (the Acquire that takes
+// LeaseHandlers): like LeaseCallbacks, but each receives the Lease itself,
+// so that the code that sees the end of a response can release it there
+// (lease.Release(true)) without parking the lease in shared state. Every
+// one is optional; move-only captures are fine (they are called, never
+// copied). They run excluded from one another as LeaseCallbacks do
+// (on_high_water excepted: it runs on the thread that sent).
+struct LeaseHandlers {
+  absl::AnyInvocable<void(Lease& lease, ByteBuffer& input)> on_data;
+  absl::AnyInvocable<void(Lease& lease)> on_peer_shutdown;
+  absl::AnyInvocable<void(Lease& lease, size_t pending)> on_high_water;
+  absl::AnyInvocable<void(Lease& lease)> on_low_water;
+  // The connection closed while leased (not after Release): a peer close,
+  // an error, the pool's destruction (kStopped) or the response timeout
+  // (kClosedLocally, DeadlineExceeded).
+  absl::AnyInvocable<void(Lease& lease, CloseReason reason,
+                          const absl::Status& status)>
+      on_close;
+};
+
+// A leased connection: move-only. Use it through connection() / -> (or
+// Send, which also starts the response timeout), give it back with
+// lease.Release(reusable) (or ConnectionPool::Release). Destroying (or
+// assigning over) a lease that was not released releases it as not
+// reusable (the connection closes, kNotReusable): a lease dropped in the
+// middle of a request leaves the connection in an unknown protocol state.
+// A lease may outlive its pool: releasing it then closes the connection
+// (the pool's destruction closed it already).
 //
-//   pool->Acquire("10.0.0.7:8080", absl::Now() + absl::Seconds(1),
-//       [pool](absl::StatusOr<mill::Lease> lease) {
+// Held by the pool (LeaseHandlers), the lease reaches its own callbacks:
+//
+//   mill::LeaseHandlers handlers;
+//   handlers.on_data = [parser = std::make_unique<Parser>()](
+//                          mill::Lease& lease, mill::ByteBuffer& in) {
+//     if (parser->Feed(in) == Parser::kComplete) lease.Release(true);
+//   };
+//   handlers.on_close = [](mill::Lease&, mill::CloseReason,
+//                          const absl::Status& why) { Fail(why); };
+//   mill::AcquireOptions options;
+//   options.timeout = absl::Seconds(1);            // steady clock
+//   options.response_timeout = absl::Seconds(5);   // per request
+//   pool->Acquire("10.0.0.7:8080", options,
+//       [](absl::StatusOr<mill::Lease*> lease) {
 //         if (!lease.ok()) { Fail(lease.status()); return; }
-//         (*lease)->Send("GET / HTTP/1.1\r\nHost: upstream\r\n\r\n");
-//         ...  // keep the lease until the response is complete
-//         pool->Release(*std::move(lease), /*reusable=*/true);
-//       },
-//       callbacks);
+//         (void)(*lease)->Send("GET / HTTP/1.1\r\nHost: up\r\n\r\n");
+//       },                                          // the pool keeps it
+//       std::move(handlers));
+//
+// Held by you (LeaseCallbacks): Acquire's callback gets the Lease by value;
+// keep it until the response is complete, then release it.
 class Lease {
  public:
   Lease() = default;
@@ -205,6 +290,15 @@ class Lease {
   Connection* operator->() const { return conn_.get(); }
   Connection& operator*() const { return *conn_; }
 
+  // Gives the connection back: see ConnectionPool::Release. The lease is
+  // empty afterwards; nothing for an empty lease. Needs no pool at hand.
+  void Release(bool reusable) {
+    if (conn_ != nullptr) ReleaseNow(reusable);
+  }
+  // Connection::Send, and (with a response timeout) starts the response
+  // timeout. FailedPrecondition on an empty lease.
+  absl::Status Send(absl::string_view data);
+
   // True when the connection was in the pool before this lease (idle, or
   // just released by another holder), so it may have gone stale; false for
   // a connection opened for this request (and handed over at once).
@@ -216,6 +310,7 @@ class Lease {
 
  private:
   friend class connpool_internal::PoolCore;
+  friend class connpool_internal::LeaseSlot;
   friend class ConnectionPool;
   Lease(connpool_internal::PoolCore* core,
         std::shared_ptr<connpool_internal::Entry> entry, ConnectionPtr conn,
@@ -231,11 +326,19 @@ class Lease {
   connpool_internal::PoolCore* core_ = nullptr;
   std::shared_ptr<connpool_internal::Entry> entry_;
   ConnectionPtr conn_;
+  // The pool-held lease's record (LeaseHandlers), which holds this lease:
+  // weak, so that the two do not keep each other alive.
+  std::weak_ptr<connpool_internal::LeaseSlot> slot_;
   bool reused_ = false;
 };
 
 // What Acquire delivers: a lease, or why there is none.
 using AcquireCallback = absl::AnyInvocable<void(absl::StatusOr<Lease> lease)>;
+// What an Acquire with LeaseHandlers delivers: the lease the pool holds for
+// you (valid until it is released or its connection closed; its handlers
+// get the same one), or why there is none.
+using LeaseReadyCallback =
+    absl::AnyInvocable<void(absl::StatusOr<Lease*> lease)>;
 
 // The pool. Create it for a loop, Acquire/Release from anywhere:
 //
@@ -243,20 +346,24 @@ using AcquireCallback = absl::AnyInvocable<void(absl::StatusOr<Lease> lease)>;
 //   options.max_connections_per_endpoint = 32;
 //   options.idle_timeout = absl::Seconds(30);
 //   auto pool = mill::ConnectionPool::Create(loop, options);
-//   auto callbacks = std::make_shared<mill::LeaseCallbacks>();
-//   callbacks->on_data = [](const mill::ConnectionPtr& c,
-//                           mill::ByteBuffer& in) { ... };
-//   (*pool)->Acquire("upstream:80", absl::Now() + absl::Seconds(2),
-//                    OnLease, callbacks);
+//   mill::AcquireOptions acquire;
+//   acquire.timeout = absl::Seconds(2);
+//   (*pool)->Acquire("upstream:80", acquire, OnReady, std::move(handlers));
+//   // or, spread over a set of endpoints:
+//   auto set = mill::EndpointSet::Create({"a:80", "b:80", "c:80"});
+//   (*pool)->Acquire(*set, acquire, OnReady, MakeHandlers());
 //
 // Errors given to Acquire's callback:
 //   ResourceExhausted   the queue is full (max_pending)
 //   DeadlineExceeded    the deadline passed before a connection was free
+//                       (after the hand-over, the response timeout's
+//                       DeadlineExceeded comes to the lease's on_close)
 //   FailedPrecondition  the pool is draining or drained
 //   Unavailable         the pool started draining while the request waited
 //   Cancelled           CancelAcquire
 //   InvalidArgument     at once: an endpoint with a space in it (no
-//                       "host:port" has one), a server-side layer
+//                       "host:port" has one), a server-side layer, a
+//                       negative response_timeout, a null EndpointSet
 //   the connect error   the connect that would have served it failed
 //                       (Unavailable, DeadlineExceeded, NotFound,
 //                       InvalidArgument for a malformed endpoint: see
@@ -299,6 +406,24 @@ class ConnectionPool {
                     const std::shared_ptr<const ConnectionLayer>& layer,
                     absl::Time deadline, AcquireCallback done,
                     std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
+  // (The two above take a wall-clock deadline, converted once, at the call,
+  // to a timeout on the steady clock; prefer the forms below.)
+
+  // As above, with a timeout on the steady clock, the layer and the
+  // response timeout in `options`.
+  RequestId Acquire(absl::string_view endpoint, const AcquireOptions& options,
+                    AcquireCallback done,
+                    std::shared_ptr<const LeaseCallbacks> callbacks = nullptr);
+  // The pool holds the lease for you: `ready` gets a pointer to it and each
+  // of `handlers` gets it by reference (see Lease). `ready` runs where
+  // `done` would (see the file comment), exactly once.
+  RequestId Acquire(absl::string_view endpoint, const AcquireOptions& options,
+                    LeaseReadyCallback ready, LeaseHandlers handlers);
+  // As above, on an endpoint of `set` chosen by its balancing policy (see
+  // EndpointSet). InvalidArgument at once for a null set.
+  RequestId Acquire(const std::shared_ptr<EndpointSet>& set,
+                    const AcquireOptions& options, LeaseReadyCallback ready,
+                    LeaseHandlers handlers);
 
   // Withdraws a queued request: its callback runs with Cancelled on this
   // thread before this returns. False if it is no longer queued.
@@ -326,10 +451,27 @@ class ConnectionPool {
   TcpClientStats client_stats() const;
 
  private:
-  ConnectionPool(std::shared_ptr<connpool_internal::PoolCore> core,
+  ConnectionPool(EventLoop* loop,
+                 std::shared_ptr<connpool_internal::PoolCore> core,
                  std::unique_ptr<TcpClient> client,
-                 std::shared_ptr<const ConnectionLayer> client_layer);
+                 std::shared_ptr<const ConnectionLayer> client_layer,
+                 absl::Duration response_timeout);
 
+  RequestId AcquireOver(absl::string_view endpoint,
+                        const std::shared_ptr<const ConnectionLayer>& layer,
+                        absl::Duration timeout, AcquireCallback done,
+                        std::shared_ptr<const LeaseCallbacks> callbacks);
+  // The effective response timeout (zero: none); InvalidArgument if
+  // negative.
+  absl::StatusOr<absl::Duration> ResponseTimeout(
+      const AcquireOptions& options) const;
+  RequestId AcquireHeld(absl::string_view endpoint,
+                        const AcquireOptions& options, LeaseReadyCallback ready,
+                        LeaseHandlers handlers,
+                        std::shared_ptr<EndpointSet> set, size_t index);
+
+  EventLoop* const loop_;
+  const absl::Duration response_timeout_;  // options'
   const std::shared_ptr<connpool_internal::PoolCore> core_;
   std::unique_ptr<TcpClient> client_;
   const std::shared_ptr<const ConnectionLayer> client_layer_;  // options'

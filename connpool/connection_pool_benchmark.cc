@@ -1,7 +1,8 @@
 // Acquire + Release of an idle connection, steady state, no I/O: the
 // ConnectionPool (with and without its liveness probe, a recv(MSG_PEEK)
 // system call per hand-out) against a baseline pool that is a mutex and a
-// deque of the same ConnectionPtrs, 1 and 2 threads.
+// deque of the same ConnectionPtrs, 1 and 2 threads; and the pool-held form
+// (LeaseHandlers, by endpoint and on an EndpointSet).
 //
 //   ./bazelw run --config=opt //connpool:connection_pool_benchmark
 //
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "connpool/connection_pool.h"
+#include "connpool/endpoint_set.h"
 #include "net/byte_buffer.h"
 #include "net/connection.h"
 #include "net/socket_address.h"
@@ -192,9 +194,51 @@ void BM_ConnectionPoolNoProbe(benchmark::State& state) {
   RunPool(state, PoolWithoutProbe());
 }
 
+// The pool-held form (LeaseHandlers): `ready` gets the lease and releases
+// it. Beyond BM_ConnectionPool: the LeaseSlot and its LeaseCallbacks
+// wrapper, allocated per Acquire. With `set`, the endpoint is picked by an
+// EndpointSet (round robin over one endpoint: the picker's cost).
+void RunHeld(benchmark::State& state, ConnectionPool& pool,
+             const std::shared_ptr<EndpointSet>& set) {
+  const std::string& endpoint = Env().endpoint;
+  const AcquireOptions options;
+  for (auto _ : state) {
+    bool released = false;
+    auto ready = [&released](absl::StatusOr<Lease*> lease) {
+      if (!lease.ok()) return;
+      benchmark::DoNotOptimize((*lease)->connection().get());
+      (*lease)->Release(/*reusable=*/true);
+      released = true;
+    };
+    if (set != nullptr) {
+      pool.Acquire(set, options, ready, LeaseHandlers());
+    } else {
+      pool.Acquire(endpoint, options, ready, LeaseHandlers());
+    }
+    if (!released) {
+      state.SkipWithError("no idle connection handed out at once");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_ConnectionPoolHeld(benchmark::State& state) {
+  RunHeld(state, PoolWithProbe(), nullptr);
+}
+
+void BM_ConnectionPoolHeldOnSet(benchmark::State& state) {
+  static const std::shared_ptr<EndpointSet>* set =
+      new std::shared_ptr<EndpointSet>(
+          *EndpointSet::Create({Env().endpoint}));  // lives until exit
+  RunHeld(state, PoolWithProbe(), *set);
+}
+
 BENCHMARK(BM_MutexDequeBaseline)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_ConnectionPool)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_ConnectionPoolNoProbe)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_ConnectionPoolHeld)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_ConnectionPoolHeldOnSet)->Threads(1)->Threads(2)->UseRealTime();
 
 }  // namespace
 }  // namespace mill

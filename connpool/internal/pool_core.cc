@@ -42,13 +42,12 @@ absl::Duration DefaultSweepInterval(const ConnectionPoolOptions& o) {
   return std::clamp(shortest / 4, absl::Milliseconds(10), absl::Seconds(1));
 }
 
-// The public deadline (absl::Time, the wall clock) on the state's steady
-// clock, converted once here.
-int64_t SteadyDeadline(absl::Time deadline, int64_t now) {
-  if (deadline == absl::InfiniteFuture()) return kNever;
-  const absl::Duration left = deadline - absl::Now();
-  if (left >= absl::Nanoseconds(kNever - now)) return kNever;
-  return now + absl::ToInt64Nanoseconds(left);
+// A timeout from `now` as a deadline on the state's steady clock.
+int64_t SteadyDeadline(absl::Duration timeout, int64_t now) {
+  if (timeout == absl::InfiniteDuration()) return kNever;
+  if (timeout >= absl::Nanoseconds(kNever - now)) return kNever;
+  if (timeout <= absl::ZeroDuration()) return now;  // passed already
+  return now + absl::ToInt64Nanoseconds(timeout);
 }
 
 }  // namespace
@@ -62,7 +61,7 @@ PoolCore::PoolCore(EventLoop* loop, ConnectionPoolOptions options)
 // --- Acquire -----------------------------------------------------------------
 
 uint64_t PoolCore::Acquire(
-    absl::string_view key, absl::Time deadline, AcquireCallback done,
+    absl::string_view key, absl::Duration timeout, AcquireCallback done,
     std::shared_ptr<const LeaseCallbacks> callbacks,
     const std::shared_ptr<const ConnectionLayer>& layer) {
   for (;;) {
@@ -80,7 +79,7 @@ uint64_t PoolCore::Acquire(
                    ->shared_from_this();
       } else {
         const int64_t now = state_.Now();
-        const int64_t deadline_ns = SteadyDeadline(deadline, now);
+        const int64_t deadline_ns = SteadyDeadline(timeout, now);
         absl::StatusOr<PoolWaiter*> w = state_.Enqueue(
             key, deadline_ns,
             [&] {

@@ -100,8 +100,9 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // the layer's address, with the layer as the key's context (held while
   // the key has connections or requests, so its address names it alone).
   static constexpr char kLayerMark = ' ';
+  // `timeout` runs on the state's steady clock from this call.
   uint64_t Acquire(
-      absl::string_view key, absl::Time deadline, AcquireCallback done,
+      absl::string_view key, absl::Duration timeout, AcquireCallback done,
       std::shared_ptr<const LeaseCallbacks> callbacks,
       const std::shared_ptr<const ConnectionLayer>& layer = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
