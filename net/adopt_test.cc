@@ -115,8 +115,8 @@ TEST_P(UnixTest, ClientAdoptRejectsWrongDescriptorsAndLeavesThemOpen) {
       TcpListener::Bind(UnixAddress("l.sock"));
   ASSERT_TRUE(listener.ok()) << listener.status();
   ExpectInvalid(client->Adopt(listener->fd()).status(), "listening socket");
-  for (int fd : {wrong.pipe_read, wrong.datagram, wrong.unconnected,
-                 listener->fd()}) {
+  for (int fd :
+       {wrong.pipe_read, wrong.datagram, wrong.unconnected, listener->fd()}) {
     EXPECT_TRUE(IsOpen(fd)) << fd;
   }
   EXPECT_EQ(client->connection_count(), 0u);

@@ -51,8 +51,8 @@ absl::StatusOr<std::vector<ListenFd>> NamedListenFdsFromEnvironment() {
   int64_t count = 0;
   if (!has_fds || !absl::SimpleAtoi(fds_text, &count) || count < 0 ||
       count > INT32_MAX - kFirstFd) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LISTEN_FDS is not a descriptor count: '", fds_text, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LISTEN_FDS is not a descriptor count: '", fds_text, "'"));
   }
   std::vector<std::string> names;
   if (has_names) {
@@ -80,8 +80,7 @@ absl::StatusOr<std::vector<ListenFd>> NamedListenFdsFromEnvironment() {
 }
 
 absl::StatusOr<std::vector<int>> ListenFdsFromEnvironment() {
-  absl::StatusOr<std::vector<ListenFd>> named =
-      NamedListenFdsFromEnvironment();
+  absl::StatusOr<std::vector<ListenFd>> named = NamedListenFdsFromEnvironment();
   if (!named.ok()) return named.status();
   std::vector<int> fds;
   fds.reserve(named->size());

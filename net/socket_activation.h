@@ -6,7 +6,8 @@
 //
 //   absl::StatusOr<std::vector<int>> fds = mill::ListenFdsFromEnvironment();
 //   if (!fds.ok()) return fds.status();
-//   for (int fd : *fds) servers.push_back(*mill::TcpServer::Adopt(loop, fd, cb));
+//   for (int fd : *fds) servers.push_back(*mill::TcpServer::Adopt(loop, fd,
+//   cb));
 //
 // Thread-safety: reads and unsets environment variables: call from main()
 // before starting threads (getenv/unsetenv are not thread-safe).

@@ -106,8 +106,8 @@ TcpClient::ConnectId TcpClient::Connect(std::vector<SocketAddress> addresses,
 }
 
 absl::StatusOr<ConnectionPtr> TcpClient::Adopt(int fd) {
-  absl::Status status = net_internal::CheckStreamSocket(
-      fd, /*listening=*/false, "TcpClient::Adopt");
+  absl::Status status = net_internal::CheckStreamSocket(fd, /*listening=*/false,
+                                                        "TcpClient::Adopt");
   if (!status.ok()) return status;
   sockaddr_storage ss;
   socklen_t len = sizeof(ss);

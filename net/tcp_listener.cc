@@ -37,7 +37,8 @@ absl::Status BindAddress(int fd, const SocketAddress& address) {
     return absl::FailedPreconditionError(absl::StrCat(
         where, ": ", path, " exists and is not a socket; not removed"));
   }
-  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int probe =
+      ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (probe < 0) return ErrnoStatus(errno, "socket");
   int rc;
   do {
@@ -55,8 +56,8 @@ absl::Status BindAddress(int fd, const SocketAddress& address) {
                        absl::StrCat(where, ": probing the existing socket"));
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, absl::StrCat(where, ": removing the stale ",
-                                           path));
+    return ErrnoStatus(errno,
+                       absl::StrCat(where, ": removing the stale ", path));
   }
   if (::bind(fd, address.sockaddr_ptr(), address.sockaddr_len()) != 0) {
     return ErrnoStatus(errno, where);
@@ -67,9 +68,8 @@ absl::Status BindAddress(int fd, const SocketAddress& address) {
 }  // namespace
 
 absl::StatusOr<TcpListener> TcpListener::Adopt(int fd) {
-  absl::Status status =
-      net_internal::CheckStreamSocket(fd, /*listening=*/true,
-                                      "TcpListener::Adopt");
+  absl::Status status = net_internal::CheckStreamSocket(fd, /*listening=*/true,
+                                                        "TcpListener::Adopt");
   if (status.ok()) status = net_internal::SetNonBlocking(fd);
   if (status.ok()) status = net_internal::SetCloseOnExec(fd);
   if (!status.ok()) return status;

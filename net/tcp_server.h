@@ -1,8 +1,8 @@
-// TcpServer: accepts TCP (or Unix-domain stream) connections on an EventLoop and runs user callbacks
-// for connect, data and close, so applications do not rewrite connection
-// handling (non-blocking I/O, output buffering and backpressure, half-close,
-// resets, idle timeouts, connection limits, read-rate limits, descriptor
-// exhaustion).
+// TcpServer: accepts TCP (or Unix-domain stream) connections on an EventLoop
+// and runs user callbacks for connect, data and close, so applications do not
+// rewrite connection handling (non-blocking I/O, output buffering and
+// backpressure, half-close, resets, idle timeouts, connection limits, read-rate
+// limits, descriptor exhaustion).
 //
 // Threading: callbacks run where the loop runs handlers: on its workers in
 // DispatchMode::kPool, on the loop thread in kDirect. For one connection,

@@ -18,8 +18,8 @@
 #include "net/tcp_client.h"
 #include "net/tcp_listener.h"
 #include "net/tcp_server.h"
-#include "net/testing/echo_clients.h"
 #include "net/testing/client_fixture.h"
+#include "net/testing/echo_clients.h"
 #include "net/testing/unix_fixture.h"
 #include "net/unix_credentials.h"
 
@@ -107,8 +107,8 @@ TEST(UnixAddressTest, FromSockaddrReadsNamedAndUnnamed) {
   EXPECT_EQ(unnamed->sockaddr_len(), sizeof(sa_family_t));
   // As the kernel reports a path: the full structure, NUL-padded.
   std::strcpy(un.sun_path, "/tmp/k.sock");
-  absl::StatusOr<SocketAddress> named = SocketAddress::FromSockaddr(
-      reinterpret_cast<sockaddr*>(&un), sizeof(un));
+  absl::StatusOr<SocketAddress> named =
+      SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&un), sizeof(un));
   ASSERT_TRUE(named.ok()) << named.status();
   EXPECT_EQ(*named, *SocketAddress::Unix("/tmp/k.sock"));
 }

@@ -97,7 +97,8 @@ absl::Status CheckStreamSocket(int fd, bool listening, absl::string_view what) {
 absl::Status SetCloseOnExec(int fd) {
   const int flags = fcntl(fd, F_GETFD, 0);
   if (flags < 0) return ErrnoStatus(errno, "fcntl(F_GETFD)");
-  if ((flags & FD_CLOEXEC) == 0 && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) {
+  if ((flags & FD_CLOEXEC) == 0 &&
+      fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) {
     return ErrnoStatus(errno, "fcntl(F_SETFD, FD_CLOEXEC)");
   }
   return absl::OkStatus();

@@ -63,8 +63,8 @@ inline int ConnectUnixBlocking(const SocketAddress& address) {
 inline std::string RoundTrip(int fd, absl::string_view message) {
   size_t sent = 0;
   while (sent < message.size()) {
-    const ssize_t n = ::send(fd, message.data() + sent, message.size() - sent,
-                             MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(fd, message.data() + sent, message.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) return "send failed";
     sent += static_cast<size_t>(n);
   }
