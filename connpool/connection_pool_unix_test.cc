@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "connpool/connection_pool.h"
 #include "connpool/testing/pool_test_fixture.h"

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -40,7 +41,12 @@ constexpr Program kJsonRpc = {
     "examples/jsonrpc/jsonrpc_server",
     R"({"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1})"
     "\n",
-    R"("result": 19)"};
+    R"("result":19)"};
+
+// gtest prints a parameter with this rather than as bytes.
+void PrintTo(const Program& program, std::ostream* os) {
+  *os << program.binary;
+}
 
 // Reads one '\n'-terminated reply from blocking `fd` (10 s timeouts set).
 std::string ReadLine(int fd) {
