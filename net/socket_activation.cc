@@ -21,6 +21,7 @@ namespace {
 constexpr int kFirstFd = 3;
 
 std::string Take(const char* name, bool* present) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): main() only, before threads
   const char* value = std::getenv(name);
   *present = value != nullptr;
   return value != nullptr ? std::string(value) : std::string();
@@ -36,9 +37,11 @@ absl::StatusOr<std::vector<ListenFd>> NamedListenFdsFromEnvironment() {
   const std::string fds_text = Take("LISTEN_FDS", &has_fds);
   const std::string names_text = Take("LISTEN_FDNAMES", &has_names);
   // unset=1: whatever comes next, children must not inherit them.
-  ::unsetenv("LISTEN_PID");
-  ::unsetenv("LISTEN_FDS");
-  ::unsetenv("LISTEN_FDNAMES");
+  // The environment is process-wide and unlocked: the header asks for a
+  // call from main() before any thread starts.
+  ::unsetenv("LISTEN_PID");      // NOLINT(concurrency-mt-unsafe)
+  ::unsetenv("LISTEN_FDS");      // NOLINT(concurrency-mt-unsafe)
+  ::unsetenv("LISTEN_FDNAMES");  // NOLINT(concurrency-mt-unsafe)
 
   std::vector<ListenFd> result;
   if (!has_pid) return result;

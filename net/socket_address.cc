@@ -90,13 +90,14 @@ SocketAddress::~SocketAddress() { Unref(); }
 
 SocketAddress::UnixBlock* SocketAddress::block() const {
   if (!is_unix()) return nullptr;
-  UnixBlock* b;
-  std::memcpy(&b, storage_.un.block, sizeof(b));
-  return b;
+  uintptr_t bits;
+  std::memcpy(&bits, storage_.un.block, sizeof(bits));
+  return reinterpret_cast<UnixBlock*>(bits);
 }
 
 void SocketAddress::SetBlock(UnixBlock* b) {
-  std::memcpy(storage_.un.block, &b, sizeof(b));
+  const auto bits = reinterpret_cast<uintptr_t>(b);
+  std::memcpy(storage_.un.block, &bits, sizeof(bits));
 }
 
 void SocketAddress::Unref() {

@@ -111,7 +111,7 @@ class SocketAddress {
   struct UnixRef {
     sa_family_t family;
     unsigned char pad[6];
-    unsigned char block[sizeof(UnixBlock*)];
+    unsigned char block[sizeof(uintptr_t)];
   };
   // 28 bytes, not sockaddr_storage's 128 (every connection keeps its
   // peer's address).

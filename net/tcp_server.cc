@@ -305,7 +305,7 @@ absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Serve(
 
 TcpServer::TcpServer(std::shared_ptr<net_internal::ServerCore> core,
                      SocketAddress local_address)
-    : core_(std::move(core)), local_address_(local_address) {}
+    : core_(std::move(core)), local_address_(std::move(local_address)) {}
 
 TcpServer::~TcpServer() { core_->StopNow(); }
 
