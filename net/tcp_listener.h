@@ -12,7 +12,8 @@
 // connect to it is refused: its server died without removing it); that
 // stale file is removed and the bind retried. A file that is not a socket
 // is never removed (FailedPrecondition), nor is a live server's socket taken
-// over (AlreadyExists). The file stays when the listener closes (as with
+// over (AlreadyExists; the probe's connect shows up at that server as a
+// connection closed at once). The file stays when the listener closes (as with
 // most servers: the next Bind removes it); unlink it yourself to clean up.
 // The listen options' reuse_address/reuse_port/ipv6_only do not apply to
 // Unix sockets and are skipped there.
