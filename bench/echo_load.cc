@@ -2,6 +2,7 @@
 //
 //   echo_load --host=127.0.0.1 --port=N --connections=C --size=BYTES
 //             --duration=SECONDS --warmup=SECONDS
+//   echo_load --unix=PATH|@NAME ...   (a Unix-domain server instead)
 //
 // Opens C connections; each sends one message of BYTES bytes, waits for the
 // whole echo, checks every byte, and sends the next (one outstanding message
@@ -31,11 +32,13 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -52,7 +55,10 @@
 #include "absl/strings/str_format.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Server IPv4 address or name.");
-ABSL_FLAG(int, port, 0, "Server port (required).");
+ABSL_FLAG(int, port, 0, "Server port (required unless --unix).");
+ABSL_FLAG(std::string, unix, "",
+          "Connect to this Unix-domain socket path (@NAME: abstract) instead "
+          "of --host and --port.");
 ABSL_FLAG(int, connections, 1, "Concurrent connections.");
 ABSL_FLAG(int, size, 64, "Message size in bytes.");
 ABSL_FLAG(double, duration, 5.0, "Measured seconds (after the warmup).");
@@ -101,7 +107,7 @@ class LoadClient {
   }
 
   // Connects `count` sockets to `addr`. Returns false with error_ set.
-  bool Connect(const sockaddr_in& addr, int count) {
+  bool Connect(const sockaddr_storage& addr, socklen_t addr_len, int count) {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
       return Fail(absl::StrCat("epoll_create1: ", strerror(errno)));
@@ -110,20 +116,22 @@ class LoadClient {
     for (int i = 0; i < count; ++i) {
       auto conn = std::make_unique<Conn>();
       conn->id = static_cast<uint32_t>(i);
-      conn->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      conn->fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (conn->fd < 0) return Fail(absl::StrCat("socket: ", strerror(errno)));
       // Blocking connect: loopback connects complete at once, and the run
       // must not start with half of its connections.
       if (connect(conn->fd, reinterpret_cast<const sockaddr*>(&addr),
-                  sizeof(addr)) != 0) {
+                  addr_len) != 0) {
         const int err = errno;
         close(conn->fd);
         conn->fd = -1;
         return Fail(
             absl::StrCat("connect (connection ", i, "): ", strerror(err)));
       }
-      const int one = 1;
-      setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      if (addr.ss_family != AF_UNIX) {  // no Nagle on a Unix socket
+        const int one = 1;
+        setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      }
       const int flags = fcntl(conn->fd, F_GETFL);
       fcntl(conn->fd, F_SETFL, flags | O_NONBLOCK);
       conn->message.resize(size_);
@@ -329,6 +337,21 @@ class LoadClient {
   char buffer_[16 * 1024];
 };
 
+// --unix=PATH or --unix=@NAME as a sockaddr_un; false if too long.
+bool UnixAddress(const std::string& where, sockaddr_storage* storage,
+                 socklen_t* len) {
+  auto* un = reinterpret_cast<sockaddr_un*>(storage);
+  const bool abstract = !where.empty() && where[0] == '@';
+  if (where.size() >= sizeof(un->sun_path)) return false;
+  *un = {};
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, where.data(), where.size());
+  if (abstract) un->sun_path[0] = '\0';
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + where.size() +
+                                (abstract ? 0 : 1));
+  return true;
+}
+
 bool Resolve(const std::string& host, int port, sockaddr_in* addr) {
   addrinfo hints{};
   hints.ai_family = AF_INET;
@@ -354,22 +377,36 @@ int Main(int argc, char** argv) {
   const int size = absl::GetFlag(FLAGS_size);
   const double duration = absl::GetFlag(FLAGS_duration);
   const double warmup = absl::GetFlag(FLAGS_warmup);
-  if (port <= 0 || port > 65535 || connections < 1 || size < 1 ||
-      duration <= 0 || warmup < 0) {
+  const std::string unix_path = absl::GetFlag(FLAGS_unix);
+  if ((unix_path.empty() && (port <= 0 || port > 65535)) || connections < 1 ||
+      size < 1 || duration <= 0 || warmup < 0) {
     std::fprintf(stderr,
-                 "echo_load: need --port in 1..65535, --connections >= 1, "
-                 "--size >= 1, --duration > 0, --warmup >= 0\n");
+                 "echo_load: need --port in 1..65535 (or --unix), "
+                 "--connections >= 1, --size >= 1, --duration > 0, "
+                 "--warmup >= 0\n");
     return 2;
   }
-  sockaddr_in addr{};
-  if (!Resolve(absl::GetFlag(FLAGS_host), port, &addr)) {
-    std::fprintf(stderr, "echo_load: cannot resolve '%s'\n",
-                 absl::GetFlag(FLAGS_host).c_str());
-    return 2;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  if (!unix_path.empty()) {
+    if (!UnixAddress(unix_path, &addr, &addr_len)) {
+      std::fprintf(stderr, "echo_load: --unix path too long: '%s'\n",
+                   unix_path.c_str());
+      return 2;
+    }
+  } else {
+    sockaddr_in in{};
+    if (!Resolve(absl::GetFlag(FLAGS_host), port, &in)) {
+      std::fprintf(stderr, "echo_load: cannot resolve '%s'\n",
+                   absl::GetFlag(FLAGS_host).c_str());
+      return 2;
+    }
+    std::memcpy(&addr, &in, sizeof(in));
+    addr_len = sizeof(in);
   }
   LoadClient client(size);
-  if (client.Connect(addr, connections) && client.Run(warmup, duration) &&
-      client.messages() == 0) {
+  if (client.Connect(addr, addr_len, connections) &&
+      client.Run(warmup, duration) && client.messages() == 0) {
     client.Fail("no message completed during the measurement");
   }
   std::printf("%s\n", client.Json(connections, warmup).c_str());

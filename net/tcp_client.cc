@@ -4,14 +4,19 @@
 // Resolver.
 #include "net/tcp_client.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
 #include "net/internal/client_core.h"
 #include "net/internal/connection_config.h"
+#include "net/internal/socket_util.h"
 
 namespace mill {
 namespace net_internal {
@@ -98,6 +103,38 @@ TcpClient::ConnectId TcpClient::Connect(std::vector<SocketAddress> addresses,
   }
   return core_->ConnectTo(std::move(addresses), std::move(target),
                           std::move(done), timeout);
+}
+
+absl::StatusOr<ConnectionPtr> TcpClient::Adopt(int fd) {
+  absl::Status status = net_internal::CheckStreamSocket(fd, /*listening=*/false,
+                                                        "TcpClient::Adopt");
+  if (!status.ok()) return status;
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    if (errno == ENOTCONN) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "TcpClient::Adopt: descriptor ", fd, " is not connected"));
+    }
+    return ErrnoStatus(errno, "TcpClient::Adopt: getpeername");
+  }
+  absl::StatusOr<SocketAddress> peer =
+      SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  if (!peer.ok()) return peer.status();
+  if (status = net_internal::SetCloseOnExec(fd); !status.ok()) return status;
+  absl::StatusOr<TcpStream> stream =
+      TcpStream::Adopt(fd, core_->options().connection.socket);
+  if (!stream.ok()) return stream.status();  // released: the caller's
+  core_->AddLive();
+  ConnectionPtr conn = net_internal::ConnectionAccess::Create(
+      core_, core_->NextId(), /*outbound=*/false, *std::move(stream), *peer);
+  if (!core_->Adopt(conn)) {
+    conn.reset();  // never started: its destructor closes the socket
+    core_->DropLive();
+    return absl::CancelledError("TcpClient::Adopt: the client is stopped");
+  }
+  net_internal::ConnectionAccess::Start(conn);  // on_connect, registration
+  return conn;
 }
 
 bool TcpClient::Cancel(ConnectId id) {

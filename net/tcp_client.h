@@ -1,4 +1,6 @@
-// TcpClient: opens outbound TCP connections on an EventLoop. The result is
+// TcpClient: opens outbound TCP (or Unix-domain: "unix:/path",
+// "unix:@name", never resolved) connections on an EventLoop, and adopts
+// connected sockets made elsewhere (Adopt). The result is
 // the same Connection a TcpServer hands out (same callbacks, output
 // backpressure, input bound, idle timeout and read-rate limits), so client
 // and server code share everything after the connect.
@@ -209,6 +211,19 @@ class TcpClient {
   // addresses of a resolved name). InvalidArgument at once when empty.
   ConnectId Connect(std::vector<SocketAddress> addresses, ConnectCallback done,
                     absl::Duration timeout = absl::ZeroDuration());
+
+  // Makes a Connection of `fd`, an already connected stream socket (one end
+  // of a socketpair(2), a socket inherited from a parent): AF_INET, AF_INET6
+  // or AF_UNIX. It gets the client's callbacks and options (TCP options are
+  // skipped on Unix sockets), speaks plain bytes (no layer: TLS is not
+  // started on it), and is the client's like the ones it connected
+  // (Connections(), Stop()). on_connect runs on this thread before Adopt
+  // returns. `fd` is made non-blocking and close-on-exec.
+  // Errors: InvalidArgument for a descriptor that is not a socket, not a
+  // stream socket, of another family, listening, or not connected (the
+  // caller keeps `fd` then); Cancelled after Stop() (`fd` is closed, as a
+  // connect completing during Stop is).
+  absl::StatusOr<ConnectionPtr> Adopt(int fd);
 
   // Cancels a Connect() in progress: its callback runs with Cancelled on
   // this thread before Cancel returns. False if `id` is unknown or already

@@ -1,8 +1,22 @@
-// TcpListener: an owned, non-blocking listening TCP socket.
+// TcpListener: an owned, non-blocking listening socket: TCP (IPv4, IPv6) or
+// Unix-domain (stream).
 //
 // Bind() creates, configures (SO_REUSEADDR, SO_REUSEPORT, backlog), binds and
 // listens in one step; Accept() takes one pending connection without
 // blocking. TcpServer builds on it; use it directly to drive accept yourself.
+// Adopt() takes over a socket that is already listening (one a service
+// manager passed, see net/socket_activation.h).
+//
+// Unix socket files (the stale-file policy): binding a path that exists
+// fails with EADDRINUSE unless the file is a socket nobody listens on (a
+// connect to it is refused: its server died without removing it); that
+// stale file is removed and the bind retried. A file that is not a socket
+// is never removed (FailedPrecondition), nor is a live server's socket taken
+// over (AlreadyExists; the probe's connect shows up at that server as a
+// connection closed at once). The file stays when the listener closes (as with
+// most servers: the next Bind removes it); unlink it yourself to clean up.
+// The listen options' reuse_address/reuse_port/ipv6_only do not apply to
+// Unix sockets and are skipped there.
 //
 // Thread-safety: thread-compatible; Accept() may be called from several
 // threads at once (the kernel serializes accept).
@@ -41,6 +55,12 @@ class TcpListener {
 
   static absl::StatusOr<TcpListener> Bind(
       const SocketAddress& address, const TcpListenerOptions& options = {});
+
+  // Takes over `fd`, a listening stream socket (AF_INET, AF_INET6 or
+  // AF_UNIX); makes it non-blocking and close-on-exec. InvalidArgument for
+  // a descriptor that is not a socket, not a stream socket, of another
+  // family or not listening; the caller keeps `fd` on failure.
+  static absl::StatusOr<TcpListener> Adopt(int fd);
 
   TcpListener(TcpListener&& other) noexcept;
   TcpListener& operator=(TcpListener&& other) noexcept;

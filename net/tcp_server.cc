@@ -130,9 +130,10 @@ void ServerCore::PauseAccepting() {
 void ServerCore::Adopt(int fd, const SocketAddress& peer) {
   TcpStream stream = *TcpStream::Adopt(fd);  // fd >= 0: cannot fail here
   // Socket options are best effort: a failure is not worth a refusal.
+  // TCP options mean nothing on a Unix socket: skipped there.
   const TcpStreamOptions& socket_options = options.connection.socket;
-  if (socket_options.no_delay) (void)stream.SetNoDelay(true);
-  if (socket_options.keep_alive) (void)stream.SetKeepAlive(true);
+  if (!is_unix && socket_options.no_delay) (void)stream.SetNoDelay(true);
+  if (!is_unix && socket_options.keep_alive) (void)stream.SetKeepAlive(true);
   const uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
   ConnectionPtr conn =
       ConnectionAccess::Create(shared_from_this(), id, /*outbound=*/false,
@@ -230,11 +231,12 @@ void ServerCore::StopNow() {
 // --- TcpServer
 // ------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Create(
-    EventLoop* loop, const SocketAddress& address, TcpServerCallbacks callbacks,
-    TcpServerOptions options) {
+namespace {
+
+absl::Status ValidateServer(EventLoop* loop, const TcpServerOptions& options,
+                            absl::string_view what) {
   if (loop == nullptr) {
-    return absl::InvalidArgumentError("TcpServer::Create: null loop");
+    return absl::InvalidArgumentError(absl::StrCat(what, ": null loop"));
   }
   if (absl::Status s =
           net_internal::ValidateConnectionOptions(options.connection);
@@ -250,22 +252,60 @@ absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Create(
     return absl::InvalidArgumentError(
         "TcpServerOptions::accept_retry_delay must be positive");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Create(
+    EventLoop* loop, const SocketAddress& address, TcpServerCallbacks callbacks,
+    TcpServerOptions options) {
+  if (absl::Status s = ValidateServer(loop, options, "TcpServer::Create");
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<TcpListener> listener =
       TcpListener::Bind(address, options.listener);
   if (!listener.ok()) return listener.status();
-  absl::StatusOr<SocketAddress> bound = listener->local_address();
-  if (!bound.ok()) return bound.status();
+  return Serve(loop, *std::move(listener), std::move(callbacks),
+               std::move(options), /*release_on_error=*/false);
+}
 
+absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Adopt(
+    EventLoop* loop, int listening_fd, TcpServerCallbacks callbacks,
+    TcpServerOptions options) {
+  if (absl::Status s = ValidateServer(loop, options, "TcpServer::Adopt");
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<TcpListener> listener = TcpListener::Adopt(listening_fd);
+  if (!listener.ok()) return listener.status();
+  return Serve(loop, *std::move(listener), std::move(callbacks),
+               std::move(options), /*release_on_error=*/true);
+}
+
+absl::StatusOr<std::unique_ptr<TcpServer>> TcpServer::Serve(
+    EventLoop* loop, TcpListener listener, TcpServerCallbacks callbacks,
+    TcpServerOptions options, bool release_on_error) {
+  absl::StatusOr<SocketAddress> bound = listener.local_address();
+  if (!bound.ok()) {
+    if (release_on_error) listener.Release();
+    return bound.status();
+  }
   auto core = std::make_shared<net_internal::ServerCore>(
       loop, std::move(callbacks), std::move(options));
-  core->listener = std::move(*listener);
-  if (absl::Status s = core->Start(); !s.ok()) return s;
+  core->is_unix = bound->is_unix();
+  core->listener = std::move(listener);
+  if (absl::Status s = core->Start(); !s.ok()) {
+    if (release_on_error) core->listener.Release();  // the caller's again
+    return s;
+  }
   return std::unique_ptr<TcpServer>(new TcpServer(std::move(core), *bound));
 }
 
 TcpServer::TcpServer(std::shared_ptr<net_internal::ServerCore> core,
                      SocketAddress local_address)
-    : core_(std::move(core)), local_address_(local_address) {}
+    : core_(std::move(core)), local_address_(std::move(local_address)) {}
 
 TcpServer::~TcpServer() { core_->StopNow(); }
 

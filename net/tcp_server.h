@@ -1,8 +1,8 @@
-// TcpServer: accepts TCP connections on an EventLoop and runs user callbacks
-// for connect, data and close, so applications do not rewrite connection
-// handling (non-blocking I/O, output buffering and backpressure, half-close,
-// resets, idle timeouts, connection limits, read-rate limits, descriptor
-// exhaustion).
+// TcpServer: accepts TCP (or Unix-domain stream) connections on an EventLoop
+// and runs user callbacks for connect, data and close, so applications do not
+// rewrite connection handling (non-blocking I/O, output buffering and
+// backpressure, half-close, resets, idle timeouts, connection limits, read-rate
+// limits, descriptor exhaustion).
 //
 // Threading: callbacks run where the loop runs handlers: on its workers in
 // DispatchMode::kPool, on the loop thread in kDirect. For one connection,
@@ -140,6 +140,18 @@ class TcpServer {
       EventLoop* loop, const SocketAddress& address,
       TcpServerCallbacks callbacks, TcpServerOptions options = {});
 
+  // Serves on `listening_fd`, a socket already bound and listening (one a
+  // service manager passed, see ListenFdsFromEnvironment in
+  // net/socket_activation.h, or one inherited from a parent): AF_INET,
+  // AF_INET6 or AF_UNIX, SOCK_STREAM. The server owns it on success (made
+  // non-blocking and close-on-exec); the caller keeps it on failure.
+  // options.listener is not used. Errors: InvalidArgument for a descriptor
+  // that is not a socket, not a stream socket, of another family or not
+  // listening (and as Create for bad options), errno statuses otherwise.
+  static absl::StatusOr<std::unique_ptr<TcpServer>> Adopt(
+      EventLoop* loop, int listening_fd, TcpServerCallbacks callbacks,
+      TcpServerOptions options = {});
+
   TcpServer(const TcpServer&) = delete;
   TcpServer& operator=(const TcpServer&) = delete;
 
@@ -166,6 +178,10 @@ class TcpServer {
  private:
   TcpServer(std::shared_ptr<net_internal::ServerCore> core,
             SocketAddress local_address);
+  // Create and Adopt's common end: registers `listener`.
+  static absl::StatusOr<std::unique_ptr<TcpServer>> Serve(
+      EventLoop* loop, TcpListener listener, TcpServerCallbacks callbacks,
+      TcpServerOptions options, bool release_on_error);
 
   std::shared_ptr<net_internal::ServerCore> core_;
   SocketAddress local_address_;

@@ -25,7 +25,15 @@ absl::StatusOr<TcpStream> TcpStream::Adopt(int fd,
   }
   TcpStream stream(fd);
   absl::Status status = net_internal::SetNonBlocking(fd);
-  if (status.ok()) status = stream.Apply(options);
+  if (status.ok() && (options.no_delay || options.keep_alive)) {
+    // TCP options mean nothing on a Unix socket: skipped there.
+    absl::StatusOr<int> domain = net_internal::SocketDomain(fd);
+    if (!domain.ok()) {
+      status = domain.status();
+    } else if (*domain != AF_UNIX) {
+      status = stream.Apply(options);
+    }
+  }
   if (!status.ok()) {
     stream.Release();  // the caller keeps ownership on failure
     return status;
@@ -39,8 +47,10 @@ absl::StatusOr<TcpStream> TcpStream::Connect(const SocketAddress& address,
       ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus(errno, "socket");
   TcpStream stream(fd);
-  absl::Status status = stream.Apply(options);
-  if (!status.ok()) return status;
+  if (!address.is_unix()) {  // TCP options mean nothing on a Unix socket
+    absl::Status status = stream.Apply(options);
+    if (!status.ok()) return status;
+  }
   int rc;
   do {
     rc = ::connect(fd, address.sockaddr_ptr(), address.sockaddr_len());

@@ -25,7 +25,8 @@
 
 namespace mill {
 
-// Per-socket options of a connection.
+// Per-socket options of a connection. TCP-only: skipped (not an error) on
+// Unix-domain sockets.
 struct TcpStreamOptions {
   // TCP_NODELAY: disable Nagle's algorithm (small writes go out at once).
   bool no_delay = false;
@@ -46,7 +47,8 @@ class TcpStream {
  public:
   // An empty stream (fd() == -1).
   TcpStream() = default;
-  // Adopts `fd` (made non-blocking). InvalidArgument for a negative fd.
+  // Adopts `fd` (made non-blocking). InvalidArgument for a negative fd. No
+  // other check: TcpClient::Adopt checks that it is a connected socket.
   static absl::StatusOr<TcpStream> Adopt(int fd,
                                          const TcpStreamOptions& options = {});
 

@@ -20,6 +20,10 @@ ABSL_FLAG(std::string, mode, "pool",
           "dispatch mode: pool (handlers on workers) or direct (on the loop "
           "thread)");
 ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
+ABSL_FLAG(std::string, unix, "",
+          "listen on this Unix-domain socket path (@NAME: Linux's abstract "
+          "namespace) instead of --address and --port; a stale socket file "
+          "there is replaced, a live server's is not");
 
 namespace mill {
 namespace examples {
@@ -52,6 +56,7 @@ CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout) {
   flags.workers = absl::GetFlag(FLAGS_workers);
   flags.mode = absl::GetFlag(FLAGS_mode);
   flags.max_connections = absl::GetFlag(FLAGS_max_connections);
+  flags.unix_path = absl::GetFlag(FLAGS_unix);
   flags.idle_timeout = idle_timeout;
   return flags;
 }
@@ -84,6 +89,16 @@ absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
     return absl::InvalidArgumentError("--idle_timeout must not be negative");
   }
   setup.idle_timeout = flags.idle_timeout;
+  if (!flags.unix_path.empty()) {
+    absl::StatusOr<SocketAddress> address =
+        SocketAddress::Parse(absl::StrCat("unix:", flags.unix_path));
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--unix: ", address.status().message()));
+    }
+    setup.address = *address;
+    return setup;
+  }
   absl::StatusOr<SocketAddress> address = SocketAddress::Parse(
       flags.address.find(':') != std::string::npos
           ? absl::StrCat("[", flags.address, "]:", flags.port)

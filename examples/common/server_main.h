@@ -1,4 +1,4 @@
-// What every example server's main() shares: the flags --address,
+// What every example server's main() shares: the flags --address, --unix,
 // --workers, --mode and --max_connections (defined here, once), validating
 // them with the binary's own --port and --idle_timeout (whose defaults differ
 // per binary) into loop and server options, and serving until SIGINT/SIGTERM
@@ -30,6 +30,8 @@ struct CommonServerFlags {
   int workers = 1;
   std::string mode;
   int max_connections = 0;
+  // --unix: a Unix socket path (or @abstract name); replaces address:port.
+  std::string unix_path;
   absl::Duration idle_timeout = absl::ZeroDuration();
 };
 
@@ -100,11 +102,12 @@ class ServerProgram {
   // own.
   TcpServerOptions server_options() const;
 
-  // Creates the server on --address:--port (after CreateLoop). False after
-  // printing why.
+  // Creates the server on --address:--port, or --unix (after CreateLoop). False
+  // after printing why.
   bool Listen(TcpServerCallbacks callbacks, const TcpServerOptions& options);
 
   // Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
+  // (or "listening on unix:PATH" with --unix)
   // (flushed), runs the loop until a signal, then stops and destroys the
   // server and prints "<program>: stopped; N connections, M bytes sent"
   // (", K TLS handshakes failed" appended when the server has a layer).

@@ -46,6 +46,7 @@ class ServerCore final : public ConnectionOwner,
   EventLoop* const loop;
   const TcpServerOptions options;
 
+  bool is_unix = false;  // a Unix-domain listener: no TCP options
   TcpListener listener;  // used by the listener handler; closed on release
 
   mutable Mutex mu;

@@ -48,6 +48,8 @@ class SocketTransport : public Transport, public RegisteredHandler {
   absl::Status Probe() const override;
   absl::StatusOr<SocketAddress> LocalAddress() const override;
 
+  int descriptor() const override { return stream_.fd(); }
+
   int fd() const { return stream_.fd(); }
 
  protected:

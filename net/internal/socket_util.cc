@@ -1,6 +1,7 @@
 #include "net/internal/socket_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,6 +41,65 @@ absl::Status SetNonBlocking(int fd) {
   if ((flags & O_NONBLOCK) == 0 &&
       fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
     return ErrnoStatus(errno, "fcntl(F_SETFL, O_NONBLOCK)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> SocketDomain(int fd) {
+  int domain = 0;
+  absl::Status status = GetIntOption(fd, SOL_SOCKET, SO_DOMAIN, &domain);
+  if (!status.ok()) return status;
+  return domain;
+}
+
+absl::Status CheckStreamSocket(int fd, bool listening, absl::string_view what) {
+  struct stat st;
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": bad descriptor ", fd));
+  }
+  if (fstat(fd, &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat(what, ": descriptor ", fd));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": descriptor ", fd, " is not a socket"));
+  }
+  int type = 0;
+  absl::Status status = GetIntOption(fd, SOL_SOCKET, SO_TYPE, &type);
+  if (!status.ok()) return status;
+  if (type != SOCK_STREAM) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": descriptor ", fd, " is not a stream socket (SO_TYPE ",
+        type == SOCK_DGRAM ? "SOCK_DGRAM" : absl::StrCat(type), ")"));
+  }
+  absl::StatusOr<int> domain = SocketDomain(fd);
+  if (!domain.ok()) return domain.status();
+  if (*domain != AF_INET && *domain != AF_INET6 && *domain != AF_UNIX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": descriptor ", fd, " is of address family ",
+                     *domain, " (want AF_INET, AF_INET6 or AF_UNIX)"));
+  }
+  int accepting = 0;
+  status = GetIntOption(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting);
+  if (!status.ok()) return status;
+  if (listening && accepting == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": descriptor ", fd, " is not listening"));
+  }
+  if (!listening && accepting != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": descriptor ", fd, " is a listening socket, not a connection"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetCloseOnExec(int fd) {
+  const int flags = fcntl(fd, F_GETFD, 0);
+  if (flags < 0) return ErrnoStatus(errno, "fcntl(F_GETFD)");
+  if ((flags & FD_CLOEXEC) == 0 &&
+      fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) {
+    return ErrnoStatus(errno, "fcntl(F_SETFD, FD_CLOEXEC)");
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace mill {
@@ -26,6 +27,19 @@ absl::Status GetIntOption(int fd, int level, int name, int* value);
 
 // Adds O_NONBLOCK.
 absl::Status SetNonBlocking(int fd);
+
+// The socket's domain (SO_DOMAIN: AF_INET, AF_INET6, AF_UNIX...).
+absl::StatusOr<int> SocketDomain(int fd);
+
+// Checks that `fd` is an open stream socket (SOCK_STREAM) of family
+// AF_INET, AF_INET6 or AF_UNIX that is listening (`listening`) or not;
+// InvalidArgument naming what it is instead ("descriptor 7 is not a
+// socket", "... is a datagram socket", "... is not listening"), or the
+// errno status (EBADF: not open). `what` prefixes the message.
+absl::Status CheckStreamSocket(int fd, bool listening, absl::string_view what);
+
+// Adds FD_CLOEXEC.
+absl::Status SetCloseOnExec(int fd);
 
 // close(2) that keeps errno intact and ignores EINTR (Linux always releases
 // the descriptor, so retrying would close somebody else's).

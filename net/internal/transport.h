@@ -139,6 +139,9 @@ class Transport {
   // the peer closed or reset, FailedPrecondition if input is waiting.
   virtual absl::Status Probe() const = 0;
   virtual absl::StatusOr<SocketAddress> LocalAddress() const = 0;
+  // The socket's descriptor (-1 once closed, or without one), for queries
+  // such as SO_PEERCRED (net/unix_credentials.h).
+  virtual int descriptor() const { return -1; }
 };
 
 }  // namespace net_internal
