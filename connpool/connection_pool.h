@@ -153,6 +153,8 @@ struct LeaseCallbacks {
   std::function<void(const ConnectionPtr&)> on_peer_shutdown;
   std::function<void(const ConnectionPtr&, size_t pending)> on_high_water;
   std::function<void(const ConnectionPtr&)> on_low_water;
+  // Everything sent has been written (see ConnectionCallbacks).
+  std::function<void(const ConnectionPtr&)> on_write_complete;
   std::function<void(const ConnectionPtr&, CloseReason, const absl::Status&)>
       on_close;
 };
@@ -230,13 +232,13 @@ struct AcquireOptions {
 // so that the code that sees the end of a response can release it there
 // (lease.Release(true)) without parking the lease in shared state. Every
 // one is optional; move-only captures are fine (they are called, never
-// copied). They run excluded from one another as LeaseCallbacks do
-// (on_high_water excepted: it runs on the thread that sent).
+// copied). They run excluded from one another as LeaseCallbacks do.
 struct LeaseHandlers {
   absl::AnyInvocable<void(Lease& lease, ByteBuffer& input)> on_data;
   absl::AnyInvocable<void(Lease& lease)> on_peer_shutdown;
   absl::AnyInvocable<void(Lease& lease, size_t pending)> on_high_water;
   absl::AnyInvocable<void(Lease& lease)> on_low_water;
+  absl::AnyInvocable<void(Lease& lease)> on_write_complete;
   // The connection closed while leased (not after Release): a peer close,
   // an error, the pool's destruction (kStopped) or the response timeout
   // (kClosedLocally, DeadlineExceeded).

@@ -142,6 +142,26 @@ TEST_P(ConnectionPoolLeaseTest, HandlersGetTheLeaseAndReleaseItThemselves) {
   EXPECT_EQ(s.reused, 1u);
 }
 
+// on_write_complete reaches the lease's handler once the request is written
+// (posted like the connection's own, never inside the Send).
+TEST_P(ConnectionPoolLeaseTest, WriteCompleteReachesTheLeasesHandler) {
+  const std::string ep = StartServer();
+  MakePool();
+  auto report = std::make_shared<Report>();
+  auto completes = std::make_shared<std::atomic<int>>(0);
+  LeaseHandlers handlers = EchoHandlers(report, 5);
+  handlers.on_write_complete = [completes](Lease& lease) {
+    EXPECT_EQ(lease->pending_output_bytes(), 0u);
+    ++*completes;
+  };
+  AcquireOptions options;
+  options.timeout = absl::Seconds(20);
+  pool_->Acquire(ep, options, SendOnReady(report, "hello"),
+                 std::move(handlers));
+  ASSERT_TRUE(WaitFor([&] { return report->responses_size() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return completes->load() >= 1; }));
+}
+
 TEST_P(ConnectionPoolLeaseTest, ReadyAndHandlersTakeMoveOnlyCaptures) {
   const std::string ep = StartServer();
   MakePool();

@@ -59,6 +59,11 @@ std::shared_ptr<const LeaseCallbacks> LeaseSlot::CallbacksFor(
       slot->handlers_.on_low_water(slot->lease_);
     };
   }
+  if (slot->handlers_.on_write_complete) {
+    cb->on_write_complete = [slot](const ConnectionPtr&) {
+      slot->handlers_.on_write_complete(slot->lease_);
+    };
+  }
   cb->on_close = [slot](const ConnectionPtr&, CloseReason reason,
                         const absl::Status& status) {
     const bool timed_out = slot->TimedOut();

@@ -193,6 +193,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   void OnPeerShutdown(const ConnectionPtr& conn) ABSL_LOCKS_EXCLUDED(mu_);
   void OnHighWater(const ConnectionPtr& conn, size_t pending);
   void OnLowWater(const ConnectionPtr& conn);
+  void OnWriteComplete(const ConnectionPtr& conn);
   void OnClose(const ConnectionPtr& conn, CloseReason reason,
                const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   void OnConnectDone(uint64_t seq, absl::StatusOr<ConnectionPtr> result)

@@ -39,6 +39,9 @@ ConnectionCallbacks PoolCore::MakeClientCallbacks() {
     self->OnHighWater(c, pending);
   };
   cb.on_low_water = [self](const ConnectionPtr& c) { self->OnLowWater(c); };
+  cb.on_write_complete = [self](const ConnectionPtr& c) {
+    self->OnWriteComplete(c);
+  };
   cb.on_close = [self](const ConnectionPtr& c, CloseReason r,
                        const absl::Status& s) { self->OnClose(c, r, s); };
   return cb;
@@ -176,7 +179,25 @@ void PoolCore::OnHighWater(const ConnectionPtr& conn, size_t pending) {
   }
   std::shared_ptr<const LeaseCallbacks> cb =
       std::atomic_load(&entry->callbacks);
-  if (cb != nullptr && cb->on_high_water) cb->on_high_water(conn, pending);
+  if (cb != nullptr && cb->on_high_water) {
+    // Runs in the connection's context like the others (never inside the
+    // holder's Send).
+    CallScope scope(kHolderCode, conn.get());
+    cb->on_high_water(conn, pending);
+  }
+}
+
+void PoolCore::OnWriteComplete(const ConnectionPtr& conn) {
+  std::shared_ptr<Entry> entry = EntryOf(conn);
+  if (entry == nullptr ||
+      !entry->holder_active.load(std::memory_order_acquire)) {
+    return;
+  }
+  std::shared_ptr<const LeaseCallbacks> cb = entry->callbacks;
+  if (cb != nullptr && cb->on_write_complete) {
+    CallScope scope(kHolderCode, conn.get());
+    cb->on_write_complete(conn);
+  }
 }
 
 void PoolCore::OnLowWater(const ConnectionPtr& conn) {
