@@ -207,11 +207,14 @@ absl::Status Connection::SendOutgoing(Outgoing out, const char* caller) {
       const size_t high = config().options.high_water_mark;
       const size_t bound =
           high == 0 ? kSendBatchBytes : std::min(kSendBatchBytes, high);
-      if (out_.pending_bytes() >= bound) {
-        gathering_ = false;
-        flushed = true;
-        failed = FlushLocked(&below_low_water, &reason, &released, &drained);
+      if (out_.pending_bytes() < bound) {
+        // Below the bound, hence below the high-water mark, and the
+        // interest is unchanged while gathering: nothing else to do.
+        return absl::OkStatus();
       }
+      gathering_ = false;
+      flushed = true;
+      failed = FlushLocked(&below_low_water, &reason, &released, &drained);
     } else if (open && out_.empty()) {
       // Nothing queued: write directly, keep what the transport refuses.
       IoResult result = WriteNowLocked(out.pieces, out.size);
