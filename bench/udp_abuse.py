@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """UDP flood against udp_echo: RSS growth and responsiveness (issue #18).
 
-Usage: bench/udp_abuse.py bazel-bin/examples/udp/udp_echo [direct|pool]
+Usage: ./bazelw build //examples/udp:udp_echo &&
+  bench/udp_abuse.py bazel-bin/examples/udp/udp_echo [direct|pool]
 """
 import os, random, re, socket, subprocess, sys, time
 binary = sys.argv[1]; mode = sys.argv[2] if len(sys.argv) > 2 else "direct"
