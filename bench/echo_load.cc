@@ -53,6 +53,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/load_clock.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Server IPv4 address or name.");
 ABSL_FLAG(int, port, 0, "Server port (required unless --unix).");
@@ -67,20 +68,6 @@ ABSL_FLAG(double, warmup, 1.0, "Unmeasured seconds before the measurement.");
 namespace mill {
 namespace bench {
 namespace {
-
-// CPU time (user + system) this process used so far.
-int64_t CpuNs() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return (int64_t{usage.ru_utime.tv_sec} + usage.ru_stime.tv_sec) * 1000000000 +
-         (int64_t{usage.ru_utime.tv_usec} + usage.ru_stime.tv_usec) * 1000;
-}
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 struct Conn {
   int fd = -1;

@@ -63,6 +63,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "bench/load_clock.h"
 #include "bench/resp.h"
 #include "net/connection.h"
 #include "net/socket_address.h"
@@ -85,19 +86,6 @@ ABSL_FLAG(int, value_size, 16, "Bytes of the value SET before the run.");
 namespace mill {
 namespace bench {
 namespace {
-
-int64_t CpuNs() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return (int64_t{usage.ru_utime.tv_sec} + usage.ru_stime.tv_sec) * 1000000000 +
-         (int64_t{usage.ru_utime.tv_usec} + usage.ru_stime.tv_usec) * 1000;
-}
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 struct Config {
   std::string client;

@@ -22,32 +22,8 @@ namespace mill {
 namespace net_testing {
 namespace {
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, ConnectionTest,
-    ::testing::Values(DispatchMode::kPool, DispatchMode::kDirect),
-    [](const ::testing::TestParamInfo<DispatchMode>& info) {
-      return info.param == DispatchMode::kPool ? "Pool" : "Direct";
-    });
-
-// A one-shot gate a callback can wait on (never with a sleep).
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  bool Wait(absl::Duration timeout = absl::Seconds(10)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+INSTANTIATE_TEST_SUITE_P(Modes, ConnectionTest, BothDispatchModes(),
+                         DispatchModeName);
 
 std::string Reply(int i) { return absl::StrCat("reply ", 1000 + i, "\n"); }
 

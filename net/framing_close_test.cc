@@ -16,12 +16,8 @@ namespace mill {
 namespace net_testing {
 namespace {
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, ConnectionTest,
-    ::testing::Values(DispatchMode::kPool, DispatchMode::kDirect),
-    [](const ::testing::TestParamInfo<DispatchMode>& info) {
-      return info.param == DispatchMode::kPool ? "Pool" : "Direct";
-    });
+INSTANTIATE_TEST_SUITE_P(Modes, ConnectionTest, BothDispatchModes(),
+                         DispatchModeName);
 
 TEST_P(ConnectionTest, AnOversizedLineAbortsTheConnectionSayingWhy) {
   LineFramerOptions options;

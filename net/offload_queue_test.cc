@@ -16,31 +16,8 @@ namespace mill {
 namespace net_testing {
 namespace {
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, ConnectionTest,
-    ::testing::Values(DispatchMode::kPool, DispatchMode::kDirect),
-    [](const ::testing::TestParamInfo<DispatchMode>& info) {
-      return info.param == DispatchMode::kPool ? "Pool" : "Direct";
-    });
-
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  bool Wait(absl::Duration timeout = absl::Seconds(10)) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                        [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+INSTANTIATE_TEST_SUITE_P(Modes, ConnectionTest, BothDispatchModes(),
+                         DispatchModeName);
 
 // Line protocol: each line is a job; `wait(line)` runs on the compute pool
 // before the reply "done <line>\n".

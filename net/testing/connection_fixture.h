@@ -64,6 +64,38 @@ class TempFile {
   int fd_ = -1;
 };
 
+// Both dispatch modes, named "Pool" and "Direct":
+//   INSTANTIATE_TEST_SUITE_P(Modes, ConnectionTest, BothDispatchModes(),
+//                            DispatchModeName);
+inline ::testing::internal::ParamGenerator<DispatchMode> BothDispatchModes() {
+  return ::testing::Values(DispatchMode::kPool, DispatchMode::kDirect);
+}
+inline std::string DispatchModeName(
+    const ::testing::TestParamInfo<DispatchMode>& info) {
+  return info.param == DispatchMode::kPool ? "Pool" : "Direct";
+}
+
+// A one-shot gate a callback (or a compute job) waits on, opened by the
+// test: orders events without sleeping.
+class Gate {
+ public:
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool Wait(absl::Duration timeout = absl::Seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                        [&] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
 class ConnectionTest : public ::testing::TestWithParam<DispatchMode> {
  protected:
   void SetUp() override {
