@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -27,7 +28,10 @@ class ConnectionPoolUnixTest : public PoolFixture {
   // An echo server on an abstract Unix name; returns "unix:@name".
   std::string StartUnixServer() {
     const std::string endpoint =
+        // Random too: parallel tests share the abstract namespace, and
+        // their sandboxes may give them the same pid.
         absl::StrCat("unix:@mill_pool_", ::getpid(), "_",
+                     std::random_device()(), "_",
                      GetParam() == DispatchMode::kPool ? "pool" : "direct");
     TcpServerCallbacks echo;
     echo.on_data = [](const ConnectionPtr& c, ByteBuffer& in) {
@@ -70,7 +74,9 @@ TEST_P(ConnectionPoolUnixTest, UnixEndpointEchoesThenIsReused) {
 TEST_P(ConnectionPoolUnixTest, MissingUnixEndpointFailsWithoutResolving) {
   MakePool();
   absl::StatusOr<Lease> lease =
-      AcquireSync(absl::StrCat("unix:@mill_pool_nobody_", ::getpid()), nullptr);
+      AcquireSync(absl::StrCat("unix:@mill_pool_nobody_", ::getpid(), "_",
+                               std::random_device()()),
+                  nullptr);
   ASSERT_FALSE(lease.ok());
   // Refused by the kernel (no listener), not NotFound from a name lookup.
   EXPECT_NE(lease.status().code(), absl::StatusCode::kNotFound)

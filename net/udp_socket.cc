@@ -70,6 +70,19 @@ absl::Status Configure(int fd, const SocketAddress& local,
                           "setsockopt(SO_SNDBUF)");
     if (!status.ok()) return status;
   }
+  // Only the groups this socket joined: Linux's default (IP_MULTICAST_ALL)
+  // delivers to a socket bound to the wildcard every group that any socket
+  // on the host joined. Best effort (older kernels lack the IPv6 option).
+#ifdef IP_MULTICAST_ALL
+  (void)SetIntOption(fd, IPPROTO_IP, IP_MULTICAST_ALL, 0,
+                     "setsockopt(IP_MULTICAST_ALL)");
+#endif
+#ifdef IPV6_MULTICAST_ALL
+  if (local.is_ipv6()) {
+    (void)SetIntOption(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0,
+                       "setsockopt(IPV6_MULTICAST_ALL)");
+  }
+#endif
   // The kernel's drop counter with every receive (Stats::kernel_drops); a
   // statistic only, so a kernel without it is no error.
   (void)SetIntOption(fd, SOL_SOCKET, SO_RXQ_OVFL, 1, "setsockopt(SO_RXQ_OVFL)");

@@ -186,7 +186,9 @@ class UdpSocket {
 
   // Joins / leaves multicast `group` (IPv4 224.0.0.0/4 or IPv6 ff00::/8, of
   // the socket's family) on interface `interface_index` (0: the kernel's
-  // choice, if_nametoindex for a name).
+  // choice, if_nametoindex for a name). The socket receives only the groups
+  // it joined itself (IP_MULTICAST_ALL is off: Linux's default would hand
+  // it every group another socket on the host joined).
   absl::Status JoinMulticast(const SocketAddress& group,
                              unsigned interface_index = 0);
   absl::Status LeaveMulticast(const SocketAddress& group,

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -126,7 +127,9 @@ TEST_P(UnixFlagTest, ListensOnAPathAndExitsCleanly) {
 
 TEST_P(UnixFlagTest, ListensOnAnAbstractName) {
   const std::string name =
-      absl::StrCat("mill_flag_", ::getpid(), "_", std::get<1>(GetParam()));
+      // Random too: parallel tests share the namespace, maybe the pid.
+      absl::StrCat("mill_flag_", ::getpid(), "_", std::random_device()(), "_",
+                   std::get<1>(GetParam()));
   std::optional<std::string> line = Start("@" + name);
   ASSERT_TRUE(line.has_value()) << "no announcement";
   EXPECT_EQ(*line, "listening on unix:@" + name);

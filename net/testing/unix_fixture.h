@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,9 +123,12 @@ class UnixTest : public ::testing::TestWithParam<DispatchMode> {
     EXPECT_TRUE(address.ok()) << address.status();
     return address.value_or(SocketAddress());
   }
-  // An abstract name no other test process uses.
+  // An abstract name no other test process uses. The abstract namespace
+  // is the network namespace's, shared by tests running in parallel, whose
+  // sandboxes may give them the same pid: a random part keeps them apart.
   std::string UniqueAbstractName(absl::string_view what) const {
-    return absl::StrCat("mill_test_", ::getpid(), "_", what, "_",
+    return absl::StrCat("mill_test_", ::getpid(), "_", std::random_device()(),
+                        "_", what, "_",
                         GetParam() == DispatchMode::kPool ? "pool" : "direct");
   }
 
