@@ -103,7 +103,9 @@ TEST_P(TcpClientTest, KeepConnectedReportsEveryFailedAttempt) {
       client_->KeepConnected(absl::StrCat("127.0.0.1:", UnusedPort()),
                              Options(&seen, absl::Seconds(1)));
   ASSERT_TRUE(id.ok()) << id.status();
-  ASSERT_TRUE(WaitFor([&] { return seen.failures() >= 4; }));
+  // Each failure's wait is scheduled right after it is reported.
+  ASSERT_TRUE(
+      WaitFor([&] { return seen.failures() >= 4 && seen.scheduled() >= 4; }));
   EXPECT_EQ(client_->CurrentConnection(*id), nullptr);
   EXPECT_TRUE(client_->StopKeepingConnected(*id));
   // (Not under seen.mu while calling the client: the backoff hook takes
@@ -160,7 +162,8 @@ TEST_P(TcpClientTest, KeepConnectedBacksOffFromAServerThatDropsAtOnce) {
       absl::StrCat("127.0.0.1:", dropping->local_address().port()),
       Options(&seen, absl::Hours(1)));
   ASSERT_TRUE(id.ok()) << id.status();
-  ASSERT_TRUE(WaitFor([&] { return seen.failures() >= 5; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return seen.failures() >= 5 && seen.scheduled() >= 5; }));
   EXPECT_TRUE(client_->StopKeepingConnected(*id));
   EXPECT_GE(connects_.load(), 5);
   std::lock_guard<std::mutex> lock(seen.mu);

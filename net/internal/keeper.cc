@@ -9,6 +9,7 @@
 #include "base/monotonic_clock.h"
 #include "net/internal/client_core.h"
 #include "net/internal/resolver.h"
+#include "net/internal/socket_util.h"
 
 namespace mill {
 namespace net_internal {
@@ -167,7 +168,10 @@ void Keeper::Fail(uint64_t id, uint64_t round, const absl::Status& error) {
   }
   // Unlocked: it may call the client. Nothing else schedules this target
   // meanwhile (no connect in flight, no connection), so it runs alone.
-  if (callback != nullptr) (*callback)(error, attempt);
+  // A deep copy: the user may keep it on another thread while the client
+  // drops its own (Debian's Abseil is not TSan-instrumented, and a shared
+  // Status's reference count would then read as a race).
+  if (callback != nullptr) (*callback)(DeepCopy(error), attempt);
   MutexLock lock(&mu_);
   auto it = targets_.find(id);
   if (it == targets_.end() || stopped_ || it->second->round != round ||
