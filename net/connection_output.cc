@@ -407,8 +407,9 @@ void Connection::FlushGathered() {
     if (!failed.ok()) MarkCloseLocked(reason, std::move(failed));
   }
   RunAll(released);
-  // A failure, or a Close() the flush finished: inside this connection's
-  // callback the epilogue carries it out, elsewhere the loop.
+  // A failure, or a Close() the flush finished: this runs inside the
+  // connection's own callback scope, whose epilogue carries it out
+  // (ScheduleClose only notes that, without taking the lock).
   ScheduleClose();
   if (below_low_water) PostLowWater();
   if (drained) PostWriteComplete();
