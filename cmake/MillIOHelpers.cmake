@@ -59,7 +59,7 @@ endfunction()
 
 # Writes mill-io-NAME.pc. The prefix is computed from the file's own place
 # (${pcfiledir}), so the installed tree can be moved anywhere.
-function(_millio_write_pkgconfig name deps)
+function(_millio_write_pkgconfig name deps lib)
   set(requires "")
   set(flags "")
   foreach(dep IN LISTS deps)
@@ -85,7 +85,7 @@ Name: mill-io-${name}
 Description: Mill-IO ${name}: ${MILLIO_DESCRIPTION_${name}}
 Version: ${PROJECT_VERSION}
 Requires: ${requires}
-Libs: -L\${libdir} -lmillio_${name} ${flags}
+Libs: -L\${libdir} ${lib} ${flags}
 Cflags: -I\${includedir}
 ")
   install(FILES "${file}" DESTINATION "${MILLIO_PKGCONFIG_INSTALL_DIR}")
@@ -99,29 +99,39 @@ function(millio_package)
   cmake_parse_arguments(P "" "NAME"
     "SRCS;HDRS;DEPS;DEFINES;LOCAL_DEFINES;MEMBERS" ${ARGN})
   set(target "millio_${P_NAME}")
-  add_library(${target} ${P_SRCS} ${P_HDRS})
+  set(compiled "${P_SRCS}")
+  list(FILTER compiled INCLUDE REGEX "\\.(cc|c|cpp)$")
+  if(NOT compiled)
+    # Header-only (//registry): an interface library, no archive.
+    add_library(${target} INTERFACE ${P_SRCS} ${P_HDRS})
+    set(scope INTERFACE)
+  else()
+    add_library(${target} ${P_SRCS} ${P_HDRS})
+    set(scope PUBLIC)
+    set_target_properties(${target} PROPERTIES
+      OUTPUT_NAME "millio_${P_NAME}"
+      VERSION "${PROJECT_VERSION}"
+      SOVERSION "${MILLIO_SOVERSION}"
+      POSITION_INDEPENDENT_CODE ON)
+    target_compile_definitions(${target} PRIVATE ${P_LOCAL_DEFINES})
+    target_compile_options(${target} PRIVATE ${MILLIO_WARNINGS})
+    if(BUILD_SHARED_LIBS)
+      # Export mill:: and nothing else (cmake/millio.map): Abseil's and the
+      # standard library's template instances stay private to each library.
+      set(map "${PROJECT_SOURCE_DIR}/cmake/millio.map")
+      target_link_options(${target} PRIVATE "LINKER:--version-script=${map}")
+      set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS "${map}")
+    endif()
+  endif()
   add_library(MillIO::${P_NAME} ALIAS ${target})
   set_target_properties(${target} PROPERTIES
     EXPORT_NAME "${P_NAME}"
-    OUTPUT_NAME "millio_${P_NAME}"
-    VERSION "${PROJECT_VERSION}"
-    SOVERSION "${MILLIO_SOVERSION}"
-    POSITION_INDEPENDENT_CODE ON
     MILLIO_BAZEL_LABELS "${P_MEMBERS}")
-  target_include_directories(${target} PUBLIC
+  target_include_directories(${target} ${scope}
     "$<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>"
     "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
-  target_link_libraries(${target} PUBLIC ${P_DEPS})
-  target_compile_definitions(${target} PUBLIC ${P_DEFINES}
-    PRIVATE ${P_LOCAL_DEFINES})
-  target_compile_options(${target} PRIVATE ${MILLIO_WARNINGS})
-  if(BUILD_SHARED_LIBS)
-    # Export mill:: and nothing else (cmake/millio.map): Abseil's and the
-    # standard library's template instances stay private to each library.
-    set(map "${PROJECT_SOURCE_DIR}/cmake/millio.map")
-    target_link_options(${target} PRIVATE "LINKER:--version-script=${map}")
-    set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS "${map}")
-  endif()
+  target_link_libraries(${target} ${scope} ${P_DEPS})
+  target_compile_definitions(${target} ${scope} ${P_DEFINES})
   install(TARGETS ${target} EXPORT MillIO_${P_NAME}
     ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}"
     LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
@@ -134,7 +144,12 @@ function(millio_package)
     install(FILES "${header}"
       DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/${P_NAME}/${dir}")
   endforeach()
-  _millio_write_pkgconfig("${P_NAME}" "${P_DEPS}")
+  if(compiled)
+    set(lib "-lmillio_${P_NAME}")
+  else()
+    set(lib "")
+  endif()
+  _millio_write_pkgconfig("${P_NAME}" "${P_DEPS}" "${lib}")
 endfunction()
 
 # A library that is not installed: test fixtures, the examples' code, fuzz

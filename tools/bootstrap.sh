@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   # Toolchain and build.
   bazel-bootstrap g++ pkg-config python3
+  # The CMake build beside Bazel (README "Using Mill-IO with CMake").
+  cmake make
   # Sanitizer runtimes for --config=asan / --config=tsan.
   libasan8 libubsan1 libtsan2
   # --config=fuzz: clang 14 with libFuzzer and its sanitizer runtimes

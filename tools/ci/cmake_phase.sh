@@ -85,15 +85,15 @@ step cmake_install_relocatable no_build_paths
 
 # Every installed header compiles on its own against the installed tree
 # (and Abseil's, OpenSSL's), as a user's first #include would.
-headers_compile() {
-  cd "$prefix/include" || return 1
+headers_compile() (
+  cd "$prefix/include" || exit 1
   find . -name '*.h' | sed 's|^\./||' | sort >"$work/headers.txt"
   echo "$(wc -l <"$work/headers.txt") headers"
   xargs -P "$jobs" -I{} sh -c \
     'printf "#include \"%s\"\n" "$1" | c++ -std=c++17 -fsyntax-only \
        -I"$2/include" -x c++ - || { echo "does not compile alone: $1"; exit 255; }' \
     _ {} "$prefix" <"$work/headers.txt"
-}
+)
 step cmake_installed_headers_compile_alone headers_compile
 
 moved="$work/moved-prefix"
@@ -122,8 +122,12 @@ consumers() {
   step "cmake_consumer_${tag}_pkg_config_build" env \
     PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name 'mill-io-base.pc')")" \
     make -C "$dir"
-  echo "    link line (pkg-config, threadpool_only):"
-  grep -E -- '-o threadpool_only ' "$work/cmake_consumer_${tag}_pkg_config_build.log" | sed 's/^/      /'
+  echo "    pkg-config --cflags --libs mill-io-threadpool:"
+  PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name 'mill-io-base.pc')")" \
+    pkg-config --cflags --libs mill-io-threadpool | sed 's/^/      /'
+  echo "    pkg-config --libs mill-io-net mill-io-reactor:"
+  PKG_CONFIG_PATH="$(dirname "$(find "$prefix" -name 'mill-io-base.pc')")" \
+    pkg-config --libs mill-io-net mill-io-reactor | sed 's/^/      /'
   step "cmake_consumer_${tag}_pkg_config_threadpool_runs" "${env[@]}" "$dir/threadpool_only"
   step "cmake_consumer_${tag}_pkg_config_echo_runs" "${env[@]}" "$dir/echo_roundtrip"
 }

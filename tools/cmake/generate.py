@@ -113,12 +113,9 @@ def cmake_name(label):
     return "millio_" + package.replace("/", "_") + "_" + name
 
 
-def installed_package(info):
-    """The installed package a library belongs to, or None."""
-    package, _ = split_label(info["label"])
-    if info["kind"] != "cc_library" or info.get("testonly"):
-        return None
-    top = top_dir(package)
+def installed_package_of(label):
+    """The installed package whose directory holds label, or None."""
+    top = top_dir(split_label(label)[0])
     return top if top in INSTALLED else None
 
 
@@ -130,13 +127,16 @@ def mirrored(info):
     return info["kind"] == "sh_test" and "manual" not in info.get("tags", [])
 
 
-def group(info):
+def group(info, merged):
     """"lib" (always built), "test" or "bench"."""
     package, _ = split_label(info["label"])
     if top_dir(package) == "bench" or "benchmark" in info.get("tags", []):
         return "bench"
-    if installed_package(info):
+    if info["label"] in merged:
         return "lib"
+    if info["kind"] == "cc_library" and not info.get("testonly") and \
+            installed_package_of(info["label"]):
+        return "lib"  # built with the package, not installed
     return "test"
 
 
@@ -144,12 +144,32 @@ class Generator:
 
     def __init__(self, targets):
         self.targets = targets
-        # Labels of the installed packages' libraries -> package.
+        # Labels of the installed packages' libraries -> package: the
+        # package's main library (//net:net) and every non-test library of
+        # the package that code outside the package uses (//net:udp), with
+        # what they use inside the package. A library only the package's
+        # own tests use (//poll:wakeup_fd_pipe, the pipe WakeupFd that
+        # Linux builds only to test) is not part of the installed library.
         self.merged = {}
-        for label, info in targets.items():
-            pkg = installed_package(info)
-            if pkg:
+        for pkg in INSTALLED:
+            def member(label):
+                info = targets.get(label)
+                return (info is not None and info["kind"] == "cc_library"
+                        and not info.get("testonly") and
+                        installed_package_of(label) == pkg)
+            seeds = ["//%s:%s" % (pkg, pkg)]
+            for label, info in targets.items():
+                if installed_package_of(label) == pkg:
+                    continue
+                seeds += [d for d in info.get("deps", []) if member(d)]
+            stack = [s for s in seeds if member(s)]
+            while stack:
+                label = stack.pop()
+                if label in self.merged:
+                    continue
                 self.merged[label] = pkg
+                stack += [d for d in targets[label].get("deps", [])
+                          if member(d)]
 
     def dep_target(self, label, linkopts=()):
         if label in self.merged:
@@ -184,7 +204,17 @@ class Generator:
                          (info["label"], opt))
             if target not in out:
                 out.append(target)
-        return out
+        # Targets of this build before installed packages before external
+        # libraries: a static link takes a symbol from the first archive
+        # that defines it, so a test's own implementation of an internal
+        # interface (//poll:wakeup_fd_pipe) must come before the package
+        # library that holds the default one (as Bazel's link does, where
+        # the package library is not linked at all).
+        def rank(target):
+            if target.startswith("millio_"):
+                return 0
+            return 1 if target.startswith("MillIO::") else 2
+        return sorted(out, key=rank)
 
     def expand_arg(self, info, arg, cmake_dir):
         """$(location X) / $(rootpath X) / $(rootpaths X) -> paths."""
@@ -294,7 +324,7 @@ def generate(targets):
         if label in gen.merged or not mirrored(info):
             continue
         package, name = split_label(label)
-        where = group(info)
+        where = group(info, gen.merged)
         rel = lambda files: [os.path.relpath(f, package) for f in files]
         common = [
             ("NAME", cmake_name(label)),
