@@ -96,12 +96,15 @@ def codemodel(build_dir):
 
 def graph_edges(build_dir):
     """Direct link edges {target: {dep, ...}} from CMake's --graphviz."""
-    path = os.path.join(build_dir, "graph", "deps.dot")
+    with open(os.path.join(build_dir, "graph", "deps.dot")) as f:
+        return parse_graphviz(f.read())
+
+
+def parse_graphviz(text):
     names, edges = {}, {}
     node = re.compile(r'^\s*"(node\d+)" \[ label = "([^"]+)"')
     edge = re.compile(r'^\s*"(node\d+)" -> "(node\d+)"')
-    with open(path) as f:
-        lines = f.read().splitlines()
+    lines = text.splitlines()
     for line in lines:
         m = node.match(line)
         if m:
@@ -113,6 +116,68 @@ def graph_edges(build_dir):
             if src != dep:
                 edges.setdefault(src, set()).add(dep)
     return edges
+
+
+def source_problems(expected, model):
+    """expected: {CMake target: Bazel's files}; model: codemodel()."""
+    problems = []
+    for name, want in sorted(expected.items()):
+        if name not in model:
+            if not want:
+                continue  # flags only (Bazel linkopts): not in the codemodel
+            problems.append("no CMake target %s for a Bazel target" % name)
+            continue
+        have = model[name]["sources"]
+        for f in sorted(want - have):
+            problems.append("%s: %s is in Bazel, not in CMake" % (name, f))
+        for f in sorted(have - want):
+            problems.append("%s: %s is in CMake, not in Bazel" % (name, f))
+    for name in sorted(set(model) - set(expected)):
+        problems.append("CMake target %s has no Bazel counterpart" % name)
+    return problems
+
+
+def _ours(name):
+    return name.replace("MillIO::", "millio_")
+
+
+def layer_problems(edges, label_of, layers):
+    """edges: {CMake target: {dep}}; label_of: {CMake target: directory}."""
+    problems = []
+    for src, deps in sorted(edges.items()):
+        if src not in label_of:
+            continue
+        for dep in sorted(_ours(d) for d in deps):
+            if dep not in label_of:
+                continue  # external: Abseil, GoogleTest, OpenSSL, ...
+            if not allowed(layers, label_of[src], label_of[dep]):
+                problems.append("%s (%s) links %s (%s): not allowed by "
+                                "tools/deps_check/layers.bzl" %
+                                (src, label_of[src], dep, label_of[dep]))
+    return problems
+
+
+def edge_problems(want_edges, edges):
+    """want_edges: {CMake target: the targets Bazel's deps map to}."""
+    problems = []
+    for name, want in sorted(want_edges.items()):
+        have = {_ours(d) for d in edges.get(name, set())} & set(want_edges)
+        if want != have:
+            problems.append("%s links %s; Bazel's deps say %s" % (
+                name, sorted(have), sorted(want)))
+    return problems
+
+
+def threadpool_problems(edges):
+    closure, stack = set(), ["millio_threadpool"]
+    while stack:
+        for dep in edges.get(stack.pop(), set()):
+            dep = _ours(dep)
+            if dep.startswith("millio_") and dep not in closure:
+                closure.add(dep)
+                stack.append(dep)
+    return ["MillIO::threadpool links %s" % t for t in sorted(closure)
+            if t != "millio_base"]
 
 
 def main(argv):
@@ -158,25 +223,8 @@ def main(argv):
         files_of = set(info.get("srcs", []) + info.get("hdrs", []) +
                        info.get("textual_hdrs", []))
         expected.setdefault(cmake_of(label), set()).update(files_of)
-    problems = []
-    for name, want in sorted(expected.items()):
-        if name not in model:
-            if not want:
-                continue  # flags only (Bazel linkopts): not in the codemodel
-            problems.append("no CMake target %s for Bazel's %s" % (
-                name, [l for l in mirrored if cmake_of(l) == name]))
-            continue
-        have = model[name]["sources"]
-        for f in sorted(want - have):
-            problems.append("%s: %s is in Bazel, not in CMake" % (name, f))
-        for f in sorted(have - want):
-            problems.append("%s: %s is in CMake, not in Bazel" % (name, f))
-    for name in sorted(set(model) - set(expected) - {
-            n for n, files in expected.items() if not files}):
-        problems.append("CMake target %s has no Bazel counterpart" % name)
+    record("sources", source_problems(expected, model))
     bazel_files = set().union(*expected.values())
-    cmake_files = set().union(*(t["sources"] for t in model.values()))
-    record("sources", problems)
     print("check_parity: %d files in %d Bazel targets, %d CMake targets" %
           (len(bazel_files), len(mirrored), len(model)))
 
@@ -204,46 +252,17 @@ def main(argv):
     label_of = {}  # CMake target -> a Bazel package directory
     for label in mirrored:
         label_of[cmake_of(label)] = generate.split_label(label)[0]
-    problems = []
-    for src, deps in sorted(edges.items()):
-        if src not in label_of:
-            continue
-        for dep in sorted(deps):
-            dep = dep.replace("MillIO::", "millio_")
-            if dep not in label_of:
-                continue  # external: Abseil, GoogleTest, OpenSSL, ...
-            if not allowed(load_layers(), label_of[src], label_of[dep]):
-                problems.append("%s (%s) links %s (%s): not allowed by "
-                                "tools/deps_check/layers.bzl" %
-                                (src, label_of[src], dep, label_of[dep]))
-    record("layers", problems)
+    record("layers", layer_problems(edges, label_of, load_layers()))
 
-    problems = []
-    for name in sorted(expected):
-        want = set()
-        for label in mirrored:
-            if cmake_of(label) != name:
-                continue
-            for dep in targets[label].get("deps", []):
-                if dep in targets and cmake_of(dep) != name:
-                    want.add(cmake_of(dep))
-        have = {d.replace("MillIO::", "millio_")
-                for d in edges.get(name, set())} & set(expected)
-        if want != have:
-            problems.append("%s links %s; Bazel's deps say %s" % (
-                name, sorted(have), sorted(want)))
-    record("edges", problems)
-
-    closure, stack = set(), ["millio_threadpool"]
-    while stack:
-        cur = stack.pop()
-        for dep in edges.get(cur, set()):
-            dep = dep.replace("MillIO::", "millio_")
-            if dep.startswith("millio_") and dep not in closure:
-                closure.add(dep)
-                stack.append(dep)
-    record("threadpool", ["MillIO::threadpool links %s" % t for t in
-                          sorted(closure) if t != "millio_base"])
+    want_edges = {}
+    for label in mirrored:
+        name = cmake_of(label)
+        want = want_edges.setdefault(name, set())
+        for dep in targets[label].get("deps", []):
+            if dep in targets and cmake_of(dep) != name:
+                want.add(cmake_of(dep))
+    record("edges", edge_problems(want_edges, edges))
+    record("threadpool", threadpool_problems(edges))
 
     with open(results_path, "a") as f:
         for line in results:

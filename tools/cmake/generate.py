@@ -313,7 +313,11 @@ def generate(targets):
             ("NAME", pkg),
             ("SRCS", sorted(set(os.path.relpath(s, pkg) for s in srcs))),
             ("HDRS", sorted(set(os.path.relpath(h, pkg) for h in hdrs))),
-            ("DEPS", sorted(deps)),
+            # Mill-IO packages from the highest layer down, then the rest:
+            # pkg-config lists libraries in this order.
+            ("DEPS", sorted(deps, key=lambda d: (
+                -INSTALLED.index(d[8:]) if d.startswith("MillIO::") else 1,
+                d))),
             ("DEFINES", sorted(set(defines))),
             ("LOCAL_DEFINES", sorted(set(local_defines))),
             ("MEMBERS", ["//" + m[2:] for m in members]),
