@@ -99,7 +99,8 @@ step cmake_installed_headers_compile_alone headers_compile
 moved="$work/moved-prefix"
 mv "$prefix" "$moved"
 
-# consumer DIR PREFIX NAME: the CMake consumer and the Makefile consumer.
+# consumers PREFIX TAG: the CMake and the Makefile consumer against PREFIX
+# (TAG: static or shared).
 consumers() {
   local prefix="$1" tag="$2" env=()
   [ "$tag" = shared ] && env=(env "LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libmillio_base.so' | head -1)")")

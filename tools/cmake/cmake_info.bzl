@@ -5,9 +5,9 @@
 
 writes <target>.cmake_info.json beside each rule's outputs: its kind, its
 sources and headers (select()s resolved for the build's platform), its deps
-and data as labels, and the attributes the CMake build mirrors (args, size,
-tags, shard_count, local_defines, linkopts, alwayslink, testonly). Nothing is
-compiled.
+and data as labels, and the attributes the CMake build mirrors (visibility,
+args, size, tags, shard_count, local_defines, linkopts, alwayslink,
+testonly). Nothing is compiled.
 """
 
 def _files(attr):
@@ -33,6 +33,14 @@ def _impl(target, ctx):
         if hasattr(rule.attr, name):
             info[name] = _labels(getattr(rule.attr, name))
             info[name + "_files"] = _files(getattr(rule.attr, name))
+    if hasattr(rule.attr, "data"):
+        # Each data label's files, for $(location) / $(rootpaths) in args.
+        info["data_files_of"] = {
+            str(t.label): [f.short_path for f in t.files.to_list()]
+            for t in rule.attr.data
+        }
+    if hasattr(rule.attr, "visibility"):
+        info["visibility"] = [str(v) for v in rule.attr.visibility]
     if hasattr(rule.attr, "actual") and rule.attr.actual:
         info["actual"] = str(rule.attr.actual.label)
     for name in ["args", "tags", "local_defines", "defines", "linkopts",

@@ -145,11 +145,12 @@ class Generator:
     def __init__(self, targets):
         self.targets = targets
         # Labels of the installed packages' libraries -> package: the
-        # package's main library (//net:net) and every non-test library of
-        # the package that code outside the package uses (//net:udp), with
-        # what they use inside the package. A library only the package's
-        # own tests use (//poll:wakeup_fd_pipe, the pipe WakeupFd that
-        # Linux builds only to test) is not part of the installed library.
+        # package's main library (//net:net), its public libraries
+        # (//net:framing_close) and every non-test library of the package
+        # that code outside the package uses (//net:udp), with what they
+        # use inside the package. A private library only the package's own
+        # tests use (//poll:wakeup_fd_pipe, the pipe WakeupFd that Linux
+        # builds only to test) is not part of the installed library.
         self.merged = {}
         for pkg in INSTALLED:
             def member(label):
@@ -157,7 +158,9 @@ class Generator:
                 return (info is not None and info["kind"] == "cc_library"
                         and not info.get("testonly") and
                         installed_package_of(label) == pkg)
-            seeds = ["//%s:%s" % (pkg, pkg)]
+            seeds = ["//%s:%s" % (pkg, pkg)] + [
+                label for label, info in targets.items()
+                if "//visibility:public" in info.get("visibility", [])]
             for label, info in targets.items():
                 if installed_package_of(label) == pkg:
                     continue
@@ -216,7 +219,7 @@ class Generator:
             return 1 if target.startswith("MillIO::") else 2
         return sorted(out, key=rank)
 
-    def expand_arg(self, info, arg, cmake_dir):
+    def expand_arg(self, info, arg):
         """$(location X) / $(rootpath X) / $(rootpaths X) -> paths."""
         for form in ("$(rootpaths ", "$(rootpath ", "$(locations ",
                      "$(location "):
@@ -236,13 +239,8 @@ class Generator:
         if label in self.targets and self.targets[label]["kind"] in (
                 "cc_binary", "cc_test"):
             return ["$<TARGET_FILE:%s>" % cmake_name(label)]
-        ref_package, ref_name = split_label(label)
-        # A source file or a filegroup: its files, found through the
-        # referencing target's data_files.
-        files = [f for f in info.get("data_files", []) if
-                 f == ref_package + "/" + ref_name or
-                 f.startswith(ref_package + "/" + ref_name.replace(
-                     "_corpus_files", "_corpus") + "/")]
+        # A source file or a filegroup in the target's data.
+        files = info.get("data_files_of", {}).get(label, [])
         if not files:
             sys.exit("generate.py: %s: no files for %s" % (info["label"],
                                                            label))
@@ -259,9 +257,6 @@ class Generator:
                 continue  # a built binary
             out.append(f)
         return out
-
-    def rel(self, cmake_dir, path):
-        return os.path.relpath(path, cmake_dir)
 
 
 def block(call, fields):
@@ -350,7 +345,7 @@ def generate(targets):
         elif kind in ("cc_binary", "cc_test"):
             args = []
             for a in info.get("args", []):
-                args += gen.expand_arg(info, a, package)
+                args += gen.expand_arg(info, a)
             fields = common + [
                 ("OUTPUT_NAME", name),
                 ("SRCS", rel(info.get("srcs", []))),
@@ -372,7 +367,7 @@ def generate(targets):
         elif kind == "sh_test":
             args = []
             for a in info.get("args", []):
-                args += gen.expand_arg(info, a, package)
+                args += gen.expand_arg(info, a)
             per_dir[package][where].append(block("millio_sh_test", common + [
                 ("SCRIPT", "${PROJECT_SOURCE_DIR}/" + info["srcs"][0]),
                 ("TIMEOUT", str(SIZE_TIMEOUT[info.get("size", "medium")])),
