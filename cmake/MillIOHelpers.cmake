@@ -115,7 +115,7 @@ function(millio_package)
       POSITION_INDEPENDENT_CODE ON)
     target_compile_definitions(${target} PRIVATE ${P_LOCAL_DEFINES})
     target_compile_options(${target} PRIVATE ${MILLIO_WARNINGS})
-    if(BUILD_SHARED_LIBS)
+    if(BUILD_SHARED_LIBS AND NOT WIN32)
       # Export mill:: and nothing else (cmake/millio.map): Abseil's and the
       # standard library's template instances stay private to each library.
       set(map "${PROJECT_SOURCE_DIR}/cmake/millio.map")
@@ -197,6 +197,17 @@ function(_millio_executable name label output_name srcs deps local_defines
   target_compile_options(${name} PRIVATE ${MILLIO_WARNINGS} ${copts})
   _millio_label_package("${label}" package)
   set(link "${MILLIO_RUNFILES_DIR}/${package}/${output_name}")
+  if(CMAKE_CROSSCOMPILING_EMULATOR)
+    # Cross-compiled (Windows under Wine): the runfiles entry is a script
+    # that runs the program through the emulator, so tests that start other
+    # programs by their runfiles path work unchanged.
+    string(JOIN "\" \"" emulator ${CMAKE_CROSSCOMPILING_EMULATOR})
+    file(GENERATE OUTPUT "${link}"
+      CONTENT "#!/bin/sh\nexec \"${emulator}\" \"$<TARGET_FILE:${name}>\" \"$@\"\n"
+      FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                       GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+    return()
+  endif()
   add_custom_command(TARGET ${name} POST_BUILD
     COMMAND "${CMAKE_COMMAND}" -E make_directory
             "${MILLIO_RUNFILES_DIR}/${package}"
@@ -265,7 +276,7 @@ function(millio_cc_test)
   target_compile_options(${T_NAME} PRIVATE ${MILLIO_TEST_COPTS})
   _millio_data_files("${T_DATA_FILES}")
   _millio_add_test("${T_LABEL}" "${T_TIMEOUT}" "${T_SHARDS}"
-    "$<TARGET_FILE:${T_NAME}>" ${T_ARGS})
+    ${CMAKE_CROSSCOMPILING_EMULATOR} "$<TARGET_FILE:${T_NAME}>" ${T_ARGS})
 endfunction()
 
 function(millio_sh_test)
