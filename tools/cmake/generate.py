@@ -433,10 +433,19 @@ def render(by_platform):
     linux_dirs, linux_packages = by_platform["linux"]
     windows_dirs, windows_packages = by_platform["windows"]
     per_dir = {}
+    def present(dirs, package):
+        return any(dirs.get(package, {}).values())
     for package in set(linux_dirs) | set(windows_dirs):
+        lin = linux_dirs.get(package, {})
+        win = windows_dirs.get(package, {})
+        # A directory on one platform only is added only there
+        # (MillIOSubdirectories.cmake): its blocks need no condition.
+        if not present(windows_dirs, package):
+            win = lin
+        elif not present(linux_dirs, package):
+            lin = win
         per_dir[package] = {
-            g: merge_blocks(linux_dirs.get(package, {}).get(g, []),
-                            windows_dirs.get(package, {}).get(g, []))
+            g: merge_blocks(lin.get(g, []), win.get(g, []))
             for g in ("lib", "test", "bench")}
 
     files = {}
@@ -460,17 +469,17 @@ def render(by_platform):
              "# packages it needs (MillIOConfig.cmake resolves components)."]
 
     def package_lines(packages):
-        out = ["set(MILLIO_PACKAGES %s)" % " ".join(
-            p for p in INSTALLED if p in packages)]
+        out = [("MILLIO_PACKAGES", "set(MILLIO_PACKAGES %s)" % " ".join(
+            p for p in INSTALLED if p in packages))]
         for pkg in INSTALLED:
             if pkg in packages:
                 needs = [d.split("::")[1] for d in packages[pkg]
                          if d.startswith("MillIO::")]
-                out.append("set(MILLIO_PACKAGE_%s_NEEDS %s)" %
-                           (pkg, " ".join(needs)))
-        return "\n".join(out)
-    lines += merge_blocks([("packages", package_lines(linux_packages))],
-                          [("packages", package_lines(windows_packages))])
+                out.append((pkg, "set(MILLIO_PACKAGE_%s_NEEDS %s)" %
+                            (pkg, " ".join(needs))))
+        return out
+    lines += merge_blocks(package_lines(linux_packages),
+                          package_lines(windows_packages))
     lines.append("")
     lines.append("# Directories with targets, each added when its group is on.")
     lines.append("function(millio_add_subdirectories)")
