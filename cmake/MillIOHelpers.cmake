@@ -199,14 +199,15 @@ function(_millio_executable name label output_name srcs deps local_defines
   set(link "${MILLIO_RUNFILES_DIR}/${package}/${output_name}")
   if(CMAKE_CROSSCOMPILING_EMULATOR)
     # Cross-compiled (Windows under Wine): the runfiles entry is a script
-    # that runs the program through the emulator, so tests that start other
-    # programs by their runfiles path work unchanged.
+    # that runs the program through the emulator, so scripts that start
+    # programs by their runfiles path work unchanged; beside it <name>.exe
+    # is the program itself, for Windows programs that start it.
     string(JOIN "\" \"" emulator ${CMAKE_CROSSCOMPILING_EMULATOR})
     file(GENERATE OUTPUT "${link}"
       CONTENT "#!/bin/sh\nexec \"${emulator}\" \"$<TARGET_FILE:${name}>\" \"$@\"\n"
       FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
                        GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
-    return()
+    set(link "${link}.exe")
   endif()
   add_custom_command(TARGET ${name} POST_BUILD
     COMMAND "${CMAKE_COMMAND}" -E make_directory
