@@ -26,7 +26,11 @@
 //   poll(2)  | any POSIX           | tested in CI on Linux (same suite)
 //   kqueue   | macOS, FreeBSD,     | default there; written against the man
 //            | OpenBSD             | pages, UNTESTED in CI (no BSD/macOS host)
-//   IOCP     | Windows             | out of scope for now
+//   iocp     | Windows             | default on Windows: IOCTL_AFD_POLL on
+//            |                     | \Device\Afd through one I/O completion
+//            |                     | port per Poller (the design of wepoll,
+//            |                     | mio, libuv's uv_poll); sockets only;
+//            |                     | tested in CI under Wine (same suite)
 //
 // Readiness semantics (the same on every backend):
 //
@@ -105,9 +109,9 @@ namespace poll_internal {
 class Backend;
 }  // namespace poll_internal
 
-enum class PollerBackend { kEpoll, kKqueue, kPoll };
+enum class PollerBackend { kEpoll, kKqueue, kPoll, kIocp };
 
-// "epoll", "kqueue" or "poll".
+// "epoll", "kqueue", "poll" or "iocp".
 absl::string_view PollerBackendName(PollerBackend backend);
 std::ostream& operator<<(std::ostream& os, PollerBackend backend);
 
@@ -127,7 +131,8 @@ std::ostream& operator<<(std::ostream& os, PollerBackend backend);
 // when an Events of a larger capacity is first passed).
 class Poller {
  public:
-  // The platform default: epoll on Linux, kqueue on BSD/macOS, else poll(2).
+  // The platform default: epoll on Linux, kqueue on BSD/macOS, IOCP on
+  // Windows, else poll(2).
   static absl::StatusOr<std::unique_ptr<Poller>> Create();
   // A specific backend; Unimplemented if it is not built on this platform.
   static absl::StatusOr<std::unique_ptr<Poller>> Create(PollerBackend backend);
@@ -160,6 +165,8 @@ class Poller {
   PollerBackend backend() const { return backend_kind_; }
 
  private:
+  friend class Waker;  // asks the backend for its WakeChannel
+
   Poller(PollerBackend kind, std::unique_ptr<poll_internal::Backend> backend);
 
   const PollerBackend backend_kind_;
