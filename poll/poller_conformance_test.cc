@@ -906,6 +906,46 @@ TEST_P(PollerConformanceTest, ReregisterFromAnotherThreadRearmsBlockedPoll) {
   EXPECT_LT(elapsed_ms, 5000);
 }
 
+TEST_P(PollerConformanceTest,
+       ReregisterFromAnotherThreadChangesInterestOfBlockedPoll) {
+  // The blocked Poll is watching for readability (nothing to read); another
+  // thread switches the interest to writable, which holds at once.
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(24), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(
+        poller_->Reregister(s.a.get(), Token(25), Interest::Writable()).ok());
+  });
+  const Clock::time_point start = Clock::now();
+  std::vector<Event> events = PollOnce(absl::Seconds(10));
+  const double elapsed_ms = MillisSince(start);
+  t.join();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].token(), Token(25));
+  EXPECT_TRUE(events[0].is_writable()) << events[0];
+  EXPECT_FALSE(events[0].is_readable()) << events[0];
+  EXPECT_LT(elapsed_ms, 5000);
+}
+
+TEST_P(PollerConformanceTest, DeregisterFromAnotherThreadSilencesBlockedPoll) {
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(26), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_TRUE(poller_->Deregister(s.a.get()).ok());
+    WriteBytes(s.b.get(), 1);  // after Deregister: must not be reported
+  });
+  std::vector<Event> events = PollOnce(absl::Milliseconds(300));
+  t.join();
+  EXPECT_TRUE(events.empty()) << events[0];
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
+}
+
 // The event loop's pattern: one thread polls one-shot registrations, workers
 // handle them and re-arm. One-shot must never hand a descriptor to two
 // workers at once, and no data may be stranded.

@@ -278,22 +278,29 @@ class IocpBackend final : public Backend {
 
   absl::Status Deregister(int fd) override {
     static constexpr char kWhat[] = "iocp backend: deregister";
-    // Like epoll: a closed socket is InvalidArgument (its registration is
-    // gone either way); an open one that was never registered is NotFound.
-    const absl::Status valid = CheckSocket(fd, kWhat);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sockets_.find(fd);
-    if (it == sockets_.end()) {
-      return valid.ok() ? ErrnoStatus(ENOENT, kWhat) : valid;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sockets_.find(fd);
+      if (it != sockets_.end()) {
+        SockState* st = it->second;
+        // Like epoll: a socket closed before its Deregister is
+        // InvalidArgument (known here once AFD reported LOCAL_CLOSE); the
+        // registration is gone either way.
+        const bool closed = st->closed;
+        sockets_.erase(it);
+        st->deleted = true;
+        if (st->irp == Irp::kPending) Cancel(st);
+        MaybeFreeLocked(st);
+        if (closed) {
+          return Win32ErrorStatus(WSAENOTSOCK, kWhat);
+        }
+        return absl::OkStatus();
+      }
     }
-    SockState* st = it->second;
-    sockets_.erase(it);
-    st->deleted = true;
-    if (st->irp == Irp::kPending) Cancel(st);
-    MaybeFreeLocked(st);
-    return valid.code() == absl::StatusCode::kInvalidArgument
-               ? valid
-               : absl::OkStatus();
+    // Not registered: InvalidArgument for a closed or invalid socket,
+    // PermissionDenied for another kind of handle, else NotFound.
+    if (absl::Status s = CheckSocket(fd, kWhat); !s.ok()) return s;
+    return ErrnoStatus(ENOENT, kWhat);
   }
 
   absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
