@@ -124,6 +124,9 @@ def mill_io_dependencies():
             ":crypto": ["libcrypto"],
         },
         required_headers = ["openssl/ssl.h"],
+        # Debian ships no OpenSSL for mingw-w64: //tls and what uses it are
+        # Linux-only for now.
+        not_on_windows = True,
     )
     _maybe(
         system_repository,

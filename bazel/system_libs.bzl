@@ -50,6 +50,11 @@ def _system_repository_impl(rctx):
             lines.append("cc_library(")
             lines.append('    name = "%s",' % name)
             lines.append("    linkopts = %s," % repr(_linkopts(rctx, spec)))
+            if rctx.attr.not_on_windows:
+                lines.append('    target_compatible_with = select({')
+                lines.append('        "@//bazel:windows": ["@//bazel:incompatible"],')
+                lines.append('        "//conditions:default": [],')
+                lines.append("    }),")
             lines.append(")")
             lines.append("")
         path = (package + "/BUILD.bazel") if package else "BUILD.bazel"
@@ -65,6 +70,9 @@ system_repository = repository_rule(
         "targets": attr.string_list_dict(mandatory = True),
         # Headers (relative to /usr/include) whose absence is a clear error.
         "required_headers": attr.string_list(),
+        # Not built for Windows (no mingw-w64 build of it from Debian): what
+        # depends on it is left out of the Windows build.
+        "not_on_windows": attr.bool(default = False),
     },
     local = True,
     doc = "Exposes a system library under its upstream Bazel labels.",

@@ -51,6 +51,9 @@ function(_millio_pkgconfig_name dep out)
     set(name "libcrypto")
   elseif(dep STREQUAL "Threads::Threads")
     set(name "-pthread")
+  elseif(dep MATCHES "^[A-Za-z0-9_]+$")
+    # A system library from a BUILD file's linkopts (Windows: ws2_32, ...).
+    set(name "-l${dep}")
   else()
     message(FATAL_ERROR "No pkg-config module for ${dep}")
   endif()
@@ -115,7 +118,7 @@ function(millio_package)
       POSITION_INDEPENDENT_CODE ON)
     target_compile_definitions(${target} PRIVATE ${P_LOCAL_DEFINES})
     target_compile_options(${target} PRIVATE ${MILLIO_WARNINGS})
-    if(BUILD_SHARED_LIBS)
+    if(BUILD_SHARED_LIBS AND NOT WIN32)
       # Export mill:: and nothing else (cmake/millio.map): Abseil's and the
       # standard library's template instances stay private to each library.
       set(map "${PROJECT_SOURCE_DIR}/cmake/millio.map")
@@ -197,6 +200,18 @@ function(_millio_executable name label output_name srcs deps local_defines
   target_compile_options(${name} PRIVATE ${MILLIO_WARNINGS} ${copts})
   _millio_label_package("${label}" package)
   set(link "${MILLIO_RUNFILES_DIR}/${package}/${output_name}")
+  if(CMAKE_CROSSCOMPILING_EMULATOR)
+    # Cross-compiled (Windows under Wine): the runfiles entry is a script
+    # that runs the program through the emulator, so scripts that start
+    # programs by their runfiles path work unchanged; beside it <name>.exe
+    # is the program itself, for Windows programs that start it.
+    string(JOIN "\" \"" emulator ${CMAKE_CROSSCOMPILING_EMULATOR})
+    file(GENERATE OUTPUT "${link}"
+      CONTENT "#!/bin/sh\nexec \"${emulator}\" \"$<TARGET_FILE:${name}>\" \"$@\"\n"
+      FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                       GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+    set(link "${link}.exe")
+  endif()
   add_custom_command(TARGET ${name} POST_BUILD
     COMMAND "${CMAKE_COMMAND}" -E make_directory
             "${MILLIO_RUNFILES_DIR}/${package}"
@@ -265,7 +280,7 @@ function(millio_cc_test)
   target_compile_options(${T_NAME} PRIVATE ${MILLIO_TEST_COPTS})
   _millio_data_files("${T_DATA_FILES}")
   _millio_add_test("${T_LABEL}" "${T_TIMEOUT}" "${T_SHARDS}"
-    "$<TARGET_FILE:${T_NAME}>" ${T_ARGS})
+    ${CMAKE_CROSSCOMPILING_EMULATOR} "$<TARGET_FILE:${T_NAME}>" ${T_ARGS})
 endfunction()
 
 function(millio_sh_test)
