@@ -12,6 +12,8 @@
 // Thread-safety: reads and unsets environment variables: call from main()
 // before starting threads (getenv/unsetenv are not thread-safe).
 // Ownership: the descriptors returned are the caller's (to adopt or close).
+// Platforms: POSIX. On Windows (no descriptor passing by number) the list
+// is empty while $LISTEN_PID is unset, and Unimplemented when it is set.
 #ifndef MILL_IO_NET_SOCKET_ACTIVATION_H_
 #define MILL_IO_NET_SOCKET_ACTIVATION_H_
 

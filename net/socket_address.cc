@@ -1,8 +1,5 @@
 #include "net/socket_address.h"
 
-#include <arpa/inet.h>
-#include <sys/un.h>
-
 #include <atomic>
 #include <cstddef>
 #include <cstring>
@@ -231,17 +228,19 @@ absl::StatusOr<SocketAddress> SocketAddress::FromSockaddr(const sockaddr* addr,
   if (addr == nullptr) {
     return absl::InvalidArgumentError("SocketAddress::FromSockaddr: null");
   }
+  // socklen_t is unsigned on Linux, an int on Windows.
+  const size_t size = static_cast<size_t>(len);
   SocketAddress result;
-  if (addr->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+  if (addr->sa_family == AF_INET && size >= sizeof(sockaddr_in)) {
     std::memcpy(&result.storage_, addr, sizeof(sockaddr_in));
     return result;
   }
-  if (addr->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+  if (addr->sa_family == AF_INET6 && size >= sizeof(sockaddr_in6)) {
     std::memcpy(&result.storage_, addr, sizeof(sockaddr_in6));
     return result;
   }
-  if (addr->sa_family == AF_UNIX && len >= sizeof(sa_family_t) &&
-      len <= sizeof(sockaddr_un)) {
+  if (addr->sa_family == AF_UNIX && size >= sizeof(addr->sa_family) &&
+      size <= sizeof(sockaddr_un)) {
     if (len == kUnixHeader) {  // unnamed: nothing to hold
       std::memset(&result.storage_, 0, sizeof(result.storage_));
       result.storage_.un.family = AF_UNIX;

@@ -16,15 +16,14 @@
 #ifndef MILL_IO_NET_SOCKET_ADDRESS_H_
 #define MILL_IO_NET_SOCKET_ADDRESS_H_
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <cstdint>
 #include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+// sockaddr, sockaddr_in/in6, socklen_t, AF_*: the platform's header.
+#include "net/internal/socket_types.h"
 
 namespace mill {
 
@@ -109,7 +108,7 @@ class SocketAddress {
   // pointer member: that would raise the union's alignment, and its size,
   // from 4 to 8 and 32).
   struct UnixRef {
-    sa_family_t family;
+    uint16_t family;  // sa_family_t: Linux's, Winsock's ADDRESS_FAMILY
     unsigned char pad[6];
     unsigned char block[sizeof(uintptr_t)];
   };

@@ -4,18 +4,15 @@
 // Resolver.
 #include "net/tcp_client.h"
 
-#include <sys/socket.h>
-
-#include <cerrno>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "base/errno_status.h"
 #include "net/internal/client_core.h"
 #include "net/internal/connection_config.h"
+#include "net/internal/socket_types.h"
 #include "net/internal/socket_util.h"
 
 namespace mill {
@@ -111,12 +108,16 @@ absl::StatusOr<ConnectionPtr> TcpClient::Adopt(int fd) {
   if (!status.ok()) return status;
   sockaddr_storage ss;
   socklen_t len = sizeof(ss);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    if (errno == ENOTCONN) {
+  int err = net_internal::kNoSocketError;
+  if (net_internal::GetPeerName(fd, reinterpret_cast<sockaddr*>(&ss), &len,
+                                &err) != 0) {
+    if (net_internal::ClassifySocketError(err) ==
+        net_internal::SocketErrorKind::kNotConnected) {
       return absl::InvalidArgumentError(absl::StrCat(
           "TcpClient::Adopt: descriptor ", fd, " is not connected"));
     }
-    return ErrnoStatus(errno, "TcpClient::Adopt: getpeername");
+    return net_internal::SocketErrorStatus(err,
+                                           "TcpClient::Adopt: getpeername");
   }
   absl::StatusOr<SocketAddress> peer =
       SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);

@@ -1,24 +1,19 @@
 #include "net/tcp_server.h"
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "base/errno_status.h"
 #include "net/internal/server_core.h"
+#include "net/internal/socket_types.h"
 #include "net/internal/socket_util.h"
 
 namespace mill {
 namespace net_internal {
 namespace {
 
-int OpenReserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+int OpenReserve(int* err) { return OpenReserveDescriptor(err); }
 
 }  // namespace
 
@@ -32,9 +27,10 @@ ServerCore::ServerCore(EventLoop* loop, ConnectionCallbacks callbacks,
 ServerCore::~ServerCore() { CloseFd(reserve_fd_); }
 
 absl::Status ServerCore::Start() {
-  reserve_fd_ = OpenReserve();
+  int err = kNoSocketError;
+  reserve_fd_ = OpenReserve(&err);
   if (reserve_fd_ < 0) {
-    return ErrnoStatus(errno, "open(/dev/null) for the spare");
+    return SocketErrorStatus(err, "opening the spare descriptor");
   }
   MutexLock lock(&mu);
   // The handler keeps the core alive until the listener is released.
@@ -54,26 +50,23 @@ void ServerCore::OnAcceptable() {
   for (int i = 0; i < limit; ++i) {
     sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    const int fd = ::accept4(listener.fd(), reinterpret_cast<sockaddr*>(&ss),
-                             &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = kNoSocketError;
+    const int fd = AcceptSocket(listener.fd(), reinterpret_cast<sockaddr*>(&ss),
+                                &len, &err);
     if (fd >= 0) {
       absl::StatusOr<SocketAddress> peer =
           SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
       Adopt(fd, peer.ok() ? *peer : SocketAddress());
       continue;
     }
-    switch (errno) {
-      case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-      case EWOULDBLOCK:
-#endif
+    switch (ClassifySocketError(err)) {
+      case SocketErrorKind::kWouldBlock:
         return;
-      case EINTR:
-      case ECONNABORTED:
-      case EPROTO:
+      case SocketErrorKind::kInterrupted:
+      case SocketErrorKind::kAborted:
+      case SocketErrorKind::kProtocol:
         continue;  // that connection is gone; try the next
-      case EMFILE:
-      case ENFILE:
+      case SocketErrorKind::kDescriptorLimit:
         if (!ShedOneWithReserve()) {
           PauseAccepting();
           return;
@@ -88,20 +81,22 @@ void ServerCore::OnAcceptable() {
 }
 
 bool ServerCore::ShedOneWithReserve() {
-  if (reserve_fd_ < 0) reserve_fd_ = OpenReserve();  // freed since last time?
+  int err = kNoSocketError;
+  if (reserve_fd_ < 0) reserve_fd_ = OpenReserve(&err);  // freed since?
   if (reserve_fd_ < 0) return false;
   CloseFd(reserve_fd_);
   reserve_fd_ = -1;
-  const int fd = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
-  const int accept_errno = errno;
+  int accept_error = kNoSocketError;
+  const int fd = AcceptSocket(listener.fd(), nullptr, nullptr, &accept_error);
   if (fd >= 0) {
     CloseFd(fd);
     refused_no_descriptor.fetch_add(1, std::memory_order_relaxed);
     config().counters.CountClose(CloseReason::kRefused);
   }
-  reserve_fd_ = OpenReserve();
-  if (fd < 0 && accept_errno != EAGAIN && accept_errno != EWOULDBLOCK &&
-      accept_errno != ECONNABORTED) {
+  reserve_fd_ = OpenReserve(&err);
+  const SocketErrorKind kind = ClassifySocketError(accept_error);
+  if (fd < 0 && kind != SocketErrorKind::kWouldBlock &&
+      kind != SocketErrorKind::kAborted) {
     return false;  // still failing: another thread took the descriptor
   }
   return reserve_fd_ >= 0;

@@ -1,21 +1,18 @@
 #include "net/tcp_stream.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "base/errno_status.h"
+#include "net/internal/socket_types.h"
 #include "net/internal/socket_util.h"
 
 namespace mill {
 
+using net_internal::ClassifySocketError;
 using net_internal::SetIntOption;
+using net_internal::SocketErrorKind;
+using net_internal::SocketErrorStatus;
 
 absl::StatusOr<TcpStream> TcpStream::Adopt(int fd,
                                            const TcpStreamOptions& options) {
@@ -43,22 +40,19 @@ absl::StatusOr<TcpStream> TcpStream::Adopt(int fd,
 
 absl::StatusOr<TcpStream> TcpStream::Connect(const SocketAddress& address,
                                              const TcpStreamOptions& options) {
+  int err = net_internal::kNoSocketError;
   const int fd =
-      ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoStatus(errno, "socket");
+      net_internal::OpenSocket(address.family(), /*datagram=*/false, &err);
+  if (fd < 0) return SocketErrorStatus(err, "socket");
   TcpStream stream(fd);
   if (!address.is_unix()) {  // TCP options mean nothing on a Unix socket
     absl::Status status = stream.Apply(options);
     if (!status.ok()) return status;
   }
-  int rc;
-  do {
-    rc = ::connect(fd, address.sockaddr_ptr(), address.sockaddr_len());
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    if (errno != EINPROGRESS) {
-      return ErrnoStatus(errno,
-                         absl::StrCat("connect(", address.ToString(), ")"));
+  if (net_internal::ConnectSocket(fd, address, &err) != 0) {
+    if (ClassifySocketError(err) != SocketErrorKind::kInProgress) {
+      return SocketErrorStatus(
+          err, absl::StrCat("connect(", address.ToString(), ")"));
     }
     stream.connect_pending_ = true;
   }
@@ -72,12 +66,15 @@ absl::StatusOr<TcpStream> TcpStream::ConnectAndWait(
   if (!stream.ok() || !stream->connect_pending()) return stream;
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    pollfd pfd = {stream->fd(), POLLOUT, 0};
     const int64_t ms =
         std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
-    const int rc = ::poll(&pfd, 1, static_cast<int>(ms));
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc < 0) return ErrnoStatus(errno, "poll");
+    int err = net_internal::kNoSocketError;
+    const int rc =
+        net_internal::WaitWritable(stream->fd(), static_cast<int>(ms), &err);
+    if (rc < 0) {
+      if (ClassifySocketError(err) == SocketErrorKind::kInterrupted) continue;
+      return SocketErrorStatus(err, "poll");
+    }
     if (rc == 0) {
       return absl::DeadlineExceededError(
           absl::StrCat("connect(", address.ToString(), "): timed out"));
@@ -123,39 +120,42 @@ absl::Status TcpStream::FinishConnect() {
   if (!status.ok()) return status;
   if (err != 0) {
     connect_pending_ = false;
-    return ErrnoStatus(err, "connect");
+    return SocketErrorStatus(err, "connect");
   }
   sockaddr_storage peer;
   socklen_t len = sizeof(peer);
-  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
-    if (errno == ENOTCONN) {
+  if (net_internal::GetPeerName(fd_, reinterpret_cast<sockaddr*>(&peer), &len,
+                                &err) != 0) {
+    if (ClassifySocketError(err) == SocketErrorKind::kNotConnected) {
       // A spurious wake-up: no error yet, but not connected either.
       return absl::FailedPreconditionError("connect: still in progress");
     }
-    return ErrnoStatus(errno, "getpeername");
+    return SocketErrorStatus(err, "getpeername");
   }
   connect_pending_ = false;
   return absl::OkStatus();
 }
 
 ssize_t TcpStream::Read(void* data, size_t size) {
-  ssize_t n;
-  do {
-    n = ::recv(fd_, data, size, 0);
-  } while (n < 0 && errno == EINTR);
-  return n;
+  int err = net_internal::kNoSocketError;
+  const int64_t n = net_internal::ReceiveSome(fd_, data, size, &err);
+  if (n < 0) net_internal::SetErrnoFromSocketError(err);
+  return static_cast<ssize_t>(n);
 }
 
 ssize_t TcpStream::Write(const void* data, size_t size) {
-  ssize_t n;
-  do {
-    n = ::send(fd_, data, size, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return n;
+  int err = net_internal::kNoSocketError;
+  const int64_t n = net_internal::SendSome(fd_, data, size, &err);
+  if (n < 0) net_internal::SetErrnoFromSocketError(err);
+  return static_cast<ssize_t>(n);
 }
 
 absl::Status TcpStream::Shutdown(int how) {
-  if (::shutdown(fd_, how) != 0) return ErrnoStatus(errno, "shutdown");
+  int err = net_internal::kNoSocketError;
+  if (net_internal::ShutdownSocket(fd_, net_internal::ShutdownHowFromPosix(how),
+                                   &err) != 0) {
+    return SocketErrorStatus(err, "shutdown");
+  }
   return absl::OkStatus();
 }
 
@@ -170,18 +170,16 @@ absl::Status TcpStream::SetKeepAlive(bool on) {
 }
 
 absl::Status TcpStream::SetLingerZero() {
-  linger lg = {1, 0};
-  if (setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) != 0) {
-    return ErrnoStatus(errno, "setsockopt(SO_LINGER)");
-  }
-  return absl::OkStatus();
+  return net_internal::SetLingerZero(fd_);
 }
 
 absl::StatusOr<SocketAddress> TcpStream::local_address() const {
   sockaddr_storage ss;
   socklen_t len = sizeof(ss);
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return ErrnoStatus(errno, "getsockname");
+  int err = net_internal::kNoSocketError;
+  if (net_internal::GetLocalName(fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                                 &err) != 0) {
+    return SocketErrorStatus(err, "getsockname");
   }
   return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
@@ -189,8 +187,10 @@ absl::StatusOr<SocketAddress> TcpStream::local_address() const {
 absl::StatusOr<SocketAddress> TcpStream::peer_address() const {
   sockaddr_storage ss;
   socklen_t len = sizeof(ss);
-  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return ErrnoStatus(errno, "getpeername");
+  int err = net_internal::kNoSocketError;
+  if (net_internal::GetPeerName(fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                                &err) != 0) {
+    return SocketErrorStatus(err, "getpeername");
   }
   return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }

@@ -42,7 +42,8 @@ struct TcpStreamOptions {
 //   ssize_t n = s->Write(data.data(), data.size());  // -1 + errno EAGAIN...
 //
 // Read/Write follow recv/send: -1 with errno on failure (EAGAIN when the
-// socket is not ready), 0 from Read at end of stream.
+// socket is not ready), 0 from Read at end of stream. On Windows errno gets
+// the meaning of the Winsock error (WSAGetLastError() keeps the code).
 class TcpStream {
  public:
   // An empty stream (fd() == -1).

@@ -6,10 +6,12 @@
 // on_data...), where its socket is certain to be open; from elsewhere the
 // connection may close (and its descriptor number be reused) meanwhile.
 // Ownership: borrows the connection; holds nothing.
+// Platforms: Linux (SO_PEERCRED). On Windows, which records no peer
+// credentials on its AF_UNIX sockets, GetPeerCredentials is Unimplemented.
 #ifndef MILL_IO_NET_UNIX_CREDENTIALS_H_
 #define MILL_IO_NET_UNIX_CREDENTIALS_H_
 
-#include <sys/types.h>
+#include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "net/connection.h"
@@ -18,10 +20,11 @@ namespace mill {
 
 // The peer process as it was when the connection was made (a peer that
 // exits leaves its pid to be reused: check the uid, not the pid, for access).
+// (The types are Linux's pid_t, uid_t and gid_t, spelled portably.)
 struct PeerCredentials {
-  pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
 };
 
 // The credentials of `conn`'s peer. FailedPrecondition when `conn` is not a

@@ -1,10 +1,6 @@
 #include "net/internal/resolver.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -13,8 +9,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/call_scope.h"
-#include "base/errno_status.h"
 #include "base/monotonic_clock.h"
+#include "net/internal/socket_types.h"
+#include "net/internal/sys_socket.h"
 #include "threadpool/thread_pool.h"
 
 namespace mill {
@@ -23,24 +20,6 @@ namespace {
 
 // Inside one of a resolver's callbacks (key: the resolver).
 ABSL_CONST_INIT const CallScopeKind kResolverCallback{"resolver callback"};
-
-absl::Status GaiStatus(int rc, absl::string_view host) {
-  const std::string what = absl::StrCat("getaddrinfo(", host, "): ");
-  switch (rc) {
-    case EAI_NONAME:
-#ifdef EAI_NODATA
-    case EAI_NODATA:
-#endif
-    case EAI_FAIL:
-      return absl::NotFoundError(absl::StrCat(what, gai_strerror(rc)));
-    case EAI_AGAIN:
-      return absl::UnavailableError(absl::StrCat(what, gai_strerror(rc)));
-    case EAI_SYSTEM:
-      return ErrnoStatus(errno, absl::StrCat("getaddrinfo(", host, ")"));
-    default:
-      return absl::UnknownError(absl::StrCat(what, gai_strerror(rc)));
-  }
-}
 
 }  // namespace
 
@@ -90,33 +69,18 @@ SocketAddress WithPort(const SocketAddress& address, uint16_t port) {
 // ---------------------------------------------------------------------
 
 Resolver::Result Resolver::GetAddrInfo(const std::string& host) {
-  addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
-  addrinfo* result = nullptr;
-  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-  if (rc == EAI_BADFLAGS || (rc == EAI_NONAME && host == "localhost")) {
-    // AI_ADDRCONFIG hides loopback-only hosts on machines without a
-    // configured address; ask again without it.
-    hints.ai_flags = 0;
-    rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-  }
-  if (rc != 0) return GaiStatus(rc, host);
+  absl::StatusOr<std::vector<SocketAddress>> found = LookUpHost(host);
+  if (!found.ok()) return found.status();
   Addresses first_family, other_family;
   int preferred = -1;
-  for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-    absl::StatusOr<SocketAddress> address =
-        SocketAddress::FromSockaddr(ai->ai_addr, ai->ai_addrlen);
-    if (!address.ok()) continue;
-    if (preferred < 0) preferred = address->family();
+  for (const SocketAddress& address : *found) {
+    if (preferred < 0) preferred = address.family();
     Addresses& list =
-        address->family() == preferred ? first_family : other_family;
-    if (std::find(list.begin(), list.end(), *address) == list.end()) {
-      list.push_back(*address);
+        address.family() == preferred ? first_family : other_family;
+    if (std::find(list.begin(), list.end(), address) == list.end()) {
+      list.push_back(address);
     }
   }
-  freeaddrinfo(result);
   Addresses ordered;
   for (size_t i = 0; i < std::max(first_family.size(), other_family.size());
        ++i) {

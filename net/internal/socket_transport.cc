@@ -1,33 +1,25 @@
 #include "net/internal/socket_transport.h"
 
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
-#ifdef __linux__
-#include <sys/sendfile.h>
-#endif
-
 #include <algorithm>
-#include <cerrno>
 #include <memory>
 #include <utility>
 
-#include "base/errno_status.h"
 #include "net/internal/connection_config.h"
+#include "net/internal/socket_types.h"
 #include "net/internal/socket_util.h"
+#include "net/internal/sys_socket.h"
 
 namespace mill {
 namespace net_internal {
 namespace {
 
-// Most pieces gathered into one sendmsg(2).
-constexpr size_t kMaxIov = 64;
-
 IoResult FailedWith(int err, const char* what) {
-  return IoResult::Failed(ReasonForErrno(err), ErrnoStatus(err, what));
+  return IoResult::Failed(ReasonForErrno(err), SocketErrorStatus(err, what));
 }
 
-bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+bool WouldBlock(int err) {
+  return ClassifySocketError(err) == SocketErrorKind::kWouldBlock;
+}
 
 // Runs its callback exactly once: when called, or when destroyed uncalled.
 // EventLoop::Deregister destroys on_released without running it only when
@@ -54,13 +46,9 @@ class RunOnce {
 }  // namespace
 
 CloseReason ReasonForErrno(int err) {
-  switch (err) {
-    case ECONNRESET:
-    case EPIPE:
-    case ECONNABORTED:
-    case ETIMEDOUT:
-    case EHOSTUNREACH:
-    case ENETUNREACH:
+  switch (ClassifySocketError(err)) {
+    case SocketErrorKind::kReset:
+    case SocketErrorKind::kAborted:
       return CloseReason::kReset;
     default:
       return CloseReason::kError;
@@ -118,7 +106,7 @@ absl::Status SocketTransport::TakeError(CloseReason* reason) {
   (void)GetIntOption(stream_.fd(), SOL_SOCKET, SO_ERROR, &err);
   if (err == 0) return absl::OkStatus();
   *reason = ReasonForErrno(err);
-  return ErrnoStatus(err, "socket error");
+  return SocketErrorStatus(err, "socket error");
 }
 
 IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
@@ -135,14 +123,12 @@ IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
   }
   const absl::Span<char> room = input.AppendSpace();
   const size_t want = std::min(room.size(), max);
-  ssize_t n;
-  do {
-    n = ::recv(stream_.fd(), room.data(), want, 0);
-  } while (n < 0 && errno == EINTR);
+  int err = kNoSocketError;
+  const int64_t n = ReceiveSome(stream_.fd(), room.data(), want, &err);
   if (n == 0) return IoResult::Eof();
   if (n < 0) {
-    if (WouldBlock(errno)) return IoResult::WouldBlock();
-    return FailedWith(errno, "recv");
+    if (WouldBlock(err)) return IoResult::WouldBlock();
+    return FailedWith(err, "recv");
   }
   const size_t got = static_cast<size_t>(n);
   input.Commit(got);
@@ -155,66 +141,46 @@ IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
 }
 
 IoResult SocketTransport::Write(absl::Span<const absl::string_view> pieces) {
-  ssize_t n;
-  if (pieces.size() == 1) {
-    n = stream_.Write(pieces[0].data(), pieces[0].size());
-  } else {
-    iovec iov[kMaxIov];
-    const size_t count = std::min(pieces.size(), kMaxIov);
-    for (size_t i = 0; i < count; ++i) {
-      iov[i] = {const_cast<char*>(pieces[i].data()), pieces[i].size()};
-    }
-    msghdr msg = {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    do {
-      n = ::sendmsg(stream_.fd(), &msg, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-  }
+  int err = kNoSocketError;
+  const int64_t n =
+      pieces.size() == 1
+          ? SendSome(stream_.fd(), pieces[0].data(), pieces[0].size(), &err)
+          : SendPieces(stream_.fd(), pieces.data(), pieces.size(), &err);
   if (n > 0) return IoResult::Progress(static_cast<size_t>(n));
-  if (n < 0 && WouldBlock(errno)) return IoResult::WouldBlock();
-  return FailedWith(n < 0 ? errno : EIO, "send");
+  if (n < 0 && WouldBlock(err)) return IoResult::WouldBlock();
+  if (n < 0) return FailedWith(err, "send");
+  return IoResult::Failed(CloseReason::kError,
+                          absl::InternalError("send: wrote nothing"));
 }
 
 IoResult SocketTransport::SendFile(int fd, uint64_t offset, size_t length) {
-#ifdef __linux__
-  off_t off = static_cast<off_t>(offset);
-  ssize_t n;
-  do {
-    n = ::sendfile(stream_.fd(), fd, &off, length);
-  } while (n < 0 && errno == EINTR);
-#else
-  // No sendfile: a bounded read-and-write step (what the socket refuses is
-  // read again next time, so nothing is kept in memory between calls).
-  char buffer[16 * 1024];
-  ssize_t n = ::pread(fd, buffer, std::min(length, sizeof(buffer)),
-                      static_cast<off_t>(offset));
-  if (n > 0) n = stream_.Write(buffer, static_cast<size_t>(n));
-#endif
+  int err = kNoSocketError;
+  const int64_t n = SendFileSome(stream_.fd(), fd, offset, length, &err);
   if (n > 0) return IoResult::Progress(static_cast<size_t>(n));
   if (n == 0) return IoResult::Eof();  // the file ended early
-  if (WouldBlock(errno)) return IoResult::WouldBlock();
-  return FailedWith(errno, "sendfile");
+  if (WouldBlock(err)) return IoResult::WouldBlock();
+  return FailedWith(err, "sendfile");
 }
 
 absl::Status SocketTransport::ShutdownWrite() {
-  return stream_.Shutdown(SHUT_WR);
+  int err = kNoSocketError;
+  if (ShutdownSocket(stream_.fd(), ShutdownHow::kWrite, &err) != 0) {
+    return SocketErrorStatus(err, "shutdown");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SocketTransport::Probe() const {
-  char byte;
-  ssize_t n;
-  do {
-    n = ::recv(stream_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
+  int err = kNoSocketError;
+  const int64_t n = PeekByte(stream_.fd(), &err);
   if (n == 0) {
     return absl::UnavailableError("the peer closed the connection (EOF)");
   }
   if (n > 0) {
     return absl::FailedPreconditionError("unexpected input is waiting");
   }
-  if (WouldBlock(errno)) return absl::OkStatus();
-  return ErrnoStatus(errno, "recv(MSG_PEEK)");
+  if (WouldBlock(err)) return absl::OkStatus();
+  return SocketErrorStatus(err, "recv(MSG_PEEK)");
 }
 
 absl::StatusOr<SocketAddress> SocketTransport::LocalAddress() const {

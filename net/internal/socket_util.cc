@@ -1,23 +1,18 @@
 #include "net/internal/socket_util.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "base/errno_status.h"
+#include "net/internal/socket_types.h"
 
 namespace mill {
 namespace net_internal {
 
 absl::Status SetIntOption(int fd, int level, int name, int value,
                           absl::string_view what) {
-  if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) {
-    return ErrnoStatus(errno, what);
+  int err = kNoSocketError;
+  if (SetSocketOption(fd, level, name, &value, sizeof(value), &err) != 0) {
+    return SocketErrorStatus(err, what);
   }
   return absl::OkStatus();
 }
@@ -29,44 +24,22 @@ absl::Status DeepCopy(const absl::Status& status) {
 
 absl::Status GetIntOption(int fd, int level, int name, int* value) {
   socklen_t len = sizeof(*value);
-  if (getsockopt(fd, level, name, value, &len) != 0) {
-    return ErrnoStatus(errno, "getsockopt");
+  int err = kNoSocketError;
+  if (GetSocketOption(fd, level, name, value, &len, &err) != 0) {
+    return SocketErrorStatus(err, "getsockopt");
   }
   return absl::OkStatus();
-}
-
-absl::Status SetNonBlocking(int fd) {
-  const int flags = fcntl(fd, F_GETFL, 0);
-  if (flags < 0) return ErrnoStatus(errno, "fcntl(F_GETFL)");
-  if ((flags & O_NONBLOCK) == 0 &&
-      fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-    return ErrnoStatus(errno, "fcntl(F_SETFL, O_NONBLOCK)");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<int> SocketDomain(int fd) {
-  int domain = 0;
-  absl::Status status = GetIntOption(fd, SOL_SOCKET, SO_DOMAIN, &domain);
-  if (!status.ok()) return status;
-  return domain;
 }
 
 absl::Status CheckStreamSocket(int fd, bool listening, absl::string_view what) {
-  struct stat st;
   if (fd < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": bad descriptor ", fd));
   }
-  if (fstat(fd, &st) != 0) {
-    return ErrnoStatus(errno, absl::StrCat(what, ": descriptor ", fd));
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": descriptor ", fd, " is not a socket"));
-  }
+  absl::Status status = CheckIsSocket(fd, what);
+  if (!status.ok()) return status;
   int type = 0;
-  absl::Status status = GetIntOption(fd, SOL_SOCKET, SO_TYPE, &type);
+  status = GetIntOption(fd, SOL_SOCKET, SO_TYPE, &type);
   if (!status.ok()) return status;
   if (type != SOCK_STREAM) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -92,23 +65,6 @@ absl::Status CheckStreamSocket(int fd, bool listening, absl::string_view what) {
         what, ": descriptor ", fd, " is a listening socket, not a connection"));
   }
   return absl::OkStatus();
-}
-
-absl::Status SetCloseOnExec(int fd) {
-  const int flags = fcntl(fd, F_GETFD, 0);
-  if (flags < 0) return ErrnoStatus(errno, "fcntl(F_GETFD)");
-  if ((flags & FD_CLOEXEC) == 0 &&
-      fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) {
-    return ErrnoStatus(errno, "fcntl(F_SETFD, FD_CLOEXEC)");
-  }
-  return absl::OkStatus();
-}
-
-void CloseFd(int fd) {
-  if (fd < 0) return;
-  const int saved = errno;
-  (void)::close(fd);
-  errno = saved;
 }
 
 }  // namespace net_internal

@@ -1,5 +1,3 @@
-#include "net/socket_activation.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "net/internal/socket_util.h"
+#include "net/socket_activation.h"
 
 namespace mill {
 namespace {

@@ -1,5 +1,3 @@
-#include "net/unix_credentials.h"
-
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -9,6 +7,7 @@
 #include "net/internal/connection_config.h"
 #include "net/internal/socket_util.h"
 #include "net/internal/transport.h"
+#include "net/unix_credentials.h"
 
 namespace mill {
 

@@ -1,0 +1,16 @@
+// Socket address types and option constants on Windows (Winsock 2).
+// Internal: included through net/internal/socket_types.h only.
+//
+// Winsock spells the BSD types the same (sockaddr, sockaddr_in,
+// sockaddr_in6, sockaddr_storage, socklen_t) and has sockaddr_un in
+// <afunix.h> (Windows 10 1803 and later).
+#ifndef MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
+#define MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
+
+// clang-format off: winsock2.h before everything that includes windows.h.
+#include <afunix.h>    // IWYU pragma: export
+#include <winsock2.h>  // IWYU pragma: export
+#include <ws2tcpip.h>  // IWYU pragma: export
+// clang-format on
+
+#endif  // MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
