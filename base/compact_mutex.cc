@@ -1,9 +1,7 @@
 #include "base/compact_mutex.h"
 
-#ifdef __linux__
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#ifdef MILL_IO_COMPACT_MUTEX_FUTEX
+#include "base/internal/futex.h"
 
 namespace mill {
 namespace {
@@ -34,16 +32,12 @@ void CompactMutex::LockSlow(uint32_t seen) {
   // 2 may cause one needless wake-up later; it never loses one.
   if (seen != 2) seen = state_.exchange(2, std::memory_order_acquire);
   while (seen != 0) {
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&state_), FUTEX_WAIT_PRIVATE,
-            2, nullptr, nullptr, 0);
+    base_internal::FutexWait(&state_, 2);
     seen = state_.exchange(2, std::memory_order_acquire);
   }
 }
 
-void CompactMutex::Wake() {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&state_), FUTEX_WAKE_PRIVATE,
-          1, nullptr, nullptr, 0);
-}
+void CompactMutex::Wake() { base_internal::FutexWakeOne(&state_); }
 
 }  // namespace mill
-#endif  // __linux__
+#endif  // MILL_IO_COMPACT_MUTEX_FUTEX

@@ -2,13 +2,14 @@
 // (one per connection), where std::mutex's 40 bytes would be a tenth of an
 // idle connection's memory. Same thread-safety annotations as mill::Mutex.
 //
-// On Linux it is the classic three-state futex lock (0 free, 1 locked, 2
-// locked with waiters; Drepper, "Futexes Are Tricky"): an uncontended
-// Lock/Unlock is one atomic each, a contended Lock spins briefly and then
-// sleeps in the kernel. Under ThreadSanitizer its acquire/release atomics
-// give TSan the happens-before edges, and the __tsan_mutex_* annotations
-// make TSan treat it as a mutex (lock-order checks, readable reports).
-// Elsewhere it is a std::mutex.
+// On Linux and Windows it is the classic three-state futex lock (0 free, 1
+// locked, 2 locked with waiters; Drepper, "Futexes Are Tricky"): an
+// uncontended Lock/Unlock is one atomic each, a contended Lock spins briefly
+// and then sleeps in the kernel (futex(2) on Linux, WaitOnAddress on
+// Windows: base/internal/futex.h). Under ThreadSanitizer its acquire/release
+// atomics give TSan the happens-before edges, and the __tsan_mutex_*
+// annotations make TSan treat it as a mutex (lock-order checks, readable
+// reports). Elsewhere it is a std::mutex.
 //
 // Not recursive. No condition variable: use mill::Mutex where one waits.
 //
@@ -34,6 +35,10 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+#if defined(__linux__) || defined(_WIN32)
+#define MILL_IO_COMPACT_MUTEX_FUTEX 1
+#endif
+
 namespace mill {
 
 class ABSL_LOCKABLE CompactMutex {
@@ -42,7 +47,7 @@ class ABSL_LOCKABLE CompactMutex {
   CompactMutex(const CompactMutex&) = delete;
   CompactMutex& operator=(const CompactMutex&) = delete;
 
-#ifdef __linux__
+#ifdef MILL_IO_COMPACT_MUTEX_FUTEX
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
 #ifdef MILL_IO_TSAN_MUTEX
     __tsan_mutex_pre_lock(this, __tsan_mutex_not_static);

@@ -8,8 +8,8 @@
 namespace mill {
 namespace {
 
-TEST(CompactMutexTest, IsFourBytesOnLinux) {
-#ifdef __linux__
+TEST(CompactMutexTest, IsFourBytesOnLinuxAndWindows) {
+#ifdef MILL_IO_COMPACT_MUTEX_FUTEX
   EXPECT_EQ(sizeof(CompactMutex), 4u);
 #endif
 }

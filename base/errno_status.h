@@ -7,9 +7,10 @@
 // it; absl says FailedPrecondition). The message is "<what>: <strerror
 // text>".
 //
-// Thread-safety: safe from any thread (strerror_r, not absl's strerror
-// cache, which lives in Debian's uninstrumented Abseil and makes
-// ThreadSanitizer report races on first use from several threads).
+// Thread-safety: safe from any thread (strerror_r; strerror_s on Windows,
+// errno_status_win.cc; not absl's strerror cache, which lives in Debian's
+// uninstrumented Abseil and makes ThreadSanitizer report races on first use
+// from several threads).
 #ifndef MILL_IO_BASE_ERRNO_STATUS_H_
 #define MILL_IO_BASE_ERRNO_STATUS_H_
 

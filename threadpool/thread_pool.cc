@@ -1,8 +1,5 @@
 #include "threadpool/thread_pool.h"
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "base/call_scope.h"
 #include "base/mutex.h"
+#include "base/os_thread.h"
 #include "threadpool/internal/mpmc_ring.h"
 #include "threadpool/internal/segmented_queue.h"
 
@@ -269,13 +267,9 @@ void ThreadPool::State::WorkerLoop(int index) {
   const CallScope worker_scope(kWorkerScope, pool);
   {
     const std::string suffix = std::to_string(index);
-    constexpr size_t kMaxName = 15;  // Linux limit, without the NUL.
     const size_t prefix_len =
-        suffix.size() >= kMaxName ? 0 : kMaxName - suffix.size();
-    const std::string name =
-        (options.name_prefix.substr(0, prefix_len) + suffix)
-            .substr(0, kMaxName);
-    pthread_setname_np(pthread_self(), name.c_str());
+        suffix.size() >= kMaxThreadName ? 0 : kMaxThreadName - suffix.size();
+    SetCurrentThreadName(options.name_prefix.substr(0, prefix_len) + suffix);
   }
 
   Worker& self = workers_[index];
@@ -327,10 +321,10 @@ void ThreadPool::State::WorkerLoop(int index) {
     }
     // Spin for at most spin_ns of wall time (cheap to resume while a
     // producer is mid-burst), then park: pause hints for the first half,
-    // then sched_yield, which lets a producer sharing the core run (with as
-    // many workers as cores, pure spinning starves the producers). The
-    // bound is in time, so however cheap a yield is, an idle worker parks
-    // after spin_ns.
+    // then yield (sched_yield), which lets a producer sharing the core
+    // run (with as many workers as cores, pure spinning starves the
+    // producers). The bound is in time, so however cheap a yield is, an idle
+    // worker parks after spin_ns.
     if (spin_ns > 0) {
       const uint64_t now = NowNs();
       if (idle_since == 0) idle_since = now;
@@ -339,7 +333,7 @@ void ThreadPool::State::WorkerLoop(int index) {
         if (idle < spin_ns / 2) {
           for (int i = 0; i < 8; ++i) CpuRelax();
         } else {
-          sched_yield();
+          std::this_thread::yield();
         }
         continue;
       }

@@ -84,9 +84,9 @@ struct ThreadPoolOptions {
   // std::thread::hardware_concurrency(), and at least 1.
   int workers = 0;
 
-  // Worker i is named name_prefix + decimal(i) (pthread_setname_np), cut to
-  // the kernel's 15-character limit by shortening the prefix so the index
-  // always survives: "mill-pool-0", "mill-pool-1", ...
+  // Worker i is named name_prefix + decimal(i) (SetCurrentThreadName in
+  // base/os_thread.h), cut to Linux's 15-character limit by shortening the
+  // prefix so the index always survives: "mill-pool-0", "mill-pool-1", ...
   std::string name_prefix = "mill-pool-";
 
   // Slots in each priority's first ring segment (rounded up to a power of
@@ -97,7 +97,7 @@ struct ThreadPoolOptions {
   size_t max_segment_capacity = 65536;
 
   // How long an idle worker keeps polling the queues (with a CPU pause
-  // hint, then sched_yield) before it parks on a condition variable. About
+  // hint, then a yield) before it parks on a condition variable. About
   // what a park and wake-up costs, so a burst of submits finds the workers
   // awake, while an idle pool costs at most this much CPU per worker per
   // burst; see docs/BENCHMARKS.md. Zero parks at once.

@@ -1,8 +1,5 @@
 #include "threadpool/thread_pool.h"
 
-#include <pthread.h>
-#include <time.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/os_thread.h"
+#include "base/testing/process_cpu.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -557,12 +556,6 @@ TEST(ThreadPoolTest, ShutdownNowFromInsideTaskDiscardsAndReturns) {
   EXPECT_EQ(ran.load(), 0);
 }
 
-std::string CurrentThreadName() {
-  char name[16] = {};
-  pthread_getname_np(pthread_self(), name, sizeof(name));
-  return name;
-}
-
 // Collects the name of every worker: each of `n` tasks waits until all `n`
 // are running, so each runs on a different worker.
 std::set<std::string> WorkerNames(ThreadPool& pool, int n) {
@@ -646,15 +639,10 @@ TEST(ThreadPoolTest, IdlePoolUsesNoCpu) {
   ASSERT_TRUE(f.ok());
   ASSERT_EQ(f->get(), 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  auto cpu_now = [] {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;  // ms
-  };
-  const double before = cpu_now();
+  const double before = testing::ProcessCpuMillis();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   // Two spinning workers would use ~600 ms of CPU here.
-  EXPECT_LT(cpu_now() - before, 30.0);
+  EXPECT_LT(testing::ProcessCpuMillis() - before, 30.0);
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 // The object pool uses them so a thread can park an object in its own cache
 // without a locked instruction while the pool's destructor, which runs once,
 // still reliably sees every object being parked. LightFence() is a compiler
-// barrier; HeavyFence() calls membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
-// which makes every running thread of the process execute a full memory
-// barrier. Where membarrier is unavailable (old kernel, seccomp), both fall
-// back to std::atomic_thread_fence(seq_cst) (SymmetricFence).
+// barrier; HeavyFence() makes every running thread of the process execute a
+// full memory barrier: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) on Linux
+// (asymmetric_fence_linux.cc), FlushProcessWriteBuffers on Windows
+// (asymmetric_fence_win.cc). Where that is unavailable (old kernel, seccomp;
+// Wine, whose FlushProcessWriteBuffers does nothing), both fall back to
+// std::atomic_thread_fence(seq_cst) (SymmetricFence).
 //
 // Internal to //objectpool; not part of the public API. Thread-safe.
 #ifndef MILL_IO_OBJECTPOOL_INTERNAL_ASYMMETRIC_FENCE_H_
@@ -22,7 +24,8 @@
 namespace mill {
 namespace objectpool_internal {
 
-// True once membarrier registration succeeded. Written before any pool that
+// True once the process-wide barrier is usable (membarrier registration
+// succeeded, on Linux). Written before any pool that
 // relies on it exists (see InitAsymmetricFence); read on every LightFence().
 extern std::atomic<bool> g_membarrier_ready;
 
@@ -53,6 +56,12 @@ inline void LightFence() {
 }
 
 void HeavyFence();
+
+// Per platform: makes the process-wide barrier usable, false if it is not
+// (called once), and the barrier itself: when it returns, every other
+// running thread of the process has executed a full memory barrier.
+bool RegisterProcessBarrier();
+void ProcessBarrier();
 
 }  // namespace objectpool_internal
 }  // namespace mill

@@ -2,10 +2,12 @@
 // 32-bit index and live in chunks that never move, so growing the slab causes
 // no pause to copy live nodes (a million timers stay where they are when the
 // slab grows) and an index is all a timer id or a list link needs to store.
-// Each chunk is one mapping of whole 2 MiB huge pages; every chunk after the
-// first asks the kernel for transparent huge pages (Linux, best effort), which
-// cuts page faults and TLB misses with many timers while a small wheel stays
-// on normal pages. Untouched pages cost no memory. The slab never shrinks.
+// Each chunk is one mapping of whole 2 MiB huge pages (mmap on POSIX,
+// node_slab_posix.cc; VirtualAlloc on Windows, node_slab_win.cc, which never
+// asks for large pages); every chunk after the first asks the kernel for
+// transparent huge pages (Linux, best effort), which cuts page faults and TLB
+// misses with many timers while a small wheel stays on normal pages. Untouched
+// pages cost no memory. The slab never shrinks.
 //
 // Freed nodes are kept on an intrusive free list threaded through the nodes
 // themselves (Node::free_next()), so the allocator needs no memory of its own
