@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "examples/http/file_io.h"
 #include "examples/http/static_file_service.h"
 #include "examples/http/test_util.h"
 #include "gtest/gtest.h"
@@ -79,9 +81,9 @@ std::shared_ptr<const FileBody> DigitsFile() {
   EXPECT_GE(fd, 0);
   EXPECT_EQ(write(fd, "0123456789", 10), 10);
   unlink(path.c_str());  // The descriptor keeps it alive.
-  struct stat st;
-  EXPECT_EQ(fstat(fd, &st), 0);
-  return std::make_shared<const FileBody>(fd, st);
+  const absl::StatusOr<FileInfo> info = internal::StatOpenFile(fd);
+  EXPECT_TRUE(info.ok()) << info.status();
+  return std::make_shared<const FileBody>(fd, info.value_or(FileInfo()));
 }
 
 // Answers "/file" with bytes 2..5 of the digits file, anything else with

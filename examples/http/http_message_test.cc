@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "examples/http/file_io.h"
 #include "gtest/gtest.h"
 
 namespace mill::http {
@@ -153,9 +155,9 @@ class FileBodyTest : public ::testing::Test {
   std::shared_ptr<const FileBody> Open() {
     const int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     EXPECT_GE(fd, 0);
-    struct stat st;
-    EXPECT_EQ(fstat(fd, &st), 0);
-    return std::make_shared<const FileBody>(fd, st);
+    const absl::StatusOr<FileInfo> info = internal::StatOpenFile(fd);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return std::make_shared<const FileBody>(fd, info.value_or(FileInfo()));
   }
 
   std::string path_;
@@ -167,8 +169,8 @@ TEST_F(FileBodyTest, KeepsTheMetadataAndClosesTheDescriptor) {
   ASSERT_EQ(stat(path_.c_str(), &st), 0);
   EXPECT_EQ(file->size(), 10u);
   EXPECT_EQ(file->inode(), st.st_ino);
-  EXPECT_EQ(file->mtime().tv_sec, st.st_mtim.tv_sec);
-  EXPECT_EQ(file->mtime().tv_nsec, st.st_mtim.tv_nsec);
+  EXPECT_EQ(file->mtime_sec(), st.st_mtim.tv_sec);
+  EXPECT_EQ(file->mtime_nsec(), st.st_mtim.tv_nsec);
   const int fd = file->fd();
   EXPECT_GE(fcntl(fd, F_GETFD), 0);
   file.reset();
@@ -222,9 +224,9 @@ TEST_F(FileBodyTest, ReadFileRangeReportsAFileThatShrank) {
 TEST_F(FileBodyTest, ReadFileRangeReportsReadErrorsWithErrnoText) {
   const int fd = open(::testing::TempDir().c_str(), O_RDONLY | O_DIRECTORY);
   ASSERT_GE(fd, 0);
-  struct stat st;
-  ASSERT_EQ(fstat(fd, &st), 0);
-  const FileBody dir(fd, st);
+  const absl::StatusOr<FileInfo> info = internal::StatOpenFile(fd);
+  ASSERT_TRUE(info.ok()) << info.status();
+  const FileBody dir(fd, *info);
   const absl::Status status =
       ReadFileRange(dir, 0, 10, [](std::string_view) {});
   EXPECT_FALSE(status.ok());
