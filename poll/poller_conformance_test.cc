@@ -56,18 +56,28 @@ struct Expectations {
   // been seen by one Poll in every run so far.) The tests collect over a few
   // Polls then, and still check "exactly those, each once per Poll".
   bool burst_in_one_poll;
+  // A socket closed while registered (which the contract asks callers not
+  // to do) is forgotten silently: epoll and kqueue drop it with its last
+  // descriptor, IOCP sees AFD_POLL_LOCAL_CLOSE and goes silent. poll(2)
+  // instead reports it as an error (POLLNVAL) on every Poll until it is
+  // deregistered. Deregister of it is InvalidArgument everywhere.
+  bool close_while_registered_is_silent;
 };
 
 Expectations ExpectationsFor(PollerBackend backend) {
   switch (backend) {
     case PollerBackend::kIocp:
-      return {/*pipes_pollable=*/false, /*burst_in_one_poll=*/false};
+      return {/*pipes_pollable=*/false, /*burst_in_one_poll=*/false,
+              /*close_while_registered_is_silent=*/true};
+    case PollerBackend::kPoll:
+      return {/*pipes_pollable=*/true, /*burst_in_one_poll=*/true,
+              /*close_while_registered_is_silent=*/false};
     case PollerBackend::kEpoll:
     case PollerBackend::kKqueue:
-    case PollerBackend::kPoll:
       break;
   }
-  return {/*pipes_pollable=*/true, /*burst_in_one_poll=*/true};
+  return {/*pipes_pollable=*/true, /*burst_in_one_poll=*/true,
+          /*close_while_registered_is_silent=*/true};
 }
 
 // ---------------------------------------------------------------------------
@@ -298,6 +308,20 @@ TEST_P(PollerConformanceTest, PriorityDataOnTcp) {
 
 // --- Closed / error conditions ----------------------------------------------
 
+TEST_P(PollerConformanceTest, ListenerIsReadableWithAPendingConnection) {
+  absl::StatusOr<Fd> listener = poll_testing::MakeListener();
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  ASSERT_TRUE(
+      poller_->Register(listener->get(), Token(12), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  absl::StatusOr<Fd> client = poll_testing::ConnectToListener(listener->get());
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::optional<Event> e = PollFor(Token(12));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_readable()) << *e;
+  EXPECT_FALSE(e->is_error()) << *e;
+}
+
 TEST_P(PollerConformanceTest, TcpPeerCloseIsReadClosed) {
   FdPair t = MakeTcpPair();
   ASSERT_TRUE(
@@ -356,6 +380,30 @@ TEST_P(PollerConformanceTest, PipeReaderCloseIsWriteClosed) {
   std::optional<Event> e = PollFor(Token(4));
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_write_closed()) << *e;
+}
+
+TEST_P(PollerConformanceTest, SocketClosedWhileRegistered) {
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(13), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  const int fd = s.a.get();
+  s.a.Reset();  // closed without Deregister
+  int reports = 0;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : PollOnce(absl::Milliseconds(30))) {
+      EXPECT_EQ(e.token(), Token(13));
+      EXPECT_TRUE(e.is_error()) << e;
+      ++reports;
+    }
+  }
+  if (expect().close_while_registered_is_silent) {
+    EXPECT_EQ(reports, 0);
+  } else {
+    EXPECT_EQ(reports, 3);  // poll(2): POLLNVAL on every Poll
+  }
+  EXPECT_EQ(poller_->Deregister(fd).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
 }
 
 TEST_P(PollerConformanceTest, ConnectToClosedPortReportsError) {

@@ -58,6 +58,10 @@ absl::StatusOr<FdPair> MakeTcpPair();
 // A non-blocking pipe. On Windows an anonymous pipe (CreatePipe): a valid
 // handle that is not a socket, which the IOCP backend cannot poll.
 absl::StatusOr<FdPair> MakePipe();
+// A non-blocking loopback TCP listener (backlog 16), and a blocking client
+// connection to it (completed by the kernel; the listener can accept it).
+absl::StatusOr<Fd> MakeListener();
+absl::StatusOr<Fd> ConnectToListener(int listener);
 // a: a non-blocking TCP socket whose connect to a loopback port nobody
 // listens on is in progress; b: the bound, non-listening socket holding that
 // port. Unavailable if the connect completed or failed synchronously.

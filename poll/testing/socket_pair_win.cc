@@ -122,6 +122,30 @@ absl::StatusOr<FdPair> MakeTcpPair() {
   return pair;
 }
 
+absl::StatusOr<Fd> MakeListener() {
+  sockaddr_in addr;
+  absl::StatusOr<Fd> listener = BoundTcpSocket(/*listening=*/true, &addr);
+  if (!listener.ok()) return listener.status();
+  if (absl::Status s = SetNonBlocking(listener->get()); !s.ok()) return s;
+  return listener;
+}
+
+absl::StatusOr<Fd> ConnectToListener(int listener) {
+  sockaddr_in addr;
+  int len = sizeof(addr);
+  if (getsockname(ToSocket(listener), reinterpret_cast<sockaddr*>(&addr),
+                  &len) != 0) {
+    return LastSocketErrorStatus("getsockname");
+  }
+  absl::StatusOr<Fd> client = NewTcpSocket();
+  if (!client.ok()) return client.status();
+  if (connect(ToSocket(client->get()), reinterpret_cast<sockaddr*>(&addr),
+              sizeof(addr)) != 0) {
+    return LastSocketErrorStatus("connect");
+  }
+  return client;
+}
+
 // Windows has no socketpair(): a loopback TCP connection stands in.
 absl::StatusOr<FdPair> MakeSocketPair() { return MakeTcpPair(); }
 
