@@ -349,6 +349,21 @@ TEST_P(PollerConformanceTest, TcpPeerShutdownWriteIsReadClosedNotWriteClosed) {
   EXPECT_FALSE(e->is_error()) << *e;
 }
 
+TEST_P(PollerConformanceTest, TcpPeerResetIsErrorAndBothSidesClosed) {
+  FdPair t = MakeTcpPair();
+  ASSERT_TRUE(
+      poller_->Register(t.b.get(), Token(10), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  poll_testing::CloseWithReset(t.a.get());
+  (void)t.a.release();  // closed by CloseWithReset
+  std::optional<Event> e = PollFor(Token(10));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_error()) << *e;
+  EXPECT_TRUE(e->is_read_closed()) << *e;
+  EXPECT_TRUE(e->is_write_closed()) << *e;
+  EXPECT_TRUE(e->is_readable()) << *e;  // a read fails at once
+}
+
 TEST_P(PollerConformanceTest, SocketPairPeerCloseIsReadClosed) {
   FdPair s = MakeSocketPair();
   ASSERT_TRUE(

@@ -36,6 +36,8 @@ class Fd {
   }
   ~Fd() { Reset(); }
   int get() const { return fd_; }
+  // Gives up ownership without closing.
+  int release() { return std::exchange(fd_, -1); }
   void Reset() {
     if (fd_ >= 0) CloseDescriptor(fd_);
     fd_ = -1;
@@ -78,6 +80,9 @@ long ReadSome(int fd, void* data, size_t n);
 long SendUrgent(int fd, char byte);
 bool LastErrorWouldBlock();
 std::string LastErrorText();
+// Closes `fd` abortively (SO_LINGER with a zero timeout): the peer gets a
+// reset (RST) instead of an orderly end of stream.
+void CloseWithReset(int fd);
 // shutdown(SHUT_WR) / shutdown(SD_SEND).
 absl::Status ShutdownWrite(int fd);
 

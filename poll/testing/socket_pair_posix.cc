@@ -166,6 +166,14 @@ bool LastErrorWouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
 std::string LastErrorText() { return strerror(errno); }
 
+void CloseWithReset(int fd) {
+  linger lin{};
+  lin.l_onoff = 1;
+  lin.l_linger = 0;
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+  close(fd);
+}
+
 absl::Status ShutdownWrite(int fd) {
   if (shutdown(fd, SHUT_WR) != 0) return ErrnoStatus(errno, "shutdown");
   return absl::OkStatus();

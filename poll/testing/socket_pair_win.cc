@@ -231,6 +231,15 @@ std::string LastErrorText() {
   return std::string(LastSocketErrorStatus("socket").message());
 }
 
+void CloseWithReset(int fd) {
+  linger lin{};
+  lin.l_onoff = 1;
+  lin.l_linger = 0;
+  setsockopt(ToSocket(fd), SOL_SOCKET, SO_LINGER,
+             reinterpret_cast<const char*>(&lin), sizeof(lin));
+  closesocket(ToSocket(fd));
+}
+
 absl::Status ShutdownWrite(int fd) {
   if (shutdown(ToSocket(fd), SD_SEND) != 0) {
     return LastSocketErrorStatus("shutdown");
