@@ -7,10 +7,11 @@
 #ifndef MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
 #define MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
 
-// clang-format off: winsock2.h before everything that includes windows.h.
-#include <afunix.h>    // IWYU pragma: export
+// winsock2.h first: before windows.h, and afunix.h needs its types.
+// clang-format off
 #include <winsock2.h>  // IWYU pragma: export
 #include <ws2tcpip.h>  // IWYU pragma: export
+#include <afunix.h>  // IWYU pragma: export
 // clang-format on
 
 #endif  // MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
