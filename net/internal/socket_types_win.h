@@ -14,4 +14,13 @@
 #include <afunix.h>  // IWYU pragma: export
 // clang-format on
 
+// shutdown(2)'s names, which TcpStream::Shutdown takes (the values of
+// Winsock's SD_RECEIVE, SD_SEND and SD_BOTH; as mingw-w64's unistd.h
+// defines them).
+#ifndef SHUT_RDWR
+#define SHUT_RD 0x00
+#define SHUT_WR 0x01
+#define SHUT_RDWR 0x02
+#endif
+
 #endif  // MILL_IO_NET_INTERNAL_SOCKET_TYPES_WIN_H_
