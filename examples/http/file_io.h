@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "examples/http/http_message.h"
@@ -23,6 +24,12 @@ namespace mill::http::internal {
 // OVERLAPPED offset). The count read; 0 at or past the end of the file.
 absl::StatusOr<size_t> ReadFileAt(int fd, uint64_t offset, char* buffer,
                                   size_t size);
+
+// Opens the file at `path` for reading (O_RDONLY | O_CLOEXEC; Windows:
+// CreateFileW shared for reading, writing and deletion, wrapped in a C
+// runtime descriptor). For tests and tools: the service opens files through
+// RootDirectory, confined to its root.
+absl::StatusOr<int> OpenFileForReading(const std::string& path);
 
 // Closes `fd` (and on Windows the HANDLE it wraps).
 void CloseFile(int fd);

@@ -1,5 +1,6 @@
 // file_io.h on POSIX: pread(), close(), fstat().
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,15 @@ absl::StatusOr<size_t> ReadFileAt(int fd, uint64_t offset, char* buffer,
       return mill::ErrnoStatus(errno, "pread of a response file body");
     }
   }
+}
+
+absl::StatusOr<int> OpenFileForReading(const std::string& path) {
+  int fd;
+  do {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return mill::ErrnoStatus(errno, "open " + path);
+  return fd;
 }
 
 void CloseFile(int fd) {

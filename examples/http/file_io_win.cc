@@ -1,10 +1,12 @@
 // file_io.h on Windows: the descriptor is a C runtime descriptor wrapping a
 // file HANDLE; reads are ReadFile with an OVERLAPPED offset (a synchronous
 // handle reads at that offset and returns when done).
+#include <fcntl.h>
 #include <io.h>
 #include <windows.h>
 
 #include <algorithm>
+#include <string>
 
 #include "base/win32_status.h"
 #include "examples/http/file_io.h"
@@ -37,6 +39,30 @@ absl::StatusOr<size_t> ReadFileAt(int fd, uint64_t offset, char* buffer,
     return mill::Win32ErrorStatus(error, "ReadFile of a response file body");
   }
   return static_cast<size_t>(got);
+}
+
+absl::StatusOr<int> OpenFileForReading(const std::string& path) {
+  const int n = MultiByteToWideChar(CP_UTF8, 0, path.data(),
+                                    static_cast<int>(path.size()), nullptr, 0);
+  std::wstring wide(static_cast<size_t>(n > 0 ? n : 0), L'\0');
+  if (n > 0) {
+    MultiByteToWideChar(CP_UTF8, 0, path.data(), static_cast<int>(path.size()),
+                        wide.data(), n);
+  }
+  const HANDLE handle =
+      CreateFileW(wide.c_str(), GENERIC_READ,
+                  FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                  nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (handle == INVALID_HANDLE_VALUE) {
+    return mill::LastWin32ErrorStatus("CreateFileW " + path);
+  }
+  const int fd = _open_osfhandle(reinterpret_cast<intptr_t>(handle),
+                                 _O_RDONLY | _O_BINARY);
+  if (fd < 0) {
+    CloseHandle(handle);
+    return absl::ResourceExhaustedError("_open_osfhandle: no descriptor");
+  }
+  return fd;
 }
 
 void CloseFile(int fd) {

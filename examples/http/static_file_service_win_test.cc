@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "base/testing/wine.h"
 #include "examples/http/http_message.h"
 #include "examples/http/static_file_service.h"
 #include "gtest/gtest.h"
@@ -22,6 +23,7 @@ namespace mill::http {
 namespace {
 
 namespace fs = std::filesystem;
+using ::mill::testing::RunningUnderWine;
 
 void WriteFile(const fs::path& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);
@@ -161,6 +163,13 @@ TEST_F(StaticFileServiceWinTest, SymbolicLinksOutOfTheRootAreRefused) {
                  << GetLastError()
                  << "): it needs SeCreateSymbolicLinkPrivilege or "
                     "developer mode";
+  }
+  if (GetFileAttributesW(link.c_str()) == INVALID_FILE_ATTRIBUTES &&
+      RunningUnderWine()) {
+    // (Links Wine sees as Unix symbolic links are resolved by its
+    // GetFinalPathNameByHandleW, so the check itself works under Wine.)
+    GTEST_SKIP() << "Wine: CreateSymbolicLinkW is a stub that returns TRUE "
+                    "and creates no link";
   }
   const fs::path dir_link = root_ / "dir_out";
   const bool have_dir_link =

@@ -3,12 +3,14 @@
 // the int: a child's stdout or stderr) cannot be waited for with a timeout
 // (anonymous pipes have no overlapped I/O), so PeekNamedPipe polls it every
 // few milliseconds until bytes, the end (ERROR_BROKEN_PIPE: the writer
-// closed) or the deadline.
+// closed) or the deadline. Pipe lines lose the "\r" of the C runtime's
+// text-mode "\r\n".
 #include <windows.h>
 #include <winsock2.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <thread>
 
 #include "examples/testing/line_reader.h"
@@ -36,6 +38,13 @@ bool LineReader::Fill(std::chrono::milliseconds timeout) {
           return false;
         }
         buffer_.append(chunk, n);
+        // A child's C runtime writes "\n" to a pipe as "\r\n" (text mode):
+        // undone here, so lines read as on POSIX. A "\r" that ends a read
+        // meets its "\n" on the next one (the whole buffer is scanned).
+        size_t at = 0;
+        while ((at = buffer_.find("\r\n", at)) != std::string::npos) {
+          buffer_.erase(at, 1);
+        }
         return true;
       }
       if (std::chrono::steady_clock::now() >= deadline) return false;

@@ -41,13 +41,12 @@ ScopedNoAsanQuarantine::ScopedNoAsanQuarantine() {
   const char* old = std::getenv("ASAN_OPTIONS");
   if (old != nullptr) saved_ = old;
   const std::string saved = saved_.value_or("");
-  SetEnvironmentVariable(
-      "ASAN_OPTIONS",
-      absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0"));
+  SetEnvVar("ASAN_OPTIONS", absl::StrCat(saved, saved.empty() ? "" : ":",
+                                         "quarantine_size_mb=0"));
 }
 
 ScopedNoAsanQuarantine::~ScopedNoAsanQuarantine() {
-  SetEnvironmentVariable("ASAN_OPTIONS", saved_);
+  SetEnvVar("ASAN_OPTIONS", saved_);
 }
 
 ServerProcess StartServerForMemoryTest(const std::string& binary,

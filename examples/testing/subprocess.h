@@ -41,8 +41,8 @@ std::optional<int> ExitCode(int status);
 
 // Sets (or with nullopt removes) environment variable `name` of this
 // process, which children started from then on inherit.
-void SetEnvironmentVariable(const std::string& name,
-                            const std::optional<std::string>& value);
+void SetEnvVar(const std::string& name,
+               const std::optional<std::string>& value);
 
 // Peak resident memory (VmHWM) of process `pid`, in bytes; 0 if unknown.
 size_t PeakResidentBytes(pid_t pid);

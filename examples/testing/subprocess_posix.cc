@@ -26,8 +26,8 @@ std::optional<int> ExitCode(int status) {
   return WEXITSTATUS(status);
 }
 
-void SetEnvironmentVariable(const std::string& name,
-                            const std::optional<std::string>& value) {
+void SetEnvVar(const std::string& name,
+               const std::optional<std::string>& value) {
   if (value.has_value()) {
     setenv(name.c_str(), value->c_str(), 1);
   } else {

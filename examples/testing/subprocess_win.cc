@@ -93,8 +93,8 @@ HANDLE OpenForQuery(pid_t pid) {
 
 std::optional<int> ExitCode(int status) { return status; }
 
-void SetEnvironmentVariable(const std::string& name,
-                            const std::optional<std::string>& value) {
+void SetEnvVar(const std::string& name,
+               const std::optional<std::string>& value) {
   // The C runtime's copy (getenv) and the process environment that
   // CreateProcessW hands down.
   _putenv_s(name.c_str(), value.has_value() ? value->c_str() : "");
