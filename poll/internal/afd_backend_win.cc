@@ -16,17 +16,18 @@
 //  - kOneShot: after the report no request is submitted until Reregister.
 //  - Interest changes: a request in flight whose mask differs from the new
 //    one is cancelled (CancelIoEx, from any thread); its completion packet
-//    wakes a blocked Poll, which submits the new mask. Changes that need a
-//    new request without a cancel (Register, re-arming an idle one) are
-//    queued and a "poke" packet wakes a blocked Poll.
+//    wakes a blocked Poll, which submits the new mask. A registration with
+//    no request in flight (Register, re-arming a fired one-shot) gets one at
+//    once, from the calling thread; its completion wakes a blocked Poll.
 //  - Interest::None(): only ABORT / CONNECT_FAIL (and LOCAL_CLOSE) are asked
 //    for, and Poller makes None one-shot: reported at most once.
 //  - A socket closed without Deregister completes with AFD_POLL_LOCAL_CLOSE
 //    and goes silent (epoll drops a closed descriptor by itself too).
-// All requests are submitted by the polling thread; other threads only
-// cancel, queue and poke. State is guarded by mu_, which Poll releases while
-// it waits. Memory a request writes into (the SockState) is freed only after
-// its completion packet was dequeued.
+// Level re-arms are submitted by the polling thread; a submission that
+// fails in another thread is queued for it and a "poke" packet wakes it.
+// State is guarded by mu_, which Poll releases while it waits. Memory a request
+// writes into (the SockState) is freed only after its completion packet was
+// dequeued.
 //
 // Waker: PostQueuedCompletionStatus to the same port (IocpWakeChannel); at
 // most one packet per Waker in flight, re-posted by the next Poll while the
@@ -408,12 +409,26 @@ class IocpBackend final : public Backend {
         return;
       case Irp::kCancelling:
         return;
-      case Irp::kIdle:
-        if (desired != 0) {
-          Enqueue(st, updates_);
-          PokeLocked();
+      case Irp::kIdle: {
+        if (desired == 0) return;
+        // Submitted from this thread at once (wepoll does the same): a
+        // request that finds the socket ready completes into the port
+        // before this returns, so a blocked Poll sees it without a hop
+        // through the polling thread. (Requests are not tied to the thread
+        // that issued them: the AFD handle is associated with a completion
+        // port. Were one cancelled all the same, its STATUS_CANCELLED
+        // completion re-submits it.)
+        const NTSTATUS status = Submit(st, desired);
+        if (status == STATUS_PENDING || status == STATUS_SUCCESS) return;
+        if (status == STATUS_INVALID_HANDLE) {
+          st->closed = true;  // closed without Deregister: silent, like epoll
+          return;
         }
+        // The polling thread retries and reports the failure.
+        Enqueue(st, updates_);
+        PokeLocked();
         return;
+      }
     }
   }
 
