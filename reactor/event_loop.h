@@ -27,8 +27,8 @@
 // is closed first and its number is reused by a newer registration, the
 // loop notices: the stale registration's Reregister and Deregister fail
 // with FailedPrecondition and never touch the newer one. With the poll(2)
-// backend the newer Register fails with AlreadyExists until the stale one is
-// deregistered.)
+// and IOCP backends the newer Register fails with AlreadyExists until the
+// stale one is deregistered.)
 //
 // Guarantees (each is covered by reactor/event_loop_test.cc, in every mode,
 // for plain and for embedded handlers):

@@ -84,7 +84,7 @@ TEST_P(EventLoopTest, NoTimerStartsAfterCancelReturnedTrue) {
                                            });
     ASSERT_TRUE(id.valid());
     // Cancel at varying phases of the period.
-    std::this_thread::sleep_for(std::chrono::microseconds(round % 7 * 150));
+    SleepAtLeast(std::chrono::microseconds(round % 7 * 150));
     if (loop->Cancel(id)) cancelled->store(true);
   }
   std::this_thread::sleep_for(milliseconds(20));
@@ -343,12 +343,14 @@ TEST_P(EventLoopTest, RegisteredHandlerReusedWhileReadyGetsNoStaleEvents) {
   std::atomic<bool> on_silent{false};
   std::atomic<int> stale_calls{0}, calls{0}, overlaps{0};
   std::atomic<bool> running{false};
+  std::atomic<uint64_t> last_called{0};
   auto handler = std::make_shared<FnHandler>([&](const Event& event) {
     if (running.exchange(true)) ++overlaps;
     if (event.token().value() != live_token.load() || on_silent.load()) {
       ++stale_calls;
     }
     ++calls;
+    last_called = event.token().value();
     // Data stays unread: the source stays ready, so every poll reports it.
     std::this_thread::yield();
     running.store(false);
@@ -363,7 +365,12 @@ TEST_P(EventLoopTest, RegisteredHandlerReusedWhileReadyGetsNoStaleEvents) {
                                Token(round), Interest::Readable(), handler)
                     .ok());
     if (!silent_round) {
-      std::this_thread::sleep_for(std::chrono::microseconds(round % 5 * 50));
+      SleepAtLeast(std::chrono::microseconds(round % 5 * 50));
+      // Some rounds wait for their call, so that calls happen however slow
+      // the platform's delivery is (the others race the Deregister).
+      if (round % 10 == 1) {
+        EXPECT_TRUE(WaitFor([&] { return last_called.load() == round; }));
+      }
     }
     ASSERT_TRUE(loop->Deregister(Token(round)).ok());
     live_token = 0;

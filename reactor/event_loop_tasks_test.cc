@@ -51,6 +51,11 @@ TEST_P(EventLoopTest, StopFromSignalHandler) {
   ASSERT_TRUE(StopOnSignals(nullptr, {TestStopSignal()}).ok());
 }
 
+TEST(StopOnSignalsTest, RejectsANumberThatIsNoSignal) {
+  EXPECT_EQ(StopOnSignals(nullptr, {12345}).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(EventLoopTest, RunInLoopRunsOnLoopThread) {
   auto loop = MakeLoop();
   LoopRunner runner(loop.get());

@@ -33,10 +33,16 @@ namespace reactor_testing {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
+// Divides the iteration counts of the heavier tests where the machinery is
+// slow: 4 on Windows (each SocketPair is a loopback TCP connection, and
+// under Wine every poll is a round trip to the wineserver), else 1.
+int PlatformIterationDivisor();
+
 #ifdef MILL_IO_SANITIZER
-constexpr int kScale = 4;  // sanitizers are slow: fewer iterations
+// sanitizers are slow: fewer iterations
+inline const int kScale = 4 * PlatformIterationDivisor();
 #else
-constexpr int kScale = 1;
+inline const int kScale = PlatformIterationDivisor();
 #endif
 
 // Polls `pred` until it holds or `timeout` passes; returns its last value.
@@ -48,6 +54,16 @@ inline bool WaitFor(Pred pred, milliseconds timeout = milliseconds(10000)) {
     std::this_thread::sleep_for(milliseconds(1));
   }
   return true;
+}
+
+// Sleeps for at least `d`, also below a millisecond: mingw-w64's sleep_for
+// rounds sub-millisecond sleeps down to Sleep(0), so the rest is waited out
+// yielding (the tests that race a Deregister with deliveries need the short
+// delays to be real).
+inline void SleepAtLeast(std::chrono::microseconds d) {
+  const auto until = steady_clock::now() + d;
+  std::this_thread::sleep_for(d);
+  while (steady_clock::now() < until) std::this_thread::yield();
 }
 
 // --- Descriptors (per platform) -------------------------------------------
@@ -78,8 +94,9 @@ int AcceptNonBlocking(int listener);
 int ConnectLoopback(int port);
 
 // The signal StopOnSignals is tested with, and raising it for this process:
-// SIGUSR1 and kill(2) on POSIX; on Windows 21 (SIGBREAK: CTRL_BREAK_EVENT)
-// and GenerateConsoleCtrlEvent, which fails without a console.
+// SIGUSR1 and kill(2) on POSIX; on Windows 2 (SIGINT: CTRL_C_EVENT) and
+// GenerateConsoleCtrlEvent in a console of the process's own (Wine 8.0
+// fails to generate CTRL_BREAK_EVENT, with ERROR_INVALID_HANDLE).
 int TestStopSignal();
 absl::Status RaiseTestStopSignal();
 
@@ -91,6 +108,9 @@ struct SocketPair {
     MakeSocketPair(&loop_end, &peer);
     SetNonBlocking(loop_end);
   }
+  // Takes over two connected sockets as they are.
+  SocketPair(int loop_end_fd, int peer_fd)
+      : loop_end(loop_end_fd), peer(peer_fd) {}
   ~SocketPair() {
     if (loop_end >= 0) CloseFd(loop_end);
     if (peer >= 0) CloseFd(peer);
@@ -101,8 +121,8 @@ struct SocketPair {
 
 // A new SocketPair whose loop_end has the number `fd` (closed before), as
 // when the system reuses a descriptor number: dup2 on POSIX; on Windows,
-// which cannot choose a handle value, new pairs until the system hands out
-// that value again (it reuses freed handle values). nullptr, with a test
+// which cannot choose a handle value, new sockets until the system hands out
+// that value again (it gives the lowest free one). nullptr, with a test
 // failure, if that does not happen.
 std::unique_ptr<SocketPair> SocketPairNumbered(int fd);
 

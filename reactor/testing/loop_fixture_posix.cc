@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "base/errno_status.h"
@@ -18,6 +18,8 @@
 
 namespace mill {
 namespace reactor_testing {
+
+int PlatformIterationDivisor() { return 1; }
 
 long ReadSome(int fd, void* data, size_t size) {
   for (;;) {

@@ -48,6 +48,8 @@ void NoDelay(SOCKET s) {
 
 }  // namespace
 
+int PlatformIterationDivisor() { return 4; }
+
 long ReadSome(int fd, void* data, size_t size) {
   return recv(AsSocket(fd), static_cast<char*>(data), static_cast<int>(size),
               0);
@@ -141,29 +143,71 @@ int ConnectLoopback(int port) {
 }
 
 std::unique_ptr<SocketPair> SocketPairNumbered(int fd) {
-  std::vector<std::unique_ptr<SocketPair>> others;  // not reused meanwhile
-  for (int attempt = 0; attempt < 256; ++attempt) {
-    auto pair = std::make_unique<SocketPair>();
-    if (pair->peer == fd) {
-      std::swap(pair->loop_end, pair->peer);
-      SetNonBlocking(pair->loop_end);
+  // Windows hands out the lowest free handle value: new sockets, held open,
+  // walk up the free values until one is `fd`; that one connects to a
+  // listener made afterwards.
+  EnsureWinsock();
+  std::vector<SOCKET> held;
+  SOCKET chosen = INVALID_SOCKET;
+  for (int attempt = 0; attempt < 4096; ++attempt) {
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (s == INVALID_SOCKET) break;
+    if (AsFd(s) == fd) {
+      chosen = s;
+      break;
     }
-    if (pair->loop_end == fd) return pair;
-    others.push_back(std::move(pair));
+    held.push_back(s);
   }
-  ADD_FAILURE() << "no new socket got the handle value " << fd;
-  return nullptr;
+  for (SOCKET s : held) closesocket(s);
+  if (chosen == INVALID_SOCKET) {
+    ADD_FAILURE() << "no new socket got the handle value " << fd;
+    return nullptr;
+  }
+  int port = 0;
+  const int listener = ListenLoopback(&port);
+  sockaddr_in addr = Loopback(port);
+  const bool connected =
+      connect(chosen, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  SOCKET server = INVALID_SOCKET;
+  for (int i = 0; connected && i < 1000 && server == INVALID_SOCKET; ++i) {
+    server = accept(AsSocket(listener), nullptr, nullptr);
+    if (server == INVALID_SOCKET) Sleep(1);
+  }
+  CloseFd(listener);
+  if (server == INVALID_SOCKET) {
+    ADD_FAILURE() << "connecting the socket numbered " << fd << ": "
+                  << LastErrorText();
+    closesocket(chosen);
+    return nullptr;
+  }
+  u_long off = 0;
+  ioctlsocket(server, FIONBIO, &off);
+  NoDelay(chosen);
+  NoDelay(server);
+  auto pair = std::make_unique<SocketPair>(AsFd(chosen), AsFd(server));
+  SetNonBlocking(pair->loop_end);
+  return pair;
 }
 
-int TestStopSignal() { return 21; }  // SIGBREAK: CTRL_BREAK_EVENT
+int TestStopSignal() { return 2; }  // SIGINT: CTRL_C_EVENT
 
 absl::Status RaiseTestStopSignal() {
-  // Process group 0: every process attached to this console (the test's
-  // own, when it is started in one).
-  if (!GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, 0)) {
-    return LastWin32ErrorStatus("GenerateConsoleCtrlEvent");
+  // CTRL_C_EVENT goes to every process attached to the console (group 0),
+  // which would include the test runner if this process shared its console;
+  // without a console the call fails. So: a console of our own, the event,
+  // then back to the parent's console (if it had one).
+  FreeConsole();
+  if (!AllocConsole()) return LastWin32ErrorStatus("AllocConsole");
+  absl::Status status;
+  if (!GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0)) {
+    status = LastWin32ErrorStatus("GenerateConsoleCtrlEvent");
   }
-  return absl::OkStatus();
+  // The handler runs on a thread the system starts: let it run before the
+  // console it came through goes away.
+  Sleep(100);
+  FreeConsole();
+  AttachConsole(ATTACH_PARENT_PROCESS);
+  return status;
 }
 
 }  // namespace reactor_testing
