@@ -25,11 +25,16 @@ void EnsureWinsock() {
 }  // namespace
 
 int GetSocketOptionInt(int fd, int level, int name) {
-  int value = -1;
+  // Zeroed: Winsock writes some boolean options (TCP_NODELAY,
+  // SO_KEEPALIVE) as one byte and sets len to 1.
+  int value = 0;
   int len = sizeof(value);
-  EXPECT_EQ(
-      getsockopt(S(fd), level, name, reinterpret_cast<char*>(&value), &len), 0)
-      << "WSA error " << WSAGetLastError();
+  if (getsockopt(S(fd), level, name, reinterpret_cast<char*>(&value), &len) !=
+      0) {
+    ADD_FAILURE() << "getsockopt: WSA error " << WSAGetLastError();
+    return -1;
+  }
+  if (len == 1) value = static_cast<unsigned char>(value & 0xff);
   return value;
 }
 
