@@ -5,6 +5,8 @@
 #include <windows.h>
 // clang-format on
 
+#include <algorithm>
+
 #include "gtest/gtest.h"
 #include "net/testing/socket_checks.h"
 
@@ -105,6 +107,11 @@ bool MakeStreamPair(int fds[2]) {
   fds[0] = static_cast<int>(a);
   fds[1] = static_cast<int>(b);
   return true;
+}
+
+long ReceiveSome(int fd, void* data, size_t size) {
+  return recv(S(fd), static_cast<char*>(data),
+              static_cast<int>(std::min<size_t>(size, 1 << 30)), 0);
 }
 
 void CloseDescriptor(int fd) {
