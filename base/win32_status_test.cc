@@ -42,7 +42,8 @@ TEST(Win32StatusTest, MessageIsWhatSystemTextAndCode) {
 TEST(Win32StatusTest, CodeWithoutSystemTextSaysUnknownError) {
   absl::Status s = Win32ErrorStatus(0x2000ABCDu, "x");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(s.message(), "x: unknown error (Win32 error 536915917)");
+  EXPECT_EQ(std::string(s.message()),
+            "x: unknown error (Win32 error 536914893)");
 }
 
 TEST(Win32StatusTest, SuccessIsOk) {

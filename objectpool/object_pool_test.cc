@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -580,6 +581,22 @@ TEST(ObjectPoolTest, DestroyWhileOtherThreadsReturnWithoutMembarrier) {
       objectpool_internal::g_membarrier_ready.exchange(false);
   DestroyWhileOtherThreadsReturn();
   objectpool_internal::g_membarrier_ready.store(had_membarrier);
+}
+
+// Each exiting thread gives its slot back before it is gone (on Windows
+// through native storage: mingw-w64 frees thread_local storage before
+// running thread_local destructors), so one thread after another always
+// gets the same slot and none leaks.
+TEST(ThreadSlotTest, ExitedThreadsSlotsAreReused) {
+  std::set<int> seen;
+  for (int i = 0; i < 2 * objectpool_internal::kMaxThreadSlots; ++i) {
+    std::thread([&] {
+      seen.insert(objectpool_internal::CurrentThreadSlot());
+    }).join();
+  }
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_GE(*seen.begin(), 0);
+  EXPECT_LT(*seen.begin(), objectpool_internal::kMaxThreadSlots);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Value behaviour of Interest, Event, Events and PollerBackend, and the
 // backend helpers shared by every platform (timeout rounding, errno mapping).
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <sstream>
@@ -131,12 +132,18 @@ TEST(PollerBackendTest, Names) {
   EXPECT_EQ(PollerBackendName(PollerBackend::kEpoll), "epoll");
   EXPECT_EQ(PollerBackendName(PollerBackend::kKqueue), "kqueue");
   EXPECT_EQ(PollerBackendName(PollerBackend::kPoll), "poll");
+  EXPECT_EQ(PollerBackendName(PollerBackend::kIocp), "iocp");
 }
 
-TEST(PollerBackendTest, DefaultIsFirstAvailableAndPollAlwaysBuilt) {
+// poll(2) is built on every POSIX platform, IOCP alone on Windows.
+TEST(PollerBackendTest, DefaultIsFirstAvailableAndPollOrIocpAlwaysBuilt) {
   const std::vector<PollerBackend> backends = Poller::AvailableBackends();
   ASSERT_FALSE(backends.empty());
+#if defined(_WIN32)
+  EXPECT_EQ(backends, (std::vector<PollerBackend>{PollerBackend::kIocp}));
+#else
   EXPECT_EQ(backends.back(), PollerBackend::kPoll);
+#endif
 #ifdef __linux__
   EXPECT_EQ(backends, (std::vector<PollerBackend>{PollerBackend::kEpoll,
                                                   PollerBackend::kPoll}));
@@ -148,8 +155,8 @@ TEST(PollerBackendTest, DefaultIsFirstAvailableAndPollAlwaysBuilt) {
 
 TEST(PollerBackendTest, UnbuiltBackendIsUnimplemented) {
   const std::vector<PollerBackend> built = Poller::AvailableBackends();
-  for (PollerBackend b :
-       {PollerBackend::kEpoll, PollerBackend::kKqueue, PollerBackend::kPoll}) {
+  for (PollerBackend b : {PollerBackend::kEpoll, PollerBackend::kKqueue,
+                          PollerBackend::kPoll, PollerBackend::kIocp}) {
     auto poller = Poller::Create(b);
     if (std::find(built.begin(), built.end(), b) != built.end()) {
       ASSERT_TRUE(poller.ok()) << poller.status();

@@ -25,6 +25,8 @@ absl::string_view PollerBackendName(PollerBackend backend) {
       return "kqueue";
     case PollerBackend::kPoll:
       return "poll";
+    case PollerBackend::kIocp:
+      return "iocp";
   }
   return "unknown";
 }
@@ -33,10 +35,14 @@ std::ostream& operator<<(std::ostream& os, PollerBackend backend) {
   return os << PollerBackendName(backend);
 }
 
-// MILL_POLL_HAVE_EPOLL / MILL_POLL_HAVE_KQUEUE come from the same select()
-// in poll/BUILD.bazel that compiles the backend's file.
+// MILL_POLL_HAVE_EPOLL / _KQUEUE / _IOCP / _POLL come from the same select()
+// in poll/BUILD.bazel that compiles the backend's file (poll(2) is built
+// everywhere but Windows).
 std::vector<PollerBackend> Poller::AvailableBackends() {
   std::vector<PollerBackend> backends;
+#ifdef MILL_POLL_HAVE_IOCP
+  backends.push_back(PollerBackend::kIocp);
+#endif
 #ifdef MILL_POLL_HAVE_EPOLL
   backends.push_back(PollerBackend::kEpoll);
 #endif
@@ -45,7 +51,9 @@ std::vector<PollerBackend> Poller::AvailableBackends() {
     backends.push_back(PollerBackend::kKqueue);
   }
 #endif
+#ifdef MILL_POLL_HAVE_POLL
   backends.push_back(PollerBackend::kPoll);
+#endif
   return backends;
 }
 
@@ -72,7 +80,14 @@ absl::StatusOr<std::unique_ptr<Poller>> Poller::Create(PollerBackend kind) {
 #endif
       break;
     case PollerBackend::kPoll:
+#ifdef MILL_POLL_HAVE_POLL
       backend = poll_internal::NewPollBackend();
+#endif
+      break;
+    case PollerBackend::kIocp:
+#ifdef MILL_POLL_HAVE_IOCP
+      backend = poll_internal::NewIocpBackend();
+#endif
       break;
   }
   if (!backend.ok()) return backend.status();

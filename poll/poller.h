@@ -1,5 +1,6 @@
-// Poller: readiness notification for file descriptors (epoll, kqueue or
-// poll(2) behind one interface), the bottom layer of Mill-IO's reactor.
+// Poller: readiness notification for file descriptors (epoll, kqueue,
+// poll(2) or IOCP behind one interface), the bottom layer of Mill-IO's
+// reactor.
 //
 // The caller registers descriptors with a Token and an Interest, then calls
 // Poll() to learn which became ready. Poll never reads or writes: it only
@@ -17,16 +18,31 @@
 // report it as an error (POLLNVAL) until deregistered, so the backends only
 // agree if the caller deregisters first.
 //
+// Windows: the `int fd` of this API holds a SOCKET (kernel handles have 32
+// significant bits), and only sockets can be polled (the AFD driver polls
+// sockets; files, pipes and consoles are PermissionDenied). The semantics
+// below hold there too. Visible differences: a burst of descriptors becoming
+// ready at once may be reported over more than one Poll (each socket's
+// request completes on its own; the conformance suite's Expectations table
+// states it for the backend), timeouts have the millisecond granularity of
+// GetQueuedCompletionStatusEx (rounded up, never early), and a socket closed
+// while registered goes silent (AFD_POLL_LOCAL_CLOSE) until Deregister.
+//
 // Platforms (libuv-style: each backend in its own file behind
 // poll/internal/backend.h; poller.cc includes no platform header):
 //
 //   backend  | platforms           | status
 //   ---------+---------------------+-------------------------------------------
 //   epoll    | Linux               | default on Linux; tested in CI
-//   poll(2)  | any POSIX           | tested in CI on Linux (same suite)
+//   poll(2)  | any POSIX           | tested in CI on Linux (same suite);
+//            |                     | not on Windows
 //   kqueue   | macOS, FreeBSD,     | default there; written against the man
 //            | OpenBSD             | pages, UNTESTED in CI (no BSD/macOS host)
-//   IOCP     | Windows             | out of scope for now
+//   iocp     | Windows             | default on Windows: IOCTL_AFD_POLL on
+//            |                     | \Device\Afd through one I/O completion
+//            |                     | port per Poller (the design of wepoll,
+//            |                     | mio, libuv's uv_poll); sockets only;
+//            |                     | tested in CI under Wine (same suite)
 //
 // Readiness semantics (the same on every backend):
 //
@@ -71,11 +87,14 @@
 //    retried with the remaining time: a signal never surfaces as an error,
 //    never cuts the wait short and never lengthens it.
 //
-// Errors (absl::Status with the errno text, the same code on every
-// backend). The Poller stays usable after every error.
-//   InvalidArgument   negative, invalid or closed descriptor (EBADF)
+// Errors (absl::Status with the errno text, or the Win32 text on Windows;
+// the same code on every backend). The Poller stays usable after every
+// error.
+//   InvalidArgument   negative, invalid or closed descriptor (EBADF;
+//                     WSAENOTSOCK for a handle that is no longer open)
 //   PermissionDenied  a descriptor that cannot be polled: regular file or
-//                     directory (epoll's EPERM; poll(2)/kqueue match it)
+//                     directory (epoll's EPERM; poll(2)/kqueue match it);
+//                     on Windows any open handle that is not a socket
 //   AlreadyExists     Register of a descriptor already registered (EEXIST)
 //   NotFound          Reregister/Deregister of a descriptor not registered
 //   Unimplemented     Create(backend) for a backend not built here;
@@ -105,9 +124,9 @@ namespace poll_internal {
 class Backend;
 }  // namespace poll_internal
 
-enum class PollerBackend { kEpoll, kKqueue, kPoll };
+enum class PollerBackend { kEpoll, kKqueue, kPoll, kIocp };
 
-// "epoll", "kqueue" or "poll".
+// "epoll", "kqueue", "poll" or "iocp".
 absl::string_view PollerBackendName(PollerBackend backend);
 std::ostream& operator<<(std::ostream& os, PollerBackend backend);
 
@@ -127,7 +146,8 @@ std::ostream& operator<<(std::ostream& os, PollerBackend backend);
 // when an Events of a larger capacity is first passed).
 class Poller {
  public:
-  // The platform default: epoll on Linux, kqueue on BSD/macOS, else poll(2).
+  // The platform default: epoll on Linux, kqueue on BSD/macOS, IOCP on
+  // Windows, else poll(2).
   static absl::StatusOr<std::unique_ptr<Poller>> Create();
   // A specific backend; Unimplemented if it is not built on this platform.
   static absl::StatusOr<std::unique_ptr<Poller>> Create(PollerBackend backend);
@@ -160,6 +180,8 @@ class Poller {
   PollerBackend backend() const { return backend_kind_; }
 
  private:
+  friend class Waker;  // asks the backend for its WakeChannel
+
   Poller(PollerBackend kind, std::unique_ptr<poll_internal::Backend> backend);
 
   const PollerBackend backend_kind_;

@@ -1,26 +1,19 @@
 // Conformance suite: every backend built on this platform must pass exactly
-// the same tests (TEST_P over Poller::AvailableBackends()).
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+// the same tests (TEST_P over Poller::AvailableBackends()). The descriptors
+// come from poll/testing/socket_pair.h, so the suite itself is portable; where
+// a platform genuinely differs, the backend's row of the Expectations table
+// below says so and the test checks that row (never a silent skip). The
+// signal tests (POSIX only) are in poller_signal_test.cc.
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
-#include <cstring>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,6 +27,7 @@
 #include "poll/event.h"
 #include "poll/interest.h"
 #include "poll/poller.h"
+#include "poll/testing/socket_pair.h"
 #include "poll/token.h"
 #include "poll/waker.h"
 
@@ -41,115 +35,73 @@ namespace mill {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using poll_testing::Fd;
+using poll_testing::FdPair;
 
 // ---------------------------------------------------------------------------
-// Descriptor helpers.
+// Where backends genuinely differ. Each test that touches a difference reads
+// its backend's row and checks what that backend promises instead.
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    Reset();
-    fd_ = std::exchange(other.fd_, -1);
-    return *this;
-  }
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
+struct Expectations {
+  // Pipes can be polled. The IOCP backend polls sockets only (AFD is the
+  // socket driver; Windows pipes have no readiness interface), so there
+  // Register of a pipe end fails with PermissionDenied, which is what the
+  // pipe tests check for it.
+  bool pipes_pollable;
+  // Descriptors that became ready before a Poll are all reported by that one
+  // Poll. With IOCP each socket's request already in flight is completed by
+  // the driver on its own when the data arrives, after the writer's call
+  // returned, so Windows does not promise that a Poll sees a whole burst; the
+  // rest would come with the next Poll. (Under Wine 8.0 the whole burst has
+  // been seen by one Poll in every run so far.) The tests collect over a few
+  // Polls then, and still check "exactly those, each once per Poll".
+  bool burst_in_one_poll;
+  // A socket closed while registered (which the contract asks callers not
+  // to do) is forgotten silently: epoll and kqueue drop it with its last
+  // descriptor, IOCP sees AFD_POLL_LOCAL_CLOSE and goes silent. poll(2)
+  // instead reports it as an error (POLLNVAL) on every Poll until it is
+  // deregistered. Deregister of it is InvalidArgument everywhere.
+  bool close_while_registered_is_silent;
 };
 
-void SetNonBlocking(int fd) {
-  const int fl = fcntl(fd, F_GETFL);
-  ASSERT_GE(fl, 0) << strerror(errno);
-  ASSERT_EQ(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0) << strerror(errno);
+Expectations ExpectationsFor(PollerBackend backend) {
+  switch (backend) {
+    case PollerBackend::kIocp:
+      return {/*pipes_pollable=*/false, /*burst_in_one_poll=*/false,
+              /*close_while_registered_is_silent=*/true};
+    case PollerBackend::kPoll:
+      return {/*pipes_pollable=*/true, /*burst_in_one_poll=*/true,
+              /*close_while_registered_is_silent=*/false};
+    case PollerBackend::kEpoll:
+    case PollerBackend::kKqueue:
+      break;
+  }
+  return {/*pipes_pollable=*/true, /*burst_in_one_poll=*/true,
+          /*close_while_registered_is_silent=*/true};
 }
 
-struct FdPair {
-  Fd a;  // pipes: read end
-  Fd b;  // pipes: write end
-};
+// ---------------------------------------------------------------------------
+// Descriptor helpers (the portable ones in poll/testing/socket_pair.h, with
+// failures reported to gtest).
 
-FdPair MakePipe() {
-  int fds[2];
-  if (pipe(fds) != 0) {
-    ADD_FAILURE() << "pipe: " << strerror(errno);
+FdPair Unwrap(absl::StatusOr<FdPair> pair, const char* what) {
+  if (!pair.ok()) {
+    ADD_FAILURE() << what << ": " << pair.status();
     return {};
   }
-  SetNonBlocking(fds[0]);
-  SetNonBlocking(fds[1]);
-  return {Fd(fds[0]), Fd(fds[1])};
+  return *std::move(pair);
 }
 
+FdPair MakePipe() { return Unwrap(poll_testing::MakePipe(), "pipe"); }
 FdPair MakeSocketPair() {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
-    ADD_FAILURE() << "socketpair: " << strerror(errno);
-    return {};
-  }
-  SetNonBlocking(fds[0]);
-  SetNonBlocking(fds[1]);
-  return {Fd(fds[0]), Fd(fds[1])};
+  return Unwrap(poll_testing::MakeSocketPair(), "socket pair");
 }
-
-sockaddr_in Loopback(uint16_t port_be) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = port_be;
-  return addr;
-}
-
-// A bound 127.0.0.1 TCP socket on an ephemeral port; listening if asked.
-Fd BoundTcpSocket(bool listening, sockaddr_in* bound) {
-  Fd s(socket(AF_INET, SOCK_STREAM, 0));
-  if (s.get() < 0) {
-    ADD_FAILURE() << "socket: " << strerror(errno);
-    return s;
-  }
-  sockaddr_in addr = Loopback(0);
-  if (bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ADD_FAILURE() << "bind: " << strerror(errno);
-  }
-  socklen_t len = sizeof(*bound);
-  getsockname(s.get(), reinterpret_cast<sockaddr*>(bound), &len);
-  if (listening && listen(s.get(), 16) != 0) {
-    ADD_FAILURE() << "listen: " << strerror(errno);
-  }
-  return s;
-}
-
-// A connected TCP pair over 127.0.0.1: a = client, b = accepted server side.
-FdPair MakeTcpPair() {
-  sockaddr_in addr;
-  Fd listener = BoundTcpSocket(/*listening=*/true, &addr);
-  Fd client(socket(AF_INET, SOCK_STREAM, 0));
-  if (connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-      0) {
-    ADD_FAILURE() << "connect: " << strerror(errno);
-    return {};
-  }
-  Fd server(accept(listener.get(), nullptr, nullptr));
-  if (server.get() < 0) {
-    ADD_FAILURE() << "accept: " << strerror(errno);
-    return {};
-  }
-  SetNonBlocking(client.get());
-  SetNonBlocking(server.get());
-  return {std::move(client), std::move(server)};
-}
+FdPair MakeTcpPair() { return Unwrap(poll_testing::MakeTcpPair(), "tcp pair"); }
 
 void WriteBytes(int fd, size_t n) {
   std::string data(n, 'x');
-  ASSERT_EQ(write(fd, data.data(), n), static_cast<ssize_t>(n))
-      << strerror(errno);
+  ASSERT_EQ(poll_testing::WriteSome(fd, data.data(), n), static_cast<long>(n))
+      << poll_testing::LastErrorText();
 }
 
 // Reads what is there (non-blocking); returns the byte count.
@@ -157,7 +109,8 @@ size_t ReadAvailable(int fd, size_t max = 1 << 20) {
   char buf[4096];
   size_t total = 0;
   while (total < max) {
-    const ssize_t n = read(fd, buf, std::min(sizeof(buf), max - total));
+    const long n =
+        poll_testing::ReadSome(fd, buf, std::min(sizeof(buf), max - total));
     if (n <= 0) break;
     total += static_cast<size_t>(n);
   }
@@ -168,36 +121,6 @@ double MillisSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start)
       .count();
 }
-
-// ---------------------------------------------------------------------------
-// Signal plumbing (handlers must be plain functions).
-
-std::atomic<Waker*> g_signal_waker{nullptr};
-std::atomic<int> g_signal_count{0};
-
-void WakeFromSignal(int) {
-  if (Waker* w = g_signal_waker.load()) w->Wake().IgnoreError();
-}
-
-void CountSignal(int) { g_signal_count.fetch_add(1); }
-
-// Installs `handler` for `sig` without SA_RESTART (so blocking calls fail
-// with EINTR); restores the old action on destruction.
-class ScopedSignalHandler {
- public:
-  ScopedSignalHandler(int sig, void (*handler)(int)) : sig_(sig) {
-    struct sigaction sa {};
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART
-    EXPECT_EQ(sigaction(sig, &sa, &old_), 0) << strerror(errno);
-  }
-  ~ScopedSignalHandler() { sigaction(sig_, &old_, nullptr); }
-
- private:
-  int sig_;
-  struct sigaction old_ {};
-};
 
 // ---------------------------------------------------------------------------
 
@@ -237,7 +160,20 @@ class PollerConformanceTest : public testing::TestWithParam<PollerBackend> {
     return std::nullopt;
   }
 
+  const Expectations& expect() const { return expect_; }
+
+  // For backends that cannot poll pipes: registering either end fails with
+  // PermissionDenied and leaves the poller usable.
+  void ExpectPipeNotPollable(const FdPair& p) {
+    for (int fd : {p.a.get(), p.b.get()}) {
+      absl::Status st = poller_->Register(fd, Token(1), Interest::Readable());
+      EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+    }
+    EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  }
+
   std::unique_ptr<Poller> poller_;
+  Expectations expect_ = ExpectationsFor(GetParam());
 };
 
 std::string BackendName(const testing::TestParamInfo<PollerBackend>& info) {
@@ -252,6 +188,7 @@ INSTANTIATE_TEST_SUITE_P(AllBackends, PollerConformanceTest,
 
 TEST_P(PollerConformanceTest, ReadableOnPipe) {
   FdPair p = MakePipe();
+  if (!expect().pipes_pollable) return ExpectPipeNotPollable(p);
   ASSERT_TRUE(
       poller_->Register(p.a.get(), Token(1), Interest::Readable()).ok());
   EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
@@ -283,10 +220,16 @@ TEST_P(PollerConformanceTest, ReadableOnSocketPair) {
 TEST_P(PollerConformanceTest, WritableOnSocketPairAndPipe) {
   FdPair s = MakeSocketPair();
   FdPair p = MakePipe();
+  // Without pollable pipes, a second socket pair stands in for the pipe.
+  FdPair s2;
+  if (!expect().pipes_pollable) {
+    ExpectPipeNotPollable(p);
+    s2 = MakeSocketPair();
+  }
+  const int second = expect().pipes_pollable ? p.b.get() : s2.a.get();
   ASSERT_TRUE(
       poller_->Register(s.a.get(), Token(1), Interest::Writable()).ok());
-  ASSERT_TRUE(
-      poller_->Register(p.b.get(), Token(2), Interest::Writable()).ok());
+  ASSERT_TRUE(poller_->Register(second, Token(2), Interest::Writable()).ok());
   std::vector<Event> events = PollOnce(absl::Seconds(5));
   ASSERT_EQ(events.size(), 2u);
   std::sort(events.begin(), events.end(), [](const Event& x, const Event& y) {
@@ -301,18 +244,41 @@ TEST_P(PollerConformanceTest, WritableOnSocketPairAndPipe) {
   }
 }
 
+// A full buffer is not writable until the reader drains it: a pipe where
+// pipes are pollable, and a stream socket pair on every backend.
+void FillUntilWouldBlock(int fd) {
+  std::string chunk(65536, 'x');
+  while (poll_testing::WriteSome(fd, chunk.data(), chunk.size()) > 0) {
+  }
+  ASSERT_TRUE(poll_testing::LastErrorWouldBlock())
+      << poll_testing::LastErrorText();
+}
+
 TEST_P(PollerConformanceTest, FullPipeIsNotWritableUntilDrained) {
   FdPair p = MakePipe();
-  // Fill the pipe.
-  std::string chunk(65536, 'x');
-  while (write(p.b.get(), chunk.data(), chunk.size()) > 0) {
-  }
-  ASSERT_EQ(errno, EAGAIN);
+  if (!expect().pipes_pollable) return ExpectPipeNotPollable(p);
+  FillUntilWouldBlock(p.b.get());
   ASSERT_TRUE(
       poller_->Register(p.b.get(), Token(3), Interest::Writable()).ok());
   EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
   ReadAvailable(p.a.get());
   std::optional<Event> e = PollFor(Token(3));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_writable());
+}
+
+TEST_P(PollerConformanceTest, FullSocketIsNotWritableUntilDrained) {
+  FdPair s = MakeSocketPair();
+  FillUntilWouldBlock(s.b.get());
+  ASSERT_TRUE(
+      poller_->Register(s.b.get(), Token(3), Interest::Writable()).ok());
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
+  // Drain until the writer has room again (TCP frees it as the peer reads).
+  std::optional<Event> e;
+  for (int i = 0; i < 50 && !e.has_value(); ++i) {
+    ReadAvailable(s.a.get());
+    e = PollFor(Token(3), absl::Milliseconds(100));
+  }
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_writable());
 }
@@ -331,8 +297,8 @@ TEST_P(PollerConformanceTest, PriorityDataOnTcp) {
   ASSERT_TRUE(
       poller_->Register(t.b.get(), Token(5), Interest::Priority()).ok());
   EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
-  const char byte = '!';
-  ASSERT_EQ(send(t.a.get(), &byte, 1, MSG_OOB), 1) << strerror(errno);
+  ASSERT_EQ(poll_testing::SendUrgent(t.a.get(), '!'), 1)
+      << poll_testing::LastErrorText();
   std::optional<Event> e = PollFor(Token(5));
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_priority()) << *e;
@@ -341,6 +307,20 @@ TEST_P(PollerConformanceTest, PriorityDataOnTcp) {
 }
 
 // --- Closed / error conditions ----------------------------------------------
+
+TEST_P(PollerConformanceTest, ListenerIsReadableWithAPendingConnection) {
+  absl::StatusOr<Fd> listener = poll_testing::MakeListener();
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  ASSERT_TRUE(
+      poller_->Register(listener->get(), Token(12), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  absl::StatusOr<Fd> client = poll_testing::ConnectToListener(listener->get());
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::optional<Event> e = PollFor(Token(12));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_readable()) << *e;
+  EXPECT_FALSE(e->is_error()) << *e;
+}
 
 TEST_P(PollerConformanceTest, TcpPeerCloseIsReadClosed) {
   FdPair t = MakeTcpPair();
@@ -353,20 +333,35 @@ TEST_P(PollerConformanceTest, TcpPeerCloseIsReadClosed) {
   EXPECT_TRUE(e->is_read_closed()) << *e;
   EXPECT_TRUE(e->is_readable()) << *e;  // read() returns 0 without blocking
   char c;
-  EXPECT_EQ(read(t.b.get(), &c, 1), 0);
+  EXPECT_EQ(poll_testing::ReadSome(t.b.get(), &c, 1), 0);
 }
 
 TEST_P(PollerConformanceTest, TcpPeerShutdownWriteIsReadClosedNotWriteClosed) {
   FdPair t = MakeTcpPair();
   ASSERT_TRUE(
       poller_->Register(t.b.get(), Token(9), Interest::Readable()).ok());
-  ASSERT_EQ(shutdown(t.a.get(), SHUT_WR), 0);
+  ASSERT_TRUE(poll_testing::ShutdownWrite(t.a.get()).ok());
   std::optional<Event> e = PollFor(Token(9));
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_read_closed()) << *e;
   // Our side can still write: the peer only closed its write direction.
   EXPECT_FALSE(e->is_write_closed()) << *e;
   EXPECT_FALSE(e->is_error()) << *e;
+}
+
+TEST_P(PollerConformanceTest, TcpPeerResetIsErrorAndBothSidesClosed) {
+  FdPair t = MakeTcpPair();
+  ASSERT_TRUE(
+      poller_->Register(t.b.get(), Token(10), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  poll_testing::CloseWithReset(t.a.get());
+  (void)t.a.release();  // closed by CloseWithReset
+  std::optional<Event> e = PollFor(Token(10));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_error()) << *e;
+  EXPECT_TRUE(e->is_read_closed()) << *e;
+  EXPECT_TRUE(e->is_write_closed()) << *e;
+  EXPECT_TRUE(e->is_readable()) << *e;  // a read fails at once
 }
 
 TEST_P(PollerConformanceTest, SocketPairPeerCloseIsReadClosed) {
@@ -382,6 +377,7 @@ TEST_P(PollerConformanceTest, SocketPairPeerCloseIsReadClosed) {
 
 TEST_P(PollerConformanceTest, PipeWriterCloseIsReadClosed) {
   FdPair p = MakePipe();
+  if (!expect().pipes_pollable) return ExpectPipeNotPollable(p);
   ASSERT_TRUE(
       poller_->Register(p.a.get(), Token(4), Interest::Readable()).ok());
   p.b.Reset();
@@ -392,6 +388,7 @@ TEST_P(PollerConformanceTest, PipeWriterCloseIsReadClosed) {
 
 TEST_P(PollerConformanceTest, PipeReaderCloseIsWriteClosed) {
   FdPair p = MakePipe();
+  if (!expect().pipes_pollable) return ExpectPipeNotPollable(p);
   ASSERT_TRUE(
       poller_->Register(p.b.get(), Token(4), Interest::Writable()).ok());
   p.a.Reset();
@@ -400,32 +397,48 @@ TEST_P(PollerConformanceTest, PipeReaderCloseIsWriteClosed) {
   EXPECT_TRUE(e->is_write_closed()) << *e;
 }
 
-TEST_P(PollerConformanceTest, ConnectToClosedPortReportsError) {
-  // A bound but not listening socket: connecting to its port is refused, and
-  // keeping it open means no one else can take the port meanwhile.
-  sockaddr_in addr;
-  Fd closed_port = BoundTcpSocket(/*listening=*/false, &addr);
-  Fd s(socket(AF_INET, SOCK_STREAM, 0));
-  ASSERT_GE(s.get(), 0);
-  SetNonBlocking(s.get());
-  const int rc =
-      connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  if (rc == 0 || errno != EINPROGRESS) {
-    GTEST_SKIP() << "connect did not go asynchronous: "
-                 << (rc == 0 ? "connected" : strerror(errno));
+TEST_P(PollerConformanceTest, SocketClosedWhileRegistered) {
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(13), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  const int fd = s.a.get();
+  s.a.Reset();  // closed without Deregister
+  int reports = 0;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : PollOnce(absl::Milliseconds(30))) {
+      EXPECT_EQ(e.token(), Token(13));
+      EXPECT_TRUE(e.is_error()) << e;
+      ++reports;
+    }
   }
+  if (expect().close_while_registered_is_silent) {
+    EXPECT_EQ(reports, 0);
+  } else {
+    EXPECT_EQ(reports, 3);  // poll(2): POLLNVAL on every Poll
+  }
+  EXPECT_EQ(poller_->Deregister(fd).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
+}
+
+TEST_P(PollerConformanceTest, ConnectToClosedPortReportsError) {
+  absl::StatusOr<FdPair> c = poll_testing::StartRefusedConnect();
+  if (c.status().code() == absl::StatusCode::kUnavailable) {
+    GTEST_SKIP() << c.status().message();
+  }
+  ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_TRUE(poller_
-                  ->Register(s.get(), Token(11),
+                  ->Register(c->a.get(), Token(11),
                              Interest::Readable() | Interest::Writable())
                   .ok());
   std::optional<Event> e = PollFor(Token(11));
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_error() || e->is_write_closed() || e->is_read_closed())
       << *e;
-  int err = 0;
-  socklen_t len = sizeof(err);
-  ASSERT_EQ(getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &len), 0);
-  EXPECT_EQ(err, ECONNREFUSED) << strerror(err);
+  std::string detail;
+  EXPECT_TRUE(
+      poll_testing::PendingErrorIsConnectionRefused(c->a.get(), &detail))
+      << detail;
 }
 
 // --- Interest changes, triggers, deregistration ------------------------------
@@ -558,8 +571,8 @@ TEST_P(PollerConformanceTest, NoneReportsNoReadinessUntilResumed) {
   // connection parked on Priority() used to spin on MSG_OOB).
   FdPair t = MakeTcpPair();
   ASSERT_TRUE(poller_->Register(t.b.get(), Token(2), Interest::None()).ok());
-  const char byte = '!';
-  ASSERT_EQ(send(t.a.get(), &byte, 1, MSG_OOB), 1) << strerror(errno);
+  ASSERT_EQ(poll_testing::SendUrgent(t.a.get(), '!'), 1)
+      << poll_testing::LastErrorText();
   WriteBytes(t.a.get(), 8);
   EXPECT_TRUE(PollOnce(absl::Milliseconds(50)).empty());
 
@@ -673,18 +686,8 @@ TEST_P(PollerConformanceTest, LevelReadyBeyondCapacityIsNotStarved) {
 
 TEST_P(PollerConformanceTest, TenThousandDescriptorsReportExactlyTheActive) {
   constexpr int kDescriptors = 10000;  // both ends of 5,000 socketpairs
-  constexpr rlim_t kNeeded = kDescriptors + 256;
-  rlimit lim;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &lim), 0);
-  if (lim.rlim_cur < kNeeded) {
-    if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < kNeeded) {
-      GTEST_SKIP() << "RLIMIT_NOFILE hard limit " << lim.rlim_max
-                   << " is below the " << kNeeded << " descriptors needed";
-    }
-    rlimit raised = lim;
-    raised.rlim_cur = kNeeded;
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &raised), 0) << strerror(errno);
-  }
+  poll_testing::ScopedDescriptorLimit limit(kDescriptors + 256);
+  if (!limit.ok()) GTEST_SKIP() << limit.why();
 
   std::vector<FdPair> pairs;
   pairs.reserve(kDescriptors / 2);
@@ -708,13 +711,23 @@ TEST_P(PollerConformanceTest, TenThousandDescriptorsReportExactlyTheActive) {
     const FdPair& p = pairs[token / 2];
     WriteBytes(token % 2 == 0 ? p.b.get() : p.a.get(), 1);
   }
-  std::vector<uint64_t> seen;
-  for (const Event& e : PollOnce(absl::Seconds(5), 1024)) {
-    EXPECT_TRUE(e.is_readable()) << e;
-    seen.push_back(e.token().value());
+  // Exactly those, each once per Poll. Where a burst may be split across
+  // Polls (Expectations::burst_in_one_poll), collect over a few.
+  std::set<uint64_t> seen;
+  const int max_polls = expect().burst_in_one_poll ? 1 : 20;
+  for (int i = 0; i < max_polls && seen.size() < active.size(); ++i) {
+    std::vector<uint64_t> this_poll;
+    for (const Event& e : PollOnce(absl::Seconds(5), 1024)) {
+      EXPECT_TRUE(e.is_readable()) << e;
+      this_poll.push_back(e.token().value());
+      seen.insert(e.token().value());
+    }
+    std::sort(this_poll.begin(), this_poll.end());
+    EXPECT_EQ(std::adjacent_find(this_poll.begin(), this_poll.end()),
+              this_poll.end())
+        << "a token twice in one Poll";
   }
-  std::sort(seen.begin(), seen.end());
-  EXPECT_EQ(seen, active);  // exactly those, each once
+  EXPECT_EQ(std::vector<uint64_t>(seen.begin(), seen.end()), active);
 
   for (uint64_t token : active) {
     const FdPair& p = pairs[token / 2];
@@ -726,7 +739,6 @@ TEST_P(PollerConformanceTest, TenThousandDescriptorsReportExactlyTheActive) {
     ASSERT_TRUE(poller_->Deregister(p.b.get()).ok());
   }
   pairs.clear();
-  setrlimit(RLIMIT_NOFILE, &lim);
 }
 
 // --- Timeouts ----------------------------------------------------------------
@@ -798,26 +810,6 @@ TEST_P(PollerConformanceTest, WakeFromAnotherThreadUnblocksPoll) {
   EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
 }
 
-TEST_P(PollerConformanceTest, WakeFromSignalHandlerUnblocksPoll) {
-  absl::StatusOr<std::unique_ptr<Waker>> waker =
-      Waker::Create(*poller_, Token(98));
-  ASSERT_TRUE(waker.ok()) << waker.status();
-  g_signal_waker.store(waker->get());
-  ScopedSignalHandler handler(SIGUSR1, WakeFromSignal);
-  const pthread_t poller_thread = pthread_self();
-  std::thread t([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pthread_kill(poller_thread, SIGUSR1);
-  });
-  std::vector<Event> events = PollOnce(std::nullopt);
-  t.join();
-  g_signal_waker.store(nullptr);
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].token(), Token(98));
-  (*waker)->Drain();
-  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
-}
-
 TEST_P(PollerConformanceTest, ManyWakesCoalesceAndDrainClears) {
   absl::StatusOr<std::unique_ptr<Waker>> waker =
       Waker::Create(*poller_, Token(97));
@@ -870,48 +862,6 @@ TEST_P(PollerConformanceTest, WakeIsThreadSafeAndNeverLost) {
   EXPECT_EQ(observed, 2 * kPerThread);
 }
 
-// --- Signals -----------------------------------------------------------------
-
-TEST_P(PollerConformanceTest, EintrNeitherSurfacesNorShortensTheWait) {
-  ScopedSignalHandler handler(SIGUSR2, CountSignal);
-  g_signal_count.store(0);
-  const pthread_t poller_thread = pthread_self();
-  std::atomic<bool> stop{false};
-  std::thread t([&] {
-    while (!stop.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(15));
-      if (!stop.load()) pthread_kill(poller_thread, SIGUSR2);
-    }
-  });
-  const absl::Duration timeout = absl::Milliseconds(250);
-  Events events(4);
-  const Clock::time_point start = Clock::now();
-  absl::StatusOr<size_t> n = poller_->Poll(events, timeout);
-  const double elapsed_ms = MillisSince(start);
-
-  // Blocking poll, interrupted the same way, ended by a Waker.
-  absl::StatusOr<std::unique_ptr<Waker>> waker =
-      Waker::Create(*poller_, Token(95));
-  ASSERT_TRUE(waker.ok()) << waker.status();
-  std::thread waker_thread([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(120));
-    EXPECT_TRUE((*waker)->Wake().ok());
-  });
-  absl::StatusOr<size_t> blocking = poller_->Poll(events, std::nullopt);
-  waker_thread.join();
-  stop.store(true);
-  t.join();
-
-  ASSERT_TRUE(n.ok()) << n.status();
-  EXPECT_EQ(*n, 0u);
-  EXPECT_GE(elapsed_ms, 250.0);
-  EXPECT_LE(elapsed_ms, 250.0 + 200);
-  ASSERT_TRUE(blocking.ok()) << blocking.status();
-  ASSERT_EQ(*blocking, 1u);
-  EXPECT_EQ(events[0].token(), Token(95));
-  EXPECT_GE(g_signal_count.load(), 5) << "signals did not arrive";
-}
-
 // --- Errors ------------------------------------------------------------------
 
 TEST_P(PollerConformanceTest, ErrorsHaveTheSameCodesAndThePollerSurvives) {
@@ -923,12 +873,14 @@ TEST_P(PollerConformanceTest, ErrorsHaveTheSameCodesAndThePollerSurvives) {
             absl::StatusCode::kInvalidArgument);
   int closed_fd;
   {
-    FdPair tmp = MakePipe();
+    FdPair tmp = MakeSocketPair();
     closed_fd = tmp.a.get();
   }
   absl::Status st = poller_->Register(closed_fd, Token(1), r);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
-  EXPECT_NE(st.message().find(strerror(EBADF)), absl::string_view::npos) << st;
+  EXPECT_NE(st.message().find(poll_testing::BadDescriptorErrorText()),
+            absl::string_view::npos)
+      << st;
   EXPECT_EQ(poller_->Reregister(closed_fd, Token(1), r).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(poller_->Deregister(closed_fd).code(),
@@ -946,20 +898,21 @@ TEST_P(PollerConformanceTest, ErrorsHaveTheSameCodesAndThePollerSurvives) {
   st = poller_->Deregister(s.b.get());
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
 
-  // Regular file and directory cannot be polled (epoll's EPERM).
-  const char* tmpdir = std::getenv("TEST_TMPDIR");
-  const std::string dir = tmpdir != nullptr ? tmpdir : "/tmp";
+  // Regular file and directory cannot be polled (epoll's EPERM; on Windows
+  // any handle that is not a socket).
+  const std::string dir = poll_testing::TempDir();
   const std::string path =
       absl::StrCat(dir, "/poller_regular_", PollerBackendName(GetParam()));
-  Fd file(open(path.c_str(), O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600));
-  ASSERT_GE(file.get(), 0) << strerror(errno);
-  st = poller_->Register(file.get(), Token(4), r);
+  absl::StatusOr<Fd> file = poll_testing::OpenRegularFile(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  st = poller_->Register(file->get(), Token(4), r);
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
-  Fd dirfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  ASSERT_GE(dirfd.get(), 0) << strerror(errno);
-  st = poller_->Register(dirfd.get(), Token(5), r);
+  absl::StatusOr<Fd> dirfd = poll_testing::OpenDirectory(dir);
+  ASSERT_TRUE(dirfd.ok()) << dirfd.status();
+  st = poller_->Register(dirfd->get(), Token(5), r);
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
-  unlink(path.c_str());
+  file->Reset();
+  poll_testing::RemoveFile(path);
 
   // Deregistering twice.
   ASSERT_TRUE(poller_->Deregister(s.a.get()).ok());
@@ -1016,6 +969,104 @@ TEST_P(PollerConformanceTest, ReregisterFromAnotherThreadRearmsBlockedPoll) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].token(), Token(23));
   EXPECT_LT(elapsed_ms, 5000);
+}
+
+TEST_P(PollerConformanceTest,
+       ReregisterFromAnotherThreadChangesInterestOfBlockedPoll) {
+  // The blocked Poll is watching for readability (nothing to read); another
+  // thread switches the interest to writable, which holds at once.
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(24), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(
+        poller_->Reregister(s.a.get(), Token(25), Interest::Writable()).ok());
+  });
+  const Clock::time_point start = Clock::now();
+  std::vector<Event> events = PollOnce(absl::Seconds(10));
+  const double elapsed_ms = MillisSince(start);
+  t.join();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].token(), Token(25));
+  EXPECT_TRUE(events[0].is_writable()) << events[0];
+  EXPECT_FALSE(events[0].is_readable()) << events[0];
+  EXPECT_LT(elapsed_ms, 5000);
+}
+
+TEST_P(PollerConformanceTest, DeregisterFromAnotherThreadSilencesBlockedPoll) {
+  FdPair s = MakeSocketPair();
+  ASSERT_TRUE(
+      poller_->Register(s.a.get(), Token(26), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOnce(absl::ZeroDuration()).empty());
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_TRUE(poller_->Deregister(s.a.get()).ok());
+    WriteBytes(s.b.get(), 1);  // after Deregister: must not be reported
+  });
+  std::vector<Event> events = PollOnce(absl::Milliseconds(300));
+  t.join();
+  EXPECT_TRUE(events.empty()) << events[0];
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());
+}
+
+// Interest changes racing with a polling thread (on IOCP each one cancels
+// the request in flight, whose completion may race the cancel): no crash, no
+// wedged registration, and the last change wins.
+TEST_P(PollerConformanceTest, InterestChangesRacingWithPollNeverWedge) {
+  constexpr int kSockets = 4;
+  std::vector<FdPair> pairs;
+  for (int i = 0; i < kSockets; ++i) {
+    pairs.push_back(MakeSocketPair());
+    WriteBytes(pairs[i].b.get(), 1);  // readable and writable
+    ASSERT_TRUE(
+        poller_->Register(pairs[i].a.get(), Token(i), Interest::None()).ok());
+  }
+  std::atomic<bool> stop{false};
+  std::thread changer([&] {
+    const Interest kInterests[] = {Interest::Readable(), Interest::Writable(),
+                                   Interest::None(), Interest::Priority(),
+                                   Interest::Readable() | Interest::Writable()};
+    for (int n = 0; n < 2000 && !stop.load(); ++n) {
+      const int i = n % kSockets;
+      const Trigger trigger = n % 3 == 0 ? Trigger::kOneShot : Trigger::kLevel;
+      EXPECT_TRUE(poller_
+                      ->Reregister(pairs[i].a.get(), Token(i),
+                                   kInterests[(n / kSockets) % 5], trigger)
+                      .ok());
+    }
+  });
+  Events events(16);
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(20);
+  std::thread poller_thread([&] {
+    while (!stop.load() && Clock::now() < deadline) {
+      absl::StatusOr<size_t> n = poller_->Poll(events, absl::Milliseconds(1));
+      EXPECT_TRUE(n.ok()) << n.status();
+    }
+  });
+  changer.join();
+  stop.store(true);
+  poller_thread.join();
+  // The last change wins: each socket now reports exactly what it asks for.
+  for (int i = 0; i < kSockets; ++i) {
+    ASSERT_TRUE(poller_
+                    ->Reregister(pairs[i].a.get(), Token(100 + i),
+                                 Interest::Writable(), Trigger::kOneShot)
+                    .ok());
+  }
+  std::set<uint64_t> seen;
+  for (int round = 0; round < 50 && seen.size() < kSockets; ++round) {
+    for (const Event& e : PollOnce(absl::Milliseconds(100))) {
+      EXPECT_GE(e.token().value(), 100u) << e;
+      EXPECT_TRUE(e.is_writable()) << e;
+      EXPECT_FALSE(e.is_readable()) << e;
+      seen.insert(e.token().value());
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kSockets));
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(20)).empty());  // one-shot
+  for (FdPair& p : pairs) EXPECT_TRUE(poller_->Deregister(p.a.get()).ok());
 }
 
 // The event loop's pattern: one thread polls one-shot registrations, workers

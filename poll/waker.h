@@ -1,13 +1,16 @@
 // Waker: wakes a thread blocked in Poller::Poll from any other thread or
 // from a signal handler.
 //
-// A Waker owns a wakeup descriptor (an eventfd on Linux, a non-blocking pipe
-// elsewhere) registered with the Poller as readable, Trigger::kLevel, under
-// the Waker's token. Wake() makes it readable; the polling thread sees an
-// Event with that token and calls Drain().
+// On POSIX a Waker owns a wakeup descriptor (an eventfd on Linux, a
+// non-blocking pipe elsewhere) registered with the Poller as readable,
+// Trigger::kLevel, under the Waker's token; Wake() makes it readable. On
+// Windows (IOCP backend) Wake() posts a completion packet to the Poller's
+// port instead, with the same semantics. Either way the polling thread sees a
+// readable Event with the Waker's token and calls Drain().
 //
-// Thread-safety: Wake() is thread-safe and async-signal-safe. Drain() is
-// called by the polling thread. Create and destruction are not concurrent
+// Thread-safety: Wake() is thread-safe and, on POSIX, async-signal-safe (on
+// Windows it may be called from a console control handler thread). Drain()
+// is called by the polling thread. Create and destruction are not concurrent
 // with other calls on the same Waker.
 // Ownership: the Waker owns its descriptor(s) and registration; the Poller
 // must outlive the Waker (the destructor deregisters from it).
@@ -24,7 +27,7 @@
 namespace mill {
 
 namespace poll_internal {
-class WakeupFd;
+class WakeChannel;
 }  // namespace poll_internal
 
 // Interrupts a blocked Poll.
@@ -43,8 +46,8 @@ class WakeupFd;
 // caller is about to process what it signalled) or reported by the next Poll.
 class Waker {
  public:
-  // Creates the wakeup descriptor and registers it with `poller` (readable,
-  // kLevel) under `token`.
+  // Creates the wakeup descriptor (POSIX) and registers it with `poller`
+  // (readable, kLevel) under `token`.
   static absl::StatusOr<std::unique_ptr<Waker>> Create(Poller& poller,
                                                        Token token);
 
@@ -54,7 +57,8 @@ class Waker {
   ~Waker();
 
   // Makes the next (or the current, blocked) Poll report this Waker's token.
-  // Thread-safe and async-signal-safe: only write(2), errno preserved. A full
+  // Thread-safe and async-signal-safe: only write(2), errno preserved (on
+  // Windows: PostQueuedCompletionStatus, at most one packet in flight). A full
   // pipe / saturated eventfd counts as success (a wakeup is pending). Only a
   // broken Waker returns an error, and building that Status allocates, so a
   // signal handler should ignore the result.
@@ -67,12 +71,10 @@ class Waker {
   Token token() const { return token_; }
 
  private:
-  Waker(Poller& poller, Token token,
-        std::unique_ptr<poll_internal::WakeupFd> fd);
+  Waker(Token token, std::unique_ptr<poll_internal::WakeChannel> channel);
 
-  Poller& poller_;
   const Token token_;
-  const std::unique_ptr<poll_internal::WakeupFd> fd_;
+  const std::unique_ptr<poll_internal::WakeChannel> channel_;
 };
 
 }  // namespace mill

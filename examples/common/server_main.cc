@@ -1,7 +1,5 @@
 #include "examples/common/server_main.h"
 
-#include <signal.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -12,6 +10,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "examples/common/stop_requests.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1",
           "numeric IPv4 or IPv6 address to listen on");
@@ -180,18 +179,17 @@ bool ServerProgram::Listen(TcpServerCallbacks callbacks,
 }
 
 int ServerProgram::Serve() {
-  // Sockets use MSG_NOSIGNAL already; this covers anything else.
-  signal(SIGPIPE, SIG_IGN);
-  // Before announcing readiness, so that a signal sent as soon as the line
-  // is read already stops the loop gracefully.
-  absl::Status status = StopOnSignals(loop_.get());
-  if (!status.ok()) return Fail(status.ToString());
+  // Before announcing readiness, so that a signal (or stop request) sent as
+  // soon as the line is read already stops the loop gracefully.
+  absl::StatusOr<std::unique_ptr<StopRequests>> stop_requests =
+      StopRequests::Start(loop_.get());
+  if (!stop_requests.ok()) return Fail(stop_requests.status().ToString());
   std::printf("listening on %s\n", server_->local_address().ToString().c_str());
   std::fflush(stdout);
 
-  status = loop_->Run();
+  absl::Status status = loop_->Run();
   // Graceful shutdown: close every connection and the listener.
-  (void)StopOnSignals(nullptr);
+  stop_requests->reset();
   server_->Stop();
   const TcpServerStats stats = server_->stats();
   server_.reset();

@@ -2,7 +2,13 @@
 // --tls-key=KEY.pem (also spelled --tls_cert / --tls_key; see
 // ServerProgram::ParseCommandLine). With both, the server's connections
 // speak TLS (TcpServerOptions::layer); with neither, plain TCP. Only the
-// binaries that link this library (and so //tls and OpenSSL) have them.
+// binaries that link this library have them.
+//
+// Per platform: tls_flags.cc builds the layers with //tls (OpenSSL);
+// tls_flags_none.cc, for the Windows build (Debian has no mingw-w64
+// OpenSSL), has the same flags and refuses them with "TLS is not available
+// in this build", so a server never silently serves plaintext where TLS was
+// asked for.
 //
 // Thread-safety: call from main() after the command line was parsed.
 #ifndef MILL_IO_EXAMPLES_COMMON_TLS_FLAGS_H_
@@ -13,17 +19,28 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "tls/tls_server_context.h"
+#include "net/connection_layer.h"
 
 namespace mill {
 namespace examples {
 
-// The TLS context --tls-cert and --tls-key ask for, offering `alpn`: null
-// when neither is set; InvalidArgument when only one is; otherwise
+// The server TLS layer --tls-cert and --tls-key ask for, offering `alpn`:
+// null when neither is set; InvalidArgument when only one is; otherwise
 // TlsServerContext::Create's result, whose errors name the file and why
 // (missing, unreadable, not PEM, encrypted key, key not matching).
-absl::StatusOr<std::shared_ptr<TlsServerContext>> ServerTlsFromFlags(
+// Without TLS in the build: FailedPrecondition when either is set.
+absl::StatusOr<std::shared_ptr<const ConnectionLayer>> ServerTlsFromFlags(
     std::vector<std::string> alpn);
+
+// A client TLS layer offering `alpn` that verifies servers against the
+// PEM CA bundle `ca_file` (empty: the system's trust store), for
+// https:// upstreams: TlsClientContext::Create's result. Without TLS in the
+// build: FailedPrecondition.
+absl::StatusOr<std::shared_ptr<const ConnectionLayer>> ClientTls(
+    std::string ca_file, std::vector<std::string> alpn);
+
+// Whether this build has TLS (the two functions above can succeed).
+bool TlsAvailable();
 
 }  // namespace examples
 }  // namespace mill

@@ -1,15 +1,13 @@
 #include "examples/http/http_connection.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "examples/http/file_io.h"
 #include "examples/http/static_file_service.h"
 #include "examples/http/test_util.h"
 #include "gtest/gtest.h"
@@ -74,14 +72,20 @@ class RecordingSink : public ResponseSink {
 
 // A temporary file holding "0123456789", opened as a FileBody.
 std::shared_ptr<const FileBody> DigitsFile() {
-  std::string path = ::testing::TempDir() + "/digits_XXXXXX";
-  const int fd = mkstemp(path.data());
-  EXPECT_GE(fd, 0);
-  EXPECT_EQ(write(fd, "0123456789", 10), 10);
-  unlink(path.c_str());  // The descriptor keeps it alive.
-  struct stat st;
-  EXPECT_EQ(fstat(fd, &st), 0);
-  return std::make_shared<const FileBody>(fd, st);
+  static int counter = 0;
+  const std::string path =
+      ::testing::TempDir() + "/digits_" + std::to_string(counter++) + ".txt";
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << "0123456789";
+    EXPECT_TRUE(out.good()) << path;
+  }
+  const absl::StatusOr<int> opened = internal::OpenFileForReading(path);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  const int fd = opened.value_or(-1);
+  const absl::StatusOr<FileInfo> info = internal::StatOpenFile(fd);
+  EXPECT_TRUE(info.ok()) << info.status();
+  return std::make_shared<const FileBody>(fd, info.value_or(FileInfo()));
 }
 
 // Answers "/file" with bytes 2..5 of the digits file, anything else with

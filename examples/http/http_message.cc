@@ -1,18 +1,14 @@
 #include "examples/http/http_message.h"
 
-#include <errno.h>
 #include <http_parser.h>
-#include <locale.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
-#include "base/errno_status.h"
 #include "examples/common/http_text.h"
+#include "examples/http/file_io.h"
 
 namespace mill::http {
 namespace {
@@ -20,12 +16,159 @@ namespace {
 using ::mill::examples::EqualsIgnoreCase;
 using ::mill::examples::TrimOptionalWhitespace;
 
-// The "C" locale, so that day and month names parse whatever the process
-// locale is. Created once, never freed (it lives as long as the process).
-locale_t CLocale() {
-  static const locale_t locale = newlocale(LC_ALL_MASK, "C", locale_t{});
-  return locale;
+constexpr const char* kDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                 "Thursday", "Friday", "Saturday"};
+constexpr const char* kMonths[] = {
+    "January", "February", "March",     "April",   "May",      "June",
+    "July",    "August",   "September", "October", "November", "December"};
+
+// Days since 1970-01-01 of a proleptic Gregorian date (month 1-12; a day
+// past the month's end runs into the next month, as timegm() does).
+int64_t DaysFromCivil(int64_t year, int month, int day) {
+  year -= month <= 2;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t yoe = year - era * 400;
+  const int64_t mp = (month + 9) % 12;
+  const int64_t doy = (153 * mp + 2) / 5 + day - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
 }
+
+// The inverse: the date of `days` since 1970-01-01.
+void CivilFromDays(int64_t days, int64_t* year, int* month, int* day) {
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t doe = days - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  *day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  *month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  *year = yoe + era * 400 + (*month <= 2);
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
+         c == '\r';
+}
+
+bool LowerEquals(char a, char b) {
+  const auto lower = [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  return lower(a) == lower(b);
+}
+
+// A strptime(3)-like reader for the three HTTP-date patterns, in the "C"
+// locale whatever the process locale is: %a and %b take a full or
+// abbreviated English name (any case); numbers skip leading whitespace and
+// take at most `digits` digits (stopping early when one more would pass the
+// maximum); a space in the pattern matches any run of whitespace, any other
+// character itself.
+class DateReader {
+ public:
+  explicit DateReader(std::string_view text) : s_(text) {}
+
+  bool AtEnd() const { return pos_ == s_.size(); }
+
+  void SkipSpace() {
+    while (pos_ < s_.size() && IsSpace(s_[pos_])) ++pos_;
+  }
+
+  bool Literal(char c) {
+    if (pos_ == s_.size() || s_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  // Index of the name (full first, then its 3-letter abbreviation).
+  bool Name(const char* const* names, int count, int* index) {
+    for (int i = 0; i < count; ++i) {
+      const std::string_view full = names[i];
+      for (const size_t length : {full.size(), size_t{3}}) {
+        if (s_.size() - pos_ < length) continue;
+        bool equal = true;
+        for (size_t k = 0; k < length && equal; ++k) {
+          equal = LowerEquals(s_[pos_ + k], full[k]);
+        }
+        if (equal) {
+          pos_ += length;
+          *index = i;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  bool Number(int digits, int min, int max, int* value) {
+    SkipSpace();
+    if (pos_ == s_.size() || s_[pos_] < '0' || s_[pos_] > '9') return false;
+    int v = 0;
+    int n = digits;
+    do {
+      v = v * 10 + (s_[pos_++] - '0');
+    } while (--n > 0 && v * 10 <= max && pos_ < s_.size() && s_[pos_] >= '0' &&
+             s_[pos_] <= '9');
+    if (v < min || v > max) return false;
+    *value = v;
+    return true;
+  }
+
+  // Reads `pattern` (%a %b %d %H %M %S %Y %y, spaces, literals).
+  bool Pattern(const char* pattern, int* year, int* month, int* day, int* hour,
+               int* minute, int* second) {
+    for (const char* p = pattern; *p != '\0'; ++p) {
+      if (*p == ' ') {
+        SkipSpace();
+        continue;
+      }
+      if (*p != '%') {
+        if (!Literal(*p)) return false;
+        continue;
+      }
+      int ignored;
+      bool ok = false;
+      switch (*++p) {
+        case 'a':
+          ok = Name(kDays, 7, &ignored);
+          break;
+        case 'b':
+          ok = Name(kMonths, 12, month);
+          ++*month;
+          break;
+        case 'd':
+          ok = Number(2, 1, 31, day);
+          break;
+        case 'H':
+          ok = Number(2, 0, 23, hour);
+          break;
+        case 'M':
+          ok = Number(2, 0, 59, minute);
+          break;
+        case 'S':
+          ok = Number(2, 0, 61, second);
+          break;
+        case 'Y':
+          ok = Number(4, 0, 9999, year);
+          break;
+        case 'y':
+          ok = Number(2, 0, 99, year);
+          break;
+      }
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::string_view s_;
+  size_t pos_ = 0;
+};
 
 }  // namespace
 
@@ -45,16 +188,9 @@ std::vector<std::string_view> HttpRequest::FindHeaders(
   return values;
 }
 
-FileBody::FileBody(int fd, const struct stat& st)
-    : fd_(fd),
-      size_(st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0),
-      mtime_(st.st_mtim),
-      inode_(st.st_ino) {}
+FileBody::FileBody(int fd, const FileInfo& info) : fd_(fd), info_(info) {}
 
-FileBody::~FileBody() {
-  // Not retried on EINTR: on Linux the descriptor is released regardless.
-  if (fd_ >= 0) close(fd_);
-}
+FileBody::~FileBody() { internal::CloseFile(fd_); }
 
 HttpResponse HttpResponse::Text(int status, std::string body) {
   HttpResponse response;
@@ -78,18 +214,16 @@ absl::Status ReadFileRange(const FileBody& file, uint64_t offset,
   while (length > 0) {
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(buffer_size, length));
-    const ssize_t n =
-        pread(file.fd(), buffer.get(), want, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return mill::ErrnoStatus(errno, "pread of a response file body");
-    }
+    const absl::StatusOr<size_t> read =
+        internal::ReadFileAt(file.fd(), offset, buffer.get(), want);
+    if (!read.ok()) return read.status();
+    const size_t n = *read;
     if (n == 0) {
       return absl::DataLossError(
           "response file body ended " + std::to_string(length) +
           " bytes early (the file shrank after it was opened)");
     }
-    consume(std::string_view(buffer.get(), static_cast<size_t>(n)));
+    consume(std::string_view(buffer.get(), n));
     offset += static_cast<uint64_t>(n);
     length -= static_cast<uint64_t>(n);
   }
@@ -115,17 +249,21 @@ const char* StatusReason(int status) {
 }
 
 std::string FormatHttpDate(std::time_t t) {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed",
-                                          "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
-                                            "May", "Jun", "Jul", "Aug",
-                                            "Sep", "Oct", "Nov", "Dec"};
-  std::tm tm{};
-  if (gmtime_r(&t, &tm) == nullptr) return "Thu, 01 Jan 1970 00:00:00 GMT";
+  const int64_t seconds = static_cast<int64_t>(t);
+  const int64_t days = FloorDiv(seconds, 86400);
+  const int64_t second_of_day = seconds - days * 86400;
+  int64_t year;
+  int month;
+  int day;
+  CivilFromDays(days, &year, &month, &day);
+  if (year < 0 || year > 9999) return "Thu, 01 Jan 1970 00:00:00 GMT";
+  const int64_t weekday = ((days % 7) + 7 + 4) % 7;  // 1970-01-01: Thursday.
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                kDays[tm.tm_wday % 7], tm.tm_mday, kMonths[tm.tm_mon % 12],
-                tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(buf, sizeof(buf), "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
+                kDays[weekday], day, kMonths[month - 1], static_cast<int>(year),
+                static_cast<int>(second_of_day / 3600),
+                static_cast<int>(second_of_day / 60 % 60),
+                static_cast<int>(second_of_day % 60));
   return buf;
 }
 
@@ -135,40 +273,41 @@ std::optional<std::time_t> ParseHttpDate(std::string_view text,
   // The longest valid form ("Wednesday, 09-Nov-94 08:49:37 GMT") has 33
   // characters; anything much longer is not a date.
   if (text.empty() || text.size() > 64) return std::nullopt;
-  const locale_t c_locale = CLocale();
-  if (c_locale == locale_t{}) return std::nullopt;
-  const std::string copy(text);  // strptime wants a NUL-terminated string.
-  const char* const end = copy.c_str() + copy.size();
   struct Format {
     const char* pattern;
     bool two_digit_year;
   };
-  // strptime's %a and %b accept abbreviated and full names; a space in the
-  // pattern matches any run of whitespace (asctime pads the day: "Nov  6").
+  // %a and %b accept abbreviated and full names; a space in the pattern
+  // matches any run of whitespace (asctime pads the day: "Nov  6").
   static constexpr Format kFormats[] = {
       {"%a, %d %b %Y %H:%M:%S GMT", false},  // IMF-fixdate
       {"%a, %d-%b-%y %H:%M:%S GMT", true},   // RFC 850
       {"%a %b %d %H:%M:%S %Y", false},       // asctime
   };
   for (const Format& format : kFormats) {
-    std::tm tm{};
-    const char* parsed =
-        strptime_l(copy.c_str(), format.pattern, &tm, c_locale);
-    if (parsed != end) continue;
+    DateReader reader(text);
+    int year = 0, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+    if (!reader.Pattern(format.pattern, &year, &month, &day, &hour, &minute,
+                        &second) ||
+        !reader.AtEnd()) {
+      continue;
+    }
     if (format.two_digit_year) {
-      std::tm now_tm{};
-      if (gmtime_r(&now, &now_tm) == nullptr) return std::nullopt;
-      const int now_year = now_tm.tm_year + 1900;
-      int year = now_year - now_year % 100 + tm.tm_year % 100;
+      const int64_t now_days = FloorDiv(static_cast<int64_t>(now), 86400);
+      int64_t now_year;
+      int now_month;
+      int now_day;
+      CivilFromDays(now_days, &now_year, &now_month, &now_day);
+      int64_t full_year = now_year - now_year % 100 + year;
       // §5.6.7: more than 50 years ahead means the century before; and
       // symmetrically, 50 or more years back means the century after.
-      if (year > now_year + 50) year -= 100;
-      if (year <= now_year - 50) year += 100;
-      tm.tm_year = year - 1900;
+      if (full_year > now_year + 50) full_year -= 100;
+      if (full_year <= now_year - 50) full_year += 100;
+      year = static_cast<int>(full_year);
     }
-    if (tm.tm_sec > 59) return std::nullopt;  // No leap seconds in HTTP.
-    tm.tm_isdst = 0;
-    return timegm(&tm);
+    if (second > 59) return std::nullopt;  // No leap seconds in HTTP.
+    return static_cast<std::time_t>(DaysFromCivil(year, month, day) * 86400 +
+                                    hour * 3600 + minute * 60 + second);
   }
   return std::nullopt;
 }

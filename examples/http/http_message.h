@@ -15,15 +15,12 @@
 // last reference goes away.
 //
 // Thread-safety: HttpRequest, HttpResponse and StringResponseSink are plain
-// values, thread-compatible. A FileBody is immutable and thread-safe (pread()
-// does not move a shared file offset). The free functions are thread-safe.
-// Ownership: values own their strings; file bodies are shared through
-// std::shared_ptr<const FileBody>.
+// values, thread-compatible. A FileBody is immutable and thread-safe (reads
+// name their offset: pread(), or ReadFile with an OVERLAPPED offset). The free
+// functions are thread-safe. Ownership: values own their strings; file bodies
+// are shared through std::shared_ptr<const FileBody>.
 #ifndef MILL_IO_EXAMPLES_HTTP_HTTP_MESSAGE_H_
 #define MILL_IO_EXAMPLES_HTTP_HTTP_MESSAGE_H_
-
-#include <sys/stat.h>
-#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -59,40 +56,52 @@ struct HttpRequest {
   std::vector<std::string_view> FindHeaders(std::string_view name) const;
 };
 
+// What a FileBody announces of its file: taken when the file was opened
+// (fstat() on POSIX, GetFileInformationByHandle on Windows).
+struct FileInfo {
+  uint64_t size = 0;
+  // Modification time since the epoch, to the nanosecond when the file
+  // system keeps it (Windows: 100 ns ticks).
+  int64_t mtime_sec = 0;
+  int64_t mtime_nsec = 0;
+  // Identifies the file on its device: the inode (POSIX) or the file index
+  // (Windows).
+  uint64_t id = 0;
+};
+
 // An open regular file, sent in whole or in part as a response body. Owns
 // the descriptor and closes it when destroyed; shared (as
 // std::shared_ptr<const FileBody>) by the response and whoever sends it, so
 // the descriptor stays open until the last piece referring to it is sent.
-// The metadata is the fstat() taken when the file was opened, which is what
+// The metadata is the FileInfo taken when the file was opened, which is what
 // the response headers (Content-Length, Last-Modified, ETag) announce.
 //
-//   int fd = open(path, O_RDONLY | O_CLOEXEC);
-//   struct stat st;
-//   fstat(fd, &st);
-//   auto file = std::make_shared<const FileBody>(fd, st);
+//   auto info = internal::StatOpenFile(fd);  // examples/http/file_io.h
+//   auto file = std::make_shared<const FileBody>(fd, *info);
 class FileBody {
  public:
-  // Takes ownership of `fd`, an open regular file whose fstat() gave `st`.
-  FileBody(int fd, const struct stat& st);
+  // Takes ownership of `fd`, an open regular file described by `info`. On
+  // Windows `fd` is a C runtime descriptor (_open_osfhandle).
+  FileBody(int fd, const FileInfo& info);
   ~FileBody();
 
   FileBody(const FileBody&) = delete;
   FileBody& operator=(const FileBody&) = delete;
 
-  // The descriptor, for pread() or sendfile(2) (which take an explicit
-  // offset). Do not close it, and do not use read()/lseek(): the file
-  // offset is shared by every sender.
+  // The descriptor, for positional reads or sendfile(2) (which take an
+  // explicit offset). Do not close it, and do not use read()/lseek(): the
+  // file offset is shared by every sender.
   int fd() const { return fd_; }
-  uint64_t size() const { return size_; }
-  // Modification time, to the nanosecond when the file system keeps it.
-  const struct timespec& mtime() const { return mtime_; }
-  ino_t inode() const { return inode_; }
+  uint64_t size() const { return info_.size; }
+  // Modification time: seconds and nanoseconds since the epoch.
+  int64_t mtime_sec() const { return info_.mtime_sec; }
+  int64_t mtime_nsec() const { return info_.mtime_nsec; }
+  // The inode (POSIX) or file index (Windows).
+  uint64_t inode() const { return info_.id; }
 
  private:
   const int fd_;
-  const uint64_t size_;
-  const struct timespec mtime_;
-  const ino_t inode_;
+  const FileInfo info_;
 };
 
 // What a handler answers. HttpConnection adds Server, Date, Content-Length
@@ -149,10 +158,10 @@ class ResponseSink {
                          uint64_t length) = 0;
 };
 
-// Reads `length` bytes of `file` from `offset` with pread(), passing them to
-// `consume` in order, in chunks of at most `chunk_bytes` (so memory stays
-// bounded whatever the length). Fails with DataLoss when the file ends early
-// (it shrank after it was opened), or with the errno of a failed pread();
+// Reads `length` bytes of `file` from `offset` with positional reads, passing
+// them to `consume` in order, in chunks of at most `chunk_bytes` (so memory
+// stays bounded whatever the length). Fails with DataLoss when the file ends
+// early (it shrank after it was opened), or with the error of a failed read;
 // `consume` then has received only part of the range.
 absl::Status ReadFileRange(const FileBody& file, uint64_t offset,
                            uint64_t length,

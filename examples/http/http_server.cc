@@ -72,7 +72,6 @@
 #include "net/socket_address.h"
 #include "net/tcp_server.h"
 #include "reactor/event_loop.h"
-#include "tls/tls_server_context.h"
 
 ABSL_FLAG(int, port, 8080, "TCP port (0: let the kernel pick a free one)");
 ABSL_FLAG(std::string, root, "",
@@ -367,7 +366,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<StaticFileService>> service =
       StaticFileService::Create(service_options);
   if (!service.ok()) return program.Fail(service.status().ToString());
-  absl::StatusOr<std::shared_ptr<mill::TlsServerContext>> tls =
+  absl::StatusOr<std::shared_ptr<const mill::ConnectionLayer>> tls =
       mill::examples::ServerTlsFromFlags({"http/1.1"});
   if (!tls.ok()) return program.Fail(tls.status().message());
 

@@ -1,14 +1,6 @@
 #include "examples/http/static_file_service.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <http_parser.h>
-#include <limits.h>
-#include <stdlib.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -20,9 +12,11 @@
 
 #include "absl/status/status.h"
 #include "examples/common/http_text.h"
+#include "examples/http/root_directory.h"
 
 namespace mill::http {
 
+using ::mill::examples::EqualsIgnoreCase;
 using ::mill::examples::TrimOptionalWhitespace;
 
 namespace {
@@ -47,32 +41,6 @@ std::string_view PathOf(std::string_view target) {
   if ((url.field_set & (1 << UF_PATH)) == 0) return "/";
   return target.substr(url.field_data[UF_PATH].off,
                        url.field_data[UF_PATH].len);
-}
-
-std::string ErrnoText(int err) { return std::strerror(err); }
-
-// The HTTP status for a failed realpath(), stat() or open() of a file under
-// the root.
-int StatusForErrno(int err) {
-  switch (err) {
-    case EACCES:
-    case EPERM:
-      return 403;
-    case EMFILE:
-    case ENFILE:
-    case ENOMEM:
-    case EAGAIN:  // Also EWOULDBLOCK (a lease or lock held elsewhere).
-      return 503;
-    case ENOENT:
-    case ENOTDIR:
-    case ELOOP:  // A symlink swapped in after realpath(); O_NOFOLLOW said no.
-    case ENAMETOOLONG:
-    case ENXIO:  // A socket or device node.
-    case ENODEV:
-      return 404;
-    default:
-      return 500;
-  }
 }
 
 HttpResponse ErrorResponse(int status) {
@@ -142,9 +110,9 @@ bool IfNoneMatchMatches(const std::vector<std::string_view>& values,
 
 // The strong entity-tag of `file` (see the header for why it is strong).
 std::string EntityTag(const FileBody& file) {
-  const struct timespec& m = file.mtime();
-  const uint64_t mtime_ns = static_cast<uint64_t>(m.tv_sec) * 1000000000u +
-                            static_cast<uint64_t>(m.tv_nsec);
+  const uint64_t mtime_ns =
+      static_cast<uint64_t>(file.mtime_sec()) * 1000000000u +
+      static_cast<uint64_t>(file.mtime_nsec());
   char buf[80];
   std::snprintf(buf, sizeof(buf), "\"%llx-%llx-%llx\"",
                 static_cast<unsigned long long>(file.inode()),
@@ -318,8 +286,7 @@ std::string_view ContentTypeForPath(std::string_view path) {
   if (dot != std::string_view::npos && dot + 1 < name.size()) {
     const std::string_view ext = name.substr(dot + 1);
     for (const auto& [known, type] : kTypes) {
-      if (ext.size() == std::strlen(known) &&
-          strncasecmp(ext.data(), known, ext.size()) == 0) {
+      if (EqualsIgnoreCase(ext, known)) {
         return type;
       }
     }
@@ -329,117 +296,24 @@ std::string_view ContentTypeForPath(std::string_view path) {
 
 absl::StatusOr<std::unique_ptr<StaticFileService>> StaticFileService::Create(
     Options options) {
-  std::string root;
+  std::unique_ptr<internal::RootDirectory> root_directory;
   if (!options.root.empty()) {
-    char resolved[PATH_MAX];
-    if (realpath(options.root.c_str(), resolved) == nullptr) {
-      return absl::NotFoundError("root " + options.root + ": " +
-                                 ErrnoText(errno));
-    }
-    struct stat st;
-    if (stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return absl::InvalidArgumentError("root " + options.root +
-                                        " is not a directory");
-    }
-    root = resolved;
+    absl::StatusOr<std::unique_ptr<internal::RootDirectory>> opened =
+        internal::RootDirectory::Open(options.root);
+    if (!opened.ok()) return opened.status();
+    root_directory = *std::move(opened);
   }
   return std::unique_ptr<StaticFileService>(
-      new StaticFileService(std::move(options), std::move(root)));
+      new StaticFileService(std::move(options), std::move(root_directory)));
 }
 
-StaticFileService::StaticFileService(Options options, std::string root)
-    : options_(std::move(options)), root_(std::move(root)) {
-  root_prefix_ = root_;
-  if (root_prefix_.empty() || root_prefix_.back() != '/') {
-    root_prefix_.push_back('/');
-  }
-#ifdef SYS_openat2
-  if (!root_.empty()) {
-    root_fd_ = open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  }
-#endif
+StaticFileService::StaticFileService(
+    Options options, std::unique_ptr<internal::RootDirectory> root_directory)
+    : options_(std::move(options)), root_directory_(std::move(root_directory)) {
+  if (root_directory_ != nullptr) root_ = root_directory_->path();
 }
 
-StaticFileService::~StaticFileService() {
-  if (root_fd_ >= 0) close(root_fd_);
-}
-
-int StaticFileService::OpenBeneath(const std::string& relative) const {
-#ifdef SYS_openat2
-  if (root_fd_ < 0) {
-    errno = ENOSYS;
-    return -1;
-  }
-  struct OpenHow {  // struct open_how of <linux/openat2.h>
-    uint64_t flags;
-    uint64_t mode;
-    uint64_t resolve;
-  };
-  constexpr uint64_t kResolveNoMagicLinks = 0x02;  // RESOLVE_NO_MAGICLINKS
-  constexpr uint64_t kResolveBeneath = 0x08;       // RESOLVE_BENEATH
-  // O_NONBLOCK: never hang on a FIFO.
-  OpenHow how = {O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0,
-                 kResolveBeneath | kResolveNoMagicLinks};
-  long fd;
-  do {
-    fd = syscall(SYS_openat2, root_fd_, relative.c_str(), &how, sizeof(how));
-  } while (fd < 0 && errno == EINTR);
-  return static_cast<int>(fd);
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
-std::optional<HttpResponse> StaticFileService::HandleBeneath(
-    const std::vector<std::string>& segments,
-    const HttpRequest& request) const {
-  std::string relative;
-  for (const std::string& segment : segments) {
-    if (!relative.empty()) relative.push_back('/');
-    relative.append(segment);
-  }
-  if (relative.empty()) relative = ".";
-  // EXDEV: the path (a symlink on it) leads out of the root.
-  const auto status_for = [](int err) {
-    if (err == EXDEV) return 403;
-    const int status = StatusForErrno(err);
-    return status == 500 ? 404 : status;
-  };
-  int fd = OpenBeneath(relative);
-  if (fd < 0) {
-    // Without openat2, or out of descriptors (whether the file exists can
-    // still be told without one): the path-based checks.
-    if (errno == ENOSYS || errno == EMFILE || errno == ENFILE) {
-      return std::nullopt;
-    }
-    return ErrorResponse(status_for(errno));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int err = errno;
-    close(fd);
-    return ErrorResponse(StatusForErrno(err));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    close(fd);
-    const std::string index =
-        relative == "." ? "index.html" : relative + "/index.html";
-    fd = OpenBeneath(index);
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      return ServeOpenFile(fd, st, ContentTypeForPath("index.html"), request);
-    }
-    if (fd >= 0) close(fd);
-    if (segments.empty()) return HttpResponse::Text(200, options_.greeting);
-    return ErrorResponse(404);
-  }
-  if (!S_ISREG(st.st_mode)) {  // No devices, FIFOs, sockets.
-    close(fd);
-    return ErrorResponse(404);
-  }
-  // The type follows the name asked for, as with most servers.
-  return ServeOpenFile(fd, st, ContentTypeForPath(segments.back()), request);
-}
+StaticFileService::~StaticFileService() = default;
 
 HttpHandler StaticFileService::AsHandler() const {
   return [this](const HttpRequest& request) { return Handle(request); };
@@ -447,21 +321,6 @@ HttpHandler StaticFileService::AsHandler() const {
 
 std::time_t StaticFileService::Now() const {
   return options_.clock ? options_.clock() : std::time(nullptr);
-}
-
-int StaticFileService::Resolve(const std::string& path,
-                               std::string* real_path) const {
-  char resolved[PATH_MAX];
-  if (realpath(path.c_str(), resolved) == nullptr) {
-    const int status = StatusForErrno(errno);
-    return status == 500 ? 404 : status;  // EIO, EINVAL...: nothing to serve.
-  }
-  real_path->assign(resolved);
-  if (*real_path != root_ &&
-      real_path->compare(0, root_prefix_.size(), root_prefix_) != 0) {
-    return 403;  // A symlink led out of the root.
-  }
-  return 0;
 }
 
 HttpResponse StaticFileService::Handle(const HttpRequest& request) const {
@@ -485,75 +344,27 @@ HttpResponse StaticFileService::Handle(const HttpRequest& request) const {
     return HttpResponse::Text(200, options_.greeting);
   };
   const auto not_found = [] { return ErrorResponse(404); };
-  if (root_.empty()) return is_root ? greeting() : not_found();
-  // One system call where the kernel can check the root for us.
-  if (std::optional<HttpResponse> served =
-          HandleBeneath(decoded.segments, request)) {
-    return *std::move(served);
-  }
-
-  std::string path = root_;
-  for (const std::string& segment : decoded.segments) {
-    path.push_back('/');
-    path.append(segment);
-  }
-  std::string real_path;
-  if (const int status = Resolve(path, &real_path); status != 0) {
-    return ErrorResponse(status);
-  }
-  struct stat st;
-  if (stat(real_path.c_str(), &st) != 0) {
-    const int status = StatusForErrno(errno);
-    return ErrorResponse(status == 500 ? 404 : status);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    std::string index;
-    if (Resolve(real_path + "/index.html", &index) == 0 &&
-        stat(index.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      return ServeFile(index, ContentTypeForPath("index.html"), request);
-    }
+  if (root_directory_ == nullptr) return is_root ? greeting() : not_found();
+  internal::OpenedPath opened = root_directory_->OpenFile(decoded.segments);
+  if (opened.directory_without_index) {
     return is_root ? greeting() : not_found();
   }
-  if (!S_ISREG(st.st_mode)) return not_found();  // No devices, FIFOs, sockets.
-  // The type follows the name asked for, as with most servers.
-  return ServeFile(real_path, ContentTypeForPath(decoded.segments.back()),
-                   request);
-}
-
-HttpResponse StaticFileService::ServeFile(const std::string& real_path,
-                                          std::string_view content_type,
-                                          const HttpRequest& request) const {
-  // O_NONBLOCK: never hang on a FIFO swapped in after the stat().
-  int fd;
-  do {
-    fd =
-        open(real_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return ErrorResponse(StatusForErrno(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int err = errno;
-    close(fd);
-    return ErrorResponse(StatusForErrno(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return ErrorResponse(404);
-  }
-  return ServeOpenFile(fd, st, content_type, request);
+  if (opened.status != 0) return ErrorResponse(opened.status);
+  return ServeOpenFile(opened.fd, opened.info,
+                       ContentTypeForPath(opened.type_name), request);
 }
 
 HttpResponse StaticFileService::ServeOpenFile(
-    int fd, const struct stat& st, std::string_view content_type,
+    int fd, const FileInfo& info, std::string_view content_type,
     const HttpRequest& request) const {
   // From here the descriptor is owned by `file`, closed with its last share
   // (at once for HEAD, 304 and 416; after sending otherwise).
-  auto file = std::make_shared<const FileBody>(fd, st);
+  auto file = std::make_shared<const FileBody>(fd, info);
   const bool head = request.method == "HEAD";
   const std::time_t now = Now();
   // §8.8.2.1: never announce a modification in the future.
   const std::time_t last_modified =
-      std::min<std::time_t>(file->mtime().tv_sec, now);
+      std::min<std::time_t>(static_cast<std::time_t>(file->mtime_sec()), now);
   const std::string last_modified_text = FormatHttpDate(last_modified);
   const std::string etag = EntityTag(*file);
 

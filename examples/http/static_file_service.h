@@ -11,10 +11,10 @@
 //     other directory is 404 (no listings, no redirect to add a slash).
 //   * Errors opening a file: missing (ENOENT, ENOTDIR, ...) is 404; not
 //     permitted (EACCES, EPERM) is 403; out of descriptors or memory
-//     (EMFILE, ENFILE, ENOMEM, EAGAIN) is 503 Service Unavailable with
-//     "Retry-After: 1", since the file exists and a retry may succeed;
-//     anything else is 500. HEAD opens the file too, so it answers exactly
-//     what GET would.
+//     (EMFILE, ENFILE, ENOMEM, EAGAIN; on Windows also a sharing violation)
+//     is 503 Service Unavailable with "Retry-After: 1", since the file
+//     exists and a retry may succeed; anything else is 500. HEAD opens the
+//     file too, so it answers exactly what GET would.
 //   * Escaping the root is refused with 403 Forbidden, whatever the spelling:
 //     a ".." segment (raw or percent-encoded), an encoded "/" (%2F) or any
 //     backslash (raw or %5C) inside a segment, NUL or other control bytes,
@@ -23,22 +23,30 @@
 //     descriptor of the root, so the kernel refuses any escape in the same
 //     system call that opens it (no check-then-open window); elsewhere (or
 //     out of descriptors) every path is resolved with realpath(3) and must
-//     stay under the resolved root. Malformed percent-encoding is 400. The
+//     stay under the resolved root. Windows has no openat2: a segment that
+//     Windows would read as more than a name is refused (403) — a drive
+//     letter or alternate data stream (any ':'), a device name such as CON
+//     or NUL.txt, a trailing dot or space, a wildcard (windows_names.h) —
+//     and the opened file's final path, links and junctions resolved, must
+//     lie under the root's (root_directory.h). Malformed percent-encoding
+//     is 400. The
 //     query string and fragment are ignored. Absolute-form targets
 //     ("http://host/path") are served by their path.
 //   * Files are never read into memory: the response carries the open file
 //     (HttpResponse::file, a shared FileBody) and the range to send, for the
-//     transport to stream (sendfile(2), or pread() in bounded chunks). HEAD
+//     transport to stream (sendfile(2) or TransmitFile, or positional reads
+//     in bounded chunks). HEAD
 //     responses carry only the Content-Length.
 //
 // File responses carry validators and support ranges (RFC 9110):
 //   * "Last-Modified" is the file's mtime (clamped to the current time when
 //     it lies in the future, §8.8.2.1). "ETag" is a strong entity-tag made
-//     of the inode, size and nanosecond mtime: "<inode>-<size>-<mtime ns>"
-//     in hex. Replacing, resizing or touching the file changes it; a rewrite
-//     that keeps the size within one tick of the file system's timestamp
-//     clock (a few ms) would not, the same trade-off nginx and Apache make.
-//     "Accept-Ranges: bytes" is sent on 200 and 206 file responses.
+//     of the inode (Windows: file index), size and nanosecond mtime:
+//     "<inode>-<size>-<mtime ns>" in hex. Replacing, resizing or touching the
+//     file changes it; a rewrite that keeps the size within one tick of the
+//     file system's timestamp clock (a few ms) would not, the same trade-off
+//     nginx and Apache make. "Accept-Ranges: bytes" is sent on 200 and 206 file
+//     responses.
 //   * Conditionals, evaluated in the order of §13.2.2: "If-None-Match"
 //     (a list of entity-tags, weak comparison, or "*" for any existing file)
 //     answers 304 Not Modified when it matches; only when it is absent,
@@ -74,8 +82,6 @@
 #ifndef MILL_IO_EXAMPLES_HTTP_STATIC_FILE_SERVICE_H_
 #define MILL_IO_EXAMPLES_HTTP_STATIC_FILE_SERVICE_H_
 
-#include <sys/stat.h>
-
 #include <cstdint>
 #include <ctime>
 #include <functional>
@@ -89,6 +95,10 @@
 #include "examples/http/http_message.h"
 
 namespace mill::http {
+
+namespace internal {
+class RootDirectory;  // root_directory.h
+}  // namespace internal
 
 // How a request-target's path decodes (see DecodeRequestPath).
 struct DecodedPath {
@@ -163,34 +173,19 @@ class StaticFileService {
   const std::string& root() const { return root_; }
 
  private:
-  StaticFileService(Options options, std::string root);
+  StaticFileService(Options options,
+                    std::unique_ptr<internal::RootDirectory> root_directory);
 
-  // Serves the file at `real_path` (already checked to be under the root).
-  HttpResponse ServeFile(const std::string& real_path,
-                         std::string_view content_type,
-                         const HttpRequest& request) const;
-  // Serves open regular file `fd` (owned from here), whose stat is `st`.
-  HttpResponse ServeOpenFile(int fd, const struct stat& st,
+  // Serves open regular file `fd` (owned from here), described by `info`.
+  HttpResponse ServeOpenFile(int fd, const FileInfo& info,
                              std::string_view content_type,
                              const HttpRequest& request) const;
-  // The kernel-checked path (Linux openat2 with RESOLVE_BENEATH): opens
-  // `relative` under the root in one system call, refusing any escape
-  // (symlinks included) with EXDEV. -1 and errno on failure; ENOSYS where
-  // the kernel or a sandbox lacks openat2 (then realpath checks instead).
-  int OpenBeneath(const std::string& relative) const;
-  // nullopt when openat2 is unavailable: the caller falls back.
-  std::optional<HttpResponse> HandleBeneath(
-      const std::vector<std::string>& segments,
-      const HttpRequest& request) const;
-  // realpath() of `path` when it stays under the root; else an HTTP error
-  // status.
-  int Resolve(const std::string& path, std::string* real_path) const;
   std::time_t Now() const;
 
   Options options_;
-  std::string root_;         // Resolved.
-  std::string root_prefix_;  // root_ with a trailing '/'.
-  int root_fd_ = -1;         // O_PATH descriptor of the root, for openat2
+  // Null when serving no files. Opens files under the root, per platform.
+  std::unique_ptr<internal::RootDirectory> root_directory_;
+  std::string root_;  // Resolved; empty without a root.
 };
 
 }  // namespace mill::http

@@ -402,8 +402,8 @@ TEST_F(StaticFileServiceTest, FileResponsesCarryTheOpenFileNotItsBytes) {
   EXPECT_EQ(r.file_length, 11u);
   EXPECT_EQ(r.ContentLength(), 11u);
   EXPECT_EQ(r.file->size(), 11u);
-  EXPECT_EQ(r.file->mtime().tv_sec, kMtime);
-  EXPECT_EQ(r.file->mtime().tv_nsec, kMtimeNanos);
+  EXPECT_EQ(r.file->mtime_sec(), kMtime);
+  EXPECT_EQ(r.file->mtime_nsec(), kMtimeNanos);
   // The descriptor is the file asked for.
   struct stat by_fd;
   struct stat by_path;

@@ -3,14 +3,13 @@
 #ifndef MILL_IO_EXAMPLES_HTTP_TEST_UTIL_H_
 #define MILL_IO_EXAMPLES_HTTP_TEST_UTIL_H_
 
-#include <strings.h>
-
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "examples/common/http_text.h"
 #include "examples/http/http_connection.h"
 #include "examples/http/http_message.h"
 #include "gtest/gtest.h"
@@ -26,20 +25,14 @@ struct ParsedResponse {
   // First value of `name` (case-insensitive), or "<absent>".
   std::string Header(std::string_view name) const {
     for (const auto& [k, v] : headers) {
-      if (k.size() == name.size() &&
-          strncasecmp(k.data(), name.data(), k.size()) == 0) {
-        return v;
-      }
+      if (examples::EqualsIgnoreCase(k, name)) return v;
     }
     return "<absent>";
   }
   int HeaderCount(std::string_view name) const {
     int n = 0;
     for (const auto& [k, v] : headers) {
-      if (k.size() == name.size() &&
-          strncasecmp(k.data(), name.data(), k.size()) == 0) {
-        ++n;
-      }
+      if (examples::EqualsIgnoreCase(k, name)) ++n;
     }
     return n;
   }

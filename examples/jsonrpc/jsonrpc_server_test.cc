@@ -1,11 +1,6 @@
 // End-to-end test of //examples/jsonrpc:jsonrpc_server: runs the real binary
 // and talks to it over real sockets as a JSON-RPC client would (one JSON
 // message per line). Responses are compared as parsed JSON.
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -411,7 +406,7 @@ TEST_P(JsonRpcServerModeTest, PipelinedLargeResponsesAreThrottled) {
                     i, "}\n");
   }
   ASSERT_TRUE(c->Send(calls));
-  shutdown(c->fd(), SHUT_WR);
+  c->socket().ShutdownWrite();
   // Let the server do all it will before anything is read.
   WaitUntilIdle(server.process->pid());
   for (int i = 1; i <= kCalls; ++i) {

@@ -1,9 +1,5 @@
 #include "examples/proxy/proxy.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <strings.h>
-
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -19,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "base/call_scope.h"
 #include "base/mutex.h"
+#include "examples/common/http_text.h"
 #include "examples/proxy/forwarding.h"
 #include "examples/proxy/http_stream_parser.h"
 
@@ -40,9 +37,7 @@ using Action = absl::AnyInvocable<void()>;
 // holding its mutex.
 ABSL_CONST_INIT const CallScopeKind kInsideSession{"proxy session"};
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
+using ::mill::examples::EqualsIgnoreCase;
 
 // RFC 9110 §9.2.2; safe to send twice when the first attempt may not have
 // reached the server.
@@ -51,17 +46,17 @@ bool IsIdempotent(const std::string& method) {
          method == "DELETE" || method == "OPTIONS" || method == "TRACE";
 }
 
+// The IP of an IP address ("127.0.0.1", "::1"); empty for other kinds.
 std::string IpOf(const SocketAddress& address) {
-  char text[INET6_ADDRSTRLEN] = "";
-  const sockaddr* sa = address.sockaddr_ptr();
-  if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr,
-              text, sizeof(text));
-  } else if (sa->sa_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr,
-              text, sizeof(text));
+  // ToString() is "1.2.3.4:port" or "[v6]:port".
+  const std::string text = address.ToString();
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    return close == std::string::npos ? "" : text.substr(1, close - 1);
   }
-  return text;
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || text.rfind("unix:", 0) == 0) return "";
+  return text.substr(0, colon);
 }
 
 struct SessionConfig {

@@ -42,8 +42,6 @@
 #include "examples/proxy/upstream.h"
 #include "net/tcp_server.h"
 #include "reactor/event_loop.h"
-#include "tls/tls_client_context.h"
-#include "tls/tls_server_context.h"
 
 ABSL_FLAG(int, port, 8000, "TCP port (0: let the kernel pick a free one)");
 ABSL_FLAG(std::string, upstream, "",
@@ -119,7 +117,7 @@ int main(int argc, char** argv) {
   if (!upstreams.ok()) return program.Fail(upstreams.status().message());
 
   // Client side: TLS termination.
-  absl::StatusOr<std::shared_ptr<mill::TlsServerContext>> server_tls =
+  absl::StatusOr<std::shared_ptr<const mill::ConnectionLayer>> server_tls =
       mill::examples::ServerTlsFromFlags({"http/1.1"});
   if (!server_tls.ok()) return program.Fail(server_tls.status().message());
   // Upstream side: one TLS client context for every https:// upstream (it
@@ -129,13 +127,10 @@ int main(int argc, char** argv) {
     any_tls_upstream |= (*upstreams)->at(i).tls;
   }
   const std::string upstream_ca = absl::GetFlag(FLAGS_upstream_ca);
-  std::shared_ptr<mill::TlsClientContext> client_tls;
+  std::shared_ptr<const mill::ConnectionLayer> client_tls;
   if (any_tls_upstream) {
-    mill::TlsClientOptions tls_options;
-    tls_options.ca_file = upstream_ca;
-    tls_options.alpn = {"http/1.1"};
-    absl::StatusOr<std::shared_ptr<mill::TlsClientContext>> context =
-        mill::TlsClientContext::Create(std::move(tls_options));
+    absl::StatusOr<std::shared_ptr<const mill::ConnectionLayer>> context =
+        mill::examples::ClientTls(upstream_ca, {"http/1.1"});
     if (!context.ok()) return program.Fail(context.status().message());
     client_tls = *std::move(context);
   } else if (!upstream_ca.empty()) {

@@ -1,10 +1,5 @@
 #include "examples/proxy/upstream.h"
 
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <cstring>
 #include <string>
 #include <utility>
 
@@ -14,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "examples/proxy/resolve_host.h"
 
 namespace mill::proxy {
 namespace {
@@ -32,30 +28,13 @@ absl::StatusOr<SocketAddress> Resolve(absl::string_view host_port) {
         absl::StrCat("upstream '", host_port, "' is not HOST:PORT"));
   }
   const std::string host(host_port.substr(0, colon));
-  addrinfo hints;
-  std::memset(&hints, 0, sizeof(hints));
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* result = nullptr;
-  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-  if (rc != 0 || result == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("upstream '", host_port, "': ", gai_strerror(rc)));
+  absl::StatusOr<SocketAddress> resolved =
+      internal::ResolveHost(host, static_cast<uint16_t>(port));
+  if (!resolved.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        "upstream '", host_port, "': ", resolved.status().message()));
   }
-  // The first address, with the port set.
-  sockaddr_storage storage;
-  std::memset(&storage, 0, sizeof(storage));
-  std::memcpy(&storage, result->ai_addr, result->ai_addrlen);
-  const socklen_t length = result->ai_addrlen;
-  freeaddrinfo(result);
-  if (storage.ss_family == AF_INET) {
-    reinterpret_cast<sockaddr_in*>(&storage)->sin_port =
-        htons(static_cast<uint16_t>(port));
-  } else {
-    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port =
-        htons(static_cast<uint16_t>(port));
-  }
-  return SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&storage),
-                                     length);
+  return resolved;
 }
 
 // "https://HOST:PORT" -> (HOST:PORT, TLS); "http://HOST:PORT" and

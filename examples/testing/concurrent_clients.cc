@@ -1,8 +1,6 @@
 #include "examples/testing/concurrent_clients.h"
 
-#include <poll.h>
-#include <sys/socket.h>
-
+#include <chrono>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -10,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "examples/testing/line_reader.h"
 #include "gtest/gtest.h"
 #include "net/testing/echo_clients.h"
 
@@ -51,25 +50,28 @@ ExchangeResult RunConcurrentExchanges(int port, int connections, int requests,
   for (int i = 0; i < connections; ++i) send_next(i);
 
   const absl::Time deadline = absl::Now() + timeout;
-  std::vector<pollfd> pfds;
+  std::vector<int> fds;
   std::vector<int> index;
+  std::vector<bool> readable;
   while (result.finished + result.failures < connections &&
          absl::Now() < deadline) {
-    pfds.clear();
+    fds.clear();
     index.clear();
     for (int i = 0; i < connections; ++i) {
       if (conns[i].done < requests && conns[i].socket) {
-        pfds.push_back({conns[i].socket->fd(), POLLIN, 0});
+        fds.push_back(conns[i].socket->fd());
         index.push_back(i);
       }
     }
-    if (poll(pfds.data(), pfds.size(), 100) <= 0) continue;
-    for (size_t p = 0; p < pfds.size(); ++p) {
-      if (pfds[p].revents == 0) continue;
+    if (WaitReadable(fds, std::chrono::milliseconds(100), &readable) <= 0) {
+      continue;
+    }
+    for (size_t p = 0; p < fds.size(); ++p) {
+      if (!readable[p]) continue;
       const int i = index[p];
       Conn& c = conns[i];
       char chunk[16384];
-      const ssize_t n = recv(c.socket->fd(), chunk, sizeof(chunk), 0);
+      const long n = ReceiveFromSocket(c.socket->fd(), chunk, sizeof(chunk));
       if (n <= 0) {
         fail(i, absl::StrCat(" closed after ", c.done, " replies"), false);
         continue;

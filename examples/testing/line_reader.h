@@ -3,6 +3,10 @@
 // the Subprocess helper and the tests' line-protocol clients share one read
 // loop. Test-only.
 //
+// Fill() is per platform (line_reader_posix.cc: poll and read on any
+// descriptor; line_reader_win.cc: WSAPoll and recv on a socket, or
+// PeekNamedPipe and ReadFile on a pipe HANDLE stored in the int).
+//
 // Thread-safety: thread-compatible. Ownership: does not own the descriptor;
 // copying or moving it keeps reading the same one.
 #ifndef MILL_IO_EXAMPLES_TESTING_LINE_READER_H_
@@ -11,13 +15,19 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mill {
 namespace testing {
 
 class LineReader {
  public:
-  explicit LineReader(int fd) : fd_(fd) {}
+  // What `fd` is: Windows reads sockets and pipes differently (POSIX reads
+  // both alike).
+  enum class Source { kSocket, kPipe };
+
+  explicit LineReader(int fd, Source source = Source::kSocket)
+      : fd_(fd), source_(source) {}
 
   // The next complete line without its '\n', or nullopt on timeout or end of
   // stream (a last line without '\n' stays in buffered()).
@@ -36,9 +46,20 @@ class LineReader {
 
  private:
   int fd_ = -1;
+  Source source_ = Source::kSocket;
   std::string buffer_;
   bool eof_ = false;
 };
+
+// For tests reading several sockets at once: waits up to `timeout` until any
+// of `fds` is readable (bytes, end of stream or an error); `(*readable)[i]`
+// says whether fds[i] is. The number ready; 0 on timeout or error.
+int WaitReadable(const std::vector<int>& fds, std::chrono::milliseconds timeout,
+                 std::vector<bool>* readable);
+
+// recv() of at most `size` bytes from socket `fd`: the count, 0 at end of
+// stream, -1 on an error.
+long ReceiveFromSocket(int fd, char* buffer, size_t size);
 
 }  // namespace testing
 }  // namespace mill

@@ -1,7 +1,5 @@
 #include "examples/testing/server_process.h"
 
-#include <sys/wait.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -43,18 +41,12 @@ ScopedNoAsanQuarantine::ScopedNoAsanQuarantine() {
   const char* old = std::getenv("ASAN_OPTIONS");
   if (old != nullptr) saved_ = old;
   const std::string saved = saved_.value_or("");
-  setenv("ASAN_OPTIONS",
-         absl::StrCat(saved, saved.empty() ? "" : ":", "quarantine_size_mb=0")
-             .c_str(),
-         1);
+  SetEnvVar("ASAN_OPTIONS", absl::StrCat(saved, saved.empty() ? "" : ":",
+                                         "quarantine_size_mb=0"));
 }
 
 ScopedNoAsanQuarantine::~ScopedNoAsanQuarantine() {
-  if (saved_.has_value()) {
-    setenv("ASAN_OPTIONS", saved_->c_str(), 1);
-  } else {
-    unsetenv("ASAN_OPTIONS");
-  }
+  SetEnvVar("ASAN_OPTIONS", saved_);
 }
 
 ServerProcess StartServerForMemoryTest(const std::string& binary,
@@ -67,8 +59,8 @@ void ExpectCleanExit(Subprocess& process, int signo) {
   ASSERT_TRUE(process.Signal(signo));
   std::optional<int> status = process.Wait(std::chrono::seconds(30));
   ASSERT_TRUE(status.has_value()) << "did not exit after signal " << signo;
-  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
-  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  ASSERT_TRUE(ExitCode(*status).has_value()) << "wait status " << *status;
+  EXPECT_EQ(ExitCode(*status), 0);
 }
 
 std::pair<int, std::string> RunCommand(std::vector<std::string> argv,
@@ -94,7 +86,7 @@ void ExpectCleanWrkRun(const std::string& url, int connections,
       RunCommand({"/usr/bin/wrk", "-t2", absl::StrCat("-c", connections),
                   "-d1s", "--timeout", "10s", url},
                  timeout);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  ASSERT_EQ(ExitCode(status), 0) << out;
   // "N requests in Xs, Y read"; error lines appear only when errors occurred.
   EXPECT_FALSE(absl::StrContains(out, "Socket errors")) << out;
   EXPECT_FALSE(absl::StrContains(out, "Non-2xx")) << out;
@@ -139,12 +131,13 @@ void ExpectRefused(const std::string& binary,
   std::optional<std::string> err = p->ReadStderrLine(std::chrono::seconds(20));
   std::optional<int> status = p->Wait(std::chrono::seconds(20));
   ASSERT_TRUE(status.has_value()) << what;
-  ASSERT_TRUE(WIFEXITED(*status)) << what;
-  EXPECT_NE(WEXITSTATUS(*status), 0) << what;
+  const std::optional<int> code = ExitCode(*status);
+  ASSERT_TRUE(code.has_value()) << what;
+  EXPECT_NE(*code, 0) << what;
   ASSERT_TRUE(err.has_value()) << what;
   EXPECT_FALSE(err->empty()) << what;
   if (reason != nullptr) {
-    EXPECT_EQ(WEXITSTATUS(*status), 2) << what;
+    EXPECT_EQ(*code, 2) << what;
     const std::string program = binary.substr(binary.rfind('/') + 1);
     EXPECT_TRUE(absl::StartsWith(*err, program + ": ")) << *err;
     EXPECT_TRUE(absl::StrContains(*err, *reason))

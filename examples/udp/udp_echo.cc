@@ -8,8 +8,6 @@
 // SIGINT or SIGTERM stops the loop, closes the socket, prints its counters
 // on stderr and exits with status 0. Bad flags print a message and exit 2.
 
-#include <signal.h>
-
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -23,9 +21,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "examples/common/server_main.h"
+#include "examples/common/stop_requests.h"
 #include "net/udp_socket.h"
 #include "reactor/event_loop.h"
-#include "reactor/stop_on_signals.h"
 
 ABSL_FLAG(int, port, 7000, "UDP port (0: let the kernel pick a free one)");
 ABSL_FLAG(int, batch, 32, "datagrams per recvmmsg/sendmmsg call (1..1024)");
@@ -89,14 +87,16 @@ int main(int argc, char** argv) {
                               std::move(callbacks));
   if (!socket.ok()) return Fail(socket.status().ToString());
 
-  absl::Status status = mill::StopOnSignals(loop->get());
-  if (!status.ok()) return Fail(status.ToString());
+  // SIGINT/SIGTERM (Windows: also the stop event, examples/common).
+  absl::StatusOr<std::unique_ptr<mill::examples::StopRequests>> stop_requests =
+      mill::examples::StopRequests::Start(loop->get());
+  if (!stop_requests.ok()) return Fail(stop_requests.status().ToString());
   std::printf("listening on %s (udp)\n",
               (*socket)->local_address().ToString().c_str());
   std::fflush(stdout);
 
-  status = (*loop)->Run();
-  (void)mill::StopOnSignals(nullptr);
+  absl::Status status = (*loop)->Run();
+  stop_requests->reset();
   (*socket)->Close();
   const mill::UdpSocket::Stats stats = (*socket)->stats();
   std::fprintf(stderr,

@@ -22,54 +22,24 @@ SlotRegistry& Registry() {
   return *registry;
 }
 
+}  // namespace
+
+int TakeFreeSlot() {
+  SlotRegistry& registry = Registry();
+  MutexLock lock(&registry.mu);
+  if (!registry.free_slots.empty()) {
+    const int slot = registry.free_slots.back();
+    registry.free_slots.pop_back();
+    return slot;
+  }
+  if (registry.next < kMaxThreadSlots) return registry.next++;
+  return -1;
+}
+
 void ReturnSlot(int slot) {
   SlotRegistry& registry = Registry();
   MutexLock lock(&registry.mu);
   registry.free_slots.push_back(slot);
-}
-
-// Returns the thread's slot when the thread exits. Handles released by later
-// thread_local destructors then see kNoSlot and use the shared path.
-struct SlotReleaser {
-  int slot = -1;
-  ~SlotReleaser() {
-    tls_thread_slot = kNoSlot;
-    if (slot >= 0) ReturnSlot(slot);
-  }
-};
-
-thread_local SlotReleaser tls_releaser;
-
-}  // namespace
-
-int AssignThreadSlot() {
-  int slot = -1;
-  {
-    SlotRegistry& registry = Registry();
-    MutexLock lock(&registry.mu);
-    if (!registry.free_slots.empty()) {
-      slot = registry.free_slots.back();
-      registry.free_slots.pop_back();
-    } else if (registry.next < kMaxThreadSlots) {
-      slot = registry.next++;
-    }
-  }
-  if (slot < 0) {
-    tls_thread_slot = kNoSlot;
-    return -1;
-  }
-  tls_releaser.slot = slot;  // First odr-use registers its destructor.
-  tls_thread_slot = slot;
-  return slot;
-}
-
-void DropThreadSlotForTesting() {
-  int slot = tls_thread_slot;
-  tls_thread_slot = kNoSlot;
-  if (slot >= 0) {
-    tls_releaser.slot = -1;
-    ReturnSlot(slot);
-  }
 }
 
 }  // namespace objectpool_internal

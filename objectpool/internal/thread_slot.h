@@ -9,6 +9,11 @@
 // read-modify-writes. Threads beyond kMaxThreadSlots (and threads in their
 // thread-exit phase) get -1 and take the pool's shared, locked path.
 //
+// The registry is platform-neutral (thread_slot.cc); how a thread's slot goes
+// back when it exits is not: a thread_local destructor on POSIX
+// (thread_slot_posix.cc), a fiber-local storage callback on Windows
+// (thread_slot_win.cc, which says why).
+//
 // Internal to //objectpool; not part of the public API.
 #ifndef MILL_IO_OBJECTPOOL_INTERNAL_THREAD_SLOT_H_
 #define MILL_IO_OBJECTPOOL_INTERNAL_THREAD_SLOT_H_
@@ -38,6 +43,11 @@ inline int CurrentThreadSlot() {
   if (slot == kSlotUnassigned) return AssignThreadSlot();
   return -1;
 }
+
+// The registry, for the per-platform files: a free slot (LIFO) or -1, and
+// giving one back.
+int TakeFreeSlot();
+void ReturnSlot(int slot);
 
 // Gives the calling thread's slot back (if any) and makes it slot-less for
 // the rest of its life, as if all slots were taken. Lets tests exercise the

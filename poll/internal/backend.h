@@ -18,6 +18,9 @@
 //    directory), AlreadyExists (Register of a registered fd),
 //    NotFound (Reregister/Deregister of an unregistered fd), Unimplemented
 //    (an interest the platform cannot watch).
+//  - NewWakeChannel gives Waker its wakeup mechanism: a WakeupFd registered
+//    with the backend on POSIX (NewWakeupFdChannel), a completion packet
+//    posted to the port on Windows (IOCP). waker.cc only sees WakeChannel.
 #ifndef MILL_IO_POLL_INTERNAL_BACKEND_H_
 #define MILL_IO_POLL_INTERNAL_BACKEND_H_
 
@@ -36,6 +39,18 @@
 namespace mill {
 namespace poll_internal {
 
+// What a Waker drives (see poll/waker.h for the guarantees): Wake() makes the
+// channel's token reported as readable, level-triggered, until Drain().
+// Wake() is thread-safe (async-signal-safe on POSIX); Drain() is called by the
+// polling thread. Destroying the channel removes it from its backend, which
+// must outlive it.
+class WakeChannel {
+ public:
+  virtual ~WakeChannel() = default;
+  virtual absl::Status Wake() = 0;
+  virtual void Drain() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -53,6 +68,10 @@ class Backend {
   // when `capacity` grows beyond anything seen before.
   virtual absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                                       absl::Duration timeout) = 0;
+
+  // A wakeup channel reported under `token` (readable, kLevel).
+  virtual absl::StatusOr<std::unique_ptr<WakeChannel>> NewWakeChannel(
+      Token token) = 0;
 };
 
 // Factories. Each is defined in its backend's .cc file, which the BUILD file
@@ -61,6 +80,7 @@ class Backend {
 absl::StatusOr<std::unique_ptr<Backend>> NewEpollBackend();   // Linux
 absl::StatusOr<std::unique_ptr<Backend>> NewKqueueBackend();  // BSD, macOS
 absl::StatusOr<std::unique_ptr<Backend>> NewPollBackend();    // any POSIX
+absl::StatusOr<std::unique_ptr<Backend>> NewIocpBackend();    // Windows
 // False when kqueue_backend.cc was compiled without <sys/event.h> (its
 // __has_include guard failed), so AvailableBackends() does not lie.
 bool KqueueBackendCompiled();
@@ -78,6 +98,12 @@ int TimeoutToMillis(absl::Duration timeout);
 // directory, which are always "ready" and cannot be polled meaningfully.
 // Defined in fd_check.cc (POSIX).
 absl::Status CheckPollableFd(int fd, absl::string_view what);
+
+// POSIX backends' NewWakeChannel: a WakeupFd (eventfd or pipe) registered
+// with `backend` under `token`, deregistered when the channel is destroyed.
+// Defined in wakeup_fd_channel.cc (POSIX).
+absl::StatusOr<std::unique_ptr<WakeChannel>> NewWakeupFdChannel(
+    Backend& backend, Token token);
 
 }  // namespace poll_internal
 }  // namespace mill

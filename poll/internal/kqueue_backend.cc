@@ -288,6 +288,11 @@ class KqueueBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::unique_ptr<WakeChannel>> NewWakeChannel(
+      Token token) override {
+    return NewWakeupFdChannel(*this, token);
+  }
+
   absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                               absl::Duration timeout) override {
     if (native_.size() < capacity) {

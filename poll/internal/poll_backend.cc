@@ -149,6 +149,11 @@ class PollBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::unique_ptr<WakeChannel>> NewWakeChannel(
+      Token token) override {
+    return NewWakeupFdChannel(*this, token);
+  }
+
   absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                               absl::Duration timeout) override {
     {
