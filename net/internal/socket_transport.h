@@ -1,7 +1,9 @@
-// SocketTransport: the Transport of a POSIX stream socket whose readiness
-// comes from the EventLoop (epoll, kqueue or poll(2)): recv(2) into the
-// input buffer, send/sendmsg from the output queue, sendfile(2) for file
-// ranges. Internal: not part of the API; see transport.h for the contract.
+// SocketTransport: the Transport of a stream socket whose readiness comes
+// from the EventLoop (epoll, kqueue, poll(2), or AFD polls through an IOCP on
+// Windows): recv into the input buffer, a gathered send (sendmsg, WSASend)
+// from the output queue, sendfile(2) for file ranges (on Windows a bounded
+// read-and-send step). The socket calls are net/internal/sys_socket.h's.
+// Internal: not part of the API; see transport.h for the contract.
 //
 // Reads go straight into the input buffer's free room with recv(2), so an
 // echo or a parser that consumes in place copies nothing. When a read fills
@@ -72,8 +74,9 @@ class SocketTransport : public Transport, public RegisteredHandler {
   Registration registration_;  // valid between Start and Release
 };
 
-// What a failed socket call means for the connection: ECONNRESET and
-// friends are kReset (the peer went away abruptly), the rest kError.
+// What a failed socket call's error code (errno; a WSA code on Windows)
+// means for the connection: ECONNRESET and friends are kReset (the peer
+// went away abruptly), the rest kError.
 CloseReason ReasonForErrno(int err);
 
 }  // namespace net_internal

@@ -23,6 +23,8 @@ absl::Status DeepCopy(const absl::Status& status) {
 }
 
 absl::Status GetIntOption(int fd, int level, int name, int* value) {
+  // Zeroed first: Winsock writes boolean options as one byte.
+  *value = 0;
   socklen_t len = sizeof(*value);
   int err = kNoSocketError;
   if (GetSocketOption(fd, level, name, value, &len, &err) != 0) {

@@ -6,6 +6,7 @@
 #ifndef MILL_IO_NET_TESTING_SOCKET_CHECKS_H_
 #define MILL_IO_NET_TESTING_SOCKET_CHECKS_H_
 
+#include <cstddef>
 #include <optional>
 
 namespace mill {
@@ -43,6 +44,10 @@ bool ReusePortSet(int fd);
 // socketpair(AF_UNIX) on POSIX, a loopback TCP connection on Windows.
 // False and a test failure if it cannot be made.
 bool MakeStreamPair(int fds[2]);
+
+// recv(2) on a blocking socket: the byte count, 0 at end of stream, -1 on
+// error.
+long ReceiveSome(int fd, void* data, size_t size);
 
 // Closes a descriptor from the functions above.
 void CloseDescriptor(int fd);

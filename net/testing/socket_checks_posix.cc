@@ -50,6 +50,14 @@ bool MakeStreamPair(int fds[2]) {
   return ok;
 }
 
+long ReceiveSome(int fd, void* data, size_t size) {
+  ssize_t n;
+  do {
+    n = recv(fd, data, size, 0);
+  } while (n < 0 && errno == EINTR);
+  return static_cast<long>(n);
+}
+
 void CloseDescriptor(int fd) {
   if (fd >= 0) close(fd);
 }

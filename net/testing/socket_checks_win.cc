@@ -5,6 +5,8 @@
 #include <windows.h>
 // clang-format on
 
+#include <algorithm>
+
 #include "gtest/gtest.h"
 #include "net/testing/socket_checks.h"
 
@@ -25,11 +27,16 @@ void EnsureWinsock() {
 }  // namespace
 
 int GetSocketOptionInt(int fd, int level, int name) {
-  int value = -1;
+  // Zeroed: Winsock writes some boolean options (TCP_NODELAY,
+  // SO_KEEPALIVE) as one byte and sets len to 1.
+  int value = 0;
   int len = sizeof(value);
-  EXPECT_EQ(
-      getsockopt(S(fd), level, name, reinterpret_cast<char*>(&value), &len), 0)
-      << "WSA error " << WSAGetLastError();
+  if (getsockopt(S(fd), level, name, reinterpret_cast<char*>(&value), &len) !=
+      0) {
+    ADD_FAILURE() << "getsockopt: WSA error " << WSAGetLastError();
+    return -1;
+  }
+  if (len == 1) value = static_cast<unsigned char>(value & 0xff);
   return value;
 }
 
@@ -100,6 +107,11 @@ bool MakeStreamPair(int fds[2]) {
   fds[0] = static_cast<int>(a);
   fds[1] = static_cast<int>(b);
   return true;
+}
+
+long ReceiveSome(int fd, void* data, size_t size) {
+  return recv(S(fd), static_cast<char*>(data),
+              static_cast<int>(std::min<size_t>(size, 1 << 30)), 0);
 }
 
 void CloseDescriptor(int fd) {
