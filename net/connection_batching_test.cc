@@ -3,10 +3,6 @@
 // callback returns (or at the bound), Sends from elsewhere go out at once,
 // the hand-over forms (std::string&&, ByteBuffer&&, SendPieces), Post, and
 // where on_high_water / on_write_complete run. Both dispatch modes.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -17,6 +13,7 @@
 
 #include "net/tcp_client.h"
 #include "net/testing/connection_fixture.h"
+#include "net/testing/socket_checks.h"
 
 namespace mill {
 namespace net_testing {
@@ -334,9 +331,7 @@ int FindSocket(const SocketAddress& local, const SocketAddress& peer) {
 }
 
 bool NoDelayOn(int fd) {
-  int on = 0;
-  socklen_t len = sizeof(on);
-  return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on != 0;
+  return GetSocketOptionInt(fd, IPPROTO_TCP, TCP_NODELAY) > 0;
 }
 
 // Outbound connections have TCP_NODELAY on unless turned off.

@@ -3,10 +3,6 @@
 // TcpClient, so each edge is hit deterministically: a close that lands
 // before Start (issue 16 §1.4), a registration whose release reports an
 // error (§1.9), a SendFile of nothing whose release calls back (§1.7).
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <memory>
 #include <string>
@@ -21,6 +17,7 @@
 #include "net/internal/connection_config.h"
 #include "net/socket_address.h"
 #include "net/tcp_stream.h"
+#include "net/testing/socket_checks.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
@@ -72,7 +69,7 @@ class ConnectionLifecycleTest : public ::testing::TestWithParam<DispatchMode> {
     loop_ = std::move(*loop);
     runner_ = std::thread([this] { (void)loop_->Run(); });
     int fds[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    ASSERT_TRUE(net_testing::MakeStreamPair(fds));
     ours_ = fds[0];
     peer_ = fds[1];
   }
@@ -80,7 +77,7 @@ class ConnectionLifecycleTest : public ::testing::TestWithParam<DispatchMode> {
   void TearDown() override {
     loop_->Stop();
     runner_.join();
-    if (peer_ >= 0) close(peer_);
+    net_testing::CloseDescriptor(peer_);
   }
 
   // A connection over our end of the socket pair, owned by `owner`.
@@ -158,6 +155,10 @@ TEST_P(ConnectionLifecycleTest, ConnectCancelledBeforeStartRegistersNothing) {
 // owner heard OnClosed twice (a TcpClient then counted a live connection
 // too few and its Stop returned early).
 TEST_P(ConnectionLifecycleTest, CloseFinishesOnceWhenTheReleaseFails) {
+  if (!net_testing::CanReplaceWithNonSocket()) {
+    GTEST_SKIP() << "POSIX only: replaces the socket under its descriptor "
+                    "number with dup2(2), which Windows cannot";
+  }
   std::atomic<int> closes{0};
   ConnectionCallbacks cb;
   cb.on_close = [&](const ConnectionPtr&, CloseReason, const absl::Status&) {
@@ -169,10 +170,7 @@ TEST_P(ConnectionLifecycleTest, CloseFinishesOnceWhenTheReleaseFails) {
   ASSERT_EQ(loop_->stats().registered, 1u);
   // Replace the socket under the registration: the poller forgets it, and
   // removing the registration fails.
-  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(null_fd, 0);
-  ASSERT_EQ(dup2(null_fd, ours_), ours_);
-  close(null_fd);
+  ASSERT_TRUE(net_testing::ReplaceWithNonSocket(ours_));
   ConnectionAccess::Close(conn, CloseReason::kStopped, absl::OkStatus());
   ASSERT_TRUE(WaitFor([&] { return owner->close_callbacks_done.load() >= 1; }));
   // Anything still to come would be queued on the loop: let it run.

@@ -3,8 +3,6 @@
 // event_loop_*.cc files. Also RegisteredHandler's storage.
 #include "reactor/event_loop.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <functional>
 #include <limits>
@@ -16,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/os_thread.h"
 #include "reactor/internal/loop_impl.h"
 #include "reactor/internal/source.h"
 #include "threadpool/thread_pool.h"
@@ -31,19 +30,6 @@ using reactor_internal::Source;
 static_assert(sizeof(Source) == RegisteredHandler::kSourceSize,
               "RegisteredHandler::kSourceSize must be sizeof(Source)");
 static_assert(alignof(Source) <= 8, "RegisteredHandler aligns its Source to 8");
-
-// CPUs this process may run on: what `taskset` or a cpuset allows, which
-// std::thread::hardware_concurrency() ignores.
-int AvailableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
 
 // The handler behind Register(fd, token, interest, callback): the callback
 // and the registration's state in one allocation.

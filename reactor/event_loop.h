@@ -138,7 +138,8 @@ struct EventLoopOptions {
   // Pollers (epoll sets), each owned by one thread at a time, that poll and
   // run handlers in parallel in kPool mode; sources are spread over them
   // round robin. 0: the number of CPUs this process may run on
-  // (sched_getaffinity, so `taskset -c 0-3` means 4), which is one loop
+  // (AvailableCpus() of base/os_thread.h: sched_getaffinity, so `taskset -c
+  // 0-3` means 4; the process affinity mask on Windows), which is one loop
   // thread per core. Ignored in kDirect mode (one poller).
   int polling_threads = 0;
   // How long a handler (or timer callback, or RunInLoop task) may run before

@@ -10,8 +10,6 @@
 // started. The owner learns it at the end of its handler (a CAS on the set's
 // activity counter fails) and becomes the standby or parks. Threads beyond
 // the pollers and the standby are parked on roles_cv_.
-#include <pthread.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -28,6 +26,7 @@
 #include "absl/time/time.h"
 #include "base/call_scope.h"
 #include "base/mutex.h"
+#include "base/os_thread.h"
 #include "reactor/internal/loop_impl.h"
 #include "reactor/internal/source.h"
 
@@ -84,7 +83,7 @@ void LoopImpl::HelperMain(int index) {
   }
   if (stop_.load(std::memory_order_acquire)) return;
   const std::string name = "mill-io-" + std::to_string(index);
-  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  SetCurrentThreadName(name);
   absl::Status status;
   {
     CallScope in_loop(kLoopThreadScope, this);

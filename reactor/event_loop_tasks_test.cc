@@ -1,6 +1,7 @@
 // Tests of the EventLoop: Stop, RunInLoop, SpawnCompute, the buffer pool,
 // fairness, an echo end to end, blocking handlers and tasks (a standby takes
 // over), IsInLoopThread.
+#include "base/testing/process_cpu.h"
 #include "reactor/testing/loop_fixture.h"
 
 namespace mill {
@@ -29,7 +30,7 @@ TEST_P(EventLoopTest, RunTwiceConcurrentlyIsRejected) {
 
 TEST_P(EventLoopTest, StopFromSignalHandler) {
   auto loop = MakeLoop();
-  ASSERT_TRUE(StopOnSignals(loop.get(), {SIGUSR1}).ok());
+  ASSERT_TRUE(StopOnSignals(loop.get(), {TestStopSignal()}).ok());
   std::atomic<bool> returned{false};
   std::thread runner([&] {
     EXPECT_TRUE(loop->Run().ok());
@@ -37,11 +38,17 @@ TEST_P(EventLoopTest, StopFromSignalHandler) {
   });
   std::this_thread::sleep_for(milliseconds(20));
   EXPECT_FALSE(returned.load());
-  ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
+  const absl::Status raised = RaiseTestStopSignal();
+  if (!raised.ok()) {
+    loop->Stop();
+    runner.join();
+    ASSERT_TRUE(StopOnSignals(nullptr, {TestStopSignal()}).ok());
+    FAIL() << raised;
+  }
   runner.join();
   EXPECT_TRUE(returned.load());
   EXPECT_TRUE(loop->is_stopped());
-  ASSERT_TRUE(StopOnSignals(nullptr, {SIGUSR1}).ok());
+  ASSERT_TRUE(StopOnSignals(nullptr, {TestStopSignal()}).ok());
 }
 
 TEST_P(EventLoopTest, RunInLoopRunsOnLoopThread) {
@@ -98,7 +105,7 @@ TEST_P(HandlerTest, BusySourceDoesNotStarveOthers) {
                     char buf[4096];
                     size_t taken = 0;
                     while (taken < budget) {
-                      ssize_t n = read(busy.loop_end, buf, sizeof(buf));
+                      long n = ReadSome(busy.loop_end, buf, sizeof(buf));
                       if (n <= 0) break;
                       taken += n;
                     }
@@ -114,7 +121,7 @@ TEST_P(HandlerTest, BusySourceDoesNotStarveOthers) {
   std::atomic<bool> stop{false};
   std::thread firehose([&] {
     std::string chunk(16384, 'f');
-    while (!stop.load()) (void)write(busy.peer, chunk.data(), chunk.size());
+    while (!stop.load()) (void)WriteSome(busy.peer, chunk.data(), chunk.size());
   });
   LoopRunner runner(loop.get());
   for (int i = 0; i < 20; ++i) {
@@ -133,24 +140,16 @@ TEST_P(HandlerTest, BusySourceDoesNotStarveOthers) {
 TEST_P(HandlerTest, TcpEchoEndToEnd) {
   auto loop = MakeLoop();
   EventLoop* raw = loop.get();
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int port = 0;
+  const int listener = ListenLoopback(&port);
   ASSERT_GE(listener, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
-            0);
-  ASSERT_EQ(listen(listener, 16), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   std::mutex conns_mu;
   std::vector<int> conns;
   std::atomic<uint64_t> next_token{10};
   ASSERT_TRUE(Reg(raw, listener, Token(1), Interest::Readable(),
                   [&, raw](const Event&) {
                     for (;;) {
-                      int fd =
-                          accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+                      int fd = AcceptNonBlocking(listener);
                       if (fd < 0) return;
                       {
                         std::lock_guard<std::mutex> lock(conns_mu);
@@ -165,8 +164,9 @@ TEST_P(HandlerTest, TcpEchoEndToEnd) {
                                         // socket takes.
                                         Drain(fd, pending.get());
                                         while (!pending->empty()) {
-                                          ssize_t n = write(fd, pending->data(),
-                                                            pending->size());
+                                          long n =
+                                              WriteSome(fd, pending->data(),
+                                                        pending->size());
                                           if (n <= 0) {
                                             std::this_thread::yield();
                                             continue;
@@ -184,36 +184,35 @@ TEST_P(HandlerTest, TcpEchoEndToEnd) {
   std::atomic<int> verified{0};
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
-                0);
+      int fd = ConnectLoopback(port);
+      ASSERT_GE(fd, 0) << LastErrorText();
       std::string sent, got;
       for (int i = 0; i < 200000; ++i) sent.push_back(char('a' + (i + c) % 26));
       std::thread reader([&] {
         char buf[8192];
         while (got.size() < sent.size()) {
-          ssize_t n = read(fd, buf, sizeof(buf));
+          long n = ReadSome(fd, buf, sizeof(buf));
           if (n <= 0) break;
           got.append(buf, n);
         }
       });
       size_t off = 0;
       while (off < sent.size()) {
-        ssize_t n = write(fd, sent.data() + off,
-                          std::min<size_t>(3000, sent.size() - off));
+        long n = WriteSome(fd, sent.data() + off,
+                           std::min<size_t>(3000, sent.size() - off));
         ASSERT_GT(n, 0);
         off += n;
       }
       reader.join();
       if (got == sent) ++verified;
-      close(fd);
+      CloseFd(fd);
     });
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(verified.load(), kClients);
   ASSERT_TRUE(runner.StopAndJoin().ok());
-  for (int fd : conns) close(fd);
-  close(listener);
+  for (int fd : conns) CloseFd(fd);
+  CloseFd(listener);
 }
 
 // --- Blocking handlers (issue 12) ---------------------------------------
@@ -321,14 +320,9 @@ TEST_P(EventLoopTest, IdleLoopUsesNoCpu) {
   WriteAll(pair.peer, "x", 1);  // wake everything once
   ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
   std::this_thread::sleep_for(milliseconds(100));  // standby settles
-  auto cpu_now = [] {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;  // ms
-  };
-  const double before = cpu_now();
+  const double before = testing::ProcessCpuMillis();
   std::this_thread::sleep_for(milliseconds(500));
-  const double used_ms = cpu_now() - before;
+  const double used_ms = testing::ProcessCpuMillis() - before;
   // A spinning thread would use ~500 ms; an idle loop uses next to none.
   EXPECT_LT(used_ms, 50.0);
 }

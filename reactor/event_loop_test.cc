@@ -2,6 +2,7 @@
 // that concern handlers (ordering, no lost readiness, safe deregistration,
 // generations, exceptions, stop under load), in every loop configuration
 // and with each kind of handler.
+#include "base/os_thread.h"
 #include "reactor/testing/loop_fixture.h"
 
 namespace mill {
@@ -34,9 +35,7 @@ TEST_P(EventLoopTest, DefaultConfiguration) {
   EXPECT_EQ(defaults.events_capacity, 1024u);
   EXPECT_EQ(defaults.poll_timeout, absl::Milliseconds(100));
   EXPECT_EQ(defaults.dispatch_mode, DispatchMode::kPool);
-  cpu_set_t cpus;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
-  const int available = CPU_COUNT(&cpus);
+  const int available = AvailableCpus();
   absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
   ASSERT_TRUE(loop.ok()) << loop.status();
   EXPECT_EQ((*loop)->polling_threads(), available);
@@ -219,7 +218,7 @@ TEST_P(HandlerTest, DeregisterWhileEventsFireNeverCallsAfterReturn) {
       if (deregistered->load()) ++*after;
       ++*calls;
       char buf[64];
-      while (read(fd, buf, sizeof(buf)) > 0) {
+      while (ReadSome(fd, buf, sizeof(buf)) > 0) {
       }
       running.store(false);
     }
@@ -243,7 +242,7 @@ TEST_P(HandlerTest, DeregisterWhileEventsFireNeverCallsAfterReturn) {
     std::thread writer([&] {
       char byte = 1;
       while (!stop_writer.load()) {
-        (void)write(pair.peer, &byte, 1);
+        (void)WriteSome(pair.peer, &byte, 1);
         std::this_thread::yield();
       }
     });
@@ -315,9 +314,7 @@ TEST_P(HandlerTest, ReusedTokenGetsNoStaleEvents) {
       const int fd = fresh.loop_end;
       EXPECT_TRUE(
           Reg(raw, fd, other, Interest::Readable(), [&, fd](const Event&) {
-            int avail = 0;
-            ioctl(fd, FIONREAD, &avail);
-            if (avail == 0) ++stale_calls;
+            if (BytesAvailable(fd) == 0) ++stale_calls;
           }).ok());
       ++rounds_done;
     };
@@ -406,7 +403,7 @@ TEST_P(HandlerTest, StopUnderLoadReturnsAfterRunningHandlersFinish) {
     SetNonBlocking(pairs[i]->peer);
     writers.emplace_back([&, i] {
       while (!stop_writers.load()) {
-        (void)write(pairs[i]->peer, "data", 4);
+        (void)WriteSome(pairs[i]->peer, "data", 4);
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
     });

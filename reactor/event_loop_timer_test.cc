@@ -408,9 +408,10 @@ TEST_P(HandlerTest, StaleDeregisterLeavesReusedDescriptorAlone) {
       Reg(loop.get(), fd, Token(1), Interest::Readable(), [](const Event&) {
       }).ok());
   first.reset();  // closes fd before Deregister: the mistake under test
-  SocketPair second;
-  // Give the new socket the old number, as the kernel would on reuse.
-  ASSERT_EQ(dup2(second.loop_end, fd), fd) << strerror(errno);
+  // A new socket with the old number, as the kernel gives on reuse.
+  std::unique_ptr<SocketPair> second_pair = SocketPairNumbered(fd);
+  ASSERT_NE(second_pair, nullptr);
+  SocketPair& second = *second_pair;
   std::atomic<size_t> bytes{0};
   absl::Status reg = Reg(loop.get(), fd, Token(2), Interest::Readable(),
                          [&](const Event&) { bytes += Drain(fd); });
@@ -427,7 +428,6 @@ TEST_P(HandlerTest, StaleDeregisterLeavesReusedDescriptorAlone) {
   EXPECT_TRUE(WaitFor([&] { return bytes.load() == 4; }));
   ASSERT_TRUE(runner.StopAndJoin().ok());
   EXPECT_TRUE(loop->Deregister(Token(2)).ok());
-  close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryMode, EventLoopTest, EveryLoopMode(),

@@ -2,9 +2,6 @@
 // loop for (issue 16, section 6). Counts the calling thread's allocations
 // through a replaced global operator new, so the loop's own threads do not
 // disturb the count.
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdlib>
 #include <functional>
@@ -14,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "reactor/event_loop.h"
+#include "reactor/testing/loop_fixture.h"
 
 namespace {
 
@@ -65,7 +63,7 @@ class PlainNoop final : public EventHandler {
 class RegistrationMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds_), 0);
+    reactor_testing::MakeSocketPair(&fds_[0], &fds_[1]);
     EventLoopOptions options;
     options.dispatch_mode = DispatchMode::kDirect;
     absl::StatusOr<std::unique_ptr<EventLoop>> loop =
@@ -75,8 +73,8 @@ class RegistrationMemoryTest : public ::testing::Test {
   }
   void TearDown() override {
     loop_.reset();
-    close(fds_[0]);
-    close(fds_[1]);
+    reactor_testing::CloseFd(fds_[0]);
+    reactor_testing::CloseFd(fds_[1]);
   }
 
   int fds_[2] = {-1, -1};

@@ -7,13 +7,14 @@
 // SendFileSome reads a bounded chunk and sends it: TransmitFile would block
 // a non-blocking socket's caller or need an overlapped completion that the
 // readiness-based loop does not wait for.
-// clang-format off: winsock2.h before windows.h.
+// winsock2.h before windows.h and the other Winsock headers.
+// clang-format off
+#include <winsock2.h>
 #include <mswsock.h>
 #include <windows.h>
-#include <winsock2.h>
 #include <ws2tcpip.h>
-// clang-format on
 #include <io.h>
+// clang-format on
 
 #include <algorithm>
 #include <cerrno>

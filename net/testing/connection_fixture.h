@@ -4,11 +4,6 @@
 #ifndef MILL_IO_NET_TESTING_CONNECTION_FIXTURE_H_
 #define MILL_IO_NET_TESTING_CONNECTION_FIXTURE_H_
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -30,39 +25,11 @@
 #include "net/socket_address.h"
 #include "net/tcp_server.h"
 #include "net/testing/echo_clients.h"
+#include "net/testing/temp_file.h"
 #include "reactor/event_loop.h"
 
 namespace mill {
 namespace net_testing {
-
-// A file with known contents, removed on destruction.
-class TempFile {
- public:
-  explicit TempFile(const std::string& contents) {
-    const char* dir = std::getenv("TEST_TMPDIR");
-    path_ = absl::StrCat(dir ? dir : "/tmp", "/conn_test_XXXXXX");
-    fd_ = mkstemp(path_.data());
-    EXPECT_GE(fd_, 0);
-    size_t off = 0;
-    while (off < contents.size()) {
-      ssize_t n = write(fd_, contents.data() + off, contents.size() - off);
-      if (n <= 0) {
-        ADD_FAILURE() << "write failed";
-        return;
-      }
-      off += n;
-    }
-  }
-  ~TempFile() {
-    if (fd_ >= 0) close(fd_);
-    unlink(path_.c_str());
-  }
-  int fd() const { return fd_; }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
 
 // Both dispatch modes, named "Pool" and "Direct":
 //   INSTANTIATE_TEST_SUITE_P(Modes, ConnectionTest, BothDispatchModes(),

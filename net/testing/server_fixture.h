@@ -4,17 +4,7 @@
 #ifndef MILL_IO_NET_TESTING_SERVER_FIXTURE_H_
 #define MILL_IO_NET_TESTING_SERVER_FIXTURE_H_
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -40,30 +30,6 @@
 
 namespace mill {
 namespace net_testing {
-
-// Polls `pred` every millisecond for up to `timeout`.
-inline int CountOpenFds() {
-  int n = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n - 1;  // the directory's own descriptor
-}
-
-// The RLIMIT_NOFILE value under which exactly `free` descriptor numbers are
-// unused: the process runs out after `free` more descriptors. Counts the
-// holes below the highest open descriptor too (a test runner may hand the
-// process a descriptor numbered 250 and little below it).
-inline int FdLimitLeavingFree(int free) {
-  int limit = 0;
-  for (int left = free; left > 0; ++limit) {
-    if (fcntl(limit, F_GETFD) == -1 && errno == EBADF) --left;
-  }
-  return limit;
-}
 
 // Adapts a byte-view callback to on_data: every received byte is handed over
 // once and consumed (the behaviour the tests below were written against).

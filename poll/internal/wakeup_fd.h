@@ -1,8 +1,10 @@
-// Internal: a descriptor that another thread or a signal handler can make
-// readable, used by Waker and by the poll(2) backend to interrupt a blocked
+// Internal, POSIX: a descriptor that another thread or a signal handler can
+// make readable, used by Waker (through the POSIX backends' WakeChannel,
+// wakeup_fd_channel.cc) and by the poll(2) backend to interrupt a blocked
 // wait. Platform-neutral interface; the implementation is
-// wakeup_fd_eventfd.cc (Linux: one eventfd) or wakeup_fd_pipe.cc (elsewhere:
-// a non-blocking pipe), chosen by poll/BUILD.bazel.
+// wakeup_fd_eventfd.cc (Linux: one eventfd) or wakeup_fd_pipe.cc (other
+// POSIX: a non-blocking pipe), chosen by poll/BUILD.bazel. Windows has none:
+// the IOCP backend's Waker posts completion packets.
 //
 // Thread-safety: Signal() may run concurrently with anything, including from
 // a signal handler. Drain() is called by one thread (the polling thread).

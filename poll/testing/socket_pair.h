@@ -36,6 +36,8 @@ class Fd {
   }
   ~Fd() { Reset(); }
   int get() const { return fd_; }
+  // Gives up ownership without closing.
+  int release() { return std::exchange(fd_, -1); }
   void Reset() {
     if (fd_ >= 0) CloseDescriptor(fd_);
     fd_ = -1;
@@ -58,6 +60,10 @@ absl::StatusOr<FdPair> MakeTcpPair();
 // A non-blocking pipe. On Windows an anonymous pipe (CreatePipe): a valid
 // handle that is not a socket, which the IOCP backend cannot poll.
 absl::StatusOr<FdPair> MakePipe();
+// A non-blocking loopback TCP listener (backlog 16), and a blocking client
+// connection to it (completed by the kernel; the listener can accept it).
+absl::StatusOr<Fd> MakeListener();
+absl::StatusOr<Fd> ConnectToListener(int listener);
 // a: a non-blocking TCP socket whose connect to a loopback port nobody
 // listens on is in progress; b: the bound, non-listening socket holding that
 // port. Unavailable if the connect completed or failed synchronously.
@@ -74,6 +80,9 @@ long ReadSome(int fd, void* data, size_t n);
 long SendUrgent(int fd, char byte);
 bool LastErrorWouldBlock();
 std::string LastErrorText();
+// Closes `fd` abortively (SO_LINGER with a zero timeout): the peer gets a
+// reset (RST) instead of an orderly end of stream.
+void CloseWithReset(int fd);
 // shutdown(SHUT_WR) / shutdown(SD_SEND).
 absl::Status ShutdownWrite(int fd);
 

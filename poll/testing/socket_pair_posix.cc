@@ -91,6 +91,29 @@ absl::StatusOr<FdPair> MakeTcpPair() {
   return pair;
 }
 
+absl::StatusOr<Fd> MakeListener() {
+  sockaddr_in addr;
+  absl::StatusOr<Fd> listener = BoundTcpSocket(/*listening=*/true, &addr);
+  if (!listener.ok()) return listener.status();
+  if (absl::Status s = SetNonBlocking(listener->get()); !s.ok()) return s;
+  return listener;
+}
+
+absl::StatusOr<Fd> ConnectToListener(int listener) {
+  sockaddr_in addr;
+  socklen_t len = sizeof(addr);
+  if (getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return ErrnoStatus(errno, "getsockname");
+  }
+  Fd client(socket(AF_INET, SOCK_STREAM, 0));
+  if (client.get() < 0) return ErrnoStatus(errno, "socket");
+  if (connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
+    return ErrnoStatus(errno, "connect");
+  }
+  return client;
+}
+
 absl::StatusOr<FdPair> MakePipe() {
   int fds[2];
   if (pipe(fds) != 0) return ErrnoStatus(errno, "pipe");
@@ -142,6 +165,14 @@ long SendUrgent(int fd, char byte) {
 bool LastErrorWouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
 std::string LastErrorText() { return strerror(errno); }
+
+void CloseWithReset(int fd) {
+  linger lin{};
+  lin.l_onoff = 1;
+  lin.l_linger = 0;
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+  close(fd);
+}
 
 absl::Status ShutdownWrite(int fd) {
   if (shutdown(fd, SHUT_WR) != 0) return ErrnoStatus(errno, "shutdown");

@@ -93,10 +93,18 @@ void CloseDescriptor(int fd) {
   }
 }
 
+bool SameAddress(const sockaddr_in& x, const sockaddr_in& y) {
+  return x.sin_family == y.sin_family && x.sin_port == y.sin_port &&
+         x.sin_addr.s_addr == y.sin_addr.s_addr;
+}
+
 absl::StatusOr<FdPair> MakeTcpPair() {
   // One listener for the whole process (the scale test makes 5,000 pairs;
   // a listener per pair costs a third of the time under Wine). The mutex
-  // keeps each connect paired with its own accept.
+  // keeps each connect paired with its own accept, and the accepted socket
+  // is checked to be the client's peer; on any failure the listener is
+  // dropped, so a connection stranded in its backlog cannot pair up with a
+  // later client.
   static absl::Mutex mu;
   static Fd* listener ABSL_GUARDED_BY(mu) = nullptr;
   static sockaddr_in addr ABSL_GUARDED_BY(mu);
@@ -106,20 +114,61 @@ absl::StatusOr<FdPair> MakeTcpPair() {
     if (!l.ok()) return l.status();
     listener = new Fd(*std::move(l));
   }
+  auto fail = [&](absl::Status status) {
+    delete listener;
+    listener = nullptr;
+    return status;
+  };
+  absl::StatusOr<Fd> client = NewTcpSocket();
+  if (!client.ok()) return client.status();
+  if (connect(ToSocket(client->get()), reinterpret_cast<sockaddr*>(&addr),
+              sizeof(addr)) != 0) {
+    return fail(LastSocketErrorStatus("connect"));
+  }
+  sockaddr_in client_addr{};
+  int len = sizeof(client_addr);
+  if (getsockname(ToSocket(client->get()),
+                  reinterpret_cast<sockaddr*>(&client_addr), &len) != 0) {
+    return fail(LastSocketErrorStatus("getsockname"));
+  }
+  sockaddr_in peer{};
+  len = sizeof(peer);
+  const SOCKET server = accept(ToSocket(listener->get()),
+                               reinterpret_cast<sockaddr*>(&peer), &len);
+  if (server == INVALID_SOCKET) return fail(LastSocketErrorStatus("accept"));
+  FdPair pair{*std::move(client), Fd(FromSocket(server))};
+  if (!SameAddress(peer, client_addr)) {
+    return fail(absl::InternalError("accept: not the client's connection"));
+  }
+  for (int fd : {pair.a.get(), pair.b.get()}) {
+    if (absl::Status s = SetNonBlocking(fd); !s.ok()) return s;
+    SetNoDelay(fd);
+  }
+  return pair;
+}
+
+absl::StatusOr<Fd> MakeListener() {
+  sockaddr_in addr;
+  absl::StatusOr<Fd> listener = BoundTcpSocket(/*listening=*/true, &addr);
+  if (!listener.ok()) return listener.status();
+  if (absl::Status s = SetNonBlocking(listener->get()); !s.ok()) return s;
+  return listener;
+}
+
+absl::StatusOr<Fd> ConnectToListener(int listener) {
+  sockaddr_in addr;
+  int len = sizeof(addr);
+  if (getsockname(ToSocket(listener), reinterpret_cast<sockaddr*>(&addr),
+                  &len) != 0) {
+    return LastSocketErrorStatus("getsockname");
+  }
   absl::StatusOr<Fd> client = NewTcpSocket();
   if (!client.ok()) return client.status();
   if (connect(ToSocket(client->get()), reinterpret_cast<sockaddr*>(&addr),
               sizeof(addr)) != 0) {
     return LastSocketErrorStatus("connect");
   }
-  const SOCKET server = accept(ToSocket(listener->get()), nullptr, nullptr);
-  if (server == INVALID_SOCKET) return LastSocketErrorStatus("accept");
-  FdPair pair{*std::move(client), Fd(FromSocket(server))};
-  for (int fd : {pair.a.get(), pair.b.get()}) {
-    if (absl::Status s = SetNonBlocking(fd); !s.ok()) return s;
-    SetNoDelay(fd);
-  }
-  return pair;
+  return client;
 }
 
 // Windows has no socketpair(): a loopback TCP connection stands in.
@@ -180,6 +229,15 @@ bool LastErrorWouldBlock() { return WSAGetLastError() == WSAEWOULDBLOCK; }
 
 std::string LastErrorText() {
   return std::string(LastSocketErrorStatus("socket").message());
+}
+
+void CloseWithReset(int fd) {
+  linger lin{};
+  lin.l_onoff = 1;
+  lin.l_linger = 0;
+  setsockopt(ToSocket(fd), SOL_SOCKET, SO_LINGER,
+             reinterpret_cast<const char*>(&lin), sizeof(lin));
+  closesocket(ToSocket(fd));
 }
 
 absl::Status ShutdownWrite(int fd) {

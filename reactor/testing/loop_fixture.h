@@ -1,18 +1,12 @@
 // The fixtures of the EventLoop tests (event_loop_*_test.cc): socket
 // helpers, a loop runner, and the loop configurations every test runs in
 // (EventLoopTest), with each kind of handler (HandlerTest). Test-only.
+//
+// The descriptor operations are portable (loop_fixture_posix.cc: socketpair,
+// read/write; loop_fixture_win.cc: loopback TCP pairs, Winsock calls on
+// SOCKETs stored in an int as the public API does).
 #ifndef MILL_IO_REACTOR_TESTING_LOOP_FIXTURE_H_
 #define MILL_IO_REACTOR_TESTING_LOOP_FIXTURE_H_
-
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "objectpool/buffer_pool.h"
 #include "reactor/event_loop.h"
@@ -55,41 +50,73 @@ inline bool WaitFor(Pred pred, milliseconds timeout = milliseconds(10000)) {
   return true;
 }
 
-inline void SetNonBlocking(int fd) {
-  ASSERT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-}
+// --- Descriptors (per platform) -------------------------------------------
+
+// Non-blocking I/O on a socket: bytes moved, 0 at end of stream, -1 on error
+// (then LastErrorWouldBlock() says whether it was EAGAIN / WSAEWOULDBLOCK).
+long ReadSome(int fd, void* data, size_t size);
+long WriteSome(int fd, const void* data, size_t size);
+bool LastErrorWouldBlock();
+std::string LastErrorText();
+// close(2) / closesocket.
+void CloseFd(int fd);
+// Bytes waiting to be read (FIONREAD).
+size_t BytesAvailable(int fd);
+// O_NONBLOCK / FIONBIO.
+void SetNonBlocking(int fd);
+
+// A connected pair of stream sockets: socketpair(AF_UNIX) on POSIX, a
+// loopback TCP connection (TCP_NODELAY) on Windows. Sets *a and *b.
+void MakeSocketPair(int* a, int* b);
+
+// A non-blocking TCP socket listening on 127.0.0.1 (port chosen by the
+// system, returned in *port).
+int ListenLoopback(int* port);
+// accept on a non-blocking listener: a non-blocking socket, or -1.
+int AcceptNonBlocking(int listener);
+// A blocking TCP socket connected to 127.0.0.1:port, or -1.
+int ConnectLoopback(int port);
+
+// The signal StopOnSignals is tested with, and raising it for this process:
+// SIGUSR1 and kill(2) on POSIX; on Windows 21 (SIGBREAK: CTRL_BREAK_EVENT)
+// and GenerateConsoleCtrlEvent, which fails without a console.
+int TestStopSignal();
+absl::Status RaiseTestStopSignal();
 
 // A non-blocking socketpair, closed on destruction.
 struct SocketPair {
   int loop_end = -1;  // registered with the loop
   int peer = -1;      // driven by the test
   SocketPair() {
-    int fds[2];
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    loop_end = fds[0];
-    peer = fds[1];
+    MakeSocketPair(&loop_end, &peer);
     SetNonBlocking(loop_end);
   }
   ~SocketPair() {
-    if (loop_end >= 0) close(loop_end);
-    if (peer >= 0) close(peer);
+    if (loop_end >= 0) CloseFd(loop_end);
+    if (peer >= 0) CloseFd(peer);
   }
   SocketPair(const SocketPair&) = delete;
   SocketPair& operator=(const SocketPair&) = delete;
 };
+
+// A new SocketPair whose loop_end has the number `fd` (closed before), as
+// when the system reuses a descriptor number: dup2 on POSIX; on Windows,
+// which cannot choose a handle value, new pairs until the system hands out
+// that value again (it reuses freed handle values). nullptr, with a test
+// failure, if that does not happen.
+std::unique_ptr<SocketPair> SocketPairNumbered(int fd);
 
 // Reads everything available (until EAGAIN); returns bytes read.
 inline size_t Drain(int fd, std::string* into = nullptr) {
   char buf[4096];
   size_t total = 0;
   for (;;) {
-    ssize_t n = read(fd, buf, sizeof(buf));
+    long n = ReadSome(fd, buf, sizeof(buf));
     if (n > 0) {
       total += n;
       if (into) into->append(buf, n);
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
     return total;
   }
 }
@@ -97,12 +124,12 @@ inline size_t Drain(int fd, std::string* into = nullptr) {
 inline void WriteAll(int fd, const void* data, size_t size) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
-    ssize_t n = write(fd, p, size);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+    long n = WriteSome(fd, p, size);
+    if (n < 0 && LastErrorWouldBlock()) {
       std::this_thread::yield();
       continue;
     }
-    ASSERT_GT(n, 0) << strerror(errno);
+    ASSERT_GT(n, 0) << LastErrorText();
     p += n;
     size -= n;
   }

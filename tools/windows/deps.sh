@@ -16,7 +16,8 @@
 #    the patches matter: absl::string_view/optional/any/variant as Abseil's own
 #    types, as in libabsl-dev), then built with the mingw-w64 toolchain file
 #    (Release, static libraries, C++17, gmock included; http-parser with its
-#    own Makefile, as Debian builds it) and installed into one prefix, printed as the last line of stdout (progress goes to stderr).
+#    own Makefile, as Debian builds it) and installed into one prefix, printed
+#    as the last line of stdout (progress goes to stderr).
 # 3. The Wine prefix tools/windows/wine_run.sh runs the tests in.
 #
 # The prefix is ${XDG_CACHE_HOME:-$HOME/.cache}/mill-io/windows-deps-<key>,
@@ -29,10 +30,10 @@
 # wait for each other (flock). When everything is in place the script only
 # checks the stamp file and prints the prefix.
 #
-# Cold: 11 MB of sources, then 2.5 to 4 minutes of building with -j2 (about
-# 2 CPU-minutes; Abseil is most of it). Warm: ~0.1 s. MILLIO_WINDOWS_JOBS
-# overrides the -j2. Old prefixes (other keys) are left in the cache; delete
-# them at will.
+# Cold: 11 MB of sources, then 2.5 to 6 minutes of building with -j2
+# depending on the machine's load (about 2 CPU-minutes; Abseil is most of it),
+# and ~12 s for the Wine prefix. Warm: ~0.1 s. MILLIO_WINDOWS_JOBS overrides
+# the -j2. Old prefixes (other keys) stay in the cache; delete them at will.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -110,6 +111,14 @@ flock 8
 
 if [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
   start=$SECONDS
+  # Replace only what this script made (a stale key): never a directory the
+  # user named by mistake.
+  if [ -e "$prefix" ] && [ ! -e "$stamp" ] && [ -n "$(ls -A "$prefix" 2>/dev/null)" ]; then
+    die "$prefix exists and is not a prefix made by this script; choose another MILLIO_WINDOWS_DEPS"
+  fi
+  # Build directories of runs killed with SIGKILL, a day old.
+  find "$(dirname "$prefix")" -maxdepth 1 -name '.windows-deps-build.*' -mmin +1440 \
+    -exec rm -rf {} + 2>/dev/null || true
   # --------------------------------------------------------------- sources
   src="$cache/windows-src"
   mkdir -p "$src"
@@ -161,6 +170,7 @@ and sums in $here/deps.sh, as the Linux -dev packages move with it.)"
   # --------------------------------------------------------------- build
   work="$(mktemp -d "$(dirname "$prefix")/.windows-deps-build.XXXXXX")"
   trap 'rm -rf "$work"' EXIT
+  trap 'exit 130' INT TERM HUP
   stage="$work/stage"
   # Kept on failure, next to the prefix; removed on success.
   build_log="$prefix.build.log"
@@ -179,7 +189,7 @@ and sums in $here/deps.sh, as the Linux -dev packages move with it.)"
   COMMON=(
     -G "Unix Makefiles"
     -DCMAKE_TOOLCHAIN_FILE="$toolchain"
-    -DMILLIO_WINDOWS_DEPS="$prefix"
+    -DMILLIO_WINDOWS_DEPS="$stage$prefix"
     -DMILLIO_WINDOWS_DEPS_BUILDING=ON
     -DCMAKE_INSTALL_PREFIX="$prefix"
     -DCMAKE_BUILD_TYPE=Release
@@ -224,7 +234,7 @@ and sums in $here/deps.sh, as the Linux -dev packages move with it.)"
   fi
   mv -T "$stage$prefix" "$prefix"
   rm -rf "$work" "$build_log"
-  trap - EXIT
+  trap - EXIT INT TERM HUP
   log "built in $((SECONDS - start)) s: $prefix"
 fi
 

@@ -62,9 +62,19 @@ export WINELOADER="$wine" WINESERVER="$wineserver"
 stamp="$WINEPREFIX/.mill-io-ready"
 lock="$WINEPREFIX.lock"
 
-# Runs with fd 9 (the lock) closed, so daemons started here (wineserver, the
-# helper processes) never hold the lock, and with no stdio of ours.
-quiet() { "$@" </dev/null >/dev/null 2>&1 9>&-; }
+# Runs a command with /dev/null for stdio and every other descriptor closed:
+# the daemons it may start (wineserver, Wine's helper processes) must hold
+# neither the lock (fd 9) nor any pipe of the caller (ctest's, a CI log's),
+# which would keep the caller waiting until the server exits.
+quiet() {
+  (
+    for fd in /proc/self/fd/*; do
+      fd="${fd##*/}"
+      if [ "$fd" -gt 2 ]; then exec {fd}>&-; fi
+    done 2>/dev/null
+    exec "$@"
+  ) </dev/null >/dev/null 2>&1
+}
 
 # Needs the lock held on fd 9.
 init_prefix_locked() {

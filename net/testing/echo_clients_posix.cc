@@ -1,5 +1,3 @@
-#include "net/testing/echo_clients.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
+#include "net/testing/echo_clients.h"
 
 namespace mill {
 namespace net_testing {

@@ -1,5 +1,3 @@
-#include "reactor/stop_on_signals.h"
-
 #include <signal.h>
 
 #include <atomic>
@@ -9,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
 #include "reactor/event_loop.h"
+#include "reactor/stop_on_signals.h"
 
 namespace mill {
 namespace {
