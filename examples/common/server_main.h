@@ -106,9 +106,10 @@ class ServerProgram {
   // after printing why.
   bool Listen(TcpServerCallbacks callbacks, const TcpServerOptions& options);
 
-  // Installs the SIGINT/SIGTERM handlers, prints "listening on ADDRESS:PORT"
+  // Watches stop requests (StopRequests, stop_requests.h: SIGINT/SIGTERM;
+  // on Windows also the stop event), prints "listening on ADDRESS:PORT"
   // (or "listening on unix:PATH" with --unix)
-  // (flushed), runs the loop until a signal, then stops and destroys the
+  // (flushed), runs the loop until a stop request, then stops and destroys the
   // server and prints "<program>: stopped; N connections, M bytes sent"
   // (", K TLS handshakes failed" appended when the server has a layer).
   // Returns the process exit code: 0 after a graceful shutdown.
