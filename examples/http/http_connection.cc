@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "base/thread_scratch.h"
 #include "examples/common/http_text.h"
 
 namespace mill::http {
@@ -221,7 +222,8 @@ void HttpConnection::WriteResponse(const HttpResponse& response, bool head,
                         response.status == 204 || response.status == 304;
   // The head is assembled in a per-thread buffer (the sink copies it), so
   // serving allocates nothing once warm and an idle connection holds none.
-  thread_local std::string out;
+  struct HttpHeadOut;
+  std::string& out = mill::ThreadScratch<std::string, HttpHeadOut>();
   out.clear();
   out.append("HTTP/1.1 ");
   out.append(std::to_string(response.status));

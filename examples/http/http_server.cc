@@ -62,6 +62,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/thread_scratch.h"
 #include "examples/common/server_main.h"
 #include "examples/common/tls_flags.h"
 #include "examples/http/http_connection.h"
@@ -218,7 +219,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Serve(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     // Reused per thread: most responses fit, so serving allocates nothing.
-    thread_local std::string out;
+    struct HttpServeOut;
+    std::string& out = mill::ThreadScratch<std::string, HttpServeOut>();
     out.clear();
     ConnectionSink sink(conn, &out);
     bool close = false;
@@ -286,7 +288,8 @@ class Session : public std::enable_shared_from_this<Session> {
           return;  // that request moved on meanwhile
         }
         self->request_timer_ = mill::EventLoop::TimerId();
-        thread_local std::string out;
+        struct HttpTimeoutOut;
+        std::string& out = mill::ThreadScratch<std::string, HttpTimeoutOut>();
         out.clear();
         ConnectionSink sink(c, &out);
         self->http_.FailRequest(408, &sink);

@@ -35,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/thread_scratch.h"
 #include "examples/common/server_main.h"
 #include "examples/jsonrpc/json_rpc_connection.h"
 #include "examples/jsonrpc/json_rpc_service.h"
@@ -119,7 +120,8 @@ class Session {
 
   void Serve(const mill::ConnectionPtr& conn, mill::ByteBuffer& input) {
     // Reused per thread: serving small messages allocates no output buffer.
-    thread_local std::string out;
+    struct JsonRpcServeOut;
+    std::string& out = mill::ThreadScratch<std::string, JsonRpcServeOut>();
     out.clear();
     for (;;) {
       rpc_.Serve(input, &out, kSendChunk);

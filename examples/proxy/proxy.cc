@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "base/call_scope.h"
 #include "base/mutex.h"
+#include "base/thread_scratch.h"
 #include "examples/common/http_text.h"
 #include "examples/proxy/forwarding.h"
 #include "examples/proxy/http_stream_parser.h"
@@ -359,12 +360,12 @@ class Session : public UpstreamHandler,
   // Output collected during one locked section, per thread (a section
   // never spans an unlock, so the buffers never carry over).
   static std::string& ClientOut() {
-    thread_local std::string out;
-    return out;
+    struct ProxyClientOut;
+    return mill::ThreadScratch<std::string, ProxyClientOut>();
   }
   static std::string& UpstreamOut() {
-    thread_local std::string out;
-    return out;
+    struct ProxyUpstreamOut;
+    return mill::ThreadScratch<std::string, ProxyUpstreamOut>();
   }
 
   void FlushClientLocked(const ConnectionPtr& client)

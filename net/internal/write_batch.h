@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "base/thread_scratch.h"
 #include "net/connection.h"
 
 namespace mill {
@@ -52,8 +53,8 @@ class WriteBatch {
 
  private:
   static std::vector<Connection*>& Mine() {
-    static thread_local std::vector<Connection*> gathering;
-    return gathering;
+    struct Gathering;
+    return ThreadScratch<std::vector<Connection*>, Gathering>();
   }
   static void Flush(Connection* conn);
 };

@@ -37,9 +37,25 @@ LIBRARIES=(base poll registry threadpool objectpool timer ratelimit reactor net 
 mapfile -t tidy_files < <(git ls-files "${LIBRARIES[@]/%//*.cc}" |
   grep -v -e '_test\.cc$' -e '_benchmark\.cc$' -e 'kqueue_backend\.cc$' \
     -e '/testing/')
+# The Windows files (*_win.cc) are checked as what they are: clang's
+# mingw-w64 target with mingw-w64's libstdc++ and Windows headers (Debian's
+# cross compiler, installed by tools/windows/deps.sh --packages-only), and
+# Abseil's headers alone (the same version and Debian patches as the Windows
+# build of it) so no Linux header can leak in.
+tools/windows/deps.sh --packages-only >/dev/null || status=1
+absl_headers="$(mktemp -d)"
+trap 'rm -rf "$absl_headers"' EXIT
+ln -s /usr/include/absl "$absl_headers/absl"
+mingw_gcc=/usr/lib/gcc/x86_64-w64-mingw32/12-posix/include/c++
+export WINDOWS_FLAGS="--target=x86_64-w64-mingw32 -nostdinc++
+  -isystem $mingw_gcc -isystem $mingw_gcc/x86_64-w64-mingw32
+  -isystem $mingw_gcc/backward -D_WIN32_WINNT=0x0A00 -DWIN32_LEAN_AND_MEAN
+  -DNOMINMAX -I$absl_headers"
 tidy_one() {
-  local file="$1" log
-  if log="$(clang-tidy -quiet "$file" -- -std=c++17 -I. -x c++ 2>&1)" &&
+  local file="$1" log platform=()
+  # shellcheck disable=SC2206  # the flags are words
+  [[ "$file" == *_win.cc ]] && platform=($WINDOWS_FLAGS)
+  if log="$(clang-tidy -quiet "$file" -- -std=c++17 -I. -x c++ "${platform[@]}" 2>&1)" &&
      ! grep -q 'error:' <<<"$log"; then
     echo "PASS clang-tidy $file"
   else

@@ -19,6 +19,7 @@
 #    own Makefile, as Debian builds it) and installed into one prefix, printed
 #    as the last line of stdout (progress goes to stderr).
 # 3. The Wine prefix tools/windows/wine_run.sh runs the tests in.
+# With --packages-only it stops after step 1.
 #
 # The prefix is ${XDG_CACHE_HOME:-$HOME/.cache}/mill-io/windows-deps-<key>,
 # <key> a hash of this script and of the toolchain file (versions, flags and
@@ -96,6 +97,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install
   fi
 fi
+
+# `deps.sh --packages-only`: the cross toolchain's headers are all lint needs
+# (tools/ci/lint.sh runs clang-tidy over the *_win.cc files).
+[ "${1:-}" = "--packages-only" ] && exit 0
 
 # ---------------------------------------------------------------- the prefix
 sha() { sha256sum "$1" | cut -d' ' -f1; }

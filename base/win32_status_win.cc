@@ -1,11 +1,10 @@
-#include "base/win32_status.h"
-
 #include <windows.h>
 #include <winsock2.h>
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "base/win32_status.h"
 
 namespace mill {
 namespace {
