@@ -9,6 +9,10 @@ set(MILLIO_RUNFILES_DIR "${PROJECT_BINARY_DIR}/runfiles/mill_io")
 set(MILLIO_TEST_RESULTS_DIR "${PROJECT_BINARY_DIR}/test-results")
 set(MILLIO_CMAKE_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/MillIO")
 set(MILLIO_PKGCONFIG_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+# Test timeouts (Bazel's sizes) are multiplied by this when the tests run
+# through CMAKE_CROSSCOMPILING_EMULATOR (Windows programs under Wine).
+set(MILLIO_EMULATOR_TIMEOUT_SCALE 5 CACHE STRING
+  "Factor for test timeouts under an emulator (Wine)")
 # Bazel's copts (.bazelrc), for Mill-IO's own code only.
 set(MILLIO_WARNINGS -Wall -Wextra -Wno-unused-parameter)
 # Test code (tests, fixtures) compiles at -O0 whatever the build type: what
@@ -244,6 +248,11 @@ endfunction()
 # gtest shard ("tls:tls_connection_test/shard_1_of_2").
 function(_millio_add_test label timeout shards)
   string(REGEX REPLACE "^//" "" name "${label}")
+  if(CMAKE_CROSSCOMPILING_EMULATOR)
+    # Under Wine every socket, wait and process start is a round trip to the
+    # wineserver process: the same work takes several times as long.
+    math(EXPR timeout "${timeout} * ${MILLIO_EMULATOR_TIMEOUT_SCALE}")
+  endif()
   if(NOT shards)
     set(shards 1)
   endif()
@@ -273,7 +282,8 @@ function(_millio_add_test label timeout shards)
 endfunction()
 
 function(millio_cc_test)
-  cmake_parse_arguments(T "" "NAME;LABEL;OUTPUT_NAME;TIMEOUT;SHARDS"
+  cmake_parse_arguments(T "RUN_SERIAL_ON_WINDOWS"
+    "NAME;LABEL;OUTPUT_NAME;TIMEOUT;SHARDS"
     "SRCS;DEPS;LOCAL_DEFINES;COPTS;DATA_FILES;ARGS" ${ARGN})
   _millio_executable(${T_NAME} "${T_LABEL}" "${T_OUTPUT_NAME}" "${T_SRCS}"
     "${T_DEPS}" "${T_LOCAL_DEFINES}" "${T_COPTS}")
@@ -281,6 +291,11 @@ function(millio_cc_test)
   _millio_data_files("${T_DATA_FILES}")
   _millio_add_test("${T_LABEL}" "${T_TIMEOUT}" "${T_SHARDS}"
     ${CMAKE_CROSSCOMPILING_EMULATOR} "$<TARGET_FILE:${T_NAME}>" ${T_ARGS})
+  if(T_RUN_SERIAL_ON_WINDOWS AND WIN32)
+    # Bazel tag run_serial_on_windows: ctest runs it with no other test.
+    string(REGEX REPLACE "^//" "" test_name "${T_LABEL}")
+    set_tests_properties("${test_name}" PROPERTIES RUN_SERIAL TRUE)
+  endif()
 endfunction()
 
 function(millio_sh_test)

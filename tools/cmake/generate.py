@@ -381,6 +381,8 @@ def generate(targets):
             ]
             if kind == "cc_test":
                 fields += [
+                    ("RUN_SERIAL_ON_WINDOWS",
+                     "run_serial_on_windows" in info.get("tags", [])),
                     ("TIMEOUT", str(SIZE_TIMEOUT[info.get("size", "medium")])),
                     ("SHARDS", str(info["shard_count"])
                      if info.get("shard_count", -1) > 1 else None),
