@@ -21,6 +21,9 @@ LAYERS = {
     "ratelimit": ["base"],
     # What every layer shares (ErrnoStatus, Mutex, CallScope): Abseil only.
     "base": [],
+    # Build configuration (//bazel:windows, NOT_ON_WINDOWS): settings and
+    # constraints, no code; any target may name them.
+    "bazel": [],
     # The reactor stack.
     "poll": ["base"],
     "registry": ["poll"],

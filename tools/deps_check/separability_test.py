@@ -105,6 +105,8 @@ def main(argv):
             dep = node.get("name")
             if not dep.startswith("//"):
                 continue  # external repositories: Abseil, system libraries
+            if top_of(dep) == "bazel":
+                continue  # build configuration (//bazel:windows): no code
             referenced[package_of(dep)].add(name)
             target_layer = top_of(dep)
             if target_layer == layer:
