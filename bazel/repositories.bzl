@@ -128,6 +128,15 @@ def mill_io_dependencies():
         # Linux-only for now.
         not_on_windows = True,
     )
+    # liburing 2.3 (liburing-dev), for //poll's io_uring backend on Linux
+    # (poll/internal/uring_*.cc) and the io_uring peers of bench/peers.
+    _maybe(
+        system_repository,
+        name = "liburing",
+        targets = {":liburing": ["liburing"]},
+        required_headers = ["liburing.h"],
+        not_on_windows = True,
+    )
     _maybe(
         system_repository,
         name = "com_github_libuv_libuv",

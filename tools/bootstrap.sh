@@ -21,6 +21,8 @@ PACKAGES=(
   # Libraries, exposed to Bazel by bazel/repositories.bzl.
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libhttp-parser-dev
+  # //poll's io_uring backend (Linux; EventLoopOptions::io).
+  liburing-dev
   # //tls (OpenSSL 3), and the TLS peers of its tests (openssl s_client /
   # s_server, curl, Python's ssl module).
   libssl-dev openssl
