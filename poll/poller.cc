@@ -27,6 +27,8 @@ absl::string_view PollerBackendName(PollerBackend backend) {
       return "poll";
     case PollerBackend::kIocp:
       return "iocp";
+    case PollerBackend::kIoUring:
+      return "io_uring";
   }
   return "unknown";
 }
@@ -45,6 +47,11 @@ std::vector<PollerBackend> Poller::AvailableBackends() {
 #endif
 #ifdef MILL_POLL_HAVE_EPOLL
   backends.push_back(PollerBackend::kEpoll);
+#endif
+#ifdef MILL_POLL_HAVE_IO_URING
+  if (poll_internal::ProbeIoUring().ok()) {
+    backends.push_back(PollerBackend::kIoUring);
+  }
 #endif
 #ifdef MILL_POLL_HAVE_KQUEUE
   if (poll_internal::KqueueBackendCompiled()) {
@@ -87,6 +94,11 @@ absl::StatusOr<std::unique_ptr<Poller>> Poller::Create(PollerBackend kind) {
     case PollerBackend::kIocp:
 #ifdef MILL_POLL_HAVE_IOCP
       backend = poll_internal::NewIocpBackend();
+#endif
+      break;
+    case PollerBackend::kIoUring:
+#ifdef MILL_POLL_HAVE_IO_URING
+      backend = poll_internal::NewIoUringBackend();
 #endif
       break;
   }

@@ -43,6 +43,14 @@
 //            |                     | port per Poller (the design of wepoll,
 //            |                     | mio, libuv's uv_poll); sockets only;
 //            |                     | tested in CI under Wine (same suite)
+//   io_uring | Linux 5.11+ with    | poll requests on one io_uring per
+//            | io_uring allowed    | Poller, changes and the wait in one
+//            |                     | system call; listed by
+//            |                     | AvailableBackends() only where a ring
+//            |                     | can be set up; tested in CI (same
+//            |                     | suite). A descriptor closed while
+//            |                     | registered stays open in the kernel
+//            |                     | until Deregister.
 //
 // Readiness semantics (the same on every backend):
 //
@@ -98,7 +106,10 @@
 //   AlreadyExists     Register of a descriptor already registered (EEXIST)
 //   NotFound          Reregister/Deregister of a descriptor not registered
 //   Unimplemented     Create(backend) for a backend not built here;
-//                     Interest::Priority() on a kqueue without EVFILT_EXCEPT
+//                     Interest::Priority() on a kqueue without EVFILT_EXCEPT;
+//                     Create(kIoUring) on a kernel without a feature it uses
+//   PermissionDenied  also Create(kIoUring) where io_uring is refused
+//                     (seccomp, kernel.io_uring_disabled)
 //   other             resource errors (ENOMEM, EMFILE) mapped by
 //                     absl::ErrnoToStatus
 #ifndef MILL_IO_POLL_POLLER_H_
@@ -124,9 +135,9 @@ namespace poll_internal {
 class Backend;
 }  // namespace poll_internal
 
-enum class PollerBackend { kEpoll, kKqueue, kPoll, kIocp };
+enum class PollerBackend { kEpoll, kKqueue, kPoll, kIocp, kIoUring };
 
-// "epoll", "kqueue", "poll" or "iocp".
+// "epoll", "kqueue", "poll", "iocp" or "io_uring".
 absl::string_view PollerBackendName(PollerBackend backend);
 std::ostream& operator<<(std::ostream& os, PollerBackend backend);
 
@@ -151,7 +162,8 @@ class Poller {
   static absl::StatusOr<std::unique_ptr<Poller>> Create();
   // A specific backend; Unimplemented if it is not built on this platform.
   static absl::StatusOr<std::unique_ptr<Poller>> Create(PollerBackend backend);
-  // Every backend built on this platform, the default first.
+  // Every backend built on this platform and usable here, the default
+  // first (io_uring only where the kernel lets this process set up a ring).
   static std::vector<PollerBackend> AvailableBackends();
 
   Poller(const Poller&) = delete;

@@ -77,10 +77,20 @@ class Backend {
 // Factories. Each is defined in its backend's .cc file, which the BUILD file
 // compiles only on platforms that have the backend; Poller references them
 // under the matching MILL_POLL_HAVE_* define set by that same select().
-absl::StatusOr<std::unique_ptr<Backend>> NewEpollBackend();   // Linux
-absl::StatusOr<std::unique_ptr<Backend>> NewKqueueBackend();  // BSD, macOS
-absl::StatusOr<std::unique_ptr<Backend>> NewPollBackend();    // any POSIX
-absl::StatusOr<std::unique_ptr<Backend>> NewIocpBackend();    // Windows
+absl::StatusOr<std::unique_ptr<Backend>> NewEpollBackend();    // Linux
+absl::StatusOr<std::unique_ptr<Backend>> NewKqueueBackend();   // BSD, macOS
+absl::StatusOr<std::unique_ptr<Backend>> NewPollBackend();     // any POSIX
+absl::StatusOr<std::unique_ptr<Backend>> NewIocpBackend();     // Windows
+absl::StatusOr<std::unique_ptr<Backend>> NewIoUringBackend();  // Linux
+// OK if an io_uring ring with every feature the backend uses can be set up
+// here (not refused by seccomp, kernel.io_uring_disabled, an old kernel);
+// else why not. Creates and closes a small ring. (uring_backend.cc)
+absl::Status ProbeIoUring();
+// Testing: makes every io_uring ring setup of this process fail with
+// `error_number` (EPERM, ENOSYS, ...) as if the kernel refused it; 0 undoes
+// it. The environment variable MILL_IO_URING_SETUP_ERROR=<errno number> does
+// the same for a whole process (black-box tests of the fallback).
+void SetIoUringSetupErrorForTesting(int error_number);
 // False when kqueue_backend.cc was compiled without <sys/event.h> (its
 // __has_include guard failed), so AvailableBackends() does not lie.
 bool KqueueBackendCompiled();

@@ -1,0 +1,130 @@
+// The io_uring backend's own behaviour, beyond the conformance suite that
+// every backend passes (poller_conformance_test.cc): refusal of ring setup
+// (the fallback's trigger), and a single-issuer ring moving to the thread
+// that polls it (an event loop's takeover) without losing readiness.
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "poll/event.h"
+#include "poll/interest.h"
+#include "poll/internal/backend.h"
+#include "poll/poller.h"
+#include "poll/testing/socket_pair.h"
+#include "poll/token.h"
+
+namespace mill {
+namespace {
+
+class UringBackendTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const absl::Status usable = poll_internal::ProbeIoUring();
+    if (!usable.ok()) GTEST_SKIP() << "io_uring not usable here: " << usable;
+  }
+  void TearDown() override { poll_internal::SetIoUringSetupErrorForTesting(0); }
+};
+
+TEST_F(UringBackendTest, NameAndListed) {
+  EXPECT_EQ(PollerBackendName(PollerBackend::kIoUring), "io_uring");
+  const std::vector<PollerBackend> backends = Poller::AvailableBackends();
+  EXPECT_NE(
+      std::find(backends.begin(), backends.end(), PollerBackend::kIoUring),
+      backends.end());
+  EXPECT_EQ(backends.front(), PollerBackend::kEpoll);
+}
+
+TEST_F(UringBackendTest, RefusedSetupIsAClearErrorAndUnlisted) {
+  struct Case {
+    int error_number;
+    absl::StatusCode code;
+  };
+  for (const Case& c : {Case{EPERM, absl::StatusCode::kPermissionDenied},
+                        Case{ENOSYS, absl::StatusCode::kUnimplemented},
+                        Case{ENOMEM, absl::StatusCode::kResourceExhausted},
+                        Case{EINVAL, absl::StatusCode::kInvalidArgument}}) {
+    poll_internal::SetIoUringSetupErrorForTesting(c.error_number);
+    auto poller = Poller::Create(PollerBackend::kIoUring);
+    ASSERT_FALSE(poller.ok());
+    EXPECT_EQ(poller.status().code(), c.code) << poller.status();
+    EXPECT_NE(poller.status().message().find("io_uring_setup"),
+              absl::string_view::npos)
+        << poller.status();
+    const std::vector<PollerBackend> backends = Poller::AvailableBackends();
+    EXPECT_EQ(
+        std::find(backends.begin(), backends.end(), PollerBackend::kIoUring),
+        backends.end());
+  }
+  poll_internal::SetIoUringSetupErrorForTesting(0);
+  EXPECT_TRUE(Poller::Create(PollerBackend::kIoUring).ok());
+}
+
+std::vector<Event> PollOn(Poller& poller, absl::Duration timeout) {
+  std::vector<Event> out;
+  std::thread thread([&] {
+    Events events(8);
+    absl::StatusOr<size_t> n = poller.Poll(events, timeout);
+    EXPECT_TRUE(n.ok()) << n.status();
+    out.assign(events.begin(), events.end());
+  });
+  thread.join();
+  return out;
+}
+
+// Each Poll below runs on a new thread: the ring moves every time, and the
+// registrations' readiness comes along.
+TEST_F(UringBackendTest, PollingFromAnotherThreadKeepsEveryRegistration) {
+  auto created = Poller::Create(PollerBackend::kIoUring);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Poller& poller = **created;
+  auto level = poll_testing::MakeSocketPair();
+  auto later = poll_testing::MakeSocketPair();
+  auto oneshot = poll_testing::MakeSocketPair();
+  ASSERT_TRUE(level.ok() && later.ok() && oneshot.ok());
+  ASSERT_EQ(write(level->b.get(), "x", 1), 1);
+  ASSERT_EQ(write(oneshot->b.get(), "y", 1), 1);
+  ASSERT_TRUE(
+      poller.Register(level->a.get(), Token(1), Interest::Readable()).ok());
+  ASSERT_TRUE(
+      poller.Register(later->a.get(), Token(2), Interest::Readable()).ok());
+  ASSERT_TRUE(poller
+                  .Register(oneshot->a.get(), Token(3), Interest::Readable(),
+                            Trigger::kOneShot)
+                  .ok());
+
+  std::vector<Event> first = PollOn(poller, absl::Seconds(5));
+  ASSERT_EQ(first.size(), 2u);
+  // On a new thread: the level registration again (still readable), not the
+  // fired one-shot; `later` once it becomes readable.
+  std::vector<Event> second = PollOn(poller, absl::Seconds(5));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].token(), Token(1));
+  char c;
+  ASSERT_EQ(read(level->a.get(), &c, 1), 1);
+  ASSERT_EQ(write(later->b.get(), "z", 1), 1);
+  std::vector<Event> third = PollOn(poller, absl::Seconds(5));
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].token(), Token(2));
+  // Re-armed one-shot reports what is still there, on yet another thread.
+  ASSERT_TRUE(poller
+                  .Reregister(oneshot->a.get(), Token(3), Interest::Readable(),
+                              Trigger::kOneShot)
+                  .ok());
+  ASSERT_EQ(read(later->a.get(), &c, 1), 1);
+  std::vector<Event> fourth = PollOn(poller, absl::Seconds(5));
+  ASSERT_EQ(fourth.size(), 1u);
+  EXPECT_EQ(fourth[0].token(), Token(3));
+  EXPECT_TRUE(poller.Deregister(level->a.get()).ok());
+  EXPECT_TRUE(poller.Deregister(later->a.get()).ok());
+  EXPECT_TRUE(poller.Deregister(oneshot->a.get()).ok());
+  EXPECT_TRUE(PollOn(poller, absl::Milliseconds(20)).empty());
+}
+
+}  // namespace
+}  // namespace mill
