@@ -93,6 +93,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "poll/event.h"
 #include "poll/interest.h"
@@ -124,6 +125,31 @@ enum class DispatchMode {
   // delays every source.
   kDirect,
 };
+
+// How the loop waits for I/O (EventLoopOptions::io).
+enum class IoEngine {
+  // MILL_IO from the environment when it is set ("auto", "epoll" or
+  // "uring": the way to try a binary on io_uring without rebuilding it),
+  // else kEpoll.
+  kDefault,
+  // io_uring where this process may set up a ring (Linux 5.11+; refused by
+  // seccomp profiles such as Docker's default and by
+  // kernel.io_uring_disabled), else the readiness poller, saying so once
+  // on stderr and in Stats::io_uring_fallback. Never fails because of
+  // io_uring.
+  kAuto,
+  // The platform's readiness poller: epoll on Linux (kqueue, poll(2) or
+  // IOCP elsewhere).
+  kEpoll,
+  // io_uring; EventLoop::Create fails with the kernel's reason where it
+  // cannot be set up (PermissionDenied, Unimplemented, ...).
+  kIoUring,
+};
+
+// "default", "auto", "epoll" or "uring".
+absl::string_view IoEngineName(IoEngine engine);
+// Parses IoEngineName's spellings (and "io_uring"); InvalidArgument else.
+absl::StatusOr<IoEngine> ParseIoEngine(absl::string_view name);
 
 // Configuration of an EventLoop. By default a pool-mode loop polls with one
 // thread per CPU this process may run on, plus one standby thread.
@@ -168,7 +194,12 @@ struct EventLoopOptions {
   size_t max_idle_buffers = 1024;
   // Advice to handlers on how much to read per invocation (guarantee 7).
   size_t read_budget = size_t{64} * 1024;
-  // Poller backend; the platform default when unset.
+  // I/O engine: epoll or io_uring on Linux (see IoEngine). On io_uring each
+  // poller is one ring: changes and the wait of an iteration are one system
+  // call. Ignored when `backend` is set.
+  IoEngine io = IoEngine::kDefault;
+  // Poller backend, exactly (Create fails if it cannot be set up); when
+  // unset, `io` chooses.
   std::optional<PollerBackend> backend;
   // Called (on the thread that ran the handler) when a handler throws.
   // Defaults to printing the token and exception message to stderr.
@@ -212,6 +243,10 @@ class EventLoop {
     size_t registered = 0;            // live registrations
     uint64_t polls = 0;               // poller waits (an idle loop adds none)
     uint64_t takeovers = 0;           // pollers taken over from a busy thread
+    // What the loop polls with, and whether IoEngine::kAuto (or MILL_IO=auto)
+    // wanted io_uring but the kernel refused it (the reason went to stderr).
+    PollerBackend backend = PollerBackend::kEpoll;
+    bool io_uring_fallback = false;
   };
 
   // Identifies a timer of this loop. Never reused; a default-constructed id

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "objectpool/buffer_pool.h"
+#include "reactor/internal/io_choice.h"
 #include "reactor/internal/loop_impl.h"
 #include "reactor/internal/source.h"
 #include "threadpool/thread_pool.h"
@@ -42,11 +43,11 @@ LoopImpl::LoopImpl(EventLoopOptions options, int workers, int polling_threads)
   thread_set_.assign(workers_, -1);
 }
 
-absl::Status LoopImpl::Init() {
+absl::Status LoopImpl::CreatePollSets(PollerBackend backend) {
+  sets_.clear();
   for (int i = 0; i < polling_threads_; ++i) {
     auto set = std::make_unique<PollSet>();
-    absl::StatusOr<std::unique_ptr<Poller>> poller =
-        options_.backend ? Poller::Create(*options_.backend) : Poller::Create();
+    absl::StatusOr<std::unique_ptr<Poller>> poller = Poller::Create(backend);
     if (!poller.ok()) return poller.status();
     set->poller = std::move(*poller);
     absl::StatusOr<std::unique_ptr<Waker>> waker =
@@ -55,6 +56,27 @@ absl::Status LoopImpl::Init() {
     set->waker = std::move(*waker);
     sets_.push_back(std::move(set));
   }
+  backend_ = backend;
+  return absl::OkStatus();
+}
+
+absl::Status LoopImpl::Init() {
+  absl::StatusOr<IoChoice> choice = ChooseIo(options_);
+  if (!choice.ok()) return choice.status();
+  absl::Status status = CreatePollSets(choice->backend);
+  if (!status.ok() && choice->fallback.has_value()) {
+    // kAuto: io_uring refused (by the first ring or a later one).
+    ReportIoUringFallback(status);
+    io_uring_fallback_ = true;
+    status = CreatePollSets(*choice->fallback);
+  } else if (!status.ok() && choice->backend == PollerBackend::kIoUring) {
+    return absl::Status(
+        status.code(),
+        absl::StrCat("EventLoop: io_uring cannot be used here (ask for "
+                     "IoEngine::kAuto to fall back to epoll): ",
+                     status.message()));
+  }
+  if (!status.ok()) return status;
   for (int i = 0; i < workers_; ++i) {
     threads_.push_back(
         std::make_unique<LoopThread>(i, options_.events_capacity));
@@ -142,6 +164,8 @@ EventLoop::Stats LoopImpl::stats() const {
   stats.rearm_failures = rearm_failures_.load(std::memory_order_relaxed);
   stats.registered = sources_.size();
   stats.takeovers = takeovers_.load(std::memory_order_relaxed);
+  stats.backend = backend_;
+  stats.io_uring_fallback = io_uring_fallback_;
   return stats;
 }
 

@@ -2,6 +2,9 @@
 // that concern handlers (ordering, no lost readiness, safe deregistration,
 // generations, exceptions, stop under load), in every loop configuration
 // and with each kind of handler.
+#include <cstdlib>
+#include <string>
+
 #include "base/os_thread.h"
 #include "reactor/testing/loop_fixture.h"
 
@@ -26,6 +29,19 @@ TEST_P(EventLoopTest, RejectsBadOptions) {
   options.events_capacity = 0;
   EXPECT_EQ(EventLoop::Create(options).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The *_uring variant of this test runs with MILL_IO=uring
+// (bazel/io_engines.bzl): its loops must really poll with io_uring.
+TEST_P(EventLoopTest, PollsWithTheEngineTheEnvironmentNames) {
+  const char* env = std::getenv("MILL_IO");
+  auto loop = MakeLoop();
+  EXPECT_FALSE(loop->stats().io_uring_fallback);
+  if (env != nullptr && std::string(env) == "uring") {
+    EXPECT_EQ(loop->stats().backend, PollerBackend::kIoUring);
+  } else if (env == nullptr) {
+    EXPECT_EQ(loop->stats().backend, Poller::AvailableBackends().front());
+  }
 }
 
 TEST_P(EventLoopTest, DefaultConfiguration) {

@@ -418,22 +418,24 @@ TEST_P(HandlerTest, StaleDeregisterLeavesReusedDescriptorAlone) {
                [&](const Event&) { bytes += Drain(fd); });
   };
   absl::Status reg = register_second();
-  const PollerBackend backend =
-      loop->options().backend.value_or(Poller::AvailableBackends().front());
+  const PollerBackend backend = loop->stats().backend;
+  // IOCP and io_uring keep a socket closed while registered open until its
+  // Deregister (poll/poller.h).
+  const bool kept_until_deregister =
+      backend == PollerBackend::kIocp || backend == PollerBackend::kIoUring;
   if (backend == PollerBackend::kPoll) {
     GTEST_SKIP() << "poll(2) refuses the newer registration instead";
   }
-  if (backend == PollerBackend::kIocp) {
-    // The IOCP backend keeps a socket closed while registered until its
-    // Deregister (poll/poller.h): the new socket with the old number is
-    // refused, and the late Deregister frees the number for it.
+  if (kept_until_deregister) {
+    // The new socket with the old number is refused, and the late
+    // Deregister frees the number for it.
     EXPECT_EQ(reg.code(), absl::StatusCode::kAlreadyExists) << reg;
     EXPECT_TRUE(loop->Deregister(Token(1)).ok());
     reg = register_second();
   }
   ASSERT_TRUE(reg.ok()) << reg;
   absl::Status stale = loop->Deregister(Token(1));
-  EXPECT_EQ(stale.code(), backend == PollerBackend::kIocp
+  EXPECT_EQ(stale.code(), kept_until_deregister
                               ? absl::StatusCode::kNotFound
                               : absl::StatusCode::kFailedPrecondition)
       << stale;

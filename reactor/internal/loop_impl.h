@@ -107,6 +107,8 @@ class LoopImpl {
 
   // Creates the pollers, wakers and helper threads.
   absl::Status Init() ABSL_LOCKS_EXCLUDED(roles_mu_);
+  // One poller and waker per polling thread on `backend` (replacing any).
+  absl::Status CreatePollSets(PollerBackend backend);
 
   // --- Registration (event_loop_registration.cc). `source` is a fresh
   // OwnedSource's or a RegisteredHandler's (FailedPrecondition until its
@@ -299,6 +301,9 @@ class LoopImpl {
   std::atomic<uint64_t> handler_exceptions_{0};
   std::atomic<uint64_t> rearm_failures_{0};
   std::atomic<uint64_t> takeovers_{0};
+  // Chosen by Init (EventLoopOptions::io / backend); fixed afterwards.
+  PollerBackend backend_ = PollerBackend::kEpoll;
+  bool io_uring_fallback_ = false;
 };
 
 }  // namespace reactor_internal
