@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/testing/process_cpu.h"
 #include "gtest/gtest.h"
 #include "poll/event.h"
 #include "poll/interest.h"
@@ -133,7 +134,7 @@ double MillisSince(Clock::time_point start) {
 
 // ---------------------------------------------------------------------------
 
-class PollerConformanceTest : public testing::TestWithParam<PollerBackend> {
+class PollerConformanceTest : public ::testing::TestWithParam<PollerBackend> {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<Poller>> poller = Poller::Create(GetParam());
@@ -185,12 +186,12 @@ class PollerConformanceTest : public testing::TestWithParam<PollerBackend> {
   Expectations expect_ = ExpectationsFor(GetParam());
 };
 
-std::string BackendName(const testing::TestParamInfo<PollerBackend>& info) {
+std::string BackendName(const ::testing::TestParamInfo<PollerBackend>& info) {
   return std::string(PollerBackendName(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, PollerConformanceTest,
-                         testing::ValuesIn(Poller::AvailableBackends()),
+                         ::testing::ValuesIn(Poller::AvailableBackends()),
                          BackendName);
 
 // --- Basic readiness --------------------------------------------------------
@@ -290,6 +291,31 @@ TEST_P(PollerConformanceTest, FullSocketIsNotWritableUntilDrained) {
   }
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_writable());
+}
+
+// A writable-only registration of a socket whose peer shut down its write
+// side, while our send buffer is full: nothing to report, and nothing to
+// burn CPU on either (io_uring adds RDHUP to every poll request: checking
+// again at once used to spin).
+TEST_P(PollerConformanceTest, WritableOnlyOnAHalfClosedFullSocketStaysQuiet) {
+  FdPair s = MakeSocketPair();
+  FillUntilWouldBlock(s.b.get());
+  ASSERT_TRUE(poll_testing::ShutdownWrite(s.a.get()).ok());
+  ASSERT_TRUE(
+      poller_->Register(s.b.get(), Token(4), Interest::Writable()).ok());
+  const double cpu_before = mill::testing::ProcessCpuMillis();
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(300)).empty());
+  EXPECT_TRUE(PollOnce(absl::Milliseconds(300)).empty());
+  // A spinning Poll costs about the 600 ms it waits.
+  EXPECT_LT(mill::testing::ProcessCpuMillis() - cpu_before, 200.0);
+  // Room again: reported.
+  std::optional<Event> e;
+  for (int i = 0; i < 50 && !e.has_value(); ++i) {
+    ReadAvailable(s.a.get());
+    e = PollFor(Token(4), absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->is_writable()) << *e;
 }
 
 TEST_P(PollerConformanceTest, FullSixtyFourBitTokenRoundTrips) {

@@ -1,7 +1,8 @@
 // The io_uring backend's own behaviour, beyond the conformance suite that
 // every backend passes (poller_conformance_test.cc): refusal of ring setup
-// (the fallback's trigger), and a single-issuer ring moving to the thread
-// that polls it (an event loop's takeover) without losing readiness.
+// (the fallback's trigger), polls from changing threads (an event loop's
+// takeover), and a Deregister that reaches the kernel without a Poll.
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -77,8 +78,8 @@ std::vector<Event> PollOn(Poller& poller, absl::Duration timeout) {
   return out;
 }
 
-// Each Poll below runs on a new thread: the ring moves every time, and the
-// registrations' readiness comes along.
+// Each Poll below runs on a new thread (as after a takeover): every
+// registration's readiness comes along.
 TEST_F(UringBackendTest, PollingFromAnotherThreadKeepsEveryRegistration) {
   auto created = Poller::Create(PollerBackend::kIoUring);
   ASSERT_TRUE(created.ok()) << created.status();
@@ -124,6 +125,27 @@ TEST_F(UringBackendTest, PollingFromAnotherThreadKeepsEveryRegistration) {
   EXPECT_TRUE(poller.Deregister(later->a.get()).ok());
   EXPECT_TRUE(poller.Deregister(oneshot->a.get()).ok());
   EXPECT_TRUE(PollOn(poller, absl::Milliseconds(20)).empty());
+}
+
+// A poll request holds its descriptor's file: Deregister must remove it
+// even when no Poll follows (a stopped loop), or close() would not close
+// and the peer would never see EOF.
+TEST_F(UringBackendTest, DeregisterReleasesTheSocketWithoutAPoll) {
+  auto created = Poller::Create(PollerBackend::kIoUring);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Poller& poller = **created;
+  auto pair = poll_testing::MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  ASSERT_TRUE(
+      poller.Register(pair->a.get(), Token(1), Interest::Readable()).ok());
+  EXPECT_TRUE(PollOn(poller, absl::ZeroDuration()).empty());  // submitted
+  ASSERT_TRUE(poller.Deregister(pair->a.get()).ok());
+  pair->a.Reset();
+  // The peer sees EOF (a blocking read would hang if the socket lived on).
+  pollfd p{pair->b.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  char c;
+  EXPECT_EQ(read(pair->b.get(), &c, 1), 0);
 }
 
 }  // namespace

@@ -18,6 +18,10 @@ ABSL_FLAG(int, workers, 4, "handler threads in --mode=pool");
 ABSL_FLAG(std::string, mode, "pool",
           "dispatch mode: pool (handlers on workers) or direct (on the loop "
           "thread)");
+ABSL_FLAG(std::string, io, "default",
+          "I/O engine: auto (io_uring where the kernel allows it, else epoll, "
+          "saying so once), epoll, or uring (fails if io_uring is refused); "
+          "default: the MILL_IO environment variable, else epoll");
 ABSL_FLAG(int, max_connections, 0, "open connections at most (0: no limit)");
 ABSL_FLAG(std::string, unix, "",
           "listen on this Unix-domain socket path (@NAME: Linux's abstract "
@@ -54,6 +58,7 @@ CommonServerFlags ReadCommonServerFlags(int port, absl::Duration idle_timeout) {
   flags.port = port;
   flags.workers = absl::GetFlag(FLAGS_workers);
   flags.mode = absl::GetFlag(FLAGS_mode);
+  flags.io = absl::GetFlag(FLAGS_io);
   flags.max_connections = absl::GetFlag(FLAGS_max_connections);
   flags.unix_path = absl::GetFlag(FLAGS_unix);
   flags.idle_timeout = idle_timeout;
@@ -80,6 +85,12 @@ absl::StatusOr<ServerSetup> ValidateCommonServerFlags(
     return absl::InvalidArgumentError(absl::StrCat(
         "--mode must be 'pool' or 'direct', got '", flags.mode, "'"));
   }
+  absl::StatusOr<IoEngine> io = ParseIoEngine(flags.io);
+  if (!io.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--io must be 'auto', 'epoll' or 'uring', got '", flags.io, "'"));
+  }
+  setup.loop.io = *io;
   if (flags.max_connections < 0) {
     return absl::InvalidArgumentError("--max_connections must not be negative");
   }
@@ -184,6 +195,10 @@ int ServerProgram::Serve() {
   absl::StatusOr<std::unique_ptr<StopRequests>> stop_requests =
       StopRequests::Start(loop_.get());
   if (!stop_requests.ok()) return Fail(stop_requests.status().ToString());
+  const EventLoop::Stats loop_stats = loop_->stats();
+  std::fprintf(stderr, "%s: polling with %s%s\n", name_.c_str(),
+               std::string(PollerBackendName(loop_stats.backend)).c_str(),
+               loop_stats.io_uring_fallback ? " (io_uring was refused)" : "");
   std::printf("listening on %s\n", server_->local_address().ToString().c_str());
   std::fflush(stdout);
 

@@ -1,8 +1,8 @@
 // What every example server's main() shares: the flags --address, --unix,
-// --workers, --mode and --max_connections (defined here, once), validating
-// them with the binary's own --port and --idle_timeout (whose defaults differ
-// per binary) into loop and server options, and serving until SIGINT/SIGTERM
-// with a graceful shutdown.
+// --workers, --mode, --io and --max_connections (defined here, once),
+// validating them with the binary's own --port and --idle_timeout (whose
+// defaults differ per binary) into loop and server options, and serving until
+// SIGINT/SIGTERM with a graceful shutdown.
 //
 // Thread-safety: call from main() only. Ownership: see ServerProgram.
 #ifndef MILL_IO_EXAMPLES_COMMON_SERVER_MAIN_H_
@@ -29,6 +29,8 @@ struct CommonServerFlags {
   int port = 0;
   int workers = 1;
   std::string mode;
+  // --io: auto, epoll, uring or default (EventLoopOptions::io).
+  std::string io = "default";
   int max_connections = 0;
   // --unix: a Unix socket path (or @abstract name); replaces address:port.
   std::string unix_path;

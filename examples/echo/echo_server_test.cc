@@ -110,10 +110,79 @@ TEST_P(EchoServerSignalTest, ExitsZeroWithOpenConnections) {
 
 TEST(EchoServerFlagsTest, BadFlagsExitNonZeroWithAMessage) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--mode=bogus"}, {"--port=70000"},   {"--port=abc"},
-      {"--workers=0"},  {"--no_such_flag"}, {"extra_argument"}};
+      {"--mode=bogus"},   {"--port=70000"},   {"--port=abc"}, {"--workers=0"},
+      {"--no_such_flag"}, {"extra_argument"}, {"--io=kqueue"}};
   ExpectFlagsRefused(kServer, bad);
 }
+
+#ifdef __linux__
+// --io: the engine the server says it polls with, and that it serves.
+// MILL_IO_URING_SETUP_ERROR=1 makes ring setup fail with EPERM, as
+// Docker's default seccomp profile or kernel.io_uring_disabled=2 would.
+struct IoCase {
+  const char* flag;
+  const char* refuse;  // MILL_IO_URING_SETUP_ERROR, or nullptr
+  std::vector<std::string> stderr_lines;  // in order, each a prefix
+};
+
+class EchoServerIoTest : public ::testing::TestWithParam<IoCase> {};
+
+TEST_P(EchoServerIoTest, PollsWithTheEngineAskedForAndServes) {
+  const IoCase& c = GetParam();
+  SetEnvVar("MILL_IO_URING_SETUP_ERROR",
+            c.refuse ? std::optional<std::string>(c.refuse) : std::nullopt);
+  ServerProcess server =
+      StartServer(kServer, {"--io=" + std::string(c.flag), "--workers=2"});
+  SetEnvVar("MILL_IO_URING_SETUP_ERROR", std::nullopt);
+  ASSERT_NE(server.port, 0);
+  for (const std::string& want : c.stderr_lines) {
+    std::optional<std::string> line =
+        server.process->ReadStderrLine(std::chrono::seconds(10));
+    ASSERT_TRUE(line.has_value()) << "expected: " << want;
+    EXPECT_EQ(line->rfind(want, 0), 0u) << *line;
+  }
+  absl::StatusOr<TestClient> client = TestClient::Connect(server.port);
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string data = Pattern(7, 256 * 1024);
+  std::thread writer([&] { ASSERT_TRUE(client->SendAll(data).ok()); });
+  EXPECT_TRUE(client->RecvExactly(data.size()) == data);
+  writer.join();
+  ExpectCleanExit(*server.process, SIGTERM);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Engines, EchoServerIoTest,
+    ::testing::Values(
+        IoCase{"epoll", nullptr, {"echo_server: polling with epoll"}},
+        IoCase{"uring", nullptr, {"echo_server: polling with io_uring"}},
+        IoCase{"auto", nullptr, {"echo_server: polling with io_uring"}},
+        IoCase{"auto",
+               "1",
+               {"mill-io: io_uring unavailable (PERMISSION_DENIED: "
+                "io_uring_setup",
+                "echo_server: polling with epoll (io_uring was refused)"}}),
+    [](const ::testing::TestParamInfo<IoCase>& info) {
+      return std::string(info.param.flag) +
+             (info.param.refuse ? "_Refused" : "");
+    });
+
+// --io=uring where io_uring is refused: a clear error, exit code 2.
+TEST(EchoServerIoFlagTest, UringRefusedIsAClearError) {
+  SetEnvVar("MILL_IO_URING_SETUP_ERROR", "1");
+  absl::StatusOr<Subprocess> process =
+      Subprocess::Start({RunfilePath(kServer), "--port=0", "--io=uring"});
+  SetEnvVar("MILL_IO_URING_SETUP_ERROR", std::nullopt);
+  ASSERT_TRUE(process.ok()) << process.status();
+  std::optional<std::string> line =
+      process->ReadStderrLine(std::chrono::seconds(10));
+  ASSERT_TRUE(line.has_value());
+  EXPECT_NE(line->find("io_uring cannot be used here"), std::string::npos)
+      << *line;
+  std::optional<int> status = process->Wait(std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(ExitCode(*status), 2);
+}
+#endif  // __linux__
 
 }  // namespace
 }  // namespace mill::testing

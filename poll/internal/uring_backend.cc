@@ -4,7 +4,9 @@
 // kernel. A completion is a report; level-triggered registrations get a new
 // poll request at the next Poll, which the kernel checks at once (it
 // completes inline while still ready), so kLevel behaves like epoll's level
-// mode and kOneShot simply is not re-armed until Reregister. Interest
+// mode and kOneShot simply is not re-armed until Reregister. A completion
+// with only conditions that were not asked for is replaced by a multishot
+// request, which waits for the next wake-up (see Harvest). Interest
 // changes cancel the request in flight (POLL_REMOVE) and add a new one; a
 // per-descriptor sequence number in each request's user_data makes late
 // completions of replaced requests recognisable, so they are dropped.
@@ -13,20 +15,21 @@
 // as submission entries and submitted together with the wait
 // (io_uring_submit_and_wait_timeout with IORING_FEAT_EXT_ARG).
 //
-// Threads. Only the polling thread touches the ring: Register, Reregister
-// and Deregister (any thread) edit the table under mu_ and queue the
-// descriptor; the next Poll turns the queue into submissions. A change made
-// while a Poll is blocked writes an eventfd whose read is always pending on
-// the ring, so the blocked wait returns and the next one applies it. That
-// keeps the ring single-issuer: it is created with
-// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN (completion work
-// runs when the polling thread waits, in a batch, instead of interrupting
-// it) when the kernel accepts them (6.1), else without. A single-issuer
-// ring belongs to the first thread that polls it; when another thread polls
-// (the event loop's standby taking over a blocked poller, or Run() called
-// again on another thread) the backend moves to a new ring created for that
-// thread and re-adds the armed registrations, which re-check readiness, so
-// nothing is lost.
+// Threads. Register, Reregister and Deregister (any thread) edit the table
+// under mu_ and queue the descriptor; the next Poll turns the queue into
+// submissions. A change made while a Poll is in progress writes an eventfd
+// whose read is always pending on the ring, so a blocked wait returns and
+// the next one applies it. A Deregister made while no Poll is in progress
+// submits its removal at once (under mu_, so never beside a Poll's own
+// submission): see below for why it cannot wait.
+//
+// Why not IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN: they
+// limit submission to one thread, and a removal must reach the kernel even
+// when that thread does not poll again (a stopped loop whose connections
+// are closed afterwards: their peers must see the FIN). For the same reason
+// no IORING_SETUP_COOP_TASKRUN: the removal completes in task work of the
+// thread that added the poll, which must run even while that thread sleeps
+// outside the ring.
 //
 // A poll request holds a reference to the descriptor's file: a descriptor
 // closed without Deregister stays open in the kernel (a socket sends no FIN)
@@ -35,7 +38,6 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -118,39 +120,24 @@ uint32_t ToEventFlags(uint32_t revents) {
 constexpr int kRequiredOps[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE,
                                 IORING_OP_READ};
 
-// IORING_REGISTER_ENABLE_RINGS. liburing 2.3 declares io_uring_enable_rings
-// but its shared library does not export it.
-int EnableRing(io_uring* ring) {
-  const long r = syscall(__NR_io_uring_register, ring->ring_fd,
-                         IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
-  return r < 0 ? -errno : 0;
-}
-
-// Creates a ring: single-issuer with deferred task work, disabled until the
-// polling thread enables it, when the kernel accepts that; else a plain one.
-absl::Status SetupRing(io_uring* ring, bool* single_issuer) {
+// Creates a ring with a large completion queue.
+absl::Status SetupRing(io_uring* ring) {
   const int forced = ForcedSetupError();
   if (forced != 0) {
     return ErrnoStatus(forced, "io_uring_setup (forced by a test)");
   }
   io_uring_params params;
   std::memset(&params, 0, sizeof(params));
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-                 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+  params.flags = IORING_SETUP_CQSIZE;
   params.cq_entries = kCqEntries;
-  int r = io_uring_queue_init_params(kSqEntries, ring, &params);
-  *single_issuer = r == 0;
-  if (r == -EINVAL) {  // before 6.1: no SINGLE_ISSUER / DEFER_TASKRUN
-    std::memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = kCqEntries;
-    r = io_uring_queue_init_params(kSqEntries, ring, &params);
-  }
+  const int r = io_uring_queue_init_params(kSqEntries, ring, &params);
   if (r < 0) return ErrnoStatus(-r, "io_uring_setup");
-  const uint32_t needed = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
+  // RSRC_TAGS stands for Linux 5.13, which has multishot poll requests.
+  const uint32_t needed =
+      IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
   std::string missing;
   if ((params.features & needed) != needed) {
-    missing = "IORING_FEAT_NODROP and IORING_FEAT_EXT_ARG (Linux 5.11)";
+    missing = "multishot poll requests (Linux 5.13)";
   } else if (io_uring_probe* probe = io_uring_get_probe_ring(ring)) {
     for (int op : kRequiredOps) {
       if (!io_uring_opcode_supported(probe, op)) {
@@ -172,8 +159,7 @@ absl::Status SetupRing(io_uring* ring, bool* single_issuer) {
 
 class UringBackend final : public Backend {
  public:
-  UringBackend(io_uring ring, bool single_issuer, int wake_fd)
-      : ring_(ring), single_issuer_(single_issuer), wake_fd_(wake_fd) {}
+  UringBackend(io_uring ring, int wake_fd) : ring_(ring), wake_fd_(wake_fd) {}
 
   ~UringBackend() override {
     io_uring_queue_exit(&ring_);
@@ -216,6 +202,9 @@ class UringBackend final : public Backend {
       reg.registered = false;
       reg.armed = false;
       Changed(fd, reg);
+      // The poll request holds the file: remove it now, so that a close()
+      // after this returns really closes (a Poll in progress does it).
+      if (!waiting_ && ApplyChanges().ok()) (void)io_uring_submit(&ring_);
     }
     // Like epoll: a closed descriptor is EBADF (its registration is gone
     // either way); an open one that was never registered is ENOENT.
@@ -231,7 +220,6 @@ class UringBackend final : public Backend {
 
   absl::StatusOr<size_t> Poll(Event* out, size_t capacity,
                               absl::Duration timeout) override {
-    if (absl::Status s = OwnRing(/*moved_away=*/false); !s.ok()) return s;
     {
       MutexLock lock(&mu_);
       if (absl::Status s = ApplyChanges(); !s.ok()) return s;
@@ -250,16 +238,6 @@ class UringBackend final : public Backend {
       io_uring_cqe* first = nullptr;
       r = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
     }
-    if (r == -EEXIST && single_issuer_) {
-      // Another task owns the ring (a thread id reused by a new thread):
-      // nothing was submitted; move to a ring of this thread's.
-      {
-        MutexLock lock(&mu_);
-        waiting_ = false;
-      }
-      if (absl::Status s = OwnRing(/*moved_away=*/true); !s.ok()) return s;
-      return 0;  // Poller polls again
-    }
     MutexLock lock(&mu_);
     waiting_ = false;
     // ETIME: timed out; EINTR: a signal (Poller waits again with the
@@ -276,6 +254,9 @@ class UringBackend final : public Backend {
     Token token;
     uint32_t mask = 0;         // wanted poll events
     uint32_t kernel_mask = 0;  // events of the request in the kernel
+    // Wait for the next wake-up instead of checking at once (see Harvest).
+    bool edge = false;
+    bool kernel_edge = false;  // the request in the kernel is multishot
     uint32_t seq = 0;          // sequence of the last request added
     Trigger trigger = Trigger::kLevel;
     bool registered = false;
@@ -290,9 +271,12 @@ class UringBackend final : public Backend {
     reg.mask = ToPollMask(interest);
     reg.trigger = trigger;
     reg.armed = true;
+    reg.edge = false;  // a re-arm checks at once
     // A re-arm of a level registration whose request is pending needs no
     // new request: that one reports as soon as the condition holds.
-    if (!reg.in_kernel || reg.kernel_mask != reg.mask) Changed(fd, reg);
+    if (!reg.in_kernel || reg.kernel_mask != reg.mask || reg.kernel_edge) {
+      Changed(fd, reg);
+    }
   }
 
   // Queues `fd` for the next Poll and wakes a blocked one.
@@ -339,7 +323,8 @@ class UringBackend final : public Backend {
       const int fd = changed_[i];
       Reg& reg = regs_[fd];
       const bool want = reg.registered && reg.armed;
-      if (reg.in_kernel && (!want || reg.kernel_mask != reg.mask)) {
+      if (reg.in_kernel && (!want || reg.kernel_mask != reg.mask ||
+                            reg.kernel_edge != reg.edge)) {
         absl::StatusOr<io_uring_sqe*> sqe = Sqe();
         if (!sqe.ok()) break;
         io_uring_prep_poll_remove(*sqe, PollTag(fd, reg.seq));
@@ -350,10 +335,15 @@ class UringBackend final : public Backend {
         absl::StatusOr<io_uring_sqe*> sqe = Sqe();
         if (!sqe.ok()) break;
         if (++reg.seq == 0) reg.seq = 1;
-        io_uring_prep_poll_add(*sqe, fd, reg.mask);
+        if (reg.edge) {
+          io_uring_prep_poll_multishot(*sqe, fd, reg.mask);
+        } else {
+          io_uring_prep_poll_add(*sqe, fd, reg.mask);
+        }
         io_uring_sqe_set_data64(*sqe, PollTag(fd, reg.seq));
         reg.in_kernel = true;
         reg.kernel_mask = reg.mask;
+        reg.kernel_edge = reg.edge;
       }
       reg.queued = false;
     }
@@ -388,7 +378,8 @@ class UringBackend final : public Backend {
       if (static_cast<size_t>(fd) >= regs_.size()) continue;
       Reg& reg = regs_[fd];
       if (!reg.in_kernel || reg.seq != seq) continue;  // replaced
-      reg.in_kernel = false;
+      // A multishot request stays armed while the kernel says "more".
+      if ((cqe->flags & IORING_CQE_F_MORE) == 0) reg.in_kernel = false;
       if (!reg.registered || !reg.armed) continue;
       uint32_t revents;
       if (cqe->res >= 0) {
@@ -401,73 +392,37 @@ class UringBackend final : public Backend {
       }
       const uint32_t flags = ToEventFlags(revents);
       if (flags == 0) {
-        Changed(fd, reg);
+        // Only conditions not asked for (the kernel always adds RDHUP,
+        // ERR, HUP to a poll request: a writable-only registration of a
+        // half-closed socket completes with RDHUP alone). A new check would
+        // complete at once again and spin: wait for the next wake-up with
+        // a multishot request instead, which ignores such completions.
+        reg.edge = true;
+        if (!reg.in_kernel) Changed(fd, reg);
         continue;
       }
       out[count++] = Event(reg.token, flags);
-      if (reg.trigger == Trigger::kOneShot) {
-        reg.armed = false;
-      } else {
-        Changed(fd, reg);  // level: a new request re-checks at the next Poll
-      }
+      reg.edge = false;
+      if (reg.trigger == Trigger::kOneShot) reg.armed = false;
+      // Level: a new request re-checks at the next Poll (a multishot one in
+      // the kernel is replaced); one-shot: the request is removed.
+      Changed(fd, reg);
     }
     io_uring_cq_advance(&ring_, seen);
     return count;
   }
 
-  // A single-issuer ring submits from one thread only: enable it on the
-  // first polling thread, and move to a new ring when another thread polls.
-  // `moved_away`: the kernel said this thread is not the ring's issuer.
-  absl::Status OwnRing(bool moved_away) {
-    if (!single_issuer_) return absl::OkStatus();
-    const pid_t self = gettid();
-    if (issuer_ == self && !moved_away) return absl::OkStatus();
-    if (issuer_ == 0) {
-      const int r = EnableRing(&ring_);
-      if (r < 0) return ErrnoStatus(-r, "io_uring_register(ENABLE_RINGS)");
-      issuer_ = self;
-      return absl::OkStatus();
-    }
-    io_uring fresh;
-    bool single_issuer = false;
-    if (absl::Status s = SetupRing(&fresh, &single_issuer); !s.ok()) return s;
-    if (single_issuer) {
-      const int r = EnableRing(&fresh);
-      if (r < 0) {
-        io_uring_queue_exit(&fresh);
-        return ErrnoStatus(-r, "io_uring_register(ENABLE_RINGS)");
-      }
-    }
-    // Closing the old ring cancels its requests; its unread completions
-    // are lost, but every armed registration gets a new request, which
-    // reports again whatever still holds.
-    io_uring_queue_exit(&ring_);
-    ring_ = fresh;
-    single_issuer_ = single_issuer;
-    issuer_ = self;
-    MutexLock lock(&mu_);
-    wake_armed_ = false;
-    wake_signalled_ = false;
-    for (size_t fd = 0; fd < regs_.size(); ++fd) {
-      Reg& reg = regs_[fd];
-      if (!reg.in_kernel) continue;
-      reg.in_kernel = false;
-      Changed(static_cast<int>(fd), reg);
-    }
-    return absl::OkStatus();
-  }
-
-  // The polling thread's (one at a time); other threads never touch it.
+  // Submission entries are written under mu_; a Poll submits them (with
+  // its wait) after releasing mu_ but with waiting_ set, which keeps every
+  // other submitter away until it is back.
   io_uring ring_;
-  bool single_issuer_;
-  pid_t issuer_ = 0;         // polling thread of a single-issuer ring
-  const int wake_fd_;        // eventfd: a change for a blocked Poll
+  const int wake_fd_;        // eventfd: a change for a Poll in progress
   uint64_t wake_value_ = 0;  // the pending read's buffer
 
   Mutex mu_;
   std::vector<Reg> regs_ ABSL_GUARDED_BY(mu_);  // by descriptor
   std::vector<int> changed_ ABSL_GUARDED_BY(mu_);
-  bool waiting_ ABSL_GUARDED_BY(mu_) = false;         // a Poll may block
+  bool waiting_ ABSL_GUARDED_BY(mu_) = false;         // a Poll is in progress
   bool wake_signalled_ ABSL_GUARDED_BY(mu_) = false;  // wake_fd_ written
   bool wake_armed_ ABSL_GUARDED_BY(mu_) = false;      // its read is pending
 };
@@ -481,24 +436,21 @@ void SetIoUringSetupErrorForTesting(int error_number) {
 
 absl::Status ProbeIoUring() {
   io_uring ring;
-  bool single_issuer = false;
-  if (absl::Status s = SetupRing(&ring, &single_issuer); !s.ok()) return s;
+  if (absl::Status s = SetupRing(&ring); !s.ok()) return s;
   io_uring_queue_exit(&ring);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> NewIoUringBackend() {
   io_uring ring;
-  bool single_issuer = false;
-  if (absl::Status s = SetupRing(&ring, &single_issuer); !s.ok()) return s;
+  if (absl::Status s = SetupRing(&ring); !s.ok()) return s;
   const int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd < 0) {
     const int err = errno;
     io_uring_queue_exit(&ring);
     return ErrnoStatus(err, "eventfd");
   }
-  return std::unique_ptr<Backend>(
-      new UringBackend(ring, single_issuer, wake_fd));
+  return std::unique_ptr<Backend>(new UringBackend(ring, wake_fd));
 }
 
 }  // namespace poll_internal
