@@ -270,6 +270,8 @@ function(_millio_add_test label timeout shards)
     add_test(NAME "${test_name}"
       COMMAND "${PROJECT_SOURCE_DIR}/cmake/run_test.sh" ${ARGN}
       WORKING_DIRECTORY "${MILLIO_RUNFILES_DIR}")
+    # A cc_test's Bazel `env` (millio_cc_test ENV), e.g. MILL_IO=uring.
+    list(APPEND env ${_millio_test_env})
     list(APPEND env
       "TEST_SRCDIR=${PROJECT_BINARY_DIR}/runfiles"
       "TEST_WORKSPACE=mill_io"
@@ -284,11 +286,12 @@ endfunction()
 function(millio_cc_test)
   cmake_parse_arguments(T "RUN_SERIAL_ON_WINDOWS"
     "NAME;LABEL;OUTPUT_NAME;TIMEOUT;SHARDS"
-    "SRCS;DEPS;LOCAL_DEFINES;COPTS;DATA_FILES;ARGS" ${ARGN})
+    "SRCS;DEPS;LOCAL_DEFINES;COPTS;DATA_FILES;ENV;ARGS" ${ARGN})
   _millio_executable(${T_NAME} "${T_LABEL}" "${T_OUTPUT_NAME}" "${T_SRCS}"
     "${T_DEPS}" "${T_LOCAL_DEFINES}" "${T_COPTS}")
   target_compile_options(${T_NAME} PRIVATE ${MILLIO_TEST_COPTS})
   _millio_data_files("${T_DATA_FILES}")
+  set(_millio_test_env ${T_ENV})
   _millio_add_test("${T_LABEL}" "${T_TIMEOUT}" "${T_SHARDS}"
     ${CMAKE_CROSSCOMPILING_EMULATOR} "$<TARGET_FILE:${T_NAME}>" ${T_ARGS})
   if(T_RUN_SERIAL_ON_WINDOWS AND WIN32)

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <memory>
 #include <thread>
@@ -146,6 +147,42 @@ TEST_F(UringBackendTest, DeregisterReleasesTheSocketWithoutAPoll) {
   ASSERT_EQ(poll(&p, 1, 5000), 1);
   char c;
   EXPECT_EQ(read(pair->b.get(), &c, 1), 0);
+}
+
+// Deregistered and closed while a Poll waits, then the number is reused by
+// a new socket registered before the next Poll: the new socket must get
+// its own request (the old one watched the old file, and is removed).
+TEST_F(UringBackendTest, NumberReusedBeforeTheNextPollIsWatchedAnew) {
+  auto created = Poller::Create(PollerBackend::kIoUring);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Poller& poller = **created;
+  auto first = poll_testing::MakeSocketPair();
+  ASSERT_TRUE(first.ok());
+  const int fd = first->a.get();
+  ASSERT_TRUE(poller.Register(fd, Token(1), Interest::Readable()).ok());
+  std::atomic<bool> seen_new{false};
+  std::thread polling([&] {
+    Events events(8);
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (!seen_new.load() && absl::Now() < deadline) {
+      absl::StatusOr<size_t> n = poller.Poll(events, absl::Seconds(1));
+      ASSERT_TRUE(n.ok()) << n.status();
+      for (const Event& e : events) {
+        if (e.token() == Token(2)) seen_new = true;
+      }
+    }
+  });
+  // Let the Poll block (if it has not yet, the case is merely easier).
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(poller.Deregister(fd).ok());
+  auto second = poll_testing::MakeSocketPair();
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(dup2(second->a.get(), fd), fd);  // closes the first socket
+  ASSERT_TRUE(poller.Register(fd, Token(2), Interest::Readable()).ok());
+  ASSERT_EQ(write(second->b.get(), "n", 1), 1);
+  polling.join();
+  EXPECT_TRUE(seen_new.load());
+  EXPECT_TRUE(poller.Deregister(fd).ok());
 }
 
 }  // namespace

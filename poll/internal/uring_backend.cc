@@ -128,9 +128,18 @@ absl::Status SetupRing(io_uring* ring) {
   }
   io_uring_params params;
   std::memset(&params, 0, sizeof(params));
-  params.flags = IORING_SETUP_CQSIZE;
+  // SUBMIT_ALL (5.18): an entry that fails (a poll of a descriptor closed
+  // meanwhile) does not stop the ones after it; without it they would stay
+  // queued (see Poll).
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
   params.cq_entries = kCqEntries;
-  const int r = io_uring_queue_init_params(kSqEntries, ring, &params);
+  int r = io_uring_queue_init_params(kSqEntries, ring, &params);
+  if (r == -EINVAL) {
+    std::memset(&params, 0, sizeof(params));
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = kCqEntries;
+    r = io_uring_queue_init_params(kSqEntries, ring, &params);
+  }
   if (r < 0) return ErrnoStatus(-r, "io_uring_setup");
   // RSRC_TAGS stands for Linux 5.13, which has multishot poll requests.
   const uint32_t needed =
@@ -201,10 +210,21 @@ class UringBackend final : public Backend {
       Reg& reg = regs_[fd];
       reg.registered = false;
       reg.armed = false;
+      if (reg.in_kernel) {
+        // Its request holds this file, and it watches this file, not a
+        // later one with the same number that may be registered before the
+        // next Poll: remove it by its tag. Now, when no Poll is in progress
+        // (a stopped loop's connections closed afterwards must send their
+        // FIN); else the Poll in progress does it (Changed woke it).
+        // Only a removal is ever submitted from this thread: it completes
+        // inline, so the thread owns no request whose completion would
+        // need its task work (which interrupts its blocking calls).
+        reg.in_kernel = false;
+        if (waiting_ || !SubmitRemoval(PollTag(fd, reg.seq))) {
+          removals_.push_back(PollTag(fd, reg.seq));
+        }
+      }
       Changed(fd, reg);
-      // The poll request holds the file: remove it now, so that a close()
-      // after this returns really closes (a Poll in progress does it).
-      if (!waiting_ && ApplyChanges().ok()) (void)io_uring_submit(&ring_);
     }
     // Like epoll: a closed descriptor is EBADF (its registration is gone
     // either way); an open one that was never registered is ENOENT.
@@ -237,6 +257,14 @@ class UringBackend final : public Backend {
       ts.tv_nsec = ns % 1000000000;
       io_uring_cqe* first = nullptr;
       r = io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
+    }
+    // Whatever the kernel did not take (it stops at a failed entry without
+    // SUBMIT_ALL) is submitted by this thread, before others may submit:
+    // a request belongs to the thread that submits it, and its completion
+    // work interrupts that thread's blocking calls.
+    while (io_uring_sq_ready(&ring_) > 0) {
+      const int more = io_uring_submit(&ring_);
+      if (more <= 0 && more != -EINTR) break;
     }
     MutexLock lock(&mu_);
     waiting_ = false;
@@ -293,6 +321,16 @@ class UringBackend final : public Backend {
     }
   }
 
+  // Submits POLL_REMOVE of `tag` now (no Poll in progress). False if the
+  // queue is full or the kernel refused: the next Poll removes it then.
+  bool SubmitRemoval(uint64_t tag) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return false;
+    io_uring_prep_poll_remove(sqe, tag);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+    return io_uring_submit(&ring_) >= 1;
+  }
+
   // A free submission entry; submits the full queue first if needed.
   absl::StatusOr<io_uring_sqe*> Sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -317,6 +355,13 @@ class UringBackend final : public Backend {
       io_uring_prep_read(*sqe, wake_fd_, &wake_value_, sizeof(wake_value_), 0);
       io_uring_sqe_set_data64(*sqe, kWakeTag);
       wake_armed_ = true;
+    }
+    while (!removals_.empty()) {
+      absl::StatusOr<io_uring_sqe*> sqe = Sqe();
+      if (!sqe.ok()) return sqe.status();
+      io_uring_prep_poll_remove(*sqe, removals_.back());
+      io_uring_sqe_set_data64(*sqe, kIgnoreTag);
+      removals_.pop_back();
     }
     size_t i = 0;
     for (; i < changed_.size(); ++i) {
@@ -422,6 +467,8 @@ class UringBackend final : public Backend {
   Mutex mu_;
   std::vector<Reg> regs_ ABSL_GUARDED_BY(mu_);  // by descriptor
   std::vector<int> changed_ ABSL_GUARDED_BY(mu_);
+  // Tags of deregistered descriptors' requests, to remove at the next Poll.
+  std::vector<uint64_t> removals_ ABSL_GUARDED_BY(mu_);
   bool waiting_ ABSL_GUARDED_BY(mu_) = false;         // a Poll is in progress
   bool wake_signalled_ ABSL_GUARDED_BY(mu_) = false;  // wake_fd_ written
   bool wake_armed_ ABSL_GUARDED_BY(mu_) = false;      // its read is pending

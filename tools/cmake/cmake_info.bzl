@@ -6,7 +6,7 @@
 writes <target>.cmake_info.json beside each rule's outputs: its kind, its
 sources and headers (select()s resolved for the build's platform), its deps
 and data as labels, and the attributes the CMake build mirrors (visibility,
-args, size, tags, shard_count, local_defines, linkopts, alwayslink,
+args, env, size, tags, shard_count, local_defines, linkopts, alwayslink,
 testonly). Nothing is compiled.
 """
 
@@ -47,7 +47,7 @@ def _impl(target, ctx):
                  "copts"]:
         if hasattr(rule.attr, name):
             info[name] = getattr(rule.attr, name)
-    for name in ["size", "shard_count", "alwayslink", "testonly"]:
+    for name in ["size", "shard_count", "alwayslink", "testonly", "env"]:
         if hasattr(rule.attr, name):
             info[name] = getattr(rule.attr, name)
     out = ctx.actions.declare_file(target.label.name + ".cmake_info.json")

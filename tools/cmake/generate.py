@@ -387,6 +387,8 @@ def generate(targets):
                     ("SHARDS", str(info["shard_count"])
                      if info.get("shard_count", -1) > 1 else None),
                     ("DATA_FILES", gen.data_files(info)),
+                    ("ENV", ["%s=%s" % (k, v) for k, v in
+                             sorted(info.get("env", {}).items())]),
                     ("ARGS", args),
                 ]
             per_dir[package][where].append((label, block(
