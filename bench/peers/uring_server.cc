@@ -219,17 +219,15 @@ struct Server {
       }
       ReturnBuffer(bid);
     }
-    if (conn->closing) {
-      Close(conn);
-    } else if (cqe->res == -ENOBUFS || cqe->res == -ECANCELED) {
-      // -ENOBUFS: the ring ran dry, the data waits in the socket: re-arm
-      // after this batch, when the buffers consumed in it are back.
-      // -ECANCELED: the kMaxPending pause (OnSend re-arms if still paused).
-      if (!conn->recv_paused) to_rearm.push_back(conn);
-    } else if (!ok) {
+    // -ENOBUFS: the ring ran dry, the data waits in the socket: re-arm
+    // after this batch, when the buffers consumed in it are back.
+    // -ECANCELED on an open connection: the kMaxPending pause (OnSend
+    // re-arms it). Without IORING_CQE_F_MORE the kernel ended the multishot.
+    const bool stopped = cqe->res == -ENOBUFS || cqe->res == -ECANCELED;
+    if (conn->closing || (!ok && !stopped)) {
       Close(conn);  // EOF, an error, or a request too large.
-    } else if (!more && !conn->recv_paused) {
-      to_rearm.push_back(conn);  // The kernel ended the multishot.
+    } else if ((stopped || !more) && !conn->recv_paused) {
+      to_rearm.push_back(conn);
     }
   }
 
