@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compares Mill-IO with libuv, libevent, Asio and bare epoll on this machine.
+"""Compares Mill-IO with libuv, libevent, Asio and bare epoll/io_uring here.
 
 One command, from the repository root:
 
@@ -13,15 +13,22 @@ It builds everything with `./bazelw build --config=opt //bench/... //examples/..
 then runs each server in turn pinned to CPU 0 (taskset) with the load
 generator pinned to CPU 1:
 
-  * echo: //bench:echo_load (closed loop, every byte verified) with 1 and 100
-    connections at 64 B and 4 KiB messages, against //bench/peers:echo_{epoll,
-    libuv,libevent,asio} and //examples/echo:echo_server;
+  * echo: //bench:echo_load (closed loop, every byte verified) with 1, 100
+    and 1000 connections at 64 B and 4 KiB messages, against
+    //bench/peers:echo_{epoll,uring,libuv,libevent,asio,asio_uring} and
+    //examples/echo:echo_server;
   * HTTP hello: `wrk -t1 -c100 -d5s --latency` (keep-alive) against
-    //bench/peers:http_{epoll,libuv,libevent,asio} and
-    //examples/http:http_server;
+    //bench/peers:http_{epoll,uring,libuv,libevent,asio,asio_uring}
+    and //examples/http:http_server;
+  * two floors: bare epoll (echo_epoll) and bare io_uring (echo_uring:
+    multishot accept and receive, provided buffers); Asio on its default
+    epoll reactor and on its io_uring backend (ASIO_HAS_IO_URING);
   * Mill-IO servers in `--mode=direct` and `--mode=pool` with 1 and 2
     `--workers` (all pinned to CPU 0 like the peers' single loop thread: in
-    pool mode that is one polling thread, plus a standby with 2 workers);
+    pool mode that is one polling thread, plus a standby with 2 workers),
+    each run with `--io=epoll` and again with `--io=uring` when the binary
+    has the `--io` flag (found in its --helpfull; else only the epoll rows,
+    with a note);
   * nginx (Debian's nginx-light, installed with apt on first use) as an HTTP
     peer: one process (master_process off), access log off, answering `/`
     with the same status, content type and body;
@@ -30,9 +37,12 @@ generator pinned to CPU 1:
     threads) with --workers=k+1, the load generator to the last CPU.
 
 Besides throughput, every table gives the server's CPU time per message
-(µs) and its ratio to the bare-epoll floor's in the same run, which is what
-issue #12's targets are stated in: it is much less sensitive to a loaded
-machine than messages/s.
+(µs) and its ratio to the bare-epoll floor's and to the bare io_uring
+floor's in the same run, which is what issue #12's and issue #21's targets
+are stated in: it is much less sensitive to a loaded machine than
+messages/s. The section ends with issue #21's io_uring targets, each with
+its measured ratio and met/missed (also printed on stderr);
+--io-targets runs only the servers those targets name.
 
 Each measurement is repeated (--runs, default 3; servers interleaved so that
 drift hits all of them alike) and the median is reported. The results replace
@@ -47,7 +57,8 @@ else gnuplot, else none) and the raw figures in docs/bench/peer-comparison.json.
 Mill-IO targets that do not exist or do not build are skipped with a note.
 Other options: --runs/--duration/--warmup, --workers=1,2, --server-cpu=0,
 --scenarios=1x64,100x64 (echo subset), --servers=epoll,Mill (substrings of
-the names to include), --curve (only the scaling curve with --only=curve),
+the names to include; both floors always run), --io-targets, --curve
+(only the scaling curve with --only=curve),
 --client-cpu=1, --no-pin, --no-build, --output=FILE, --charts-dir=DIR,
 --mill-echo/--mill-http=LABEL, and for a shared machine --output_base=DIR
 (Bazel startup option) and --bazel-arg=FLAG (repeatable build option, e.g.
@@ -80,16 +91,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PEERS = [  # (display name, echo target, http target)
     ("epoll (floor)", "//bench/peers:echo_epoll", "//bench/peers:http_epoll"),
+    ("io_uring (floor)", "//bench/peers:echo_uring",
+     "//bench/peers:http_uring"),
     ("libuv", "//bench/peers:echo_libuv", "//bench/peers:http_libuv"),
     ("libevent", "//bench/peers:echo_libevent", "//bench/peers:http_libevent"),
     ("Asio", "//bench/peers:echo_asio", "//bench/peers:http_asio"),
+    ("Asio io_uring", "//bench/peers:echo_asio_uring",
+     "//bench/peers:http_asio_uring"),
 ]
 FLOOR = "epoll (floor)"
-LIBRARY_PEERS = ["libuv", "libevent", "Asio"]
+URING_FLOOR = "io_uring (floor)"
+FLOORS = (FLOOR, URING_FLOOR)
+LIBRARY_PEERS = ["libuv", "libevent", "Asio", "Asio io_uring"]
+# Suffix of the Mill-IO rows run with --io=uring (the others get --io=epoll
+# when the binary has the flag, so that "auto" cannot change what they are).
+URING_SUFFIX = ", io_uring"
 MILL_ECHO = "//examples/echo:echo_server"
 MILL_HTTP = "//examples/http:http_server"
 ECHO_LOAD = "//bench:echo_load"
-ECHO_SCENARIOS = [(1, 64), (1, 4096), (100, 64), (100, 4096)]  # (conns, B)
+ECHO_SCENARIOS = [(1, 64), (1, 4096), (100, 64), (100, 4096), (1000, 64),
+                  (1000, 4096)]  # (conns, B)
 HTTP_CONNECTIONS = 100
 HTTP_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 LISTENING_RE = re.compile(r"listening on \S*?:(\d+)")
@@ -488,7 +509,27 @@ class Contender:
         self.external = external  # "nginx": not a Bazel target
 
 
-def contenders(protocol, mill_label, mill_ok, workers):
+IO_FLAG_RE = re.compile(r"(?m)^\s*--io\b(?![-_])")
+
+
+def has_io_flag(binary):
+    """Whether a Mill-IO example server takes --io=auto|epoll|uring. Its
+    --helpfull is read: Abseil's --help lists only the flags of the file
+    holding main(), and --io lives in examples/common/server_main.cc."""
+    try:
+        result = subprocess.run([str(binary), "--helpfull"],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                errors="replace", timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return bool(IO_FLAG_RE.search(result.stdout))
+
+
+def contenders(protocol, mill_label, mill_ok, workers, io_flag=False):
+    """The servers of one protocol's tables. With `io_flag` (the Mill-IO
+    binary takes --io), each Mill-IO row runs with --io=epoll and is
+    followed by the same configuration with --io=uring."""
     index = 1 if protocol == "echo" else 2
     result = [Contender(p[0], p[index]) for p in PEERS]
     if protocol == "http" and ensure_nginx():
@@ -497,13 +538,19 @@ def contenders(protocol, mill_label, mill_ok, workers):
     same_bytes = ["--date=false", "--server_name="] if protocol == "http" else []
     if mill_ok:
         # Direct mode runs handlers on the loop thread: --workers is unused.
-        result.append(Contender("Mill-IO direct", mill_label,
-                                ["--mode=direct"] + same_bytes, is_mill=True))
+        modes = [("Mill-IO direct", ["--mode=direct"])]
         for n in workers:
             noun = "worker" if n == 1 else "workers"
+            modes.append((f"Mill-IO pool, {n} {noun}",
+                          [f"--workers={n}", "--mode=pool"]))
+        for name, mode_args in modes:
             result.append(Contender(
-                f"Mill-IO pool, {n} {noun}", mill_label,
-                [f"--workers={n}", "--mode=pool"] + same_bytes, is_mill=True))
+                name, mill_label, mode_args + same_bytes +
+                (["--io=epoll"] if io_flag else []), is_mill=True))
+            if io_flag:
+                result.append(Contender(
+                    name + URING_SUFFIX, mill_label,
+                    mode_args + same_bytes + ["--io=uring"], is_mill=True))
     return result
 
 
@@ -643,18 +690,20 @@ def echo_tables(entries, results, scenarios):
         out.append(f"| Server | msgs/s | MB/s | p50 µs | p99 µs | vs epoll "
                    f"| vs best peer ({best_text}) | spread | server CPU "
                    f"| client CPU | server CPU µs/msg | CPU/msg vs epoll "
-                   f"| syscalls/msg | switches/msg |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+                   f"| CPU/msg vs io_uring | syscalls/msg | switches/msg |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:"
+                   "|--:|")
         for entry in entries:
             runs = results.get((entry.name, scenario), [])
             ok = [r for r in runs if r.get("ok")]
             if not ok:
                 error = runs[0]["error"] if runs else "not run"
                 out.append(f"| {entry.name} | failed: {error[:60]} "
-                           f"| | | | | | | | | | | | |")
+                           f"| | | | | | | | | | | | | |")
                 continue
             mps = median_of(runs, "msgs_per_s")
             ratio = cpu_ratio(results, entry.name, scenario, FLOOR)
+            uring = cpu_ratio(results, entry.name, scenario, URING_FLOOR)
             out.append(
                 f"| {entry.name} | {fmt_num(mps)} "
                 f"| {fmt_num(median_of(runs, 'mb_per_s'), 1)} "
@@ -667,6 +716,7 @@ def echo_tables(entries, results, scenarios):
                 f"| {fmt_pct(median_of(runs, 'client_cpu'))} "
                 f"| {fmt_num(median_of(runs, 'cpu_us'), 2)} "
                 f"| {'—' if ratio is None else f'{ratio:.2f}×'} "
+                f"| {'—' if uring is None else f'{uring:.2f}×'} "
                 f"| {fmt_num(median_of(runs, 'syscalls_per_msg'), 2)} "
                 f"| {fmt_num(median_of(runs, 'switches_per_msg'), 3)} |"
                 .replace("| —% |", "| — |"))
@@ -675,36 +725,139 @@ def echo_tables(entries, results, scenarios):
 
 
 def cpu_summary(protocols):
-    """Issue #12's figure: server CPU per message as a ratio to the floor
-    (and, for HTTP, to nginx), lower is better; one row per server."""
-    columns = []  # (title, results, scenario, base)
+    """Issue #12's figure: server CPU per message as a ratio to the epoll
+    floor (and, for HTTP, to nginx), lower is better; one row per server.
+    Then the same relative to the io_uring floor (issue #21), when it ran."""
+    out = []
+    for base, base_text in ((FLOOR, "bare-epoll floor"),
+                            (URING_FLOOR, "bare io_uring floor")):
+        columns = []  # (title, results, scenario, base)
+        names = []
+        ran = False
+        for protocol, entries, results, _ in protocols:
+            for entry in entries:
+                if entry.name not in names and entry.name != base:
+                    names.append(entry.name)
+            ran = ran or any(name == base and any(r.get("ok") for r in runs)
+                             for (name, _), runs in results.items())
+            scenarios = ([s for s in results_scenarios(results)]
+                         if protocol == "echo" else [("http",)])
+            for scenario in scenarios:
+                if protocol == "echo":
+                    columns.append((f"echo {scenario[0]}×{scenario[1]} B",
+                                    results, scenario, base))
+                elif base == FLOOR:
+                    columns.append(("HTTP vs epoll", results, scenario, base))
+                    columns.append(("HTTP vs nginx", results, scenario,
+                                    "nginx"))
+                else:
+                    columns.append(("HTTP vs io_uring", results, scenario,
+                                    base))
+        if not columns or (base != FLOOR and not ran):
+            continue
+        which = "" if base == FLOOR else ", to the io_uring floor"
+        also = " (or nginx's)" if base == FLOOR else ""
+        out += [f"### Server CPU per message, relative{which} (lower is "
+                f"better)\n",
+                f"Median server CPU time per message (per request for HTTP) "
+                f"divided by the {base_text}'s{also} in the same run.\n",
+                "| Server | " + " | ".join(c[0] for c in columns) + " |",
+                "|---|" + "--:|" * len(columns)]
+        for name in names:
+            cells = []
+            for _, results, scenario, column_base in columns:
+                ratio = cpu_ratio(results, name, scenario, column_base)
+                cells.append("—" if ratio is None else f"{ratio:.2f}×")
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
+def io_targets(protocols):
+    """Issue #21's io_uring targets, each with the measured ratio of server
+    CPU per message (medians) and met/missed, for every Mill-IO
+    configuration run with --io=uring. Returns markdown lines ([] when no
+    Mill-IO io_uring row ran)."""
+    echo = next((r for p, _, r, _ in protocols if p == "echo"), {})
+    http = next((r for p, _, r, _ in protocols if p == "http"), {})
     names = []
-    for protocol, entries, results, _ in protocols:
+    for _, entries, _, _ in protocols:
         for entry in entries:
-            if entry.name not in names and entry.name != FLOOR:
+            if entry.is_mill and entry.name.endswith(URING_SUFFIX) and \
+                    entry.name not in names:
                 names.append(entry.name)
-        scenarios = ([s for s in results_scenarios(results)]
-                     if protocol == "echo" else [("http",)])
-        for scenario in scenarios:
-            if protocol == "echo":
-                columns.append((f"echo {scenario[0]}×{scenario[1]} B",
-                                results, scenario, FLOOR))
-            else:
-                columns.append(("HTTP vs epoll", results, scenario, FLOOR))
-                columns.append(("HTTP vs nginx", results, scenario, "nginx"))
-    if not columns:
+    if not names:
         return []
-    out = ["### Server CPU per message, relative (lower is better)\n",
-           "Median server CPU time per message (per request for HTTP) "
-           "divided by the bare-epoll floor's (or nginx's) in the same run.\n",
-           "| Server | " + " | ".join(c[0] for c in columns) + " |",
-           "|---|" + "--:|" * len(columns)]
+    rows = []  # (target, scenario, server, measured, bound, result)
+
+    def check(target, where, name, results, scenario, base, bound,
+              strict=False):
+        ratio = cpu_ratio(results, name, scenario, base)
+        if ratio is None:
+            verdict = "not measured"
+        elif ratio < bound or (not strict and ratio == bound):
+            verdict = "**met**"
+        else:
+            verdict = "**missed**"
+        measured = "—" if ratio is None else f"{ratio:.2f}× {base}"
+        rows.append((target, where, name, measured,
+                     f"{'<' if strict else '≤'} {bound:.2f}×", verdict))
+        return ratio
+
+    def echo_where(scenario):
+        return f"echo {scenario[0]}×{scenario[1]} B"
+
+    echo_scenarios = results_scenarios(echo)
     for name in names:
-        cells = []
-        for _, results, scenario, base in columns:
-            ratio = cpu_ratio(results, name, scenario, base)
-            cells.append("—" if ratio is None else f"{ratio:.2f}×")
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
+        epoll_name = name[:-len(URING_SUFFIX)]
+        for scenario in [s for s in echo_scenarios if s[0] == 100]:
+            check("(a) 100 conns", echo_where(scenario), name, echo,
+                  scenario, FLOOR, 0.9)
+            check("(a) 100 conns", echo_where(scenario), name, echo,
+                  scenario, URING_FLOOR, 1.05)
+        for scenario in [s for s in echo_scenarios if s[0] == 1000]:
+            check("(b) 1000 conns", echo_where(scenario), name, echo,
+                  scenario, FLOOR, 1.0)
+        for scenario in [s for s in echo_scenarios if s[0] == 1]:
+            check("(c) 1 conn, same mode", echo_where(scenario), name, echo,
+                  scenario, epoll_name, 1.0)
+        # (d): the worst scenario against each Asio backend, one row each.
+        for asio in ("Asio", "Asio io_uring"):
+            worst = None
+            for results, scenario, where in (
+                    [(echo, s, echo_where(s)) for s in echo_scenarios] +
+                    ([(http, ("http",), "HTTP")] if http else [])):
+                ratio = cpu_ratio(results, name, scenario, asio)
+                if ratio is not None and (worst is None or ratio > worst[0]):
+                    worst = (ratio, results, scenario, where)
+            if worst is None:
+                rows.append(("(d) below Asio everywhere", "all", name,
+                             f"— {asio}", "< 1.00×", "not measured"))
+            else:
+                check("(d) below Asio everywhere",
+                      f"worst: {worst[3]}", name, worst[1], worst[2], asio,
+                      1.0, strict=True)
+        if http:
+            check("(e) HTTP c=100 vs nginx", "HTTP", name, http, ("http",),
+                  "nginx", 0.9)
+    met = sum(1 for r in rows if r[5] == "**met**")
+    missed = sum(1 for r in rows if r[5] == "**missed**")
+    out = ["### Issue #21 io_uring targets\n",
+           "Server CPU per message (per request for HTTP), median, as a ratio "
+           "to the named server's in the same run: (a) at 100 connections "
+           "Mill-IO on io_uring ≤ 0.9× the epoll floor and ≤ 1.05× the "
+           "io_uring floor; (b) at 1000 connections ≤ 1.0× the epoll floor; "
+           "(c) at 1 connection ≤ Mill-IO on epoll in the same mode; (d) "
+           "below Asio on epoll and on io_uring in every scenario (the "
+           "worst one is shown); (e) HTTP hello, 100 connections, ≤ 0.9× "
+           "nginx. Every Mill-IO configuration run with --io=uring is "
+           "checked.\n",
+           f"{met} met, {missed} missed, "
+           f"{len(rows) - met - missed} not measured.\n",
+           "| Target | Scenario | Mill-IO | Measured | Bound | Result |",
+           "|---|---|---|--:|--:|---|"]
+    for row in rows:
+        out.append("| " + " | ".join(row) + " |")
     out.append("")
     return out
 
@@ -727,8 +880,8 @@ def http_table(entries, results, responses):
            f"| Server | requests/s | avg µs | p50 µs | p99 µs | vs epoll "
            f"| vs best peer ({best[0] if best else '—'}) | spread "
            f"| server CPU | server CPU µs/req | CPU/req vs epoll "
-           f"| CPU/req vs nginx | response | errors |",
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+           f"| CPU/req vs io_uring | CPU/req vs nginx | response | errors |",
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     differing = []
     for entry in entries:
         runs = results.get((entry.name, scenario), [])
@@ -743,10 +896,11 @@ def http_table(entries, results, responses):
         if not any(r.get("ok") for r in runs):
             error = runs[0]["error"] if runs else "not run"
             out.append(f"| {entry.name} | failed: {error[:60]} "
-                       f"| | | | | | | | | | | {response_text} | |")
+                       f"| | | | | | | | | | | | {response_text} | |")
             continue
         rps = median_of(runs, "requests_per_s")
         vs_floor = cpu_ratio(results, entry.name, scenario, FLOOR)
+        vs_uring = cpu_ratio(results, entry.name, scenario, URING_FLOOR)
         vs_nginx = cpu_ratio(results, entry.name, scenario, "nginx")
         errors = sum(r.get("errors", 0) for r in runs if r.get("ok"))
         out.append(
@@ -760,6 +914,7 @@ def http_table(entries, results, responses):
             f"| {fmt_pct(median_of(runs, 'server_cpu'))} "
             f"| {fmt_num(median_of(runs, 'cpu_us'), 2)} "
             f"| {'—' if vs_floor is None else f'{vs_floor:.2f}×'} "
+            f"| {'—' if vs_uring is None else f'{vs_uring:.2f}×'} "
             f"| {'—' if vs_nginx is None else f'{vs_nginx:.2f}×'} "
             f"| {response_text} | {errors} |".replace("| —% |", "| — |"))
     out.append("")
@@ -1153,15 +1308,19 @@ def parse_args(argv):
     parser.add_argument("--perf", action="store_true",
                         help="count the server's system calls and context "
                              "switches per message with perf stat")
+    parser.add_argument("--io-targets", action="store_true",
+                        help="run only the servers issue #21's io_uring "
+                             "targets name (the floors, both Asio backends, "
+                             "nginx, Mill-IO), all echo scenarios and HTTP")
     parser.add_argument("--curve", action="store_true",
                         help="also measure pool mode with 1..nproc polling "
                              "threads (echo, 100 connections, 64 B)")
     parser.add_argument("--scenarios", default=None,
                         help="echo scenarios, e.g. 1x64,100x64 (default: "
-                             "all four)")
+                             "1, 100 and 1000 connections x 64 and 4096 B)")
     parser.add_argument("--servers", default=None,
                         help="comma-separated substrings; only servers whose "
-                             "name contains one (the floor always runs)")
+                             "name contains one (the floors always run)")
     parser.add_argument("--micro", action="store_true",
                         help="also run the Google Benchmark binaries")
     parser.add_argument("--runs", type=int, help="repetitions (default 3)")
@@ -1209,9 +1368,35 @@ def parse_args(argv):
 
 
 def keep_server(args, name):
-    if args.server_filter is None or name == FLOOR:
+    if name in FLOORS:
+        return True
+    if args.io_targets and name in ("libuv", "libevent"):
+        return False
+    if args.server_filter is None:
         return True
     return any(part in name for part in args.server_filter)
+
+
+def raise_fd_limit(args):
+    """Lets the 1000-connection scenarios open their sockets: the soft
+    RLIMIT_NOFILE (inherited by the servers and echo_load) goes up to the
+    hard limit. Returns a note if that is still too low, else None."""
+    import resource
+    need = 2 * max([c for c, _ in args.echo_scenarios] + [HTTP_CONNECTIONS])
+    need += 256  # Listeners, rings, pipes, the loops' own descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = hard if hard == resource.RLIM_INFINITY else max(soft, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < need:
+        return (f"open-file limit {soft} is below the {need} descriptors the "
+                f"largest echo scenario needs (raise `ulimit -n`); its "
+                f"connections may fail")
+    return None
 
 
 # ---------------------------------------------------------------- curve
@@ -1297,6 +1482,10 @@ def main(argv):
 
     bazel = Bazel(args)
     notes = []
+    if protocols:
+        note = raise_fd_limit(args)
+        if note:
+            notes.append(note)
     mill_labels = {"echo": args.mill_echo, "http": args.mill_http}
     mill_ok = {}
     if protocols:
@@ -1319,6 +1508,14 @@ def main(argv):
                                  f"Mill-IO is missing from the {protocol} "
                                  f"tables.")
     bin_dir = bazel.bin_dir()
+    io_flag = {}
+    for protocol in protocols:
+        io_flag[protocol] = mill_ok[protocol] and has_io_flag(
+            binary_path(bin_dir, mill_labels[protocol]))
+        if mill_ok[protocol] and not io_flag[protocol]:
+            notes.append(f"{mill_labels[protocol]} has no --io flag (not in "
+                         f"its --helpfull): Mill-IO runs on its default "
+                         f"backend only, without io_uring rows.")
 
     if protocols:
         info = machine_info()
@@ -1326,7 +1523,8 @@ def main(argv):
         measured = []
         for protocol in protocols:
             entries = [e for e in contenders(protocol, mill_labels[protocol],
-                                             mill_ok[protocol], args.workers)
+                                             mill_ok[protocol], args.workers,
+                                             io_flag[protocol])
                        if keep_server(args, e.name)]
             for spec in args.extra_server:
                 name, path, extra = (spec.split("|") + ["", ""])[:3]
@@ -1343,7 +1541,8 @@ def main(argv):
             measured.append((protocol, entries, results, responses))
         load_after = os.getloadavg()
 
-        body = ["## Mill-IO vs libuv, libevent, Asio and bare epoll", "",
+        body = ["## Mill-IO vs libuv, libevent, Asio and bare epoll/io_uring",
+                "",
                 f"Generated by `{command}` on {started}. Do not edit by "
                 f"hand: rerun the command.", ""]
         if args.quick:
@@ -1356,6 +1555,10 @@ def main(argv):
                      if protocol == "echo"
                      else http_table(entries, results, responses))
         body += cpu_summary(measured)
+        targets = io_targets(measured)
+        body += targets
+        if targets:
+            log("\n".join(line for line in targets if line.startswith("|")))
         body += draw_charts([(p, e, r) for p, e, r, _ in measured],
                             charts_dir, output.parent)
         if notes:

@@ -65,6 +65,8 @@ EXTERNAL = {
     "@com_github_libuv_libuv//:libuv": "PkgConfig::MillIO_libuv",
     "@com_github_libevent_libevent//:libevent": "PkgConfig::MillIO_libevent",
     "@org_boost_asio//:asio": "Threads::Threads",
+    # Found by the top-level CMakeLists.txt (pkg-config) on Linux only.
+    "@liburing//:liburing": "PkgConfig::MillIO_liburing",
 }
 
 # Abseil's Bazel target names that its CMake package spells differently.
