@@ -2,11 +2,15 @@
 // every backend passes (poller_conformance_test.cc): refusal of ring setup
 // (the fallback's trigger), polls from changing threads (an event loop's
 // takeover), and a Deregister that reaches the kernel without a Poll.
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -183,6 +187,40 @@ TEST_F(UringBackendTest, NumberReusedBeforeTheNextPollIsWatchedAnew) {
   polling.join();
   EXPECT_TRUE(seen_new.load());
   EXPECT_TRUE(poller.Deregister(fd).ok());
+}
+
+// The kernel interrupts every live thread that created or submitted to a
+// ring once when the ring is closed: a blocking call with a timeout fails
+// with EINTR. The application's thread that creates, deregisters on and
+// destroys a poller must not be one of them (rings are created on a
+// short-lived thread; Deregister cancels without submitting).
+TEST_F(UringBackendTest, ClosingAPollerDoesNotInterruptTheCreatingThread) {
+  for (int round = 0; round < 3; ++round) {
+    {
+      auto created = Poller::Create(PollerBackend::kIoUring);
+      ASSERT_TRUE(created.ok()) << created.status();
+      auto pair = poll_testing::MakeSocketPair();
+      ASSERT_TRUE(pair.ok());
+      ASSERT_TRUE((*created)
+                      ->Register(pair->a.get(), Token(1), Interest::Readable())
+                      .ok());
+      EXPECT_TRUE(PollOn(**created, absl::ZeroDuration()).empty());
+      ASSERT_TRUE((*created)->Deregister(pair->a.get()).ok());
+    }  // the poller closes its ring here, on this thread
+    auto quiet = poll_testing::MakeSocketPair();
+    ASSERT_TRUE(quiet.ok());
+    timeval timeout{0, 300 * 1000};
+    ASSERT_EQ(setsockopt(quiet->a.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                         sizeof(timeout)),
+              0);
+    // Make it blocking: the timeout applies to blocking reads.
+    ASSERT_EQ(fcntl(quiet->a.get(), F_SETFL, 0), 0);
+    char c;
+    errno = 0;
+    EXPECT_EQ(recv(quiet->a.get(), &c, 1, 0), -1);
+    EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK)
+        << "round " << round << ": " << std::strerror(errno);
+  }
 }
 
 }  // namespace

@@ -135,6 +135,10 @@ TEST_P(HandlerTest, BusySourceDoesNotStarveOthers) {
                         milliseconds(5000)))
         << "quiet source starved at message " << i;
   }
+  // The busy source is served too (the firehose thread may have started
+  // only now on a loaded machine: stopping at once flaked with 0 bytes).
+  EXPECT_TRUE(
+      WaitFor([&] { return busy_bytes.load() > 0; }, milliseconds(5000)));
   stop.store(true);
   firehose.join();
   ASSERT_TRUE(runner.StopAndJoin().ok());

@@ -19,15 +19,19 @@
 // under mu_ and queue the descriptor; the next Poll turns the queue into
 // submissions. A change made while a Poll is in progress writes an eventfd
 // whose read is always pending on the ring, so a blocked wait returns and
-// the next one applies it. A Deregister made while no Poll is in progress
-// submits its removal at once (under mu_, so never beside a Poll's own
-// submission): see below for why it cannot wait.
+// the next one applies it. Deregister cancels the request itself, at once
+// (see there for why it cannot wait for a Poll). Only threads that poll
+// ever submit, and rings are created on a short-lived thread: the kernel
+// interrupts every live creator and submitter of a ring once when the ring
+// is closed (EINTR for a blocking call with a timeout), which must not hit
+// an application's threads.
 //
-// Why not IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN: they
-// limit submission to one thread, and a removal must reach the kernel even
-// when that thread does not poll again (a stopped loop whose connections
-// are closed afterwards: their peers must see the FIN). For the same reason
-// no IORING_SETUP_COOP_TASKRUN: the removal completes in task work of the
+// Why not IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN: with
+// them a removal (a cancellation) completes only when the one submitter
+// thread waits on the ring, and a removal must take effect even when that
+// thread does not poll again (a stopped loop whose connections are closed
+// afterwards: their peers must see the FIN). For the same reason no
+// IORING_SETUP_COOP_TASKRUN: the removal completes in task work of the
 // thread that added the poll, which must run even while that thread sleeps
 // outside the ring.
 //
@@ -46,6 +50,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -203,28 +209,38 @@ class UringBackend final : public Backend {
   absl::Status Deregister(int fd) override {
     static constexpr char kWhat[] = "io_uring backend: deregister";
     const bool closed = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
-    MutexLock lock(&mu_);
-    const bool found =
-        static_cast<size_t>(fd) < regs_.size() && regs_[fd].registered;
-    if (found) {
-      Reg& reg = regs_[fd];
-      reg.registered = false;
-      reg.armed = false;
-      if (reg.in_kernel) {
-        // Its request holds this file, and it watches this file, not a
-        // later one with the same number that may be registered before the
-        // next Poll: remove it by its tag. Now, when no Poll is in progress
-        // (a stopped loop's connections closed afterwards must send their
-        // FIN); else the Poll in progress does it (Changed woke it).
-        // Only a removal is ever submitted from this thread: it completes
-        // inline, so the thread owns no request whose completion would
-        // need its task work (which interrupts its blocking calls).
-        reg.in_kernel = false;
-        if (waiting_ || !SubmitRemoval(PollTag(fd, reg.seq))) {
-          removals_.push_back(PollTag(fd, reg.seq));
+    bool found = false;
+    uint64_t cancel = 0;  // tag of the request to remove, if any
+    {
+      MutexLock lock(&mu_);
+      found = static_cast<size_t>(fd) < regs_.size() && regs_[fd].registered;
+      if (found) {
+        Reg& reg = regs_[fd];
+        reg.registered = false;
+        reg.armed = false;
+        if (reg.in_kernel) {
+          // It watches this file, not a later one with the same number
+          // that may be registered before the next Poll.
+          reg.in_kernel = false;
+          cancel = PollTag(fd, reg.seq);
         }
+        Changed(fd, reg);
       }
-      Changed(fd, reg);
+    }
+    // The request holds the file: remove it before returning, so that a
+    // close() after Deregister really closes (a stopped loop's connections
+    // must still send their FIN). IORING_REGISTER_SYNC_CANCEL (Linux 6.0)
+    // does it from any thread without making it a submitter of the ring
+    // (submitters are interrupted when the ring is closed); before 6.0 the
+    // next Poll removes it.
+    if (cancel != 0 && !CancelNow(cancel)) {
+      MutexLock lock(&mu_);
+      removals_.push_back(cancel);
+      if (waiting_ && !wake_signalled_) {
+        wake_signalled_ = true;
+        const uint64_t one = 1;
+        (void)!write(wake_fd_, &one, sizeof(one));
+      }
     }
     // Like epoll: a closed descriptor is EBADF (its registration is gone
     // either way); an open one that was never registered is ENOENT.
@@ -321,14 +337,22 @@ class UringBackend final : public Backend {
     }
   }
 
-  // Submits POLL_REMOVE of `tag` now (no Poll in progress). False if the
-  // queue is full or the kernel refused: the next Poll removes it then.
-  bool SubmitRemoval(uint64_t tag) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) return false;
-    io_uring_prep_poll_remove(sqe, tag);
-    io_uring_sqe_set_data64(sqe, kIgnoreTag);
-    return io_uring_submit(&ring_) >= 1;
+  // Cancels request `tag` and waits until it is gone. False where the
+  // kernel cannot (before 6.0): the caller queues a removal instead.
+  bool CancelNow(uint64_t tag) {
+    if (sync_cancel_missing_.load(std::memory_order_relaxed)) return false;
+    io_uring_sync_cancel_reg cancel;
+    std::memset(&cancel, 0, sizeof(cancel));
+    cancel.addr = tag;
+    cancel.fd = -1;
+    cancel.timeout.tv_sec = -1;  // no limit: a poll is cancelled at once
+    cancel.timeout.tv_nsec = -1;
+    const int r = io_uring_register_sync_cancel(&ring_, &cancel);
+    // ENOENT: it completed already (its completion is dropped by tag).
+    if (r >= 0 || r == -ENOENT) return true;
+    if (r == -EINVAL)
+      sync_cancel_missing_.store(true, std::memory_order_relaxed);
+    return false;
   }
 
   // A free submission entry; submits the full queue first if needed.
@@ -461,6 +485,7 @@ class UringBackend final : public Backend {
   // its wait) after releasing mu_ but with waiting_ set, which keeps every
   // other submitter away until it is back.
   io_uring ring_;
+  std::atomic<bool> sync_cancel_missing_{false};  // kernel before 6.0
   const int wake_fd_;        // eventfd: a change for a Poll in progress
   uint64_t wake_value_ = 0;  // the pending read's buffer
 
@@ -481,16 +506,50 @@ void SetIoUringSetupErrorForTesting(int error_number) {
                            std::memory_order_release);
 }
 
-absl::Status ProbeIoUring() {
+namespace {
+
+// Runs ring setup on a thread of its own that exits right away. The kernel
+// remembers every thread that created or submitted to a ring, and when the
+// ring is closed it interrupts each of them still alive once (task work
+// with TWA_SIGNAL), which fails a blocking call with a timeout (a socket
+// with SO_RCVTIMEO, say) with EINTR. Creating here keeps the caller's
+// thread, usually the application's, off that list; only the loop threads
+// that poll are on it.
+absl::Status SetupRingOffThread(io_uring* ring) {
+  absl::Status status;
+  try {
+    std::thread setup([&] { status = SetupRing(ring); });
+    setup.join();
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("io_uring: cannot start a setup thread: ", e.what()));
+  }
+  return status;
+}
+
+absl::Status ProbeOnce() {
   io_uring ring;
-  if (absl::Status s = SetupRing(&ring); !s.ok()) return s;
+  if (absl::Status s = SetupRingOffThread(&ring); !s.ok()) return s;
+  // Closing it from here is fine: only the exited setup thread used it.
   io_uring_queue_exit(&ring);
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ProbeIoUring() {
+  // A refusal forced by a test is answered without the kernel; the
+  // kernel's own answer does not change while the process runs.
+  if (const int forced = ForcedSetupError(); forced != 0) {
+    return ErrnoStatus(forced, "io_uring_setup (forced by a test)");
+  }
+  static const absl::Status* const probed = new absl::Status(ProbeOnce());
+  return *probed;
+}
+
 absl::StatusOr<std::unique_ptr<Backend>> NewIoUringBackend() {
   io_uring ring;
-  if (absl::Status s = SetupRing(&ring); !s.ok()) return s;
+  if (absl::Status s = SetupRingOffThread(&ring); !s.ok()) return s;
   const int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd < 0) {
     const int err = errno;
