@@ -340,7 +340,9 @@ TEST_P(PollerConformanceTest, PriorityDataOnTcp) {
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(e->is_priority()) << *e;
   // Readable was not asked for, so it is not reported.
-  if (expect().priority_alone_woken) EXPECT_FALSE(e->is_readable()) << *e;
+  if (expect().priority_alone_woken) {
+    EXPECT_FALSE(e->is_readable()) << *e;
+  }
 }
 
 // --- Closed / error conditions ----------------------------------------------
