@@ -48,6 +48,7 @@ absl::StatusOr<IoChoice> ChooseIo(const EventLoopOptions& options) {
   IoEngine engine = options.io;
   if (engine == IoEngine::kDefault) {
     engine = IoEngine::kEpoll;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): a read; Mill-IO never sets it
     if (const char* env = std::getenv("MILL_IO"); env != nullptr && *env) {
       absl::StatusOr<IoEngine> parsed = ParseIoEngine(env);
       if (!parsed.ok() || *parsed == IoEngine::kDefault) {

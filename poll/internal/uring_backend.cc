@@ -75,6 +75,7 @@ int ForcedSetupError() {
   int err = forced_setup_error.load(std::memory_order_acquire);
   if (err >= 0) return err;
   err = 0;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read once; nothing here sets it
   if (const char* env = std::getenv("MILL_IO_URING_SETUP_ERROR")) {
     err = std::atoi(env);
     if (err < 0) err = 0;
