@@ -28,41 +28,12 @@
 #include "absl/time/time.h"
 #include "base/errno_status.h"
 #include "poll/internal/backend.h"
+#include "poll/internal/poll_mask.h"
 #include "poll/internal/wakeup_fd.h"
 
 namespace mill {
 namespace poll_internal {
 namespace {
-
-short ToPollEvents(Interest interest) {
-  short events = 0;
-  if (interest.is_readable()) {
-    events |= POLLIN;
-#ifdef POLLRDHUP  // Linux: peer shut down its write side, like EPOLLRDHUP
-    events |= POLLRDHUP;
-#endif
-  }
-  if (interest.is_writable()) events |= POLLOUT;
-  if (interest.is_priority()) events |= POLLPRI;
-  return events;
-}
-
-uint32_t ToEventFlags(short revents) {
-  uint32_t flags = 0;
-  if (revents & POLLIN) flags |= Event::kReadable;
-  if (revents & POLLOUT) flags |= Event::kWritable;
-  if (revents & POLLPRI) flags |= Event::kPriority;
-  // POLLNVAL: the fd was closed without Deregister(); report it as an error
-  // rather than spinning silently.
-  if (revents & (POLLERR | POLLNVAL)) {
-    flags |= Event::kError | Event::kWriteClosed;
-  }
-  if (revents & POLLHUP) flags |= Event::kReadClosed | Event::kWriteClosed;
-#ifdef POLLRDHUP
-  if (revents & POLLRDHUP) flags |= Event::kReadClosed;
-#endif
-  return flags;
-}
 
 struct Registration {
   int fd = -1;
@@ -92,7 +63,7 @@ class PollBackend final : public Backend {
     Registration reg;
     reg.fd = fd;
     reg.token = token;
-    reg.events = ToPollEvents(interest);
+    reg.events = static_cast<short>(InterestToPollMask(interest));
     reg.trigger = trigger;
     pollfd p{};
     p.fd = fd;
@@ -113,7 +84,7 @@ class PollBackend final : public Backend {
     if (it == index_.end()) return ErrnoStatus(ENOENT, kWhat);
     Registration& reg = regs_[it->second];
     reg.token = token;
-    reg.events = ToPollEvents(interest);
+    reg.events = static_cast<short>(InterestToPollMask(interest));
     reg.trigger = trigger;
     reg.armed = true;
     pollfds_[it->second].fd = fd;
@@ -198,8 +169,8 @@ class PollBackend final : public Backend {
       Registration& reg = regs_[slot];
       if (!reg.armed) continue;
       // Mask by the current interest: it may have changed during the wait.
-      const uint32_t flags =
-          ToEventFlags(revents & (reg.events | POLLERR | POLLHUP | POLLNVAL));
+      const uint32_t flags = PollMaskToEventFlags(static_cast<uint16_t>(
+          revents & (reg.events | POLLERR | POLLHUP | POLLNVAL)));
       if (flags == 0) continue;
       out[count++] = Event(reg.token, flags);
       if (reg.trigger == Trigger::kOneShot) {

@@ -62,6 +62,7 @@
 #include "base/errno_status.h"
 #include "base/mutex.h"
 #include "poll/internal/backend.h"
+#include "poll/internal/poll_mask.h"
 
 namespace mill {
 namespace poll_internal {
@@ -99,27 +100,6 @@ constexpr uint64_t kIgnoreTag = ~uint64_t{0} - 1;
 
 uint64_t PollTag(int fd, uint32_t seq) {
   return (uint64_t{seq} << 32) | static_cast<uint32_t>(fd);
-}
-
-uint32_t ToPollMask(Interest interest) {
-  uint32_t mask = 0;
-  if (interest.is_readable()) mask |= POLLIN | POLLRDHUP;
-  if (interest.is_writable()) mask |= POLLOUT;
-  if (interest.is_priority()) mask |= POLLPRI;
-  return mask;
-}
-
-uint32_t ToEventFlags(uint32_t revents) {
-  uint32_t flags = 0;
-  if (revents & POLLIN) flags |= Event::kReadable;
-  if (revents & POLLOUT) flags |= Event::kWritable;
-  if (revents & POLLPRI) flags |= Event::kPriority;
-  if (revents & (POLLERR | POLLNVAL)) {
-    flags |= Event::kError | Event::kWriteClosed;
-  }
-  if (revents & POLLHUP) flags |= Event::kReadClosed | Event::kWriteClosed;
-  if (revents & POLLRDHUP) flags |= Event::kReadClosed;
-  return flags;
 }
 
 // The operations this backend submits; a kernel without one of them is
@@ -313,7 +293,7 @@ class UringBackend final : public Backend {
   void Set(int fd, Reg& reg, Token token, Interest interest, Trigger trigger)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     reg.token = token;
-    reg.mask = ToPollMask(interest);
+    reg.mask = InterestToPollMask(interest);
     reg.trigger = trigger;
     reg.armed = true;
     reg.edge = false;  // a re-arm checks at once
@@ -460,7 +440,7 @@ class UringBackend final : public Backend {
       } else {
         revents = POLLNVAL;  // EBADF: closed without Deregister, like poll(2)
       }
-      const uint32_t flags = ToEventFlags(revents);
+      const uint32_t flags = PollMaskToEventFlags(revents);
       if (flags == 0) {
         // Only conditions not asked for (the kernel always adds RDHUP,
         // ERR, HUP to a poll request: a writable-only registration of a
