@@ -205,7 +205,8 @@ class UringBackend final : public Backend {
           reg.in_kernel = false;
           cancel = PollTag(fd, reg.seq);
         }
-        Changed(fd, reg);
+        // Nothing for a Poll to do (a queued add finds it unwanted): no
+        // Changed, so a blocked Poll is not woken for nothing.
       }
     }
     // The request holds the file: remove it before returning, so that a
@@ -217,11 +218,7 @@ class UringBackend final : public Backend {
     if (cancel != 0 && !CancelNow(cancel)) {
       MutexLock lock(&mu_);
       removals_.push_back(cancel);
-      if (waiting_ && !wake_signalled_) {
-        wake_signalled_ = true;
-        const uint64_t one = 1;
-        (void)!write(wake_fd_, &one, sizeof(one));
-      }
+      WakeAPoll();
     }
     // Like epoll: a closed descriptor is EBADF (its registration is gone
     // either way); an open one that was never registered is ENOENT.
@@ -310,12 +307,16 @@ class UringBackend final : public Backend {
       reg.queued = true;
       changed_.push_back(fd);
     }
-    if (waiting_ && !wake_signalled_) {
-      wake_signalled_ = true;
-      const uint64_t one = 1;
-      // EAGAIN only if the counter is saturated: a wakeup is pending anyway.
-      (void)!write(wake_fd_, &one, sizeof(one));
-    }
+    WakeAPoll();
+  }
+
+  // Makes a Poll in progress return, so that the next applies the queue.
+  void WakeAPoll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!waiting_ || wake_signalled_) return;
+    wake_signalled_ = true;
+    const uint64_t one = 1;
+    // EAGAIN only if the counter is saturated: a wakeup is pending anyway.
+    (void)!write(wake_fd_, &one, sizeof(one));
   }
 
   // Cancels request `tag` and waits until it is gone. False where the
