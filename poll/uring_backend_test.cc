@@ -153,6 +153,68 @@ TEST_F(UringBackendTest, DeregisterReleasesTheSocketWithoutAPoll) {
   EXPECT_EQ(read(pair->b.get(), &c, 1), 0);
 }
 
+// Whether `fd`'s peer has gone (EOF or an error is pending), without
+// waiting: the check is that close() after Deregister closes at once.
+bool PeerClosedNow(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+// The thread that submitted the request has exited: the kernel completes a
+// cancelled request a scheduler tick later (its task work falls back to a
+// kernel worker). Deregister waits for that, so close() closes at once.
+TEST_F(UringBackendTest, DeregisterReleasesAtOnceAfterTheSubmitterExited) {
+  auto created = Poller::Create(PollerBackend::kIoUring);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Poller& poller = **created;
+  for (int round = 0; round < 20; ++round) {
+    auto pair = poll_testing::MakeSocketPair();
+    ASSERT_TRUE(pair.ok());
+    ASSERT_TRUE(
+        poller.Register(pair->a.get(), Token(1), Interest::Readable()).ok());
+    EXPECT_TRUE(PollOn(poller, absl::ZeroDuration()).empty());  // submitted
+    ASSERT_TRUE(poller.Deregister(pair->a.get()).ok());
+    pair->a.Reset();
+    EXPECT_TRUE(PeerClosedNow(pair->b.get())) << "round " << round;
+  }
+}
+
+// Registrations come and go while another thread polls (a pool-mode
+// server's listener and connections): whatever stage the request is in
+// (entry written but not yet submitted, pending, completing on the polling
+// thread), close() after Deregister closes at once.
+TEST_F(UringBackendTest, DeregisterReleasesAtOnceWhileAnotherThreadPolls) {
+  auto created = Poller::Create(PollerBackend::kIoUring);
+  ASSERT_TRUE(created.ok()) << created.status();
+  Poller& poller = **created;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> polls{0};
+  std::thread polling([&] {
+    Events events(8);
+    while (!stop.load()) {
+      absl::StatusOr<size_t> n = poller.Poll(events, absl::Milliseconds(1));
+      ASSERT_TRUE(n.ok()) << n.status();
+      polls.fetch_add(1);
+    }
+  });
+  int still_open = 0;
+  for (int round = 0; round < 1000; ++round) {
+    auto pair = poll_testing::MakeSocketPair();
+    ASSERT_TRUE(pair.ok());
+    ASSERT_TRUE(
+        poller.Register(pair->a.get(), Token(1), Interest::Readable()).ok());
+    // Vary the stage the Deregister meets.
+    for (int spin = 0; spin < round % 7 * 300; ++spin) polls.load();
+    ASSERT_TRUE(poller.Deregister(pair->a.get()).ok());
+    pair->a.Reset();
+    if (!PeerClosedNow(pair->b.get())) ++still_open;
+  }
+  stop = true;
+  polling.join();
+  EXPECT_EQ(still_open, 0);
+  EXPECT_GT(polls.load(), 0u);
+}
+
 // Deregistered and closed while a Poll waits, then the number is reused by
 // a new socket registered before the next Poll: the new socket must get
 // its own request (the old one watched the old file, and is removed).

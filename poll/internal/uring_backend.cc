@@ -41,11 +41,14 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -92,6 +95,11 @@ int ForcedSetupError() {
 // in one iteration, and IORING_FEAT_NODROP keeps what does not fit.
 constexpr unsigned kSqEntries = 256;
 constexpr unsigned kCqEntries = 4096;
+
+// How long a Deregister waits for the kernel to let go of a descriptor's
+// file (normally microseconds; a scheduler tick when the submitting thread
+// has exited). Past it the removal completes on its own, later.
+constexpr std::chrono::seconds kRemovalPatience{2};
 
 // user_data: (sequence << 32) | fd for poll requests; the two values below
 // (fd 0xffffffff / 0xfffffffe, never a real descriptor) for the rest.
@@ -190,35 +198,21 @@ class UringBackend final : public Backend {
   absl::Status Deregister(int fd) override {
     static constexpr char kWhat[] = "io_uring backend: deregister";
     const bool closed = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
-    bool found = false;
-    uint64_t cancel = 0;  // tag of the request to remove, if any
-    {
-      MutexLock lock(&mu_);
-      found = static_cast<size_t>(fd) < regs_.size() && regs_[fd].registered;
-      if (found) {
-        Reg& reg = regs_[fd];
-        reg.registered = false;
-        reg.armed = false;
-        if (reg.in_kernel) {
-          // It watches this file, not a later one with the same number
-          // that may be registered before the next Poll.
-          reg.in_kernel = false;
-          cancel = PollTag(fd, reg.seq);
-        }
-        // Nothing for a Poll to do (a queued add finds it unwanted): no
-        // Changed, so a blocked Poll is not woken for nothing.
+    MutexLock lock(&mu_);
+    const bool found =
+        static_cast<size_t>(fd) < regs_.size() && regs_[fd].registered;
+    if (found) {
+      Reg& reg = regs_[fd];
+      reg.registered = false;
+      reg.armed = false;
+      // Nothing for a Poll to do (a queued add finds it unwanted): no
+      // Changed, so a blocked Poll is not woken for nothing.
+      if (reg.in_kernel) {
+        // It watches this file, not a later one with the same number
+        // that may be registered before the next Poll: removed by tag.
+        reg.in_kernel = false;
+        RemoveRequest(PollTag(fd, reg.seq), reg.sqe_end);
       }
-    }
-    // The request holds the file: remove it before returning, so that a
-    // close() after Deregister really closes (a stopped loop's connections
-    // must still send their FIN). IORING_REGISTER_SYNC_CANCEL (Linux 6.0)
-    // does it from any thread without making it a submitter of the ring
-    // (submitters are interrupted when the ring is closed); before 6.0 the
-    // next Poll removes it.
-    if (cancel != 0 && !CancelNow(cancel)) {
-      MutexLock lock(&mu_);
-      removals_.push_back(cancel);
-      WakeAPoll();
     }
     // Like epoll: a closed descriptor is EBADF (its registration is gone
     // either way); an open one that was never registered is ENOENT.
@@ -236,8 +230,12 @@ class UringBackend final : public Backend {
                               absl::Duration timeout) override {
     {
       MutexLock lock(&mu_);
+      // A Deregister reading completions itself (see RemoveRequest) is
+      // done within a scheduler tick; its reports are in stash_.
+      while (draining_) removal_cv_.Wait(&mu_);
       if (absl::Status s = ApplyChanges(); !s.ok()) return s;
       waiting_ = true;
+      if (!stash_.empty()) timeout = absl::ZeroDuration();
     }
     int r;
     if (timeout <= absl::ZeroDuration()) {
@@ -262,13 +260,18 @@ class UringBackend final : public Backend {
     }
     MutexLock lock(&mu_);
     waiting_ = false;
+    if (removal_waiters_ > 0) removal_cv_.NotifyAll();
     // ETIME: timed out; EINTR: a signal (Poller waits again with the
     // remaining time); EAGAIN/EBUSY: completions are backed up (we read them
     // now, which makes room).
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
       return ErrnoStatus(-r, "io_uring_enter");
     }
-    return Harvest(out, capacity);
+    // Reports read by a Deregister come first; they are older.
+    const size_t stashed = std::min(capacity, stash_.size());
+    std::copy(stash_.begin(), stash_.begin() + stashed, out);
+    stash_.erase(stash_.begin(), stash_.begin() + stashed);
+    return stashed + Harvest(out + stashed, capacity - stashed);
   }
 
  private:
@@ -284,7 +287,10 @@ class UringBackend final : public Backend {
     bool registered = false;
     bool armed = false;      // wants a request in the kernel
     bool in_kernel = false;  // request `seq` is pending in the kernel
-    bool queued = false;     // in changed_
+    // Submission queue tail just past request `seq`'s entry: the kernel
+    // has taken the entry once its head reaches this.
+    unsigned sqe_end = 0;
+    bool queued = false;  // in changed_
   };
 
   void Set(int fd, Reg& reg, Token token, Interest interest, Trigger trigger)
@@ -319,10 +325,40 @@ class UringBackend final : public Backend {
     (void)!write(wake_fd_, &one, sizeof(one));
   }
 
-  // Cancels request `tag` and waits until it is gone. False where the
-  // kernel cannot (before 6.0): the caller queues a removal instead.
-  bool CancelNow(uint64_t tag) {
-    if (sync_cancel_missing_.load(std::memory_order_relaxed)) return false;
+  // Removes poll request `tag` (its entry ends at `sqe_end` in the
+  // submission queue) and returns once the kernel has let go of its file,
+  // so that a close() after Deregister really closes: a stopped loop's
+  // connections must still send their FIN, a stopped server's listener
+  // must refuse. Three steps, each of which a caller on another thread
+  // than the submitter can get wrong:
+  //  1. A Poll in progress may not have submitted the entry yet (it
+  //     writes entries under mu_ and submits after releasing it): a cancel
+  //     now would find nothing and the request would arrive later. Wake
+  //     that Poll and wait until the kernel has taken the entry.
+  //  2. Cancel it with IORING_REGISTER_SYNC_CANCEL (Linux 6.0), which does
+  //     not make this thread a submitter of the ring (submitters are
+  //     interrupted when the ring is closed).
+  //  3. The cancelled request completes, and drops the file, in task work
+  //     of the thread that submitted it: at once if that is this thread,
+  //     within microseconds if it lives, a scheduler tick later if it has
+  //     exited. Wait for its completion: a Poll in progress reads it; with
+  //     none, this thread reads completions itself (keeping the reports
+  //     for the next Poll).
+  // Where a step cannot be done (a kernel before 6.0, a stuck submission)
+  // the next Poll removes the request, as before.
+  void RemoveRequest(uint64_t tag, unsigned sqe_end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + kRemovalPatience;
+    while (!EntryTaken(sqe_end)) {
+      if (!waiting_ || !WaitForPollOrDrain(deadline)) {
+        QueueRemoval(tag);  // the next Poll submits the entry, then this
+        return;
+      }
+    }
+    if (sync_cancel_missing_) {
+      QueueRemoval(tag);
+      return;
+    }
     io_uring_sync_cancel_reg cancel;
     std::memset(&cancel, 0, sizeof(cancel));
     cancel.addr = tag;
@@ -330,11 +366,92 @@ class UringBackend final : public Backend {
     cancel.timeout.tv_sec = -1;  // no limit: a poll is cancelled at once
     cancel.timeout.tv_nsec = -1;
     const int r = io_uring_register_sync_cancel(&ring_, &cancel);
-    // ENOENT: it completed already (its completion is dropped by tag).
-    if (r >= 0 || r == -ENOENT) return true;
-    if (r == -EINVAL)
-      sync_cancel_missing_.store(true, std::memory_order_relaxed);
-    return false;
+    // ENOENT: it completed already; the completion is read or queued.
+    if (r == -ENOENT) return;
+    if (r < 0) {
+      if (r == -EINVAL) sync_cancel_missing_ = true;
+      QueueRemoval(tag);
+      return;
+    }
+    awaited_.push_back(tag);
+    while (Awaited(tag)) {
+      if (waiting_ || draining_) {
+        if (!WaitForPollOrDrain(deadline)) break;
+        continue;
+      }
+      Drain();
+      if (!Awaited(tag)) break;
+      draining_ = true;
+      mu_.Unlock();
+      const bool in_time = WaitForACompletion(deadline);
+      mu_.Lock();
+      draining_ = false;
+      removal_cv_.NotifyAll();
+      if (!in_time) break;
+    }
+    // Past the deadline (a submitter stuck in the kernel): the completion
+    // is dropped by tag whenever it comes.
+    awaited_.erase(std::remove(awaited_.begin(), awaited_.end(), tag),
+                   awaited_.end());
+  }
+
+  // A removal for the next Poll to submit.
+  void QueueRemoval(uint64_t tag) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    removals_.push_back(tag);
+    WakeAPoll();
+  }
+
+  // Whether the kernel has taken the submission entries before `sqe_end`.
+  bool EntryTaken(unsigned sqe_end) const {
+    const unsigned head = io_uring_smp_load_acquire(ring_.sq.khead);
+    return static_cast<int>(head - sqe_end) >= 0;
+  }
+
+  bool Awaited(uint64_t tag) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return std::find(awaited_.begin(), awaited_.end(), tag) != awaited_.end();
+  }
+
+  // Waits until a Poll in progress returns (waking it) or a draining
+  // Deregister is done. False at the deadline.
+  bool WaitForPollOrDrain(std::chrono::steady_clock::time_point deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    WakeAPoll();
+    ++removal_waiters_;
+    removal_cv_.WaitUntil(&mu_, deadline);
+    --removal_waiters_;
+    return std::chrono::steady_clock::now() < deadline;
+  }
+
+  // Reads every completion into stash_ (the next Poll returns the reports).
+  void Drain() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Event batch[64];
+    for (;;) {
+      const size_t n = Harvest(batch, 64);
+      stash_.insert(stash_.end(), batch, batch + n);
+      if (n < 64) return;
+    }
+  }
+
+  // Blocks until a completion is queued, without submitting (so this
+  // thread does not become a submitter). False at the deadline. No Poll
+  // runs meanwhile (draining_ holds them off), so none can take the
+  // completion away from this wait.
+  bool WaitForACompletion(std::chrono::steady_clock::time_point deadline) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= decltype(left)::zero()) return false;
+    const int64_t ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    __kernel_timespec ts;
+    ts.tv_sec = ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    io_uring_getevents_arg arg;
+    std::memset(&arg, 0, sizeof(arg));
+    arg.sigmask_sz = _NSIG / 8;
+    arg.ts = reinterpret_cast<uint64_t>(&ts);
+    const int r = io_uring_enter2(
+        ring_.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+        reinterpret_cast<sigset_t*>(&arg), sizeof(arg));
+    return r >= 0 || r == -EINTR || r == -EAGAIN || r == -EBUSY;
   }
 
   // A free submission entry; submits the full queue first if needed.
@@ -392,6 +509,7 @@ class UringBackend final : public Backend {
           io_uring_prep_poll_add(*sqe, fd, reg.mask);
         }
         io_uring_sqe_set_data64(*sqe, PollTag(fd, reg.seq));
+        reg.sqe_end = ring_.sq.sqe_tail;
         reg.in_kernel = true;
         reg.kernel_mask = reg.mask;
         reg.kernel_edge = reg.edge;
@@ -424,6 +542,12 @@ class UringBackend final : public Backend {
         continue;
       }
       if (tag == kIgnoreTag) continue;
+      if (!awaited_.empty() && Awaited(tag)) {
+        // A Deregister waits for this cancelled request's end.
+        awaited_.erase(std::find(awaited_.begin(), awaited_.end(), tag));
+        removal_cv_.NotifyAll();
+        continue;
+      }
       const int fd = static_cast<int>(static_cast<uint32_t>(tag));
       const uint32_t seq = static_cast<uint32_t>(tag >> 32);
       if (static_cast<size_t>(fd) >= regs_.size()) continue;
@@ -467,7 +591,6 @@ class UringBackend final : public Backend {
   // its wait) after releasing mu_ but with waiting_ set, which keeps every
   // other submitter away until it is back.
   io_uring ring_;
-  std::atomic<bool> sync_cancel_missing_{false};  // kernel before 6.0
   const int wake_fd_;        // eventfd: a change for a Poll in progress
   uint64_t wake_value_ = 0;  // the pending read's buffer
 
@@ -479,6 +602,13 @@ class UringBackend final : public Backend {
   bool waiting_ ABSL_GUARDED_BY(mu_) = false;         // a Poll is in progress
   bool wake_signalled_ ABSL_GUARDED_BY(mu_) = false;  // wake_fd_ written
   bool wake_armed_ ABSL_GUARDED_BY(mu_) = false;      // its read is pending
+  bool sync_cancel_missing_ ABSL_GUARDED_BY(mu_) = false;  // before Linux 6.0
+  // Deregister's wait for a removal (RemoveRequest).
+  CondVar removal_cv_;
+  int removal_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;  // a Deregister reads the CQ
+  std::vector<uint64_t> awaited_ ABSL_GUARDED_BY(mu_);  // cancelled, not done
+  std::vector<Event> stash_ ABSL_GUARDED_BY(mu_);  // reports read by a Drain
 };
 
 }  // namespace
