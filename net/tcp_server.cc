@@ -67,6 +67,11 @@ void ServerCore::OnAcceptable() {
       case SocketErrorKind::kProtocol:
         continue;  // that connection is gone; try the next
       case SocketErrorKind::kDescriptorLimit:
+        // accept(2) fails with EMFILE before it looks at the queue: with
+        // nobody waiting there is nothing to shed, and spending the spare
+        // descriptor would risk losing it to another thread for good.
+        // The listener reports again when somebody connects.
+        if (!HasPendingConnection(listener.fd())) return;
         if (!ShedOneWithReserve()) {
           PauseAccepting();
           return;

@@ -8,7 +8,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "net/testing/server_fixture.h"
 
@@ -38,6 +44,24 @@ inline int FdLimitLeavingFree(int free) {
     if (fcntl(limit, F_GETFD) == -1 && errno == EBADF) --left;
   }
   return limit;
+}
+
+// The descriptors open on /dev/null.
+std::vector<int> DevNullDescriptors() {
+  std::vector<int> fds;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return fds;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char target[64] = {};
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    if (readlink(link.c_str(), target, sizeof(target) - 1) > 0 &&
+        std::string(target) == "/dev/null") {
+      fds.push_back(std::atoi(e->d_name));
+    }
+  }
+  closedir(dir);
+  return fds;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -182,6 +206,89 @@ TEST_P(TcpServerTest, DescriptorExhaustionDoesNotSpinAndRecovers) {
   TestClient client = Connect();
   ASSERT_TRUE(client.SendAll("back").ok());
   EXPECT_EQ(client.RecvExactly(4), "back");
+}
+
+// accept(2) fails with EMFILE before it looks at the queue, so a server
+// that just took the last descriptor sees EMFILE with nobody waiting. It
+// must not spend its spare descriptor then: each close-and-reopen of the
+// spare is a window in which another thread of the process takes the
+// number, and with the spare gone the server can never shed again. A
+// thread here grabs every descriptor that comes free while the server
+// meets that EMFILE; afterwards the spare must still be the server's, and
+// the next client is shed with it.
+TEST_P(TcpServerTest, SpareDescriptorIsKeptWhenNobodyWaits) {
+  const std::vector<int> null_before = DevNullDescriptors();
+  Start();
+  // The server's spare is the /dev/null descriptor Start opened.
+  int reserve = -1;
+  for (int fd : DevNullDescriptors()) {
+    if (std::find(null_before.begin(), null_before.end(), fd) ==
+        null_before.end()) {
+      reserve = fd;
+    }
+  }
+  ASSERT_GE(reserve, 0);
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct RestoreLimit {
+    rlimit limit;
+    ~RestoreLimit() { setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{saved};
+  const int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(spare, 0);
+  // Two free numbers: the client's socket and the server's accepted one.
+  rlimit low = saved;
+  low.rlim_cur = FdLimitLeavingFree(2);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+  // Takes the spare's number whenever the server lets go of it.
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> attempts{0};
+  std::vector<int> stolen;
+  std::thread thief([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (fcntl(reserve, F_GETFD) == -1 && errno == EBADF) {
+        const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) stolen.push_back(fd);
+      }
+      attempts.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sin = {};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port_);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected =
+      client >= 0 &&
+      connect(client, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0;
+  // The server accepts it with the last number, then meets EMFILE at once
+  // (same handler); the thief keeps trying well past that.
+  const bool accepted =
+      connected && WaitFor([&] { return server_->stats().accepted == 1; });
+  const uint64_t seen = attempts.load();
+  WaitFor([&] { return attempts.load() > seen + 50000; });
+  stop = true;
+  thief.join();
+  ASSERT_TRUE(connected);
+  ASSERT_TRUE(accepted);
+  EXPECT_TRUE(stolen.empty()) << "the server let go of its spare descriptor "
+                              << stolen.size() << " time(s)";
+  for (int fd : stolen) close(fd);
+
+  // A waiting client is shed with the spare.
+  close(spare);
+  const int second = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(second, 0);
+  ASSERT_EQ(connect(second, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  EXPECT_TRUE(
+      WaitFor([&] { return server_->stats().refused_no_descriptor == 1; }));
+  char c;
+  pollfd pfd = {second, POLLIN, 0};
+  EXPECT_EQ(poll(&pfd, 1, 5000), 1);
+  EXPECT_LE(recv(second, &c, 1, MSG_DONTWAIT), 0);  // EOF or reset
+  close(second);
+  close(client);
 }
 
 }  // namespace

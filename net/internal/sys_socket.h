@@ -130,6 +130,10 @@ int WaitWritable(int fd, int timeout_ms, int* err);
 // fd is ignored.
 void CloseSocket(int fd);
 
+// Whether a listening socket has a connection waiting to be accepted, now
+// (a poll with no timeout). True when it cannot tell.
+bool HasPendingConnection(int listener_fd);
+
 // A descriptor kept in reserve for when the descriptor table is full
 // (TcpServer sheds a connection with it): -1 and *err. Freed with
 // CloseSocket.

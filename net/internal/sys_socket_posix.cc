@@ -237,6 +237,12 @@ void CloseSocket(int fd) {
   errno = saved;
 }
 
+bool HasPendingConnection(int listener_fd) {
+  pollfd pfd = {listener_fd, POLLIN, 0};
+  const int rc = ::poll(&pfd, 1, 0);
+  return rc != 0;
+}
+
 int OpenReserveDescriptor(int* err) {
   return Check(::open("/dev/null", O_RDONLY | O_CLOEXEC), err);
 }

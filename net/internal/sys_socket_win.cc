@@ -356,6 +356,14 @@ void CloseSocket(int fd) {
   errno = saved_errno;
 }
 
+bool HasPendingConnection(int listener_fd) {
+  fd_set readable;
+  FD_ZERO(&readable);
+  FD_SET(ToSocket(listener_fd), &readable);
+  timeval tv = {0, 0};
+  return ::select(0, &readable, nullptr, nullptr, &tv) != 0;
+}
+
 int OpenReserveDescriptor(int* err) {
   // Windows has no per-process descriptor table to fill; a spare socket
   // still stands in, so that TcpServer's shedding (on WSAEMFILE) works
