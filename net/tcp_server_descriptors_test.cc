@@ -47,6 +47,13 @@ inline int FdLimitLeavingFree(int free) {
   return limit;
 }
 
+// Puts RLIMIT_NOFILE back when it goes, even when an assertion returns
+// early.
+struct RestoreFdLimit {
+  rlimit limit;
+  ~RestoreFdLimit() { setrlimit(RLIMIT_NOFILE, &limit); }
+};
+
 // The descriptors open on /dev/null.
 std::vector<int> DevNullDescriptors() {
   std::vector<int> fds;
@@ -107,11 +114,7 @@ TEST_P(TcpServerTest, DescriptorExhaustionDoesNotSpinAndRecovers) {
   Start();
   rlimit saved;
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  // Restores the limit even when an assertion returns early.
-  struct RestoreLimit {
-    rlimit limit;
-    ~RestoreLimit() { setrlimit(RLIMIT_NOFILE, &limit); }
-  } restore{saved};
+  RestoreFdLimit restore{saved};
   // Spare descriptors to hand back one at a time once we are out.
   std::vector<int> spares;
   for (int i = 0; i < 3; ++i) {
@@ -264,10 +267,7 @@ TEST_P(TcpServerTest, SpareDescriptorIsKeptWhenNobodyWaits) {
   ASSERT_TRUE(WaitFor([&] { return server_->connection_count() == 0; }));
   rlimit saved;
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  struct RestoreLimit {
-    rlimit limit;
-    ~RestoreLimit() { setrlimit(RLIMIT_NOFILE, &limit); }
-  } restore{saved};
+  RestoreFdLimit restore{saved};
   const int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(spare, 0);
 

@@ -132,27 +132,6 @@ TEST_F(UringBackendTest, PollingFromAnotherThreadKeepsEveryRegistration) {
   EXPECT_TRUE(PollOn(poller, absl::Milliseconds(20)).empty());
 }
 
-// A poll request holds its descriptor's file: Deregister must remove it
-// even when no Poll follows (a stopped loop), or close() would not close
-// and the peer would never see EOF.
-TEST_F(UringBackendTest, DeregisterReleasesTheSocketWithoutAPoll) {
-  auto created = Poller::Create(PollerBackend::kIoUring);
-  ASSERT_TRUE(created.ok()) << created.status();
-  Poller& poller = **created;
-  auto pair = poll_testing::MakeSocketPair();
-  ASSERT_TRUE(pair.ok());
-  ASSERT_TRUE(
-      poller.Register(pair->a.get(), Token(1), Interest::Readable()).ok());
-  EXPECT_TRUE(PollOn(poller, absl::ZeroDuration()).empty());  // submitted
-  ASSERT_TRUE(poller.Deregister(pair->a.get()).ok());
-  pair->a.Reset();
-  // The peer sees EOF (a blocking read would hang if the socket lived on).
-  pollfd p{pair->b.get(), POLLIN, 0};
-  ASSERT_EQ(poll(&p, 1, 5000), 1);
-  char c;
-  EXPECT_EQ(read(pair->b.get(), &c, 1), 0);
-}
-
 // Whether `fd`'s peer has gone (EOF or an error is pending), without
 // waiting: the check is that close() after Deregister closes at once.
 bool PeerClosedNow(int fd) {
@@ -160,9 +139,12 @@ bool PeerClosedNow(int fd) {
   return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
 }
 
-// The thread that submitted the request has exited: the kernel completes a
-// cancelled request a scheduler tick later (its task work falls back to a
-// kernel worker). Deregister waits for that, so close() closes at once.
+// A poll request holds its descriptor's file: Deregister must remove it
+// even when no Poll follows (a stopped loop), or close() would not close
+// and the peer would never see EOF. Here the thread that submitted the
+// request has also exited: the kernel completes a cancelled request a
+// scheduler tick later then (its task work falls back to a kernel worker).
+// Deregister waits for that, so close() closes at once.
 TEST_F(UringBackendTest, DeregisterReleasesAtOnceAfterTheSubmitterExited) {
   auto created = Poller::Create(PollerBackend::kIoUring);
   ASSERT_TRUE(created.ok()) << created.status();
