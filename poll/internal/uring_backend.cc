@@ -161,13 +161,101 @@ absl::Status SetupRing(io_uring* ring) {
   return absl::OkStatus();
 }
 
+// A number for the calling thread, unique in the process: who submitted a
+// request (see HandBack).
+uint32_t CurrentThreadNumber() {
+  static std::atomic<uint32_t> next{1};
+  thread_local const uint32_t number =
+      next.fetch_add(1, std::memory_order_relaxed);
+  return number;
+}
+
+class UringBackend;
+
+// How an exiting thread reaches a backend that may be gone by then.
+struct BackendLink {
+  Mutex mu;
+  UringBackend* backend ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+// The backends the calling thread has submitted requests to. When the
+// thread exits, each gets its requests back (UringBackend::HandBack).
+class ThreadSubmissions {
+ public:
+  ThreadSubmissions() = default;
+  ThreadSubmissions(const ThreadSubmissions&) = delete;
+  ThreadSubmissions& operator=(const ThreadSubmissions&) = delete;
+  ~ThreadSubmissions();
+
+  void Note(const std::shared_ptr<BackendLink>& link) {
+    links_.erase(std::remove_if(links_.begin(), links_.end(),
+                                [](const std::weak_ptr<BackendLink>& l) {
+                                  return l.expired();
+                                }),
+                 links_.end());
+    for (const std::weak_ptr<BackendLink>& l : links_) {
+      if (!l.owner_before(link) && !link.owner_before(l)) return;
+    }
+    links_.push_back(link);
+  }
+
+ private:
+  std::vector<std::weak_ptr<BackendLink>> links_;
+};
+
+thread_local ThreadSubmissions thread_submissions;
+
 class UringBackend final : public Backend {
  public:
-  UringBackend(io_uring ring, int wake_fd) : ring_(ring), wake_fd_(wake_fd) {}
+  UringBackend(io_uring ring, int wake_fd)
+      : ring_(ring), wake_fd_(wake_fd), link_(std::make_shared<BackendLink>()) {
+    MutexLock lock(&link_->mu);
+    link_->backend = this;
+  }
 
   ~UringBackend() override {
+    {
+      MutexLock lock(&link_->mu);  // waits for an exiting thread's HandBack
+      link_->backend = nullptr;
+    }
     io_uring_queue_exit(&ring_);
     close(wake_fd_);
+  }
+
+  // Called as thread `thread`, which submitted to this ring, exits. Its
+  // requests are cancelled (from the submitter itself, so they complete
+  // before the call returns) and re-added by the next Poll, whichever
+  // thread runs it. Otherwise they would complete, and let go of their
+  // files, only through a kernel worker a scheduler tick later: every
+  // Deregister after a pool-mode loop's threads are gone would wait that
+  // long (200 of them took 1.7 s), and a wake-up of such a request would
+  // be a tick late too.
+  void HandBack(uint32_t thread) {
+    MutexLock lock(&mu_);
+    bool handed_back = false;
+    for (size_t fd = 0; fd < regs_.size(); ++fd) {
+      Reg& reg = regs_[fd];
+      if (!reg.in_kernel || reg.submitter != thread) continue;
+      // This thread's Polls are over, so the entry was submitted.
+      (void)SyncCancel(PollTag(static_cast<int>(fd), reg.seq));
+      reg.in_kernel = false;  // its completion is dropped
+      if (reg.registered && reg.armed && !reg.queued) {
+        reg.queued = true;
+        changed_.push_back(static_cast<int>(fd));
+      }
+      handed_back = true;
+    }
+    if (wake_armed_ && wake_submitter_ == thread) {
+      // Its cancelled completion clears wake_armed_ when read.
+      (void)SyncCancel(kWakeTag);
+      handed_back = true;
+    }
+    if (!handed_back) return;
+    if (waiting_) {
+      WakeAPoll();  // that Poll reads the completions and re-adds
+    } else if (!draining_) {
+      Drain();
+    }
   }
 
   absl::Status Register(int fd, Token token, Interest interest,
@@ -233,7 +321,12 @@ class UringBackend final : public Backend {
       // A Deregister reading completions itself (see RemoveRequest) is
       // done within a scheduler tick; its reports are in stash_.
       while (draining_) removal_cv_.Wait(&mu_);
-      if (absl::Status s = ApplyChanges(); !s.ok()) return s;
+      const uint32_t thread = CurrentThreadNumber();
+      if (thread != last_submitter_) {
+        last_submitter_ = thread;
+        thread_submissions.Note(link_);
+      }
+      if (absl::Status s = ApplyChanges(thread); !s.ok()) return s;
       waiting_ = true;
       if (!stash_.empty()) timeout = absl::ZeroDuration();
     }
@@ -290,7 +383,8 @@ class UringBackend final : public Backend {
     // Submission queue tail just past request `seq`'s entry: the kernel
     // has taken the entry once its head reaches this.
     unsigned sqe_end = 0;
-    bool queued = false;  // in changed_
+    bool queued = false;     // in changed_
+    uint32_t submitter = 0;  // CurrentThreadNumber of the Poll that added it
   };
 
   void Set(int fd, Reg& reg, Token token, Interest interest, Trigger trigger)
@@ -359,13 +453,7 @@ class UringBackend final : public Backend {
       QueueRemoval(tag);
       return;
     }
-    io_uring_sync_cancel_reg cancel;
-    std::memset(&cancel, 0, sizeof(cancel));
-    cancel.addr = tag;
-    cancel.fd = -1;
-    cancel.timeout.tv_sec = -1;  // no limit: a poll is cancelled at once
-    cancel.timeout.tv_nsec = -1;
-    const int r = io_uring_register_sync_cancel(&ring_, &cancel);
+    const int r = SyncCancel(tag);
     // ENOENT: it completed already; the completion is read or queued.
     if (r == -ENOENT) return;
     if (r < 0) {
@@ -393,6 +481,18 @@ class UringBackend final : public Backend {
     // is dropped by tag whenever it comes.
     awaited_.erase(std::remove(awaited_.begin(), awaited_.end(), tag),
                    awaited_.end());
+  }
+
+  // IORING_REGISTER_SYNC_CANCEL of the request with user_data `tag`: 0,
+  // -ENOENT (not in the kernel), or another negative errno.
+  int SyncCancel(uint64_t tag) {
+    io_uring_sync_cancel_reg cancel;
+    std::memset(&cancel, 0, sizeof(cancel));
+    cancel.addr = tag;
+    cancel.fd = -1;
+    cancel.timeout.tv_sec = -1;  // no limit: a poll is cancelled at once
+    cancel.timeout.tv_nsec = -1;
+    return io_uring_register_sync_cancel(&ring_, &cancel);
   }
 
   // A removal for the next Poll to submit.
@@ -471,13 +571,16 @@ class UringBackend final : public Backend {
   }
 
   // Turns the queued changes into submission entries (not yet submitted).
-  absl::Status ApplyChanges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // `thread` (CurrentThreadNumber) submits them.
+  absl::Status ApplyChanges(uint32_t thread)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!wake_armed_) {
       absl::StatusOr<io_uring_sqe*> sqe = Sqe();
       if (!sqe.ok()) return sqe.status();
       io_uring_prep_read(*sqe, wake_fd_, &wake_value_, sizeof(wake_value_), 0);
       io_uring_sqe_set_data64(*sqe, kWakeTag);
       wake_armed_ = true;
+      wake_submitter_ = thread;
     }
     while (!removals_.empty()) {
       absl::StatusOr<io_uring_sqe*> sqe = Sqe();
@@ -510,6 +613,7 @@ class UringBackend final : public Backend {
         }
         io_uring_sqe_set_data64(*sqe, PollTag(fd, reg.seq));
         reg.sqe_end = ring_.sq.sqe_tail;
+        reg.submitter = thread;
         reg.in_kernel = true;
         reg.kernel_mask = reg.mask;
         reg.kernel_edge = reg.edge;
@@ -608,8 +712,21 @@ class UringBackend final : public Backend {
   int removal_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;  // a Deregister reads the CQ
   std::vector<uint64_t> awaited_ ABSL_GUARDED_BY(mu_);  // cancelled, not done
-  std::vector<Event> stash_ ABSL_GUARDED_BY(mu_);  // reports read by a Drain
+  std::vector<Event> stash_ ABSL_GUARDED_BY(mu_);     // reports read by a Drain
+  uint32_t wake_submitter_ ABSL_GUARDED_BY(mu_) = 0;  // of the pending read
+  uint32_t last_submitter_ ABSL_GUARDED_BY(mu_) = 0;  // noted in its thread
+  const std::shared_ptr<BackendLink> link_;           // see HandBack
 };
+
+ThreadSubmissions::~ThreadSubmissions() {
+  const uint32_t thread = CurrentThreadNumber();
+  for (const std::weak_ptr<BackendLink>& weak : links_) {
+    const std::shared_ptr<BackendLink> link = weak.lock();
+    if (link == nullptr) continue;
+    MutexLock lock(&link->mu);
+    if (link->backend != nullptr) link->backend->HandBack(thread);
+  }
+}
 
 }  // namespace
 
