@@ -352,7 +352,12 @@ TEST(TokenBucketConcurrencyTest, NeverExceedsRateWithAdvancingClock) {
 // released together and take one token at a time until the bucket refuses. No
 // token is lost or granted twice, and over many rounds neither thread is
 // starved.
-TEST(TokenBucketConcurrencyTest, FairShareBetweenTwoThreads) {
+// Two threads race for each refill: exactly the refilled tokens are
+// granted, never more (a lost update would grant twice) nor fewer. Which
+// thread wins how much is the scheduler's business, not the bucket's (it
+// has no queue and no bias): shares are not asserted, as a loaded machine
+// may run one thread alone for whole rounds (TSan in CI: 319 of 19200).
+TEST(TokenBucketConcurrencyTest, TwoThreadsRacingGetExactlyTheRefills) {
   constexpr uint64_t kPerRound = 64;
   constexpr int kRounds = 300;
   ManualClock clock;
@@ -361,7 +366,6 @@ TEST(TokenBucketConcurrencyTest, FairShareBetweenTwoThreads) {
   std::atomic<int> round{0};
   std::atomic<int> finished{0};
   uint64_t granted[2] = {0, 0};
-  uint64_t rounds_won[2] = {0, 0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
@@ -377,7 +381,6 @@ TEST(TokenBucketConcurrencyTest, FairShareBetweenTwoThreads) {
           std::this_thread::yield();
         }
         granted[t] += local;
-        if (local > kPerRound / 2) ++rounds_won[t];
         finished.fetch_add(1, std::memory_order_acq_rel);
       }
     });
@@ -391,13 +394,10 @@ TEST(TokenBucketConcurrencyTest, FairShareBetweenTwoThreads) {
   }
   for (auto& th : threads) th.join();
   // Exactly the refilled tokens were granted, no more, no fewer.
-  EXPECT_EQ(granted[0] + granted[1], kPerRound * kRounds);
-  // Neither thread starves: each took a real share of the tokens. (Which
-  // thread reaches the bucket first in a round is up to the scheduler; the
-  // bucket itself has no bias, so shares are far from 0 or 100%.)
-  const uint64_t total = kPerRound * kRounds;
-  EXPECT_GE(granted[0], total / 20) << granted[0] << " vs " << granted[1];
-  EXPECT_GE(granted[1], total / 20) << granted[0] << " vs " << granted[1];
+  EXPECT_EQ(granted[0] + granted[1], kPerRound * kRounds)
+      << granted[0] << " + " << granted[1];
+  // Nothing is left over between rounds: each round's race emptied it.
+  EXPECT_FALSE(bucket.TryAcquire());
 }
 
 }  // namespace
