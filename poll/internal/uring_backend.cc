@@ -19,12 +19,13 @@
 // under mu_ and queue the descriptor; the next Poll turns the queue into
 // submissions. A change made while a Poll is in progress writes an eventfd
 // whose read is always pending on the ring, so a blocked wait returns and
-// the next one applies it. Deregister cancels the request itself, at once
-// (see there for why it cannot wait for a Poll). Only threads that poll
-// ever submit, and rings are created on a short-lived thread: the kernel
-// interrupts every live creator and submitter of a ring once when the ring
-// is closed (EINTR for a blocking call with a timeout), which must not hit
-// an application's threads.
+// the next one applies it. Deregister removes the request itself and
+// returns once the kernel has let go of the file (RemoveRequest). A thread
+// that polled hands its requests back as it exits (HandBack). Only threads
+// that poll ever submit, and rings are created on a short-lived thread: the
+// kernel interrupts every live creator and submitter of a ring once when
+// the ring is closed (EINTR for a blocking call with a timeout), which must
+// not hit an application's threads.
 //
 // Why not IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN: with
 // them a removal (a cancellation) completes only when the one submitter
