@@ -133,6 +133,7 @@ namespace mill {
 
 namespace poll_internal {
 class Backend;
+struct PollerAccess;
 }  // namespace poll_internal
 
 enum class PollerBackend { kEpoll, kKqueue, kPoll, kIocp, kIoUring };
@@ -193,6 +194,7 @@ class Poller {
 
  private:
   friend class Waker;  // asks the backend for its WakeChannel
+  friend struct poll_internal::PollerAccess;  // //reactor: receive-ahead
 
   Poller(PollerBackend kind, std::unique_ptr<poll_internal::Backend> backend);
 

@@ -112,6 +112,7 @@ enum class Priority : uint8_t;
 
 namespace reactor_internal {
 class LoopImpl;
+struct ReceiveAhead;
 }  // namespace reactor_internal
 
 // Where handlers run.
@@ -452,6 +453,8 @@ class EventLoop {
   int polling_threads() const;
 
  private:
+  friend struct reactor_internal::ReceiveAhead;  // //net's transports
+
   explicit EventLoop(std::unique_ptr<reactor_internal::LoopImpl> impl);
 
   const std::unique_ptr<reactor_internal::LoopImpl> impl_;

@@ -57,6 +57,15 @@ absl::Status LoopImpl::CreatePollSets(PollerBackend backend) {
     sets_.push_back(std::move(set));
   }
   backend_ = backend;
+  receive_ahead_ = ReceiveAheadWanted();
+  for (const std::unique_ptr<PollSet>& set : sets_) {
+    if (!receive_ahead_) break;
+    // Unimplemented where the backend or the kernel cannot: plain reads.
+    receive_ahead_ =
+        poll_internal::PollerAccess::BackendOf(*set->poller)
+            .PrepareReceiveAhead()
+            .ok();
+  }
   return absl::OkStatus();
 }
 

@@ -1,4 +1,5 @@
-// The choice of I/O engine: EventLoopOptions::io and ::backend, MILL_IO.
+// The choice of I/O engine (EventLoopOptions::io and ::backend, MILL_IO),
+// and receive-ahead on io_uring for //net's connections.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,9 @@
 #include "poll/poller.h"
 #include "reactor/event_loop.h"
 #include "reactor/internal/io_choice.h"
+#include "reactor/internal/loop_impl.h"
+#include "reactor/internal/receive_ahead.h"
+#include "reactor/internal/source.h"
 
 namespace mill {
 
@@ -74,6 +78,33 @@ absl::StatusOr<IoChoice> ChooseIo(const EventLoopOptions& options) {
       break;
   }
   return IoChoice{platform, {}};
+}
+
+bool ReceiveAheadWanted() {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): a read; Mill-IO never sets it
+  const char* env = std::getenv("MILL_IO_RECEIVE_AHEAD");
+  return env == nullptr || absl::string_view(env) != "0";
+}
+
+bool ReceiveAhead::Supported(const EventLoop& loop) {
+  return loop.impl_->receive_ahead();
+}
+
+absl::Status ReceiveAhead::Start(EventLoop& loop, RegisteredHandler& handler) {
+  const Source& source = EmbeddedSourceAccess::Of(handler);
+  return loop.impl_->BackendOf(source).StartReceiveAhead(source.fd);
+}
+
+int64_t ReceiveAhead::Receive(EventLoop& loop, RegisteredHandler& handler,
+                              char* out, size_t max, int* error) {
+  const Source& source = EmbeddedSourceAccess::Of(handler);
+  return loop.impl_->BackendOf(source).Receive(source.fd, out, max, error);
+}
+
+int ReceiveAhead::Peek(EventLoop& loop, RegisteredHandler& handler,
+                       int* error) {
+  const Source& source = EmbeddedSourceAccess::Of(handler);
+  return loop.impl_->BackendOf(source).PeekReceived(source.fd, error);
 }
 
 void ReportIoUringFallback(const absl::Status& why) {

@@ -1,6 +1,7 @@
 #include "net/internal/socket_transport.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <memory>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "net/internal/socket_types.h"
 #include "net/internal/socket_util.h"
 #include "net/internal/sys_socket.h"
+#include "reactor/internal/receive_ahead.h"
 
 namespace mill {
 namespace net_internal {
@@ -64,9 +66,25 @@ absl::Status SocketTransport::Start(Interest interest) {
   std::shared_ptr<RegisteredHandler> handler(
       ConnectionAccess::SharedOf(*conn_),
       static_cast<RegisteredHandler*>(this));
+  EventLoop& loop = *conn_->loop();
+  // Decided before a report can run Read. Supported means the start below
+  // cannot fail for want of support.
+  // A connecting socket starts once connected (FinishConnect): a receive
+  // now would fail, or take the connect's error from SO_ERROR.
+  const bool ahead =
+      MayReceiveAhead() && reactor_internal::ReceiveAhead::Supported(loop);
+  receives_ahead_ = ahead && !stream_.connect_pending();
+  ahead_once_connected_ = ahead && stream_.connect_pending();
   absl::StatusOr<Registration> reg =
-      conn_->loop()->Register(stream_.fd(), interest, handler);
+      loop.Register(stream_.fd(), interest, handler);
   if (!reg.ok()) return reg.status();
+  if (receives_ahead_) {
+    absl::Status status = reactor_internal::ReceiveAhead::Start(loop, *this);
+    if (!status.ok()) {
+      (void)loop.Deregister(*reg, [] {});
+      return status;
+    }
+  }
   registration_ = *reg;
   return absl::OkStatus();
 }
@@ -98,6 +116,13 @@ absl::Status SocketTransport::FinishConnect(bool* in_progress,
   *reason = CloseReason::kError;
   absl::Status status = stream_.FinishConnect();
   *in_progress = !status.ok() && stream_.connect_pending();
+  if (status.ok() && ahead_once_connected_) {
+    // Connected, nothing read yet: from here on the loop receives ahead.
+    // (The serial context: no Read runs meanwhile.)
+    ahead_once_connected_ = false;
+    status = reactor_internal::ReceiveAhead::Start(*conn_->loop(), *this);
+    receives_ahead_ = status.ok();
+  }
   return status;
 }
 
@@ -110,6 +135,7 @@ absl::Status SocketTransport::TakeError(CloseReason* reason) {
 }
 
 IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
+  if (receives_ahead_) return ReadAhead(input, max, copied);
   // What fits without growing: a pooled block's room, usually.
   const size_t fits = std::min(input.AppendSpace().size(), max);
   const bool bulk = reads_fill_room_ || fits == 0;
@@ -138,6 +164,30 @@ IoResult SocketTransport::Read(ByteBuffer& input, size_t max, size_t* copied) {
   // stops, and the level-triggered registration reports the rest at once.
   reads_fill_room_ = fits < max && (bulk ? got > fits : got >= fits);
   return IoResult::Progress(got);
+}
+
+IoResult SocketTransport::ReadAhead(ByteBuffer& input, size_t max,
+                                    size_t* copied) {
+  if (input.AppendSpace().empty()) {
+    // The bytes are copied anyway: a block-sized room is enough.
+    const char* before = input.data();
+    const size_t held = input.size();
+    (void)input.PrepareAppend(std::min(max, kAheadRoom));
+    if (input.data() != before) *copied += held;
+  }
+  const absl::Span<char> room = input.AppendSpace();
+  int err = 0;
+  const int64_t n = reactor_internal::ReceiveAhead::Receive(
+      *conn_->loop(), *this, room.data(), std::min(room.size(), max), &err);
+  if (n == 0) return IoResult::Eof();
+  if (n < 0) {
+    // ENOTCONN: the registration is gone (the connection is closing, a
+    // report was still running): nothing more to read.
+    if (err == EAGAIN || err == ENOTCONN) return IoResult::WouldBlock();
+    return FailedWith(err, "recv");
+  }
+  input.Commit(static_cast<size_t>(n));
+  return IoResult::Progress(static_cast<size_t>(n));
 }
 
 IoResult SocketTransport::Write(absl::Span<const absl::string_view> pieces) {
@@ -172,6 +222,22 @@ absl::Status SocketTransport::ShutdownWrite() {
 
 absl::Status SocketTransport::Probe() const {
   int err = kNoSocketError;
+  if (receives_ahead_) {  // registered: the connection is open
+    // Bytes, the end or an error the backend received first; else the
+    // socket itself tells (peeking takes nothing).
+    const int r = reactor_internal::ReceiveAhead::Peek(
+        *conn_->loop(), const_cast<SocketTransport&>(*this), &err);
+    if (r > 0) {
+      return absl::FailedPreconditionError("unexpected input is waiting");
+    }
+    if (r == 0) {
+      return absl::UnavailableError("the peer closed the connection (EOF)");
+    }
+    if (err != EAGAIN && err != ENOTCONN) {
+      return SocketErrorStatus(err, "recv");
+    }
+    err = kNoSocketError;
+  }
   const int64_t n = PeekByte(stream_.fd(), &err);
   if (n == 0) {
     return absl::UnavailableError("the peer closed the connection (EOF)");

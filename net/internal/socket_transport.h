@@ -14,6 +14,12 @@
 // byte of a large read once and cost the kernel more per call
 // (docs/ARCHITECTURE.md has the measurements).
 //
+// On an io_uring loop the loop's backend receives ahead instead
+// (reactor/internal/receive_ahead.h): a multishot receive fills the ring's
+// provided buffers, a report means the bytes are there, and Read copies
+// them into the input buffer with no system call. Every read then goes
+// through the backend, so bytes keep their order.
+//
 // Thread-safety: as transport.h says; the transport adds no lock of its
 // own (registration_ is written by Start and Release, which the
 // connection's state machine orders: SetInterest is never called after
@@ -59,11 +65,20 @@ class SocketTransport : public Transport, public RegisteredHandler {
   // RegisteredHandler: the loop's state for the registration lives in the
   // connection's own allocation.)
   void HandleEvent(const Event& event) override;
+  // Whether the loop may receive this socket's bytes ahead (Read and Probe
+  // then take them from it). A transport that reads the socket itself
+  // (TLS, through OpenSSL) says no.
+  virtual bool MayReceiveAhead() const { return true; }
 
   Connection* connection() const { return conn_; }
   const TcpStream& stream() const { return stream_; }
 
  private:
+  // Read on a receive-ahead socket, and the room it gives an empty input
+  // buffer.
+  IoResult ReadAhead(ByteBuffer& input, size_t max, size_t* copied);
+  static constexpr size_t kAheadRoom = 16 * 1024;
+
   Connection* const conn_;
   // no_unique_address: reads_fill_room_ lives in the stream's tail padding,
   // so the flag costs no byte per connection.
@@ -71,6 +86,11 @@ class SocketTransport : public Transport, public RegisteredHandler {
   // The last read filled the input buffer's room: grow the room before the
   // next one. Read path only (the connection's serial context).
   bool reads_fill_room_ = false;
+  // The loop's backend receives ahead for this socket: set by Start before
+  // the registration exists, so every Read sees it.
+  bool receives_ahead_ = false;
+  // A connecting socket that receives ahead once connected (FinishConnect).
+  bool ahead_once_connected_ = false;
   Registration registration_;  // valid between Start and Release
 };
 

@@ -24,6 +24,7 @@
 #ifndef MILL_IO_POLL_INTERNAL_BACKEND_H_
 #define MILL_IO_POLL_INTERNAL_BACKEND_H_
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -72,6 +73,48 @@ class Backend {
   // A wakeup channel reported under `token` (readable, kLevel).
   virtual absl::StatusOr<std::unique_ptr<WakeChannel>> NewWakeChannel(
       Token token) = 0;
+
+  // --- Receive-ahead: a completion backend (io_uring) receives a stream
+  // socket's bytes itself, so a report comes with the bytes already read
+  // and no recv(2) follows. Readiness backends keep the defaults.
+
+  // Readies receive-ahead (buffers), so that StartReceiveAhead cannot fail
+  // for want of them: OK, or why this backend or kernel cannot.
+  virtual absl::Status PrepareReceiveAhead() {
+    return absl::UnimplementedError("receive-ahead: not on this backend");
+  }
+  // From now on the backend receives registered `fd` (a connected stream
+  // socket) itself: the registration is reported readable while received
+  // bytes, the end of the stream or an error wait (level-triggered, or
+  // once for kOneShot, like any readable condition), and the caller takes
+  // them with Receive, never with recv(2). Other interests (writable) are
+  // watched as before. Deregister ends it; bytes not yet taken are dropped.
+  // After a successful PrepareReceiveAhead, fails only for an unregistered
+  // `fd` (NotFound); Unimplemented where the backend has no such path.
+  virtual absl::Status StartReceiveAhead(int fd) {
+    (void)fd;
+    return absl::UnimplementedError("receive-ahead: not on this backend");
+  }
+  // Like recv(2) on a receive-ahead `fd`: copies up to `max` received bytes
+  // into `out` and returns how many (> 0); 0 at the end of the stream once
+  // every byte was taken; -1 with *error set: EAGAIN if nothing waits (a
+  // report follows when something does), the socket's error code, or
+  // ENOTCONN if `fd` does not receive ahead. Any thread.
+  virtual int64_t Receive(int fd, char* out, size_t max, int* error) {
+    (void)fd;
+    (void)out;
+    (void)max;
+    *error = ENOTCONN;
+    return -1;
+  }
+  // Without taking anything: 1 if received bytes wait, 0 if the stream
+  // ended (and nothing waits), -1 with *error set otherwise (EAGAIN: nothing
+  // received ahead yet, look at the socket itself).
+  virtual int PeekReceived(int fd, int* error) {
+    (void)fd;
+    *error = ENOTCONN;
+    return -1;
+  }
 };
 
 // Factories. Each is defined in its backend's .cc file, which the BUILD file

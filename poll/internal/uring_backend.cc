@@ -54,6 +54,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -67,6 +68,7 @@
 #include "base/mutex.h"
 #include "poll/internal/backend.h"
 #include "poll/internal/poll_mask.h"
+#include "poll/internal/uring_provided_buffers.h"
 
 namespace mill {
 namespace poll_internal {
@@ -102,19 +104,48 @@ constexpr unsigned kCqEntries = 4096;
 // has exited). Past it the removal completes on its own, later.
 constexpr std::chrono::seconds kRemovalPatience{2};
 
-// user_data: (sequence << 32) | fd for poll requests; the two values below
-// (fd 0xffffffff / 0xfffffffe, never a real descriptor) for the rest.
+// user_data: (sequence << 32) | fd for poll requests, with bit 63 set for
+// receive requests (sequences have 31 bits); the two values below (fd
+// 0xffffffff / 0xfffffffe, never a real descriptor) for the rest.
 constexpr uint64_t kWakeTag = ~uint64_t{0};
 constexpr uint64_t kIgnoreTag = ~uint64_t{0} - 1;
+constexpr uint32_t kSeqMask = 0x7fffffff;
+constexpr uint64_t kReceiveBit = uint64_t{1} << 63;
 
 uint64_t PollTag(int fd, uint32_t seq) {
   return (uint64_t{seq} << 32) | static_cast<uint32_t>(fd);
 }
+uint64_t ReceiveTag(int fd, uint32_t seq) {
+  return kReceiveBit | PollTag(fd, seq);
+}
+uint32_t NextSeq(uint32_t seq) {
+  seq = (seq + 1) & kSeqMask;
+  return seq == 0 ? 1 : seq;
+}
+
+// Receive-ahead (StartReceiveAhead). The ring's provided buffers: one group
+// per ring, filled by multishot receives. 512 x 4 KiB: a 4 KiB message per
+// buffer, a thousand connections' worth of small ones in flight; pages the
+// kernel never fills cost nothing.
+constexpr uint16_t kBufferGroup = 0;
+constexpr unsigned kBufferCount = 512;
+constexpr size_t kBufferSize = 4096;
+// Received buffers a stream keeps in place for its reader; more, or any
+// held while nobody is reporting the stream (reading paused, a handler
+// busy), are copied to the stream's own memory and recycled at once, so
+// streams that do not read cannot hold the shared ring.
+constexpr int kPlacedChunks = 4;
+// Bytes a stream may hold before its receive is cancelled (resumed when
+// the reader took some): with the socket's own buffer, what a peer can
+// make a stream hold that nobody reads.
+constexpr size_t kStreamCap = size_t{64} * 1024;
 
 // The operations this backend submits; a kernel without one of them is
 // "missing a feature" and the caller falls back to epoll.
 constexpr int kRequiredOps[] = {IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE,
                                 IORING_OP_READ};
+// And for receive-ahead (a kernel without them keeps plain reads).
+constexpr int kReceiveOps[] = {IORING_OP_RECV, IORING_OP_ASYNC_CANCEL};
 
 // Creates a ring with a large completion queue.
 absl::Status SetupRing(io_uring* ring) {
@@ -219,6 +250,10 @@ class UringBackend final : public Backend {
       MutexLock lock(&link_->mu);  // waits for an exiting thread's HandBack
       link_->backend = nullptr;
     }
+    {
+      MutexLock lock(&mu_);
+      buffers_.reset();  // unregistered before the ring goes
+    }
     io_uring_queue_exit(&ring_);
     close(wake_fd_);
   }
@@ -244,6 +279,21 @@ class UringBackend final : public Backend {
         reg.queued = true;
         changed_.push_back(static_cast<int>(fd));
       }
+      handed_back = true;
+    }
+    for (size_t fd = 0; fd < regs_.size(); ++fd) {
+      Stream* stream = regs_[fd].stream.get();
+      if (stream == nullptr || !stream->receiving ||
+          stream->submitter != thread) {
+        continue;
+      }
+      // Bytes it delivered before are kept (they belong to the stream,
+      // whichever of its requests brought them); the next Poll adds a new
+      // receive.
+      (void)SyncCancel(ReceiveTag(static_cast<int>(fd), regs_[fd].recv_seq));
+      stream->receiving = false;
+      stream->cancelling = false;
+      Changed(static_cast<int>(fd), regs_[fd]);
       handed_back = true;
     }
     if (wake_armed_ && wake_submitter_ == thread) {
@@ -302,6 +352,8 @@ class UringBackend final : public Backend {
         reg.in_kernel = false;
         RemoveRequest(PollTag(fd, reg.seq), reg.sqe_end);
       }
+      // (RemoveRequest may have let go of mu_: regs_ may have grown.)
+      if (regs_[fd].stream != nullptr) EndStream(fd);
     }
     // Like epoll: a closed descriptor is EBADF (its registration is gone
     // either way); an open one that was never registered is ENOENT.
@@ -329,7 +381,9 @@ class UringBackend final : public Backend {
       }
       if (absl::Status s = ApplyChanges(thread); !s.ok()) return s;
       waiting_ = true;
-      if (!stash_.empty()) timeout = absl::ZeroDuration();
+      if (!stash_.empty() || AnyStreamReportable()) {
+        timeout = absl::ZeroDuration();
+      }
     }
     int r;
     if (timeout <= absl::ZeroDuration()) {
@@ -365,10 +419,105 @@ class UringBackend final : public Backend {
     const size_t stashed = std::min(capacity, stash_.size());
     std::copy(stash_.begin(), stash_.begin() + stashed, out);
     stash_.erase(stash_.begin(), stash_.begin() + stashed);
-    return stashed + Harvest(out + stashed, capacity - stashed);
+    size_t count = stashed + Harvest(out + stashed, capacity - stashed);
+    count += ReportStreams(out + count, capacity - count);
+    return count;
+  }
+
+  absl::Status PrepareReceiveAhead() override {
+    MutexLock lock(&mu_);
+    return EnsureBuffers();
+  }
+
+  absl::Status StartReceiveAhead(int fd) override {
+    static constexpr char kWhat[] = "io_uring backend: receive ahead";
+    MutexLock lock(&mu_);
+    if (static_cast<size_t>(fd) >= regs_.size() || !regs_[fd].registered) {
+      return ErrnoStatus(ENOENT, kWhat);
+    }
+    if (absl::Status s = EnsureBuffers(); !s.ok()) return s;
+    Reg& reg = regs_[fd];
+    if (reg.stream != nullptr) return absl::OkStatus();
+    reg.stream = std::make_unique<Stream>();
+    reg.stream->first_seq = NextSeq(reg.recv_seq);
+    // The poll request stops watching readable; the receive starts.
+    Changed(fd, reg);
+    return absl::OkStatus();
+  }
+
+  int64_t Receive(int fd, char* out, size_t max, int* error) override {
+    MutexLock lock(&mu_);
+    Stream* stream = StreamOf(fd);
+    if (stream == nullptr) {
+      *error = ENOTCONN;
+      return -1;
+    }
+    const size_t taken = Take(*stream, out, max);
+    if (taken > 0) {
+      if (!stream->receiving && WantsReceive(regs_[fd])) {
+        Changed(fd, regs_[fd]);  // it was paused at the cap
+      }
+      RearmStarved();
+      return static_cast<int64_t>(taken);
+    }
+    if (stream->eof) return 0;
+    *error = stream->error != 0 ? stream->error : EAGAIN;
+    return -1;
+  }
+
+  int PeekReceived(int fd, int* error) override {
+    MutexLock lock(&mu_);
+    const Stream* stream = StreamOf(fd);
+    if (stream == nullptr) {
+      *error = ENOTCONN;
+      return -1;
+    }
+    if (!Pending(*stream) && !draining_) {
+      // The kernel may have received already while nobody polled (a busy
+      // loop): the bytes are in a completion, no longer in the socket.
+      // Read them; a Poll in progress is woken for what it now misses.
+      Drain();
+      if (waiting_ && (!stash_.empty() || AnyStreamReportable())) {
+        WakeAPoll();
+      }
+    }
+    if (stream->held > 0) return 1;
+    if (stream->eof) return 0;
+    *error = stream->error != 0 ? stream->error : EAGAIN;
+    return -1;
   }
 
  private:
+  // A received buffer a stream holds in place.
+  struct Chunk {
+    uint16_t id = 0;
+    uint32_t offset = 0;  // bytes of it already taken
+    uint32_t length = 0;
+  };
+
+  // Receive-ahead state of a descriptor (StartReceiveAhead).
+  struct Stream {
+    // Receives of this registration have sequences from first_seq on:
+    // bytes of any of them belong to it (one handed back on a thread's
+    // exit still delivered some before it ended).
+    uint32_t first_seq = 0;
+    bool receiving = false;   // receive Reg::recv_seq is in the kernel
+    bool cancelling = false;  // at the cap: its cancellation is queued
+    bool starved = false;     // in starved_: waits for a free buffer
+    bool listed = false;      // in ready_
+    bool eof = false;
+    int error = 0;            // the receive's errno (sticky)
+    unsigned sqe_end = 0;     // as Reg::sqe_end, for the receive
+    uint32_t submitter = 0;
+    size_t held = 0;  // bytes waiting: spilled + placed
+    // Oldest first: spilled bytes, then the placed chunks.
+    std::string spilled;
+    size_t spilled_taken = 0;
+    Chunk placed[kPlacedChunks];
+    int placed_first = 0;
+    int placed_count = 0;
+  };
+
   struct Reg {
     Token token;
     uint32_t mask = 0;         // wanted poll events
@@ -386,7 +535,20 @@ class UringBackend final : public Backend {
     unsigned sqe_end = 0;
     bool queued = false;     // in changed_
     uint32_t submitter = 0;  // CurrentThreadNumber of the Poll that added it
+    uint32_t recv_seq = 0;   // sequence of the last receive added
+    std::unique_ptr<Stream> stream;  // receive-ahead, if started
   };
+
+  // The poll bits the kernel request watches: a receive-ahead stream's
+  // readable condition comes from its receive, not from a poll.
+  static uint32_t PollMaskFor(const Reg& reg) {
+    if (reg.stream == nullptr) return reg.mask;
+    uint32_t mask = reg.mask & ~static_cast<uint32_t>(POLLIN);
+#ifdef POLLRDHUP
+    mask &= ~static_cast<uint32_t>(POLLRDHUP);
+#endif
+    return mask;
+  }
 
   void Set(int fd, Reg& reg, Token token, Interest interest, Trigger trigger)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -397,8 +559,16 @@ class UringBackend final : public Backend {
     reg.edge = false;  // a re-arm checks at once
     // A re-arm of a level registration whose request is pending needs no
     // new request: that one reports as soon as the condition holds.
-    if (!reg.in_kernel || reg.kernel_mask != reg.mask || reg.kernel_edge) {
+    const uint32_t poll_mask = PollMaskFor(reg);
+    if (poll_mask == 0 ? reg.in_kernel
+                       : (!reg.in_kernel || reg.kernel_mask != poll_mask ||
+                          reg.kernel_edge)) {
       Changed(fd, reg);
+    }
+    if (reg.stream != nullptr && Pending(*reg.stream) &&
+        StreamReportable(reg)) {
+      List(fd, *reg.stream);  // received while disarmed: reported at once
+      WakeAPoll();
     }
   }
 
@@ -586,7 +756,12 @@ class UringBackend final : public Backend {
     while (!removals_.empty()) {
       absl::StatusOr<io_uring_sqe*> sqe = Sqe();
       if (!sqe.ok()) return sqe.status();
-      io_uring_prep_poll_remove(*sqe, removals_.back());
+      const uint64_t tag = removals_.back();
+      if ((tag & kReceiveBit) != 0) {
+        io_uring_prep_cancel64(*sqe, tag, 0);
+      } else {
+        io_uring_prep_poll_remove(*sqe, tag);
+      }
       io_uring_sqe_set_data64(*sqe, kIgnoreTag);
       removals_.pop_back();
     }
@@ -594,8 +769,9 @@ class UringBackend final : public Backend {
     for (; i < changed_.size(); ++i) {
       const int fd = changed_[i];
       Reg& reg = regs_[fd];
-      const bool want = reg.registered && reg.armed;
-      if (reg.in_kernel && (!want || reg.kernel_mask != reg.mask ||
+      const uint32_t poll_mask = PollMaskFor(reg);
+      const bool want = reg.registered && reg.armed && poll_mask != 0;
+      if (reg.in_kernel && (!want || reg.kernel_mask != poll_mask ||
                             reg.kernel_edge != reg.edge)) {
         absl::StatusOr<io_uring_sqe*> sqe = Sqe();
         if (!sqe.ok()) break;
@@ -606,19 +782,20 @@ class UringBackend final : public Backend {
       if (want && !reg.in_kernel) {
         absl::StatusOr<io_uring_sqe*> sqe = Sqe();
         if (!sqe.ok()) break;
-        if (++reg.seq == 0) reg.seq = 1;
+        reg.seq = NextSeq(reg.seq);
         if (reg.edge) {
-          io_uring_prep_poll_multishot(*sqe, fd, reg.mask);
+          io_uring_prep_poll_multishot(*sqe, fd, poll_mask);
         } else {
-          io_uring_prep_poll_add(*sqe, fd, reg.mask);
+          io_uring_prep_poll_add(*sqe, fd, poll_mask);
         }
         io_uring_sqe_set_data64(*sqe, PollTag(fd, reg.seq));
         reg.sqe_end = ring_.sq.sqe_tail;
         reg.submitter = thread;
         reg.in_kernel = true;
-        reg.kernel_mask = reg.mask;
+        reg.kernel_mask = poll_mask;
         reg.kernel_edge = reg.edge;
       }
+      if (reg.stream != nullptr && !ApplyStream(fd, reg, thread)) break;
       reg.queued = false;
     }
     if (i < changed_.size()) {
@@ -647,14 +824,25 @@ class UringBackend final : public Backend {
         continue;
       }
       if (tag == kIgnoreTag) continue;
+      if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) buffers_->Taken();
       if (!awaited_.empty() && Awaited(tag)) {
-        // A Deregister waits for this cancelled request's end.
-        awaited_.erase(std::find(awaited_.begin(), awaited_.end(), tag));
-        removal_cv_.NotifyAll();
+        // A Deregister waits for this cancelled request's end (a multishot
+        // one may still deliver before it: dropped).
+        if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) {
+          Recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+        }
+        if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+          awaited_.erase(std::find(awaited_.begin(), awaited_.end(), tag));
+          removal_cv_.NotifyAll();
+        }
         continue;
       }
       const int fd = static_cast<int>(static_cast<uint32_t>(tag));
-      const uint32_t seq = static_cast<uint32_t>(tag >> 32);
+      const uint32_t seq = static_cast<uint32_t>(tag >> 32) & kSeqMask;
+      if ((tag & kReceiveBit) != 0) {
+        HarvestReceive(fd, seq, cqe);
+        continue;
+      }
       if (static_cast<size_t>(fd) >= regs_.size()) continue;
       Reg& reg = regs_[fd];
       if (!reg.in_kernel || reg.seq != seq) continue;  // replaced
@@ -664,7 +852,7 @@ class UringBackend final : public Backend {
       uint32_t revents;
       if (cqe->res >= 0) {
         revents = static_cast<uint32_t>(cqe->res) &
-                  (reg.mask | POLLERR | POLLHUP | POLLNVAL);
+                  (PollMaskFor(reg) | POLLERR | POLLHUP | POLLNVAL);
       } else if (cqe->res == -ECANCELED) {
         revents = 0;  // cancelled by the kernel (not by us): ask again
       } else {
@@ -692,6 +880,313 @@ class UringBackend final : public Backend {
     return count;
   }
 
+  // --- Receive-ahead. ---------------------------------------------------
+
+  // Creates the ring's provided buffers on first use, after checking the
+  // kernel has everything receive-ahead needs (multishot receives: Linux
+  // 6.0, which also brought IORING_REGISTER_SYNC_CANCEL).
+  absl::Status EnsureBuffers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (buffers_ != nullptr) return absl::OkStatus();
+    if (!receive_unusable_.ok()) return receive_unusable_;
+    std::string missing;
+    if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+      for (int op : kReceiveOps) {
+        if (!io_uring_opcode_supported(probe, op)) {
+          missing = absl::StrCat("opcode ", op);
+        }
+      }
+      io_uring_free_probe(probe);
+    }
+    if (missing.empty() && SyncCancel(kIgnoreTag - 1) == -EINVAL) {
+      missing = "multishot receives (Linux 6.0)";
+    }
+    if (!missing.empty()) {
+      receive_unusable_ = absl::UnimplementedError(
+          absl::StrCat("io_uring: this kernel lacks ", missing));
+      return receive_unusable_;
+    }
+    absl::StatusOr<std::unique_ptr<ProvidedBuffers>> buffers =
+        ProvidedBuffers::Create(&ring_, kBufferGroup, kBufferCount,
+                                kBufferSize);
+    if (!buffers.ok()) {
+      if (absl::IsUnimplemented(buffers.status())) {
+        receive_unusable_ = buffers.status();
+      }
+      return buffers.status();
+    }
+    buffers_ = *std::move(buffers);
+    return absl::OkStatus();
+  }
+
+  Stream* StreamOf(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (fd < 0 || static_cast<size_t>(fd) >= regs_.size()) return nullptr;
+    return regs_[fd].stream.get();
+  }
+
+  static bool Pending(const Stream& stream) {
+    return stream.held > 0 || stream.eof || stream.error != 0;
+  }
+
+  static bool StreamReportable(const Reg& reg) {
+    return reg.registered && reg.armed && (reg.mask & POLLIN) != 0;
+  }
+
+  // Whether `reg`'s stream should have a receive in the kernel (given a
+  // free buffer).
+  static bool WantsReceive(const Reg& reg) {
+    const Stream& stream = *reg.stream;
+    return reg.registered && !stream.eof && stream.error == 0 &&
+           stream.held < kStreamCap;
+  }
+
+  void List(int fd, Stream& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stream.listed) return;
+    stream.listed = true;
+    ready_.push_back(fd);
+  }
+
+  void Recycle(uint16_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    buffers_->Recycle(id);
+  }
+
+  // Streams that ran out of buffers get a new receive at the next Poll.
+  void RearmStarved() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (starved_.empty() || buffers_->available() == 0) return;
+    for (int fd : starved_) {
+      Stream* stream = StreamOf(fd);
+      if (stream == nullptr || !stream->starved) continue;
+      stream->starved = false;
+      Changed(fd, regs_[fd]);
+    }
+    starved_.clear();
+  }
+
+  // Copies the placed chunks into the stream's own memory and gives their
+  // buffers back to the ring.
+  void Spill(Stream& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stream.placed_count == 0) return;
+    if (stream.spilled_taken > 0) {
+      stream.spilled.erase(0, stream.spilled_taken);
+      stream.spilled_taken = 0;
+    }
+    for (; stream.placed_count > 0; --stream.placed_count) {
+      Chunk& chunk = stream.placed[stream.placed_first];
+      stream.spilled.append(buffers_->data(chunk.id) + chunk.offset,
+                            chunk.length - chunk.offset);
+      Recycle(chunk.id);
+      stream.placed_first = (stream.placed_first + 1) % kPlacedChunks;
+    }
+    stream.placed_first = 0;
+    RearmStarved();
+  }
+
+  // Takes up to `max` bytes, oldest first.
+  size_t Take(Stream& stream, char* out, size_t max)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    size_t taken = 0;
+    if (stream.spilled_taken < stream.spilled.size()) {
+      const size_t n =
+          std::min(max, stream.spilled.size() - stream.spilled_taken);
+      std::memcpy(out, stream.spilled.data() + stream.spilled_taken, n);
+      stream.spilled_taken += n;
+      taken += n;
+      if (stream.spilled_taken == stream.spilled.size()) {
+        stream.spilled.clear();
+        stream.spilled_taken = 0;
+        // What a burst left behind is not kept by an idle connection.
+        if (stream.spilled.capacity() > kBufferSize) {
+          std::string().swap(stream.spilled);
+        }
+      }
+    }
+    while (taken < max && stream.placed_count > 0) {
+      Chunk& chunk = stream.placed[stream.placed_first];
+      const size_t n = std::min<size_t>(max - taken, chunk.length - chunk.offset);
+      std::memcpy(out + taken, buffers_->data(chunk.id) + chunk.offset, n);
+      chunk.offset += static_cast<uint32_t>(n);
+      taken += n;
+      if (chunk.offset == chunk.length) {
+        Recycle(chunk.id);
+        stream.placed_first = (stream.placed_first + 1) % kPlacedChunks;
+        --stream.placed_count;
+      }
+    }
+    stream.held -= taken;
+    return taken;
+  }
+
+  // Keeps buffer `id` (`length` bytes) for the stream's reader.
+  void Place(Stream& stream, uint16_t id, uint32_t length)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stream.placed_count == kPlacedChunks) Spill(stream);
+    if (stream.placed_count == 0) stream.placed_first = 0;
+    Chunk& chunk =
+        stream.placed[(stream.placed_first + stream.placed_count) %
+                      kPlacedChunks];
+    chunk.id = id;
+    chunk.offset = 0;
+    chunk.length = length;
+    ++stream.placed_count;
+    stream.held += length;
+  }
+
+  // ApplyChanges' part for a stream: adds its receive, or cancels it at
+  // the cap. False when out of submission entries.
+  bool ApplyStream(int fd, Reg& reg, uint32_t thread)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Stream& stream = *reg.stream;
+    if (stream.receiving) {
+      if (stream.cancelling || stream.held < kStreamCap) return true;
+      absl::StatusOr<io_uring_sqe*> sqe = Sqe();
+      if (!sqe.ok()) return false;
+      io_uring_prep_cancel64(*sqe, ReceiveTag(fd, reg.recv_seq), 0);
+      io_uring_sqe_set_data64(*sqe, kIgnoreTag);
+      stream.cancelling = true;
+      return true;
+    }
+    if (!WantsReceive(reg)) return true;
+    if (buffers_->available() == 0) {
+      // Readers give buffers back; a stream nobody reads spills its own
+      // (ReportStreams), so the ring does not stay empty.
+      if (!stream.starved) {
+        stream.starved = true;
+        starved_.push_back(fd);
+      }
+      return true;
+    }
+    absl::StatusOr<io_uring_sqe*> sqe = Sqe();
+    if (!sqe.ok()) return false;
+    reg.recv_seq = NextSeq(reg.recv_seq);
+    io_uring_prep_recv_multishot(*sqe, fd, nullptr, 0, 0);
+    (*sqe)->flags |= IOSQE_BUFFER_SELECT;
+    (*sqe)->buf_group = kBufferGroup;
+    io_uring_sqe_set_data64(*sqe, ReceiveTag(fd, reg.recv_seq));
+    stream.sqe_end = ring_.sq.sqe_tail;
+    stream.submitter = thread;
+    stream.receiving = true;
+    stream.cancelling = false;
+    return true;
+  }
+
+  // A receive's completion: bytes (in a buffer), the end, or an error.
+  void HarvestReceive(int fd, uint32_t seq, const io_uring_cqe* cqe)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
+    const uint16_t id =
+        static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    Stream* stream = StreamOf(fd);
+    if (stream == nullptr ||
+        ((seq - stream->first_seq) & kSeqMask) > (kSeqMask >> 1)) {
+      if (has_buffer) Recycle(id);  // an ended registration's
+      return;
+    }
+    Reg& reg = regs_[fd];
+    if ((cqe->flags & IORING_CQE_F_MORE) == 0 && seq == reg.recv_seq) {
+      stream->receiving = false;
+      stream->cancelling = false;
+    }
+    if (cqe->res > 0 && has_buffer) {
+      Place(*stream, id, static_cast<uint32_t>(cqe->res));
+      if (stream->held >= kStreamCap && stream->receiving &&
+          !stream->cancelling) {
+        Changed(fd, reg);  // cancels it (ApplyStream)
+      }
+    } else {
+      if (has_buffer) Recycle(id);
+      if (cqe->res == 0) {
+        stream->eof = true;
+      } else if (cqe->res != -ENOBUFS && cqe->res != -ECANCELED &&
+                 cqe->res < 0) {
+        stream->error = -cqe->res;
+      }
+    }
+    // Ended without the stream ending (out of buffers, cancelled at the
+    // cap, replaced): a new one when it may.
+    if (!stream->receiving && WantsReceive(reg)) Changed(fd, reg);
+    if (Pending(*stream)) List(fd, *stream);
+  }
+
+  bool AnyStreamReportable() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (int fd : ready_) {
+      const Reg& reg = regs_[fd];
+      if (reg.stream != nullptr && Pending(*reg.stream) &&
+          StreamReportable(reg)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Reports the streams with something to take, like a level-triggered
+  // readable condition (once for kOneShot). A stream that cannot be
+  // reported now (disarmed, reading paused) leaves the list, re-entered by
+  // the Reregister that arms it, and copies its placed chunks out of the
+  // shared ring meanwhile.
+  size_t ReportStreams(Event* out, size_t capacity)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    size_t count = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < ready_.size(); ++i) {
+      const int fd = ready_[i];
+      Reg& reg = regs_[fd];
+      Stream* stream = reg.stream.get();
+      if (stream == nullptr) continue;
+      if (!Pending(*stream)) {
+        stream->listed = false;
+        continue;
+      }
+      if (!StreamReportable(reg)) {
+        Spill(*stream);
+        stream->listed = false;
+        continue;
+      }
+      if (count == capacity) {
+        ready_[kept++] = fd;
+        continue;
+      }
+      uint32_t flags = Event::kReadable;
+      if (stream->eof) flags |= Event::kReadClosed;
+      out[count++] = Event(reg.token, flags);
+      if (reg.trigger == Trigger::kOneShot) {
+        reg.armed = false;
+        stream->listed = false;
+        if (reg.in_kernel) Changed(fd, reg);  // its poll request goes too
+        continue;
+      }
+      ready_[kept++] = fd;
+    }
+    ready_.resize(kept);
+    return count;
+  }
+
+  // Deregister's part: removes the receive (waiting for the kernel to let
+  // go of the file, like a poll request) and drops what was not taken.
+  void EndStream(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (Stream* stream = regs_[fd].stream.get(); stream->receiving) {
+      stream->receiving = false;
+      // RemoveRequest may let go of mu_ while it waits (regs_ may grow);
+      // the stream stays until it is back (its completions are dropped as
+      // awaited).
+      RemoveRequest(ReceiveTag(fd, regs_[fd].recv_seq), stream->sqe_end);
+    }
+    Reg& reg = regs_[fd];
+    Stream& stream = *reg.stream;
+    for (; stream.placed_count > 0; --stream.placed_count) {
+      Recycle(stream.placed[stream.placed_first].id);
+      stream.placed_first = (stream.placed_first + 1) % kPlacedChunks;
+    }
+    if (stream.listed) {
+      ready_.erase(std::remove(ready_.begin(), ready_.end(), fd),
+                   ready_.end());
+    }
+    if (stream.starved) {
+      starved_.erase(std::remove(starved_.begin(), starved_.end(), fd),
+                     starved_.end());
+    }
+    reg.stream.reset();
+    RearmStarved();
+  }
+
   // Submission entries are written under mu_; a Poll submits them (with
   // its wait) after releasing mu_ but with waiting_ set, which keeps every
   // other submitter away until it is back.
@@ -716,6 +1211,13 @@ class UringBackend final : public Backend {
   std::vector<Event> stash_ ABSL_GUARDED_BY(mu_);     // reports read by a Drain
   uint32_t wake_submitter_ ABSL_GUARDED_BY(mu_) = 0;  // of the pending read
   uint32_t last_submitter_ ABSL_GUARDED_BY(mu_) = 0;  // noted in its thread
+  // Receive-ahead: the ring's provided buffers (created on first use), why
+  // the kernel cannot do it (once known), the streams with something to
+  // report, those waiting for a free buffer.
+  std::unique_ptr<ProvidedBuffers> buffers_ ABSL_GUARDED_BY(mu_);
+  absl::Status receive_unusable_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> ready_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> starved_ ABSL_GUARDED_BY(mu_);
   const std::shared_ptr<BackendLink> link_;           // see HandBack
 };
 

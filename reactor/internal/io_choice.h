@@ -27,6 +27,12 @@ struct IoChoice {
 // InvalidArgument for a MILL_IO value that names no engine.
 absl::StatusOr<IoChoice> ChooseIo(const EventLoopOptions& options);
 
+// False if the environment variable MILL_IO_RECEIVE_AHEAD is "0": then
+// connections on io_uring read with recv(2) at each readiness report, as on
+// epoll (for measuring what receive-ahead gains, and for a kernel where it
+// misbehaves).
+bool ReceiveAheadWanted();
+
 // Prints "mill-io: io_uring unavailable (<why>); using <backend>" on stderr,
 // the first time only.
 void ReportIoUringFallback(const absl::Status& why);

@@ -38,6 +38,7 @@
 #include "base/mutex.h"
 #include "objectpool/buffer_pool.h"
 #include "poll/interest.h"
+#include "poll/internal/poller_access.h"
 #include "poll/token.h"
 #include "reactor/event_loop.h"
 #include "reactor/internal/source.h"
@@ -150,6 +151,12 @@ class LoopImpl {
   EventLoop::Stats stats() const;
   int workers() const { return workers_; }
   int polling_threads() const { return polling_threads_; }
+  // Receive-ahead (reactor/internal/receive_ahead.h): whether every poller
+  // can, and the backend of the poller `source` is registered with.
+  bool receive_ahead() const { return receive_ahead_; }
+  poll_internal::Backend& BackendOf(const Source& source) {
+    return poll_internal::PollerAccess::BackendOf(*sets_[source.set]->poller);
+  }
 
  private:
   // --- Registration.
@@ -304,6 +311,7 @@ class LoopImpl {
   // Chosen by Init (EventLoopOptions::io / backend); fixed afterwards.
   PollerBackend backend_ = PollerBackend::kEpoll;
   bool io_uring_fallback_ = false;
+  bool receive_ahead_ = false;  // set with the pollers
 };
 
 }  // namespace reactor_internal

@@ -74,6 +74,8 @@ class TlsTransport final : public net_internal::SocketTransport {
   absl::Status ShutdownWrite() override;
   absl::Status Probe() const override;
   bool HasPendingInput() const override;
+  // OpenSSL reads the socket itself (its BIO): no receive-ahead.
+  bool MayReceiveAhead() const override { return false; }
 
   TlsInfo Info() const;
   const std::string& session_key() const { return session_key_; }
