@@ -128,6 +128,16 @@ absl::Status SocketTransport::FinishConnect(bool* in_progress,
 
 absl::Status SocketTransport::TakeError(CloseReason* reason) {
   int err = 0;
+  if (receives_ahead_) {
+    // The receive took the socket's error (SO_ERROR is clear by now).
+    const int r =
+        reactor_internal::ReceiveAhead::Peek(*conn_->loop(), *this, &err);
+    if (r < 0 && err != EAGAIN && err != ENOTCONN) {
+      *reason = ReasonForErrno(err);
+      return SocketErrorStatus(err, "socket error");
+    }
+    err = 0;
+  }
   (void)GetIntOption(stream_.fd(), SOL_SOCKET, SO_ERROR, &err);
   if (err == 0) return absl::OkStatus();
   *reason = ReasonForErrno(err);

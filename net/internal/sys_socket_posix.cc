@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -152,11 +154,34 @@ int64_t SendPieces(int fd, const absl::string_view* pieces, size_t count,
 int64_t SendFileSome(int fd, int file_fd, uint64_t offset, size_t length,
                      int* err) {
 #ifdef __linux__
+  // sendfile(2) has no MSG_NOSIGNAL: to a peer that reset or shut down it
+  // raises SIGPIPE (found when io_uring's receive took the reset's error
+  // before the writer saw it; epoll has the same race, narrower). SIGPIPE
+  // is blocked on this thread around the call and a SIGPIPE it raised is
+  // taken back before the mask is restored. A thread that blocks SIGPIPE
+  // itself is left alone (what the kernel raises stays pending for it).
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  sigset_t before;
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &before);
+  const bool was_blocked = sigismember(&before, SIGPIPE) == 1;
   off_t off = static_cast<off_t>(offset);
   ssize_t n;
   do {
     n = ::sendfile(fd, file_fd, &off, length);
   } while (n < 0 && errno == EINTR);
+  const int saved = errno;
+  if (!was_blocked) {
+    if (n < 0 && saved == EPIPE) {
+      // SIGPIPE was not blocked before, so none was pending: this is ours.
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  }
+  errno = saved;
   return Check<int64_t>(n, err);
 #else
   char buffer[16 * 1024];

@@ -1136,6 +1136,14 @@ class UringBackend final : public Backend {
         continue;
       }
       if (!StreamReportable(reg)) {
+        if (stream->error != 0 && reg.registered && reg.armed &&
+            count < capacity) {
+          // Errors are reported whatever the interest, as epoll's EPOLLERR
+          // (the receive took the socket's error: the poll request will
+          // not see it).
+          out[count++] = Event(reg.token, Event::kError | Event::kWriteClosed);
+          if (reg.trigger == Trigger::kOneShot) reg.armed = false;
+        }
         Spill(*stream);
         stream->listed = false;
         continue;
