@@ -1,4 +1,5 @@
-// Linux backend: io_uring (liburing 2.3), readiness through poll requests.
+// Linux backend: io_uring (liburing 2.3), readiness through poll requests,
+// and receive-ahead for stream sockets through multishot receives.
 //
 // Each registration that wants reports has one IORING_OP_POLL_ADD in the
 // kernel. A completion is a report; level-triggered registrations get a new
@@ -39,6 +40,20 @@
 // A poll request holds a reference to the descriptor's file: a descriptor
 // closed without Deregister stays open in the kernel (a socket sends no FIN)
 // until it is deregistered, which the Poller contract requires anyway.
+//
+// Receive-ahead (StartReceiveAhead, for //net's connections): a stream's
+// readable condition comes from a multishot receive into the ring's
+// provided buffers (uring_provided_buffers.h) instead of a poll request, so
+// a message costs no recv(2) and no re-arm. Received buffers stay in place
+// for the reader (Receive copies them out and gives them back) while the
+// stream is reported; a stream that is not (disarmed, reading paused) has
+// them copied to its own memory at the next Poll, so streams that do not
+// read never hold the shared ring. At kStreamCap bytes held the receive is
+// cancelled, and resumed once the reader took some: a peer can make a
+// stream hold no more than that plus the socket's buffers. A receive that
+// finds the ring empty ends with ENOBUFS and waits (starved_) for a buffer
+// to come back; the kernel keeps the bytes in the socket meanwhile, so
+// nothing is dropped. Deregister cancels the receive like a poll request.
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -105,12 +120,14 @@ constexpr unsigned kCqEntries = 4096;
 constexpr std::chrono::seconds kRemovalPatience{2};
 
 // user_data: (sequence << 32) | fd for poll requests, with bit 63 set for
-// receive requests (sequences have 31 bits); the two values below (fd
-// 0xffffffff / 0xfffffffe, never a real descriptor) for the rest.
+// receive requests and bits 63 and 62 for the cancellation of a receive
+// (sequences have 30 bits); the two values below (fd 0xffffffff /
+// 0xfffffffe, never a real descriptor) for the rest.
 constexpr uint64_t kWakeTag = ~uint64_t{0};
 constexpr uint64_t kIgnoreTag = ~uint64_t{0} - 1;
-constexpr uint32_t kSeqMask = 0x7fffffff;
+constexpr uint32_t kSeqMask = 0x3fffffff;
 constexpr uint64_t kReceiveBit = uint64_t{1} << 63;
+constexpr uint64_t kCancelBit = uint64_t{1} << 62;
 
 uint64_t PollTag(int fd, uint32_t seq) {
   return (uint64_t{seq} << 32) | static_cast<uint32_t>(fd);
@@ -124,11 +141,13 @@ uint32_t NextSeq(uint32_t seq) {
 }
 
 // Receive-ahead (StartReceiveAhead). The ring's provided buffers: one group
-// per ring, filled by multishot receives. 512 x 4 KiB: a 4 KiB message per
-// buffer, a thousand connections' worth of small ones in flight; pages the
-// kernel never fills cost nothing.
+// per ring, filled by multishot receives; 4 KiB each (a 4 KiB message per
+// buffer). 64 at first (256 KiB), doubled whenever a receive finds none
+// free, up to 1024 (a thousand connections' messages in flight at once);
+// beyond, receives wait for buffers to come back.
 constexpr uint16_t kBufferGroup = 0;
-constexpr unsigned kBufferCount = 512;
+constexpr unsigned kBufferCount = 1024;
+constexpr unsigned kInitialBuffers = 64;
 constexpr size_t kBufferSize = 4096;
 // Received buffers a stream keeps in place for its reader; more, or any
 // held while nobody is reporting the stream (reading paused, a handler
@@ -839,6 +858,17 @@ class UringBackend final : public Backend {
       }
       const int fd = static_cast<int>(static_cast<uint32_t>(tag));
       const uint32_t seq = static_cast<uint32_t>(tag >> 32) & kSeqMask;
+      if ((tag & kCancelBit) != 0) {
+        // A cap's cancellation that found nothing: a receive that keeps
+        // finding data requeues itself, unseen by a cancel. Tried again.
+        Stream* stream = StreamOf(fd);
+        if (cqe->res == -ENOENT && stream != nullptr && stream->receiving &&
+            stream->cancelling && seq == regs_[fd].recv_seq) {
+          stream->cancelling = false;
+          Changed(fd, regs_[fd]);
+        }
+        continue;
+      }
       if ((tag & kReceiveBit) != 0) {
         HarvestReceive(fd, seq, cqe);
         continue;
@@ -907,7 +937,7 @@ class UringBackend final : public Backend {
     }
     absl::StatusOr<std::unique_ptr<ProvidedBuffers>> buffers =
         ProvidedBuffers::Create(&ring_, kBufferGroup, kBufferCount,
-                                kBufferSize);
+                                kInitialBuffers, kBufferSize);
     if (!buffers.ok()) {
       if (absl::IsUnimplemented(buffers.status())) {
         receive_unusable_ = buffers.status();
@@ -962,8 +992,9 @@ class UringBackend final : public Backend {
   }
 
   // Copies the placed chunks into the stream's own memory and gives their
-  // buffers back to the ring.
-  void Spill(Stream& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // buffers back to the ring, unless the stream is past its cap with its
+  // receive still running (see Park).
+  void Spill(int fd, Stream& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stream.placed_count == 0) return;
     if (stream.spilled_taken > 0) {
       stream.spilled.erase(0, stream.spilled_taken);
@@ -973,7 +1004,11 @@ class UringBackend final : public Backend {
       Chunk& chunk = stream.placed[stream.placed_first];
       stream.spilled.append(buffers_->data(chunk.id) + chunk.offset,
                             chunk.length - chunk.offset);
-      Recycle(chunk.id);
+      if (stream.receiving && stream.held >= kStreamCap) {
+        parked_.push_back(Parked{fd, chunk.id});
+      } else {
+        Recycle(chunk.id);
+      }
       stream.placed_first = (stream.placed_first + 1) % kPlacedChunks;
     }
     stream.placed_first = 0;
@@ -1016,9 +1051,9 @@ class UringBackend final : public Backend {
   }
 
   // Keeps buffer `id` (`length` bytes) for the stream's reader.
-  void Place(Stream& stream, uint16_t id, uint32_t length)
+  void Place(int fd, Stream& stream, uint16_t id, uint32_t length)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (stream.placed_count == kPlacedChunks) Spill(stream);
+    if (stream.placed_count == kPlacedChunks) Spill(fd, stream);
     if (stream.placed_count == 0) stream.placed_first = 0;
     Chunk& chunk =
         stream.placed[(stream.placed_first + stream.placed_count) %
@@ -1040,12 +1075,14 @@ class UringBackend final : public Backend {
       absl::StatusOr<io_uring_sqe*> sqe = Sqe();
       if (!sqe.ok()) return false;
       io_uring_prep_cancel64(*sqe, ReceiveTag(fd, reg.recv_seq), 0);
-      io_uring_sqe_set_data64(*sqe, kIgnoreTag);
+      io_uring_sqe_set_data64(*sqe,
+                              kCancelBit | ReceiveTag(fd, reg.recv_seq));
       stream.cancelling = true;
       return true;
     }
     if (!WantsReceive(reg)) return true;
-    if (buffers_->available() == 0) {
+    if (buffers_->available() == 0 &&
+        (!parked_.empty() || !buffers_->Grow())) {
       // Readers give buffers back; a stream nobody reads spills its own
       // (ReportStreams), so the ring does not stay empty.
       if (!stream.starved) {
@@ -1084,9 +1121,10 @@ class UringBackend final : public Backend {
     if ((cqe->flags & IORING_CQE_F_MORE) == 0 && seq == reg.recv_seq) {
       stream->receiving = false;
       stream->cancelling = false;
+      Unpark(fd);  // stopped: its parked buffers go back
     }
     if (cqe->res > 0 && has_buffer) {
-      Place(*stream, id, static_cast<uint32_t>(cqe->res));
+      Place(fd, *stream, id, static_cast<uint32_t>(cqe->res));
       if (stream->held >= kStreamCap && stream->receiving &&
           !stream->cancelling) {
         Changed(fd, reg);  // cancels it (ApplyStream)
@@ -1095,8 +1133,12 @@ class UringBackend final : public Backend {
       if (has_buffer) Recycle(id);
       if (cqe->res == 0) {
         stream->eof = true;
-      } else if (cqe->res != -ENOBUFS && cqe->res != -ECANCELED &&
-                 cqe->res < 0) {
+      } else if (cqe->res == -ENOBUFS && parked_.empty()) {
+        // Busy, not held up by a stream past its cap (whose receive stops
+        // on an empty ring, which is the point): more buffers. At the most
+        // already, it waits (ApplyStream: starved_).
+        (void)buffers_->Grow();
+      } else if (cqe->res != -ECANCELED && cqe->res < 0) {
         stream->error = -cqe->res;
       }
     }
@@ -1144,7 +1186,7 @@ class UringBackend final : public Backend {
           out[count++] = Event(reg.token, Event::kError | Event::kWriteClosed);
           if (reg.trigger == Trigger::kOneShot) reg.armed = false;
         }
-        Spill(*stream);
+        Spill(fd, *stream);
         stream->listed = false;
         continue;
       }
@@ -1192,6 +1234,22 @@ class UringBackend final : public Backend {
                      starved_.end());
     }
     reg.stream.reset();
+    Unpark(fd);
+    RearmStarved();
+  }
+
+  // Gives the buffers parked for `fd` back to the ring.
+  void Unpark(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (parked_.empty()) return;
+    size_t kept = 0;
+    for (const Parked& p : parked_) {
+      if (p.fd == fd) {
+        Recycle(p.id);
+      } else {
+        parked_[kept++] = p;
+      }
+    }
+    parked_.resize(kept);
     RearmStarved();
   }
 
@@ -1226,6 +1284,17 @@ class UringBackend final : public Backend {
   absl::Status receive_unusable_ ABSL_GUARDED_BY(mu_);
   std::vector<int> ready_ ABSL_GUARDED_BY(mu_);
   std::vector<int> starved_ ABSL_GUARDED_BY(mu_);
+  // Buffers a stream past its cap has spilled while its receive still
+  // runs: kept from the ring until that receive stops (Unpark). A
+  // cancellation does not always reach a multishot receive (one that keeps
+  // finding data requeues itself and is not found: ENOENT); an empty ring
+  // always stops it (ENOBUFS). So what all streams past their caps can take
+  // beyond them is the ring's size at most, not whatever a peer sends.
+  struct Parked {
+    int fd;
+    uint16_t id;
+  };
+  std::vector<Parked> parked_ ABSL_GUARDED_BY(mu_);
   const std::shared_ptr<BackendLink> link_;           // see HandBack
 };
 

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,8 +13,10 @@ namespace mill {
 namespace poll_internal {
 
 absl::StatusOr<std::unique_ptr<ProvidedBuffers>> ProvidedBuffers::Create(
-    io_uring* ring, uint16_t group, unsigned count, size_t size) {
-  if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0) {
+    io_uring* ring, uint16_t group, unsigned count, unsigned initial,
+    size_t size) {
+  if (count == 0 || count > 32768 || (count & (count - 1)) != 0 || size == 0 ||
+      initial == 0 || initial > count) {
     return absl::InvalidArgumentError(
         "provided buffers: count must be a power of two up to 32768");
   }
@@ -49,10 +52,10 @@ absl::StatusOr<std::unique_ptr<ProvidedBuffers>> ProvidedBuffers::Create(
   io_uring_buf_ring_init(br);
   std::unique_ptr<ProvidedBuffers> buffers(new ProvidedBuffers(
       ring, group, count, size, br, entries_bytes, static_cast<char*>(base)));
-  buffers->available_ = 0;
-  for (unsigned id = 0; id < count; ++id) {
+  for (unsigned id = 0; id < initial; ++id) {
     buffers->Recycle(static_cast<uint16_t>(id));
   }
+  buffers->provided_ = initial;
   return buffers;
 }
 
@@ -73,6 +76,16 @@ ProvidedBuffers::~ProvidedBuffers() {
   (void)io_uring_unregister_buf_ring(ring_, group_);
   munmap(base_, count_ * size_);
   munmap(entries_, entries_bytes_);
+}
+
+bool ProvidedBuffers::Grow() {
+  if (provided_ == count_) return false;
+  const unsigned more = std::min(provided_, count_ - provided_);
+  for (unsigned i = 0; i < more; ++i) {
+    Recycle(static_cast<uint16_t>(provided_ + i));
+  }
+  provided_ += more;
+  return true;
 }
 
 void ProvidedBuffers::Recycle(uint16_t id) {

@@ -3,6 +3,10 @@
 // for each completion of a receive that names the group, so a thousand
 // idle connections with a receive pending hold no buffer at all; a buffer
 // comes back to the ring when its bytes have been copied out (Recycle).
+// The ring starts with a few buffers and grows (Grow) when receives find it
+// empty: the kernel takes buffers in ring order, so every buffer handed to
+// it is soon touched, and a loop with a few busy connections should not
+// pay for a thousand.
 //
 // liburing 2.3 has no io_uring_setup_buf_ring (2.4), so the ring's memory
 // is mapped and registered here.
@@ -27,10 +31,12 @@ namespace poll_internal {
 
 class ProvidedBuffers {
  public:
-  // `count` (a power of two, <= 32768) buffers of `size` bytes as group
-  // `group` of `ring`. Unimplemented on a kernel without buffer rings.
+  // Room for `count` (a power of two, <= 32768) buffers of `size` bytes
+  // as group `group` of `ring`, `initial` of them handed to the kernel.
+  // Unimplemented on a kernel without buffer rings.
   static absl::StatusOr<std::unique_ptr<ProvidedBuffers>> Create(
-      io_uring* ring, uint16_t group, unsigned count, size_t size);
+      io_uring* ring, uint16_t group, unsigned count, unsigned initial,
+      size_t size);
   ~ProvidedBuffers();
   ProvidedBuffers(const ProvidedBuffers&) = delete;
   ProvidedBuffers& operator=(const ProvidedBuffers&) = delete;
@@ -38,6 +44,8 @@ class ProvidedBuffers {
   uint16_t group() const { return group_; }
   size_t buffer_size() const { return size_; }
   unsigned count() const { return count_; }
+  // Buffers handed to the kernel so far (in the ring or taken).
+  unsigned provided() const { return provided_; }
   // Buffers the kernel may still fill.
   unsigned available() const { return available_; }
 
@@ -47,6 +55,9 @@ class ProvidedBuffers {
   void Taken() { --available_; }
   // Gives buffer `id` back to the kernel.
   void Recycle(uint16_t id);
+  // Hands as many new buffers to the kernel as it has now (doubling), up
+  // to count(). False when all are handed out already.
+  bool Grow();
 
  private:
   ProvidedBuffers(io_uring* ring, uint16_t group, unsigned count, size_t size,
@@ -60,6 +71,7 @@ class ProvidedBuffers {
   const size_t entries_bytes_;
   char* const base_;  // count_ * size_ bytes
   unsigned available_;
+  unsigned provided_ = 0;
 };
 
 }  // namespace poll_internal
