@@ -1133,11 +1133,13 @@ class UringBackend final : public Backend {
       if (has_buffer) Recycle(id);
       if (cqe->res == 0) {
         stream->eof = true;
-      } else if (cqe->res == -ENOBUFS && parked_.empty()) {
-        // Busy, not held up by a stream past its cap (whose receive stops
-        // on an empty ring, which is the point): more buffers. At the most
-        // already, it waits (ApplyStream: starved_).
-        (void)buffers_->Grow();
+      } else if (cqe->res == -ENOBUFS) {
+        // A busy reader, not a stream past its cap (whose receive an empty
+        // ring is meant to stop) and not held up by one: more buffers. At
+        // the most already, it waits (ApplyStream: starved_).
+        if (parked_.empty() && stream->held < kStreamCap) {
+          (void)buffers_->Grow();
+        }
       } else if (cqe->res != -ECANCELED && cqe->res < 0) {
         stream->error = -cqe->res;
       }
