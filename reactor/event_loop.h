@@ -143,7 +143,10 @@ enum class IoEngine {
   // IOCP elsewhere).
   kEpoll,
   // io_uring; EventLoop::Create fails with the kernel's reason where it
-  // cannot be set up (PermissionDenied, Unimplemented, ...).
+  // cannot be set up (PermissionDenied, Unimplemented, ...). On Linux 6.0+
+  // //net's connections then receive on the ring (multishot receives into
+  // a shared ring of provided buffers, at most 64 KiB held per connection
+  // that does not read); raw registrations keep plain readiness.
   kIoUring,
 };
 
