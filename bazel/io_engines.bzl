@@ -5,7 +5,9 @@
   * `<name>`: the test on the default engine (epoll on Linux);
   * `<name>_uring` (Linux only, tag "io_uring"): the same binary run with
     MILL_IO=uring, so every EventLoop it creates without an explicit
-    backend polls with io_uring (EventLoopOptions::io, IoEngine::kDefault).
+    backend polls with io_uring (EventLoopOptions::io, IoEngine::kDefault),
+    and MILL_IO_RECEIVE_AHEAD=1, so //net's connections receive on the
+    ring (off by default; the path that changes how //net reads).
     It fails where io_uring is refused (a container's seccomp profile):
     there, `bazel test //... --test_tag_filters=-io_uring` leaves them out.
 """
@@ -39,7 +41,7 @@ def cc_test_on_each_io_engine(
     native.cc_test(
         name = name + "_uring",
         deps = [":" + name + "_cases"],
-        env = {"MILL_IO": "uring"},
+        env = {"MILL_IO": "uring", "MILL_IO_RECEIVE_AHEAD": "1"},
         tags = tags + ["io_uring"],
         target_compatible_with = (target_compatible_with or []) +
                                  ["@platforms//os:linux"],

@@ -143,10 +143,9 @@ enum class IoEngine {
   // IOCP elsewhere).
   kEpoll,
   // io_uring; EventLoop::Create fails with the kernel's reason where it
-  // cannot be set up (PermissionDenied, Unimplemented, ...). On Linux 6.0+
-  // //net's connections then receive on the ring (multishot receives into
-  // a shared ring of provided buffers, at most 64 KiB held per connection
-  // that does not read); raw registrations keep plain readiness.
+  // cannot be set up (PermissionDenied, Unimplemented, ...). With
+  // MILL_IO_RECEIVE_AHEAD=1 (Linux 6.0+, experimental: slower for now, see
+  // docs/BENCHMARKS.md) //net's connections receive on the ring.
   kIoUring,
 };
 

@@ -83,7 +83,7 @@ absl::StatusOr<IoChoice> ChooseIo(const EventLoopOptions& options) {
 bool ReceiveAheadWanted() {
   // NOLINTNEXTLINE(concurrency-mt-unsafe): a read; Mill-IO never sets it
   const char* env = std::getenv("MILL_IO_RECEIVE_AHEAD");
-  return env == nullptr || absl::string_view(env) != "0";
+  return env != nullptr && absl::string_view(env) == "1";
 }
 
 bool ReceiveAhead::Supported(const EventLoop& loop) {

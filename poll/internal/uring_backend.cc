@@ -50,10 +50,12 @@
 // them copied to its own memory at the next Poll, so streams that do not
 // read never hold the shared ring. At kStreamCap bytes held the receive is
 // cancelled, and resumed once the reader took some: a peer can make a
-// stream hold no more than that plus the socket's buffers. A receive that
-// finds the ring empty ends with ENOBUFS and waits (starved_) for a buffer
-// to come back; the kernel keeps the bytes in the socket meanwhile, so
-// nothing is dropped. Deregister cancels the receive like a poll request.
+// stream hold no more than that plus the socket's buffers (and, when a
+// cancellation misses a receive, what an empty ring stops: parked_). A
+// receive that finds the ring empty ends with ENOBUFS and waits (starved_)
+// for a buffer to come back; the kernel keeps the bytes in the socket
+// meanwhile, so nothing is dropped. Deregister cancels the receive like a
+// poll request.
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -569,6 +571,13 @@ class UringBackend final : public Backend {
     return mask;
   }
 
+  // Whether an armed registration needs a poll request: always (even with
+  // no interest, errors and hang-ups are reported), except a stream that
+  // only reads, whose receive reports all of them.
+  static bool WantsPoll(const Reg& reg) {
+    return reg.stream == nullptr || PollMaskFor(reg) != 0;
+  }
+
   void Set(int fd, Reg& reg, Token token, Interest interest, Trigger trigger)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     reg.token = token;
@@ -579,9 +588,9 @@ class UringBackend final : public Backend {
     // A re-arm of a level registration whose request is pending needs no
     // new request: that one reports as soon as the condition holds.
     const uint32_t poll_mask = PollMaskFor(reg);
-    if (poll_mask == 0 ? reg.in_kernel
-                       : (!reg.in_kernel || reg.kernel_mask != poll_mask ||
-                          reg.kernel_edge)) {
+    if (!WantsPoll(reg) ? reg.in_kernel
+                        : (!reg.in_kernel || reg.kernel_mask != poll_mask ||
+                           reg.kernel_edge)) {
       Changed(fd, reg);
     }
     if (reg.stream != nullptr && Pending(*reg.stream) &&
@@ -789,7 +798,7 @@ class UringBackend final : public Backend {
       const int fd = changed_[i];
       Reg& reg = regs_[fd];
       const uint32_t poll_mask = PollMaskFor(reg);
-      const bool want = reg.registered && reg.armed && poll_mask != 0;
+      const bool want = reg.registered && reg.armed && WantsPoll(reg);
       if (reg.in_kernel && (!want || reg.kernel_mask != poll_mask ||
                             reg.kernel_edge != reg.edge)) {
         absl::StatusOr<io_uring_sqe*> sqe = Sqe();

@@ -27,10 +27,10 @@ struct IoChoice {
 // InvalidArgument for a MILL_IO value that names no engine.
 absl::StatusOr<IoChoice> ChooseIo(const EventLoopOptions& options);
 
-// False if the environment variable MILL_IO_RECEIVE_AHEAD is "0": then
-// connections on io_uring read with recv(2) at each readiness report, as on
-// epoll (for measuring what receive-ahead gains, and for a kernel where it
-// misbehaves).
+// True if the environment variable MILL_IO_RECEIVE_AHEAD is "1": then
+// //net's connections on io_uring receive on the ring. Off by default: on
+// a ring without IORING_SETUP_DEFER_TASKRUN it measured slower than plain
+// recv(2) (docs/BENCHMARKS.md); the tests turn it on (bazel/io_engines.bzl).
 bool ReceiveAheadWanted();
 
 // Prints "mill-io: io_uring unavailable (<why>); using <backend>" on stderr,
