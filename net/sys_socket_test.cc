@@ -3,6 +3,8 @@
 // MSG_NOSIGNAL; sendfile(2) has no flag, so SendFileSome blocks SIGPIPE
 // around the call. This test runs with SIGPIPE at its default action (the
 // process would die) and checks that nothing is left pending or blocked.
+#include "net/internal/sys_socket.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,7 +15,6 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "net/internal/sys_socket.h"
 
 namespace mill {
 namespace {
@@ -23,7 +24,8 @@ bool SigpipeBlockedOrPending() {
   pthread_sigmask(SIG_SETMASK, nullptr, &mask);
   sigset_t pending;
   sigpending(&pending);
-  return sigismember(&mask, SIGPIPE) == 1 || sigismember(&pending, SIGPIPE) == 1;
+  return sigismember(&mask, SIGPIPE) == 1 ||
+         sigismember(&pending, SIGPIPE) == 1;
 }
 
 TEST(SysSocketTest, SendFileToAClosedPeerFailsWithoutSigpipe) {

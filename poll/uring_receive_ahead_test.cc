@@ -51,8 +51,7 @@ class ReceiveAheadTest : public ::testing::Test {
 
   // A socket pair whose `a` end is registered under `token` and receives
   // ahead.
-  poll_testing::FdPair Stream(Token token,
-                              Trigger trigger = Trigger::kLevel) {
+  poll_testing::FdPair Stream(Token token, Trigger trigger = Trigger::kLevel) {
     auto pair = poll_testing::MakeSocketPair();
     EXPECT_TRUE(pair.ok());
     EXPECT_TRUE(
@@ -60,6 +59,18 @@ class ReceiveAheadTest : public ::testing::Test {
             .ok());
     EXPECT_TRUE(backend().StartReceiveAhead(pair->a.get()).ok());
     return *std::move(pair);
+  }
+
+  // `count` streams under tokens first.. whose writing ends (b) do not
+  // block: a writer fills the socket and moves on.
+  std::vector<poll_testing::FdPair> Streams(int count, int first) {
+    std::vector<poll_testing::FdPair> pairs;
+    for (int i = 0; i < count; ++i) {
+      pairs.push_back(Stream(Token(first + i)));
+      const int b = pairs.back().b.get();
+      EXPECT_EQ(fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK), 0);
+    }
+    return pairs;
   }
 
   std::vector<Event> PollFor(absl::Duration timeout) {
@@ -195,14 +206,9 @@ TEST_F(ReceiveAheadTest, OneShotReportsOnceAndRearmingReportsWhatCame) {
 TEST_F(ReceiveAheadTest, MoreThanTheRingHoldsLosesNothing) {
   constexpr int kStreams = 260;
   constexpr size_t kBytes = 32 * 1024;
-  std::vector<poll_testing::FdPair> pairs;
+  std::vector<poll_testing::FdPair> pairs = Streams(kStreams, 0);
   std::vector<size_t> sent(kStreams, 0);
   std::vector<std::string> got(kStreams);
-  for (int i = 0; i < kStreams; ++i) {
-    pairs.push_back(Stream(Token(i)));
-    const int fl = fcntl(pairs[i].b.get(), F_GETFL);
-    ASSERT_EQ(fcntl(pairs[i].b.get(), F_SETFL, fl | O_NONBLOCK), 0);
-  }
   auto byte_at = [](int stream, size_t offset) {
     return static_cast<char>((offset * 7 + stream * 13) % 251);
   };
@@ -250,14 +256,8 @@ TEST_F(ReceiveAheadTest, MoreThanTheRingHoldsLosesNothing) {
 TEST_F(ReceiveAheadTest, StreamsNobodyReadsHoldBoundedMemory) {
   constexpr int kIdle = 100;
   constexpr size_t kTry = 4 * 1024 * 1024;
-  std::vector<poll_testing::FdPair> idle;
+  std::vector<poll_testing::FdPair> idle = Streams(kIdle, 100);
   size_t worst = 0;
-  for (int i = 0; i < kIdle; ++i) {
-    idle.push_back(Stream(Token(100 + i)));
-    const int b = idle.back().b.get();
-    const int fl = fcntl(b, F_GETFL);
-    ASSERT_EQ(fcntl(b, F_SETFL, fl | O_NONBLOCK), 0);
-  }
   // Nobody takes: every report is ignored. Each peer writes until its
   // writes would block; the backend receives meanwhile.
   std::vector<size_t> written(kIdle, 0);
@@ -289,24 +289,17 @@ TEST_F(ReceiveAheadTest, StreamsNobodyReadsHoldBoundedMemory) {
   // 746 KiB bound. Without the cap the backend kept taking (961 KiB before
   // the ring ran dry); with the cap but a receive's cancellation missed
   // and the ring growing for it, 4 MiB (every byte the peer tried).
-  const size_t bound =
-      (64 + 256) * 1024 + static_cast<size_t>(sndbuf + rcvbuf);
-  EXPECT_LT(worst, bound) << "a stream nobody reads took " << worst
-                          << " bytes";
+  const size_t bound = (64 + 256) * 1024 + static_cast<size_t>(sndbuf + rcvbuf);
+  EXPECT_LT(worst, bound) << "a stream nobody reads took " << worst << " bytes";
   EXPECT_LT(worst, kTry);
   // Readers beside them, moving more than the ring holds: their receives
   // meet an empty ring now and then (ENOBUFS, while streams past their
   // caps hold buffers back), which must only make them wait.
   constexpr int kReaders = 8;
   constexpr size_t kEach = 512 * 1024;
-  std::vector<poll_testing::FdPair> readers;
+  std::vector<poll_testing::FdPair> readers = Streams(kReaders, 0);
   std::vector<size_t> sent(kReaders, 0);
   std::vector<std::string> got(kReaders);
-  for (int i = 0; i < kReaders; ++i) {
-    readers.push_back(Stream(Token(i)));
-    const int fl = fcntl(readers[i].b.get(), F_GETFL);
-    ASSERT_EQ(fcntl(readers[i].b.get(), F_SETFL, fl | O_NONBLOCK), 0);
-  }
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   size_t done = 0;
   while (done < kReaders && absl::Now() < deadline) {

@@ -61,10 +61,9 @@ absl::Status LoopImpl::CreatePollSets(PollerBackend backend) {
   for (const std::unique_ptr<PollSet>& set : sets_) {
     if (!receive_ahead_) break;
     // Unimplemented where the backend or the kernel cannot: plain reads.
-    receive_ahead_ =
-        poll_internal::PollerAccess::BackendOf(*set->poller)
-            .PrepareReceiveAhead()
-            .ok();
+    receive_ahead_ = poll_internal::PollerAccess::BackendOf(*set->poller)
+                         .PrepareReceiveAhead()
+                         .ok();
   }
   return absl::OkStatus();
 }

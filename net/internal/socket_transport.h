@@ -77,7 +77,7 @@ class SocketTransport : public Transport, public RegisteredHandler {
   // Read on a receive-ahead socket, and the room it gives an empty input
   // buffer.
   IoResult ReadAhead(ByteBuffer& input, size_t max, size_t* copied);
-  static constexpr size_t kAheadRoom = 16 * 1024;
+  static constexpr size_t kAheadRoom = size_t{16} * 1024;
 
   Connection* const conn_;
   // no_unique_address: reads_fill_room_ lives in the stream's tail padding,

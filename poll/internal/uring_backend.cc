@@ -527,8 +527,8 @@ class UringBackend final : public Backend {
     bool starved = false;     // in starved_: waits for a free buffer
     bool listed = false;      // in ready_
     bool eof = false;
-    int error = 0;            // the receive's errno (sticky)
-    unsigned sqe_end = 0;     // as Reg::sqe_end, for the receive
+    int error = 0;         // the receive's errno (sticky)
+    unsigned sqe_end = 0;  // as Reg::sqe_end, for the receive
     uint32_t submitter = 0;
     size_t held = 0;  // bytes waiting: spilled + placed
     // Oldest first: spilled bytes, then the placed chunks.
@@ -1031,7 +1031,7 @@ class UringBackend final : public Backend {
     if (stream.spilled_taken < stream.spilled.size()) {
       const size_t n =
           std::min(max, stream.spilled.size() - stream.spilled_taken);
-      std::memcpy(out, stream.spilled.data() + stream.spilled_taken, n);
+      stream.spilled.copy(out, n, stream.spilled_taken);
       stream.spilled_taken += n;
       taken += n;
       if (stream.spilled_taken == stream.spilled.size()) {
@@ -1045,7 +1045,8 @@ class UringBackend final : public Backend {
     }
     while (taken < max && stream.placed_count > 0) {
       Chunk& chunk = stream.placed[stream.placed_first];
-      const size_t n = std::min<size_t>(max - taken, chunk.length - chunk.offset);
+      const size_t n =
+          std::min<size_t>(max - taken, chunk.length - chunk.offset);
       std::memcpy(out + taken, buffers_->data(chunk.id) + chunk.offset, n);
       chunk.offset += static_cast<uint32_t>(n);
       taken += n;
@@ -1064,9 +1065,8 @@ class UringBackend final : public Backend {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stream.placed_count == kPlacedChunks) Spill(fd, stream);
     if (stream.placed_count == 0) stream.placed_first = 0;
-    Chunk& chunk =
-        stream.placed[(stream.placed_first + stream.placed_count) %
-                      kPlacedChunks];
+    Chunk& chunk = stream.placed[(stream.placed_first + stream.placed_count) %
+                                 kPlacedChunks];
     chunk.id = id;
     chunk.offset = 0;
     chunk.length = length;
@@ -1084,14 +1084,12 @@ class UringBackend final : public Backend {
       absl::StatusOr<io_uring_sqe*> sqe = Sqe();
       if (!sqe.ok()) return false;
       io_uring_prep_cancel64(*sqe, ReceiveTag(fd, reg.recv_seq), 0);
-      io_uring_sqe_set_data64(*sqe,
-                              kCancelBit | ReceiveTag(fd, reg.recv_seq));
+      io_uring_sqe_set_data64(*sqe, kCancelBit | ReceiveTag(fd, reg.recv_seq));
       stream.cancelling = true;
       return true;
     }
     if (!WantsReceive(reg)) return true;
-    if (buffers_->available() == 0 &&
-        (!parked_.empty() || !buffers_->Grow())) {
+    if (buffers_->available() == 0 && (!parked_.empty() || !buffers_->Grow())) {
       // Readers give buffers back; a stream nobody reads spills its own
       // (ReportStreams), so the ring does not stay empty.
       if (!stream.starved) {
@@ -1237,8 +1235,7 @@ class UringBackend final : public Backend {
       stream.placed_first = (stream.placed_first + 1) % kPlacedChunks;
     }
     if (stream.listed) {
-      ready_.erase(std::remove(ready_.begin(), ready_.end(), fd),
-                   ready_.end());
+      ready_.erase(std::remove(ready_.begin(), ready_.end(), fd), ready_.end());
     }
     if (stream.starved) {
       starved_.erase(std::remove(starved_.begin(), starved_.end(), fd),
@@ -1306,7 +1303,7 @@ class UringBackend final : public Backend {
     uint16_t id;
   };
   std::vector<Parked> parked_ ABSL_GUARDED_BY(mu_);
-  const std::shared_ptr<BackendLink> link_;           // see HandBack
+  const std::shared_ptr<BackendLink> link_;  // see HandBack
 };
 
 ThreadSubmissions::~ThreadSubmissions() {

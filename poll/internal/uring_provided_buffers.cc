@@ -59,9 +59,8 @@ absl::StatusOr<std::unique_ptr<ProvidedBuffers>> ProvidedBuffers::Create(
   return buffers;
 }
 
-ProvidedBuffers::ProvidedBuffers(io_uring* ring, uint16_t group,
-                                 unsigned count, size_t size,
-                                 io_uring_buf_ring* entries,
+ProvidedBuffers::ProvidedBuffers(io_uring* ring, uint16_t group, unsigned count,
+                                 size_t size, io_uring_buf_ring* entries,
                                  size_t entries_bytes, char* base)
     : ring_(ring),
       group_(group),

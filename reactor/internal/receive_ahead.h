@@ -29,8 +29,8 @@ struct ReceiveAhead {
   // Starts it for `handler`'s registration.
   static absl::Status Start(EventLoop& loop, RegisteredHandler& handler);
   // Backend::Receive and Backend::PeekReceived for that registration.
-  static int64_t Receive(EventLoop& loop, RegisteredHandler& handler,
-                         char* out, size_t max, int* error);
+  static int64_t Receive(EventLoop& loop, RegisteredHandler& handler, char* out,
+                         size_t max, int* error);
   static int Peek(EventLoop& loop, RegisteredHandler& handler, int* error);
 };
 
