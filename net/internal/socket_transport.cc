@@ -67,10 +67,10 @@ absl::Status SocketTransport::Start(Interest interest) {
       ConnectionAccess::SharedOf(*conn_),
       static_cast<RegisteredHandler*>(this));
   EventLoop& loop = *conn_->loop();
-  // Decided before a report can run Read. Supported means the start below
-  // cannot fail for want of support.
-  // A connecting socket starts once connected (FinishConnect): a receive
-  // now would fail, or take the connect's error from SO_ERROR.
+  // Receive-ahead is decided before a report can run Read (Supported: the
+  // start below cannot fail for want of support). A connecting socket
+  // starts once connected (FinishConnect): a receive now would fail, or
+  // take the connect's error from SO_ERROR.
   const bool ahead =
       MayReceiveAhead() && reactor_internal::ReceiveAhead::Supported(loop);
   receives_ahead_ = ahead && !stream_.connect_pending();
