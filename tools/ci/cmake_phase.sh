@@ -68,6 +68,11 @@ tail -n 5 "$work/ctest.log"
 rerun=()
 if [ "$ctest_status" -ne 0 ]; then
   grep -E "^\s+[0-9]+ - " "$work/ctest.log" || true
+  # The first attempt's output of each failing test (a flake's only trace):
+  # everything but the one-line results of tests that passed.
+  echo "--- ctest: first attempt's output (passing tests left out)"
+  grep -vE "^\s*[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed " "$work/ctest.log" |
+    tail -n 600
   echo "--- ctest: rerunning the failed tests once"
   ctest --test-dir "$build" -j"$jobs" --output-on-failure --rerun-failed \
     --output-junit "$build/ctest-rerun.xml" 2>&1 | tail -n 200
